@@ -1,0 +1,127 @@
+/// A length of history: in seconds, or in samples at the series' nominal sampling interval.
+///
+/// Defaults are in samples so that one model works on 15 s scrapes and on 5-minute data alike;
+/// an operator who thinks in wall time writes seconds.
+public enum Horizon: Hashable, Sendable {
+    /// A span of wall time.
+    case seconds(Double)
+    /// A number of samples at the nominal step.
+    case samples(Double)
+
+    /// The horizon in seconds, given the nominal step in seconds.
+    public func seconds(step: Double) -> Double {
+        switch self {
+        case .seconds(let s): s
+        case .samples(let n): n * step
+        }
+    }
+
+    /// The horizon in samples, given the nominal step in seconds.
+    public func samples(step: Double) -> Double {
+        switch self {
+        case .seconds(let s): s / step
+        case .samples(let n): n
+        }
+    }
+
+    var isPositiveFinite: Bool {
+        switch self {
+        case .seconds(let v), .samples(let v): v.isFinite && v > 0
+        }
+    }
+}
+
+extension Horizon: Codable, CustomStringConvertible {
+    /// `"900s"`, `"15m"`, `"2h"`, `"7d"`, `"1w"` for wall time; `"64"` or `"64 samples"` for samples.
+    public var description: String {
+        switch self {
+        case .seconds(let s): DurationText.format(seconds: s)
+        case .samples(let n): n == n.rounded() ? "\(Int(n)) samples" : "\(n) samples"
+        }
+    }
+
+    /// Parses ``description``'s forms.
+    public init?(parsing text: String) {
+        let t = text.trimmingCharacters(in: " ")
+        for suffix in [" samples", "samples", " sample"] where t.hasSuffix(suffix) {
+            guard let n = Double(t.dropLast(suffix.count)), n.isFinite, n > 0 else { return nil }
+            self = .samples(n)
+            return
+        }
+        if let n = Double(t), n.isFinite, n > 0 {
+            self = .samples(n)
+            return
+        }
+        guard let s = DurationText.parse(t), s > 0 else { return nil }
+        self = .seconds(s)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let n = try? container.decode(Double.self), n.isFinite, n > 0 {
+            self = .samples(n)
+            return
+        }
+        let text = try container.decode(String.self)
+        guard let value = Horizon(parsing: text) else {
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: decoder.codingPath,
+                    debugDescription: "\"\(text)\" is not a duration (e.g. 15m, 2h, 7d) or a number of samples"
+                )
+            )
+        }
+        self = value
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
+/// Prometheus-style durations: `1w2d3h4m5s6ms`, units `ms`, `s`, `m`, `h`, `d`, `w`, `y` (365 d).
+public enum DurationText {
+    /// Seconds in `text`, or `nil` when it is not a duration.
+    public static func parse(_ text: String) -> Double? {
+        let units: [(String, Double)] = [
+            ("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400), ("w", 604_800), ("y", 31_536_000),
+        ]
+        var rest = Substring(text)
+        var total = 0.0
+        var any = false
+        while !rest.isEmpty {
+            let digits = rest.prefix { $0.isNumber || $0 == "." }
+            guard !digits.isEmpty, let value = Double(digits) else { return nil }
+            rest = rest.dropFirst(digits.count)
+            let unitText = rest.prefix { $0.isLetter }
+            guard let unit = units.first(where: { $0.0 == String(unitText) }) else { return nil }
+            rest = rest.dropFirst(unitText.count)
+            total += value * unit.1
+            any = true
+        }
+        return any && total.isFinite ? total : nil
+    }
+
+    /// The shortest exact rendering in one unit, e.g. `15s`, `10m`, `7d`.
+    public static func format(seconds: Double) -> String {
+        let units: [(String, Double)] = [("w", 604_800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)]
+        for (name, size) in units where seconds >= size {
+            let n = seconds / size
+            if n == n.rounded() { return "\(Int(n))\(name)" }
+        }
+        if seconds == seconds.rounded() { return "\(Int(seconds))s" }
+        let ms = seconds * 1000
+        if ms == ms.rounded() { return "\(Int(ms))ms" }
+        return "\(seconds)s"
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in character: Character) -> String {
+        var s = Substring(self)
+        while s.first == character { s = s.dropFirst() }
+        while s.last == character { s = s.dropLast() }
+        return String(s)
+    }
+}

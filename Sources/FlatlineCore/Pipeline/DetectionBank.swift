@@ -1,0 +1,278 @@
+/// Why a sample never reached a detector. The raw values are the `reason` label of
+/// `flatline_samples_dropped_total`.
+public enum DropReason: String, Hashable, Sendable, Codable, CaseIterable {
+    /// NaN or an infinity.
+    case nonFinite = "non_finite"
+    /// Older than the last tick of its source, or a counter observation not newer than the last.
+    case outOfOrder = "out_of_order"
+    /// The same series twice in one tick; the first value is kept, as Prometheus does.
+    case duplicate
+    /// A new series beyond the source's `max_series`.
+    case seriesLimit = "series_limit"
+}
+
+/// What happened to one sample of a tick.
+public enum SampleVerdict: Hashable, Sendable {
+    /// The sample was scored.
+    case scored(PointVerdict)
+    /// The sample was accepted but gives no signal yet: the first observation of a counter, or the
+    /// first after a gap longer than the maximum (a rate needs two observations).
+    case pending(slot: Int)
+    /// The sample was dropped and counted.
+    case dropped(DropReason)
+
+    /// The verdict when scored.
+    public var point: PointVerdict? {
+        if case .scored(let p) = self { return p }
+        return nil
+    }
+}
+
+/// The detector's view of one scored point.
+public struct PointVerdict: Hashable, Sendable {
+    /// The series' slot.
+    public var slot: Int
+    /// The signal the detector saw: the value for a gauge, the per-second rate for a counter.
+    public var value: Double
+    /// The expected value (NaN while the series warms up).
+    public var expected: Double
+    /// The band's lower edge (NaN while warming up).
+    public var lower: Double
+    /// The band's upper edge (NaN while warming up).
+    public var upper: Double
+    /// The raw signed score (NaN while warming up).
+    public var z: Double
+    /// The calibrated score in [0, 1].
+    public var score: Double
+    /// Whether this point starts an anomalous burst.
+    public var anomaly: Bool
+    /// Whether the series is inside an anomalous burst.
+    public var inBurst: Bool
+}
+
+/// Counts of dropped samples by reason.
+public struct DropCounts: Hashable, Sendable, Codable {
+    public private(set) var counts: [DropReason: Int] = [:]
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let raw = try decoder.singleValueContainer().decode([String: Int].self)
+        for (key, value) in raw {
+            guard let reason = DropReason(rawValue: key) else {
+                throw DecodingError.dataCorrupted(
+                    .init(codingPath: decoder.codingPath, debugDescription: "unknown drop reason \"\(key)\"")
+                )
+            }
+            counts[reason] = value
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }))
+    }
+
+    /// The count for `reason`.
+    public subscript(reason: DropReason) -> Int { counts[reason] ?? 0 }
+
+    /// All drops.
+    public var total: Int { counts.values.reduce(0, +) }
+
+    /// Counts `count` more drops for `reason`.
+    public mutating func add(_ reason: DropReason, count: Int = 1) {
+        if count != 0 { counts[reason, default: 0] += count }
+    }
+}
+
+/// Everything from validated samples to verdicts for one source (one scrape target, one file):
+/// the series store, counter rates, and one detector over all its series.
+///
+/// Live and replay use the same bank; only where the samples come from and whose clock stamps
+/// them differ. A tick is all samples of the source at one timestamp.
+public struct DetectionBank: Sendable {
+    /// The series and their slots.
+    public private(set) var store: SeriesStore
+    /// The detector over all slots.
+    public private(set) var detector: Detector
+    /// Samples dropped so far, by reason.
+    public private(set) var drops = DropCounts()
+    /// Counter resets seen so far.
+    public private(set) var counterResets = 0
+    /// Series not seen for this many seconds leave the store and free their slot; `nil` keeps
+    /// every series.
+    public var staleAfter: Double?
+
+    private var rates: CounterRates
+    private var lastTick: Timestamp?
+    private var lastSweep: Timestamp?
+    private var values: [Double] = []
+    private var output = DetectorOutput()
+    // The tick number in which each slot last got a sample, to spot duplicates in O(1).
+    private var marks: [Int] = []
+    private var tickNumber = 0
+
+    /// Creates an empty bank.
+    ///
+    /// - Parameters:
+    ///   - configuration: the detector and its parameters.
+    ///   - step: the nominal sampling interval in seconds.
+    ///   - maxSeries: the cardinality limit, or `nil`.
+    ///   - maxGap: the longest gap in seconds a counter rate is taken over, or `nil` for none.
+    ///   - staleAfter: seconds after which an unseen series is forgotten, or `nil`.
+    /// - Throws: ``ParameterError`` for a bad parameter.
+    public init(
+        configuration: DetectorConfiguration,
+        step: Double,
+        maxSeries: Int? = nil,
+        maxGap: Double? = nil,
+        staleAfter: Double? = nil
+    ) throws(ParameterError) {
+        detector = try Detector(configuration, step: step)
+        store = SeriesStore(maxSeries: maxSeries)
+        rates = CounterRates(maxGap: maxGap)
+        self.staleAfter = staleAfter
+    }
+
+    /// The time of the last tick processed.
+    public var lastTickTime: Timestamp? { lastTick }
+
+    /// Scores one tick: every sample of the source at `time`.
+    ///
+    /// Samples are validated first; what fails is dropped and counted. Counters become rates.
+    /// The detector then scores every series of the tick at once.
+    ///
+    /// - Parameters:
+    ///   - time: the tick's timestamp; ticks must come in increasing time order.
+    ///   - samples: the samples; their own timestamps are ignored in favour of `time`.
+    /// - Returns: one verdict per sample, in order.
+    public mutating func process(time: Timestamp, samples: [Sample]) -> [SampleVerdict] {
+        if let lastTick, time <= lastTick {
+            for _ in samples { drops.add(.outOfOrder) }
+            return samples.map { _ in .dropped(.outOfOrder) }
+        }
+        sweepIfDue(time)
+        var verdicts = [SampleVerdict](repeating: .dropped(.nonFinite), count: samples.count)
+        var placed: [(index: Int, slot: Int)] = []
+        placed.reserveCapacity(samples.count)
+        tickNumber += 1
+        for (index, sample) in samples.enumerated() {
+            guard sample.value.isFinite else {
+                drops.add(.nonFinite)
+                verdicts[index] = .dropped(.nonFinite)
+                continue
+            }
+            let slot: Int
+            let isNew: Bool
+            do {
+                (slot, isNew) = try store.slot(for: sample.labels, kind: sample.kind, at: time)
+            } catch {
+                drops.add(.seriesLimit)
+                verdicts[index] = .dropped(.seriesLimit)
+                continue
+            }
+            if slot >= values.count {
+                values.append(contentsOf: repeatElement(.nan, count: store.capacity - values.count))
+                marks.append(contentsOf: repeatElement(0, count: store.capacity - marks.count))
+            }
+            if isNew {
+                detector.reset(slot: slot)
+                rates.reset(slot: slot)
+            }
+            guard marks[slot] != tickNumber else {
+                drops.add(.duplicate)
+                verdicts[index] = .dropped(.duplicate)
+                continue
+            }
+            marks[slot] = tickNumber
+            let kind = store.entry(at: slot)?.kind ?? sample.kind
+            switch kind {
+            case .gauge:
+                values[slot] = sample.value
+                placed.append((index, slot))
+            case .counter:
+                let observation = rates.observe(sample.value, at: time, slot: slot)
+                switch observation {
+                case .rate(let r):
+                    values[slot] = r
+                    placed.append((index, slot))
+                case .reset(let r):
+                    counterResets += 1
+                    values[slot] = r
+                    placed.append((index, slot))
+                case .first, .gap:
+                    verdicts[index] = .pending(slot: slot)
+                case .notNewer:
+                    drops.add(.outOfOrder)
+                    verdicts[index] = .dropped(.outOfOrder)
+                }
+            }
+        }
+        lastTick = time
+        detector.update(time: time.seconds, values: values, into: &output)
+        for (index, slot) in placed {
+            verdicts[index] = .scored(
+                PointVerdict(
+                    slot: slot,
+                    value: values[slot],
+                    expected: output.expected[slot],
+                    lower: output.lower[slot],
+                    upper: output.upper[slot],
+                    z: output.z[slot],
+                    score: output.score[slot],
+                    anomaly: output.anomaly[slot],
+                    inBurst: output.inBurst[slot]
+                )
+            )
+            values[slot] = .nan
+        }
+        return verdicts
+    }
+
+    private mutating func sweepIfDue(_ time: Timestamp) {
+        guard let staleAfter else { return }
+        if let lastSweep, time.seconds - lastSweep.seconds < staleAfter / 4 { return }
+        lastSweep = time
+        let freed = store.sweep(notSeenSince: time.advanced(bySeconds: -staleAfter))
+        for slot in freed {
+            detector.reset(slot: slot)
+            rates.reset(slot: slot)
+        }
+    }
+}
+
+extension DetectionBank: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case store, detector, drops, counterResets = "counter_resets", staleAfter = "stale_after", rates
+        case lastTick = "last_tick", lastSweep = "last_sweep"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        store = try c.decode(SeriesStore.self, forKey: .store)
+        detector = try c.decode(Detector.self, forKey: .detector)
+        drops = try c.decode(DropCounts.self, forKey: .drops)
+        counterResets = try c.decode(Int.self, forKey: .counterResets)
+        staleAfter = try c.decodeIfPresent(Double.self, forKey: .staleAfter)
+        rates = try c.decode(CounterRates.self, forKey: .rates)
+        lastTick = try c.decodeIfPresent(Timestamp.self, forKey: .lastTick)
+        lastSweep = try c.decodeIfPresent(Timestamp.self, forKey: .lastSweep)
+        try StateCheck.require(
+            detector.capacity >= store.capacity || store.capacity == 0 || detector.capacity == 0,
+            "detector state is smaller than the series store",
+            c.codingPath
+        )
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(store, forKey: .store)
+        try c.encode(detector, forKey: .detector)
+        try c.encode(drops, forKey: .drops)
+        try c.encode(counterResets, forKey: .counterResets)
+        try c.encodeIfPresent(staleAfter, forKey: .staleAfter)
+        try c.encode(rates, forKey: .rates)
+        try c.encodeIfPresent(lastTick, forKey: .lastTick)
+        try c.encodeIfPresent(lastSweep, forKey: .lastSweep)
+    }
+}

@@ -1,0 +1,27 @@
+/// Whether a series counts up (and must be turned into a rate) or is a level.
+public enum MetricKind: String, Hashable, Sendable, Codable, CaseIterable {
+    /// A cumulative count that only goes up, except when its source restarts. Detectors see its
+    /// per-second rate.
+    case counter
+    /// A value that goes up and down. Detectors see it as is.
+    case gauge
+}
+
+/// One observation of one series.
+public struct Sample: Hashable, Sendable {
+    /// The series' labels, the metric name included.
+    public var labels: LabelSet
+    /// The observed value.
+    public var value: Double
+    /// When it was observed.
+    public var timestamp: Timestamp
+    /// Counter or gauge.
+    public var kind: MetricKind
+
+    public init(labels: LabelSet, value: Double, timestamp: Timestamp, kind: MetricKind = .gauge) {
+        self.labels = labels
+        self.value = value
+        self.timestamp = timestamp
+        self.kind = kind
+    }
+}

@@ -1,0 +1,410 @@
+import FlatlineCore
+
+/// Parses the Prometheus text format 0.0.4 and OpenMetrics 1.0 the way Prometheus 2.42 does.
+///
+/// What Prometheus accepts, this accepts: `NaN`, `±Inf`, lowercase `inf`/`nan`/`infinity`,
+/// exponents, a trailing comma in text-format labels, `{}`, a missing final newline, repeated
+/// `TYPE`/`HELP` lines and interleaved families in text, undefined escapes kept literally, OpenMetrics
+/// exemplars (ignored) and counters without `_total`. What it rejects, this rejects, naming the line:
+/// CR line endings, hex values and digit separators, float or negative text timestamps, repeated
+/// label names, invalid UTF-8, lines starting with whitespace; and in OpenMetrics a missing
+/// `# EOF`, data after it, blank lines, free comments, trailing commas and a `UNIT` that is not
+/// the family name's suffix. Duplicate series are all returned; consumers keep the first.
+public struct ExpositionParser: Sendable {
+    /// The format to parse.
+    public var format: ExpositionFormat
+
+    public init(format: ExpositionFormat) {
+        self.format = format
+    }
+
+    /// Parses a whole exposition.
+    /// - Parameter bytes: the body.
+    /// - Returns: every sample, in order.
+    /// - Throws: ``ExpositionError`` naming the first bad line.
+    public func parse(_ bytes: some Collection<UInt8>) throws(ExpositionError) -> [ExposedSample] {
+        var samples: [ExposedSample] = []
+        try parse(bytes) { sample in samples.append(sample) }
+        return samples
+    }
+
+    /// Parses a whole exposition, handing each sample to `body` as soon as its line is read.
+    /// - Throws: ``ExpositionError`` naming the first bad line (samples before it were handed over).
+    public func parse(
+        _ bytes: some Collection<UInt8>,
+        _ body: (ExposedSample) -> Void
+    ) throws(ExpositionError) {
+        let buffer = Array(bytes)
+        var state = ParseState(format: format)
+        var start = 0
+        var line = 0
+        var sawEOF = false
+        while start < buffer.count {
+            line += 1
+            var end = start
+            while end < buffer.count && buffer[end] != UInt8(ascii: "\n") { end += 1 }
+            let slice = buffer[start..<end]
+            let isLast = end >= buffer.count - 1
+            if sawEOF {
+                throw ExpositionError(line: line, reason: "unexpected data after # EOF")
+            }
+            if let sample = try state.parseLine(slice, line: line, sawEOF: &sawEOF) { body(sample) }
+            if sawEOF && !isLast {
+                // Only a single final newline may follow "# EOF".
+                throw ExpositionError(line: line + 1, reason: "unexpected data after # EOF")
+            }
+            start = end + 1
+        }
+        if format == .openMetrics && !sawEOF {
+            throw ExpositionError(line: 0, reason: "data does not end with # EOF")
+        }
+    }
+}
+
+/// Per-body parsing state: declared types and units.
+struct ParseState {
+    let format: ExpositionFormat
+    var types: [String: MetricType] = [:]
+    var units: [String: String] = [:]
+    var helps: Set<String> = []
+
+    init(format: ExpositionFormat) {
+        self.format = format
+    }
+
+    var isOpenMetrics: Bool { format == .openMetrics }
+
+    mutating func parseLine(_ line: ArraySlice<UInt8>, line number: Int, sawEOF: inout Bool) throws(ExpositionError)
+        -> ExposedSample?
+    {
+        guard let first = line.first else {
+            if isOpenMetrics { throw ExpositionError(line: number, reason: "blank lines are not allowed in OpenMetrics") }
+            return nil
+        }
+        if first == UInt8(ascii: "#") {
+            try parseComment(line, number, &sawEOF)
+            return nil
+        }
+        if first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") {
+            throw ExpositionError(line: number, reason: "a sample line must not start with whitespace")
+        }
+        return try parseSample(line, number)
+    }
+
+    // MARK: Comments and metadata
+
+    mutating func parseComment(_ line: ArraySlice<UInt8>, _ number: Int, _ sawEOF: inout Bool) throws(ExpositionError) {
+        var cursor = Cursor(line)
+        cursor.advance()  // '#'
+        let hadSpace = cursor.skipSpaces() > 0
+        let keyword = cursor.token()
+        if isOpenMetrics {
+            if keyword == "EOF" && hadSpace && cursor.atEnd {
+                sawEOF = true
+                return
+            }
+            guard hadSpace, ["TYPE", "HELP", "UNIT"].contains(keyword) else {
+                throw ExpositionError(line: number, reason: "OpenMetrics allows only # TYPE, # HELP, # UNIT and # EOF lines")
+            }
+        } else {
+            guard hadSpace, keyword == "TYPE" || keyword == "HELP" else { return }  // a plain comment
+        }
+        guard cursor.skipSpaces() > 0 else {
+            throw ExpositionError(line: number, reason: "# \(keyword) needs a metric name")
+        }
+        let name = cursor.token()
+        guard LabelSet.isValidMetricName(name) else {
+            throw ExpositionError(line: number, reason: "invalid metric name \"\(name)\" in # \(keyword)")
+        }
+        switch keyword {
+        case "TYPE":
+            guard cursor.skipSpaces() > 0 else { throw ExpositionError(line: number, reason: "# TYPE \(name) needs a type") }
+            let typeName = cursor.token()
+            let allowed: [MetricType] =
+                isOpenMetrics
+                ? [.counter, .gauge, .histogram, .gaugeHistogram, .stateSet, .info, .summary, .unknown]
+                : [.counter, .gauge, .histogram, .summary, .untyped]
+            guard let type = MetricType(rawValue: typeName), allowed.contains(type) else {
+                throw ExpositionError(line: number, reason: "unknown metric type \"\(typeName)\" for \(name)")
+            }
+            if isOpenMetrics && types[name] != nil {
+                throw ExpositionError(line: number, reason: "second # TYPE for \(name)")
+            }
+            types[name] = type
+        case "UNIT":
+            cursor.skipSpaces()
+            let unit = cursor.rest()
+            if !unit.isEmpty && !(name.hasSuffix("_" + unit)) {
+                throw ExpositionError(line: number, reason: "unit \"\(unit)\" is not a suffix of the metric name \(name)")
+            }
+            units[name] = unit
+        default:  // HELP
+            if isOpenMetrics && helps.contains(name) {
+                throw ExpositionError(line: number, reason: "second # HELP for \(name)")
+            }
+            helps.insert(name)
+        }
+    }
+
+    // MARK: Samples
+
+    mutating func parseSample(_ line: ArraySlice<UInt8>, _ number: Int) throws(ExpositionError) -> ExposedSample {
+        var cursor = Cursor(line)
+        let name = cursor.metricName()
+        guard !name.isEmpty else {
+            throw ExpositionError(line: number, reason: "expected a metric name at the start of the line")
+        }
+        var pairs: [(String, String)] = [(LabelSet.metricNameLabel, name)]
+        if cursor.peek == UInt8(ascii: "{") {
+            try parseLabels(&cursor, into: &pairs, number)
+        }
+        guard cursor.skipSpaces() > 0 else {
+            throw ExpositionError(line: number, reason: "expected a space between the series and its value")
+        }
+        let valueText = cursor.token()
+        guard let value = Self.parseValue(valueText) else {
+            throw ExpositionError(line: number, reason: "invalid value \"\(Self.printable(valueText))\"")
+        }
+        var timestamp: Timestamp?
+        var timestampText: Substring?
+        if cursor.skipSpaces() > 0 && !cursor.atEnd && cursor.peek != UInt8(ascii: "#") {
+            let text = cursor.token()
+            timestampText = Substring(text)
+            timestamp = try parseTimestamp(text, number)
+            cursor.skipSpaces()
+        }
+        if !cursor.atEnd {
+            if isOpenMetrics && cursor.peek == UInt8(ascii: "#") {
+                try skipExemplar(&cursor, number)
+            } else {
+                throw ExpositionError(
+                    line: number,
+                    reason: "unexpected \"\(Self.printable(cursor.rest()))\" after the \(timestamp == nil ? "value" : "timestamp")"
+                )
+            }
+        }
+        let labels: LabelSet
+        do {
+            labels = try LabelSet(validating: pairs)
+        } catch {
+            throw ExpositionError(line: number, reason: "\(error)")
+        }
+        let (type, kind) = classify(name)
+        return ExposedSample(
+            labels: labels,
+            value: value,
+            timestamp: timestamp,
+            timestampText: timestampText,
+            type: type,
+            kind: kind,
+            line: number
+        )
+    }
+
+    func parseLabels(_ cursor: inout Cursor, into pairs: inout [(String, String)], _ number: Int) throws(ExpositionError) {
+        cursor.advance()  // '{'
+        var seen: Set<String> = [LabelSet.metricNameLabel]
+        var expectName = true
+        while true {
+            cursor.skipSpaces()
+            guard let byte = cursor.peek else { throw ExpositionError(line: number, reason: "unterminated label set") }
+            if byte == UInt8(ascii: "}") {
+                // Reached only for `{}` or after a value; a dangling comma is handled below.
+                cursor.advance()
+                return
+            }
+            guard expectName else { throw ExpositionError(line: number, reason: "expected , or } between labels") }
+            let name = cursor.labelName()
+            guard !name.isEmpty else {
+                throw ExpositionError(line: number, reason: "expected a label name, found \"\(Self.printable(cursor.rest()))\"")
+            }
+            cursor.skipSpaces()
+            guard cursor.peek == UInt8(ascii: "=") else {
+                throw ExpositionError(line: number, reason: "expected = after label name \(name)")
+            }
+            cursor.advance()
+            cursor.skipSpaces()
+            guard cursor.peek == UInt8(ascii: "\"") else {
+                throw ExpositionError(line: number, reason: "expected a quoted value for label \(name)")
+            }
+            let value = try cursor.quotedValue(number, label: name)
+            guard seen.insert(name).inserted else {
+                throw ExpositionError(line: number, reason: "label name \"\(name)\" is not unique")
+            }
+            pairs.append((name, value))
+            cursor.skipSpaces()
+            if cursor.peek == UInt8(ascii: ",") {
+                cursor.advance()
+                expectName = true
+                cursor.skipSpaces()
+                if cursor.peek == UInt8(ascii: "}") {
+                    if isOpenMetrics { throw ExpositionError(line: number, reason: "trailing comma in the label set") }
+                    cursor.advance()
+                    return
+                }
+            } else {
+                expectName = false
+            }
+        }
+    }
+
+    func parseTimestamp(_ text: String, _ number: Int) throws(ExpositionError) -> Timestamp {
+        if isOpenMetrics {
+            guard let seconds = Self.parseValue(text), seconds.isFinite, let t = Timestamp(seconds: seconds) else {
+                throw ExpositionError(line: number, reason: "invalid timestamp \"\(Self.printable(text))\"")
+            }
+            return t
+        }
+        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+            let ms = Int64(text)
+        else {
+            throw ExpositionError(
+                line: number,
+                reason: "invalid timestamp \"\(Self.printable(text))\": the text format takes integer milliseconds"
+            )
+        }
+        return Timestamp(milliseconds: ms)
+    }
+
+    func skipExemplar(_ cursor: inout Cursor, _ number: Int) throws(ExpositionError) {
+        cursor.advance()  // '#'
+        guard cursor.skipSpaces() > 0, cursor.peek == UInt8(ascii: "{") else {
+            throw ExpositionError(line: number, reason: "malformed exemplar")
+        }
+        var pairs: [(String, String)] = []
+        try parseLabels(&cursor, into: &pairs, number)
+        guard cursor.skipSpaces() > 0, Self.parseValue(cursor.token()) != nil else {
+            throw ExpositionError(line: number, reason: "exemplar needs a value")
+        }
+        if cursor.skipSpaces() > 0 && !cursor.atEnd {
+            guard Self.parseValue(cursor.token()) != nil else {
+                throw ExpositionError(line: number, reason: "invalid exemplar timestamp")
+            }
+        }
+        guard cursor.atEnd else { throw ExpositionError(line: number, reason: "unexpected text after the exemplar") }
+    }
+
+    /// The declared family type of a sample name, and whether it counts up.
+    func classify(_ name: String) -> (MetricType, MetricKind) {
+        if let type = types[name] {
+            switch type {
+            case .counter: return (type, isOpenMetrics && name.hasSuffix("_created") ? .gauge : .counter)
+            case .histogram, .summary: return (type, .gauge)  // a summary's quantiles, a bare histogram name
+            default: return (type, .gauge)
+            }
+        }
+        for suffix in ["_total", "_created", "_bucket", "_count", "_sum", "_gcount", "_gsum", "_info"]
+        where name.hasSuffix(suffix) {
+            let base = String(name.dropLast(suffix.count))
+            guard let type = types[base] else { continue }
+            switch (type, suffix) {
+            case (.counter, "_total"): return (type, .counter)
+            case (.histogram, "_bucket"), (.histogram, "_count"), (.histogram, "_sum"): return (type, .counter)
+            case (.summary, "_count"), (.summary, "_sum"): return (type, .counter)
+            default: return (type, .gauge)
+            }
+        }
+        let undeclared: MetricType = isOpenMetrics ? .unknown : .untyped
+        return (undeclared, name.hasSuffix("_total") ? .counter : .gauge)
+    }
+
+    static func parseValue(_ text: String) -> Double? { NumberText.parseDouble(text) }
+
+    /// Text for an error message, with control characters made visible.
+    static func printable(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars.prefix(40) {
+            switch scalar {
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+}
+
+/// A read position in one line.
+struct Cursor {
+    let bytes: ArraySlice<UInt8>
+    var index: Int
+
+    init(_ bytes: ArraySlice<UInt8>) {
+        self.bytes = bytes
+        index = bytes.startIndex
+    }
+
+    var atEnd: Bool { index >= bytes.endIndex }
+    var peek: UInt8? { atEnd ? nil : bytes[index] }
+
+    mutating func advance() { index += 1 }
+
+    /// Skips spaces and tabs; returns how many.
+    @discardableResult
+    mutating func skipSpaces() -> Int {
+        let start = index
+        while let b = peek, b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") { index += 1 }
+        return index - start
+    }
+
+    /// Everything up to the next space, tab or end.
+    mutating func token() -> String {
+        let start = index
+        while let b = peek, b != UInt8(ascii: " ") && b != UInt8(ascii: "\t") { index += 1 }
+        return String(decoding: bytes[start..<index], as: UTF8.self)
+    }
+
+    mutating func rest() -> String {
+        let start = index
+        index = bytes.endIndex
+        return String(decoding: bytes[start..<index], as: UTF8.self)
+    }
+
+    /// `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+    mutating func metricName() -> String {
+        let start = index
+        while let b = peek, Self.isNameByte(b, first: index == start, colon: true) { index += 1 }
+        return String(decoding: bytes[start..<index], as: UTF8.self)
+    }
+
+    /// `[a-zA-Z_][a-zA-Z0-9_]*`.
+    mutating func labelName() -> String {
+        let start = index
+        while let b = peek, Self.isNameByte(b, first: index == start, colon: false) { index += 1 }
+        return String(decoding: bytes[start..<index], as: UTF8.self)
+    }
+
+    /// A double-quoted value with `\\`, `\"` and `\n` escapes; other escapes are kept literally.
+    mutating func quotedValue(_ number: Int, label: String) throws(ExpositionError) -> String {
+        advance()  // opening quote
+        var out: [UInt8] = []
+        while let b = peek {
+            advance()
+            switch b {
+            case UInt8(ascii: "\""):
+                guard let text = String(validating: out, as: UTF8.self) else {
+                    throw ExpositionError(line: number, reason: "invalid UTF-8 in the value of label \(label)")
+                }
+                return text
+            case UInt8(ascii: "\\"):
+                guard let next = peek else { break }
+                advance()
+                switch next {
+                case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\"))
+                case UInt8(ascii: "\""): out.append(UInt8(ascii: "\""))
+                case UInt8(ascii: "n"): out.append(UInt8(ascii: "\n"))
+                default: out.append(contentsOf: [UInt8(ascii: "\\"), next])
+                }
+            default:
+                out.append(b)
+            }
+        }
+        throw ExpositionError(line: number, reason: "unterminated value of label \(label)")
+    }
+
+    static func isNameByte(_ b: UInt8, first: Bool, colon: Bool) -> Bool {
+        (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) || (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z"))
+            || b == UInt8(ascii: "_") || (colon && b == UInt8(ascii: ":"))
+            || (!first && b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9"))
+    }
+}

@@ -1,0 +1,134 @@
+import FlatlineCore
+
+/// One series as CSV: a timestamp column and a value column, with a header.
+///
+/// The timestamp column is the one named `timestamp`, `timestamps`, `time`, `ts`, `date` or
+/// `datetime` (else the first); the value column is the one named `value` or `values` (else the
+/// first other column). Other columns are ignored, so labelled benchmark files replay as they
+/// are. Timestamps are `YYYY-MM-DD HH:MM:SS` (UTC), RFC 3339, or Unix seconds. An empty value
+/// is a missing sample. CRLF line endings and double-quoted fields are accepted.
+enum CSVSeries {
+    static let timestampNames: Set<String> = ["timestamp", "timestamps", "time", "ts", "date", "datetime"]
+    static let valueNames: Set<String> = ["value", "values"]
+
+    static func parse(_ bytes: [UInt8], name: String) throws(SeriesFileError) -> SeriesFile {
+        var rows: [SeriesFile.Row] = []
+        var timeColumn = 0
+        var valueColumn = 1
+        var columns = 0
+        var headerSeen = false
+        var lineNumber = 0
+        var start = 0
+        while start < bytes.count {
+            lineNumber += 1
+            var end = start
+            while end < bytes.count && bytes[end] != UInt8(ascii: "\n") { end += 1 }
+            var lineEnd = end
+            if lineEnd > start && bytes[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
+            let line = bytes[start..<lineEnd]
+            start = end + 1
+            if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
+            let fields = try split(line, name: name, line: lineNumber)
+            if !headerSeen {
+                headerSeen = true
+                columns = fields.count
+                let lowered = fields.map { $0.trimmed.lowercased() }
+                if let t = lowered.firstIndex(where: timestampNames.contains) { timeColumn = t }
+                if let v = lowered.firstIndex(where: valueNames.contains) {
+                    valueColumn = v
+                } else {
+                    valueColumn = timeColumn == 0 ? 1 : 0
+                }
+                guard columns >= 2 else {
+                    throw SeriesFileError(file: name, line: lineNumber, reason: "expected at least two columns, timestamp and value")
+                }
+                // A first line that is data, not a header, is read as data.
+                if NumberText.parseTimestamp(fields[timeColumn].trimmed) == nil { continue }
+            }
+            guard fields.count == columns else {
+                throw SeriesFileError(
+                    file: name,
+                    line: lineNumber,
+                    reason: "expected \(columns) fields like the header, found \(fields.count)"
+                )
+            }
+            let timeText = fields[timeColumn].trimmed
+            guard let timestamp = NumberText.parseTimestamp(timeText) else {
+                throw SeriesFileError(
+                    file: name,
+                    line: lineNumber,
+                    reason: "timestamp \"\(timeText)\" is not YYYY-MM-DD HH:MM:SS, RFC 3339 or Unix seconds"
+                )
+            }
+            let valueText = fields[valueColumn].trimmed
+            var value: Double?
+            if !valueText.isEmpty {
+                guard let parsed = NumberText.parseDouble(valueText) else {
+                    throw SeriesFileError(file: name, line: lineNumber, reason: "value \"\(valueText)\" is not a number")
+                }
+                value = parsed
+            }
+            rows.append(
+                SeriesFile.Row(
+                    series: 0,
+                    timestamp: timestamp,
+                    timestampText: timeText,
+                    value: value,
+                    kind: .gauge,
+                    line: lineNumber
+                )
+            )
+        }
+        guard !rows.isEmpty else {
+            throw SeriesFileError(file: name, line: 0, reason: "no usable data: no data rows after the header")
+        }
+        var series = LabelSet()
+        do {
+            series = try LabelSet(validating: [(LabelSet.metricNameLabel, "value")])
+        } catch {}
+        return SeriesFile(name: name, format: .csv, series: [series], rows: rows)
+    }
+
+    /// Splits one line at commas, honouring double quotes (`""` inside quotes is a quote).
+    static func split(_ line: ArraySlice<UInt8>, name: String, line number: Int) throws(SeriesFileError) -> [String] {
+        var fields: [String] = []
+        var current: [UInt8] = []
+        var quoted = false
+        var i = line.startIndex
+        while i < line.endIndex {
+            let b = line[i]
+            if quoted {
+                if b == UInt8(ascii: "\"") {
+                    if i + 1 < line.endIndex && line[i + 1] == UInt8(ascii: "\"") {
+                        current.append(b)
+                        i += 1
+                    } else {
+                        quoted = false
+                    }
+                } else {
+                    current.append(b)
+                }
+            } else if b == UInt8(ascii: "\"") {
+                quoted = true
+            } else if b == UInt8(ascii: ",") {
+                fields.append(String(decoding: current, as: UTF8.self))
+                current.removeAll(keepingCapacity: true)
+            } else {
+                current.append(b)
+            }
+            i += 1
+        }
+        guard !quoted else { throw SeriesFileError(file: name, line: number, reason: "unterminated quoted field") }
+        fields.append(String(decoding: current, as: UTF8.self))
+        return fields
+    }
+}
+
+extension String {
+    var trimmed: String {
+        var s = Substring(self)
+        while let c = s.first, c == " " || c == "\t" { s = s.dropFirst() }
+        while let c = s.last, c == " " || c == "\t" { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,142 @@
+import FlatlineCore
+
+/// Number and time text as the formats we read write it.
+package enum NumberText {
+    /// Go's `strconv.ParseFloat` on decimal text, as Prometheus uses it: digits with an optional
+    /// fraction and exponent, `NaN`, `Inf`/`Infinity` with an optional sign, case-insensitive.
+    /// Hex and `_` separators are rejected.
+    package static func parseDouble(_ text: some StringProtocol) -> Double? {
+        let bytes = Array(text.utf8)
+        guard !bytes.isEmpty else { return nil }
+        var i = 0
+        var negative = false
+        if bytes[0] == UInt8(ascii: "+") || bytes[0] == UInt8(ascii: "-") {
+            negative = bytes[0] == UInt8(ascii: "-")
+            i = 1
+        }
+        let word = String(decoding: bytes[i...], as: UTF8.self).lowercased()
+        if word == "inf" || word == "infinity" { return negative ? -.infinity : .infinity }
+        if word == "nan" { return i == 0 ? .nan : nil }
+        var digits = 0
+        while i < bytes.count, isDigit(bytes[i]) {
+            i += 1
+            digits += 1
+        }
+        if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
+            i += 1
+            while i < bytes.count, isDigit(bytes[i]) {
+                i += 1
+                digits += 1
+            }
+        }
+        guard digits > 0 else { return nil }
+        if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
+            i += 1
+            if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
+            var expDigits = 0
+            while i < bytes.count, isDigit(bytes[i]) {
+                i += 1
+                expDigits += 1
+            }
+            guard expDigits > 0 else { return nil }
+        }
+        guard i == bytes.count else { return nil }
+        return Double(String(text))
+    }
+
+    /// A timestamp written as `YYYY-MM-DD HH:MM:SS[.fff]` (UTC), RFC 3339
+    /// (`YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)`), or Unix time in seconds (integer or decimal; values
+    /// above 10¹¹ are taken as milliseconds).
+    package static func parseTimestamp(_ text: some StringProtocol) -> Timestamp? {
+        let t = text.utf8
+        guard let first = t.first else { return nil }
+        if isDigit(first) || first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: ".") {
+            if t.count >= 10, Array(t)[4] == UInt8(ascii: "-") { return parseCalendar(Array(t)) }
+            guard let seconds = parseDouble(text), seconds.isFinite else { return nil }
+            return abs(seconds) > 1e11 ? Timestamp(milliseconds: Int64(seconds.rounded())) : Timestamp(seconds: seconds)
+        }
+        return nil
+    }
+
+    /// `YYYY-MM-DD`, then `T` or a space, `HH:MM[:SS[.fff…]]`, then nothing, `Z` or `±HH:MM`.
+    static func parseCalendar(_ b: [UInt8]) -> Timestamp? {
+        var i = 0
+        func number(_ digits: Int) -> Int? {
+            guard i + digits <= b.count else { return nil }
+            var v = 0
+            for k in 0..<digits {
+                guard isDigit(b[i + k]) else { return nil }
+                v = v * 10 + Int(b[i + k] - UInt8(ascii: "0"))
+            }
+            i += digits
+            return v
+        }
+        func expect(_ c: Character) -> Bool {
+            guard i < b.count, b[i] == UInt8(ascii: c.unicodeScalars.first ?? " ") else { return false }
+            i += 1
+            return true
+        }
+        guard let year = number(4), expect("-"), let month = number(2), expect("-"), let day = number(2),
+            CivilTime.isValid(year: year, month: month, day: day)
+        else { return nil }
+        var hour = 0
+        var minute = 0
+        var second = 0
+        var millisecond = 0
+        if i < b.count {
+            guard b[i] == UInt8(ascii: "T") || b[i] == UInt8(ascii: "t") || b[i] == UInt8(ascii: " ") else { return nil }
+            i += 1
+            guard let h = number(2), h < 24, expect(":"), let m = number(2), m < 60 else { return nil }
+            hour = h
+            minute = m
+            if i < b.count, b[i] == UInt8(ascii: ":") {
+                i += 1
+                guard let s = number(2), s < 61 else { return nil }
+                second = Swift.min(s, 59)
+                if i < b.count, b[i] == UInt8(ascii: ".") || b[i] == UInt8(ascii: ",") {
+                    i += 1
+                    var scale = 100
+                    var digits = 0
+                    while i < b.count, isDigit(b[i]) {
+                        if scale > 0 {
+                            millisecond += Int(b[i] - UInt8(ascii: "0")) * scale
+                            scale /= 10
+                        }
+                        i += 1
+                        digits += 1
+                    }
+                    guard digits > 0 else { return nil }
+                }
+            }
+        }
+        var offsetMinutes = 0
+        if i < b.count {
+            if b[i] == UInt8(ascii: "Z") || b[i] == UInt8(ascii: "z") {
+                i += 1
+            } else if b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
+                let sign = b[i] == UInt8(ascii: "-") ? -1 : 1
+                i += 1
+                guard let oh = number(2), oh < 24 else { return nil }
+                _ = expect(":")
+                guard let om = number(2), om < 60 else { return nil }
+                offsetMinutes = sign * (oh * 60 + om)
+            } else {
+                return nil
+            }
+        }
+        guard i == b.count else { return nil }
+        let civil = CivilTime(
+            year: year,
+            month: month,
+            day: day,
+            hour: hour,
+            minute: minute,
+            second: second,
+            millisecond: millisecond
+        )
+        return Timestamp(milliseconds: civil.milliseconds - Int64(offsetMinutes) * 60_000)
+    }
+
+    @inline(__always)
+    static func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
+}

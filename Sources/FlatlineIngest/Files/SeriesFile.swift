@@ -1,0 +1,201 @@
+import FlatlineCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Recorded series to replay: every sample of a file with its series, time and original text.
+public struct SeriesFile: Sendable {
+    /// The formats `flatline replay` reads.
+    public enum Format: String, Hashable, Sendable, CaseIterable {
+        /// `timestamp,value` with a header: one series.
+        case csv
+        /// Prometheus text format 0.0.4 with millisecond timestamps.
+        case prometheus
+        /// OpenMetrics 1.0 with second timestamps (what `promtool tsdb create-blocks-from
+        /// openmetrics` takes).
+        case openmetrics
+
+        /// The names accepted on the command line, for error messages.
+        public static var accepted: String { allCases.map(\.rawValue).joined(separator: ", ") }
+    }
+
+    /// One sample of the file.
+    public struct Row: Hashable, Sendable {
+        /// Index into ``SeriesFile/series``.
+        public var series: Int
+        /// When it was observed.
+        public var timestamp: Timestamp
+        /// The timestamp exactly as written in the file.
+        public var timestampText: String
+        /// The value; `nil` for a CSV row whose value is empty (a missing sample).
+        public var value: Double?
+        /// Counter or gauge.
+        public var kind: MetricKind
+        /// The 1-based line in the file.
+        public var line: Int
+    }
+
+    /// The file's name, for messages.
+    public var name: String
+    /// Its format.
+    public var format: Format
+    /// The distinct series, in order of first appearance.
+    public var series: [LabelSet]
+    /// Every sample, in file order.
+    public var rows: [Row]
+
+    /// Reads and parses a file.
+    ///
+    /// - Parameters:
+    ///   - path: the file.
+    ///   - format: the format, or `nil` to tell it from the name and the content.
+    ///   - kind: force every series to be a counter or a gauge; `nil` takes the file's `TYPE`
+    ///     metadata (CSV series are gauges).
+    /// - Throws: ``SeriesFileError`` naming the file, the line and the reason.
+    public static func load(path: String, format: Format? = nil, kind: MetricKind? = nil) throws(SeriesFileError) -> SeriesFile {
+        let bytes = try FileBytes.read(path)
+        return try parse(bytes, name: path, format: format, kind: kind)
+    }
+
+    /// Parses file contents (see ``load(path:format:kind:)``).
+    public static func parse(
+        _ bytes: [UInt8],
+        name: String,
+        format: Format? = nil,
+        kind: MetricKind? = nil
+    ) throws(SeriesFileError) -> SeriesFile {
+        let resolved: Format
+        if let format { resolved = format } else { resolved = try detectFormat(bytes, name: name) }
+        var file: SeriesFile
+        switch resolved {
+        case .csv:
+            file = try CSVSeries.parse(bytes, name: name)
+        case .prometheus, .openmetrics:
+            file = try parseExposition(bytes, name: name, format: resolved == .openmetrics ? .openMetrics : .text)
+            file.format = resolved
+        }
+        if let kind {
+            for i in file.rows.indices { file.rows[i].kind = kind }
+        }
+        guard file.rows.contains(where: { $0.value?.isFinite ?? false }) else {
+            throw SeriesFileError(file: name, line: 0, reason: "no usable data: the file has no samples with values")
+        }
+        return file
+    }
+
+    /// Tells the format from the file name, then from the content.
+    static func detectFormat(_ bytes: [UInt8], name: String) throws(SeriesFileError) -> Format {
+        let lower = name.lowercased()
+        if lower.hasSuffix(".csv") { return .csv }
+        if lower.hasSuffix(".om") || lower.hasSuffix(".openmetrics") { return .openmetrics }
+        if lower.hasSuffix(".prom") { return .prometheus }
+        let text = String(decoding: bytes.prefix(4096), as: UTF8.self)
+        let lines = text.split(whereSeparator: \.isNewline).filter { !$0.allSatisfy(\.isWhitespace) }
+        guard let first = lines.first else {
+            throw SeriesFileError(file: name, line: 0, reason: "no usable data: the file is empty")
+        }
+        let tail = String(decoding: bytes.suffix(16), as: UTF8.self)
+        if tail.hasSuffix("# EOF") || tail.hasSuffix("# EOF\n") { return .openmetrics }
+        if first.hasPrefix("#") { return .prometheus }
+        if first.contains(",") && !first.contains("{") { return .csv }
+        if let name = first.split(separator: " ").first,
+            LabelSet.isValidMetricName(String(name.prefix { $0 != "{" }))
+        {
+            return .prometheus
+        }
+        throw SeriesFileError(
+            file: name,
+            line: 1,
+            reason: "cannot tell the format; accepted formats: \(Format.accepted) (name the file .csv, .prom or .om, or pass --input-format)"
+        )
+    }
+
+    static func parseExposition(_ bytes: [UInt8], name: String, format: ExpositionFormat) throws(SeriesFileError) -> SeriesFile {
+        var index: [LabelSet: Int] = [:]
+        var series: [LabelSet] = []
+        var rows: [Row] = []
+        var missingTimestamp: Int?
+        do throws(ExpositionError) {
+            try ExpositionParser(format: format).parse(bytes) { sample in
+                guard let timestamp = sample.timestamp, let text = sample.timestampText else {
+                    if missingTimestamp == nil { missingTimestamp = sample.line }
+                    return
+                }
+                let id: Int
+                if let known = index[sample.labels] {
+                    id = known
+                } else {
+                    id = series.count
+                    index[sample.labels] = id
+                    series.append(sample.labels)
+                }
+                rows.append(
+                    Row(
+                        series: id,
+                        timestamp: timestamp,
+                        timestampText: String(text),
+                        value: sample.value,
+                        kind: sample.kind,
+                        line: sample.line
+                    )
+                )
+            }
+        } catch {
+            throw SeriesFileError(file: name, line: error.line, reason: error.reason)
+        }
+        if let line = missingTimestamp {
+            throw SeriesFileError(
+                file: name,
+                line: line,
+                reason: "sample has no timestamp; replay needs every sample timestamped"
+            )
+        }
+        return SeriesFile(name: name, format: .prometheus, series: series, rows: rows)
+    }
+}
+
+/// A file that cannot be replayed, with where and why.
+public struct SeriesFileError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The file.
+    public var file: String
+    /// The 1-based line, or 0 for the file as a whole.
+    public var line: Int
+    /// Why.
+    public var reason: String
+
+    public init(file: String, line: Int, reason: String) {
+        self.file = file
+        self.line = line
+        self.reason = reason
+    }
+
+    public var description: String { line > 0 ? "\(file):\(line): \(reason)" : "\(file): \(reason)" }
+}
+
+/// Reads whole files with the C library (no Foundation below the CLI).
+package enum FileBytes {
+    package static func read(_ path: String) throws(SeriesFileError) -> [UInt8] {
+        guard let handle = fopen(path, "rb") else {
+            throw SeriesFileError(file: path, line: 0, reason: "cannot open: \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(handle) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, handle) }
+            if n > 0 { bytes.append(contentsOf: chunk[0..<n]) }
+            if n < chunk.count {
+                if ferror(handle) != 0 {
+                    throw SeriesFileError(file: path, line: 0, reason: "read error: \(String(cString: strerror(errno)))")
+                }
+                break
+            }
+        }
+        return bytes
+    }
+}

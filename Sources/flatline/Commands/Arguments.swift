@@ -1,0 +1,47 @@
+import ArgumentParser
+import FlatlineCore
+import FlatlineDaemon
+import FlatlineIngest
+
+extension DetectorKind: ExpressibleByArgument {}
+extension Direction: ExpressibleByArgument {}
+extension ReplayOutputFormat: ExpressibleByArgument {}
+extension MetricKind: ExpressibleByArgument {}
+extension SeriesFile.Format: ExpressibleByArgument {}
+
+/// A duration on the command line: `15s`, `5m`, `1h30m`, `7d`.
+struct DurationArgument: ExpressibleByArgument, Sendable {
+    var seconds: Double
+
+    init?(argument: String) {
+        guard let seconds = DurationText.parse(argument), seconds > 0 else { return nil }
+        self.seconds = seconds
+    }
+
+    static var defaultCompletionKind: CompletionKind { .default }
+}
+
+/// Seasons on the command line: `none`, or periods with optional harmonics: `1d,1w`, `1d:4,1w:3`.
+struct SeasonsArgument: ExpressibleByArgument, Sendable {
+    var seasons: [Season]
+
+    init?(argument: String) {
+        if argument == "none" {
+            seasons = []
+            return
+        }
+        var result: [Season] = []
+        for part in argument.split(separator: ",") {
+            let pieces = part.split(separator: ":")
+            guard pieces.count <= 2, let period = DurationText.parse(String(pieces[0])), period > 0 else { return nil }
+            var harmonics = period >= 604_800 ? Season.weekly.harmonics : Season.daily.harmonics
+            if pieces.count == 2 {
+                guard let h = Int(pieces[1]), h >= 1 else { return nil }
+                harmonics = h
+            }
+            result.append(Season(period: period, harmonics: harmonics))
+        }
+        guard !result.isEmpty else { return nil }
+        seasons = result
+    }
+}

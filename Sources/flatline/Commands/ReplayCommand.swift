@@ -1,0 +1,184 @@
+import ArgumentParser
+import FlatlineCore
+import FlatlineDaemon
+import FlatlineIngest
+import Foundation
+
+struct ReplayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Run recorded series through the detectors, faster than real time.",
+        discussion: """
+            INPUT is a CSV file with a header (timestamp,value: one series; timestamps as \
+            YYYY-MM-DD HH:MM:SS, RFC 3339 or Unix seconds), or Prometheus text / OpenMetrics with \
+            timestamps (many series). Writes one row per input row, in input order: \
+            timestamp,value,expected,lower,upper,score,anomaly (with a leading series column when \
+            the input holds several series). The same input gives the same output, byte for byte.
+            """
+    )
+
+    @Argument(help: "The recording to replay.")
+    var input: String
+
+    @Option(help: "The detector: ensemble, ewma, robust or seasonal.")
+    var model: DetectorKind = .ensemble
+
+    @Option(help: "Output format: csv or ndjson.")
+    var format: ReplayOutputFormat = .csv
+
+    @Option(help: "Write the output here instead of standard output.")
+    var out: String?
+
+    @Option(name: .customLong("input-format"), help: "csv, prometheus or openmetrics (default: from the file name, then the content).")
+    var inputFormat: SeriesFile.Format?
+
+    @Option(help: "Treat every series as a counter or a gauge (default: the file's TYPE lines; CSV series are gauges).")
+    var kind: MetricKind?
+
+    @Option(help: "Nominal sampling interval, e.g. 15s or 5m (default: inferred from the timestamps).")
+    var step: DurationArgument?
+
+    @Option(help: "Seasons for the seasonal fit: 'none' or periods with optional harmonics, e.g. 1d,1w or 1d:4,1w:3 (default 1d:4,1w:3).")
+    var seasons: SeasonsArgument?
+
+    @Option(help: "Calibrated score at or above which a point is anomalous (default 0.999).")
+    var threshold: Double?
+
+    @Option(name: .customLong("min-z"), help: "Raw |z| a point needs as well (default 4).")
+    var minZ: Double?
+
+    @Option(help: "How far beyond its own threshold quantile of |z| a point must go (default 1.3).")
+    var margin: Double?
+
+    @Option(help: "Which deviations count: above, below or both (default both).")
+    var direction: Direction?
+
+    @Option(name: .customLong("min-deviation"), help: "Absolute deviation from the expected value a point needs as well (default 0).")
+    var minDeviation: Double?
+
+    @Flag(name: .customLong("anomalies-only"), help: "Write only the rows flagged as anomalies.")
+    var anomaliesOnly = false
+
+    @Option(name: .customLong("load-state"), help: "Continue from detection state saved by --save-state (its model and parameters apply).")
+    var loadState: String?
+
+    @Option(name: .customLong("save-state"), help: "Save the detection state after the last row, to continue later.")
+    var saveState: String?
+
+    @Flag(help: "Print no summary on standard error.")
+    var quiet = false
+
+    var detectorConfiguration: DetectorConfiguration {
+        var configuration = DetectorConfiguration(kind: model)
+        if let seasons { configuration.seasonal.seasons = seasons.seasons }
+        if let threshold { configuration.calibration.threshold = threshold }
+        if let minZ { configuration.calibration.minZ = minZ }
+        if let margin { configuration.calibration.margin = margin }
+        if let direction { configuration.calibration.direction = direction }
+        if let minDeviation { configuration.calibration.minDeviation = minDeviation }
+        return configuration
+    }
+
+    func validate() throws {
+        do {
+            try detectorConfiguration.validate()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    func run() throws {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let file = try SeriesFile.load(path: input, format: inputFormat, kind: kind)
+        let state = try loadState.map { path throws(StateFileError) in try StateFile.load(from: path) }
+        var lastReport = started
+        var reported = false
+        let result = try Replayer.run(
+            file,
+            configuration: detectorConfiguration,
+            step: step?.seconds,
+            state: state
+        ) { done, total in
+            guard !quiet, done & 63 == 0 || done == total else { return }
+            let now = clock.now
+            guard now - started > .seconds(2), now - lastReport > .seconds(1) || done == total else { return }
+            lastReport = now
+            reported = true
+            let percent = total > 0 ? 100 * done / total : 100
+            Stderr.write("\rreplay: \(percent)% (\(done)/\(total) ticks)")
+        }
+        if reported { Stderr.write("\n") }
+
+        let sink = try OutputSink(path: out)
+        ReplayWriter(format: format, anomaliesOnly: anomaliesOnly).write(result) { sink.write($0) }
+        try sink.close()
+        if let saveState { try StateFile.save(result.bank, to: saveState) }
+
+        if !quiet {
+            let seconds = Double((clock.now - started).components.attoseconds) / 1e18
+                + Double((clock.now - started).components.seconds)
+            Stderr.write(Self.summary(result.summary, input: input, seconds: seconds) + "\n")
+        }
+    }
+
+    static func summary(_ s: ReplaySummary, input: String, seconds: Double) -> String {
+        let dropped = s.drops.total
+        var text = "replay: \(input): \(s.series) series, \(s.rows) points (\(s.scored) scored"
+        if s.pending > 0 { text += ", \(s.pending) awaiting a rate" }
+        if s.missing > 0 { text += ", \(s.missing) missing" }
+        if dropped > 0 {
+            let reasons = DropReason.allCases.filter { s.drops[$0] > 0 }.map { "\($0.rawValue)=\(s.drops[$0])" }
+            text += ", \(dropped) dropped: " + reasons.joined(separator: " ")
+        }
+        text += "), \(s.anomalies) anomal\(s.anomalies == 1 ? "y" : "ies"), step \(DurationText.format(seconds: s.step))"
+        if s.counterResets > 0 { text += ", \(s.counterResets) counter resets" }
+        let rate = seconds > 0 ? Double(s.rows) / seconds : 0
+        text += String(format: ", %.2f s (%.0f points/s)", seconds, rate)
+        return text
+    }
+}
+
+/// Standard error, for progress and summaries.
+enum Stderr {
+    static func write(_ text: String) {
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+}
+
+/// Buffered output to a file or standard output.
+final class OutputSink {
+    private let handle: FileHandle
+    private let path: String?
+    private var buffer: [UInt8] = []
+
+    init(path: String?) throws {
+        self.path = path
+        if let path {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                throw ValidationError("cannot create \(path)")
+            }
+            guard let handle = FileHandle(forWritingAtPath: path) else { throw ValidationError("cannot open \(path)") }
+            self.handle = handle
+        } else {
+            handle = FileHandle.standardOutput
+        }
+        buffer.reserveCapacity(1 << 16)
+    }
+
+    func write(_ text: String) {
+        buffer.append(contentsOf: text.utf8)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    func flush() {
+        guard !buffer.isEmpty else { return }
+        handle.write(Data(buffer))
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    func close() throws {
+        flush()
+        if path != nil { try handle.close() }
+    }
+}

@@ -1,0 +1,12 @@
+import ArgumentParser
+
+@main
+struct Flatline: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flatline",
+        abstract: "Anomaly-detection alerting for NATS.",
+        discussion: "Flatline scores NATS monitoring series with EWMA, robust z-score and seasonal detectors.",
+        version: "0.1.0",
+        subcommands: [ReplayCommand.self, BenchCommand.self]
+    )
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Flatline's build and tests need. Quiet and fast when they are
+# already there; runs apt-get (as root, or through sudo) only for what is missing.
+set -euo pipefail
+
+packages=(
+    libblas-dev      # cblas.h and libblas.so (netlib CBLAS is part of libblas on Debian)
+    liblapacke-dev   # lapacke.h and liblapacke.so (pulls liblapack-dev)
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
