@@ -199,6 +199,20 @@ package struct SeasonalEstimator: Estimator {
         }
     }
 
+    /// The fitted coefficients of `slot` (level, then sine and cosine per harmonic per season).
+    package func coefficients(slot: Int) -> [Double] {
+        Array(coefficients[(slot * columns)..<((slot + 1) * columns)])
+    }
+
+    /// The number of columns in the fit now (1 for the level model).
+    package var activeColumnCountNow: Int { activeColumns }
+
+    /// Refits now instead of at the next scheduled refit.
+    package mutating func refitNow() {
+        activeColumns = activeColumnCount()
+        refit()
+    }
+
     // MARK: Pieces of a tick
 
     private mutating func fillDesign(_ t: Double) {

@@ -76,6 +76,12 @@ public enum LinearAlgebra {
         try finite(a.storage, "A", routine)
         try finite(x, "x", routine)
         if beta != 0 { try finite(y, "y", routine) }
+        if a.rows == 0 || a.columns == 0 {
+            // Reference BLAS returns without touching y when A is empty; the product is 0, so
+            // the result is beta·y.
+            for i in y.indices { y[i] = beta == 0 ? 0 : beta * y[i] }
+            return
+        }
         a.storage.withUnsafeBufferPointer { ap in
             x.withUnsafeBufferPointer { xp in
                 y.withUnsafeMutableBufferPointer { yp in

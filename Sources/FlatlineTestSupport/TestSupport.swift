@@ -1,0 +1,103 @@
+import FlatlineCore
+import Foundation
+import RealModule
+
+/// Shared helpers for Flatline's test targets.
+public enum TestSupport {
+    /// Whether `a` and `b` agree to `relative` tolerance, or to `absolute` near zero. Both NaN
+    /// counts as agreement.
+    public static func close(_ a: Double, _ b: Double, relative: Double = 1e-9, absolute: Double = 1e-12) -> Bool {
+        if a.isNaN && b.isNaN { return true }
+        return a.isApproximatelyEqual(to: b, absoluteTolerance: absolute, relativeTolerance: relative)
+    }
+
+    /// JSON with sorted keys: equal values give equal bytes.
+    public static func canonicalJSON(_ value: some Encodable) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return try encoder.encode(value)
+    }
+
+    /// The repository's root, found from this file's location.
+    public static var repositoryRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+    }
+
+    /// A file under the repository root.
+    public static func repositoryFile(_ relativePath: String) -> URL {
+        repositoryRoot.appendingPathComponent(relativePath)
+    }
+
+    /// The `flatline` executable built next to the running tests.
+    public static var flatlineBinary: URL {
+        // Tests run from .build/<triple>/debug/<package>PackageTests.xctest (or a bundle inside
+        // it); the executable sits in the same build directory.
+        var directory = Bundle.main.bundleURL
+        for _ in 0..<4 {
+            let candidate = directory.appendingPathComponent("flatline")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            directory = directory.deletingLastPathComponent()
+        }
+        return repositoryFile(".build/debug/flatline")
+    }
+
+    /// What a finished process said.
+    public struct ProcessResult: Sendable {
+        public var status: Int32
+        public var standardOutput: String
+        public var standardError: String
+    }
+
+    /// Runs an executable to completion and collects its output.
+    public static func run(_ executable: URL, _ arguments: [String]) throws -> ProcessResult {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read both pipes to the end before waiting, so a full pipe cannot block the child.
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return ProcessResult(
+            status: process.terminationStatus,
+            standardOutput: String(decoding: outData, as: UTF8.self),
+            standardError: String(decoding: errData, as: UTF8.self)
+        )
+    }
+
+    /// A fresh temporary directory, removed by ``TemporaryDirectory/remove()``.
+    public struct TemporaryDirectory: Sendable {
+        public let url: URL
+
+        public init() throws {
+            url = FileManager.default.temporaryDirectory.appendingPathComponent("flatline-test-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        }
+
+        public func file(_ name: String) -> URL { url.appendingPathComponent(name) }
+
+        public func write(_ name: String, _ text: String) throws -> URL {
+            let target = file(name)
+            try Data(text.utf8).write(to: target)
+            return target
+        }
+
+        public func remove() {
+            try? FileManager.default.removeItem(at: url)
+        }
+    }
+}
+
+/// Deterministic synthetic series for tests.
+public enum Synthetic {
+    /// `count` standard-normal draws from `seed`.
+    public static func noise(count: Int, seed: UInt64) -> [Double] {
+        var rng = SplitMix64(seed: seed)
+        return (0..<count).map { _ in rng.normal() }
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+
+@testable import FlatlineCore
+import FlatlineTestSupport
+
+@Suite("Series store")
+struct SeriesStoreTests {
+    func labels(_ name: String, _ cid: String) throws -> LabelSet {
+        try LabelSet(validating: [("__name__", name), ("cid", cid)])
+    }
+
+    @Test("a series keeps its slot; new series get new slots")
+    func slots() throws {
+        var store = SeriesStore()
+        let t = Timestamp(milliseconds: 1000)
+        let a = try store.slot(for: labels("m", "1"), kind: .gauge, at: t)
+        let b = try store.slot(for: labels("m", "2"), kind: .counter, at: t)
+        let again = try store.slot(for: labels("m", "1"), kind: .gauge, at: t.advanced(bySeconds: 15))
+        #expect(a == (0, true))
+        #expect(b == (1, true))
+        #expect(again == (0, false))
+        #expect(store.entry(at: 0)?.lastSeen == t.advanced(bySeconds: 15))
+        #expect(store.entry(at: 1)?.kind == .counter)
+        #expect(store.count == 2)
+    }
+
+    @Test("stale series free their slots, and the lowest free slot is reused first")
+    func recycling() throws {
+        var store = SeriesStore()
+        let t0 = Timestamp(milliseconds: 0)
+        for cid in 0..<4 { _ = try store.slot(for: labels("m", "\(cid)"), kind: .gauge, at: t0) }
+        let later = t0.advanced(bySeconds: 600)
+        _ = try store.slot(for: labels("m", "2"), kind: .gauge, at: later)
+        let freed = store.sweep(notSeenSince: t0.advanced(bySeconds: 300))
+        #expect(freed == [0, 1, 3])
+        #expect(store.count == 1)
+        #expect(store.slot(of: try labels("m", "0")) == nil)
+        #expect(try store.slot(for: labels("m", "9"), kind: .gauge, at: later) == (0, true))
+        #expect(try store.slot(for: labels("m", "8"), kind: .gauge, at: later) == (1, true))
+        #expect(store.capacity == 4)
+        // Interned strings of forgotten series are released: "0", "1", "3" are gone.
+        #expect(store.internedStrings == 6)  // __name__, m, cid, 2, 9, 8
+    }
+
+    @Test("a new series beyond max_series is refused with the limit and the series")
+    func cardinalityLimit() throws {
+        var store = SeriesStore(maxSeries: 2)
+        let t = Timestamp(milliseconds: 0)
+        _ = try store.slot(for: labels("m", "1"), kind: .gauge, at: t)
+        _ = try store.slot(for: labels("m", "2"), kind: .gauge, at: t)
+        #expect(throws: SeriesStoreError(limit: 2, labels: try labels("m", "3"))) {
+            try store.slot(for: labels("m", "3"), kind: .gauge, at: t)
+        }
+        #expect(try store.slot(for: labels("m", "1"), kind: .gauge, at: t).isNew == false)
+    }
+
+    @Test("the store round-trips through JSON with its slots and free list")
+    func codable() throws {
+        var store = SeriesStore(maxSeries: 10)
+        let t = Timestamp(milliseconds: 0)
+        for cid in 0..<3 { _ = try store.slot(for: labels("m", "\(cid)"), kind: .counter, at: t) }
+        _ = store.sweep(notSeenSince: t.advanced(bySeconds: 1))
+        _ = try store.slot(for: labels("m", "x"), kind: .gauge, at: t.advanced(bySeconds: 2))
+        var restored = try JSONDecoder().decode(SeriesStore.self, from: JSONEncoder().encode(store))
+        #expect(restored.capacity == store.capacity)
+        #expect(restored.slot(of: try labels("m", "x")) == 0)
+        #expect(try restored.slot(for: labels("m", "y"), kind: .gauge, at: t) == (1, true))
+        let corrupt = #"{"capacity":1,"series":[{"slot":4,"labels":{"a":"b"},"kind":"gauge","firstSeen":0,"lastSeen":0}]}"#
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(SeriesStore.self, from: Data(corrupt.utf8)) }
+    }
+}
+
+@Suite("Counter rates")
+struct CounterRatesTests {
+    @Test("a counter becomes a per-second rate; the first sample gives none")
+    func rates() {
+        var rates = CounterRates()
+        let t = Timestamp(milliseconds: 1_000_000)
+        #expect(rates.observe(100, at: t, slot: 0) == .first)
+        #expect(rates.observe(130, at: t.advanced(bySeconds: 15), slot: 0) == .rate(2))
+        #expect(rates.observe(130, at: t.advanced(bySeconds: 30), slot: 0) == .rate(0))
+    }
+
+    @Test("a decrease is a reset: the new value is the increase since it")
+    func reset() {
+        var rates = CounterRates()
+        let t = Timestamp(milliseconds: 0)
+        _ = rates.observe(1000, at: t, slot: 3)
+        #expect(rates.observe(45, at: t.advanced(bySeconds: 15), slot: 3) == .reset(rate: 3))
+        #expect(rates.observe(75, at: t.advanced(bySeconds: 30), slot: 3) == .rate(2))
+    }
+
+    @Test("a gap longer than the maximum gives no rate and restarts from the new value")
+    func gap() {
+        var rates = CounterRates(maxGap: 60)
+        let t = Timestamp(milliseconds: 0)
+        _ = rates.observe(10, at: t, slot: 0)
+        #expect(rates.observe(500, at: t.advanced(bySeconds: 120), slot: 0) == .gap(seconds: 120))
+        #expect(rates.observe(530, at: t.advanced(bySeconds: 135), slot: 0) == .rate(2))
+    }
+
+    @Test("an observation that is not newer is ignored, and a reset slot starts over")
+    func notNewerAndReset() {
+        var rates = CounterRates()
+        let t = Timestamp(milliseconds: 5000)
+        _ = rates.observe(10, at: t, slot: 0)
+        #expect(rates.observe(20, at: t, slot: 0) == .notNewer)
+        #expect(rates.observe(20, at: t.advanced(bySeconds: -1), slot: 0) == .notNewer)
+        #expect(rates.observe(25, at: t.advanced(bySeconds: 5), slot: 0) == .rate(3))
+        rates.reset(slot: 0)
+        #expect(rates.observe(1, at: t.advanced(bySeconds: 10), slot: 0) == .first)
+    }
+
+    @Test("state round-trips through JSON bit for bit")
+    func codable() throws {
+        var rates = CounterRates(maxGap: 30)
+        _ = rates.observe(0.1 + 0.2, at: Timestamp(milliseconds: 1), slot: 2)
+        let encoded = try TestSupport.canonicalJSON(rates)
+        let restored = try JSONDecoder().decode(CounterRates.self, from: encoded)
+        #expect(try TestSupport.canonicalJSON(restored) == encoded)
+        var a = rates
+        var b = restored
+        let t = Timestamp(milliseconds: 15_001)
+        #expect(a.observe(3.3, at: t, slot: 2) == b.observe(3.3, at: t, slot: 2))
+    }
+}
