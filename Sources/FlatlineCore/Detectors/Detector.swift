@@ -44,7 +44,9 @@ public struct DetectorOutput: Sendable {
 /// `calibration.threshold`, its |z| reaches `calibration.minZ` (both in `calibration.direction`)
 /// and it is at least `calibration.minDeviation` from the expected value; only the first point of
 /// a burst is flagged. The band is drawn at the z where both thresholds are met, so a point
-/// outside the band is exactly a point that crosses them.
+/// outside the band is exactly a point that crosses them. A burst's first score joins the
+/// series' history clipped at the threshold and the rest of the burst stays out, so an incident
+/// cannot teach the detector that incidents are normal.
 ///
 /// The detector never reads a clock: time comes with each tick.
 public struct Detector: Sendable {
@@ -123,7 +125,7 @@ public struct Detector: Sendable {
         output.resize(capacity)
         let n = Swift.min(values.count, capacity)
         values.withUnsafeBufferPointer { values in
-            profile.update(values)
+            suppressor.withStates { bursts in profile.update(values, bursts: bursts) }
             profile.floors.withUnsafeBufferPointer { floors in
                 estimator.update(time: time, values: values, floors: floors, into: &estimates)
             }
@@ -161,7 +163,14 @@ public struct Detector: Sendable {
             output.score[i] = score
             output.lower[i] = lower
             output.upper[i] = upper
-            calibrator.add(slot: i, v)
+            // The first point of a burst joins the history clipped at the threshold, so a
+            // heavy-tailed series still learns how often it reaches its edge; the rest of the
+            // burst stays out, so one flood cannot blunt the detector for weeks.
+            if output.anomaly[i] {
+                calibrator.add(slot: i, Swift.min(v, limit))
+            } else if !output.inBurst[i] {
+                calibrator.add(slot: i, v)
+            }
         }
     }
 }

@@ -192,6 +192,11 @@ package struct BurstSuppressor: Sendable, Codable {
         if slot < calm.count { calm[slot] = -1 }
     }
 
+    /// Runs `body` with the burst state of every slot: negative when the slot is not in a burst.
+    package func withStates<R>(_ body: (UnsafeBufferPointer<Int32>) -> R) -> R {
+        calm.withUnsafeBufferPointer(body)
+    }
+
     /// Whether `slot` is inside a burst.
     package func inBurst(slot: Int) -> Bool { calm[slot] >= 0 }
 

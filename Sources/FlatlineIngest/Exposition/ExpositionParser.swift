@@ -86,6 +86,11 @@ struct ParseState {
             return nil
         }
         if first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") {
+            if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) {
+                if isOpenMetrics { throw ExpositionError(line: number, reason: "blank lines are not allowed in OpenMetrics") }
+                return nil
+            }
+            // Prometheus 2.42 reads the whitespace as part of the metric name and rejects it.
             throw ExpositionError(line: number, reason: "a sample line must not start with whitespace")
         }
         return try parseSample(line, number)
