@@ -1,1 +1,153 @@
+import Foundation
 import Testing
+
+import FlatlineTestSupport
+
+/// `flatline replay` end to end: the real binary on real files.
+@Suite("flatline replay", .serialized)
+struct ReplayCommandTests {
+    static let example = TestSupport.repositoryFile("examples/nats-orders-rate.csv").path
+    static let labels = TestSupport.repositoryFile("examples/nats-orders-rate.labels.csv").path
+    static let serverExample = TestSupport.repositoryFile("examples/nats-server.om").path
+
+    func replay(_ arguments: [String]) throws -> TestSupport.ProcessResult {
+        try TestSupport.run(TestSupport.flatlineBinary, ["replay"] + arguments)
+    }
+
+    @Test("the example series: one row per input row, and every labelled incident found")
+    func exampleIncidents() throws {
+        let result = try replay([Self.example])
+        #expect(result.status == 0, "\(result.standardError)")
+        let lines = result.standardOutput.split(separator: "\n")
+        let input = try String(contentsOfFile: Self.example, encoding: .utf8).split(separator: "\n")
+        #expect(lines.first == "timestamp,value,expected,lower,upper,score,anomaly")
+        #expect(lines.count == input.count)
+        #expect(zip(lines.dropFirst(), input.dropFirst()).allSatisfy { $0.split(separator: ",")[0] == $1.split(separator: ",")[0] })
+
+        let flagged = lines.dropFirst().filter { $0.hasSuffix(",1") }.map { String($0.split(separator: ",")[0]) }
+        let incidents = try String(contentsOfFile: Self.labels, encoding: .utf8).split(separator: "\n").dropFirst()
+        for incident in incidents {
+            let fields = incident.split(separator: ",").map(String.init)
+            // Found within 15 minutes (3 samples) of the start, string order being time order.
+            let hit = flagged.contains { $0 >= fields[0] && $0 <= Self.plusMinutes(fields[0], 15) }
+            #expect(hit, "missed \(fields[2]) at \(fields[0]); flagged \(flagged)")
+        }
+        #expect(flagged.count <= incidents.count + 1, "false alarms: \(flagged)")
+        #expect(result.standardError.contains("1 series, 4032 points (4032 scored)"))
+    }
+
+    static func plusMinutes(_ text: String, _ minutes: Int) -> String {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        guard let date = formatter.date(from: text) else { return text }
+        return formatter.string(from: date.addingTimeInterval(Double(minutes) * 60))
+    }
+
+    @Test("the same input gives the same output, byte for byte")
+    func deterministic() throws {
+        let a = try replay([Self.serverExample, "--quiet"])
+        let b = try replay([Self.serverExample, "--quiet"])
+        #expect(a.status == 0)
+        #expect(a.standardOutput == b.standardOutput)
+        #expect(a.standardError.isEmpty)
+    }
+
+    @Test("many series: a leading series column, counters as rates, the first counter sample empty")
+    func manySeries() throws {
+        let result = try replay([Self.serverExample, "--format", "csv"])
+        #expect(result.status == 0)
+        let lines = result.standardOutput.split(separator: "\n")
+        #expect(lines.first == "series,timestamp,value,expected,lower,upper,score,anomaly")
+        #expect(lines[1].hasPrefix(#""gnatsd_varz_in_msgs_total{server_id=""NDEMO""}",1793577600,,"#))
+        let rate = try #require(Double(lines[2].split(separator: ",")[2]))
+        #expect(rate > 50 && rate < 500, "a per-second rate, not a running total: \(rate)")
+        #expect(result.standardError.contains("1 awaiting a rate"))
+        #expect(result.standardError.contains("1 counter resets"))
+        let flagged = lines.filter { $0.hasSuffix(",1") }
+        #expect(flagged.contains { $0.contains("num_pending") }, "the consumer freeze is found")
+        #expect(flagged.contains { $0.contains("pending_bytes") }, "the slow consumer is found")
+    }
+
+    @Test("NDJSON carries the same fields; --anomalies-only keeps just the flags")
+    func ndjson() throws {
+        let result = try replay([Self.example, "--format", "ndjson", "--anomalies-only", "--quiet"])
+        #expect(result.status == 0)
+        let lines = result.standardOutput.split(separator: "\n")
+        #expect(!lines.isEmpty)
+        for line in lines {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(Set(object.keys) == ["timestamp", "value", "expected", "lower", "upper", "score", "anomaly"])
+            #expect(object["anomaly"] as? Int == 1)
+            let score = try #require(object["score"] as? Double)
+            #expect(score >= 0 && score <= 1)
+        }
+    }
+
+    @Test("a replay split in two with saved state gives the same output as one straight run")
+    func splitReplay() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let lines = try String(contentsOfFile: Self.example, encoding: .utf8).split(separator: "\n").map(String.init)
+        let header = lines[0]
+        let middle = lines.count / 2
+        let first = try directory.write("first.csv", ([header] + lines[1..<middle]).joined(separator: "\n") + "\n")
+        let second = try directory.write("second.csv", ([header] + lines[middle...]).joined(separator: "\n") + "\n")
+        let state = directory.file("state.json").path
+
+        let straight = try replay([Self.example, "--quiet"])
+        let one = try replay([first.path, "--quiet", "--save-state", state])
+        let two = try replay([second.path, "--quiet", "--load-state", state])
+        #expect(one.status == 0 && two.status == 0, "\(one.standardError)\(two.standardError)")
+        let joined = one.standardOutput + two.standardOutput.split(separator: "\n", maxSplits: 1)[1]
+        #expect(joined == straight.standardOutput)
+    }
+
+    @Test(
+        "bad input: a clear message on standard error and a non-zero exit",
+        arguments: [
+            ("bad-value.csv", "timestamp,value\n1700000000,1\n1700000060,twelve\n", "bad-value.csv:3: value \"twelve\" is not a number"),
+            ("empty.csv", "timestamp,value\n", "empty.csv: no usable data"),
+            ("mystery.dat", "%%%\n", "accepted formats: csv, prometheus, openmetrics"),
+            ("no-ts.prom", "up 1\n", "no-ts.prom:1: sample has no timestamp"),
+        ]
+    )
+    func badInput(name: String, content: String, message: String) throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let file = try directory.write(name, content)
+        let result = try replay([file.path])
+        #expect(result.status != 0)
+        #expect(result.standardError.contains(message), "\(result.standardError)")
+        #expect(result.standardOutput.isEmpty)
+    }
+
+    @Test("bad options and files are refused with a reason")
+    func badOptions() throws {
+        let missing = try replay(["/nonexistent/series.csv"])
+        #expect(missing.status != 0)
+        #expect(missing.standardError.contains("/nonexistent/series.csv: cannot open"))
+
+        let model = try replay([Self.example, "--model", "prophet"])
+        #expect(model.status != 0)
+        #expect(model.standardError.contains("prophet"))
+
+        let threshold = try replay([Self.example, "--threshold", "2"])
+        #expect(threshold.status != 0)
+        #expect(threshold.standardError.contains("calibration.threshold"))
+
+        let format = try replay([Self.example, "--input-format", "parquet"])
+        #expect(format.status != 0)
+        #expect(format.standardError.contains("parquet"))
+
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let corrupt = try directory.write("state.json", #"{"format":"flatline-detection-state","version":1,"bank":{"store":7}}"#)
+        let state = try replay([Self.example, "--load-state", corrupt.path])
+        #expect(state.status != 0)
+        #expect(state.standardError.contains("corrupt state"), "\(state.standardError)")
+        let newer = try directory.write("newer.json", #"{"format":"flatline-detection-state","version":99}"#)
+        let future = try replay([Self.example, "--load-state", newer.path])
+        #expect(future.standardError.contains("version 99 is not supported"), "\(future.standardError)")
+    }
+}

@@ -17,7 +17,8 @@ public struct ReplayPoint: Hashable, Sendable {
 
     public var status: Status
     /// The signal the detector saw: the value for a gauge, the per-second rate for a counter;
-    /// for rows that were not scored, the raw value (NaN when missing).
+    /// NaN for a counter sample that gives no rate yet; the raw value for dropped rows (NaN when
+    /// missing).
     public var value: Double
     public var expected: Double = .nan
     public var lower: Double = .nan
@@ -141,7 +142,9 @@ public enum Replayer {
                         anomaly: p.anomaly
                     )
                 case .pending:
+                    // A counter's first sample: its rate, the signal, is not known yet.
                     points[index].status = .pending
+                    points[index].value = .nan
                 case .dropped(let reason):
                     points[index].status = .dropped(reason)
                 }
