@@ -127,3 +127,78 @@ struct SortedWindowTests {
         #expect(s == [1, 2, 3])
     }
 }
+
+/// The optimised estimators against the plain-Swift references `flatline bench` compares them with.
+@Suite("Estimators against their plain-Swift references")
+struct PlainReferenceTests {
+    /// Runs two estimators side by side over the same ticks of `series` series with gaps.
+    static func compare<A: Estimator, B: Estimator>(
+        _ a: inout A,
+        _ b: inout B,
+        series: Int = 6,
+        ticks: Int = 400,
+        check: (Estimates, Estimates, Int) -> Void
+    ) {
+        a.reserve(capacity: series)
+        b.reserve(capacity: series)
+        var outA = Estimates(capacity: series)
+        var outB = Estimates(capacity: series)
+        var rng = SplitMix64(seed: 99)
+        let floors = [Double](repeating: 1e-6, count: series)
+        for t in 0..<ticks {
+            let values = (0..<series).map { s in
+                (s + t) % 7 == 3 ? Double.nan : Double(s * 10) + (rng.normal() * 4).rounded() / 2
+            }
+            values.withUnsafeBufferPointer { v in
+                floors.withUnsafeBufferPointer { f in
+                    a.update(time: Double(t) * 15, values: v, floors: f, into: &outA)
+                    b.update(time: Double(t) * 15, values: v, floors: f, into: &outB)
+                }
+            }
+            check(outA, outB, t)
+        }
+    }
+
+    @Test("the vectorised EWMA equals the one-series-at-a-time reference")
+    func ewma() {
+        var fast = EWMAEstimator(EWMAParameters(), step: 15)
+        var plain = ReferenceEstimators.EWMA(EWMAParameters(), step: 15)
+        Self.compare(&fast, &plain) { a, b, t in
+            for s in 0..<a.capacity {
+                #expect(TestSupport.close(a.expected[s], b.expected[s], relative: 1e-12), "tick \(t) series \(s)")
+                #expect(TestSupport.close(a.z[s], b.z[s], relative: 1e-9, absolute: 1e-9))
+            }
+        }
+    }
+
+    @Test("the incremental rolling window equals sorting every window")
+    func robust() {
+        for window in [5, 16, 64] {
+            var parameters = RobustParameters()
+            parameters.window = window
+            var fast = RobustEstimator(parameters)
+            var plain = ReferenceEstimators.Robust(parameters)
+            Self.compare(&fast, &plain) { a, b, t in
+                for s in 0..<a.capacity {
+                    #expect(a.expected[s].bitPattern == b.expected[s].bitPattern, "median, window \(window) tick \(t)")
+                    #expect(TestSupport.close(a.scale[s], b.scale[s], relative: 1e-12), "scale, window \(window)")
+                }
+            }
+        }
+    }
+
+    @Test("the seasonal fit gives the same answers with BLAS/LAPACK and with plain Swift")
+    func seasonalBackends() {
+        var parameters = SeasonalParameters()
+        parameters.seasons = [Season(period: 900, harmonics: 3)]
+        var blas = SeasonalEstimator(parameters, step: 15)
+        var swift = SeasonalEstimator(parameters, step: 15)
+        swift.backend = .swift
+        Self.compare(&blas, &swift) { a, b, t in
+            for s in 0..<a.capacity {
+                #expect(TestSupport.close(a.expected[s], b.expected[s], relative: 1e-9, absolute: 1e-9), "tick \(t)")
+            }
+        }
+        #expect(blas.activeColumnCountNow == 7)
+    }
+}

@@ -24,6 +24,28 @@ public struct DetectorOutput: Sendable {
     /// The number of slots.
     public var capacity: Int { score.count }
 
+    mutating func withBuffers<R>(
+        _ body: (
+            UnsafeMutableBufferPointer<Double>, UnsafeMutableBufferPointer<Double>, UnsafeMutableBufferPointer<Double>,
+            UnsafeMutableBufferPointer<Double>, UnsafeMutableBufferPointer<Double>, UnsafeMutableBufferPointer<Bool>,
+            UnsafeMutableBufferPointer<Bool>
+        ) -> R
+    ) -> R {
+        expected.withUnsafeMutableBufferPointer { e in
+            lower.withUnsafeMutableBufferPointer { l in
+                upper.withUnsafeMutableBufferPointer { u in
+                    z.withUnsafeMutableBufferPointer { z in
+                        score.withUnsafeMutableBufferPointer { s in
+                            anomaly.withUnsafeMutableBufferPointer { a in
+                                inBurst.withUnsafeMutableBufferPointer { b in body(e, l, u, z, s, a, b) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     mutating func resize(_ capacity: Int) {
         guard capacity != score.count else { return }
         expected = [Double](repeating: .nan, count: capacity)
@@ -121,9 +143,9 @@ public struct Detector: Sendable {
     ///     first when longer). Values must be finite or NaN.
     ///   - output: receives the verdicts, resized to ``capacity``.
     public mutating func update(time: Double, values: [Double], into output: inout DetectorOutput) {
-        if values.count > capacity { reserve(capacity: values.count) }
-        output.resize(capacity)
-        let n = Swift.min(values.count, capacity)
+        if values.count > self.capacity { reserve(capacity: values.count) }
+        output.resize(self.capacity)
+        let n = Swift.min(values.count, self.capacity)
         values.withUnsafeBufferPointer { values in
             suppressor.withStates { bursts in profile.update(values, bursts: bursts) }
             profile.floors.withUnsafeBufferPointer { floors in
@@ -132,44 +154,58 @@ public struct Detector: Sendable {
         }
         calibrator.beginTick()
         let calibration = configuration.calibration
-        for i in 0..<capacity {
-            let z = i < n ? estimates.z[i] : .nan
-            output.z[i] = z
-            output.expected[i] = i < n ? estimates.expected[i] : .nan
-            guard !z.isNaN else {
-                output.lower[i] = .nan
-                output.upper[i] = .nan
-                output.score[i] = 0
-                output.anomaly[i] = false
-                output.inBurst[i] = suppressor.inBurst(slot: i)
-                continue
-            }
-            let v = calibrator.directional(z)
-            let score = calibrator.score(slot: i, v)
-            let limit = Swift.max(
-                calibration.minZ,
-                calibration.margin * calibrator.threshold(slot: i, quantile: calibration.threshold)
-            )
-            let (lower, upper) = estimator.band(slot: i, threshold: limit, estimates: estimates)
-            let deviation = abs(values[i] - estimates.expected[i])
-            let stuck = isStuck(i)
-            let anomalous = (v >= limit || stuck) && !(deviation < calibration.minDeviation && !stuck)
-            output.anomaly[i] = suppressor.step(
-                slot: i,
-                anomalous: anomalous,
-                quiet: v < calibration.exitRatio * limit && !stuck
-            )
-            output.inBurst[i] = suppressor.inBurst(slot: i)
-            output.score[i] = score
-            output.lower[i] = lower
-            output.upper[i] = upper
-            // The first point of a burst joins the history clipped at the threshold, so a
-            // heavy-tailed series still learns how often it reaches its edge; the rest of the
-            // burst stays out, so one flood cannot blunt the detector for weeks.
-            if output.anomaly[i] {
-                calibrator.add(slot: i, Swift.min(v, limit))
-            } else if !output.inBurst[i] {
-                calibrator.add(slot: i, v)
+        let stuckLog10 = calibration.stuckProbability > 0 ? _log(calibration.stuckProbability) / _log(10) : -.infinity
+        let slots = self.capacity
+        let seriesProfile = profile
+        values.withUnsafeBufferPointer { values in
+            estimates.withBuffers { expected, scales, zs in
+                output.withBuffers { outExpected, outLower, outUpper, outZ, outScore, outAnomaly, outBurst in
+                    calibrator.withCursor { calibrator in
+                        for i in 0..<slots {
+                            let z = i < n ? zs[i] : .nan
+                            outZ[i] = z
+                            outExpected[i] = i < n ? expected[i] : .nan
+                            guard !z.isNaN else {
+                                outLower[i] = .nan
+                                outUpper[i] = .nan
+                                outScore[i] = 0
+                                outAnomaly[i] = false
+                                outBurst[i] = suppressor.inBurst(slot: i)
+                                continue
+                            }
+                            let v = Self.directional(z, calibration.direction)
+                            let score = calibrator.score(i, v)
+                            let limit = Swift.max(
+                                calibration.minZ,
+                                calibration.margin * calibrator.threshold(i, quantile: calibration.threshold)
+                            )
+                            let lower = expected[i] - limit * scales[i]
+                            let upper = expected[i] + limit * scales[i]
+                            let deviation = abs(values[i] - expected[i])
+                            let stuck = Self.isStuck(seriesProfile, i, stuckLog10, calibration.stuckMinSamples)
+                            let anomalous = (v >= limit || stuck) && !(deviation < calibration.minDeviation && !stuck)
+                            let flagged = suppressor.step(
+                                slot: i,
+                                anomalous: anomalous,
+                                quiet: v < calibration.exitRatio * limit && !stuck
+                            )
+                            let inBurst = suppressor.inBurst(slot: i)
+                            outAnomaly[i] = flagged
+                            outBurst[i] = inBurst
+                            outScore[i] = score
+                            outLower[i] = lower
+                            outUpper[i] = upper
+                            // The first point of a burst joins the history clipped at the threshold, so a
+                            // heavy-tailed series still learns how often it reaches its edge; the rest of
+                            // the burst stays out, so one flood cannot blunt the detector for weeks.
+                            if flagged {
+                                calibrator.add(i, Swift.min(v, limit))
+                            } else if !inBurst {
+                                calibrator.add(i, v)
+                            }
+                        }
+                    }
+                }
             }
         }
     }
@@ -208,11 +244,20 @@ extension Detector: Codable {
 extension Detector {
     /// Whether `slot` repeats one value for longer than its own history makes plausible.
     @inline(__always)
-    func isStuck(_ slot: Int) -> Bool {
-        let calibration = configuration.calibration
-        guard calibration.stuckProbability > 0 else { return false }
+    static func isStuck(_ profile: SeriesProfile, _ slot: Int, _ log10Limit: Double, _ minSamples: Double) -> Bool {
+        guard log10Limit > -.infinity else { return false }
         let (log10p, samples) = profile.stuckEvidence(slot)
-        return samples >= calibration.stuckMinSamples && log10p < _log(calibration.stuckProbability) / _log(10)
+        return samples >= minSamples && log10p < log10Limit
+    }
+
+    /// The score a raw z contributes in `direction`.
+    @inline(__always)
+    static func directional(_ z: Double, _ direction: Direction) -> Double {
+        switch direction {
+        case .both: abs(z)
+        case .above: Swift.max(z, 0)
+        case .below: Swift.max(-z, 0)
+        }
     }
 }
 
@@ -247,13 +292,6 @@ struct AnyEstimator: Sendable {
     var bytesPerSeries: Int { present.bytesPerSeries }
 
     func mode(slot: Int) -> String { present.mode(slot: slot) }
-
-    @inline(__always)
-    func band(slot: Int, threshold: Double, estimates: Estimates) -> (lower: Double, upper: Double) {
-        let e = estimates.expected[slot]
-        let s = estimates.scale[slot]
-        return (e - threshold * s, e + threshold * s)
-    }
 
     mutating func reserve(capacity: Int) {
         ewma?.reserve(capacity: capacity)

@@ -70,7 +70,8 @@ public struct SeasonalParameters: Hashable, Sendable {
     public var seasons: [Season] = [.daily, .weekly]
     /// How fast the fit forgets; `nil` means twice the longest period.
     public var halfLife: Horizon? = nil
-    /// Cycles of a season that must be seen before its terms enter the fit.
+    /// Cycles of a season that must be seen before its terms enter the fit (0 fits every season
+    /// from the first sample, for benchmarks and backfills).
     public var minCycles: Double = 2
     /// Samples between two least-squares refits (one LAPACK solve for all series).
     public var refitEvery: Int = 16
@@ -180,7 +181,7 @@ public struct DetectorConfiguration: Hashable, Sendable {
         try require(ewma.halfLife.isPositiveFinite, "ewma.half_life", "must be a positive duration or sample count")
         try require(ewma.warmup >= 1, "ewma.warmup", "must be at least 1")
         try require(ewma.clip >= 0 && ewma.clip.isFinite, "ewma.clip", "must be 0 (off) or positive")
-        try require(robust.window >= 3 && robust.window <= 4096, "robust.window", "must be between 3 and 4096")
+        try require(robust.window >= 3 && robust.window <= 255, "robust.window", "must be between 3 and 255")
         try require(robust.warmup >= 3, "robust.warmup", "must be at least 3")
         try require(
             seasonal.seasons.allSatisfy { $0.period.isFinite && $0.period > 0 },
@@ -193,12 +194,12 @@ public struct DetectorConfiguration: Hashable, Sendable {
             "harmonics must be between 1 and 32"
         )
         try require(seasonal.halfLife?.isPositiveFinite ?? true, "seasonal.half_life", "must be positive")
-        try require(seasonal.minCycles >= 1 && seasonal.minCycles.isFinite, "seasonal.min_cycles", "must be at least 1")
+        try require(seasonal.minCycles >= 0 && seasonal.minCycles.isFinite, "seasonal.min_cycles", "must not be negative")
         try require(seasonal.refitEvery >= 1, "seasonal.refit_every", "must be at least 1")
         try require(
-            seasonal.residualWindow >= 3 && seasonal.residualWindow <= 4096,
+            seasonal.residualWindow >= 3 && seasonal.residualWindow <= 255,
             "seasonal.residual_window",
-            "must be between 3 and 4096"
+            "must be between 3 and 255"
         )
         try require(seasonal.warmup >= 3, "seasonal.warmup", "must be at least 3")
         try require(seasonal.clip > 0 && seasonal.clip.isFinite, "seasonal.clip", "must be positive")

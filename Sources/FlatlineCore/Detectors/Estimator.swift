@@ -58,9 +58,6 @@ package protocol Estimator: Sendable, Codable {
         floors: UnsafeBufferPointer<Double>,
         into out: inout Estimates
     )
-    /// The band of values `slot` may take without its |z| reaching `threshold`, from the last
-    /// estimates.
-    func band(slot: Int, threshold: Double, estimates: Estimates) -> (lower: Double, upper: Double)
     /// Bytes of state one slot costs.
     var bytesPerSeries: Int { get }
     /// How the model sees `slot` now, for explanations (e.g. "seasonal (1d)" or "level").
@@ -68,11 +65,5 @@ package protocol Estimator: Sendable, Codable {
 }
 
 extension Estimator {
-    package func band(slot: Int, threshold: Double, estimates: Estimates) -> (lower: Double, upper: Double) {
-        let e = estimates.expected[slot]
-        let s = estimates.scale[slot]
-        return (e - threshold * s, e + threshold * s)
-    }
-
     package func mode(slot: Int) -> String { "level" }
 }

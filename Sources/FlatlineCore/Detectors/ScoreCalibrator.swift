@@ -2,25 +2,15 @@
 /// weighted fraction of the series' own recent scores that were smaller than this one.
 ///
 /// Each series keeps a compact sketch of its score history: 40 bins over |z| (0–2 in steps of
-/// 0.5, then geometric steps of 1.35 up to ~7·10⁴), stored as decayed tail masses, 160 bytes
-/// per series. Old scores fade with a half-life; a standard-normal prior of `priorWeight` samples
+/// 0.5, then geometric steps of √2 up to ~3.7·10⁵, found from the float's exponent bits without a
+/// logarithm), stored as decayed tail masses, 160 bytes per series. Old scores fade with a half-life; a standard-normal prior of `priorWeight` samples
 /// seeds each new series so early scores already mean something. On pure noise the calibrated
 /// score is uniform on [0, 1]; on a heavy-tailed series a z of 6 that happens every day scores
 /// lower than on a quiet one.
 package struct ScoreCalibrator: Sendable {
     package static let bins = 40
     /// Lower edges of the bins.
-    package static let edges: [Double] = {
-        var e: [Double] = [0, 0.5, 1, 1.5]
-        var v = 2.0
-        while e.count < bins {
-            e.append(v)
-            v *= ratio
-        }
-        return e
-    }()
-    private static let ratio = 1.35
-    private static let logRatio = _log(ratio)
+    package static let edges: [Double] = [0, 0.5, 1, 1.5] + (0..<(bins - 4)).map { 2 * _exp2(Double($0) / 2) }
 
     package let halfLife: Double
     package let priorWeight: Double
@@ -83,64 +73,102 @@ package struct ScoreCalibrator: Sendable {
     }
 
     @inline(__always)
-    private static func bin(_ v: Double) -> Int {
+    static func bin(_ v: Double) -> Int {
         if v < 2 { return Swift.max(0, Int(v * 2)) }
         guard v < 1e300 else { return bins - 1 }
-        return Swift.min(bins - 1, 4 + Int(_log(v / 2) / logRatio))
-    }
-
-    @inline(__always)
-    private mutating func ensurePrior(_ slot: Int) {
-        let base = slot * Self.bins
-        guard tails[base] == 0 else { return }
-        for b in 0..<Self.bins { tails[base + b] = Float(growth * priorWeight * prior[b]) }
+        let r = 0.5 * v  // >= 1: octave from the exponent, half-octave from the significand
+        let j = 2 * Int(r.exponent) + (r.significand >= 1.414_213_562_373_095_1 ? 1 : 0)
+        return Swift.min(bins - 1, 4 + j)
     }
 
     /// The calibrated score of directional score `v` for `slot`, against its history before `v`.
-    package mutating func score(slot: Int, _ v: Double) -> Double {
-        ensurePrior(slot)
-        let base = slot * Self.bins
-        let k = Self.bin(v)
-        let total = Double(tails[base])
-        let atK = Double(tails[base + k])
-        let next = k + 1 < Self.bins ? Double(tails[base + k + 1]) : 0
-        let lo = Self.edges[k]
-        let fraction =
-            k + 1 < Self.bins ? Swift.min(1, (v - lo) / (Self.edges[k + 1] - lo)) : Swift.max(0, 1 - lo / v)
-        let below = total - atK + fraction * (atK - next)
-        return total > 0 ? Swift.min(1, Swift.max(0, below / total)) : 0
-    }
+    package mutating func score(slot: Int, _ v: Double) -> Double { withCursor { $0.score(slot, v) } }
 
     /// The directional score at which `slot`'s calibrated score reaches `quantile`.
     package mutating func threshold(slot: Int, quantile: Double) -> Double {
-        ensurePrior(slot)
-        let base = slot * Self.bins
-        let total = Double(tails[base])
-        let target = (1 - quantile) * total
-        // The largest k with tails[k] >= target (tails fall with k; tails[0] = total >= target).
-        var lo = 0
-        var hi = Self.bins - 1
-        while lo < hi {
-            let mid = (lo + hi + 1) >> 1
-            if Double(tails[base + mid]) >= target { lo = mid } else { hi = mid - 1 }
-        }
-        let k = lo
-        let atK = Double(tails[base + k])
-        let next = k + 1 < Self.bins ? Double(tails[base + k + 1]) : 0
-        let inBin = atK - next
-        let fraction = inBin > 0 ? Swift.min(1, Swift.max(0, (atK - target) / inBin)) : 0
-        let e = Self.edges[k]
-        if k + 1 < Self.bins { return e + fraction * (Self.edges[k + 1] - e) }
-        return fraction < 1 ? e / (1 - fraction) : .infinity
+        withCursor { $0.threshold(slot, quantile: quantile) }
     }
 
     /// Adds directional score `v` to `slot`'s history.
-    package mutating func add(slot: Int, _ v: Double) {
-        ensurePrior(slot)
-        let base = slot * Self.bins
-        let k = Self.bin(v)
-        let w = Float(growth)
-        for b in 0...k { tails[base + b] += w }
+    package mutating func add(slot: Int, _ v: Double) { withCursor { $0.add(slot, v) } }
+
+    /// Runs `body` with raw access to every slot's sketch, for a tick's loop.
+    package mutating func withCursor<R>(_ body: (Cursor) -> R) -> R {
+        let growth = growth
+        let priorWeight = priorWeight
+        return prior.withUnsafeBufferPointer { prior in
+            Self.edges.withUnsafeBufferPointer { edges in
+                tails.withUnsafeMutableBufferPointer { tails in
+                    body(Cursor(tails: tails, edges: edges, prior: prior, weight: growth, priorWeight: priorWeight))
+                }
+            }
+        }
+    }
+
+    /// Raw access to the sketches during one tick. Never escapes ``withCursor(_:)``.
+    package struct Cursor {
+        let tails: UnsafeMutableBufferPointer<Float>
+        let edges: UnsafeBufferPointer<Double>
+        let prior: UnsafeBufferPointer<Double>
+        let weight: Double
+        let priorWeight: Double
+
+        @inline(__always)
+        func base(_ slot: Int) -> UnsafeMutablePointer<Float> {
+            // Never empty while a slot exists.
+            let base = tails.baseAddress.unsafelyUnwrapped + slot &* ScoreCalibrator.bins
+            if base[0] == 0 {
+                // A new series starts from the standard-normal prior.
+                for b in 0..<ScoreCalibrator.bins { base[b] = Float(weight * priorWeight * prior[b]) }
+            }
+            return base
+        }
+
+        /// The calibrated score of directional score `v` for `slot`, against its history before `v`.
+        @inline(__always)
+        package func score(_ slot: Int, _ v: Double) -> Double {
+            let t = base(slot)
+            let k = ScoreCalibrator.bin(v)
+            let total = Double(t[0])
+            let atK = Double(t[k])
+            let last = k &+ 1 == ScoreCalibrator.bins
+            let next = last ? 0 : Double(t[k &+ 1])
+            let lo = edges[k]
+            let fraction = last ? Swift.max(0, 1 - lo / v) : Swift.min(1, (v - lo) / (edges[k &+ 1] - lo))
+            let below = total - atK + fraction * (atK - next)
+            return total > 0 ? Swift.min(1, Swift.max(0, below / total)) : 0
+        }
+
+        /// The directional score at which `slot`'s calibrated score reaches `quantile`.
+        @inline(__always)
+        package func threshold(_ slot: Int, quantile: Double) -> Double {
+            let t = base(slot)
+            let target = Float((1 - quantile) * Double(t[0]))
+            // The largest k with t[k] >= target (tails fall with k; t[0] = total >= target).
+            var k = 0
+            var len = ScoreCalibrator.bins
+            while len > 1 {
+                let half = len &>> 1
+                k = t[k &+ half] >= target ? k &+ half : k
+                len &-= half
+            }
+            let atK = Double(t[k])
+            let next = k &+ 1 < ScoreCalibrator.bins ? Double(t[k &+ 1]) : 0
+            let inBin = atK - next
+            let fraction = inBin > 0 ? Swift.min(1, Swift.max(0, (atK - Double(target)) / inBin)) : 0
+            let e = edges[k]
+            if k &+ 1 < ScoreCalibrator.bins { return e + fraction * (edges[k &+ 1] - e) }
+            return fraction < 1 ? e / (1 - fraction) : .infinity
+        }
+
+        /// Adds directional score `v` to `slot`'s history.
+        @inline(__always)
+        package func add(_ slot: Int, _ v: Double) {
+            let t = base(slot)
+            let k = ScoreCalibrator.bin(v)
+            let w = Float(weight)
+            for b in 0...k { t[b] += w }
+        }
     }
 }
 

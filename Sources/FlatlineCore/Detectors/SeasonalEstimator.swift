@@ -6,7 +6,8 @@
 /// normal matrix `A = Σ w(t)·x·xᵀ`. Each series keeps only its own right-hand side
 /// `b = Σ w(t)·x·y`: a tick adds `x·yᵀ` to all of them as one BLAS rank-1 update (`dger`), and a
 /// refit solves `A·β = B` for every series with one Cholesky factorisation (`dpotrf`/`dpotrs`).
-/// No raw history is kept.
+/// No raw history is kept. (The prediction `βᵀx` is a plain Swift loop: `flatline bench` measures
+/// netlib's `dgemv` at half its speed for these short columns.)
 ///
 /// Weights halve every `halfLife`. Samples enter the fit clipped at `clip` residual scales around
 /// the expected value, so an anomaly cannot bend the fit; a missing sample enters as its
@@ -26,6 +27,8 @@ package struct SeasonalEstimator: Estimator {
     package let clip: Double
     /// Columns of the design: 1 + 2 × total harmonics.
     package let columns: Int
+    /// BLAS/LAPACK, or the plain-Swift loops the benchmark compares them with.
+    package var backend: KernelBackend = .blas
 
     // Shared state.
     private var gram: [Double]
@@ -44,7 +47,6 @@ package struct SeasonalEstimator: Estimator {
 
     // Scratch, not state.
     private var design: [Double]
-    private var prediction: [Double] = []
     private var fitInput: [Double] = []
 
     /// - Parameters:
@@ -84,7 +86,6 @@ package struct SeasonalEstimator: Estimator {
         coefficients.append(contentsOf: repeatElement(0, count: extra * columns))
         firstSeen.append(contentsOf: repeatElement(.nan, count: extra))
         residuals.reserve(capacity: capacity)
-        prediction = [Double](repeating: 0, count: capacity)
         fitInput = [Double](repeating: 0, count: capacity)
     }
 
@@ -124,63 +125,67 @@ package struct SeasonalEstimator: Estimator {
         }
         previousTick = t
         fillDesign(t)
-        predict(n)
 
         let p = columns
         let warmup = warmup
         let clip = clip
-        let growth = growth
         moments.withUnsafeMutableBufferPointer { moments in
             coefficients.withUnsafeMutableBufferPointer { coefficients in
                 firstSeen.withUnsafeMutableBufferPointer { firstSeen in
-                    prediction.withUnsafeBufferPointer { prediction in
-                        fitInput.withUnsafeMutableBufferPointer { fitInput in
-                            gram.withUnsafeBufferPointer { gram in
+                    fitInput.withUnsafeMutableBufferPointer { fitInput in
+                        gram.withUnsafeBufferPointer { gram in
+                            design.withUnsafeBufferPointer { x in
                                 residuals.withCursor { cursor in
-                                    for i in 0..<n {
-                                        let y = values[i]
-                                        let yhat = prediction[i]
-                                        if firstSeen[i].isNaN {
-                                            out.expected[i] = .nan
-                                            out.scale[i] = .nan
-                                            out.z[i] = .nan
-                                            guard !y.isNaN else {
-                                                fitInput[i] = 0
+                                    out.withBuffers { outExpected, outScale, outZ in
+                                        for i in 0..<n {
+                                            let y = values[i]
+                                            if firstSeen[i].isNaN {
+                                                outExpected[i] = .nan
+                                                outScale[i] = .nan
+                                                outZ[i] = .nan
+                                                guard !y.isNaN else {
+                                                    fitInput[i] = 0
+                                                    continue
+                                                }
+                                                // A new series: as if its whole history had been y.
+                                                firstSeen[i] = t
+                                                for k in 0..<p {
+                                                    coefficients[i * p + k] = k == 0 ? y : 0
+                                                    moments[i * p + k] = gram[k] * y
+                                                }
+                                                fitInput[i] = y
                                                 continue
                                             }
-                                            // A new series: as if its whole history had been y.
-                                            firstSeen[i] = t
-                                            for k in 0..<p {
-                                                coefficients[i * p + k] = k == 0 ? y : 0
-                                                moments[i * p + k] = gram[k] * y
+                                            // The prediction βᵀx: plain Swift measured twice as fast as
+                                            // netlib's dgemv for these short columns (flatline bench).
+                                            let beta = coefficients.baseAddress.unsafelyUnwrapped + i &* p
+                                            let yhat = Self.dot(beta, x.baseAddress.unsafelyUnwrapped, p)
+                                            let filled = cursor.count(i)
+                                            var expected = yhat
+                                            var scale = Double.nan
+                                            if filled >= warmup {
+                                                let (m, s) = cursor.statistics(i, floor: floors[i])
+                                                expected += m
+                                                scale = s
+                                            } else if filled > 0 {
+                                                expected += SortedWindow.median(cursor.values(i), filled)
                                             }
-                                            fitInput[i] = y
-                                            continue
+                                            guard !y.isNaN else {
+                                                outExpected[i] = .nan
+                                                outScale[i] = .nan
+                                                outZ[i] = .nan
+                                                fitInput[i] = expected
+                                                continue
+                                            }
+                                            outExpected[i] = expected
+                                            outScale[i] = scale
+                                            outZ[i] = (y - expected) / scale
+                                            fitInput[i] =
+                                                scale.isNaN
+                                                ? y
+                                                : Swift.min(Swift.max(y, expected - clip * scale), expected + clip * scale)
+                                            cursor.push(i, y - yhat)
                                         }
-                                        let filled = cursor.count(i)
-                                        var expected = yhat
-                                        var scale = Double.nan
-                                        if filled >= warmup {
-                                            let (m, s) = cursor.statistics(i, floor: floors[i])
-                                            expected += m
-                                            scale = s
-                                        } else if filled > 0 {
-                                            expected += SortedWindow.median(cursor.values(i), filled)
-                                        }
-                                        guard !y.isNaN else {
-                                            out.expected[i] = .nan
-                                            out.scale[i] = .nan
-                                            out.z[i] = .nan
-                                            fitInput[i] = expected
-                                            continue
-                                        }
-                                        out.expected[i] = expected
-                                        out.scale[i] = scale
-                                        out.z[i] = (y - expected) / scale
-                                        fitInput[i] =
-                                            scale.isNaN
-                                            ? y : Swift.min(Swift.max(y, expected - clip * scale), expected + clip * scale)
-                                        cursor.push(i, y - yhat)
                                     }
                                 }
                             }
@@ -197,6 +202,29 @@ package struct SeasonalEstimator: Estimator {
             activeColumns = active
             refit()
         }
+    }
+
+    /// `Σ a[k]·b[k]` over `n` terms with four independent partial sums, so the additions overlap
+    /// instead of waiting on each other.
+    @inline(__always)
+    static func dot(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, _ n: Int) -> Double {
+        var s0 = 0.0
+        var s1 = 0.0
+        var s2 = 0.0
+        var s3 = 0.0
+        var k = 0
+        while k &+ 4 <= n {
+            s0 += a[k] * b[k]
+            s1 += a[k &+ 1] * b[k &+ 1]
+            s2 += a[k &+ 2] * b[k &+ 2]
+            s3 += a[k &+ 3] * b[k &+ 3]
+            k &+= 4
+        }
+        while k < n {
+            s0 += a[k] * b[k]
+            k &+= 1
+        }
+        return (s0 + s1) + (s2 + s3)
     }
 
     /// The fitted coefficients of `slot` (level, then sine and cosine per harmonic per season).
@@ -229,33 +257,15 @@ package struct SeasonalEstimator: Estimator {
         }
     }
 
-    /// `prediction = βᵀ·x` for all slots (`dgemv`).
-    private mutating func predict(_ n: Int) {
-        guard n > 0 else { return }
-        let p = Int32(columns)
-        coefficients.withUnsafeBufferPointer { beta in
-            design.withUnsafeBufferPointer { x in
-                prediction.withUnsafeMutableBufferPointer { y in
-                    LinearAlgebra.Unchecked.gemv(
-                        .transpose,
-                        m: p,
-                        n: Int32(n),
-                        alpha: 1,
-                        a: beta.baseAddress,
-                        lda: p,
-                        x: x.baseAddress,
-                        beta: 0,
-                        y: y.baseAddress
-                    )
-                }
-            }
-        }
-    }
-
     /// `B += w·x·yᵀ` for all slots (`dger`) and `A += w·x·xᵀ`.
     private mutating func accumulate(_ n: Int, weight: Double) {
         let p = columns
-        if n > 0 {
+        if n > 0 && backend == .swift {
+            for i in 0..<n {
+                let wy = weight * fitInput[i]
+                for k in 0..<p { moments[i * p + k] += wy * design[k] }
+            }
+        } else if n > 0 {
             design.withUnsafeBufferPointer { x in
                 fitInput.withUnsafeBufferPointer { y in
                     moments.withUnsafeMutableBufferPointer { b in
@@ -303,15 +313,22 @@ package struct SeasonalEstimator: Estimator {
         // making A singular; it changes well-determined coefficients by ~1e-10 relative.
         let ridge = 1e-10 * trace / Double(pa)
         for j in 0..<pa { factor[j * pa + j] += ridge }
-        let info = factor.withUnsafeMutableBufferPointer { f in
-            LinearAlgebra.Unchecked.potrf(n: Int32(pa), a: f.baseAddress, lda: Int32(pa))
-        }
+        let info =
+            backend == .swift
+            ? (PlainCholesky.factor(&factor, n: pa) ? 0 : 1)
+            : factor.withUnsafeMutableBufferPointer { f in
+                LinearAlgebra.Unchecked.potrf(n: Int32(pa), a: f.baseAddress, lda: Int32(pa))
+            }
         guard info == 0 else {
             refitFailures += 1
             return
         }
         for i in 0..<n {
             for k in 0..<p { coefficients[i * p + k] = k < pa ? moments[i * p + k] : 0 }
+        }
+        if backend == .swift {
+            PlainCholesky.solve(factor, n: pa, &coefficients, columns: n, leadingDimension: p)
+            return
         }
         let solved = factor.withUnsafeBufferPointer { f in
             coefficients.withUnsafeMutableBufferPointer { b in
@@ -335,6 +352,52 @@ package struct SeasonalEstimator: Estimator {
         for i in gram.indices { gram[i] *= factor }
         for i in moments.indices { moments[i] *= factor }
         growth = 1
+    }
+}
+
+/// Where the seasonal fit's linear algebra runs.
+package enum KernelBackend: Sendable, Hashable {
+    /// BLAS (`dgemv`, `dger`) and LAPACK (`dpotrf`, `dpotrs`).
+    case blas
+    /// Plain Swift loops: the reference the benchmark measures BLAS against.
+    case swift
+}
+
+/// Cholesky factorisation and solve in plain Swift, the reference for `dpotrf`/`dpotrs`.
+package enum PlainCholesky {
+    /// Factors symmetric positive definite `a` (`n` × `n`, column-major) in place into `U` with
+    /// `A = UᵀU` in the upper triangle. Returns `false` on a non-positive pivot.
+    package static func factor(_ a: inout [Double], n: Int) -> Bool {
+        for j in 0..<n {
+            var d = a[j * n + j]
+            for k in 0..<j { d -= a[j * n + k] * a[j * n + k] }
+            guard d > 0 else { return false }
+            let ujj = d.squareRoot()
+            a[j * n + j] = ujj
+            for i in (j + 1)..<max(j + 1, n) {
+                var s = a[i * n + j]
+                for k in 0..<j { s -= a[j * n + k] * a[i * n + k] }
+                a[i * n + j] = s / ujj
+            }
+        }
+        return true
+    }
+
+    /// Solves `UᵀU·X = B` in place for `columns` right-hand sides stored with `leadingDimension`.
+    package static func solve(_ u: [Double], n: Int, _ b: inout [Double], columns: Int, leadingDimension ld: Int) {
+        for c in 0..<columns {
+            let base = c * ld
+            for i in 0..<n {  // Uᵀ z = b
+                var s = b[base + i]
+                for k in 0..<i { s -= u[i * n + k] * b[base + k] }
+                b[base + i] = s / u[i * n + i]
+            }
+            for i in stride(from: n - 1, through: 0, by: -1) {  // U x = z
+                var s = b[base + i]
+                for k in (i + 1)..<max(i + 1, n) { s -= u[k * n + i] * b[base + k] }
+                b[base + i] = s / u[i * n + i]
+            }
+        }
     }
 }
 
@@ -369,7 +432,6 @@ extension SeasonalEstimator: Codable {
         firstSeen = try c.decode(PackedDoubles.self, forKey: .firstSeen).values
         residuals = try c.decode(WindowBank.self, forKey: .residuals)
         design = [Double](repeating: 0, count: columns)
-        prediction = [Double](repeating: 0, count: firstSeen.count)
         fitInput = [Double](repeating: 0, count: firstSeen.count)
         try StateCheck.require(gram.count == columns * columns, "seasonal normal matrix has the wrong size", c.codingPath)
         try StateCheck.require(activeColumns >= 1 && activeColumns <= columns, "active columns out of range", c.codingPath)
