@@ -1,84 +1,64 @@
-/// A `[Double]` that encodes as base64 of its little-endian IEEE 754 bit patterns.
+/// A floating-point type whose values pack as their IEEE 754 bit patterns.
+package protocol PackableFloat: BinaryFloatingPoint, Sendable {
+    associatedtype Bits: FixedWidthInteger & UnsignedInteger
+    var bitPattern: Bits { get }
+    init(bitPattern: Bits)
+}
+
+extension Double: PackableFloat {}
+extension Float: PackableFloat {}
+
+/// An array of floats that encodes as base64 of its little-endian IEEE 754 bit patterns.
 ///
 /// Detector state must restore bit for bit (a replay split by a save and a restore gives the same
 /// output as one straight run), including NaN for "no value", which JSON numbers cannot carry.
 /// Base64 of the raw bits is exact, and about a third of the size of decimal text.
-package struct PackedDoubles: Codable, Sendable, Hashable {
-    package var values: [Double]
+package struct PackedFloatingPoint<Element: PackableFloat>: Codable, Sendable, Hashable {
+    package var values: [Element]
 
-    package init(_ values: [Double]) {
+    package init(_ values: [Element]) {
         self.values = values
     }
 
+    private static var width: Int { Element.Bits.bitWidth / 8 }
+
     package init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
-        guard let bytes = Base64.decode(text), bytes.count % 8 == 0 else {
+        let width = Self.width
+        guard let bytes = Base64.decode(text), bytes.count % width == 0 else {
             throw DecodingError.dataCorrupted(
-                .init(codingPath: decoder.codingPath, debugDescription: "not base64 of 8-byte doubles")
+                .init(codingPath: decoder.codingPath, debugDescription: "not base64 of \(width)-byte floats")
             )
         }
-        var values = [Double]()
-        values.reserveCapacity(bytes.count / 8)
+        var values = [Element]()
+        values.reserveCapacity(bytes.count / width)
         var i = 0
         while i < bytes.count {
-            var bits: UInt64 = 0
-            for k in 0..<8 { bits |= UInt64(bytes[i + k]) << (8 * UInt64(k)) }
-            values.append(Double(bitPattern: bits))
-            i += 8
+            var bits: Element.Bits = 0
+            for k in 0..<width { bits |= Element.Bits(bytes[i + k]) << (8 * k) }
+            values.append(Element(bitPattern: bits))
+            i += width
         }
         self.values = values
     }
 
     package func encode(to encoder: any Encoder) throws {
+        let width = Self.width
         var bytes = [UInt8]()
-        bytes.reserveCapacity(values.count * 8)
+        bytes.reserveCapacity(values.count * width)
         for value in values {
             let bits = value.bitPattern
-            for k in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: bits >> (8 * UInt64(k)))) }
+            for k in 0..<width { bytes.append(UInt8(truncatingIfNeeded: bits >> (8 * k))) }
         }
         var container = encoder.singleValueContainer()
         try container.encode(Base64.encode(bytes))
     }
 }
 
-/// A `[Float]` that encodes as base64 of its little-endian bit patterns (see ``PackedDoubles``).
-package struct PackedFloats: Codable, Sendable, Hashable {
-    package var values: [Float]
-
-    package init(_ values: [Float]) {
-        self.values = values
-    }
-
-    package init(from decoder: any Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let bytes = Base64.decode(text), bytes.count % 4 == 0 else {
-            throw DecodingError.dataCorrupted(
-                .init(codingPath: decoder.codingPath, debugDescription: "not base64 of 4-byte floats")
-            )
-        }
-        var values = [Float]()
-        values.reserveCapacity(bytes.count / 4)
-        var i = 0
-        while i < bytes.count {
-            var bits: UInt32 = 0
-            for k in 0..<4 { bits |= UInt32(bytes[i + k]) << (8 * UInt32(k)) }
-            values.append(Float(bitPattern: bits))
-            i += 4
-        }
-        self.values = values
-    }
-
-    package func encode(to encoder: any Encoder) throws {
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(values.count * 4)
-        for value in values {
-            let bits = value.bitPattern
-            for k in 0..<4 { bytes.append(UInt8(truncatingIfNeeded: bits >> (8 * UInt32(k)))) }
-        }
-        var container = encoder.singleValueContainer()
-        try container.encode(Base64.encode(bytes))
-    }
-}
+/// Doubles packed for state files.
+package typealias PackedDoubles = PackedFloatingPoint<Double>
+/// Floats packed for state files.
+package typealias PackedFloats = PackedFloatingPoint<Float>
 
 /// Standard base64 (RFC 4648, with padding).
 package enum Base64 {
