@@ -104,6 +104,7 @@ struct DetectorBehaviourTests {
         var parameters = SeasonalParameters()
         parameters.seasons = [Season(period: 86400, harmonics: 2)]
         parameters.clip = clip
+        parameters.learnPeriod = false  // spikes every 97 samples would be a cycle of their own
         var estimator = SeasonalEstimator(parameters, step: 300)
         let t0 = 1_700_006_400.0 - 1_700_006_400.0.truncatingRemainder(dividingBy: 86400)
         _ = EstimatorReferenceTests.run(&estimator, times: values.indices.map { t0 + Double($0) * 300 }, values: values)

@@ -63,7 +63,8 @@ extension Season: Codable {
 extension SeasonalParameters: Codable {
     private enum CodingKeys: String, CodingKey {
         case seasons, halfLife = "half_life", minCycles = "min_cycles", refitEvery = "refit_every"
-        case residualWindow = "residual_window", warmup, clip
+        case residualWindow = "residual_window", warmup, clip, learnPeriod = "learn_period"
+        case learnSamples = "learn_samples"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -76,6 +77,8 @@ extension SeasonalParameters: Codable {
         residualWindow = try c.decodeIfPresent(Int.self, forKey: .residualWindow) ?? residualWindow
         warmup = try c.decodeIfPresent(Int.self, forKey: .warmup) ?? warmup
         clip = try c.decodeIfPresent(Double.self, forKey: .clip) ?? clip
+        learnPeriod = try c.decodeIfPresent(Bool.self, forKey: .learnPeriod) ?? learnPeriod
+        learnSamples = try c.decodeIfPresent(Int.self, forKey: .learnSamples) ?? learnSamples
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -87,6 +90,8 @@ extension SeasonalParameters: Codable {
         try c.encode(residualWindow, forKey: .residualWindow)
         try c.encode(warmup, forKey: .warmup)
         try c.encode(clip, forKey: .clip)
+        try c.encode(learnPeriod, forKey: .learnPeriod)
+        try c.encode(learnSamples, forKey: .learnSamples)
     }
 }
 

@@ -82,6 +82,11 @@ public struct SeasonalParameters: Hashable, Sendable {
     /// Samples enter the fit clipped at this many residual standard deviations, so an anomaly
     /// cannot bend the fit.
     public var clip: Double = 4
+    /// Whether a source of at most 16 series learns a cycle of its own from its first
+    /// ``learnSamples`` samples, when it has one the seasons above do not describe.
+    public var learnPeriod: Bool = true
+    /// Samples seen before the period is decided (cycles up to a third of this are found).
+    public var learnSamples: Int = 512
 
     public init() {}
 }
@@ -203,6 +208,7 @@ public struct DetectorConfiguration: Hashable, Sendable {
         )
         try require(seasonal.warmup >= 3, "seasonal.warmup", "must be at least 3")
         try require(seasonal.clip > 0 && seasonal.clip.isFinite, "seasonal.clip", "must be positive")
+        try require(seasonal.learnSamples >= 24, "seasonal.learn_samples", "must be at least 24")
         try require(ensemble.halfLife.isPositiveFinite, "ensemble.half_life", "must be positive")
         try require(ensemble.warmup >= 1, "ensemble.warmup", "must be at least 1")
         try require(floor.relative >= 0 && floor.relative.isFinite, "floor.relative", "must not be negative")

@@ -18,15 +18,20 @@
 /// Residuals `y − xᵀβ` go through a rolling median/MAD window: `expected = xᵀβ + median`,
 /// `scale = 1.4826·MAD`, `z = (y − expected) / scale`.
 package struct SeasonalEstimator: Estimator {
-    /// The seasons in the fit (periods ascending, harmonics limited below the Nyquist rate).
-    package let seasons: [Season]
-    package let halfLife: Double
+    /// The seasons in the fit (periods ascending, harmonics limited below the Nyquist rate),
+    /// a learned one included.
+    package private(set) var seasons: [Season]
+    package private(set) var halfLife: Double
+    /// The nominal sampling interval, in seconds.
+    package let step: Double
+    /// Whether the half-life follows the seasons (it was not given).
+    private let halfLifeFollowsSeasons: Bool
     package let minCycles: Double
     package let refitEvery: Int
     package let warmup: Int
     package let clip: Double
     /// Columns of the design: 1 + 2 × total harmonics.
-    package let columns: Int
+    package private(set) var columns: Int
     /// BLAS/LAPACK, or the plain-Swift loops the benchmark compares them with.
     package var backend: KernelBackend = .blas
 
@@ -44,6 +49,7 @@ package struct SeasonalEstimator: Estimator {
     private var coefficients: [Double] = []
     private var firstSeen: [Double] = []
     private var residuals: WindowBank
+    private var learner: PeriodLearner?
 
     // Scratch, not state.
     private var design: [Double]
@@ -61,8 +67,10 @@ package struct SeasonalEstimator: Estimator {
             if harmonics >= 1 { seasons.append(Season(period: season.period, harmonics: harmonics)) }
         }
         self.seasons = seasons
-        let longest = seasons.last?.period ?? (64 * step)
-        halfLife = parameters.halfLife?.seconds(step: step) ?? (2 * longest)
+        self.step = step
+        halfLifeFollowsSeasons = parameters.halfLife == nil
+        halfLife = parameters.halfLife?.seconds(step: step) ?? Self.defaultHalfLife(seasons, step: step)
+        learner = parameters.learnPeriod ? PeriodLearner(samples: parameters.learnSamples) : nil
         minCycles = parameters.minCycles
         refitEvery = parameters.refitEvery
         warmup = Swift.min(parameters.warmup, parameters.residualWindow)
@@ -196,12 +204,71 @@ package struct SeasonalEstimator: Estimator {
         }
         for i in n..<Swift.min(out.capacity, firstSeen.count) { fitInput[i] = 0 }
         accumulate(n, weight: growth)
+        if var learning = learner {
+            learning.record(time: t, values: values)
+            if learning.isReady {
+                learner = nil
+                learnPeriod(from: learning)
+                return
+            }
+            learner = learning
+        }
         ticksSinceRefit += 1
         let active = activeColumnCount()
         if active != activeColumns || ticksSinceRefit >= refitEvery {
             activeColumns = active
             refit()
         }
+    }
+
+    /// Twice the longest season, or 64 samples for a level model.
+    static func defaultHalfLife(_ seasons: [Season], step: Double) -> Double {
+        2 * (seasons.last?.period ?? (32 * step))
+    }
+
+    /// Adds the cycle the learner found, unless a configured season already describes it, and
+    /// refits the whole model from the recorded samples.
+    private mutating func learnPeriod(from learning: PeriodLearner) {
+        guard firstSeen.count <= PeriodLearner.maximumSeries, let lag = learning.dominantPeriod() else { return }
+        let period = lag * step
+        for season in seasons {
+            for h in 1...season.harmonics where abs(period - season.period / Double(h)) <= 0.05 * season.period / Double(h) {
+                return
+            }
+        }
+        let learned = Season(period: period, harmonics: Swift.max(1, Swift.min(4, Int((lag - 1) / 4))))
+        seasons = (seasons + [learned]).sorted { $0.period < $1.period }
+        if halfLifeFollowsSeasons { halfLife = Swift.max(halfLife, 8 * period) }
+        columns = 1 + 2 * seasons.reduce(0) { $0 + $1.harmonics }
+        let n = firstSeen.count
+        gram = [Double](repeating: 0, count: columns * columns)
+        moments = [Double](repeating: 0, count: columns * n)
+        coefficients = [Double](repeating: 0, count: columns * n)
+        design = [Double](repeating: 0, count: columns)
+        growth = 1
+        // Replay the recorded samples into the new design. A series absent from a tick enters
+        // as its last value (its first value before it appeared), which keeps the shared
+        // normal matrix exact for every series.
+        let now = learning.times.last ?? previousTick
+        var carried = [Double](repeating: .nan, count: n)
+        for s in 0..<n {
+            carried[s] = learning.rows.lazy.compactMap { s < $0.count && !$0[s].isNaN ? $0[s] : nil }.first ?? 0
+        }
+        let p = columns
+        for (time, row) in zip(learning.times, learning.rows) {
+            fillDesign(time)
+            let w = _exp2(-(now - time) / halfLife)
+            for s in 0..<n where s < row.count && !row[s].isNaN { carried[s] = row[s] }
+            for j in 0..<p {
+                for i in 0..<p { gram[j * p + i] += w * design[j] * design[i] }
+            }
+            for s in 0..<n {
+                for k in 0..<p { moments[s * p + k] += w * design[k] * carried[s] }
+            }
+        }
+        for s in 0..<n { residuals.reset(slot: s) }
+        activeColumns = activeColumnCount()
+        refit()
     }
 
     /// `Σ a[k]·b[k]` over `n` terms with four independent partial sums, so the additions overlap
@@ -404,6 +471,7 @@ package enum PlainCholesky {
 extension SeasonalEstimator: Codable {
     private enum CodingKeys: String, CodingKey {
         case seasons, halfLife = "half_life_seconds", minCycles = "min_cycles", refitEvery = "refit_every"
+        case step, halfLifeFollowsSeasons = "half_life_follows_seasons", learner
         case warmup, clip, gram, growth, firstTick = "first_tick", previousTick = "previous_tick"
         case ticksSinceRefit = "ticks_since_refit", activeColumns = "active_columns"
         case refitFailures = "refit_failures", moments, coefficients, firstSeen = "first_seen", residuals
@@ -413,6 +481,9 @@ extension SeasonalEstimator: Codable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         seasons = try c.decode([Season].self, forKey: .seasons)
         halfLife = try c.decode(Double.self, forKey: .halfLife)
+        step = try c.decode(Double.self, forKey: .step)
+        halfLifeFollowsSeasons = try c.decode(Bool.self, forKey: .halfLifeFollowsSeasons)
+        learner = try c.decodeIfPresent(PeriodLearner.self, forKey: .learner)
         minCycles = try c.decode(Double.self, forKey: .minCycles)
         refitEvery = try c.decode(Int.self, forKey: .refitEvery)
         warmup = try c.decode(Int.self, forKey: .warmup)
@@ -448,6 +519,9 @@ extension SeasonalEstimator: Codable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(seasons, forKey: .seasons)
         try c.encode(halfLife, forKey: .halfLife)
+        try c.encode(step, forKey: .step)
+        try c.encode(halfLifeFollowsSeasons, forKey: .halfLifeFollowsSeasons)
+        try c.encodeIfPresent(learner, forKey: .learner)
         try c.encode(minCycles, forKey: .minCycles)
         try c.encode(refitEvery, forKey: .refitEvery)
         try c.encode(warmup, forKey: .warmup)
