@@ -151,3 +151,34 @@ struct ReplayCommandTests {
         #expect(future.standardError.contains("version 99 is not supported"), "\(future.standardError)")
     }
 }
+
+@Suite("flatline replay edge cases", .serialized)
+struct ReplayEdgeCaseTests {
+    @Test("rows out of time order are scored in time order; duplicates and NaN are counted")
+    func orderAndDrops() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let file = try directory.write(
+            "back.csv",
+            "timestamp,value\n2026-01-01 00:00:00,5\n2026-01-01 00:00:00,6\n2025-12-31 23:00:00,7\n2026-01-01 00:05:00,NaN\n"
+        )
+        let result = try TestSupport.run(TestSupport.flatlineBinary, ["replay", file.path])
+        #expect(result.status == 0)
+        let rows = result.standardOutput.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        #expect(rows[1][2] == "7.0", "the 00:00 row is expected to be like the 23:00 row before it")
+        #expect(result.standardError.contains("2 dropped: non_finite=1 duplicate=1"), "\(result.standardError)")
+    }
+
+    @Test("a single sample cannot give a sampling interval; the message names the file")
+    func singleSample() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let file = try directory.write("one.csv", "timestamp,value\n2026-01-01 00:00:00,5\n")
+        let result = try TestSupport.run(TestSupport.flatlineBinary, ["replay", file.path])
+        #expect(result.status != 0)
+        #expect(result.standardError.contains("one.csv: cannot infer the sampling interval"))
+        let stepped = try TestSupport.run(TestSupport.flatlineBinary, ["replay", file.path, "--step", "1m", "--quiet"])
+        #expect(stepped.status == 0)
+        #expect(stepped.standardOutput.split(separator: "\n").count == 2)
+    }
+}

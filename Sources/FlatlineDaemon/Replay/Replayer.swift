@@ -56,7 +56,8 @@ public struct ReplayResult: Sendable {
 }
 
 /// Runs recorded series through the same detection bank the daemon uses, with time taken from
-/// the recording: the same input gives the same output, byte for byte.
+/// the recording: the same input gives the same output, byte for byte. Rows are scored in time
+/// order (a stable sort, so file order within one timestamp); the output keeps file order.
 public enum Replayer {
     /// Replays a parsed file.
     ///
@@ -185,7 +186,9 @@ public enum Replayer {
             medians.append(Double(gaps[gaps.count / 2]) / 1000)
         }
         guard !medians.isEmpty else {
-            throw ReplayError(reason: "cannot infer the sampling interval: no series has two distinct timestamps (pass --step)")
+            throw ReplayError(
+                reason: "\(file.name): cannot infer the sampling interval: no series has two distinct timestamps (pass --step)"
+            )
         }
         medians.sort()
         return medians[medians.count / 2]
