@@ -1,7 +1,7 @@
 # Flatline: see README.md. Every target installs what it needs first (make deps).
 SWIFT ?= swift
 
-.PHONY: all deps build release test bench demo format-check clean
+.PHONY: all deps build release test lint format bench demo clean
 
 all: build
 
@@ -14,8 +14,15 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-test: deps
+test: deps lint
 	$(SWIFT) test
+
+# swift-format (bundled with the toolchain) with the settings in .swift-format.
+lint:
+	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
+
+format:
+	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
 
 bench: release
 	$(SWIFT) run -c release flatline bench

@@ -1,7 +1,6 @@
+import FlatlineTestSupport
 import Foundation
 import Testing
-
-import FlatlineTestSupport
 
 @Suite("flatline bench")
 struct BenchCommandTests {

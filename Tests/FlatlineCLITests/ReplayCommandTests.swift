@@ -1,7 +1,6 @@
+import FlatlineTestSupport
 import Foundation
 import Testing
-
-import FlatlineTestSupport
 
 /// `flatline replay` end to end: the real binary on real files.
 @Suite("flatline replay", .serialized)
@@ -22,7 +21,11 @@ struct ReplayCommandTests {
         let input = try String(contentsOfFile: Self.example, encoding: .utf8).split(separator: "\n")
         #expect(lines.first == "timestamp,value,expected,lower,upper,score,anomaly")
         #expect(lines.count == input.count)
-        #expect(zip(lines.dropFirst(), input.dropFirst()).allSatisfy { $0.split(separator: ",")[0] == $1.split(separator: ",")[0] })
+        #expect(
+            zip(lines.dropFirst(), input.dropFirst()).allSatisfy {
+                $0.split(separator: ",")[0] == $1.split(separator: ",")[0]
+            }
+        )
 
         let flagged = lines.dropFirst().filter { $0.hasSuffix(",1") }.map { String($0.split(separator: ",")[0]) }
         let incidents = try String(contentsOfFile: Self.labels, encoding: .utf8).split(separator: "\n").dropFirst()
@@ -106,7 +109,10 @@ struct ReplayCommandTests {
     @Test(
         "bad input: a clear message on standard error and a non-zero exit",
         arguments: [
-            ("bad-value.csv", "timestamp,value\n1700000000,1\n1700000060,twelve\n", "bad-value.csv:3: value \"twelve\" is not a number"),
+            (
+                "bad-value.csv", "timestamp,value\n1700000000,1\n1700000060,twelve\n",
+                "bad-value.csv:3: value \"twelve\" is not a number"
+            ),
             ("empty.csv", "timestamp,value\n", "empty.csv: no usable data"),
             ("mystery.dat", "%%%\n", "accepted formats: csv, prometheus, openmetrics"),
             ("no-ts.prom", "up 1\n", "no-ts.prom:1: sample has no timestamp"),
@@ -142,7 +148,10 @@ struct ReplayCommandTests {
 
         let directory = try TestSupport.TemporaryDirectory()
         defer { directory.remove() }
-        let corrupt = try directory.write("state.json", #"{"format":"flatline-detection-state","version":1,"bank":{"store":7}}"#)
+        let corrupt = try directory.write(
+            "state.json",
+            #"{"format":"flatline-detection-state","version":1,"bank":{"store":7}}"#
+        )
         let state = try replay([Self.example, "--load-state", corrupt.path])
         #expect(state.status != 0)
         #expect(state.standardError.contains("corrupt state"), "\(state.standardError)")
@@ -164,7 +173,9 @@ struct ReplayEdgeCaseTests {
         )
         let result = try TestSupport.run(TestSupport.flatlineBinary, ["replay", file.path])
         #expect(result.status == 0)
-        let rows = result.standardOutput.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        let rows = result.standardOutput.split(separator: "\n").map {
+            $0.split(separator: ",", omittingEmptySubsequences: false)
+        }
         #expect(rows[1][2] == "7.0", "the 00:00 row is expected to be like the 23:00 row before it")
         #expect(result.standardError.contains("2 dropped: non_finite=1 duplicate=1"), "\(result.standardError)")
     }

@@ -1,8 +1,8 @@
+import FlatlineTestSupport
 import Foundation
 import Testing
 
 @testable import FlatlineCore
-import FlatlineTestSupport
 
 /// Runs a detector over a matrix of ticks (rows) × series (columns).
 struct Harness {
@@ -248,7 +248,8 @@ struct DetectorBehaviourTests {
 
     @Test("detector configuration decodes from snake_case keys with defaults for the rest")
     func configurationCoding() throws {
-        let json = #"{"kind":"seasonal","seasonal":{"seasons":[{"period":"1d","harmonics":2}],"half_life":"14d"},"calibration":{"min_z":5,"direction":"above"}}"#
+        let json =
+            #"{"kind":"seasonal","seasonal":{"seasons":[{"period":"1d","harmonics":2}],"half_life":"14d"},"calibration":{"min_z":5,"direction":"above"}}"#
         let configuration = try JSONDecoder().decode(DetectorConfiguration.self, from: Data(json.utf8))
         #expect(configuration.kind == .seasonal)
         #expect(configuration.seasonal.seasons == [Season(period: 86400, harmonics: 2)])

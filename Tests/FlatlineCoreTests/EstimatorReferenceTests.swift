@@ -1,8 +1,8 @@
+import FlatlineTestSupport
 import Foundation
 import Testing
 
 @testable import FlatlineCore
-import FlatlineTestSupport
 
 /// Detectors against independent reference values (scripts/reference/make_core_fixtures.py).
 @Suite("Estimators against numpy references")

@@ -29,7 +29,9 @@ struct LabelSetTests {
     @Test("an invalid metric name and a repeated name are rejected")
     func invalidMetricAndDuplicate() {
         #expect(throws: LabelError(.invalidMetricName, name: "1up")) { try LabelSet(validating: [("__name__", "1up")]) }
-        #expect(throws: LabelError(.duplicateLabelName, name: "a")) { try LabelSet(validating: [("a", "1"), ("a", "2")]) }
+        #expect(throws: LabelError(.duplicateLabelName, name: "a")) {
+            try LabelSet(validating: [("a", "1"), ("a", "2")])
+        }
         #expect(LabelSet.isValidMetricName("nats:in_msgs:rate5m"))
     }
 

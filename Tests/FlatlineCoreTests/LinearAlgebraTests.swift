@@ -1,8 +1,8 @@
+import FlatlineTestSupport
 import Foundation
 import Testing
 
 @testable import FlatlineCore
-import FlatlineTestSupport
 
 struct Reference: Decodable {
     struct EWMA: Decodable {
@@ -102,7 +102,9 @@ struct LinearAlgebraTests {
         let solution = try LinearAlgebra.leastSquares(a, b)
         #expect(solution.rank == reference.rank)
         let expected = try Matrix(rowMajor: reference.solution)
-        #expect(zip(solution.solution.storage, expected.storage).allSatisfy { TestSupport.close($0, $1, relative: 1e-10) })
+        #expect(
+            zip(solution.solution.storage, expected.storage).allSatisfy { TestSupport.close($0, $1, relative: 1e-10) }
+        )
         #expect(zip(solution.singularValues, reference.singular_values).allSatisfy { TestSupport.close($0, $1) })
 
         var rhs = try Matrix(rowMajor: reference.rhs)

@@ -1,8 +1,8 @@
+import FlatlineTestSupport
 import Foundation
 import Testing
 
 @testable import FlatlineCore
-import FlatlineTestSupport
 
 @Suite("Learned periods")
 struct PeriodLearnerTests {
@@ -13,7 +13,8 @@ struct PeriodLearnerTests {
 
     @Test("a cycle of 24.5 samples is found, between samples", arguments: [1 as UInt64, 2, 3])
     func findsCycle(seed: UInt64) throws {
-        let values = Self.series(512, seed: seed) { i, rng in 100 + 10 * sin(2 * .pi * Double(i) / 24.5) + rng.normal() }
+        let values = Self.series(512, seed: seed) { i, rng in 100 + 10 * sin(2 * .pi * Double(i) / 24.5) + rng.normal()
+        }
         let period = try #require(PeriodLearner.dominantPeriod([values]))
         #expect(abs(period - 24.5) < 0.3, "found \(period)")
     }
@@ -38,8 +39,13 @@ struct PeriodLearnerTests {
         var parameters = SeasonalParameters()
         parameters.learnSamples = 256
         var estimator = SeasonalEstimator(parameters, step: 1)
-        let values = Self.series(2000, seed: 8) { i, rng in 50 + 8 * sin(2 * .pi * Double(i) / 30) + 0.5 * rng.normal() }
-        let results = EstimatorReferenceTests.run(&estimator, times: values.indices.map { Double($0 + 1) }, values: values)
+        let values = Self.series(2000, seed: 8) { i, rng in 50 + 8 * sin(2 * .pi * Double(i) / 30) + 0.5 * rng.normal()
+        }
+        let results = EstimatorReferenceTests.run(
+            &estimator,
+            times: values.indices.map { Double($0 + 1) },
+            values: values
+        )
         let learned = try #require(estimator.seasons.first)  // shortest first: before 1d and 1w
         #expect(abs(learned.period - 30) < 0.3, "learned \(learned.period)")
         let errors = (1500..<2000).map { abs(results[$0].expected[0] - values[$0]) }

@@ -1,8 +1,8 @@
+import FlatlineTestSupport
 import Foundation
 import Testing
 
 @testable import FlatlineCore
-import FlatlineTestSupport
 
 @Suite("Series store")
 struct SeriesStoreTests {
@@ -66,7 +66,8 @@ struct SeriesStoreTests {
         #expect(restored.capacity == store.capacity)
         #expect(restored.slot(of: try labels("m", "x")) == 0)
         #expect(try restored.slot(for: labels("m", "y"), kind: .gauge, at: t) == (1, true))
-        let corrupt = #"{"capacity":1,"series":[{"slot":4,"labels":{"a":"b"},"kind":"gauge","firstSeen":0,"lastSeen":0}]}"#
+        let corrupt =
+            #"{"capacity":1,"series":[{"slot":4,"labels":{"a":"b"},"kind":"gauge","firstSeen":0,"lastSeen":0}]}"#
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(SeriesStore.self, from: Data(corrupt.utf8)) }
     }
 }

@@ -1,8 +1,8 @@
+import FlatlineTestSupport
 import Foundation
 import Testing
 
 @testable import FlatlineCore
-import FlatlineTestSupport
 
 @Suite("State coding")
 struct StateCodingTests {
@@ -12,20 +12,30 @@ struct StateCodingTests {
         let decoded = try JSONDecoder().decode(PackedDoubles.self, from: JSONEncoder().encode(PackedDoubles(doubles)))
         #expect(decoded.values.map(\.bitPattern) == doubles.map(\.bitPattern))
         let floats: [Float] = [1, .nan, -0.0, 3.4e38]
-        let decodedFloats = try JSONDecoder().decode(PackedFloats.self, from: JSONEncoder().encode(PackedFloats(floats)))
+        let decodedFloats = try JSONDecoder().decode(
+            PackedFloats.self,
+            from: JSONEncoder().encode(PackedFloats(floats))
+        )
         #expect(decodedFloats.values.map(\.bitPattern) == floats.map(\.bitPattern))
-        #expect(try JSONDecoder().decode(PackedDoubles.self, from: JSONEncoder().encode(PackedDoubles([]))).values.isEmpty)
+        #expect(
+            try JSONDecoder().decode(PackedDoubles.self, from: JSONEncoder().encode(PackedDoubles([]))).values.isEmpty
+        )
     }
 
     @Test("base64 matches the RFC 4648 test vectors and refuses malformed text")
     func base64() {
-        let vectors = ["": "", "f": "Zg==", "fo": "Zm8=", "foo": "Zm9v", "foob": "Zm9vYg==", "fooba": "Zm9vYmE=", "foobar": "Zm9vYmFy"]
+        let vectors = [
+            "": "", "f": "Zg==", "fo": "Zm8=", "foo": "Zm9v", "foob": "Zm9vYg==", "fooba": "Zm9vYmE=",
+            "foobar": "Zm9vYmFy",
+        ]
         for (plain, encoded) in vectors {
             #expect(Base64.encode(Array(plain.utf8)) == encoded)
             #expect(Base64.decode(encoded) == Array(plain.utf8))
         }
         for bad in ["Zg=", "Z===", "Zm9v!", "Zg==Zg=="] { #expect(Base64.decode(bad) == nil, "\(bad)") }
-        #expect(throws: DecodingError.self) { try JSONDecoder().decode(PackedDoubles.self, from: Data(#""Zg==""#.utf8)) }
+        #expect(throws: DecodingError.self) {
+            try JSONDecoder().decode(PackedDoubles.self, from: Data(#""Zg==""#.utf8))
+        }
     }
 
     @Test("a detection bank round-trips, and a truncated one is refused, not crashed on")
@@ -41,6 +51,8 @@ struct StateCodingTests {
         let data = try TestSupport.canonicalJSON(bank)
         let restored = try JSONDecoder().decode(DetectionBank.self, from: data)
         #expect(try TestSupport.canonicalJSON(restored) == data)
-        #expect(throws: (any Error).self) { try JSONDecoder().decode(DetectionBank.self, from: data.prefix(data.count / 2)) }
+        #expect(throws: (any Error).self) {
+            try JSONDecoder().decode(DetectionBank.self, from: data.prefix(data.count / 2))
+        }
     }
 }

@@ -15,7 +15,11 @@ struct ExpositionParserTests {
 
     /// Every corner-case file with what Prometheus 2.42 did with it (EXPECTED-prometheus-2.42.tsv).
     static let cases: [Case] = {
-        guard let url = Bundle.module.url(forResource: "Fixtures/exposition/EXPECTED-prometheus-2.42", withExtension: "tsv"),
+        guard
+            let url = Bundle.module.url(
+                forResource: "Fixtures/exposition/EXPECTED-prometheus-2.42",
+                withExtension: "tsv"
+            ),
             let text = try? String(contentsOf: url, encoding: .utf8)
         else { return [] }
         return text.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { line in
@@ -109,7 +113,8 @@ struct ExpositionParserTests {
     @Test(
         "errors name the line and the reason",
         arguments: [
-            ("crlf.prom", 1, "invalid value"), ("dup-label.prom", 1, "not unique"), ("float-ts.prom", 1, "integer milliseconds"),
+            ("crlf.prom", 1, "invalid value"), ("dup-label.prom", 1, "not unique"),
+            ("float-ts.prom", 1, "integer milliseconds"),
             ("bad-utf8.prom", 1, "UTF-8"), ("leading-tab.prom", 2, "whitespace"), ("after-eof.om", 2, "after # EOF"),
             ("no-eof.om", 0, "# EOF"), ("trailing-comma.om", 1, "trailing comma"), ("blank-line.om", 2, "blank"),
         ]
@@ -135,7 +140,9 @@ struct ExpositionParserTests {
     @Test("the Accept header prefers OpenMetrics like Prometheus, and Content-Type picks the parser")
     func negotiation() {
         #expect(ExpositionFormat.acceptHeader.hasPrefix("application/openmetrics-text;version=1.0.0"))
-        #expect(ExpositionFormat(contentType: "application/openmetrics-text; version=1.0.0; charset=utf-8") == .openMetrics)
+        #expect(
+            ExpositionFormat(contentType: "application/openmetrics-text; version=1.0.0; charset=utf-8") == .openMetrics
+        )
         #expect(ExpositionFormat(contentType: "text/plain; version=0.0.4") == .text)
         #expect(ExpositionFormat(contentType: nil) == .text)
     }

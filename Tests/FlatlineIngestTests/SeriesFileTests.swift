@@ -6,7 +6,9 @@ import Testing
 
 @Suite("Series files")
 struct SeriesFileTests {
-    static func parse(_ text: String, name: String = "s.csv", format: SeriesFile.Format? = nil) throws(SeriesFileError) -> SeriesFile {
+    static func parse(_ text: String, name: String = "s.csv", format: SeriesFile.Format? = nil) throws(SeriesFileError)
+        -> SeriesFile
+    {
         try SeriesFile.parse(Array(text.utf8), name: name, format: format)
     }
 
@@ -24,7 +26,10 @@ struct SeriesFileTests {
         #expect(NumberText.parseTimestamp(text) == Timestamp(milliseconds: milliseconds))
     }
 
-    @Test("impossible timestamps are refused", arguments: ["2026-02-30 00:00:00", "2026-13-01", "yesterday", "2026-11-24 25:00", ""])
+    @Test(
+        "impossible timestamps are refused",
+        arguments: ["2026-02-30 00:00:00", "2026-13-01", "yesterday", "2026-11-24 25:00", ""]
+    )
     func badTimestamps(text: String) {
         #expect(NumberText.parseTimestamp(text) == nil)
     }
@@ -52,7 +57,8 @@ struct SeriesFileTests {
         "malformed CSV names the file, the line and the reason",
         arguments: [
             ("timestamp,value\n1700000000,1\n1700000060,abc\n", 3, "value \"abc\" is not a number"),
-            ("timestamp,value\nnoon,1\n", 2, "timestamp \"noon\""), ("timestamp,value\n1700000000,1,2\n", 2, "expected 2 fields"),
+            ("timestamp,value\nnoon,1\n", 2, "timestamp \"noon\""),
+            ("timestamp,value\n1700000000,1,2\n", 2, "expected 2 fields"),
             ("timestamp,value\n1700000000,\"1\n", 2, "unterminated"), ("timestamp\n1700000000\n", 1, "two columns"),
         ] as [(String, Int, String)]
     )
@@ -90,12 +96,17 @@ struct SeriesFileTests {
             # EOF
 
             """
-        for (name, format) in [("x.om", nil), ("x.txt", nil), ("x", SeriesFile.Format.openmetrics)] as [(String, SeriesFile.Format?)] {
+        for (name, format) in [("x.om", nil), ("x.txt", nil), ("x", SeriesFile.Format.openmetrics)]
+            as [(String, SeriesFile.Format?)]
+        {
             let file = try Self.parse(body, name: name, format: format)
             #expect(file.format == .openmetrics)
-            #expect(file.series.map(\.description) == [
-                #"nats_in_msgs_total{server="a"}"#, #"nats_in_msgs_total{server="b"}"#, #"nats_connections{server="a"}"#,
-            ])
+            #expect(
+                file.series.map(\.description) == [
+                    #"nats_in_msgs_total{server="a"}"#, #"nats_in_msgs_total{server="b"}"#,
+                    #"nats_connections{server="a"}"#,
+                ]
+            )
             #expect(file.rows.map(\.series) == [0, 1, 0, 2])
             #expect(file.rows[2].timestamp == Timestamp(milliseconds: 1_700_000_015_500))
             #expect(file.rows[2].timestampText == "1700000015.5")

@@ -92,7 +92,9 @@ public struct Detector: Sendable {
     /// - Throws: ``ParameterError`` for a parameter out of range or a step that is not positive.
     public init(_ configuration: DetectorConfiguration, step: Double) throws(ParameterError) {
         try configuration.validate()
-        guard step.isFinite, step > 0 else { throw ParameterError(key: "step", rule: "must be a positive number of seconds") }
+        guard step.isFinite, step > 0 else {
+            throw ParameterError(key: "step", rule: "must be a positive number of seconds")
+        }
         self.configuration = configuration
         self.step = step
         estimator = AnyEstimator(configuration, step: step)

@@ -199,7 +199,11 @@ public struct DetectorConfiguration: Hashable, Sendable {
             "harmonics must be between 1 and 32"
         )
         try require(seasonal.halfLife?.isPositiveFinite ?? true, "seasonal.half_life", "must be positive")
-        try require(seasonal.minCycles >= 0 && seasonal.minCycles.isFinite, "seasonal.min_cycles", "must not be negative")
+        try require(
+            seasonal.minCycles >= 0 && seasonal.minCycles.isFinite,
+            "seasonal.min_cycles",
+            "must not be negative"
+        )
         try require(seasonal.refitEvery >= 1, "seasonal.refit_every", "must be at least 1")
         try require(
             seasonal.residualWindow >= 3 && seasonal.residualWindow <= 255,

@@ -16,7 +16,9 @@ package struct Estimates: Sendable {
 
     /// Runs `body` with the three output columns as raw buffers, for a tick's loop.
     package mutating func withBuffers<R>(
-        _ body: (UnsafeMutableBufferPointer<Double>, UnsafeMutableBufferPointer<Double>, UnsafeMutableBufferPointer<Double>)
+        _ body: (
+            UnsafeMutableBufferPointer<Double>, UnsafeMutableBufferPointer<Double>, UnsafeMutableBufferPointer<Double>
+        )
             -> R
     ) -> R {
         expected.withUnsafeMutableBufferPointer { e in

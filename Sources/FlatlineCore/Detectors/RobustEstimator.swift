@@ -31,26 +31,27 @@ package struct RobustEstimator: Estimator {
         let warmup = warmup
         windows.withCursor { cursor in
             out.withBuffers { expected, scale, z in
-                        for i in 0..<n {
-                            let x = values[i]
-                            guard !x.isNaN else {
-                                expected[i] = .nan
-                                scale[i] = .nan
-                                z[i] = .nan
-                                continue
-                            }
-                            if cursor.count(i) >= warmup {
-                                let (m, s) = cursor.statistics(i, floor: floors[i])
-                                expected[i] = m
-                                scale[i] = s
-                                z[i] = (x - m) / s
-                            } else {
-                                expected[i] = cursor.count(i) > 0 ? SortedWindow.median(cursor.values(i), cursor.count(i)) : .nan
-                                scale[i] = .nan
-                                z[i] = .nan
-                            }
-                            cursor.push(i, x)
-                        }
+                for i in 0..<n {
+                    let x = values[i]
+                    guard !x.isNaN else {
+                        expected[i] = .nan
+                        scale[i] = .nan
+                        z[i] = .nan
+                        continue
+                    }
+                    if cursor.count(i) >= warmup {
+                        let (m, s) = cursor.statistics(i, floor: floors[i])
+                        expected[i] = m
+                        scale[i] = s
+                        z[i] = (x - m) / s
+                    } else {
+                        expected[i] =
+                            cursor.count(i) > 0 ? SortedWindow.median(cursor.values(i), cursor.count(i)) : .nan
+                        scale[i] = .nan
+                        z[i] = .nan
+                    }
+                    cursor.push(i, x)
+                }
             }
         }
     }

@@ -191,7 +191,10 @@ package struct SeasonalEstimator: Estimator {
                                             fitInput[i] =
                                                 scale.isNaN
                                                 ? y
-                                                : Swift.min(Swift.max(y, expected - clip * scale), expected + clip * scale)
+                                                : Swift.min(
+                                                    Swift.max(y, expected - clip * scale),
+                                                    expected + clip * scale
+                                                )
                                             cursor.push(i, y - yhat)
                                         }
                                     }
@@ -232,7 +235,8 @@ package struct SeasonalEstimator: Estimator {
         guard firstSeen.count <= PeriodLearner.maximumSeries, let lag = learning.dominantPeriod() else { return }
         let period = lag * step
         for season in seasons {
-            for h in 1...season.harmonics where abs(period - season.period / Double(h)) <= 0.05 * season.period / Double(h) {
+            for h in 1...season.harmonics
+            where abs(period - season.period / Double(h)) <= 0.05 * season.period / Double(h) {
                 return
             }
         }
@@ -504,8 +508,16 @@ extension SeasonalEstimator: Codable {
         residuals = try c.decode(WindowBank.self, forKey: .residuals)
         design = [Double](repeating: 0, count: columns)
         fitInput = [Double](repeating: 0, count: firstSeen.count)
-        try StateCheck.require(gram.count == columns * columns, "seasonal normal matrix has the wrong size", c.codingPath)
-        try StateCheck.require(activeColumns >= 1 && activeColumns <= columns, "active columns out of range", c.codingPath)
+        try StateCheck.require(
+            gram.count == columns * columns,
+            "seasonal normal matrix has the wrong size",
+            c.codingPath
+        )
+        try StateCheck.require(
+            activeColumns >= 1 && activeColumns <= columns,
+            "active columns out of range",
+            c.codingPath
+        )
         try StateCheck.sameLength(
             [
                 moments.count, coefficients.count, firstSeen.count * columns, residuals.capacity * columns,

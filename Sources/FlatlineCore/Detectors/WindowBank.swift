@@ -193,7 +193,9 @@ extension WindowBank: Codable {
         guard let ageBytes = Base64.decode(try c.decode(String.self, forKey: .ages)),
             let clockBytes = Base64.decode(try c.decode(String.self, forKey: .clock))
         else {
-            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription: "window ages are not base64"))
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: c.codingPath, debugDescription: "window ages are not base64")
+            )
         }
         ages = ageBytes
         clock = clockBytes
@@ -205,7 +207,11 @@ extension WindowBank: Codable {
             "window",
             c.codingPath
         )
-        try StateCheck.require(fill.allSatisfy { $0 >= 0 && Int($0) <= window }, "window fill out of range", c.codingPath)
+        try StateCheck.require(
+            fill.allSatisfy { $0 >= 0 && Int($0) <= window },
+            "window fill out of range",
+            c.codingPath
+        )
     }
 
     package func encode(to encoder: any Encoder) throws {

@@ -201,7 +201,9 @@ public enum LinearAlgebra {
     ///   - rcond: the relative threshold for singular values; negative means machine precision.
     /// - Throws: ``NumericsError`` on shapes that do not fit, non-finite input, or an SVD that
     ///   does not converge.
-    public static func leastSquares(_ a: Matrix, _ b: Matrix, rcond: Double = 1e-12) throws(NumericsError) -> LeastSquaresSolution {
+    public static func leastSquares(_ a: Matrix, _ b: Matrix, rcond: Double = 1e-12) throws(NumericsError)
+        -> LeastSquaresSolution
+    {
         let routine = "dgelsd"
         guard b.rows == a.rows else { throw lengthMismatch(routine, "B rows", b.rows, "A rows", a.rows) }
         let m = try int32(a.rows, routine)
@@ -335,7 +337,11 @@ public enum LinearAlgebra {
 
     package static func int32(_ value: Int, _ routine: String) throws(NumericsError) -> Int32 {
         guard value >= 0, value <= Int(Int32.max) else {
-            throw NumericsError(.sizeOutOfRange, routine: routine, "dimension \(value) does not fit a 32-bit BLAS integer")
+            throw NumericsError(
+                .sizeOutOfRange,
+                routine: routine,
+                "dimension \(value) does not fit a 32-bit BLAS integer"
+            )
         }
         return Int32(value)
     }
@@ -364,7 +370,9 @@ public enum LinearAlgebra {
         }
     }
 
-    private static func lengthMismatch(_ routine: String, _ a: String, _ na: Int, _ b: String, _ nb: Int) -> NumericsError {
+    private static func lengthMismatch(_ routine: String, _ a: String, _ na: Int, _ b: String, _ nb: Int)
+        -> NumericsError
+    {
         NumericsError(.shapeMismatch, routine: routine, "\(a) has \(na) elements but \(b) is \(nb)")
     }
 }

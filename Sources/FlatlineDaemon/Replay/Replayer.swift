@@ -122,7 +122,9 @@ public enum Replayer {
             while end < order.count && file.rows[order[end]].timestamp == time {
                 let row = file.rows[order[end]]
                 if let value = row.value {
-                    samples.append(Sample(labels: file.series[row.series], value: value, timestamp: time, kind: row.kind))
+                    samples.append(
+                        Sample(labels: file.series[row.series], value: value, timestamp: time, kind: row.kind)
+                    )
                     indices.append(order[end])
                 }
                 end += 1
@@ -187,7 +189,8 @@ public enum Replayer {
         }
         guard !medians.isEmpty else {
             throw ReplayError(
-                reason: "\(file.name): cannot infer the sampling interval: no series has two distinct timestamps (pass --step)"
+                reason:
+                    "\(file.name): cannot infer the sampling interval: no series has two distinct timestamps (pass --step)"
             )
         }
         medians.sort()
@@ -205,4 +208,3 @@ public struct ReplayError: Error, Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { reason }
 }
-

@@ -78,7 +78,9 @@ struct ParseState {
         -> ExposedSample?
     {
         guard let first = line.first else {
-            if isOpenMetrics { throw ExpositionError(line: number, reason: "blank lines are not allowed in OpenMetrics") }
+            if isOpenMetrics {
+                throw ExpositionError(line: number, reason: "blank lines are not allowed in OpenMetrics")
+            }
             return nil
         }
         if first == UInt8(ascii: "#") {
@@ -87,7 +89,9 @@ struct ParseState {
         }
         if first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") {
             if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) {
-                if isOpenMetrics { throw ExpositionError(line: number, reason: "blank lines are not allowed in OpenMetrics") }
+                if isOpenMetrics {
+                    throw ExpositionError(line: number, reason: "blank lines are not allowed in OpenMetrics")
+                }
                 return nil
             }
             // Prometheus 2.42 reads the whitespace as part of the metric name and rejects it.
@@ -109,7 +113,10 @@ struct ParseState {
                 return
             }
             guard hadSpace, ["TYPE", "HELP", "UNIT"].contains(keyword) else {
-                throw ExpositionError(line: number, reason: "OpenMetrics allows only # TYPE, # HELP, # UNIT and # EOF lines")
+                throw ExpositionError(
+                    line: number,
+                    reason: "OpenMetrics allows only # TYPE, # HELP, # UNIT and # EOF lines"
+                )
             }
         } else {
             guard hadSpace, keyword == "TYPE" || keyword == "HELP" else { return }  // a plain comment
@@ -123,7 +130,9 @@ struct ParseState {
         }
         switch keyword {
         case "TYPE":
-            guard cursor.skipSpaces() > 0 else { throw ExpositionError(line: number, reason: "# TYPE \(name) needs a type") }
+            guard cursor.skipSpaces() > 0 else {
+                throw ExpositionError(line: number, reason: "# TYPE \(name) needs a type")
+            }
             let typeName = cursor.token()
             let allowed: [MetricType] =
                 isOpenMetrics
@@ -140,7 +149,10 @@ struct ParseState {
             cursor.skipSpaces()
             let unit = cursor.rest()
             if !unit.isEmpty && !(name.hasSuffix("_" + unit)) {
-                throw ExpositionError(line: number, reason: "unit \"\(unit)\" is not a suffix of the metric name \(name)")
+                throw ExpositionError(
+                    line: number,
+                    reason: "unit \"\(unit)\" is not a suffix of the metric name \(name)"
+                )
             }
             units[name] = unit
         default:  // HELP
@@ -184,7 +196,8 @@ struct ParseState {
             } else {
                 throw ExpositionError(
                     line: number,
-                    reason: "unexpected \"\(Self.printable(cursor.rest()))\" after the \(timestamp == nil ? "value" : "timestamp")"
+                    reason:
+                        "unexpected \"\(Self.printable(cursor.rest()))\" after the \(timestamp == nil ? "value" : "timestamp")"
                 )
             }
         }
@@ -206,7 +219,9 @@ struct ParseState {
         )
     }
 
-    func parseLabels(_ cursor: inout Cursor, into pairs: inout [(String, String)], _ number: Int) throws(ExpositionError) {
+    func parseLabels(_ cursor: inout Cursor, into pairs: inout [(String, String)], _ number: Int)
+        throws(ExpositionError)
+    {
         cursor.advance()  // '{'
         var seen: Set<String> = [LabelSet.metricNameLabel]
         var expectName = true
@@ -221,7 +236,10 @@ struct ParseState {
             guard expectName else { throw ExpositionError(line: number, reason: "expected , or } between labels") }
             let name = cursor.labelName()
             guard !name.isEmpty else {
-                throw ExpositionError(line: number, reason: "expected a label name, found \"\(Self.printable(cursor.rest()))\"")
+                throw ExpositionError(
+                    line: number,
+                    reason: "expected a label name, found \"\(Self.printable(cursor.rest()))\""
+                )
             }
             cursor.skipSpaces()
             guard cursor.peek == UInt8(ascii: "=") else {

@@ -40,7 +40,11 @@ enum CSVSeries {
                     valueColumn = timeColumn == 0 ? 1 : 0
                 }
                 guard columns >= 2 else {
-                    throw SeriesFileError(file: name, line: lineNumber, reason: "expected at least two columns, timestamp and value")
+                    throw SeriesFileError(
+                        file: name,
+                        line: lineNumber,
+                        reason: "expected at least two columns, timestamp and value"
+                    )
                 }
                 // A first line that is data, not a header, is read as data.
                 if NumberText.parseTimestamp(fields[timeColumn].trimmed) == nil { continue }
@@ -64,7 +68,11 @@ enum CSVSeries {
             var value: Double?
             if !valueText.isEmpty {
                 guard let parsed = NumberText.parseDouble(valueText) else {
-                    throw SeriesFileError(file: name, line: lineNumber, reason: "value \"\(valueText)\" is not a number")
+                    throw SeriesFileError(
+                        file: name,
+                        line: lineNumber,
+                        reason: "value \"\(valueText)\" is not a number"
+                    )
                 }
                 value = parsed
             }

@@ -84,7 +84,9 @@ package enum NumberText {
         var second = 0
         var millisecond = 0
         if i < b.count {
-            guard b[i] == UInt8(ascii: "T") || b[i] == UInt8(ascii: "t") || b[i] == UInt8(ascii: " ") else { return nil }
+            guard b[i] == UInt8(ascii: "T") || b[i] == UInt8(ascii: "t") || b[i] == UInt8(ascii: " ") else {
+                return nil
+            }
             i += 1
             guard let h = number(2), h < 24, expect(":"), let m = number(2), m < 60 else { return nil }
             hour = h

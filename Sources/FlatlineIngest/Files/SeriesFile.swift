@@ -1,11 +1,11 @@
 import FlatlineCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Recorded series to replay: every sample of a file with its series, time and original text.
@@ -57,7 +57,9 @@ public struct SeriesFile: Sendable {
     ///   - kind: force every series to be a counter or a gauge; `nil` takes the file's `TYPE`
     ///     metadata (CSV series are gauges).
     /// - Throws: ``SeriesFileError`` naming the file, the line and the reason.
-    public static func load(path: String, format: Format? = nil, kind: MetricKind? = nil) throws(SeriesFileError) -> SeriesFile {
+    public static func load(path: String, format: Format? = nil, kind: MetricKind? = nil) throws(SeriesFileError)
+        -> SeriesFile
+    {
         let bytes = try FileBytes.read(path)
         return try parse(bytes, name: path, format: format, kind: kind)
     }
@@ -111,11 +113,14 @@ public struct SeriesFile: Sendable {
         throw SeriesFileError(
             file: name,
             line: 1,
-            reason: "cannot tell the format; accepted formats: \(Format.accepted) (name the file .csv, .prom or .om, or pass --input-format)"
+            reason:
+                "cannot tell the format; accepted formats: \(Format.accepted) (name the file .csv, .prom or .om, or pass --input-format)"
         )
     }
 
-    static func parseExposition(_ bytes: [UInt8], name: String, format: ExpositionFormat) throws(SeriesFileError) -> SeriesFile {
+    static func parseExposition(_ bytes: [UInt8], name: String, format: ExpositionFormat) throws(SeriesFileError)
+        -> SeriesFile
+    {
         var index: [LabelSet: Int] = [:]
         var series: [LabelSet] = []
         var rows: [Row] = []
@@ -191,7 +196,11 @@ package enum FileBytes {
             if n > 0 { bytes.append(contentsOf: chunk[0..<n]) }
             if n < chunk.count {
                 if ferror(handle) != 0 {
-                    throw SeriesFileError(file: path, line: 0, reason: "read error: \(String(cString: strerror(errno)))")
+                    throw SeriesFileError(
+                        file: path,
+                        line: 0,
+                        reason: "read error: \(String(cString: strerror(errno)))"
+                    )
                 }
                 break
             }

@@ -51,7 +51,9 @@ struct DetectorBenchmark {
         return seconds > 0 ? Double(done * source.series) / seconds : 0
     }
 
-    func estimatorRate<E: Estimator>(_ make: () -> E, source: TickSource, ticks: Int, budget: Duration? = nil) -> (Double, Int) {
+    func estimatorRate<E: Estimator>(_ make: () -> E, source: TickSource, ticks: Int, budget: Duration? = nil) -> (
+        Double, Int
+    ) {
         var estimator = make()
         estimator.reserve(capacity: source.series)
         var out = Estimates(capacity: source.series)
@@ -71,12 +73,29 @@ struct DetectorBenchmark {
         let c = configuration
         progress("ewma")
         let ewma = estimatorRate({ EWMAEstimator(c.ewma, step: step) }, source: source, ticks: size.ticks)
-        let ewmaRef = estimatorRate({ ReferenceEstimators.EWMA(c.ewma, step: step) }, source: source, ticks: size.ticks, budget: referenceBudget)
+        let ewmaRef = estimatorRate(
+            { ReferenceEstimators.EWMA(c.ewma, step: step) },
+            source: source,
+            ticks: size.ticks,
+            budget: referenceBudget
+        )
         rows.append(Row(name: "ewma", updatesPerSecond: ewma.0, referencePerSecond: ewmaRef.0, bytesPerSeries: ewma.1))
         progress("robust")
         let robust = estimatorRate({ RobustEstimator(c.robust) }, source: source, ticks: size.ticks)
-        let robustRef = estimatorRate({ ReferenceEstimators.Robust(c.robust) }, source: source, ticks: size.ticks, budget: referenceBudget)
-        rows.append(Row(name: "robust (window \(c.robust.window))", updatesPerSecond: robust.0, referencePerSecond: robustRef.0, bytesPerSeries: robust.1))
+        let robustRef = estimatorRate(
+            { ReferenceEstimators.Robust(c.robust) },
+            source: source,
+            ticks: size.ticks,
+            budget: referenceBudget
+        )
+        rows.append(
+            Row(
+                name: "robust (window \(c.robust.window))",
+                updatesPerSecond: robust.0,
+                referencePerSecond: robustRef.0,
+                bytesPerSeries: robust.1
+            )
+        )
         progress("seasonal")
         let seasonal = estimatorRate({ SeasonalEstimator(c.seasonal, step: step) }, source: source, ticks: size.ticks)
         let seasonalRef = estimatorRate(
@@ -90,12 +109,26 @@ struct DetectorBenchmark {
             budget: referenceBudget
         )
         let columns = SeasonalEstimator(c.seasonal, step: step).columns
-        rows.append(Row(name: "seasonal (\(columns) columns)", updatesPerSecond: seasonal.0, referencePerSecond: seasonalRef.0, bytesPerSeries: seasonal.1))
+        rows.append(
+            Row(
+                name: "seasonal (\(columns) columns)",
+                updatesPerSecond: seasonal.0,
+                referencePerSecond: seasonalRef.0,
+                bytesPerSeries: seasonal.1
+            )
+        )
         progress("ensemble")
         let ensemble = estimatorRate({ EnsembleEstimator(c, step: step) }, source: source, ticks: size.ticks)
         // The ensemble's reference: the three references back to back.
         let reference = 1 / (1 / ewmaRef.0 + 1 / robustRef.0 + 1 / seasonalRef.0)
-        rows.append(Row(name: "ensemble", updatesPerSecond: ensemble.0, referencePerSecond: reference, bytesPerSeries: ensemble.1))
+        rows.append(
+            Row(
+                name: "ensemble",
+                updatesPerSecond: ensemble.0,
+                referencePerSecond: reference,
+                bytesPerSeries: ensemble.1
+            )
+        )
         return rows
     }
 
@@ -114,7 +147,14 @@ struct DetectorBenchmark {
             let rate = measure(source, ticks: size.ticks) { time, values in
                 detector.update(time: time, values: values, into: &output)
             }
-            rows.append(Row(name: "\(kind)", updatesPerSecond: rate, referencePerSecond: nil, bytesPerSeries: detector.bytesPerSeries))
+            rows.append(
+                Row(
+                    name: "\(kind)",
+                    updatesPerSecond: rate,
+                    referencePerSecond: nil,
+                    bytesPerSeries: detector.bytesPerSeries
+                )
+            )
         }
         return rows
     }
@@ -164,7 +204,13 @@ struct DetectorBenchmark {
         func perSecond(_ d: Duration) -> Double {
             Double(solves * series) / (Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
         }
-        rows.append(Row(name: "dposv refit, n right-hand sides", updatesPerSecond: perSecond(lapack), referencePerSecond: perSecond(plain)))
+        rows.append(
+            Row(
+                name: "dposv refit, n right-hand sides",
+                updatesPerSecond: perSecond(lapack),
+                referencePerSecond: perSecond(plain)
+            )
+        )
         return rows
     }
 }

@@ -13,6 +13,10 @@ extension SeriesFile.Format: ExpressibleByArgument {}
 struct DurationArgument: ExpressibleByArgument, Sendable {
     var seconds: Double
 
+    init(seconds: Double) {
+        self.seconds = seconds
+    }
+
     init?(argument: String) {
         guard let seconds = DurationText.parse(argument), seconds > 0 else { return nil }
         self.seconds = seconds

@@ -28,14 +28,16 @@ struct BenchCommand: ParsableCommand {
     var parts: String = "estimators,detectors,kernels"
 
     @Option(help: "Sampling interval the detectors assume, e.g. 15s.")
-    var step: DurationArgument = DurationArgument(argument: "15s") ?? DurationArgument(seconds: 15)
+    var step: DurationArgument = DurationArgument(seconds: 15)
 
     func validate() throws {
         let known: Set<String> = ["estimators", "detectors", "kernels"]
         for part in parts.split(separator: ",") where !known.contains(String(part)) {
             throw ValidationError("unknown part '\(part)'; choose from estimators, detectors, kernels")
         }
-        guard series.count == ticks.count else { throw ValidationError("give --series and --ticks the same number of times") }
+        guard series.count == ticks.count else {
+            throw ValidationError("give --series and --ticks the same number of times")
+        }
         guard series.allSatisfy({ $0 > 0 }), ticks.allSatisfy({ $0 > 3 }) else {
             throw ValidationError("--series must be positive and --ticks above 3")
         }
@@ -58,46 +60,52 @@ struct BenchCommand: ParsableCommand {
             referenceBudget: quick ? .milliseconds(200) : .seconds(3)
         ) { Stderr.write("\rbench: \($0)…                ") }
 
-        print("flatline bench: single thread, step \(DurationText.format(seconds: step.seconds)), seasons 1d (4 harmonics) + 1w (3)")
+        print(
+            "flatline bench: single thread, step \(DurationText.format(seconds: step.seconds)), seasons 1d (4 harmonics) + 1w (3)"
+        )
         let wanted = Set(parts.split(separator: ",").map(String.init))
         for size in sizes {
             print("\n\(size)")
             if wanted.contains("estimators") {
-            let estimators = bench.estimators(size)
-            Stderr.write("\r\u{1B}[K")
-            Self.table(
-                ["estimator", "M updates/s", "reference M/s", "speed-up", "bytes/series"],
-                estimators.map { row in
-                    [
-                        row.name, Self.millions(row.updatesPerSecond), row.referencePerSecond.map(Self.millions) ?? "-",
-                        row.referencePerSecond.map { String(format: "%.1f×", row.updatesPerSecond / $0) } ?? "-",
-                        row.bytesPerSeries.map(String.init) ?? "-",
-                    ]
-                }
-            )
+                let estimators = bench.estimators(size)
+                Stderr.write("\r\u{1B}[K")
+                Self.table(
+                    ["estimator", "M updates/s", "reference M/s", "speed-up", "bytes/series"],
+                    estimators.map { row in
+                        [
+                            row.name, Self.millions(row.updatesPerSecond),
+                            row.referencePerSecond.map(Self.millions) ?? "-",
+                            row.referencePerSecond.map { String(format: "%.1f×", row.updatesPerSecond / $0) } ?? "-",
+                            row.bytesPerSeries.map(String.init) ?? "-",
+                        ]
+                    }
+                )
             }
             if wanted.contains("detectors") {
-            let detectors = try bench.detectors(size)
-            Stderr.write("\r\u{1B}[K")
-            print("")
-            Self.table(
-                ["detector (with calibration)", "M updates/s", "bytes/series"],
-                detectors.map { [$0.name, Self.millions($0.updatesPerSecond), $0.bytesPerSeries.map(String.init) ?? "-"] }
-            )
+                let detectors = try bench.detectors(size)
+                Stderr.write("\r\u{1B}[K")
+                print("")
+                Self.table(
+                    ["detector (with calibration)", "M updates/s", "bytes/series"],
+                    detectors.map {
+                        [$0.name, Self.millions($0.updatesPerSecond), $0.bytesPerSeries.map(String.init) ?? "-"]
+                    }
+                )
             }
             if wanted.contains("kernels") {
-            let kernels = try bench.kernels(series: size.series)
-            Stderr.write("\r\u{1B}[K")
-            print("")
-            Self.table(
-                ["kernel, n = \(size.series.formatted)", "BLAS M series/s", "Swift M series/s", "ratio"],
-                kernels.map { row in
-                    [
-                        row.name, Self.millions(row.updatesPerSecond), row.referencePerSecond.map(Self.millions) ?? "-",
-                        row.referencePerSecond.map { String(format: "%.2f×", row.updatesPerSecond / $0) } ?? "-",
-                    ]
-                }
-            )
+                let kernels = try bench.kernels(series: size.series)
+                Stderr.write("\r\u{1B}[K")
+                print("")
+                Self.table(
+                    ["kernel, n = \(size.series.formatted)", "BLAS M series/s", "Swift M series/s", "ratio"],
+                    kernels.map { row in
+                        [
+                            row.name, Self.millions(row.updatesPerSecond),
+                            row.referencePerSecond.map(Self.millions) ?? "-",
+                            row.referencePerSecond.map { String(format: "%.2f×", row.updatesPerSecond / $0) } ?? "-",
+                        ]
+                    }
+                )
             }
         }
         print("\nreference = plain Swift: one struct per series for EWMA, a sort per tick for robust, loops instead")
@@ -110,18 +118,13 @@ struct BenchCommand: ParsableCommand {
         let widths = header.indices.map { c in ([header[c]] + rows.map { $0[c] }).map(\.count).max() ?? 0 }
         func line(_ cells: [String]) -> String {
             cells.enumerated().map { c, cell in
-                c == 0 ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+                c == 0
+                    ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
                     : String(repeating: " ", count: widths[c] - cell.count) + cell
             }.joined(separator: "   ")
         }
         print(line(header))
         print(String(repeating: "-", count: widths.reduce(0, +) + 3 * (widths.count - 1)))
         for row in rows { print(line(row)) }
-    }
-}
-
-extension DurationArgument {
-    init(seconds: Double) {
-        self.init(argument: "\(Int(seconds))s")!
     }
 }

@@ -29,7 +29,10 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: "Write the output here instead of standard output.")
     var out: String?
 
-    @Option(name: .customLong("input-format"), help: "csv, prometheus or openmetrics (default: from the file name, then the content).")
+    @Option(
+        name: .customLong("input-format"),
+        help: "csv, prometheus or openmetrics (default: from the file name, then the content)."
+    )
     var inputFormat: SeriesFile.Format?
 
     @Option(help: "Treat every series as a counter or a gauge (default: the file's TYPE lines; CSV series are gauges).")
@@ -38,7 +41,10 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: "Nominal sampling interval, e.g. 15s or 5m (default: inferred from the timestamps).")
     var step: DurationArgument?
 
-    @Option(help: "Seasons for the seasonal fit: 'none' or periods with optional harmonics, e.g. 1d,1w or 1d:4,1w:3 (default 1d:4,1w:3).")
+    @Option(
+        help:
+            "Seasons for the seasonal fit: 'none' or periods with optional harmonics, e.g. 1d,1w or 1d:4,1w:3 (default 1d:4,1w:3)."
+    )
     var seasons: SeasonsArgument?
 
     @Option(help: "Calibrated score at or above which a point is anomalous (default 0.999).")
@@ -53,13 +59,19 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: "Which deviations count: above, below or both (default both).")
     var direction: Direction?
 
-    @Option(name: .customLong("min-deviation"), help: "Absolute deviation from the expected value a point needs as well (default 0).")
+    @Option(
+        name: .customLong("min-deviation"),
+        help: "Absolute deviation from the expected value a point needs as well (default 0)."
+    )
     var minDeviation: Double?
 
     @Flag(name: .customLong("anomalies-only"), help: "Write only the rows flagged as anomalies.")
     var anomaliesOnly = false
 
-    @Option(name: .customLong("load-state"), help: "Continue from detection state saved by --save-state (its model and parameters apply).")
+    @Option(
+        name: .customLong("load-state"),
+        help: "Continue from detection state saved by --save-state (its model and parameters apply)."
+    )
     var loadState: String?
 
     @Option(name: .customLong("save-state"), help: "Save the detection state after the last row, to continue later.")
@@ -116,7 +128,8 @@ struct ReplayCommand: ParsableCommand {
         if let saveState { try StateFile.save(result.bank, to: saveState) }
 
         if !quiet {
-            let seconds = Double((clock.now - started).components.attoseconds) / 1e18
+            let seconds =
+                Double((clock.now - started).components.attoseconds) / 1e18
                 + Double((clock.now - started).components.seconds)
             Stderr.write(Self.summary(result.summary, input: input, seconds: seconds) + "\n")
         }
@@ -131,7 +144,8 @@ struct ReplayCommand: ParsableCommand {
             let reasons = DropReason.allCases.filter { s.drops[$0] > 0 }.map { "\($0.rawValue)=\(s.drops[$0])" }
             text += ", \(dropped) dropped: " + reasons.joined(separator: " ")
         }
-        text += "), \(s.anomalies) anomal\(s.anomalies == 1 ? "y" : "ies"), step \(DurationText.format(seconds: s.step))"
+        text +=
+            "), \(s.anomalies) anomal\(s.anomalies == 1 ? "y" : "ies"), step \(DurationText.format(seconds: s.step))"
         if s.counterResets > 0 { text += ", \(s.counterResets) counter resets" }
         let rate = seconds > 0 ? Double(s.rows) / seconds : 0
         text += String(format: ", %.2f s (%.0f points/s)", seconds, rate)
