@@ -180,6 +180,15 @@ struct ReplayEdgeCaseTests {
         #expect(result.standardError.contains("2 dropped: non_finite=1 duplicate=1"), "\(result.standardError)")
     }
 
+    @Test("--max-gap: no counter rate across a longer gap")
+    func maxGap() throws {
+        let example = TestSupport.repositoryFile("examples/nats-server.om").path
+        let result = try TestSupport.run(TestSupport.flatlineBinary, ["replay", example, "--max-gap", "30s"])
+        #expect(result.status == 0)
+        // Every counter sample is 60 s after the last: each starts the counter afresh.
+        #expect(result.standardError.contains("(8640 scored, 2880 awaiting a rate)"), "\(result.standardError)")
+    }
+
     @Test("a single sample cannot give a sampling interval; the message names the file")
     func singleSample() throws {
         let directory = try TestSupport.TemporaryDirectory()

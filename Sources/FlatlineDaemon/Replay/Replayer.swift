@@ -66,6 +66,7 @@ public enum Replayer {
     ///   - configuration: the detector, used when no `state` is given.
     ///   - step: the nominal sampling interval in seconds; `nil` infers it from the file (the
     ///     median spacing of each series, then the median over series).
+    ///   - maxGap: the longest gap in seconds a counter rate is taken across; `nil` for no limit.
     ///   - state: a bank saved by an earlier replay to continue from.
     ///   - progress: called after each tick with (ticks done, ticks in all).
     /// - Throws: ``ReplayError`` when the step cannot be inferred or a parameter is bad.
@@ -73,6 +74,7 @@ public enum Replayer {
         _ file: SeriesFile,
         configuration: DetectorConfiguration,
         step: Double? = nil,
+        maxGap: Double? = nil,
         state: DetectionBank? = nil,
         progress: (Int, Int) -> Void = { _, _ in }
     ) throws(ReplayError) -> ReplayResult {
@@ -83,7 +85,7 @@ public enum Replayer {
             let resolvedStep: Double
             if let step { resolvedStep = step } else { resolvedStep = try inferStep(file) }
             do {
-                bank = try DetectionBank(configuration: configuration, step: resolvedStep)
+                bank = try DetectionBank(configuration: configuration, step: resolvedStep, maxGap: maxGap)
             } catch {
                 throw ReplayError(reason: "\(error)")
             }

@@ -42,6 +42,12 @@ struct ReplayCommand: ParsableCommand {
     var step: DurationArgument?
 
     @Option(
+        name: .customLong("max-gap"),
+        help: "Take no counter rate across a gap longer than this, e.g. 5m (default: no limit)."
+    )
+    var maxGap: DurationArgument?
+
+    @Option(
         help:
             "Seasons for the seasonal fit: 'none' or periods with optional harmonics, e.g. 1d,1w or 1d:4,1w:3 (default 1d:4,1w:3)."
     )
@@ -110,6 +116,7 @@ struct ReplayCommand: ParsableCommand {
             file,
             configuration: detectorConfiguration,
             step: step?.seconds,
+            maxGap: maxGap?.seconds,
             state: state
         ) { done, total in
             guard !quiet, done & 63 == 0 || done == total else { return }
