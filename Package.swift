@@ -13,6 +13,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C BLAS (cblas.h) and LAPACKE (lapacke.h) from Debian's libblas-dev / liblapacke-dev.
@@ -31,6 +36,19 @@ let package = Package(
             name: "FlatlineIngest",
             dependencies: ["FlatlineCore"]
         ),
+        // A NATS client on SwiftNIO: core protocol, request/reply, JetStream API, $SYS requests.
+        // Depends on no other Flatline target.
+        .target(
+            name: "FlatlineNATS",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // Wiring of the parts: replay today, the daemon later.
         .target(
             name: "FlatlineDaemon",
@@ -46,6 +64,8 @@ let package = Package(
                 "FlatlineCore",
                 "FlatlineIngest",
                 "FlatlineDaemon",
+                "FlatlineNATS",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -55,7 +75,9 @@ let package = Package(
             name: "FlatlineTestSupport",
             dependencies: [
                 "FlatlineCore",
+                "FlatlineNATS",
                 .product(name: "RealModule", package: "swift-numerics"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
@@ -70,6 +92,16 @@ let package = Package(
         .testTarget(
             name: "FlatlineIngestTests",
             dependencies: ["FlatlineIngest", "FlatlineTestSupport"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "FlatlineNATSTests",
+            dependencies: [
+                "FlatlineNATS",
+                "FlatlineTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

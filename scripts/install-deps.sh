@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
     libblas-dev      # cblas.h and libblas.so (netlib CBLAS is part of libblas on Debian)
     liblapacke-dev   # lapacke.h and liblapacke.so (pulls liblapack-dev)
+    nats-server      # the real server the NATS client tests talk to
+    openssl          # test certificate authorities for the TLS tests
 )
 
 missing=()

@@ -101,3 +101,20 @@ public enum Synthetic {
         return (0..<count).map { _ in rng.normal() }
     }
 }
+
+/// A seeded random number generator for tests (SplitMix64): the same seed, the same numbers.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
+    private var base: SplitMix64
+
+    public init(seed: UInt64) {
+        base = SplitMix64(seed: seed)
+    }
+
+    public mutating func next() -> UInt64 { base.next() }
+
+    /// A uniform double in [0, 1).
+    public mutating func uniform() -> Double { base.uniform() }
+
+    /// A standard normal draw.
+    public mutating func normal() -> Double { base.normal() }
+}

@@ -1,0 +1,74 @@
+import NIOCore
+
+/// Counters a client keeps about its traffic.
+public struct NATSStatistics: Sendable, Hashable {
+    public var inMessages = 0
+    public var inBytes = 0
+    public var outMessages = 0
+    public var outBytes = 0
+    /// Connections made after the first.
+    public var reconnects = 0
+    /// Publishes refused because the reconnect buffer was full.
+    public var droppedWhileDisconnected = 0
+    /// Messages dropped because a subscription's buffer was full (client-side slow consumer).
+    public var droppedBySlowSubscriptions = 0
+}
+
+/// Everything the client shares between the caller's tasks and its connection, under one lock.
+struct ClientState: Sendable {
+    enum Phase: Equatable {
+        case idle, connecting, connected, reconnecting, draining, closed
+    }
+
+    enum PingPurpose {
+        case keepalive
+        case flush(CheckedContinuation<Void, any Error>)
+    }
+
+    enum ReplySlot {
+        case waiting(CheckedContinuation<NATSMessage, any Error>?)
+        case arrived(NATSMessage)
+    }
+
+    struct Subscription {
+        var subject: String
+        var queue: String?
+        /// `nil` for the client's own reply inbox.
+        var continuation: AsyncStream<NATSMessage>.Continuation?
+        var max: Int?
+        var delivered = 0
+        var dropped = 0
+    }
+
+    var phase: Phase = .idle
+    /// Bytes on their way to the server: for the live connection, or the reconnect buffer.
+    var buffer = ByteBuffer()
+    /// Wakes the live connection's writer.
+    var writerWakeup: AsyncStream<Void>.Continuation?
+    var writerSignalled = false
+    /// Publishers waiting for the buffer to drain below the high-water mark.
+    var drainWaiters: [CheckedContinuation<Void, any Error>] = []
+    /// Ends the live connection (close and drain use it).
+    var connectionCloser: AsyncStream<Void>.Continuation?
+    var connectWaiters: [CheckedContinuation<Void, any Error>] = []
+    var subscriptions: [UInt64: Subscription] = [:]
+    var nextSID: UInt64 = 1
+    var pings: [PingPurpose] = []
+    var outstandingKeepalives = 0
+    var replyPrefix: String?
+    var replySID: UInt64?
+    var replies: [String: ReplySlot] = [:]
+    var info: ServerInfo?
+    var server: String?
+    var statistics = NATSStatistics()
+    var lastError: NATSError?
+
+    var isConnected: Bool { phase == .connected || phase == .draining }
+
+    /// Hands the writer a signal if it has none pending; returns the continuation to yield on.
+    mutating func wakeWriter() -> AsyncStream<Void>.Continuation? {
+        guard isConnected, !writerSignalled, let wakeup = writerWakeup else { return nil }
+        writerSignalled = true
+        return wakeup
+    }
+}
