@@ -369,11 +369,12 @@ extension NATSClient {
             if tls.insecureSkipVerify { tlsConfiguration.certificateVerification = .none }
             let context = try NIOSSLContext(configuration: tlsConfiguration)
             let name = tls.serverName ?? host
-            let handler = try NIOSSLClientHandler(
-                context: context,
-                serverHostname: name.first?.isNumber == true || name.contains(":") ? nil : name
-            )
-            try await channel.pipeline.addHandler(handler, position: .first)
+            let hostname = name.first?.isNumber == true || name.contains(":") ? nil : name
+            // The handler is not Sendable: make it on the channel's event loop and add it there.
+            try await channel.eventLoop.submit {
+                let handler = try NIOSSLClientHandler(context: context, serverHostname: hostname)
+                try channel.pipeline.syncOperations.addHandler(handler, position: .first)
+            }.get()
         } catch {
             throw NATSError(.tls, "cannot set up TLS: \(error)", server: server)
         }
