@@ -1,0 +1,197 @@
+import Foundation
+import NIOCore
+
+/// The JetStream API over a ``NATSClient``: JSON requests on `$JS.API.*`.
+///
+/// API errors become ``NATSError`` with code ``NATSError/Code/jetStream``, carrying the server's
+/// `code`, `err_code` and description.
+public struct JetStream: Sendable {
+    public let client: NATSClient
+    /// The API prefix (`$JS.API`; a domain or account export changes it).
+    public let prefix: String
+    /// The timeout of each API request.
+    public var timeout: Duration
+
+    public init(client: NATSClient, prefix: String = "$JS.API", timeout: Duration = .seconds(5)) {
+        self.client = client
+        self.prefix = prefix
+        self.timeout = timeout
+    }
+
+    // MARK: Streams
+
+    /// Creates a stream (or returns the existing one when its configuration matches).
+    @discardableResult
+    public func createStream(_ configuration: StreamConfiguration) async throws -> StreamInfo {
+        try await call("STREAM.CREATE.\(configuration.name)", body: configuration)
+    }
+
+    /// A stream's configuration and state.
+    public func streamInfo(_ name: String) async throws -> StreamInfo {
+        try await call("STREAM.INFO.\(name)", body: Empty?.none)
+    }
+
+    /// Deletes a stream and its messages.
+    public func deleteStream(_ name: String) async throws {
+        let _: Success = try await call("STREAM.DELETE.\(name)", body: Empty?.none)
+    }
+
+    // MARK: Consumers
+
+    /// Creates a consumer on `stream` (durable when the configuration names one).
+    @discardableResult
+    public func createConsumer(stream: String, _ configuration: ConsumerConfiguration) async throws -> ConsumerInfo {
+        struct Request: Encodable {
+            var streamName: String
+            var config: ConsumerConfiguration
+            private enum CodingKeys: String, CodingKey { case streamName = "stream_name", config }
+        }
+        let subject =
+            configuration.durableName.map { "CONSUMER.CREATE.\(stream).\($0)" } ?? "CONSUMER.CREATE.\(stream)"
+        return try await call(subject, body: Request(streamName: stream, config: configuration))
+    }
+
+    /// A consumer's configuration and progress.
+    public func consumerInfo(stream: String, consumer: String) async throws -> ConsumerInfo {
+        try await call("CONSUMER.INFO.\(stream).\(consumer)", body: Empty?.none)
+    }
+
+    /// Deletes a consumer.
+    public func deleteConsumer(stream: String, consumer: String) async throws {
+        let _: Success = try await call("CONSUMER.DELETE.\(stream).\(consumer)", body: Empty?.none)
+    }
+
+    // MARK: Publishing and pulling
+
+    /// Publishes to a stream's subject and waits for the stream's acknowledgement.
+    @discardableResult
+    public func publish(_ payload: some Collection<UInt8> & Sendable, to subject: String, headers: NATSHeaders? = nil)
+        async throws -> PublishAck
+    {
+        let reply = try await client.request(payload, to: subject, headers: headers, timeout: timeout)
+        return try decode(PublishAck.self, from: reply, api: subject)
+    }
+
+    /// Pulls up to `batch` messages from a durable pull consumer, waiting at most `expires` for
+    /// them; returns what arrived (possibly none).
+    public func fetch(stream: String, consumer: String, batch: Int, expires: Duration = .seconds(1)) async throws
+        -> [JetStreamMessage]
+    {
+        struct PullRequest: Encodable {
+            var batch: Int
+            var expires: Int64
+        }
+        let inbox = "_INBOX." + NATSClient.randomToken(22)
+        let subscription = try client.subscribe(to: inbox)
+        defer { try? subscription.unsubscribe() }
+        let nanoseconds = expires.components.seconds * 1_000_000_000 + expires.components.attoseconds / 1_000_000_000
+        let body = try JSONEncoder().encode(PullRequest(batch: batch, expires: nanoseconds))
+        try await client.publish([UInt8](body), to: "\(prefix).CONSUMER.MSG.NEXT.\(stream).\(consumer)", replyTo: inbox)
+        return try await withThrowingTaskGroup(of: [JetStreamMessage].self) { group in
+            group.addTask {
+                var messages: [JetStreamMessage] = []
+                for await message in subscription {
+                    if let status = message.headers?.status {
+                        // 404 no messages, 408 request expired, 409 consumer changed: the pull is over.
+                        if status == 404 || status == 408 || status == 409 { break }
+                        continue
+                    }
+                    messages.append(JetStreamMessage(message: message, client: client))
+                    if messages.count >= batch { break }
+                }
+                return messages
+            }
+            group.addTask {
+                try await Task.sleep(for: expires + .milliseconds(500))
+                try subscription.unsubscribe()
+                return []
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? []
+        }
+    }
+
+    // MARK: Plumbing
+
+    private struct Empty: Encodable {}
+    private struct Success: Decodable { var success: Bool }
+
+    private func call<Body: Encodable, Response: Decodable>(_ api: String, body: Body?) async throws -> Response {
+        let payload: [UInt8]
+        if let body {
+            payload = [UInt8](try JSONEncoder().encode(body))
+        } else {
+            payload = []
+        }
+        let subject = "\(prefix).\(api)"
+        let reply: NATSMessage
+        do {
+            reply = try await client.request(payload, to: subject, timeout: timeout)
+        } catch let error as NATSError where error.code == .noResponders {
+            throw NATSError(
+                .jetStream,
+                "JetStream is not enabled for this account (no responders on \(subject))",
+                server: error.server
+            )
+        }
+        return try decode(Response.self, from: reply, api: subject)
+    }
+
+    private func decode<Response: Decodable>(_ type: Response.Type, from reply: NATSMessage, api: String) throws
+        -> Response
+    {
+        let data = Data(reply.payload.readableBytesView)
+        if let failure = try? JSONDecoder().decode(APIErrorBody.self, from: data), let detail = failure.error {
+            throw NATSError(
+                .jetStream,
+                "\(api): \(detail.description ?? "error")",
+                apiCode: detail.code,
+                apiErrorCode: detail.errCode
+            )
+        }
+        do {
+            return try JSONDecoder().decode(Response.self, from: data)
+        } catch {
+            throw NATSError(.protocolViolation, "\(api): unexpected response: \(error)")
+        }
+    }
+}
+
+/// A message delivered by a JetStream consumer, with its acknowledgements.
+public struct JetStreamMessage: Sendable {
+    public let message: NATSMessage
+    let client: NATSClient
+
+    /// The stream and consumer sequence numbers and the delivery count, from the reply subject
+    /// (`$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ts>.<pending>`).
+    public var metadata:
+        (stream: String, consumer: String, delivered: Int, streamSequence: UInt64, consumerSequence: UInt64)?
+    {
+        guard let reply = message.replyTo else { return nil }
+        let parts = reply.split(separator: ".")
+        // With a domain the subject has two more tokens; the last seven are always these.
+        guard parts.count >= 9, parts[0] == "$JS", parts[1] == "ACK" else { return nil }
+        let tail = parts.suffix(7)
+        let fields = Array(tail)
+        guard let delivered = Int(fields[2]), let sseq = UInt64(fields[3]), let cseq = UInt64(fields[4]) else {
+            return nil
+        }
+        return (String(fields[0]), String(fields[1]), delivered, sseq, cseq)
+    }
+
+    /// Acknowledges the message.
+    public func ack() async throws { try await reply("+ACK") }
+    /// Asks for redelivery now.
+    public func nak() async throws { try await reply("-NAK") }
+    /// Stops redelivery for good.
+    public func term() async throws { try await reply("+TERM") }
+    /// Says the message is still being worked on, resetting its ack timer.
+    public func inProgress() async throws { try await reply("+WPI") }
+
+    private func reply(_ text: String) async throws {
+        guard let subject = message.replyTo else {
+            throw NATSError(.invalidArgument, "the message on \(message.subject) has no reply subject to acknowledge")
+        }
+        try await client.publish(Array(text.utf8), to: subject)
+    }
+}
