@@ -49,6 +49,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The traffic generator: scenario-driven NATS traffic with real incidents, for tests, the
+        // demo, and operators who want to see Flatline catch one.
+        .target(
+            name: "FlatlineLoadgen",
+            dependencies: [
+                "FlatlineNATS",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Wiring of the parts: replay today, the daemon later.
         .target(
             name: "FlatlineDaemon",
@@ -65,7 +75,7 @@ let package = Package(
                 "FlatlineIngest",
                 "FlatlineDaemon",
                 "FlatlineNATS",
-                .product(name: "Yams", package: "Yams"),
+                "FlatlineLoadgen",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -103,6 +113,10 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "FlatlineLoadgenTests",
+            dependencies: ["FlatlineLoadgen", "FlatlineNATS", "FlatlineTestSupport"]
         ),
         .testTarget(
             name: "FlatlineCLITests",

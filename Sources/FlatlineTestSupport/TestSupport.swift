@@ -118,3 +118,19 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
     /// A standard normal draw.
     public mutating func normal() -> Double { base.normal() }
 }
+
+extension TestSupport {
+    /// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.
+    @discardableResult
+    public static func eventually(
+        timeout: Duration = .seconds(10),
+        _ condition: () throws -> Bool
+    ) async rethrows -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try condition() { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return try condition()
+    }
+}

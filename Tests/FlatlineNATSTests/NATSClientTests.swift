@@ -155,8 +155,7 @@ struct NATSClientTests {
             var iterator = subscription.makeAsyncIterator()
             #expect(await iterator.next()?.string == "before")
             server.kill()
-            try await Task.sleep(for: .milliseconds(200))
-            #expect(!client.isConnected)
+            #expect(await TestSupport.eventually { !client.isConnected })
             // Published while disconnected: buffered, sent after the reconnect.
             try await client.publish("while away", to: "survivor")
             try server.restart()
@@ -185,7 +184,7 @@ struct NATSClientTests {
             }
         ) { client in
             server.kill()
-            try await Task.sleep(for: .milliseconds(200))
+            #expect(await TestSupport.eventually { !client.isConnected })
             var refused = 0
             for _ in 0..<100 {
                 do { try await client.publish([UInt8](repeating: 7, count: 100), to: "buffered") } catch let error
@@ -209,8 +208,7 @@ struct NATSClientTests {
             try await client.flush()
             for i in 0..<500 { try await client.publish("\(i)", to: "firehose") }
             try await client.flush()
-            try await Task.sleep(for: .milliseconds(200))
-            #expect(subscription.droppedMessages == 490)
+            #expect(await TestSupport.eventually { subscription.droppedMessages == 490 })
             #expect(client.statistics.droppedBySlowSubscriptions == 490)
             var first: [String] = []
             for await message in subscription {
@@ -234,6 +232,45 @@ struct NATSClientTests {
             for await message in subscription { received.append(message.string) }
             #expect(received == ["0", "1", "2"])
         }
+    }
+
+    @Test("an unreachable server: waiting for the connection times out, naming the server and why")
+    func unreachable() async throws {
+        let port = try NATSServerProcess.freePort()
+        var configuration = try NATSClientConfiguration(urls: ["nats://127.0.0.1:\(port)"])
+        configuration.reconnectDelay = .milliseconds(20)
+        let client = NATSClient(configuration: configuration, logger: TestSupport.quietLogger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await client.run() }
+            let started = ContinuousClock.now
+            do {
+                try await client.waitUntilConnected(timeout: .milliseconds(500))
+                Issue.record("connected to nothing")
+            } catch let error as NATSError {
+                #expect(error.code == .timeout)
+                #expect(error.message.contains("127.0.0.1:\(port)"))
+                #expect(error.message.contains("refused"), "\(error)")
+            }
+            #expect(ContinuousClock.now - started < .seconds(3))
+            do {
+                try await client.flush(timeout: .milliseconds(100))
+                Issue.record("flushed without a connection")
+            } catch let error as NATSError {
+                #expect(error.code == .disconnected)
+            }
+            client.close()
+            try await group.waitForAll()
+        }
+    }
+
+    @Test("gives up after max_reconnect_attempts with the last error")
+    func givesUp() async throws {
+        var configuration = try NATSClientConfiguration(urls: ["nats://127.0.0.1:\(try NATSServerProcess.freePort())"])
+        configuration.maxReconnectAttempts = 2
+        configuration.reconnectDelay = .milliseconds(10)
+        let client = NATSClient(configuration: configuration, logger: TestSupport.quietLogger)
+        await #expect(throws: NATSError.self) { try await client.run() }
+        #expect(client.lastError?.code == .connectionFailed)
     }
 
     @Test("drain delivers what is buffered, then ends subscriptions and the client")

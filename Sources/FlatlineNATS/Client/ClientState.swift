@@ -22,7 +22,9 @@ struct ClientState: Sendable {
 
     enum PingPurpose {
         case keepalive
-        case flush(CheckedContinuation<Void, any Error>)
+        case flush(UInt64, CheckedContinuation<Void, any Error>)
+        /// A flush whose caller stopped waiting; its PONG is still owed.
+        case abandoned
     }
 
     enum ReplySlot {
@@ -50,7 +52,8 @@ struct ClientState: Sendable {
     var drainWaiters: [CheckedContinuation<Void, any Error>] = []
     /// Ends the live connection (close and drain use it).
     var connectionCloser: AsyncStream<Void>.Continuation?
-    var connectWaiters: [CheckedContinuation<Void, any Error>] = []
+    var connectWaiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
+    var nextWaiterID: UInt64 = 0
     var subscriptions: [UInt64: Subscription] = [:]
     var nextSID: UInt64 = 1
     var pings: [PingPurpose] = []
@@ -62,8 +65,17 @@ struct ClientState: Sendable {
     var server: String?
     var statistics = NATSStatistics()
     var lastError: NATSError?
+    /// The live connection's channel, for pausing reads.
+    var channel: (any Channel)?
+    /// Whether reading from the socket is paused (fault injection: a slow consumer).
+    var readingPaused = false
 
     var isConnected: Bool { phase == .connected || phase == .draining }
+
+    mutating func makeWaiterID() -> UInt64 {
+        nextWaiterID += 1
+        return nextWaiterID
+    }
 
     /// Hands the writer a signal if it has none pending; returns the continuation to yield on.
     mutating func wakeWriter() -> AsyncStream<Void>.Continuation? {

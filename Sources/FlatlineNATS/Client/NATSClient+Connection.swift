@@ -83,8 +83,9 @@ extension NATSClient {
             s.writerWakeup?.finish()
             s.writerWakeup = nil
             s.connectionCloser = nil
+            s.channel = nil
             let flushes = s.pings.compactMap { ping -> CheckedContinuation<Void, any Error>? in
-                if case .flush(let c) = ping { return c }
+                if case .flush(_, let c) = ping { return c }
                 return nil
             }
             s.pings = []
@@ -192,8 +193,12 @@ extension NATSClient {
                 s.writerWakeup = wakeup
                 s.writerSignalled = true
                 s.connectionCloser = closer
-                let waiters = (s.connectWaiters, s.drainWaiters)
-                s.connectWaiters = []
+                s.channel = channel.channel
+                if s.readingPaused {
+                    channel.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+                }
+                let waiters = (Array(s.connectWaiters.values), s.drainWaiters)
+                s.connectWaiters = [:]
                 s.drainWaiters = []
                 return (waiters.0, waiters.1, false)
             }
@@ -446,7 +451,8 @@ extension NATSClient {
                     case .keepalive:
                         s.outstandingKeepalives = Swift.max(0, s.outstandingKeepalives - 1)
                         return nil
-                    case .flush(let c): return c
+                    case .flush(_, let c): return c
+                    case .abandoned: return nil
                     }
                 }
                 flush?.resume()

@@ -64,23 +64,37 @@ public final class NATSClient: Service, Sendable {
     public func waitUntilConnected(timeout: Duration = .seconds(10)) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                    let result: Result<Void, NATSError>? = self.state.withLock { s in
-                        switch s.phase {
-                        case .connected, .draining: return .success(())
-                        case .closed:
-                            return .failure(s.lastError ?? NATSError(.connectionClosed, "the client is closed"))
-                        default:
-                            s.connectWaiters.append(continuation)
-                            return nil
+                let id = self.state.withLock { $0.makeWaiterID() }
+                try await withTaskCancellationHandler {
+                    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                        let result: Result<Void, any Error>? = self.state.withLock { s in
+                            if Task.isCancelled { return .failure(CancellationError()) }
+                            switch s.phase {
+                            case .connected, .draining: return .success(())
+                            case .closed:
+                                return .failure(s.lastError ?? NATSError(.connectionClosed, "the client is closed"))
+                            default:
+                                s.connectWaiters[id] = continuation
+                                return nil
+                            }
                         }
+                        if let result { continuation.resume(with: result) }
                     }
-                    if let result { continuation.resume(with: result) }
+                } onCancel: {
+                    let waiter = self.state.withLock { $0.connectWaiters.removeValue(forKey: id) }
+                    waiter?.resume(throwing: CancellationError())
                 }
             }
             group.addTask {
                 try await Task.sleep(for: timeout)
-                throw NATSError(.timeout, "not connected after \(timeout)", server: self.state.withLock { $0.server })
+                let (server, last) = self.state.withLock { ($0.server, $0.lastError) }
+                let servers = self.configuration.servers.map(\.description).joined(separator: ", ")
+                throw NATSError(
+                    .timeout,
+                    "not connected to \(servers) after \(timeout)"
+                        + (last.map { " (last error: \($0.message))" } ?? ""),
+                    server: server ?? self.configuration.servers.first?.description
+                )
             }
             defer { group.cancelAll() }
             _ = try await group.next()
@@ -386,17 +400,34 @@ public final class NATSClient: Service, Sendable {
         let limit = timeout ?? configuration.requestTimeout
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                    let (failure, wake): (NATSError?, AsyncStream<Void>.Continuation?) = self.state.withLock { s in
-                        guard s.isConnected else {
-                            return (NATSError(.disconnected, "not connected", server: s.server), nil)
+                let id = self.state.withLock { $0.makeWaiterID() }
+                try await withTaskCancellationHandler {
+                    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                        let (failure, wake): ((any Error)?, AsyncStream<Void>.Continuation?) = self.state.withLock {
+                            s in
+                            if Task.isCancelled { return (CancellationError(), nil) }
+                            guard s.isConnected else {
+                                return (NATSError(.disconnected, "not connected", server: s.server), nil)
+                            }
+                            ProtocolEncoding.writePing(into: &s.buffer)
+                            s.pings.append(.flush(id, continuation))
+                            return (nil, s.wakeWriter())
                         }
-                        ProtocolEncoding.writePing(into: &s.buffer)
-                        s.pings.append(.flush(continuation))
-                        return (nil, s.wakeWriter())
+                        if let failure { continuation.resume(throwing: failure) }
+                        wake?.yield()
                     }
-                    if let failure { continuation.resume(throwing: failure) }
-                    wake?.yield()
+                } onCancel: {
+                    // The PONG is still owed: keep the slot, forget the waiter.
+                    let waiter = self.state.withLock { s -> CheckedContinuation<Void, any Error>? in
+                        guard
+                            let index = s.pings.firstIndex(where: { if case .flush(id, _) = $0 { true } else { false } }
+                            ),
+                            case .flush(_, let continuation) = s.pings[index]
+                        else { return nil }
+                        s.pings[index] = .abandoned
+                        return continuation
+                    }
+                    waiter?.resume(throwing: CancellationError())
                 }
             }
             group.addTask {
@@ -430,26 +461,49 @@ public final class NATSClient: Service, Sendable {
             let subscriptions = s.subscriptions.values.compactMap(\.continuation)
             let pings = s.pings
             let replies = s.replies.values
-            let connects = s.connectWaiters
+            let connects = Array(s.connectWaiters.values)
             let drains = s.drainWaiters
             let closer = s.connectionCloser
             s.phase = .closed
             s.subscriptions = [:]
             s.pings = []
             s.replies = [:]
-            s.connectWaiters = []
+            s.connectWaiters = [:]
             s.drainWaiters = []
             s.writerWakeup?.finish()
             return (subscriptions, pings, Array(replies), connects, drains, closer)
         }
         let error = NATSError(.connectionClosed, "the client was closed")
         for subscription in subscriptions { subscription.finish() }
-        for ping in pings { if case .flush(let c) = ping { c.resume(throwing: error) } }
+        for ping in pings { if case .flush(_, let c) = ping { c.resume(throwing: error) } }
         for reply in replies { if case .waiting(let c?) = reply { c.resume(throwing: error) } }
         for c in connects { c.resume(throwing: error) }
         for c in drains { c.resume(throwing: error) }
         closer?.yield()
         closer?.finish()
+    }
+
+    // MARK: Fault injection
+
+    /// Stops reading from the socket, as a consumer whose event loop is blocked would: the server
+    /// queues what it owes this client (`pending_bytes` in `/connz`) until its write deadline or
+    /// `max_pending` trips and it closes the connection as a slow consumer. The client notices
+    /// only once reading resumes, then reconnects. For traffic generators and tests.
+    public func pauseReading() {
+        let channel = state.withLock { s -> (any Channel)? in
+            s.readingPaused = true
+            return s.channel
+        }
+        channel?.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+    }
+
+    /// Reads from the socket again after ``pauseReading()``.
+    public func resumeReading() {
+        let channel = state.withLock { s -> (any Channel)? in
+            s.readingPaused = false
+            return s.channel
+        }
+        channel?.setOption(ChannelOptions.autoRead, value: true).whenSuccess { channel?.read() }
     }
 
     static func randomToken(_ length: Int) -> String {

@@ -1,0 +1,55 @@
+import FlatlineTestSupport
+import Foundation
+import Testing
+
+@Suite("flatline loadgen", .serialized, .timeLimit(.minutes(1)))
+struct LoadgenCommandTests {
+    @Test("--help documents the scenario format; --print-scenario prints the built-in one")
+    func help() throws {
+        let help = try TestSupport.run(TestSupport.flatlineBinary, ["loadgen", "--help"])
+        #expect(help.status == 0)
+        for key in ["SCENARIO FORMAT", "publishers:", "incidents:", "noack|nofetch", "slow_subscriber", "--duration"] {
+            #expect(help.standardOutput.contains(key), "help lacks \(key)")
+        }
+        let printed = try TestSupport.run(TestSupport.flatlineBinary, ["loadgen", "--print-scenario"])
+        #expect(printed.status == 0)
+        #expect(printed.standardOutput.contains("name: freeze-and-flood"))
+    }
+
+    @Test("a short run against a real server prints the ground truth; a bad scenario names its key")
+    func run() throws {
+        let server = try NATSServerProcess(jetStream: true)
+        defer { server.stop() }
+        let result = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["loadgen", "--server", server.url, "--duration", "6s", "--seed", "3"]
+        )
+        #expect(result.status == 0, "\(result.standardError)")
+        let truth = try #require(
+            try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any]
+        )
+        let phases = try #require(truth["phases"] as? [[String: Any]])
+        #expect(phases.compactMap { $0["phase"] as? String } == ["baseline", "freeze", "recover1", "flood", "tail"])
+        #expect(truth["seed"] as? Int == 3)
+        #expect(result.standardError.contains("begin freeze ORDERS/worker"))
+
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let bad = try directory.write("bad.yml", "incidents:\n  - {kind: flood, target: ghost, at: 1s, duration: 1s}\n")
+        let refused = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["loadgen", "--server", server.url, "--scenario", bad.path]
+        )
+        #expect(refused.status != 0)
+        #expect(
+            refused.standardError.contains("bad.yml: incidents[0].target: no publisher named ghost"),
+            "\(refused.standardError)"
+        )
+        let unreachable = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["loadgen", "--server", "nats://127.0.0.1:\(try NATSServerProcess.freePort())", "--duration", "2s"]
+        )
+        #expect(unreachable.status != 0)
+        #expect(unreachable.standardError.contains("not connected") || unreachable.standardError.contains("connect"))
+    }
+}
