@@ -24,8 +24,9 @@ lint:
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
 
+# The NATS part compares with nats-py, installed into a venv under .build on first use.
 bench: release
-	$(SWIFT) run -c release flatline bench
+	$(SWIFT) run -c release flatline bench --python "$$(scripts/bench/python-env.sh)"
 
 demo: deps
 	@scripts/demo.sh

@@ -77,6 +77,7 @@ let package = Package(
                 "FlatlineNATS",
                 "FlatlineLoadgen",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

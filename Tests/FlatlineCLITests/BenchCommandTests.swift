@@ -6,7 +6,12 @@ import Testing
 struct BenchCommandTests {
     @Test("the quick benchmark prints every detector with throughput, reference ratio and state size")
     func quick() throws {
-        let result = try TestSupport.run(TestSupport.flatlineBinary, ["bench", "--series", "200", "--ticks", "40"])
+        let result = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            [
+                "bench", "--series", "200", "--ticks", "40", "--parts", "estimators,detectors,kernels",
+            ]
+        )
         #expect(result.status == 0, "\(result.standardError)")
         let out = result.standardOutput
         for name in ["ewma", "robust (window 64)", "seasonal (15 columns)", "ensemble", "dger", "dposv"] {
@@ -18,5 +23,25 @@ struct BenchCommandTests {
         let bad = try TestSupport.run(TestSupport.flatlineBinary, ["bench", "--series", "10"])
         #expect(bad.status != 0)
         #expect(bad.standardError.contains("--series and --ticks"))
+    }
+
+    @Test("the NATS part publishes and requests against its own nats-server, and says why nats-py is missing")
+    func nats() throws {
+        let result = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            [
+                "bench", "--parts", "nats", "--nats-messages", "20000", "--nats-request-seconds", "0.3",
+                "--python-bench", "/nonexistent/nats_py_bench.py",
+            ]
+        )
+        #expect(result.status == 0, "\(result.standardError)")
+        let rows = result.standardOutput.split(separator: "\n")
+        for name in ["publish 16 B", "publish 1024 B", "request/reply, 16 B", "request/reply on the client's loop"] {
+            let row = try #require(rows.first { $0.hasPrefix(name) }, "missing \(name)")
+            let rate = try #require(Double(row.dropFirst(name.count).split(separator: " ").first ?? ""))
+            #expect(rate > 0, "\(row)")
+        }
+        #expect(result.standardOutput.contains("no nats-py comparison: /nonexistent/nats_py_bench.py not found"))
+        #expect(!result.standardOutput.contains("ewma"))
     }
 }

@@ -1,5 +1,7 @@
 import FlatlineTestSupport
 import Foundation
+import NIOCore
+import Synchronization
 import Testing
 
 @testable import FlatlineNATS
@@ -124,6 +126,53 @@ struct NATSClientTests {
         }
     }
 
+    @Test("concurrent requests each get their own reply, also from the client's event loop; cancelled ones end")
+    func concurrentRequests() async throws {
+        let server = try NATSServerProcess(jetStream: false)
+        defer { server.stop() }
+        try await TestSupport.withNATSClient(server.url) { client in
+            let service = try client.subscribe(to: "double")
+            try await client.flush()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await request in service {
+                        guard let reply = request.replyTo, let n = Int(request.string) else { continue }
+                        try await client.publish("\(2 * n)", to: reply)
+                    }
+                }
+                let answers = try await withThrowingTaskGroup(of: (Int, Int, Bool).self) { requests in
+                    for i in 0..<200 {
+                        requests.addTask {
+                            let executor: EventLoopTaskExecutor? = i.isMultiple(of: 2) ? client.taskExecutor : nil
+                            return try await withTaskExecutorPreference(executor) {
+                                let reply = try await client.request(Array("\(i)".utf8), to: "double")
+                                return (i, Int(reply.string) ?? -1, client.eventLoop.inEventLoop)
+                            }
+                        }
+                    }
+                    return try await requests.reduce(into: [(Int, Int, Bool)]()) { $0.append($1) }
+                }
+                #expect(answers.count == 200)
+                for (i, doubled, onLoop) in answers {
+                    #expect(doubled == 2 * i)
+                    #expect(onLoop == i.isMultiple(of: 2))
+                }
+                // A request to a service that never answers, cancelled: it ends at once and
+                // leaves nothing pending.
+                let silent = try client.subscribe(to: "silent")
+                try await client.flush()
+                let waiting = Task { try await client.request(Array("?".utf8), to: "silent", timeout: .seconds(30)) }
+                for await _ in silent { break }
+                waiting.cancel()
+                await #expect(throws: CancellationError.self) { _ = try await waiting.value }
+                #expect(client.state.withLock { $0.replies.isEmpty })
+                try silent.unsubscribe()
+                try service.unsubscribe()
+                try await group.waitForAll()
+            }
+        }
+    }
+
     @Test("a request nobody answers in time times out; a late reply is ignored")
     func requestTimeout() async throws {
         let server = try NATSServerProcess(jetStream: false)
@@ -196,6 +245,46 @@ struct NATSClientTests {
             }
             #expect(refused > 50)
             #expect(client.statistics.droppedWhileDisconnected == refused)
+        }
+    }
+
+    @Test("a fast stream of mixed sizes arrives complete and in order, past the write buffer's high-water mark")
+    func streamArrivesInOrder() async throws {
+        let server = try NATSServerProcess(jetStream: false)
+        defer { server.stop() }
+        let count = 100_000
+        try await TestSupport.withNATSClient(
+            server.url,
+            name: "receiver",
+            configure: { $0.subscriptionBufferMessages = count }
+        ) { receiver in
+            let subscription = try receiver.subscribe(to: "stream")
+            try await receiver.flush()
+            // A small high-water mark makes the publisher wait for the socket again and again.
+            try await TestSupport.withNATSClient(
+                server.url,
+                name: "sender",
+                configure: { $0.writeBufferHighWater = 64 * 1024 }
+            ) { sender in
+                for i in 0..<count {
+                    var payload = Array("\(i)".utf8)
+                    if i % 1000 == 0 { payload += [UInt8](repeating: 35, count: 100_000) }
+                    try await sender.publish(payload, to: "stream")
+                }
+                try await sender.flush()
+            }
+            var next = 0
+            for await message in subscription {
+                let text = String(decoding: message.bytes.prefix { $0 != 35 }, as: UTF8.self)
+                guard text == "\(next)" else {
+                    Issue.record("message \(next) expected, \(text) arrived")
+                    break
+                }
+                next += 1
+                if next == count { break }
+            }
+            #expect(next == count)
+            #expect(subscription.droppedMessages == 0)
         }
     }
 

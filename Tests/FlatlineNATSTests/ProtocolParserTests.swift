@@ -110,16 +110,20 @@ struct ProtocolParserTests {
     @Test("the encoder writes what the protocol specifies")
     func encoding() throws {
         var buffer = ByteBuffer()
-        ProtocolEncoding.writePublish(
-            subject: "a.b",
-            replyTo: "r",
-            headers: nil,
-            payload: Array("hi".utf8),
-            into: &buffer
-        )
+        Array("hi".utf8).withUnsafeBytes {
+            ProtocolEncoding.writePublish(subject: "a.b", replyTo: "r", headers: nil, payload: $0, into: &buffer)
+        }
         var headers = NATSHeaders()
         headers.append("1", for: "K")
-        ProtocolEncoding.writePublish(subject: "a", replyTo: nil, headers: headers, payload: [UInt8](), into: &buffer)
+        [UInt8]().withUnsafeBytes {
+            ProtocolEncoding.writePublish(
+                subject: "a",
+                replyTo: nil,
+                headers: headers.encoded(),
+                payload: $0,
+                into: &buffer
+            )
+        }
         ProtocolEncoding.writeSubscribe(subject: "a.*", queue: "q", sid: 7, into: &buffer)
         ProtocolEncoding.writeUnsubscribe(sid: 7, max: 3, into: &buffer)
         #expect(
@@ -130,6 +134,41 @@ struct ProtocolParserTests {
             var b = ByteBuffer()
             ProtocolEncoding.writeDecimal(n, into: &b)
             #expect(String(buffer: b) == "\(n)")
+        }
+    }
+
+    @Test("PUB and HPUB frames match a field-by-field reference for any shape and size")
+    func publishFramesMatchReference() {
+        var random = SeededRandom(seed: 11)
+        let sizes = [0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 1024, 65_535, 65_536, 1_048_576]
+        for round in 0..<200 {
+            let subject = (0..<Int.random(in: 1...4, using: &random)).map { "t\($0)x\(round)" }.joined(separator: ".")
+            let replyTo = Bool.random(using: &random) ? "_INBOX.\(round).r" : nil
+            var headers: NATSHeaders?
+            if round % 3 == 0 {
+                var h = NATSHeaders()
+                for k in 0..<Int.random(in: 0...3, using: &random) { h.append("v\(k)", for: "K\(k)") }
+                headers = h
+            }
+            let size = round < sizes.count ? sizes[round] : Int.random(in: 0...5000, using: &random)
+            let payload = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ round) }
+            var buffer = ByteBuffer(string: "prefix")
+            payload.withUnsafeBytes {
+                ProtocolEncoding.writePublish(
+                    subject: subject,
+                    replyTo: replyTo,
+                    headers: headers?.encoded(),
+                    payload: $0,
+                    into: &buffer
+                )
+            }
+            var expected = Array("prefix".utf8)
+            let encodedHeaders = headers?.encoded() ?? []
+            var line = (headers == nil ? "PUB " : "HPUB ") + subject + (replyTo.map { " " + $0 } ?? "")
+            if headers != nil { line += " \(encodedHeaders.count)" }
+            line += " \(encodedHeaders.count + payload.count)\r\n"
+            expected += Array(line.utf8) + encodedHeaders + payload + [13, 10]
+            #expect(Array(buffer.readableBytesView) == expected, "round \(round): \(line)")
         }
     }
 

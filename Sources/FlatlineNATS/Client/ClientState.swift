@@ -27,9 +27,10 @@ struct ClientState: Sendable {
         case abandoned
     }
 
-    enum ReplySlot {
-        case waiting(CheckedContinuation<NATSMessage, any Error>?)
-        case arrived(NATSMessage)
+    /// A request waiting for its reply, and the timer that fails it.
+    struct ReplySlot {
+        var continuation: CheckedContinuation<NATSMessage, any Error>
+        var timeout: Scheduled<Void>?
     }
 
     struct Subscription {
@@ -45,9 +46,16 @@ struct ClientState: Sendable {
     var phase: Phase = .idle
     /// Bytes on their way to the server: for the live connection, or the reconnect buffer.
     var buffer = ByteBuffer()
-    /// Wakes the live connection's writer.
-    var writerWakeup: AsyncStream<Void>.Continuation?
-    var writerSignalled = false
+    /// Whether a write of the buffer is scheduled on the live connection's event loop (or
+    /// waits for the socket to take more).
+    var writeScheduled = false
+    /// Whether the scheduled write waits a moment for more bytes.
+    var writeDeferred = false
+    /// When the buffer was last handed to the socket.
+    var lastWrite = NIODeadline.uptimeNanoseconds(0)
+    /// Messages in the last write, and in the buffer now.
+    var lastWriteMessages = 0
+    var bufferedMessages = 0
     /// Publishers waiting for the buffer to drain below the high-water mark.
     var drainWaiters: [CheckedContinuation<Void, any Error>] = []
     /// Ends the live connection (close and drain use it).
@@ -65,8 +73,10 @@ struct ClientState: Sendable {
     var server: String?
     var statistics = NATSStatistics()
     var lastError: NATSError?
-    /// The live connection's channel, for pausing reads.
+    /// The live connection's channel: where the buffer is written.
     var channel: (any Channel)?
+    /// Why the live connection ended, when the client knew before the socket closed.
+    var endReason: EndReason?
     /// Whether reading from the socket is paused (fault injection: a slow consumer).
     var readingPaused = false
 
@@ -77,10 +87,11 @@ struct ClientState: Sendable {
         return nextWaiterID
     }
 
-    /// Hands the writer a signal if it has none pending; returns the continuation to yield on.
-    mutating func wakeWriter() -> AsyncStream<Void>.Continuation? {
-        guard isConnected, !writerSignalled, let wakeup = writerWakeup else { return nil }
-        writerSignalled = true
-        return wakeup
+    /// Schedules a write of the buffer unless one is pending; returns the channel to pass to
+    /// ``NATSClient/signalWriter(_:)`` outside the lock.
+    mutating func wakeWriter() -> (any Channel)? {
+        guard isConnected, !writeScheduled, let channel else { return nil }
+        writeScheduled = true
+        return channel
     }
 }

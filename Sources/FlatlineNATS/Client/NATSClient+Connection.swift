@@ -80,10 +80,10 @@ extension NATSClient {
     private func connectionEnded(_ error: NATSError?) -> Bool {
         let (closed, flushes) = state.withLock { s -> (Bool, [CheckedContinuation<Void, any Error>]) in
             if let error { s.lastError = error }
-            s.writerWakeup?.finish()
-            s.writerWakeup = nil
             s.connectionCloser = nil
             s.channel = nil
+            s.endReason = nil
+            s.writeScheduled = false
             let flushes = s.pings.compactMap { ping -> CheckedContinuation<Void, any Error>? in
                 if case .flush(_, let c) = ping { return c }
                 return nil
@@ -135,9 +135,10 @@ extension NATSClient {
     ) async throws {
         let server = address.description
         let parser = ProtocolParser()
+        let reason = EndReason()
         let channel: NIOAsyncChannel<ServerOperation, ByteBuffer>
         do {
-            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            channel = try await ClientBootstrap(group: eventLoop)
                 .connectTimeout(
                     .nanoseconds(
                         Int64(configuration.connectTimeout.components.seconds) * 1_000_000_000
@@ -150,6 +151,10 @@ extension NATSClient {
                         try channel.pipeline.syncOperations.addHandler(
                             ByteToMessageHandler(ServerOperationDecoder(parser: parser)),
                             name: "nats-decoder"
+                        )
+                        try channel.pipeline.syncOperations.addHandler(
+                            NATSConnectionHandler(client: self, reason: reason),
+                            name: "nats-connection"
                         )
                         return try NIOAsyncChannel<ServerOperation, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
@@ -165,7 +170,6 @@ extension NATSClient {
                 outbound: outbound,
                 address: address
             )
-            let (wakeups, wakeup) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
             let (closes, closer) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
             let (connectWaiters, drainWaiters, closedMeanwhile) = state.withLock { s in
                 if s.phase == .closed {
@@ -190,10 +194,10 @@ extension NATSClient {
                 }
                 preamble.writeBuffer(&s.buffer)
                 s.buffer = preamble
-                s.writerWakeup = wakeup
-                s.writerSignalled = true
                 s.connectionCloser = closer
                 s.channel = channel.channel
+                s.endReason = reason
+                s.writeScheduled = false
                 if s.readingPaused {
                     channel.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
                 }
@@ -203,7 +207,7 @@ extension NATSClient {
                 return (waiters.0, waiters.1, false)
             }
             if closedMeanwhile { return }
-            wakeup.yield()
+            signalWriter(state.withLock { $0.wakeWriter() })
             onConnected()
             logger.info(
                 "NATS connected",
@@ -214,19 +218,11 @@ extension NATSClient {
             for waiter in connectWaiters { waiter.resume() }
             for waiter in drainWaiters { waiter.resume() }
 
-            // The reader runs here; the writer, the pinger and the close signal run beside it, and
-            // whichever ends first closes the channel, which ends the reader and so the connection.
-            let reason = EndReason()
+            // From here on the handler delivers on the event loop and the buffer is written
+            // from there; this task waits for the socket to close, beside the pinger and the
+            // close signal, either of which may close it.
             let socket = channel.channel
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    do {
-                        try await self.writeLoop(wakeups, outbound: outbound)
-                    } catch {
-                        reason.record(NATSError(.connectionFailed, "write failed: \(error)", server: server))
-                    }
-                    socket.close(promise: nil)
-                }
                 group.addTask {
                     do {
                         try await self.pingLoop(server: server)
@@ -240,12 +236,9 @@ extension NATSClient {
                     socket.close(promise: nil)
                 }
                 defer { group.cancelAll() }
-                do {
-                    try await self.readLoop(&operations, server: server)
-                } catch {
-                    if let recorded = reason.value { throw recorded }
-                    throw error
-                }
+                try? await socket.closeFuture.get()
+                if let recorded = reason.value { throw recorded }
+                throw NATSError(.connectionFailed, "the server closed the connection", server: server)
             }
         }
     }
@@ -387,33 +380,10 @@ extension NATSClient {
 
     // MARK: Per-connection loops
 
-    private func writeLoop(_ wakeups: AsyncStream<Void>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>)
-        async throws
-    {
-        for await _ in wakeups {
-            while true {
-                let (chunk, waiters) = state.withLock { s -> (ByteBuffer, [CheckedContinuation<Void, any Error>]) in
-                    s.writerSignalled = false
-                    let chunk = s.buffer
-                    s.buffer = ByteBuffer()
-                    let waiters = s.drainWaiters
-                    s.drainWaiters = []
-                    return (chunk, waiters)
-                }
-                if chunk.readableBytes == 0 {
-                    for waiter in waiters { waiter.resume() }
-                    break
-                }
-                try await outbound.write(chunk)
-                for waiter in waiters { waiter.resume() }
-            }
-        }
-    }
-
     private func pingLoop(server: String) async throws {
         while true {
             try await Task.sleep(for: configuration.pingInterval)
-            let (stale, wake) = state.withLock { s -> (Bool, AsyncStream<Void>.Continuation?) in
+            let (stale, wake) = state.withLock { s -> (Bool, (any Channel)?) in
                 if s.outstandingKeepalives >= configuration.maxPingsOutstanding { return (true, nil) }
                 s.outstandingKeepalives += 1
                 s.pings.append(.keepalive)
@@ -427,107 +397,7 @@ extension NATSClient {
                     server: server
                 )
             }
-            wake?.yield()
-        }
-    }
-
-    private func readLoop(
-        _ operations: inout NIOAsyncChannelInboundStream<ServerOperation>.AsyncIterator,
-        server: String
-    ) async throws {
-        while let operation = try await operations.next() {
-            switch operation {
-            case .message(let message): deliver(message)
-            case .ping:
-                let wake = state.withLock { s -> AsyncStream<Void>.Continuation? in
-                    ProtocolEncoding.writePong(into: &s.buffer)
-                    return s.wakeWriter()
-                }
-                wake?.yield()
-            case .pong:
-                let flush = state.withLock { s -> CheckedContinuation<Void, any Error>? in
-                    guard !s.pings.isEmpty else { return nil }
-                    switch s.pings.removeFirst() {
-                    case .keepalive:
-                        s.outstandingKeepalives = Swift.max(0, s.outstandingKeepalives - 1)
-                        return nil
-                    case .flush(_, let c): return c
-                    case .abandoned: return nil
-                    }
-                }
-                flush?.resume()
-            case .ok: break
-            case .info(let info): state.withLock { $0.info = info }
-            case .error(let message):
-                let lowered = message.lowercased()
-                logger.info("NATS server error", metadata: ["nats.server": "\(server)", "error": "\(message)"])
-                // Errors the server closes the connection after; the others (permissions) are
-                // reported and the connection goes on.
-                if lowered.contains("permissions violation") || lowered.contains("invalid subject") { continue }
-                let code: NATSError.Code = lowered.contains("authorization") ? .authorization : .serverError
-                throw NATSError(code, message, server: server)
-            }
-        }
-        throw NATSError(.connectionFailed, "the server closed the connection", server: server)
-    }
-
-    private func deliver(_ message: NATSMessage) {
-        enum Route {
-            case subscription(AsyncStream<NATSMessage>.Continuation, finish: Bool)
-            case reply(CheckedContinuation<NATSMessage, any Error>?)
-            case none
-        }
-        let route: Route = state.withLock { s in
-            s.statistics.inMessages += 1
-            s.statistics.inBytes += message.payload.readableBytes
-            if message.sid == s.replySID, let prefix = s.replyPrefix {
-                let token = String(message.subject.dropFirst(prefix.count))
-                switch s.replies[token] {
-                case .waiting(let continuation?):
-                    s.replies[token] = nil
-                    return .reply(continuation)
-                case .waiting(nil):
-                    s.replies[token] = .arrived(message)
-                    return .none
-                default:
-                    return .none
-                }
-            }
-            guard var subscription = s.subscriptions[message.sid], let continuation = subscription.continuation else {
-                return .none
-            }
-            subscription.delivered += 1
-            var finish = false
-            if let max = subscription.max, subscription.delivered >= max {
-                s.subscriptions[message.sid] = nil
-                finish = true
-            } else {
-                s.subscriptions[message.sid] = subscription
-            }
-            return .subscription(continuation, finish: finish)
-        }
-        switch route {
-        case .subscription(let continuation, let finish):
-            if case .dropped = continuation.yield(message) { recordDrop(sid: message.sid, subject: message.subject) }
-            if finish { continuation.finish() }
-        case .reply(let continuation?):
-            continuation.resume(returning: message)
-        case .reply(nil), .none:
-            break
-        }
-    }
-
-    private func recordDrop(sid: UInt64, subject: String) {
-        let dropped = state.withLock { s -> Int in
-            s.statistics.droppedBySlowSubscriptions += 1
-            s.subscriptions[sid]?.dropped += 1
-            return s.subscriptions[sid]?.dropped ?? 0
-        }
-        if dropped == 1 || dropped % 10_000 == 0 {
-            logger.warning(
-                "NATS subscription is a slow consumer: messages dropped",
-                metadata: ["nats.subject": "\(subject)", "nats.sid": "\(sid)", "nats.dropped": "\(dropped)"]
-            )
+            signalWriter(wake)
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
@@ -32,6 +33,16 @@ public final class NATSClient: Service, Sendable {
     public let configuration: NATSClientConfiguration
     let logger: Logger
     let state: Mutex<ClientState>
+    /// The event loop every connection of this client runs on.
+    let eventLoop: any EventLoop
+
+    /// Runs tasks on the client's event loop, where its messages arrive and its writes start.
+    ///
+    /// A request loop or a responder that does little work per message answers faster under
+    /// `withTaskExecutorPreference(client.taskExecutor) { ... }`: replies and writes no longer
+    /// cross threads. Work that blocks or computes for long must not run there: it holds up
+    /// the connection.
+    public let taskExecutor: EventLoopTaskExecutor
 
     /// - Parameters:
     ///   - configuration: servers, credentials, timeouts and limits.
@@ -40,6 +51,8 @@ public final class NATSClient: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         state = Mutex(ClientState())
+        eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+        taskExecutor = EventLoopTaskExecutor(eventLoop)
     }
 
     // MARK: State
@@ -118,9 +131,27 @@ public final class NATSClient: Service, Sendable {
         replyTo: String? = nil,
         headers: NATSHeaders? = nil
     ) async throws {
-        try ProtocolEncoding.validate(subject: subject, wildcards: false)
-        if let replyTo { try ProtocolEncoding.validate(subject: replyTo, wildcards: false) }
-        let mustWait = try enqueuePublish(payload, subject: subject, replyTo: replyTo, headers: headers)
+        // One generic call, then the concrete path: the caller's module need not specialise it.
+        let mustWait =
+            try payload.withContiguousStorageIfAvailable {
+                try enqueuePublish(UnsafeRawBufferPointer($0), subject: subject, replyTo: replyTo, headers: headers)
+            }
+            ?? Array(payload).withUnsafeBytes {
+                try enqueuePublish($0, subject: subject, replyTo: replyTo, headers: headers)
+            }
+        if mustWait { try await waitForDrain() }
+    }
+
+    /// Publishes the readable bytes of a buffer (a received message's payload, say).
+    public func publish(
+        _ payload: ByteBuffer,
+        to subject: String,
+        replyTo: String? = nil,
+        headers: NATSHeaders? = nil
+    ) async throws {
+        let mustWait = try payload.withUnsafeReadableBytes {
+            try enqueuePublish($0, subject: subject, replyTo: replyTo, headers: headers)
+        }
         if mustWait { try await waitForDrain() }
     }
 
@@ -131,14 +162,18 @@ public final class NATSClient: Service, Sendable {
         try await publish(Array(text.utf8), to: subject, replyTo: replyTo, headers: headers)
     }
 
-    /// Puts a message in the buffer; returns whether the caller should wait for the writer.
+    /// Checks a publish and puts it in the buffer; returns whether the caller should wait for
+    /// the socket to take some of it.
     func enqueuePublish(
-        _ payload: some Collection<UInt8>,
+        _ payload: UnsafeRawBufferPointer,
         subject: String,
         replyTo: String?,
         headers: NATSHeaders?
     ) throws(NATSError) -> Bool {
-        let result: Result<(AsyncStream<Void>.Continuation?, Bool), NATSError> = state.withLock { s in
+        try ProtocolEncoding.validate(subject: subject, wildcards: false)
+        if let replyTo { try ProtocolEncoding.validate(subject: replyTo, wildcards: false) }
+        let headerBytes = headers?.encoded()
+        let result: Result<((any Channel)?, Bool), NATSError> = state.withLock { s in
             let server = s.server
             switch s.phase {
             case .closed: return .failure(NATSError(.connectionClosed, "the client is closed", server: server))
@@ -146,7 +181,7 @@ public final class NATSClient: Service, Sendable {
             default: break
             }
             let limit = s.info?.maxPayload ?? 1_048_576
-            let size = payload.count + (headers.map { $0.encoded().count } ?? 0)
+            let size = payload.count + (headerBytes?.count ?? 0)
             guard size <= limit else {
                 return .failure(
                     NATSError(
@@ -176,19 +211,20 @@ public final class NATSClient: Service, Sendable {
             ProtocolEncoding.writePublish(
                 subject: subject,
                 replyTo: replyTo,
-                headers: headers,
+                headers: headerBytes,
                 payload: payload,
                 into: &s.buffer
             )
             s.statistics.outMessages += 1
             s.statistics.outBytes += payload.count
+            s.bufferedMessages += 1
             let wake = s.wakeWriter()
             return .success((wake, s.isConnected && s.buffer.readableBytes > configuration.writeBufferHighWater))
         }
         switch result {
         case .failure(let error): throw error
         case .success(let (wake, wait)):
-            wake?.yield()
+            signalWriter(wake)
             return wait
         }
     }
@@ -214,7 +250,7 @@ public final class NATSClient: Service, Sendable {
         let (stream, continuation) = AsyncStream<NATSMessage>.makeStream(
             bufferingPolicy: .bufferingOldest(configuration.subscriptionBufferMessages)
         )
-        let result: Result<(UInt64, AsyncStream<Void>.Continuation?), NATSError> = state.withLock { s in
+        let result: Result<(UInt64, (any Channel)?), NATSError> = state.withLock { s in
             guard s.phase != .closed && s.phase != .draining else {
                 return .failure(NATSError(.connectionClosed, "the client is closed", server: s.server))
             }
@@ -232,7 +268,7 @@ public final class NATSClient: Service, Sendable {
             continuation.finish()
             throw error
         case .success(let (sid, wake)):
-            wake?.yield()
+            signalWriter(wake)
             continuation.onTermination = { [weak self] termination in
                 if case .cancelled = termination { try? self?.unsubscribe(sid: sid, after: nil) }
             }
@@ -241,7 +277,7 @@ public final class NATSClient: Service, Sendable {
     }
 
     func unsubscribe(sid: UInt64, after max: Int?) throws(NATSError) {
-        let (continuation, wake): (AsyncStream<NATSMessage>.Continuation?, AsyncStream<Void>.Continuation?) =
+        let (continuation, wake): (AsyncStream<NATSMessage>.Continuation?, (any Channel)?) =
             state.withLock { s in
                 guard var subscription = s.subscriptions[sid] else { return (nil, nil) }
                 if let max, subscription.delivered < max {
@@ -254,7 +290,7 @@ public final class NATSClient: Service, Sendable {
                 if s.isConnected { ProtocolEncoding.writeUnsubscribe(sid: sid, max: nil, into: &s.buffer) }
                 return (subscription.continuation, s.wakeWriter())
             }
-        wake?.yield()
+        signalWriter(wake)
         continuation?.finish()
     }
 
@@ -264,7 +300,9 @@ public final class NATSClient: Service, Sendable {
 
     /// Sends a request and waits for the first reply.
     ///
-    /// Replies come back on one wildcard inbox subscription shared by all requests.
+    /// Replies come back on one wildcard inbox subscription shared by all requests; the reply
+    /// resumes the caller straight from the connection's event loop, and the timeout is a timer
+    /// there, not a task.
     /// - Throws: ``NATSError`` with ``NATSError/Code/noResponders`` when nobody listens on
     ///   `subject`, ``NATSError/Code/timeout`` after `timeout`.
     public func request(
@@ -275,37 +313,60 @@ public final class NATSClient: Service, Sendable {
     ) async throws -> NATSMessage {
         try ProtocolEncoding.validate(subject: subject, wildcards: false)
         let (prefix, wake) = try ensureReplyInbox()
-        wake?.yield()
+        signalWriter(wake)
+        if state.withLock({ $0.isConnected && $0.buffer.readableBytes > configuration.writeBufferHighWater }) {
+            try await waitForDrain()
+        }
         let token = Self.randomToken(12)
-        state.withLock { $0.replies[token] = .waiting(nil) }
         let limit = timeout ?? configuration.requestTimeout
-        let reply: NATSMessage
-        do {
-            reply = try await withThrowingTaskGroup(of: NATSMessage.self) { group in
-                group.addTask { try await self.awaitReply(token) }
-                group.addTask {
-                    try await Task.sleep(for: limit)
-                    throw NATSError(
-                        .timeout,
-                        "no reply on \(subject) within \(limit)",
-                        server: self.state.withLock { $0.server }
+        let bytes = Array(payload)
+        let reply = try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<NATSMessage, any Error>) in
+                let registered = state.withLock { s -> Bool in
+                    guard !Task.isCancelled else { return false }
+                    s.replies[token] = ClientState.ReplySlot(continuation: continuation, timeout: nil)
+                    return true
+                }
+                guard registered else { return continuation.resume(throwing: CancellationError()) }
+                do {
+                    _ = try bytes.withUnsafeBytes {
+                        try enqueuePublish($0, subject: subject, replyTo: prefix + token, headers: headers)
+                    }
+                } catch {
+                    failReply(token, error)
+                    return
+                }
+                let timer = eventLoop.scheduleTask(in: TimeAmount(limit)) {
+                    self.failReply(
+                        token,
+                        NATSError(
+                            .timeout,
+                            "no reply on \(subject) within \(limit)",
+                            server: self.state.withLock { $0.server }
+                        )
                     )
                 }
-                defer { group.cancelAll() }
-                try await publish(payload, to: subject, replyTo: prefix + token, headers: headers)
-                guard let first = try await group.next() else {
-                    throw NATSError(.timeout, "no reply on \(subject)")
+                let pending = state.withLock { s -> Bool in
+                    guard s.replies[token] != nil else { return false }
+                    s.replies[token]?.timeout = timer
+                    return true
                 }
-                return first
+                if !pending { timer.cancel() }
             }
-        } catch {
-            state.withLock { $0.replies[token] = nil }
-            throw error
+        } onCancel: {
+            failReply(token, CancellationError())
         }
         if let status = reply.headers?.status, status == 503 {
             throw NATSError(.noResponders, "no responders on \(subject)", server: state.withLock { $0.server })
         }
         return reply
+    }
+
+    /// Ends a pending request with an error, if it is still pending.
+    private func failReply(_ token: String, _ error: any Error) {
+        let slot = state.withLock { $0.replies.removeValue(forKey: token) }
+        slot?.timeout?.cancel()
+        slot?.continuation.resume(throwing: error)
     }
 
     /// Sends a request and collects every reply that arrives within `timeout` (or until `max`
@@ -343,8 +404,8 @@ public final class NATSClient: Service, Sendable {
         }
     }
 
-    private func ensureReplyInbox() throws(NATSError) -> (String, AsyncStream<Void>.Continuation?) {
-        let result: Result<(String, AsyncStream<Void>.Continuation?), NATSError> = state.withLock { s in
+    private func ensureReplyInbox() throws(NATSError) -> (String, (any Channel)?) {
+        let result: Result<(String, (any Channel)?), NATSError> = state.withLock { s in
             guard s.phase != .closed else { return .failure(NATSError(.connectionClosed, "the client is closed")) }
             if let prefix = s.replyPrefix { return .success((prefix, nil)) }
             let prefix = "_INBOX." + Self.randomToken(22) + "."
@@ -361,37 +422,6 @@ public final class NATSClient: Service, Sendable {
         return try result.get()
     }
 
-    private func awaitReply(_ token: String) async throws -> NATSMessage {
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<NATSMessage, any Error>) in
-                let arrived: NATSMessage?? = state.withLock { s in
-                    switch s.replies[token] {
-                    case .arrived(let message):
-                        s.replies[token] = nil
-                        return .some(message)
-                    case .waiting:
-                        s.replies[token] = .waiting(continuation)
-                        return .some(nil)
-                    case nil:
-                        return nil
-                    }
-                }
-                switch arrived {
-                case .some(.some(let message)): continuation.resume(returning: message)
-                case .some(.none): break
-                case .none: continuation.resume(throwing: CancellationError())
-                }
-            }
-        } onCancel: {
-            let waiting = state.withLock { s -> CheckedContinuation<NATSMessage, any Error>? in
-                guard case .waiting(let continuation) = s.replies[token] else { return nil }
-                s.replies[token] = nil
-                return continuation
-            }
-            waiting?.resume(throwing: CancellationError())
-        }
-    }
-
     // MARK: Flush, drain, close
 
     /// Waits until the server has processed everything sent so far (a `PING`/`PONG` round trip).
@@ -403,7 +433,7 @@ public final class NATSClient: Service, Sendable {
                 let id = self.state.withLock { $0.makeWaiterID() }
                 try await withTaskCancellationHandler {
                     try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                        let (failure, wake): ((any Error)?, AsyncStream<Void>.Continuation?) = self.state.withLock {
+                        let (failure, wake): ((any Error)?, (any Channel)?) = self.state.withLock {
                             s in
                             if Task.isCancelled { return (CancellationError(), nil) }
                             guard s.isConnected else {
@@ -414,7 +444,7 @@ public final class NATSClient: Service, Sendable {
                             return (nil, s.wakeWriter())
                         }
                         if let failure { continuation.resume(throwing: failure) }
-                        wake?.yield()
+                        self.signalWriter(wake)
                     }
                 } onCancel: {
                     // The PONG is still owed: keep the slot, forget the waiter.
@@ -442,7 +472,7 @@ public final class NATSClient: Service, Sendable {
     /// Unsubscribes everything, waits until the server has seen it, lets subscribers read what
     /// is buffered, then closes.
     public func drain(timeout: Duration? = nil) async throws {
-        let wake: AsyncStream<Void>.Continuation? = state.withLock { s in
+        let wake: (any Channel)? = state.withLock { s in
             guard s.isConnected else { return nil }
             s.phase = .draining
             for (sid, subscription) in s.subscriptions where subscription.continuation != nil {
@@ -450,7 +480,7 @@ public final class NATSClient: Service, Sendable {
             }
             return s.wakeWriter()
         }
-        wake?.yield()
+        signalWriter(wake)
         if wake != nil || isConnected { try? await flush(timeout: timeout) }
         close()
     }
@@ -470,13 +500,15 @@ public final class NATSClient: Service, Sendable {
             s.replies = [:]
             s.connectWaiters = [:]
             s.drainWaiters = []
-            s.writerWakeup?.finish()
             return (subscriptions, pings, Array(replies), connects, drains, closer)
         }
         let error = NATSError(.connectionClosed, "the client was closed")
         for subscription in subscriptions { subscription.finish() }
         for ping in pings { if case .flush(_, let c) = ping { c.resume(throwing: error) } }
-        for reply in replies { if case .waiting(let c?) = reply { c.resume(throwing: error) } }
+        for reply in replies {
+            reply.timeout?.cancel()
+            reply.continuation.resume(throwing: error)
+        }
         for c in connects { c.resume(throwing: error) }
         for c in drains { c.resume(throwing: error) }
         closer?.yield()
@@ -510,5 +542,17 @@ public final class NATSClient: Service, Sendable {
         let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
         var generator = SystemRandomNumberGenerator()
         return String((0..<length).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] })
+    }
+}
+
+/// A Swift concurrency executor that runs jobs on one NIO event loop.
+public final class EventLoopTaskExecutor: TaskExecutor {
+    let eventLoop: any EventLoop
+
+    init(_ eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }

@@ -17,36 +17,87 @@ enum ProtocolEncoding {
         buffer.writeBytes(crlf)
     }
 
+    /// `PUB`, or `HPUB` when there are headers (already encoded, `NATS/1.0` line first).
+    ///
+    /// It runs on every publish: the size is worked out first and the frame is copied into the
+    /// buffer in one reservation, not field by field.
     static func writePublish(
         subject: String,
         replyTo: String?,
-        headers: NATSHeaders?,
-        payload: some Collection<UInt8>,
+        headers: [UInt8]?,
+        payload: UnsafeRawBufferPointer,
         into buffer: inout ByteBuffer
     ) {
-        if let headers {
-            let encoded = headers.encoded()
-            buffer.writeString("HPUB ")
-            buffer.writeString(subject)
-            if let replyTo {
-                buffer.writeString(" ")
-                buffer.writeString(replyTo)
+        let headerCount = headers?.count ?? 0
+        let total = headerCount + payload.count
+        var size = (headers == nil ? 4 : 5) + subject.utf8.count + 1 + decimalDigits(total) + 2 + total + 2
+        if let replyTo { size += 1 + replyTo.utf8.count }
+        if let headers { size += decimalDigits(headers.count) + 1 }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
+            var at = 0
+            func put(_ byte: UInt8) {
+                out[at] = byte
+                at += 1
             }
-            buffer.writeString(" \(encoded.count) \(encoded.count + payload.count)\r\n")
-            buffer.writeBytes(encoded)
-        } else {
-            buffer.writeString("PUB ")
-            buffer.writeString(subject)
-            if let replyTo {
-                buffer.writeString(" ")
-                buffer.writeString(replyTo)
+            func put(_ bytes: UnsafeRawBufferPointer) {
+                guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+                out.baseAddress?.advanced(by: at).copyMemory(from: base, byteCount: bytes.count)
+                at += bytes.count
             }
-            buffer.writeString(" ")
-            writeDecimal(payload.count, into: &buffer)
-            buffer.writeBytes(crlf)
+            func put(_ text: String) {
+                var text = text
+                text.withUTF8 { put(UnsafeRawBufferPointer($0)) }
+            }
+            func put(decimal value: Int) {
+                let digits = decimalDigits(value)
+                var n = value
+                for i in stride(from: at + digits - 1, through: at, by: -1) {
+                    out[i] = UInt8(48 + n % 10)
+                    n /= 10
+                }
+                at += digits
+            }
+            if headers == nil {
+                put(UInt8(ascii: "P"))
+            } else {
+                put(UInt8(ascii: "H"))
+                put(UInt8(ascii: "P"))
+            }
+            put(UInt8(ascii: "U"))
+            put(UInt8(ascii: "B"))
+            put(UInt8(ascii: " "))
+            put(subject)
+            if let replyTo {
+                put(UInt8(ascii: " "))
+                put(replyTo)
+            }
+            put(UInt8(ascii: " "))
+            if let headers {
+                put(decimal: headers.count)
+                put(UInt8(ascii: " "))
+            }
+            put(decimal: total)
+            put(13)
+            put(10)
+            if let headers { headers.withUnsafeBytes { put($0) } }
+            put(payload)
+            put(13)
+            put(10)
+            assert(at == size, "PUB frame size \(at) differs from the \(size) bytes reserved")
+            return at
         }
-        buffer.writeBytes(payload)
-        buffer.writeBytes(crlf)
+    }
+
+    /// How many decimal digits a non-negative integer has.
+    @inline(__always)
+    static func decimalDigits(_ value: Int) -> Int {
+        var digits = 1
+        var n = value
+        while n >= 10 {
+            n /= 10
+            digits += 1
+        }
+        return digits
     }
 
     static func writeSubscribe(subject: String, queue: String?, sid: UInt64, into buffer: inout ByteBuffer) {

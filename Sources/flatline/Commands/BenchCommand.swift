@@ -1,8 +1,9 @@
 import ArgumentParser
 import FlatlineCore
 import Foundation
+import Logging
 
-struct BenchCommand: ParsableCommand {
+struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure detector throughput and state size, next to plain-Swift references.",
@@ -24,16 +25,37 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Small sizes (1,000 × 500 and 20,000 × 20), for a quick look or a test.")
     var quick = false
 
-    @Option(help: "Which tables: estimators, detectors, kernels (comma-separated; default all).")
-    var parts: String = "estimators,detectors,kernels"
+    @Option(help: "Which tables: estimators, detectors, kernels, nats (comma-separated; default all).")
+    var parts: String = "estimators,detectors,kernels,nats"
+
+    @Option(
+        name: .customLong("nats-messages"),
+        help: "Messages per publish run of the nats part (16 B; 1 KiB gets a tenth)."
+    )
+    var natsMessages: Int = 2_000_000
+
+    @Option(name: .customLong("nats-request-seconds"), help: "How long each request/reply run of the nats part lasts.")
+    var natsRequestSeconds: Double = 3
+
+    @Option(
+        name: .customLong("python-bench"),
+        help: "The nats-py script run next to the NATS client for comparison (skipped if it or nats-py is missing)."
+    )
+    var pythonBench: String = "scripts/bench/nats_py_bench.py"
+
+    @Option(help: "The Python interpreter that runs --python-bench (make bench uses a venv with nats-py).")
+    var python: String = "python3"
 
     @Option(help: "Sampling interval the detectors assume, e.g. 15s.")
     var step: DurationArgument = DurationArgument(seconds: 15)
 
     func validate() throws {
-        let known: Set<String> = ["estimators", "detectors", "kernels"]
+        let known: Set<String> = ["estimators", "detectors", "kernels", "nats"]
         for part in parts.split(separator: ",") where !known.contains(String(part)) {
-            throw ValidationError("unknown part '\(part)'; choose from estimators, detectors, kernels")
+            throw ValidationError("unknown part '\(part)'; choose from estimators, detectors, kernels, nats")
+        }
+        guard natsMessages > 0, natsRequestSeconds > 0 else {
+            throw ValidationError("--nats-messages and --nats-request-seconds must be positive")
         }
         guard series.count == ticks.count else {
             throw ValidationError("give --series and --ticks the same number of times")
@@ -43,7 +65,7 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         var sizes = zip(series, ticks).map { DetectorBenchmark.Size(series: $0, ticks: $1) }
         if sizes.isEmpty {
             sizes =
@@ -108,8 +130,42 @@ struct BenchCommand: ParsableCommand {
                 )
             }
         }
-        print("\nreference = plain Swift: one struct per series for EWMA, a sort per tick for robust, loops instead")
-        print("of BLAS/LAPACK for seasonal; the ensemble's reference is the three run back to back.")
+        if wanted.contains("estimators") || wanted.contains("detectors") || wanted.contains("kernels") {
+            print(
+                "\nreference = plain Swift: one struct per series for EWMA, a sort per tick for robust, loops instead"
+            )
+            print("of BLAS/LAPACK for seasonal; the ensemble's reference is the three run back to back.")
+        }
+        if wanted.contains("nats") { try await runNATS() }
+    }
+
+    func runNATS() async throws {
+        let messages = quick ? 200_000 : natsMessages
+        let comparison = FileManager.default.fileExists(atPath: pythonBench) ? [python, pythonBench] : nil
+        let bench = NATSBenchmark(
+            logger: Logger(label: "flatline.bench", factory: { _ in SwiftLogNoOpLogHandler() }),
+            publishCounts: (messages, Swift.max(1000, messages / 10)),
+            requestSeconds: quick ? Swift.min(1, natsRequestSeconds) : natsRequestSeconds
+        ) { Stderr.write("\rbench: nats \($0)…                ") }
+        let (results, pythonFailure) = try await bench.run(python: comparison)
+        Stderr.write("\r\u{1B}[K")
+        print("\nNATS client against a local nats-server (\(messages.formatted) messages of 16 B, a tenth of 1 KiB)")
+        Self.table(
+            ["operation", "Swift /s", "MB/s", "nats-py /s", "ratio"],
+            results.map { r in
+                [
+                    r.name, String(format: "%.0f", r.perSecond),
+                    r.megabytesPerSecond.map { String(format: "%.1f", $0) } ?? "-",
+                    r.python.map { String(format: "%.0f", $0) } ?? "-",
+                    r.python.map { String(format: "%.1f×", r.perSecond / $0) } ?? "-",
+                ]
+            }
+        )
+        if comparison == nil {
+            print("(no nats-py comparison: \(pythonBench) not found)")
+        } else if let pythonFailure {
+            print("(no nats-py comparison: \(pythonFailure); make bench sets up a venv with nats-py)")
+        }
     }
 
     static func millions(_ rate: Double) -> String { String(format: "%.1f", rate / 1e6) }
