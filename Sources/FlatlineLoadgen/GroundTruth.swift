@@ -22,6 +22,8 @@ public struct GroundTruth: Codable, Sendable {
     public var phases: [Phase]
     /// Per actor: messages published, delivered, acknowledged, received.
     public var counts: [String: [String: Int]]
+    /// Whether the run was stopped before the scenario's end (the phases end where it stopped).
+    public var interrupted: Bool
 }
 
 enum RFC3339 {

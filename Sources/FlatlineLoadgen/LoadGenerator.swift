@@ -22,10 +22,16 @@ public struct LoadGenerator: Sendable {
         self.logger = logger
     }
 
-    /// Runs the scenario to its end.
-    /// - Parameter progress: called with one line per phase change.
+    /// Runs the scenario to its end, or until `stop` fires: then incidents in progress end at
+    /// once and the ground truth covers what ran, marked ``GroundTruth/interrupted``.
+    /// - Parameters:
+    ///   - stop: ends the run early.
+    ///   - progress: called with one line per phase change.
     /// - Throws: ``NATSError`` when a connection or the JetStream setup fails.
-    public func run(progress: @escaping @Sendable (String) -> Void = { _ in }) async throws -> GroundTruth {
+    public func run(
+        stop: StopSignal = StopSignal(),
+        progress: @escaping @Sendable (String) -> Void = { _ in }
+    ) async throws -> GroundTruth {
         let admin = client(named: "flatline-loadgen")
         let publishers = scenario.publishers.map { (spec: $0, client: client(named: $0.name)) }
         let workers = scenario.consumers.map { (spec: $0, client: client(named: $0.path)) }
@@ -42,7 +48,7 @@ public struct LoadGenerator: Sendable {
                 try await setUpJetStream(admin)
                 let start = ContinuousClock.now
                 let startDate = Date()
-                var times: [Int: (begin: Date, end: Date)] = [:]
+                var ran = Timeline(times: [:], end: startDate, interrupted: false)
                 let subscriptions = try subscribers.map {
                     try $0.client.subscribe(to: $0.spec.subject, queue: $0.spec.queue)
                 }
@@ -71,11 +77,12 @@ public struct LoadGenerator: Sendable {
                             for await _ in subscription { counts.add(name, "received") }
                         }
                     }
-                    times = try await timeline(
+                    ran = try await timeline(
                         start: start,
                         startDate: startDate,
                         controls: controls,
                         subscribers: subscribers.map { ($0.spec.name, $0.client) },
+                        stop: stop,
                         progress: progress
                     )
                     for subscription in subscriptions { try? subscription.unsubscribe() }
@@ -87,8 +94,9 @@ public struct LoadGenerator: Sendable {
                     scenario: scenario.name,
                     seed: scenario.seed,
                     server: server,
-                    phases: phases(times: times, startDate: startDate),
-                    counts: counts.snapshot
+                    phases: phases(times: ran.times, startDate: startDate, end: ran.end),
+                    counts: counts.snapshot,
+                    interrupted: ran.interrupted
                 )
             } catch {
                 for client in clients { client.close() }
@@ -185,13 +193,21 @@ public struct LoadGenerator: Sendable {
 
     /// Sleeps to each incident's start and end, flips its switch, and records when that really
     /// happened; returns the real begin and end of every incident, by its index.
+    /// What the timeline did: each incident's real begin and end, and when the run ended.
+    struct Timeline {
+        var times: [Int: (begin: Date, end: Date)]
+        var end: Date
+        var interrupted: Bool
+    }
+
     private func timeline(
         start: ContinuousClock.Instant,
         startDate: Date,
         controls: Controls,
         subscribers: [(String, NATSClient)],
+        stop: StopSignal,
         progress: @Sendable (String) -> Void
-    ) async throws -> [Int: (begin: Date, end: Date)] {
+    ) async throws -> Timeline {
         var events: [(seconds: Double, incident: Int, begins: Bool)] = []
         for (i, incident) in scenario.incidents.enumerated() {
             events.append((incident.at.value, i, true))
@@ -201,17 +217,32 @@ public struct LoadGenerator: Sendable {
         events.sort { ($0.seconds, $0.begins ? 1 : 0) < ($1.seconds, $1.begins ? 1 : 0) }
         var begins: [Int: Date] = [:]
         var times: [Int: (begin: Date, end: Date)] = [:]
-        for event in events {
-            try await Task.sleep(until: start + .milliseconds(Int64(event.seconds * 1000)), clock: .continuous)
-            let incident = scenario.incidents[event.incident]
+        func apply(_ index: Int, begins: Bool) {
+            let incident = scenario.incidents[index]
             switch incident.kind {
-            case .freeze: controls.setFreeze(incident.target, event.begins ? (incident.mode ?? .noack) : nil)
-            case .flood: controls.setMultiplier(incident.target, event.begins ? (incident.multiplier ?? 10) : 1)
+            case .freeze: controls.setFreeze(incident.target, begins ? (incident.mode ?? .noack) : nil)
+            case .flood: controls.setMultiplier(incident.target, begins ? (incident.multiplier ?? 10) : 1)
             case .slowSubscriber:
                 if let client = subscribers.first(where: { $0.0 == incident.target })?.1 {
-                    if event.begins { client.pauseReading() } else { client.resumeReading() }
+                    if begins { client.pauseReading() } else { client.resumeReading() }
                 }
             }
+        }
+        func stopped() -> Timeline {
+            let now = Date()
+            for (index, begin) in begins.sorted(by: { $0.key < $1.key }) where times[index] == nil {
+                apply(index, begins: false)
+                times[index] = (begin, now)
+            }
+            progress("\(Self.clock(now.timeIntervalSince(startDate))) stopped early")
+            return Timeline(times: times, end: now, interrupted: true)
+        }
+        for event in events {
+            guard try await stop.sleep(until: start + .milliseconds(Int64(event.seconds * 1000))) else {
+                return stopped()
+            }
+            let incident = scenario.incidents[event.incident]
+            apply(event.incident, begins: event.begins)
             let now = Date()
             if event.begins {
                 begins[event.incident] = now
@@ -223,13 +254,14 @@ public struct LoadGenerator: Sendable {
                     + " \(incident.kind.rawValue) \(incident.target)"
             )
         }
-        try await Task.sleep(until: start + .milliseconds(Int64(scenario.totalSeconds * 1000)), clock: .continuous)
+        guard try await stop.sleep(until: start + .milliseconds(Int64(scenario.totalSeconds * 1000))) else {
+            return stopped()
+        }
         progress("\(Self.clock(scenario.totalSeconds)) end of scenario")
-        return times
+        return Timeline(times: times, end: startDate.addingTimeInterval(scenario.totalSeconds), interrupted: false)
     }
 
-    private func phases(times: [Int: (begin: Date, end: Date)], startDate: Date) -> [GroundTruth.Phase] {
-        let end = startDate.addingTimeInterval(scenario.totalSeconds)
+    private func phases(times: [Int: (begin: Date, end: Date)], startDate: Date, end: Date) -> [GroundTruth.Phase] {
         let incidents = times.map { (index: $0.key, begin: $0.value.begin, end: $0.value.end) }.sorted {
             $0.begin < $1.begin
         }

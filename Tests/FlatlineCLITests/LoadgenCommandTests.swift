@@ -52,4 +52,44 @@ struct LoadgenCommandTests {
         #expect(unreachable.status != 0)
         #expect(unreachable.standardError.contains("not connected") || unreachable.standardError.contains("connect"))
     }
+
+    @Test("Ctrl-C ends the run early: the incident in progress ends there and the ground truth says so")
+    func interrupted() throws {
+        let server = try NATSServerProcess(jetStream: true)
+        defer { server.stop() }
+        let process = Process()
+        process.executableURL = TestSupport.flatlineBinary
+        process.arguments = ["loadgen", "--server", server.url, "--duration", "12s"]
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Wait for the freeze to begin (the scenario ends by itself if this never comes).
+        var log = ""
+        while !log.contains("begin freeze") {
+            let chunk = err.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            log += String(decoding: chunk, as: UTF8.self)
+        }
+        #expect(log.contains("begin freeze"), "\(log)")
+        kill(process.processIdentifier, SIGINT)
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        log += String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(log)")
+        #expect(log.contains("stopped early"), "\(log)")
+        let truth = try #require(try JSONSerialization.jsonObject(with: output) as? [String: Any])
+        #expect(truth["interrupted"] as? Bool == true)
+        let phases = try #require(truth["phases"] as? [[String: Any]])
+        #expect(phases.compactMap { $0["phase"] as? String } == ["baseline", "freeze"])
+        let freeze = try #require(phases.last)
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let start = try #require(formatter.date(from: freeze["start"] as? String ?? ""))
+        let end = try #require(formatter.date(from: freeze["end"] as? String ?? ""))
+        #expect(end.timeIntervalSince(start) < 3, "the freeze ended at the interrupt, not at its planned end")
+        let counts = try #require(truth["counts"] as? [String: [String: Int]])
+        #expect((counts["orders-producer"]?["published"] ?? 0) > 0)
+    }
 }

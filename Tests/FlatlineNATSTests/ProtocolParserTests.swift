@@ -95,6 +95,21 @@ struct ProtocolParserTests {
         parser = ProtocolParser(maxControlLine: 32, maxPayload: 10)
         var big = ByteBuffer(string: "MSG foo 1 11\r\n")
         #expect(throws: NATSError.self) { try parser.parse(&big) }
+
+        // The server's INFO sets the payload limit: its max_payload, headers included.
+        parser = ProtocolParser()
+        var stream = ByteBuffer(string: "INFO {\"server_id\":\"S\",\"version\":\"2.10.0\",\"max_payload\":100}\r\n")
+        guard case .info? = try? parser.parse(&stream) else {
+            Issue.record("INFO did not parse")
+            return
+        }
+        #expect(parser.maxPayload == 100)
+        var fits = ByteBuffer(
+            string: "HMSG foo 1 12 100\r\nNATS/1.0\r\n\r\n" + String(repeating: "x", count: 88) + "\r\n"
+        )
+        #expect(throws: Never.self) { try parser.parse(&fits) }
+        var over = ByteBuffer(string: "MSG foo 1 101\r\n")
+        #expect(throws: NATSError.self) { try parser.parse(&over) }
     }
 
     @Test("-ERR text, +OK, PING and lowercase keywords")

@@ -9,8 +9,11 @@ import NIOCore
 public struct ProtocolParser: Sendable {
     /// The longest control line accepted (the server's default `max_control_line`).
     public var maxControlLine: Int
-    /// The largest payload accepted: the server's `max_payload`, plus room for headers.
+    /// The largest message accepted, headers included: the server's `max_payload` once its
+    /// `INFO` has been read (see ``followsServerInfo``).
     public var maxPayload: Int
+    /// Whether an `INFO` sets ``maxPayload`` to the server's `max_payload`.
+    public var followsServerInfo = true
 
     private var pending: PendingMessage?
 
@@ -46,6 +49,9 @@ public struct ProtocolParser: Sendable {
         if case .some(let message) = operation.pendingMessage {
             pending = message
             return try readPayload(message, &buffer)
+        }
+        if followsServerInfo, case .info(let info)? = operation.operation, info.maxPayload > 0 {
+            maxPayload = info.maxPayload
         }
         return operation.operation
     }

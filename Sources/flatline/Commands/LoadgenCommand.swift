@@ -29,6 +29,9 @@ struct LoadgenCommand: AsyncParsableCommand {
                            each with at: and duration: (90s, 1m30s, or seconds)
             Without --scenario the built-in one runs: normal traffic, a noack freeze of \
             ORDERS/worker at 90s for 60s, a 50x flood of orders-producer at 180s for 30s.
+
+            Ctrl-C ends the run early: an incident in progress ends there, and the ground \
+            truth covers what ran, with "interrupted": true.
             """
     )
 
@@ -87,9 +90,23 @@ struct LoadgenCommand: AsyncParsableCommand {
         Stderr.write(
             "loadgen: \(scenario.name) for \(Int(total.rounded())) s against \(server.joined(separator: ","))\n"
         )
-        let truth = try await LoadGenerator(scenario: scenario, connection: connection, logger: logger).run { line in
-            Stderr.write("loadgen: \(line)\n")
+        // Ctrl-C (or SIGTERM) ends the run early and still writes the ground truth of what ran;
+        // a second one exits at once.
+        let stop = StopSignal()
+        let signals = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                if stop.isStopped { Foundation.exit(130) }
+                Stderr.write("loadgen: stopping (again to quit at once)\n")
+                stop.stop()
+            }
+            source.resume()
+            return source
         }
+        defer { for source in signals { source.cancel() } }
+        let generator = LoadGenerator(scenario: scenario, connection: connection, logger: logger)
+        let truth = try await generator.run(stop: stop) { line in Stderr.write("loadgen: \(line)\n") }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let json = try encoder.encode(truth)
