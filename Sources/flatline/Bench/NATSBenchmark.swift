@@ -116,10 +116,11 @@ struct NATSBenchmark {
     }
 
     /// A nats-server on a random 127.0.0.1 port (`-p -1`) for the benchmark's lifetime; the port
-    /// is read from its log.
+    /// is read from its log, a temporary file (a pipe nobody drains could fill and stall it).
     final class LocalServer {
         let port: Int
         private let process: Process
+        private let log: URL
 
         init() throws {
             guard
@@ -128,27 +129,27 @@ struct NATSBenchmark {
                         FileManager.default.isExecutableFile(atPath: $0)
                     })
             else { throw BenchError("nats-server is not installed (make deps installs it)") }
+            log = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "flatline-bench-\(UUID().uuidString).log"
+            )
             process = Process()
             process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = ["-a", "127.0.0.1", "-p", "-1"]
-            let log = Pipe()
+            process.arguments = ["-a", "127.0.0.1", "-p", "-1", "-l", log.path]
             process.standardOutput = FileHandle.nullDevice
-            process.standardError = log
+            process.standardError = FileHandle.nullDevice
             try process.run()
-            var text = ""
-            var port: Int?
             let marker = "Listening for client connections on 127.0.0.1:"
-            while !text.contains("Server is ready") {
-                let chunk = log.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                text += String(decoding: chunk, as: UTF8.self)
+            var text = ""
+            let deadline = Date().addingTimeInterval(10)
+            while !text.contains("Server is ready") && process.isRunning && Date() < deadline {
+                usleep(20_000)
+                text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
             }
-            if let range = text.range(of: marker) {
-                port = Int(text[range.upperBound...].prefix { $0.isNumber })
-            }
+            let port = text.range(of: marker).flatMap { Int(text[$0.upperBound...].prefix { $0.isNumber }) }
             guard let port, text.contains("Server is ready") else {
-                process.terminate()
-                throw BenchError("nats-server did not start: \(text.suffix(500))")
+                if process.isRunning { process.terminate() }
+                try? FileManager.default.removeItem(at: log)
+                throw BenchError("nats-server did not start within 10 s: \(text.suffix(500))")
             }
             self.port = port
         }
@@ -156,6 +157,7 @@ struct NATSBenchmark {
         func stop() {
             if process.isRunning { process.terminate() }
             process.waitUntilExit()
+            try? FileManager.default.removeItem(at: log)
         }
     }
 }
