@@ -26,15 +26,21 @@ let package = Package(
             name: "CLAPACK",
             providers: [.apt(["libblas-dev", "liblapacke-dev"])]
         ),
+        // zlib (Debian zlib1g-dev), for gzip recordings. Only FlatlineIngest imports it.
+        .systemLibrary(
+            name: "CZlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         // Series identity, counters to rates, numeric kernels, detectors and their state.
         .target(
             name: "FlatlineCore",
             dependencies: ["CLAPACK"]
         ),
-        // Data entering Flatline: exposition formats, CSV series, (later) scrapes and recordings.
+        // Data entering Flatline: exposition formats, CSV series, NATS monitoring JSON, scrapes
+        // and recordings.
         .target(
             name: "FlatlineIngest",
-            dependencies: ["FlatlineCore"]
+            dependencies: ["FlatlineCore", "CZlib"]
         ),
         // A NATS client on SwiftNIO: core protocol, request/reply, JetStream API, $SYS requests.
         // Depends on no other Flatline target.

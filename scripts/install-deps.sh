@@ -8,6 +8,7 @@ packages=(
     liblapacke-dev   # lapacke.h and liblapacke.so (pulls liblapack-dev)
     nats-server      # the real server the NATS client tests talk to
     openssl          # test certificate authorities for the TLS tests
+    zlib1g-dev       # zlib.h and libz.so: gzip recordings
 )
 
 missing=()

@@ -191,7 +191,7 @@ public struct DetectionBank: Sendable {
                 values[slot] = sample.value
                 placed.append((index, slot))
             case .counter:
-                let observation = rates.observe(sample.value, at: time, slot: slot)
+                let observation = rates.observe(sample.value, at: time, slot: slot, restarted: sample.counterReset)
                 switch observation {
                 case .rate(let r):
                     values[slot] = r

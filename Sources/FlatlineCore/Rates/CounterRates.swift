@@ -62,8 +62,12 @@ public struct CounterRates: Sendable, Hashable {
     ///   - value: the cumulative count; must be finite (validate before).
     ///   - time: when it was observed.
     ///   - slot: the series' slot; grows the converter when needed.
+    ///   - restarted: the source is known to have restarted since the previous observation, so
+    ///     the value is the increase since then even when it is not lower than the last.
     /// - Returns: the rate, or why there is none.
-    public mutating func observe(_ value: Double, at time: Timestamp, slot: Int) -> CounterObservation {
+    public mutating func observe(_ value: Double, at time: Timestamp, slot: Int, restarted: Bool = false)
+        -> CounterObservation
+    {
         if slot >= lastValue.count { reserve(capacity: slot + 1) }
         guard let previousTime = lastTime[slot] else {
             lastValue[slot] = value
@@ -76,7 +80,7 @@ public struct CounterRates: Sendable, Hashable {
         lastValue[slot] = value
         lastTime[slot] = time
         if let maxGap, seconds > maxGap { return .gap(seconds: seconds) }
-        if value < previous { return .reset(rate: value / seconds) }
+        if value < previous || restarted { return .reset(rate: value / seconds) }
         return .rate((value - previous) / seconds)
     }
 }

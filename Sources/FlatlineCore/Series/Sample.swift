@@ -17,11 +17,21 @@ public struct Sample: Hashable, Sendable {
     public var timestamp: Timestamp
     /// Counter or gauge.
     public var kind: MetricKind
+    /// For a counter: the source is known to have restarted since the previous observation (a new
+    /// server id, a new start time), so the value counts from zero even if it is not lower.
+    public var counterReset: Bool
 
-    public init(labels: LabelSet, value: Double, timestamp: Timestamp, kind: MetricKind = .gauge) {
+    public init(
+        labels: LabelSet,
+        value: Double,
+        timestamp: Timestamp,
+        kind: MetricKind = .gauge,
+        counterReset: Bool = false
+    ) {
         self.labels = labels
         self.value = value
         self.timestamp = timestamp
         self.kind = kind
+        self.counterReset = counterReset
     }
 }

@@ -125,7 +125,13 @@ public enum Replayer {
                 let row = file.rows[order[end]]
                 if let value = row.value {
                     samples.append(
-                        Sample(labels: file.series[row.series], value: value, timestamp: time, kind: row.kind)
+                        Sample(
+                            labels: file.series[row.series],
+                            value: value,
+                            timestamp: time,
+                            kind: row.kind,
+                            counterReset: row.counterReset
+                        )
                     )
                     indices.append(order[end])
                 }

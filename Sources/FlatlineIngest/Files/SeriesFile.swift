@@ -38,6 +38,26 @@ public struct SeriesFile: Sendable {
         public var kind: MetricKind
         /// The 1-based line in the file.
         public var line: Int
+        /// A counter whose source is known to have restarted before this sample.
+        public var counterReset = false
+
+        public init(
+            series: Int,
+            timestamp: Timestamp,
+            timestampText: String,
+            value: Double?,
+            kind: MetricKind,
+            line: Int,
+            counterReset: Bool = false
+        ) {
+            self.series = series
+            self.timestamp = timestamp
+            self.timestampText = timestampText
+            self.value = value
+            self.kind = kind
+            self.line = line
+            self.counterReset = counterReset
+        }
     }
 
     /// The file's name, for messages.

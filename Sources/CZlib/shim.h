@@ -1,0 +1,2 @@
+// zlib from Debian's zlib1g-dev: gzip reading and writing of recordings.
+#include <zlib.h>

@@ -1,0 +1,204 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// A parsed JSON text, kept as a flat tape of nodes over the original bytes.
+///
+/// Monitoring bodies are large (a `/connz` page of 10,000 connections is about 5 MB) and read
+/// once, for a few fields per object; a tree of Swift values would allocate for every member.
+/// Here parsing is one pass that records each value as a node (kind, byte range, the index of
+/// the node after its subtree, and its number when it is one), and lookups walk the tape. Strings
+/// stay bytes until asked for.
+///
+/// Nodes are addressed by index; the root is node 0. An object's children are its keys and values
+/// in turn (key, value, key, value...).
+public struct JSONDocument: Sendable {
+    /// What a node is.
+    public enum Kind: UInt8, Sendable {
+        case null, bool, number, string, array, object
+    }
+
+    struct Node: Sendable {
+        var kind: Kind
+        /// For strings: whether it has escapes. For bools: its value.
+        var flag: Bool
+        /// Byte offset of the value's text (for strings, after the opening quote).
+        var start: UInt32
+        /// Byte length of the text (strings: without quotes); children for containers.
+        var length: UInt32
+        /// The index of the first node after this one's subtree.
+        var next: UInt32
+        var number: Double
+    }
+
+    /// The text parsed.
+    public let bytes: [UInt8]
+    var nodes: [Node]
+
+    /// Parses a complete JSON text (RFC 8259). Nesting deeper than `maxDepth` is refused, so a
+    /// hostile body cannot exhaust the stack or the memory.
+    /// - Throws: ``JSONError`` with the byte offset and the reason.
+    public init(parsing bytes: [UInt8], maxDepth: Int = 256) throws(JSONError) {
+        self.bytes = bytes
+        var parser = JSONTapeParser(bytes: bytes, maxDepth: maxDepth)
+        nodes = try parser.parse()
+    }
+
+    /// The root node's index.
+    public var root: Int { 0 }
+
+    /// The number of nodes.
+    public var count: Int { nodes.count }
+
+    public func kind(_ node: Int) -> Kind { nodes[node].kind }
+
+    /// The node's number, or `nil` when it is not a number.
+    public func number(_ node: Int) -> Double? {
+        let n = nodes[node]
+        return n.kind == .number ? n.number : nil
+    }
+
+    /// The node's boolean, or `nil` when it is not `true` or `false`.
+    public func bool(_ node: Int) -> Bool? {
+        let n = nodes[node]
+        return n.kind == .bool ? n.flag : nil
+    }
+
+    /// The node's string, unescaped, or `nil` when it is not a string.
+    public func string(_ node: Int) -> String? {
+        let n = nodes[node]
+        guard n.kind == .string else { return nil }
+        let range = Int(n.start)..<Int(n.start + n.length)
+        if !n.flag { return String(decoding: bytes[range], as: UTF8.self) }
+        return JSONTapeParser.unescape(bytes[range])
+    }
+
+    /// Whether the string node equals `text` (raw bytes; keys and names have no escapes).
+    public func string(_ node: Int, equals text: StaticString) -> Bool {
+        let n = nodes[node]
+        guard n.kind == .string, !n.flag, Int(n.length) == text.utf8CodeUnitCount else { return false }
+        return bytes.withUnsafeBufferPointer { all in
+            guard let base = all.baseAddress else { return n.length == 0 }
+            return memcmp(base + Int(n.start), text.utf8Start, Int(n.length)) == 0
+        }
+    }
+
+    /// The number of elements of an array or members of an object (0 for anything else).
+    public func childCount(_ node: Int) -> Int {
+        let n = nodes[node]
+        return n.kind == .array || n.kind == .object ? Int(n.length) : 0
+    }
+
+    /// The elements of an array, as node indices.
+    public func elements(_ node: Int) -> JSONChildren {
+        let n = nodes[node]
+        guard n.kind == .array else { return JSONChildren(document: self, first: 0, count: 0, stride: 1) }
+        return JSONChildren(document: self, first: node + 1, count: Int(n.length), stride: 1)
+    }
+
+    /// The members of an object, as `(key, value)` node indices.
+    public func members(_ node: Int) -> JSONMembers {
+        let n = nodes[node]
+        guard n.kind == .object else { return JSONMembers(document: self, first: 0, count: 0) }
+        return JSONMembers(document: self, first: node + 1, count: Int(n.length))
+    }
+
+    /// The value of member `key` of an object, or `nil`.
+    public func member(_ node: Int, _ key: StaticString) -> Int? {
+        for (k, v) in members(node) where string(k, equals: key) { return v }
+        return nil
+    }
+
+    /// The value at a path of object keys, or `nil` when a step is missing.
+    public func member(_ node: Int, _ path: StaticString...) -> Int? {
+        var current = node
+        for key in path {
+            guard let next = member(current, key) else { return nil }
+            current = next
+        }
+        return current
+    }
+
+    /// The number of member `key`, or `nil`.
+    public func number(_ node: Int, _ key: StaticString) -> Double? { member(node, key).flatMap(number) }
+
+    /// The string of member `key`, or `nil`.
+    public func string(_ node: Int, _ key: StaticString) -> String? { member(node, key).flatMap(string) }
+
+    /// The raw bytes of a node's text: a string's without quotes and unescaping, a number's or a
+    /// literal's as written (containers: only the opening bracket).
+    public func rawText(_ node: Int) -> ArraySlice<UInt8> {
+        let n = nodes[node]
+        return bytes[Int(n.start)..<Int(n.start + n.length)]
+    }
+
+    /// The index of the node after `node`'s subtree.
+    @inline(__always)
+    func next(_ node: Int) -> Int { Int(nodes[node].next) }
+}
+
+/// The elements of a JSON array as node indices.
+public struct JSONChildren: Sequence, Sendable {
+    let document: JSONDocument
+    let first: Int
+    public let count: Int
+    let stride: Int
+
+    public struct Iterator: IteratorProtocol {
+        let document: JSONDocument
+        var node: Int
+        var remaining: Int
+
+        public mutating func next() -> Int? {
+            guard remaining > 0 else { return nil }
+            let current = node
+            node = document.next(current)
+            remaining -= 1
+            return current
+        }
+    }
+
+    public func makeIterator() -> Iterator { Iterator(document: document, node: first, remaining: count) }
+}
+
+/// The members of a JSON object as `(key, value)` node indices.
+public struct JSONMembers: Sequence, Sendable {
+    let document: JSONDocument
+    let first: Int
+    public let count: Int
+
+    public struct Iterator: IteratorProtocol {
+        let document: JSONDocument
+        var node: Int
+        var remaining: Int
+
+        public mutating func next() -> (key: Int, value: Int)? {
+            guard remaining > 0 else { return nil }
+            let key = node
+            let value = key + 1
+            node = document.next(value)
+            remaining -= 1
+            return (key, value)
+        }
+    }
+
+    public func makeIterator() -> Iterator { Iterator(document: document, node: first, remaining: count) }
+}
+
+/// A body that is not valid JSON.
+public struct JSONError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The byte offset where parsing stopped.
+    public var offset: Int
+    public var reason: String
+
+    public init(offset: Int, reason: String) {
+        self.offset = offset
+        self.reason = reason
+    }
+
+    public var description: String { "invalid JSON at byte \(offset): \(reason)" }
+}

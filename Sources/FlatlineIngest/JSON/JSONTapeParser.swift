@@ -1,0 +1,315 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// One pass over a JSON text that appends a node per value to a tape (see ``JSONDocument``).
+/// Iterative, with an explicit stack of open containers, so nesting depth costs no call stack.
+struct JSONTapeParser {
+    private struct Frame {
+        var node: Int
+        var isObject: Bool
+        var count: UInt32
+    }
+
+    let bytes: [UInt8]
+    let maxDepth: Int
+    private var i = 0
+    private var nodes: [JSONDocument.Node] = []
+    private var stack: [Frame] = []
+
+    init(bytes: [UInt8], maxDepth: Int) {
+        self.bytes = bytes
+        self.maxDepth = maxDepth
+    }
+
+    mutating func parse() throws(JSONError) -> [JSONDocument.Node] {
+        guard bytes.count < Int(UInt32.max) else { throw JSONError(offset: 0, reason: "text larger than 4 GiB") }
+        // Monitoring JSON averages about one value per 10 bytes.
+        nodes.reserveCapacity(bytes.count / 10 + 4)
+        var needValue = true
+        while true {
+            if needValue {
+                skipWhitespace()
+                guard i < bytes.count else { throw error(nodes.isEmpty ? "empty text" : "unexpected end of text") }
+                switch bytes[i] {
+                case UInt8(ascii: "{"), UInt8(ascii: "["):
+                    let isObject = bytes[i] == UInt8(ascii: "{")
+                    guard stack.count < maxDepth else { throw error("nesting deeper than \(maxDepth) levels") }
+                    append(isObject ? .object : .array, start: i, length: 0)
+                    stack.append(Frame(node: nodes.count - 1, isObject: isObject, count: 0))
+                    i += 1
+                    skipWhitespace()
+                    if i < bytes.count && bytes[i] == (isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")) {
+                        i += 1
+                        close()
+                        needValue = false
+                    } else {
+                        if isObject { try parseKey() }
+                        stack[stack.count - 1].count += 1
+                    }
+                    continue
+                case UInt8(ascii: "\""):
+                    try parseString()
+                case UInt8(ascii: "t"):
+                    try literal("true")
+                    append(.bool, start: i - 4, length: 4, flag: true)
+                case UInt8(ascii: "f"):
+                    try literal("false")
+                    append(.bool, start: i - 5, length: 5, flag: false)
+                case UInt8(ascii: "n"):
+                    try literal("null")
+                    append(.null, start: i - 4, length: 4)
+                case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    try parseNumber()
+                default:
+                    throw error("unexpected character \(describe(bytes[i]))")
+                }
+                needValue = false
+            } else {
+                guard let top = stack.last else {
+                    skipWhitespace()
+                    guard i == bytes.count else { throw error("data after the end of the value") }
+                    return nodes
+                }
+                skipWhitespace()
+                guard i < bytes.count else {
+                    throw error("unexpected end of text inside \(top.isObject ? "an object" : "an array")")
+                }
+                let c = bytes[i]
+                if c == UInt8(ascii: ",") {
+                    i += 1
+                    if top.isObject {
+                        skipWhitespace()
+                        try parseKey()
+                    }
+                    stack[stack.count - 1].count += 1
+                    needValue = true
+                } else if c == (top.isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")) {
+                    i += 1
+                    close()
+                } else {
+                    throw error("expected , or \(top.isObject ? "}" : "]"), found \(describe(c))")
+                }
+            }
+        }
+    }
+
+    // MARK: Pieces
+
+    @inline(__always)
+    private mutating func skipWhitespace() {
+        while i < bytes.count {
+            let c = bytes[i]
+            guard c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 else { return }
+            i += 1
+        }
+    }
+
+    @inline(__always)
+    private mutating func append(
+        _ kind: JSONDocument.Kind,
+        start: Int,
+        length: Int,
+        flag: Bool = false,
+        number: Double = 0
+    ) {
+        nodes.append(
+            JSONDocument.Node(
+                kind: kind,
+                flag: flag,
+                start: UInt32(truncatingIfNeeded: start),
+                length: UInt32(truncatingIfNeeded: length),
+                next: UInt32(truncatingIfNeeded: nodes.count + 1),
+                number: number
+            )
+        )
+    }
+
+    private mutating func close() {
+        guard let top = stack.popLast() else { return }
+        nodes[top.node].length = top.count
+        nodes[top.node].next = UInt32(truncatingIfNeeded: nodes.count)
+    }
+
+    private mutating func parseKey() throws(JSONError) {
+        guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else {
+            throw error(
+                i < bytes.count
+                    ? "expected a member name in quotes, found \(describe(bytes[i]))" : "unexpected end of text"
+            )
+        }
+        try parseString()
+        skipWhitespace()
+        guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw error("expected : after a member name") }
+        i += 1
+    }
+
+    private mutating func parseString() throws(JSONError) {
+        i += 1
+        let start = i
+        var escaped = false
+        while true {
+            guard i < bytes.count else { throw JSONError(offset: start - 1, reason: "unterminated string") }
+            let c = bytes[i]
+            if c == UInt8(ascii: "\"") { break }
+            if c == UInt8(ascii: "\\") {
+                escaped = true
+                guard i + 1 < bytes.count else { throw JSONError(offset: start - 1, reason: "unterminated string") }
+                switch bytes[i + 1] {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                    UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    i += 2
+                case UInt8(ascii: "u"):
+                    guard i + 5 < bytes.count, (2...5).allSatisfy({ Self.hexValue(bytes[i + $0]) != nil }) else {
+                        throw error("\\u must be followed by four hex digits")
+                    }
+                    i += 6
+                default:
+                    throw error("invalid escape \\\(describe(bytes[i + 1]))")
+                }
+                continue
+            }
+            guard c >= 0x20 else { throw error("control character \(describe(c)) in a string") }
+            i += 1
+        }
+        append(.string, start: start, length: i - start, flag: escaped)
+        i += 1
+    }
+
+    private mutating func literal(_ word: StaticString) throws(JSONError) {
+        let n = word.utf8CodeUnitCount
+        guard i + n <= bytes.count else { throw error("unexpected end of text") }
+        for k in 0..<n where bytes[i + k] != word.utf8Start[k] {
+            throw error("unexpected character \(describe(bytes[i + k]))")
+        }
+        i += n
+    }
+
+    private mutating func parseNumber() throws(JSONError) {
+        let start = i
+        var negative = false
+        if bytes[i] == UInt8(ascii: "-") {
+            negative = true
+            i += 1
+        }
+        guard i < bytes.count, Self.isDigit(bytes[i]) else { throw error("a number needs digits") }
+        var integer: Int64 = 0
+        var digits = 0
+        if bytes[i] == UInt8(ascii: "0") {
+            i += 1
+            digits = 1
+        } else {
+            while i < bytes.count, Self.isDigit(bytes[i]) {
+                if digits < 18 { integer = integer * 10 + Int64(bytes[i] - UInt8(ascii: "0")) }
+                digits += 1
+                i += 1
+            }
+        }
+        var simple = digits <= 18
+        if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
+            simple = false
+            i += 1
+            guard i < bytes.count, Self.isDigit(bytes[i]) else { throw error("a fraction needs digits") }
+            while i < bytes.count, Self.isDigit(bytes[i]) { i += 1 }
+        }
+        if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
+            simple = false
+            i += 1
+            if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
+            guard i < bytes.count, Self.isDigit(bytes[i]) else { throw error("an exponent needs digits") }
+            while i < bytes.count, Self.isDigit(bytes[i]) { i += 1 }
+        }
+        let value: Double
+        if simple {
+            value = negative ? -Double(integer) : Double(integer)
+        } else {
+            value = Self.convert(bytes[start..<i])
+        }
+        append(.number, start: start, length: i - start, number: value)
+    }
+
+    // MARK: Helpers
+
+    private func error(_ reason: String) -> JSONError { JSONError(offset: i, reason: reason) }
+
+    private func describe(_ c: UInt8) -> String {
+        c >= 0x21 && c < 0x7F ? "'\(Character(Unicode.Scalar(c)))'" : "byte 0x\(String(c, radix: 16))"
+    }
+
+    @inline(__always)
+    static func isDigit(_ c: UInt8) -> Bool { c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") }
+
+    static func hexValue(_ c: UInt8) -> UInt32? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt32(c - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): UInt32(c - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): UInt32(c - UInt8(ascii: "A") + 10)
+        default: nil
+        }
+    }
+
+    /// The C library's correctly rounded conversion, for numbers with a fraction, an exponent
+    /// or more than 18 digits (already checked against the JSON grammar).
+    static func convert(_ text: ArraySlice<UInt8>) -> Double {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: text.count + 1) { buffer in
+            for (k, c) in text.enumerated() { buffer[k] = CChar(bitPattern: c) }
+            buffer[text.count] = 0
+            guard let base = buffer.baseAddress else { return .nan }
+            return strtod(base, nil)
+        }
+    }
+
+    /// A string's text with its escapes resolved (surrogate pairs joined; a lone surrogate becomes
+    /// U+FFFD).
+    static func unescape(_ raw: ArraySlice<UInt8>) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(raw.count)
+        var k = raw.startIndex
+        func hex4(_ at: Int) -> UInt32 {
+            var v: UInt32 = 0
+            for j in 0..<4 { v = v << 4 | (hexValue(raw[at + j]) ?? 0) }
+            return v
+        }
+        func appendScalar(_ value: UInt32) {
+            let scalar = Unicode.Scalar(value) ?? "\u{FFFD}"
+            out.append(contentsOf: Array(String(Character(scalar)).utf8))
+        }
+        while k < raw.endIndex {
+            let c = raw[k]
+            guard c == UInt8(ascii: "\\"), k + 1 < raw.endIndex else {
+                out.append(c)
+                k += 1
+                continue
+            }
+            let e = raw[k + 1]
+            k += 2
+            switch e {
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0C)
+            case UInt8(ascii: "n"): out.append(0x0A)
+            case UInt8(ascii: "r"): out.append(0x0D)
+            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "u"):
+                guard k + 4 <= raw.endIndex else { return String(decoding: out, as: UTF8.self) }
+                var value = hex4(k)
+                k += 4
+                if (0xD800..<0xDC00).contains(value), k + 6 <= raw.endIndex, raw[k] == UInt8(ascii: "\\"),
+                    raw[k + 1] == UInt8(ascii: "u")
+                {
+                    let low = hex4(k + 2)
+                    if (0xDC00..<0xE000).contains(low) {
+                        value = 0x10000 + ((value - 0xD800) << 10) + (low - 0xDC00)
+                        k += 6
+                    }
+                }
+                appendScalar(value)
+            default: out.append(e)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,172 @@
+import CZlib
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Reads a file line by line, gzip or plain (zlib reads an uncompressed file as is).
+final class LineReader {
+    private let file: gzFile
+    let path: String
+    private var buffer: [UInt8] = []
+    private var position = 0
+    // Where the search for the next newline resumes: a long line is not scanned again per chunk.
+    private var searched = 0
+    private var finished = false
+    /// The 1-based number of the line last returned.
+    private(set) var lineNumber = 0
+
+    init(path: String) throws(RecordingError) {
+        guard let file = gzopen(path, "rb") else {
+            throw RecordingError(file: path, line: 0, reason: "cannot open: \(String(cString: strerror(errno)))")
+        }
+        _ = gzbuffer(file, 1 << 17)
+        self.file = file
+        self.path = path
+    }
+
+    deinit { gzclose(file) }
+
+    /// The next line without its `\n` (a final line without one counts too), or `nil` at the end.
+    func next() throws(RecordingError) -> ArraySlice<UInt8>? {
+        while true {
+            if let newline = buffer[Swift.max(position, searched)...].firstIndex(of: UInt8(ascii: "\n")) {
+                let line = buffer[position..<newline]
+                position = newline + 1
+                searched = position
+                lineNumber += 1
+                return line
+            }
+            searched = buffer.count
+            if finished {
+                guard position < buffer.count else { return nil }
+                let line = buffer[position...]
+                position = buffer.count
+                lineNumber += 1
+                return line
+            }
+            try fill()
+        }
+    }
+
+    private func fill() throws(RecordingError) {
+        if position > 0 {
+            buffer.removeFirst(position)
+            searched -= position
+            position = 0
+        }
+        let chunk = 1 << 17
+        let old = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: chunk))
+        let n = buffer.withUnsafeMutableBytes { raw in
+            gzread(file, raw.baseAddress.map { $0 + old }, UInt32(chunk))
+        }
+        if n < 0 { throw readError() }
+        buffer.removeLast(chunk - Int(n))
+        if n == 0 {
+            finished = true
+            // A gzip stream that stops early (a recording cut off mid-write) reads as an error.
+            var code: Int32 = 0
+            _ = gzerror(file, &code)
+            if code != Z_OK && code != Z_STREAM_END { throw readError() }
+        }
+    }
+
+    /// zlib's error, in words: a gzip stream that ends early is a truncated file.
+    private func readError() -> RecordingError {
+        var code: Int32 = 0
+        let message = gzerror(file, &code).map { String(cString: $0) } ?? "unknown error"
+        let reason =
+            code == Z_BUF_ERROR || message.hasSuffix("unexpected end of file")
+            ? "the gzip stream is truncated (the file was cut off, perhaps while it was being written)"
+            : "read error: " + (message.hasPrefix(path + ": ") ? String(message.dropFirst(path.count + 2)) : message)
+        return RecordingError(file: path, line: lineNumber + 1, reason: reason)
+    }
+}
+
+/// Writes a file, through gzip when its name ends in `.gz`.
+final class CompressedWriter {
+    private enum Sink {
+        case gzip(gzFile)
+        case plain(UnsafeMutablePointer<FILE>)
+    }
+
+    private let sink: Sink
+    let path: String
+    private var closed = false
+
+    init(path: String) throws(RecordingError) {
+        self.path = path
+        if path.hasSuffix(".gz") {
+            guard let file = gzopen(path, "wb6") else {
+                throw RecordingError(file: path, line: 0, reason: "cannot create: \(String(cString: strerror(errno)))")
+            }
+            sink = .gzip(file)
+        } else {
+            guard let file = fopen(path, "wb") else {
+                throw RecordingError(file: path, line: 0, reason: "cannot create: \(String(cString: strerror(errno)))")
+            }
+            sink = .plain(file)
+        }
+    }
+
+    deinit { try? close() }
+
+    func write(_ bytes: [UInt8]) throws(RecordingError) {
+        guard !bytes.isEmpty else { return }
+        let written: Int = bytes.withUnsafeBytes { raw in
+            switch sink {
+            case .gzip(let file): Int(gzwrite(file, raw.baseAddress, UInt32(raw.count)))
+            case .plain(let file): fwrite(raw.baseAddress, 1, raw.count, file)
+            }
+        }
+        guard written == bytes.count else {
+            throw RecordingError(file: path, line: 0, reason: "write failed: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Pushes buffered bytes to the file (a gzip flush point: what is written so far can be read).
+    func flush() throws(RecordingError) {
+        let ok: Bool
+        switch sink {
+        case .gzip(let file): ok = gzflush(file, Z_SYNC_FLUSH) == Z_OK
+        case .plain(let file): ok = fflush(file) == 0
+        }
+        guard ok else {
+            throw RecordingError(file: path, line: 0, reason: "flush failed: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    func close() throws(RecordingError) {
+        guard !closed else { return }
+        closed = true
+        let ok: Bool
+        switch sink {
+        case .gzip(let file): ok = gzclose(file) == Z_OK
+        case .plain(let file): ok = fclose(file) == 0
+        }
+        guard ok else {
+            throw RecordingError(file: path, line: 0, reason: "close failed: \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+/// A recording that cannot be read or written, with where and why.
+public struct RecordingError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var file: String
+    /// The 1-based line, or 0 for the file as a whole.
+    public var line: Int
+    public var reason: String
+
+    public init(file: String, line: Int, reason: String) {
+        self.file = file
+        self.line = line
+        self.reason = reason
+    }
+
+    public var description: String { line > 0 ? "\(file):\(line): \(reason)" : "\(file): \(reason)" }
+}

@@ -1,0 +1,211 @@
+import FlatlineCore
+
+/// One scrape as a recording keeps it: when, which target and endpoint, and the body as the target
+/// returned it (JSON for NATS endpoints, exposition text for Prometheus ones), or the error.
+///
+/// A recording is NDJSON, one scrape a line:
+/// `{"ts": "2026-11-24T15:23:21.315Z", "target": "127.0.0.1:8222", "endpoint": "varz", "body": {...}}`.
+/// Exposition bodies are strings, with `"content_type"`; a failed scrape has `"error"` instead of
+/// a body. `ts` is when the scrape started; detectors use the body's own clock where it has one.
+public struct RecordedScrape: Sendable {
+    /// The 1-based line in the recording.
+    public var line: Int
+    /// When the scrape was sent.
+    public var time: Timestamp
+    /// The target (`host:port`), or `nil` in recordings of a single target.
+    public var target: String?
+    /// `varz`, `connz`, `jsz`... or `metrics` for a Prometheus endpoint.
+    public var endpoint: String
+    /// The whole line, parsed.
+    public var document: JSONDocument
+    /// The body's node in ``document``, when the scrape succeeded.
+    public var body: Int?
+    /// The `Content-Type` of an exposition body.
+    public var contentType: String?
+    /// Why the scrape failed, when it did.
+    public var error: String?
+}
+
+/// Reads a recording line by line (plain or gzip).
+public final class RecordingReader {
+    private let lines: LineReader
+    /// The file, for messages.
+    public var path: String { lines.path }
+
+    /// Opens a recording.
+    /// - Throws: ``RecordingError`` when the file cannot be opened.
+    public init(path: String) throws(RecordingError) {
+        lines = try LineReader(path: path)
+    }
+
+    /// The next scrape, or `nil` at the end. Blank lines are skipped.
+    /// - Throws: ``RecordingError`` naming the line: not JSON, or a required key missing.
+    public func next() throws(RecordingError) -> RecordedScrape? {
+        while let raw = try lines.next() {
+            if raw.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            let line = lines.lineNumber
+            let document: JSONDocument
+            do {
+                document = try JSONDocument(parsing: Array(raw))
+            } catch {
+                throw RecordingError(file: path, line: line, reason: "\(error)")
+            }
+            let root = document.root
+            guard document.kind(root) == .object else {
+                throw RecordingError(file: path, line: line, reason: "a recorded scrape must be a JSON object")
+            }
+            guard let tsText = document.string(root, "ts") else {
+                throw RecordingError(file: path, line: line, reason: "missing \"ts\" (the scrape time, RFC 3339)")
+            }
+            guard let time = NumberText.parseTimestamp(tsText) else {
+                throw RecordingError(file: path, line: line, reason: "\"ts\": \"\(tsText)\" is not an RFC 3339 time")
+            }
+            guard let endpoint = document.string(root, "endpoint"), !endpoint.isEmpty else {
+                throw RecordingError(file: path, line: line, reason: "missing \"endpoint\"")
+            }
+            let body = document.member(root, "body")
+            let error = document.string(root, "error")
+            guard body != nil || error != nil else {
+                throw RecordingError(file: path, line: line, reason: "a recorded scrape needs \"body\" or \"error\"")
+            }
+            return RecordedScrape(
+                line: line,
+                time: time,
+                target: document.string(root, "target"),
+                endpoint: endpoint,
+                document: document,
+                body: body,
+                contentType: document.string(root, "content_type"),
+                error: error
+            )
+        }
+        return nil
+    }
+}
+
+/// Writes a recording (gzip when the name ends in `.gz`), one scrape a line.
+public final class RecordingWriter {
+    private let writer: CompressedWriter
+    /// The file.
+    public var path: String { writer.path }
+    /// Scrapes written so far.
+    public private(set) var count = 0
+
+    /// Creates (or truncates) the file.
+    /// - Throws: ``RecordingError`` when it cannot be created.
+    public init(path: String) throws(RecordingError) {
+        writer = try CompressedWriter(path: path)
+    }
+
+    /// Writes a JSON body (compacted onto one line; the JSON is checked first).
+    /// - Throws: ``RecordingError`` when writing fails, or the body is not JSON.
+    public func write(time: Timestamp, target: String?, endpoint: String, json body: [UInt8]) throws(RecordingError) {
+        do {
+            _ = try JSONDocument(parsing: body)
+        } catch {
+            throw RecordingError(file: path, line: count + 1, reason: "\(endpoint) body is not JSON: \(error)")
+        }
+        var line = header(time: time, target: target, endpoint: endpoint)
+        line += Array(#","body":"#.utf8)
+        JSONText.appendCompacted(body, to: &line)
+        line += Array("}\n".utf8)
+        try writer.write(line)
+        count += 1
+    }
+
+    /// Writes an exposition body (kept as a JSON string) with its content type.
+    public func write(time: Timestamp, target: String?, endpoint: String, text body: [UInt8], contentType: String?)
+        throws(RecordingError)
+    {
+        var line = header(time: time, target: target, endpoint: endpoint)
+        if let contentType {
+            line += Array(#","content_type":"#.utf8)
+            JSONText.appendString(contentType, to: &line)
+        }
+        line += Array(#","body":"#.utf8)
+        JSONText.appendString(String(decoding: body, as: UTF8.self), to: &line)
+        line += Array("}\n".utf8)
+        try writer.write(line)
+        count += 1
+    }
+
+    /// Writes a failed scrape.
+    public func write(time: Timestamp, target: String?, endpoint: String, error: String) throws(RecordingError) {
+        var line = header(time: time, target: target, endpoint: endpoint)
+        line += Array(#","error":"#.utf8)
+        JSONText.appendString(error, to: &line)
+        line += Array("}\n".utf8)
+        try writer.write(line)
+        count += 1
+    }
+
+    /// Makes everything written so far readable (a gzip flush point).
+    public func flush() throws(RecordingError) { try writer.flush() }
+
+    /// Finishes the file.
+    public func close() throws(RecordingError) { try writer.close() }
+
+    private func header(time: Timestamp, target: String?, endpoint: String) -> [UInt8] {
+        var line = Array(#"{"ts":"#.utf8)
+        JSONText.appendString(time.description, to: &line)
+        if let target {
+            line += Array(#","target":"#.utf8)
+            JSONText.appendString(target, to: &line)
+        }
+        line += Array(#","endpoint":"#.utf8)
+        JSONText.appendString(endpoint, to: &line)
+        return line
+    }
+}
+
+/// Writing JSON text.
+enum JSONText {
+    /// `text` as a JSON string literal, escaped.
+    static func appendString(_ text: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+            case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+            case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+            case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out += Array("\\u00".utf8)
+                out.append(hex[Int(byte >> 4)])
+                out.append(hex[Int(byte & 0xF)])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// Valid JSON with the whitespace between tokens removed (strings untouched), so a
+    /// pretty-printed body fits on one line.
+    static func appendCompacted(_ json: [UInt8], to out: inout [UInt8]) {
+        out.reserveCapacity(out.count + json.count)
+        var inString = false
+        var escaped = false
+        for byte in json {
+            if inString {
+                out.append(byte)
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
+                continue
+            }
+            switch byte {
+            case 0x20, 0x0A, 0x0D, 0x09: continue
+            case UInt8(ascii: "\""):
+                inString = true
+                out.append(byte)
+            default: out.append(byte)
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+import FlatlineCore
+import FlatlineTestSupport
+import Foundation
+import Testing
+
+@testable import FlatlineIngest
+
+/// Recordings: what is written reads back the same, plain and gzip; gzip files are real gzip
+/// (Python reads them); broken files and lines are refused with the file and line named.
+@Suite("Recordings of raw scrapes")
+struct RecordingTests {
+    static let time = Timestamp(milliseconds: 1_764_000_000_123)
+
+    static func writeSample(to path: String) throws {
+        let writer = try RecordingWriter(path: path)
+        // A pretty-printed body with a string that holds spaces, quotes and a newline.
+        let body =
+            "{\n  \"server_id\": \"N1\",\n  \"now\": \"2025-11-24T16:00:00.5Z\",\n  \"note\": \"a \\\"b\\\"\\n c\",\n  \"in_msgs\": 12\n}\n"
+        try writer.write(time: time, target: "127.0.0.1:8222", endpoint: "varz", json: Array(body.utf8))
+        try writer.write(
+            time: Timestamp(milliseconds: time.milliseconds + 1000),
+            target: "127.0.0.1:9100",
+            endpoint: "metrics",
+            text: Array("# TYPE up gauge\nup{job=\"a\\\"b\"} 1\n".utf8),
+            contentType: "text/plain; version=0.0.4"
+        )
+        try writer.write(
+            time: Timestamp(milliseconds: time.milliseconds + 2000),
+            target: "127.0.0.1:8222",
+            endpoint: "connz",
+            error: "connection refused"
+        )
+        #expect(writer.count == 3)
+        try writer.close()
+    }
+
+    static func readAll(_ path: String) throws -> [RecordedScrape] {
+        let reader = try RecordingReader(path: path)
+        var all: [RecordedScrape] = []
+        while let scrape = try reader.next() { all.append(scrape) }
+        return all
+    }
+
+    @Test("a recording reads back as written", arguments: ["scrapes.ndjson", "scrapes.ndjson.gz"])
+    func roundTrip(name: String) throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file(name).path
+        try Self.writeSample(to: path)
+        let scrapes = try Self.readAll(path)
+        try #require(scrapes.count == 3)
+
+        let varz = scrapes[0]
+        #expect(varz.line == 1)
+        #expect(varz.time == Self.time)
+        #expect(varz.target == "127.0.0.1:8222")
+        #expect(varz.endpoint == "varz")
+        let body = try #require(varz.body)
+        #expect(varz.document.string(body, "note") == "a \"b\"\n c")
+        #expect(varz.document.number(body, "in_msgs") == 12)
+        #expect(varz.error == nil)
+
+        let metrics = scrapes[1]
+        #expect(metrics.contentType == "text/plain; version=0.0.4")
+        #expect(metrics.body.flatMap { metrics.document.string($0) } == "# TYPE up gauge\nup{job=\"a\\\"b\"} 1\n")
+
+        let failed = scrapes[2]
+        #expect(failed.body == nil)
+        #expect(failed.error == "connection refused")
+        #expect(failed.line == 3)
+
+        // One scrape per line, whatever the body's layout was.
+        let raw = try Self.decompressed(path)
+        #expect(raw.split(separator: "\n").count == 3)
+    }
+
+    @Test("a .gz recording is gzip another tool can read")
+    func gzipIsReal() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("scrapes.ndjson.gz").path
+        try Self.writeSample(to: path)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(bytes.prefix(2) == Data([0x1F, 0x8B]))
+        let python = try TestSupport.run(
+            URL(fileURLWithPath: "/usr/bin/env"),
+            [
+                "python3", "-c", "import gzip,json,sys; print(len([json.loads(l) for l in gzip.open(sys.argv[1])]))",
+                path,
+            ]
+        )
+        #expect(python.status == 0, "\(python.standardError)")
+        #expect(python.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "3")
+    }
+
+    @Test("the recorded scenario reads through, gzip and all")
+    func scenarioFixture() throws {
+        let url = try #require(
+            Bundle.module.url(forResource: "Fixtures/nats/scenario-freeze-flood.ndjson", withExtension: "gz")
+        )
+        let scrapes = try Self.readAll(url.path)
+        #expect(scrapes.count > 3000)
+        var endpoints: [String: Int] = [:]
+        for scrape in scrapes { endpoints[scrape.endpoint, default: 0] += 1 }
+        #expect(endpoints["varz"] ?? 0 >= 290)
+        #expect(endpoints["jsz"] == endpoints["varz"])
+        #expect(zip(scrapes, scrapes.dropFirst()).allSatisfy { $0.time <= $1.time })
+    }
+
+    @Test("a truncated gzip file is an error, not a short recording")
+    func truncatedGzip() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let url = try #require(
+            Bundle.module.url(forResource: "Fixtures/nats/scenario-freeze-flood.ndjson", withExtension: "gz")
+        )
+        let whole = try Data(contentsOf: url)
+        let cut = directory.file("cut.ndjson.gz")
+        try whole.prefix(whole.count / 2).write(to: cut)
+        #expect {
+            _ = try Self.readAll(cut.path)
+        } throws: { error in
+            guard let error = error as? RecordingError else { return false }
+            return error.file == cut.path && error.reason.contains("truncated")
+        }
+    }
+
+    @Test(
+        "bad lines are refused with the file and the line",
+        arguments: [
+            ("{\"ts\":\"2025-11-24T16:00:00Z\",\"endpoint\":\"varz\",\"body\":{", "invalid JSON"),
+            ("[1,2]", "must be a JSON object"),
+            ("{\"endpoint\":\"varz\",\"body\":{}}", "missing \"ts\""),
+            ("{\"ts\":\"yesterday\",\"endpoint\":\"varz\",\"body\":{}}", "not an RFC 3339 time"),
+            ("{\"ts\":\"2025-11-24T16:00:00Z\",\"body\":{}}", "missing \"endpoint\""),
+            ("{\"ts\":\"2025-11-24T16:00:00Z\",\"endpoint\":\"varz\"}", "needs \"body\" or \"error\""),
+        ]
+    )
+    func badLines(line: String, reason: String) throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let good = "{\"ts\":\"2025-11-24T16:00:00Z\",\"endpoint\":\"varz\",\"body\":{\"now\":\"x\"}}"
+        let file = try directory.write("bad.ndjson", good + "\n\n" + line + "\n")
+        #expect {
+            _ = try Self.readAll(file.path)
+        } throws: { error in
+            guard let error = error as? RecordingError else { return false }
+            return error.file == file.path && error.line == 3 && error.reason.contains(reason)
+        }
+    }
+
+    @Test("a body that is not JSON is refused before it reaches the file")
+    func writerChecksJSON() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let writer = try RecordingWriter(path: directory.file("w.ndjson").path)
+        #expect(throws: RecordingError.self) {
+            try writer.write(time: Self.time, target: nil, endpoint: "varz", json: Array("{\"a\":".utf8))
+        }
+        #expect(writer.count == 0)
+        try writer.close()
+    }
+
+    @Test(
+        "Go durations as the server writes them",
+        arguments: [
+            ("0s", 0.0), ("312.5µs", 312.5e-6), ("1.5ms", 1.5e-3), ("2m3.004s", 123.004), ("1h2m", 3720.0),
+            ("3d4h", 3 * 86400.0 + 4 * 3600), ("-1s", -1.0), ("250ns", 250e-9), ("1.2us", 1.2e-6),
+        ]
+    )
+    func goDurations(text: String, seconds: Double) {
+        let parsed = GoDuration.seconds(text)
+        #expect(parsed.map { TestSupport.close($0, seconds) } == true, "\(text) -> \(String(describing: parsed))")
+    }
+
+    @Test("text that is not a Go duration", arguments: ["", "s", "1", "1x", "1.2.3s", "--1s"])
+    func notGoDurations(text: String) {
+        #expect(GoDuration.seconds(text) == nil)
+    }
+
+    static func decompressed(_ path: String) throws -> String {
+        let reader = try LineReader(path: path)
+        var lines: [String] = []
+        while let line = try reader.next() { lines.append(String(decoding: line, as: UTF8.self)) }
+        return lines.joined(separator: "\n")
+    }
+}
