@@ -47,6 +47,42 @@ struct ReplayCommandTests {
         return formatter.string(from: date.addingTimeInterval(Double(minutes) * 60))
     }
 
+    @Test("a recording of raw NATS scrapes replays through extraction, with failed scrapes reported")
+    func recording() throws {
+        let fixture = TestSupport.repositoryFile(
+            "Tests/FlatlineIngestTests/Fixtures/nats/scenario-freeze-flood.ndjson.gz"
+        ).path
+        let result = try replay([fixture, "--model", "ewma"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let lines = result.standardOutput.split(separator: "\n")
+        #expect(lines.first == "series,timestamp,value,expected,lower,upper,score,anomaly")
+        #expect(lines.contains { $0.hasPrefix("\"gnatsd_varz_in_msgs{instance=\"\"recording\"\",job=\"\"nats\"\"") })
+        #expect(result.standardError.contains("series,"))
+
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let varz = { (ts: String, n: Int) in
+            #"{"ts":"\#(ts)","target":"n1:8222","endpoint":"varz","body":{"server_id":"A","now":"\#(ts)","in_msgs":\#(n)}}"#
+        }
+        let text = [
+            varz("2026-01-01T00:00:00Z", 0), varz("2026-01-01T00:00:01Z", 10),
+            #"{"ts":"2026-01-01T00:00:02Z","target":"n1:8222","endpoint":"varz","error":"connection refused"}"#,
+            #"{"ts":"2026-01-01T00:00:02Z","target":"n1:8222","endpoint":"bogusz","body":{}}"#,
+            varz("2026-01-01T00:00:03Z", 30),
+        ].joined(separator: "\n")
+        let file = try directory.write("small.ndjson", text)
+        let small = try replay([file.path])
+        #expect(small.status == 0, "\(small.standardError)")
+        #expect(small.standardError.contains("n1:8222 /varz: 1 failed scrape (first at line 3: connection refused)"))
+        #expect(small.standardError.contains("/bogusz: 1 line of an unknown endpoint skipped"))
+        // The counter's rate over the failed scrape: 20 in 2 s.
+        #expect(
+            small.standardOutput.contains(
+                "gnatsd_varz_in_msgs{instance=\"\"n1:8222\"\",job=\"\"nats\"\"}\",2026-01-01T00:00:03.000Z,10.0"
+            )
+        )
+    }
+
     @Test("the same input gives the same output, byte for byte")
     func deterministic() throws {
         let a = try replay([Self.serverExample, "--quiet"])

@@ -19,6 +19,9 @@ public struct SeriesFile: Sendable {
         /// OpenMetrics 1.0 with second timestamps (what `promtool tsdb create-blocks-from
         /// openmetrics` takes).
         case openmetrics
+        /// Raw scrapes as `flatline record` writes them (NDJSON, gzip when named `.gz`), run
+        /// through the same extraction as live scrapes.
+        case recording
 
         /// The names accepted on the command line, for error messages.
         public static var accepted: String { allCases.map(\.rawValue).joined(separator: ", ") }
@@ -68,6 +71,16 @@ public struct SeriesFile: Sendable {
     public var series: [LabelSet]
     /// Every sample, in file order.
     public var rows: [Row]
+    /// What the reader skipped or could not read (a recording's failed scrapes), for the summary.
+    public var warnings: [String] = []
+
+    public init(name: String, format: Format, series: [LabelSet], rows: [Row], warnings: [String] = []) {
+        self.name = name
+        self.format = format
+        self.series = series
+        self.rows = rows
+        self.warnings = warnings
+    }
 
     /// Reads and parses a file.
     ///
@@ -80,7 +93,17 @@ public struct SeriesFile: Sendable {
     public static func load(path: String, format: Format? = nil, kind: MetricKind? = nil) throws(SeriesFileError)
         -> SeriesFile
     {
+        if format == .recording || (format == nil && isRecordingName(path)) {
+            var file = try loadRecording(path: path)
+            if let kind {
+                for i in file.rows.indices { file.rows[i].kind = kind }
+            }
+            return file
+        }
         let bytes = try FileBytes.read(path)
+        if format == nil, bytes.starts(with: [0x1F, 0x8B]) || (try? detectFormat(bytes, name: path)) == .recording {
+            return try load(path: path, format: .recording, kind: kind)
+        }
         return try parse(bytes, name: path, format: format, kind: kind)
     }
 
@@ -100,6 +123,8 @@ public struct SeriesFile: Sendable {
         case .prometheus, .openmetrics:
             file = try parseExposition(bytes, name: name, format: resolved == .openmetrics ? .openMetrics : .text)
             file.format = resolved
+        case .recording:
+            throw SeriesFileError(file: name, line: 0, reason: "a recording is read from its file (load(path:))")
         }
         if let kind {
             for i in file.rows.indices { file.rows[i].kind = kind }
@@ -116,6 +141,9 @@ public struct SeriesFile: Sendable {
         if lower.hasSuffix(".csv") { return .csv }
         if lower.hasSuffix(".om") || lower.hasSuffix(".openmetrics") { return .openmetrics }
         if lower.hasSuffix(".prom") { return .prometheus }
+        if bytes.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) == UInt8(ascii: "{") {
+            return .recording
+        }
         let text = String(decoding: bytes.prefix(4096), as: UTF8.self)
         let lines = text.split(whereSeparator: \.isNewline).filter { !$0.allSatisfy(\.isWhitespace) }
         guard let first = lines.first else {

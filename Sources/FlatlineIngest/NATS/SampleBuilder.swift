@@ -31,9 +31,9 @@ struct SampleBuilder {
         return Self.merge(base, own)
     }
 
-    /// Adds a sample of metric `name` with labels already merged (from ``labels(_:)``). Values
-    /// NATS uses for "no limit" (negative limits, 2⁶⁴−1) are not samples and are skipped.
-    mutating func add(_ name: String, _ value: Double, _ kind: MetricKind, labels: [Label]) {
+    /// Adds a sample of metric `name` with labels already merged (from ``labels(_:)``).
+    /// `counterReset` overrides the body's restart flag, for totals that never restart.
+    mutating func add(_ name: String, _ value: Double, _ kind: MetricKind, labels: [Label], counterReset: Bool? = nil) {
         var all: [Label] = []
         all.reserveCapacity(labels.count + 1)
         // `__name__` sorts before lowercase names, after uppercase ones a target may carry.
@@ -48,7 +48,7 @@ struct SampleBuilder {
                 value: value,
                 timestamp: time,
                 kind: kind,
-                counterReset: counterReset && kind == .counter
+                counterReset: (counterReset ?? self.counterReset) && kind == .counter
             )
         )
     }

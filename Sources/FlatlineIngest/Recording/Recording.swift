@@ -14,8 +14,11 @@ public struct RecordedScrape: Sendable {
     public var time: Timestamp
     /// The target (`host:port`), or `nil` in recordings of a single target.
     public var target: String?
-    /// `varz`, `connz`, `jsz`... or `metrics` for a Prometheus endpoint.
+    /// `varz`, `connz`, `jsz`... or `metrics` for a Prometheus endpoint; `scrape` for the line
+    /// the recorder writes after each round of a target (its `up`, duration and sample counts).
     public var endpoint: String
+    /// The page of a paged scrape (`/connz` with more connections than the page limit), from 1.
+    public var page: Int
     /// The whole line, parsed.
     public var document: JSONDocument
     /// The body's node in ``document``, when the scrape succeeded.
@@ -73,6 +76,7 @@ public final class RecordingReader {
                 time: time,
                 target: document.string(root, "target"),
                 endpoint: endpoint,
+                page: document.number(root, "page").map { Int($0) } ?? 1,
                 document: document,
                 body: body,
                 contentType: document.string(root, "content_type"),
@@ -99,13 +103,20 @@ public final class RecordingWriter {
 
     /// Writes a JSON body (compacted onto one line; the JSON is checked first).
     /// - Throws: ``RecordingError`` when writing fails, or the body is not JSON.
-    public func write(time: Timestamp, target: String?, endpoint: String, json body: [UInt8]) throws(RecordingError) {
+    public func write(
+        time: Timestamp,
+        target: String?,
+        labels: [String: String] = [:],
+        endpoint: String,
+        page: Int = 1,
+        json body: [UInt8]
+    ) throws(RecordingError) {
         do {
             _ = try JSONDocument(parsing: body)
         } catch {
             throw RecordingError(file: path, line: count + 1, reason: "\(endpoint) body is not JSON: \(error)")
         }
-        var line = header(time: time, target: target, endpoint: endpoint)
+        var line = header(time: time, target: target, labels: labels, endpoint: endpoint, page: page)
         line += Array(#","body":"#.utf8)
         JSONText.appendCompacted(body, to: &line)
         line += Array("}\n".utf8)
@@ -114,10 +125,15 @@ public final class RecordingWriter {
     }
 
     /// Writes an exposition body (kept as a JSON string) with its content type.
-    public func write(time: Timestamp, target: String?, endpoint: String, text body: [UInt8], contentType: String?)
-        throws(RecordingError)
-    {
-        var line = header(time: time, target: target, endpoint: endpoint)
+    public func write(
+        time: Timestamp,
+        target: String?,
+        labels: [String: String] = [:],
+        endpoint: String,
+        text body: [UInt8],
+        contentType: String?
+    ) throws(RecordingError) {
+        var line = header(time: time, target: target, labels: labels, endpoint: endpoint, page: 1)
         if let contentType {
             line += Array(#","content_type":"#.utf8)
             JSONText.appendString(contentType, to: &line)
@@ -130,8 +146,14 @@ public final class RecordingWriter {
     }
 
     /// Writes a failed scrape.
-    public func write(time: Timestamp, target: String?, endpoint: String, error: String) throws(RecordingError) {
-        var line = header(time: time, target: target, endpoint: endpoint)
+    public func write(
+        time: Timestamp,
+        target: String?,
+        labels: [String: String] = [:],
+        endpoint: String,
+        error: String
+    ) throws(RecordingError) {
+        var line = header(time: time, target: target, labels: labels, endpoint: endpoint, page: 1)
         line += Array(#","error":"#.utf8)
         JSONText.appendString(error, to: &line)
         line += Array("}\n".utf8)
@@ -145,15 +167,48 @@ public final class RecordingWriter {
     /// Finishes the file.
     public func close() throws(RecordingError) { try writer.close() }
 
-    private func header(time: Timestamp, target: String?, endpoint: String) -> [UInt8] {
+    /// Writes the health of a round of scrapes of one target (`endpoint` `"scrape"`).
+    public func write(
+        time: Timestamp,
+        target: String?,
+        labels: [String: String] = [:],
+        health: ScrapeHealth
+    ) throws(RecordingError) {
+        var line = header(time: time, target: target, labels: labels, endpoint: "scrape", page: 1)
+        line += Array(#","body":{"up":"#.utf8)
+        line += Array((health.up ? "1" : "0").utf8)
+        line += Array(#","duration_seconds":"#.utf8)
+        line += Array((health.durationSeconds.isFinite ? health.durationSeconds : 0).description.utf8)
+        line += Array(
+            #","samples_scraped":\#(health.samplesScraped),"samples_dropped":\#(health.samplesDropped)}}"#.utf8
+        )
+        line += Array("\n".utf8)
+        try writer.write(line)
+        count += 1
+    }
+
+    private func header(time: Timestamp, target: String?, labels: [String: String], endpoint: String, page: Int)
+        -> [UInt8]
+    {
         var line = Array(#"{"ts":"#.utf8)
         JSONText.appendString(time.description, to: &line)
         if let target {
             line += Array(#","target":"#.utf8)
             JSONText.appendString(target, to: &line)
         }
+        if !labels.isEmpty {
+            line += Array(#","labels":{"#.utf8)
+            for (k, (name, value)) in labels.sorted(by: { $0.key < $1.key }).enumerated() {
+                if k > 0 { line.append(UInt8(ascii: ",")) }
+                JSONText.appendString(name, to: &line)
+                line.append(UInt8(ascii: ":"))
+                JSONText.appendString(value, to: &line)
+            }
+            line.append(UInt8(ascii: "}"))
+        }
         line += Array(#","endpoint":"#.utf8)
         JSONText.appendString(endpoint, to: &line)
+        if page > 1 { line += Array(#","page":\#(page)"#.utf8) }
         return line
     }
 }

@@ -10,8 +10,9 @@ struct ReplayCommand: ParsableCommand {
         abstract: "Run recorded series through the detectors, faster than real time.",
         discussion: """
             INPUT is a CSV file with a header (timestamp,value: one series; timestamps as \
-            YYYY-MM-DD HH:MM:SS, RFC 3339 or Unix seconds), or Prometheus text / OpenMetrics with \
-            timestamps (many series). Writes one row per input row, in input order: \
+            YYYY-MM-DD HH:MM:SS, RFC 3339 or Unix seconds), Prometheus text / OpenMetrics with \
+            timestamps (many series), or a recording of raw scrapes from `flatline record` \
+            (NDJSON, plain or .gz), which goes through the same extraction as live scrapes. Writes one row per input row, in input order: \
             timestamp,value,expected,lower,upper,score,anomaly (with a leading series column when \
             the input holds several series). The same input gives the same output, byte for byte.
             """
@@ -31,7 +32,7 @@ struct ReplayCommand: ParsableCommand {
 
     @Option(
         name: .customLong("input-format"),
-        help: "csv, prometheus or openmetrics (default: from the file name, then the content)."
+        help: "csv, prometheus, openmetrics or recording (default: from the file name, then the content)."
     )
     var inputFormat: SeriesFile.Format?
 
@@ -109,6 +110,9 @@ struct ReplayCommand: ParsableCommand {
         let clock = ContinuousClock()
         let started = clock.now
         let file = try SeriesFile.load(path: input, format: inputFormat, kind: kind)
+        if !quiet {
+            for warning in file.warnings { Stderr.write("replay: \(input): \(warning)\n") }
+        }
         let state = try loadState.map { path throws(StateFileError) in try StateFile.load(from: path) }
         var lastReport = started
         var reported = false

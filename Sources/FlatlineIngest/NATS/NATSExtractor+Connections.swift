@@ -1,0 +1,208 @@
+import FlatlineCore
+
+/// `/connz`: per connection and per client group; `/connz?state=closed`: why connections closed.
+extension NATSExtractor {
+    /// The group a client belongs to, from its connection name: the name without up to two
+    /// trailing instance parts: a number (`orders-worker-3` → `orders-worker`) or an id of five
+    /// or more lowercase letters and digits with a digit in it (`api.7f3a9c21` → `api`, the
+    /// pod name `orders-7d9f8b6c5d-x2k4p` → `orders`). Replicas of one service, and a client that
+    /// reconnects under a new `cid`, share a group. Unnamed connections are the group `unnamed`.
+    /// `relabel_configs` can derive groups any other way.
+    public static func clientGroup(forName name: String) -> String {
+        guard !name.isEmpty else { return "unnamed" }
+        var scalars = Array(name.unicodeScalars)
+        func isSeparator(_ s: Unicode.Scalar) -> Bool { s == "-" || s == "_" || s == "." || s == ":" || s == "/" }
+        func isDigit(_ s: Unicode.Scalar) -> Bool { s >= "0" && s <= "9" }
+        func isLowerAlnum(_ s: Unicode.Scalar) -> Bool { isDigit(s) || (s >= "a" && s <= "z") }
+        for _ in 0..<2 {
+            guard let cut = scalars.lastIndex(where: isSeparator), cut > 0 else { break }
+            let tail = scalars[(cut + 1)...]
+            let numeric = !tail.isEmpty && tail.allSatisfy(isDigit)
+            let id = tail.count >= 5 && tail.allSatisfy(isLowerAlnum) && tail.contains(where: isDigit)
+            guard numeric || id else { break }
+            scalars.removeSubrange(cut...)
+        }
+        var out = String.UnicodeScalarView()
+        out.append(contentsOf: scalars)
+        return String(out)
+    }
+
+    mutating func extractConnz(_ pages: [JSONPage], restarted: Bool, into out: inout SampleBuilder)
+        throws(ExtractionError)
+    {
+        var seen = Set<Int>()
+        var entries = 0
+        var total = 0.0
+        var now: [Int: ClientGroupTotals.Connection] = [:]
+        var gauges: [String: (connections: Double, pending: Double, maxPending: Double, subscriptions: Double)] = [:]
+        for page in pages {
+            let d = page.document
+            let list = d.member(page.node, "connections")
+            guard let list, d.kind(list) == .array || d.kind(list) == .null else {
+                throw ExtractionError(endpoint: "connz", reason: "no \"connections\" list")
+            }
+            total = max(total, d.number(page.node, "total") ?? 0)
+            for connection in d.elements(list) {
+                guard let cidValue = d.number(connection, "cid") else { continue }
+                let cid = Int(cidValue)
+                // A connection that moved between pages while we paged is counted once.
+                guard seen.insert(cid).inserted else { continue }
+                entries += 1
+                let name = d.string(connection, "name") ?? ""
+                let group = Self.clientGroup(forName: name)
+                let pending = d.number(connection, "pending_bytes") ?? 0
+                let subscriptions = d.number(connection, "subscriptions") ?? 0
+                var g = gauges[group] ?? (0, 0, 0, 0)
+                g.connections += 1
+                g.pending += pending
+                g.maxPending = max(g.maxPending, pending)
+                g.subscriptions += subscriptions
+                gauges[group] = g
+                now[cid] = ClientGroupTotals.Connection(
+                    group: group,
+                    counts: [
+                        d.number(connection, "in_msgs") ?? 0, d.number(connection, "out_msgs") ?? 0,
+                        d.number(connection, "in_bytes") ?? 0, d.number(connection, "out_bytes") ?? 0,
+                    ]
+                )
+                guard options.perConnection else { continue }
+                let labels = out.labels([
+                    ("cid", String(cid)), ("client_name", name), ("client_group", group),
+                    ("account", d.string(connection, "account") ?? ""),
+                ])
+                out.add("gnatsd_connz_pending_bytes", pending, .gauge, labels: labels)
+                out.add("gnatsd_connz_subscriptions", subscriptions, .gauge, labels: labels)
+                out.field(d, connection, "in_msgs", "gnatsd_connz_in_msgs", .counter, labels: labels)
+                out.field(d, connection, "out_msgs", "gnatsd_connz_out_msgs", .counter, labels: labels)
+                out.field(d, connection, "in_bytes", "gnatsd_connz_in_bytes", .counter, labels: labels)
+                out.field(d, connection, "out_bytes", "gnatsd_connz_out_bytes", .counter, labels: labels)
+                out.field(d, connection, "stalls", "gnatsd_connz_stalls", .counter, labels: labels)
+                if let rtt = d.string(connection, "rtt").flatMap({ GoDuration.seconds($0) }) {
+                    out.add("flatline_nats_connection_rtt_seconds", rtt, .gauge, labels: labels)
+                }
+                if let idle = d.string(connection, "idle").flatMap({ GoDuration.seconds($0) }) {
+                    out.add("flatline_nats_connection_idle_seconds", idle, .gauge, labels: labels)
+                }
+            }
+        }
+        out.add("gnatsd_connz_total", max(total, Double(entries)), .gauge)
+        out.add("gnatsd_connz_num_connections", Double(entries), .gauge)
+
+        groups.observe(now, restarted: restarted)
+        for group in gauges.keys.sorted() {
+            guard let g = gauges[group] else { continue }
+            let labels = out.labels([("client_group", group)])
+            out.add("flatline_nats_client_group_connections", g.connections, .gauge, labels: labels)
+            out.add("flatline_nats_client_group_pending_bytes", g.pending, .gauge, labels: labels)
+            out.add("flatline_nats_client_group_max_pending_bytes", g.maxPending, .gauge, labels: labels)
+            out.add("flatline_nats_client_group_subscriptions", g.subscriptions, .gauge, labels: labels)
+            guard let totals = groups.totals[group] else { continue }
+            for (k, name) in ClientGroupTotals.counterNames.enumerated() {
+                // Running totals kept here: they never restart, whatever the connections do.
+                out.add(name, totals[k], .counter, labels: labels, counterReset: false)
+            }
+        }
+    }
+
+    /// Closed connections: `flatline_nats_closed_connections_total`, all and by `reason`,
+    /// counting each closed `cid` once as it appears in the server's ring of recent closes.
+    mutating func extractClosed(_ pages: [JSONPage], restarted: Bool, into out: inout SampleBuilder)
+        throws(ExtractionError)
+    {
+        var current = Set<Int>()
+        var fresh: [String: Double] = [:]
+        if restarted { closedSeen = [] }
+        for page in pages {
+            let d = page.document
+            guard let list = d.member(page.node, "connections") else {
+                throw ExtractionError(endpoint: "connz_closed", reason: "no \"connections\" list")
+            }
+            for connection in d.elements(list) {
+                guard let cid = d.number(connection, "cid").map({ Int($0) }), current.insert(cid).inserted else {
+                    continue
+                }
+                guard closedPrimed, !closedSeen.contains(cid) else { continue }
+                fresh[d.string(connection, "reason") ?? "unknown", default: 0] += 1
+            }
+        }
+        closedPrimed = true
+        closedSeen = current
+        for (reason, count) in fresh {
+            closedTotals[reason, default: 0] += count
+            closedTotals["", default: 0] += count
+        }
+        out.add(
+            "flatline_nats_closed_connections_total",
+            closedTotals["", default: 0],
+            .counter,
+            labels: out.base,
+            counterReset: false
+        )
+        for reason in closedTotals.keys.sorted() where !reason.isEmpty {
+            out.add(
+                "flatline_nats_closed_connections_total",
+                closedTotals[reason, default: 0],
+                .counter,
+                labels: out.labels([("reason", reason)]),
+                counterReset: false
+            )
+        }
+    }
+}
+
+/// Per client group running totals of the connections' counters.
+///
+/// A group's connections come and go (and reconnect under new `cid`s), so the sum of their
+/// counters goes down whenever one leaves. Instead each connection adds what it did since the
+/// previous scrape: a known `cid` its increase, a new one (a `cid` above the highest seen, the
+/// server numbers connections upwards) all it did since it connected.
+struct ClientGroupTotals: Sendable {
+    struct Connection: Sendable {
+        var group: String
+        var counts: [Double]
+    }
+
+    static let counterNames = [
+        "flatline_nats_client_group_in_msgs", "flatline_nats_client_group_out_msgs",
+        "flatline_nats_client_group_in_bytes", "flatline_nats_client_group_out_bytes",
+    ]
+    /// Groups kept at most; past it, new groups are not totalled (their gauges still are).
+    static let maxGroups = 10_000
+
+    private(set) var totals: [String: [Double]] = [:]
+    private var previous: [Int: Connection] = [:]
+    private var highestCid = 0
+    private var primed = false
+
+    mutating func observe(_ connections: [Int: Connection], restarted: Bool) {
+        if restarted {
+            previous = [:]
+            highestCid = 0
+        }
+        var highest = highestCid
+        for (cid, connection) in connections {
+            highest = max(highest, cid)
+            if totals[connection.group] == nil {
+                guard totals.count < Self.maxGroups else { continue }
+                totals[connection.group] = [Double](repeating: 0, count: Self.counterNames.count)
+            }
+            guard primed else { continue }
+            let before: [Double]
+            if let known = previous[cid] {
+                before = known.counts
+            } else if cid > highestCid {
+                before = [Double](repeating: 0, count: connection.counts.count)
+            } else {
+                // Older than the last scrape but unseen (it was on a page that shifted): its past
+                // is unknown; count from now on.
+                continue
+            }
+            for k in connection.counts.indices {
+                totals[connection.group]?[k] += max(0, connection.counts[k] - before[k])
+            }
+        }
+        previous = connections
+        highestCid = highest
+        primed = true
+    }
+}

@@ -1,0 +1,141 @@
+import FlatlineCore
+
+/// The samples of one recorded scrape (all its pages), or why it gave none.
+public struct RecordedBatch: Sendable {
+    /// The line of the scrape's first page.
+    public var line: Int
+    public var target: String?
+    public var endpoint: String
+    public var samples: [Sample]
+    /// The scrape failed (recorded as an error), or its body could not be read.
+    public var error: String?
+}
+
+/// Reads a recording of raw scrapes and turns it into samples with the same extraction the live
+/// scraper uses: one ``TargetExtractor`` per target, pages of a paged scrape together, and the
+/// `"scrape"` lines the recorder writes after each round turned into `up` and the other scrape
+/// series.
+///
+/// A line's target labels are its `"labels"` when recorded; otherwise `job` is `defaultJob` and
+/// `instance` the line's `"target"` (or `defaultInstance` when the recording names none, like
+/// recordings of a single server made by other tools).
+public struct RecordingSource {
+    private let reader: RecordingReader
+    private var lookahead: RecordedScrape?
+    private var extractors: [String: TargetExtractor] = [:]
+    public let options: NATSExtractionOptions
+    public let relabel: [RelabelRule]
+    public let defaultJob: String
+    public let defaultInstance: String
+    /// Lines of endpoints this version does not know, by endpoint; skipped, and counted here.
+    public private(set) var skipped: [String: Int] = [:]
+
+    /// Opens a recording (plain or gzip).
+    /// - Throws: ``RecordingError`` when it cannot be opened.
+    public init(
+        path: String,
+        options: NATSExtractionOptions = NATSExtractionOptions(),
+        relabel: [RelabelRule] = [],
+        defaultJob: String = "nats",
+        defaultInstance: String = "recording"
+    ) throws(RecordingError) {
+        reader = try RecordingReader(path: path)
+        self.options = options
+        self.relabel = relabel
+        self.defaultJob = defaultJob
+        self.defaultInstance = defaultInstance
+    }
+
+    public var path: String { reader.path }
+
+    /// The next scrape's samples, or `nil` at the end of the recording.
+    /// - Throws: ``RecordingError`` for a line that is not a recorded scrape.
+    public mutating func next() throws(RecordingError) -> RecordedBatch? {
+        while true {
+            let pending = lookahead
+            lookahead = nil
+            var next = pending
+            if next == nil { next = try reader.next() }
+            guard let first = next else { return nil }
+            var pages = [first]
+            // Later pages of a paged scrape follow their first page directly.
+            while let following = try reader.next() {
+                if following.page > 1, following.endpoint == first.endpoint, following.target == first.target {
+                    pages.append(following)
+                } else {
+                    lookahead = following
+                    break
+                }
+            }
+            if let batch = try batch(pages) { return batch }
+        }
+    }
+
+    private mutating func batch(_ pages: [RecordedScrape]) throws(RecordingError) -> RecordedBatch? {
+        let first = pages[0]
+        let labels = targetLabels(first)
+        let key = labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{1}")
+        let kind: TargetKind = first.endpoint == "metrics" ? .prometheus : .nats
+        var extractor =
+            extractors[key] ?? TargetExtractor(kind: kind, targetLabels: labels, options: options, relabel: relabel)
+        defer { extractors[key] = extractor }
+        var result = RecordedBatch(line: first.line, target: first.target, endpoint: first.endpoint, samples: [])
+        if let error = first.error {
+            result.error = error
+            return result
+        }
+        guard let bodyNode = first.body else { return result }
+        do {
+            switch first.endpoint {
+            case "scrape":
+                let d = first.document
+                let health = ScrapeHealth(
+                    up: (d.number(bodyNode, "up") ?? 0) == 1,
+                    durationSeconds: d.number(bodyNode, "duration_seconds") ?? 0,
+                    samplesScraped: Int(d.number(bodyNode, "samples_scraped") ?? 0),
+                    samplesDropped: Int(d.number(bodyNode, "samples_dropped") ?? 0)
+                )
+                result.samples = extractor.healthSamples(health, at: first.time)
+            case "metrics":
+                guard let text = first.document.string(bodyNode) else {
+                    throw RecordingError(file: path, line: first.line, reason: "a metrics body must be a JSON string")
+                }
+                result.samples = try extractor.samples(
+                    exposition: Array(text.utf8),
+                    contentType: first.contentType,
+                    scrapeTime: first.time
+                )
+            default:
+                guard let endpoint = NATSEndpoint(rawValue: first.endpoint) else {
+                    skipped[first.endpoint, default: 0] += pages.count
+                    return nil
+                }
+                let jsonPages = pages.compactMap { page in page.body.map { JSONPage(document: page.document, node: $0) }
+                }
+                result.samples = try extractor.samples(endpoint, pages: jsonPages, scrapeTime: first.time)
+            }
+        } catch let error as ExtractionError {
+            result.error = error.description
+        } catch let error as RecordingError {
+            throw error
+        } catch {
+            result.error = "\(error)"
+        }
+        return result
+    }
+
+    private func targetLabels(_ scrape: RecordedScrape) -> [String: String] {
+        let d = scrape.document
+        if let node = d.member(d.root, "labels"), d.kind(node) == .object {
+            var labels: [String: String] = [:]
+            for (key, value) in d.members(node) {
+                guard let name = d.string(key), let text = d.string(value), LabelSet.isValidLabelName(name) else {
+                    continue
+                }
+                labels[name] = text
+            }
+            if !labels.isEmpty { return labels }
+        }
+        return ["job": defaultJob, "instance": scrape.target ?? defaultInstance]
+    }
+}

@@ -1,0 +1,131 @@
+import FlatlineCore
+
+/// What a target is and how Flatline reads it.
+public enum TargetKind: String, Sendable, Hashable, CaseIterable, Codable {
+    /// A NATS server's HTTP monitoring port (`/varz`, `/connz`, ...).
+    case nats
+    /// Any Prometheus `/metrics` endpoint.
+    case prometheus
+    /// A NATS cluster through the system account: the same bodies, requested over NATS.
+    case natsSystem = "nats_system"
+}
+
+/// How one scrape of a target went, as the series `up`, `scrape_duration_seconds`,
+/// `scrape_samples_scraped` and `scrape_samples_dropped` (Prometheus's names), so that a target
+/// going down is itself a signal.
+public struct ScrapeHealth: Sendable, Hashable {
+    public var up: Bool
+    public var durationSeconds: Double
+    public var samplesScraped: Int
+    public var samplesDropped: Int
+
+    public init(up: Bool, durationSeconds: Double, samplesScraped: Int, samplesDropped: Int) {
+        self.up = up
+        self.durationSeconds = durationSeconds
+        self.samplesScraped = samplesScraped
+        self.samplesDropped = samplesDropped
+    }
+}
+
+/// Turns one target's scrapes into samples: NATS bodies through the ``NATSExtractor``,
+/// expositions through the ``ExpositionParser``, then the target's relabeling rules. The live
+/// scraper and the replay of a recording use this same code; only the source of the bodies
+/// and the clock differ.
+public struct TargetExtractor: Sendable {
+    public let kind: TargetKind
+    /// The target's labels (`job`, `instance`, static labels), sorted.
+    public let targetLabels: [String: String]
+    private var nats: NATSExtractor
+    private var relabeler: Relabeler
+    private let base: [Label]
+    /// Samples the relabeling rules dropped, so far.
+    public private(set) var relabelDropped = 0
+
+    public init(
+        kind: TargetKind,
+        targetLabels: [String: String],
+        options: NATSExtractionOptions = NATSExtractionOptions(),
+        relabel: [RelabelRule] = []
+    ) {
+        self.kind = kind
+        self.targetLabels = targetLabels
+        nats = NATSExtractor(targetLabels: targetLabels, options: options)
+        relabeler = Relabeler(rules: relabel)
+        base = nats.targetLabels
+    }
+
+    /// The samples of one NATS endpoint's body (or pages).
+    /// - Throws: ``ExtractionError`` when a body has the wrong shape.
+    public mutating func samples(
+        _ endpoint: NATSEndpoint,
+        pages: [JSONPage],
+        scrapeTime: Timestamp
+    ) throws(ExtractionError) -> [Sample] {
+        relabel(try nats.extract(endpoint, pages: pages, scrapeTime: scrapeTime))
+    }
+
+    /// The samples of an exposition body. Samples without their own timestamp take
+    /// `scrapeTime`. A label the target also sets is kept as `exported_<name>`, as Prometheus
+    /// does without `honor_labels`.
+    /// - Throws: ``ExtractionError`` naming the line when the body is not a valid exposition.
+    public mutating func samples(
+        exposition body: some Collection<UInt8>,
+        contentType: String?,
+        scrapeTime: Timestamp
+    ) throws(ExtractionError) -> [Sample] {
+        let parser = ExpositionParser(format: ExpositionFormat(contentType: contentType))
+        var out: [Sample] = []
+        let base = base
+        do {
+            try parser.parse(body) { exposed in
+                var labels = exposed.labels.labels
+                for label in base {
+                    if let k = labels.firstIndex(where: { $0.name == label.name }) {
+                        labels[k].name = "exported_" + label.name
+                    }
+                }
+                labels += base
+                labels.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+                out.append(
+                    Sample(
+                        labels: LabelSet(uncheckedSorted: labels),
+                        value: exposed.value,
+                        timestamp: exposed.timestamp ?? scrapeTime,
+                        kind: exposed.kind
+                    )
+                )
+            }
+        } catch {
+            throw ExtractionError(endpoint: "metrics", reason: "\(error)")
+        }
+        return relabel(out)
+    }
+
+    /// The scrape's own series, stamped with the scrape's start.
+    public func healthSamples(_ health: ScrapeHealth, at time: Timestamp) -> [Sample] {
+        let series: [(String, Double)] = [
+            ("scrape_duration_seconds", health.durationSeconds),
+            ("scrape_samples_dropped", Double(health.samplesDropped)),
+            ("scrape_samples_scraped", Double(health.samplesScraped)),
+            ("up", health.up ? 1 : 0),
+        ]
+        var builder = SampleBuilder(time: time, base: base, counterReset: false)
+        for (name, value) in series { builder.add(name, value, .gauge) }
+        return builder.samples
+    }
+
+    private mutating func relabel(_ samples: [Sample]) -> [Sample] {
+        guard !relabeler.rules.isEmpty else { return samples }
+        var out: [Sample] = []
+        out.reserveCapacity(samples.count)
+        for var sample in samples {
+            guard let labels = relabeler.relabel(sample.labels) else {
+                relabelDropped += 1
+                continue
+            }
+            sample.labels = labels
+            out.append(sample)
+        }
+        return out
+    }
+}
