@@ -53,6 +53,12 @@ public struct LoadGenerator: Sendable {
                     try $0.client.subscribe(to: $0.spec.subject, queue: $0.spec.queue)
                 }
                 for subscriber in subscribers { try await subscriber.client.flush() }
+                // Receivers run apart from the other actors: at the end they drain what reached
+                // their client before the counts are read, instead of being cancelled mid-stream.
+                let receivers = zip(subscribers, subscriptions).map { subscriber, subscription in
+                    let name = subscriber.spec.name
+                    return Task { for await _ in subscription { counts.add(name, "received") } }
+                }
                 try await withThrowingTaskGroup(of: Void.self) { actors in
                     for (index, publisher) in publishers.enumerated() {
                         actors.addTask {
@@ -71,12 +77,6 @@ public struct LoadGenerator: Sendable {
                             try await self.work(worker.spec, client: worker.client, controls: controls, counts: counts)
                         }
                     }
-                    for (subscriber, subscription) in zip(subscribers, subscriptions) {
-                        let name = subscriber.spec.name
-                        actors.addTask {
-                            for await _ in subscription { counts.add(name, "received") }
-                        }
-                    }
                     ran = try await timeline(
                         start: start,
                         startDate: startDate,
@@ -85,9 +85,14 @@ public struct LoadGenerator: Sendable {
                         stop: stop,
                         progress: progress
                     )
-                    for subscription in subscriptions { try? subscription.unsubscribe() }
                     actors.cancelAll()
                 }
+                // Everything published has reached the server once the publishers' flushes
+                // return, and has been delivered once the subscribers' do; then the streams end.
+                for publisher in publishers { try? await publisher.client.flush() }
+                for subscriber in subscribers { try? await subscriber.client.flush() }
+                for subscription in subscriptions { try? subscription.unsubscribe() }
+                for receiver in receivers { await receiver.value }
                 for client in clients { client.close() }
                 try await group.waitForAll()
                 return GroundTruth(
