@@ -7,6 +7,8 @@ struct Flatline: AsyncParsableCommand {
         abstract: "Anomaly-detection alerting for NATS.",
         discussion: "Flatline scores NATS monitoring series with EWMA, robust z-score and seasonal detectors.",
         version: "0.1.0",
-        subcommands: [ReplayCommand.self, LoadgenCommand.self, BenchCommand.self]
+        subcommands: [
+            RecordCommand.self, ReplayCommand.self, CheckCommand.self, LoadgenCommand.self, BenchCommand.self,
+        ]
     )
 }

@@ -9,6 +9,10 @@ public enum DropReason: String, Hashable, Sendable, Codable, CaseIterable {
     case duplicate
     /// A new series beyond the source's `max_series`.
     case seriesLimit = "series_limit"
+    /// Without a label its model requires (`required_labels`).
+    case missingLabel = "missing_label"
+    /// Stamped further ahead of the scrape than the configured tolerance.
+    case tooFarInFuture = "too_far_in_future"
 }
 
 /// What happened to one sample of a tick.

@@ -15,22 +15,33 @@ public enum NATSEndpoint: String, Sendable, Hashable, CaseIterable, Codable {
         }
     }
 
-    /// Whether the endpoint pages with `offset` and `limit` (over connections, subscriptions, or
-    /// for `/jsz` over accounts).
+    /// Whether Flatline pages through the endpoint with `offset` and `limit`: connections, closed
+    /// connections, and for `/jsz` accounts. (`/subsz` pages only its subscription list, which
+    /// Flatline does not read; its statistics cover every subscription.)
     public var isPaged: Bool {
         switch self {
-        case .connz, .connzClosed, .subsz, .jsz: true
+        case .connz, .connzClosed, .jsz: true
         default: false
         }
     }
 
-    /// The member that holds a page's items, for counting them.
-    var pageItems: StaticString? {
+    /// The number of items on a page: connections, or `/jsz` accounts.
+    public func pageCount(_ page: JSONPage) -> Int? {
+        let d = page.document
         switch self {
-        case .connz, .connzClosed: "connections"
-        case .subsz: "subscriptions_list"
-        case .jsz: "account_details"
-        default: nil
+        case .connz, .connzClosed: return d.member(page.node, "connections").map { d.childCount($0) }
+        case .jsz: return d.member(page.node, "account_details").map { d.childCount($0) }
+        default: return nil
+        }
+    }
+
+    /// The number of items across all pages, as the server reports it.
+    public func pageTotal(_ page: JSONPage) -> Int? {
+        let d = page.document
+        switch self {
+        case .connz, .connzClosed: return d.number(page.node, "total").map { Int($0) }
+        case .jsz: return d.number(page.node, "accounts").map { Int($0) }
+        default: return nil
         }
     }
 }

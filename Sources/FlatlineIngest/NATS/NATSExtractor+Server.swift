@@ -199,6 +199,17 @@ extension NATSExtractor {
     /// connections (outbound one per gateway, inbound possibly several).
     func extractGatewayz(_ page: JSONPage, into out: inout SampleBuilder) {
         let d = page.document
+        // How many gateways are connected, so a lost one shows (configured ones stay listed).
+        var outboundConnected = 0
+        if let outbound = d.member(page.node, "outbound_gateways") {
+            for (_, gateway) in d.members(outbound) where d.member(gateway, "connection") != nil {
+                outboundConnected += 1
+            }
+            out.add("gnatsd_gatewayz_outbound_gateways", Double(outboundConnected), .gauge)
+        }
+        if let inbound = d.member(page.node, "inbound_gateways") {
+            out.add("gnatsd_gatewayz_inbound_gateways", Double(d.childCount(inbound)), .gauge)
+        }
         if let outbound = d.member(page.node, "outbound_gateways") {
             for (key, gateway) in d.members(outbound) {
                 guard let name = d.string(key) else { continue }

@@ -55,6 +55,11 @@ extension SeriesFile {
             var warnings = failures.sorted { $0.value.first < $1.value.first }.map { key, failure in
                 "\(key): \(failure.count) failed scrape\(failure.count == 1 ? "" : "s") (first at line \(failure.first): \(failure.reason))"
             }
+            let drops = source.drops
+            if drops.total > 0 {
+                let reasons = DropReason.allCases.filter { drops[$0] > 0 }.map { "\($0.rawValue)=\(drops[$0])" }
+                warnings.append("validation dropped \(drops.total) samples: " + reasons.joined(separator: " "))
+            }
             for (endpoint, count) in source.skipped.sorted(by: { $0.key < $1.key }) {
                 warnings.append("/\(endpoint): \(count) line\(count == 1 ? "" : "s") of an unknown endpoint skipped")
             }

@@ -23,6 +23,17 @@ public struct RecordingSource {
     private let reader: RecordingReader
     private var lookahead: RecordedScrape?
     private var extractors: [String: TargetExtractor] = [:]
+    private var validators: [String: SampleValidator] = [:]
+    /// The checks every target's samples pass, as on the live path.
+    public var validation = SampleValidator()
+    /// Samples the checks dropped, by reason, over all targets.
+    public var drops: DropCounts {
+        var all = DropCounts()
+        for validator in validators.values {
+            for reason in DropReason.allCases { all.add(reason, count: validator.drops[reason]) }
+        }
+        return all
+    }
     public let options: NATSExtractionOptions
     public let relabel: [RelabelRule]
     public let defaultJob: String
@@ -78,7 +89,11 @@ public struct RecordingSource {
         let kind: TargetKind = first.endpoint == "metrics" ? .prometheus : .nats
         var extractor =
             extractors[key] ?? TargetExtractor(kind: kind, targetLabels: labels, options: options, relabel: relabel)
-        defer { extractors[key] = extractor }
+        var validator = validators[key] ?? validation
+        defer {
+            extractors[key] = extractor
+            validators[key] = validator
+        }
         var result = RecordedBatch(line: first.line, target: first.target, endpoint: first.endpoint, samples: [])
         if let error = first.error {
             result.error = error
@@ -100,11 +115,12 @@ public struct RecordingSource {
                 guard let text = first.document.string(bodyNode) else {
                     throw RecordingError(file: path, line: first.line, reason: "a metrics body must be a JSON string")
                 }
-                result.samples = try extractor.samples(
+                let samples = try extractor.samples(
                     exposition: Array(text.utf8),
                     contentType: first.contentType,
                     scrapeTime: first.time
                 )
+                result.samples = validator.validate(samples, scrapeTime: first.time).valid
             default:
                 guard let endpoint = NATSEndpoint(rawValue: first.endpoint) else {
                     skipped[first.endpoint, default: 0] += pages.count

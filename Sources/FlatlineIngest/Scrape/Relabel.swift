@@ -119,12 +119,13 @@ public struct RelabelError: Error, Hashable, Sendable, CustomStringConvertible {
     public var description: String { reason }
 }
 
-/// An anchored regular expression and `$1`, `${1}`, `${name}` expansion of its captures.
-struct CompiledPattern: @unchecked Sendable {
+/// An anchored regular expression (it must match the whole text, as Prometheus anchors its
+/// patterns) and `$1`, `${1}`, `${name}` expansion of its captures.
+public struct CompiledPattern: @unchecked Sendable {
     // Regex is immutable once built; it is only read, from any thread.
     private let regex: Regex<AnyRegexOutput>
 
-    init(_ pattern: String) throws(RelabelError) {
+    public init(_ pattern: String) throws(RelabelError) {
         do {
             regex = try Regex("^(?:" + pattern + ")$")
         } catch {
@@ -194,6 +195,9 @@ struct CompiledPattern: @unchecked Sendable {
             return String(text)
         }
     }
+
+    /// Whether the whole of `text` matches.
+    public func matches(_ text: String) -> Bool { match(text) != nil }
 
     func match(_ text: String) -> Match? {
         guard let match = try? regex.wholeMatch(in: text) else { return nil }

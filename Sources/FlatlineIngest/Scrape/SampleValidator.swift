@@ -1,0 +1,99 @@
+import FlatlineCore
+
+/// A sample must carry these labels when its metric name matches.
+public protocol LabelRequirementRule: Sendable {
+    var labels: [String] { get }
+    func applies(to metricName: String) -> Bool
+}
+
+/// Checks one target's samples before they reach the detectors, dropping and counting by reason:
+/// non-finite values, samples missing a label their model requires, timestamps going backwards
+/// (or repeating) for a series, timestamps too far ahead of the scrape, and new series beyond
+/// the target's `max_series`. Live scrapes and replayed recordings go through the same checks.
+public struct SampleValidator: Sendable {
+    public var maxSeries: Int?
+    /// Seconds a sample may be stamped ahead of its scrape.
+    public var futureTolerance: Double
+    /// Series not seen for this many seconds are forgotten (they free room under `max_series`).
+    public var staleAfter: Double
+    public var requirements: [any LabelRequirementRule]
+    /// Drops so far, by reason.
+    public private(set) var drops = DropCounts()
+
+    private var last: [LabelSet: Timestamp] = [:]
+    private var lastSweep: Timestamp?
+    /// Metric names already checked against the requirements, and what they require.
+    private var required: [String: [String]] = [:]
+
+    public init(
+        maxSeries: Int? = nil,
+        futureTolerance: Double = 300,
+        staleAfter: Double = 600,
+        requirements: [any LabelRequirementRule] = []
+    ) {
+        self.maxSeries = maxSeries
+        self.futureTolerance = futureTolerance
+        self.staleAfter = staleAfter
+        self.requirements = requirements
+    }
+
+    /// The series currently tracked.
+    public var seriesCount: Int { last.count }
+
+    /// The samples that pass, in order; the others are counted in ``drops``.
+    /// - Parameters:
+    ///   - samples: one scrape's samples.
+    ///   - scrapeTime: when the scrape was made (the reference for "in the future").
+    /// - Returns: the valid samples and how many were dropped now.
+    public mutating func validate(_ samples: [Sample], scrapeTime: Timestamp) -> (valid: [Sample], dropped: Int) {
+        sweep(scrapeTime)
+        let before = drops.total
+        let horizon = scrapeTime.advanced(bySeconds: futureTolerance)
+        var valid: [Sample] = []
+        valid.reserveCapacity(samples.count)
+        for sample in samples {
+            guard sample.value.isFinite else {
+                drops.add(.nonFinite)
+                continue
+            }
+            guard sample.timestamp <= horizon else {
+                drops.add(.tooFarInFuture)
+                continue
+            }
+            if !requirements.isEmpty {
+                let needed = requiredLabels(sample.labels.metricName)
+                guard needed.allSatisfy({ !(sample.labels[$0] ?? "").isEmpty }) else {
+                    drops.add(.missingLabel)
+                    continue
+                }
+            }
+            if let previous = last[sample.labels] {
+                guard sample.timestamp > previous else {
+                    drops.add(sample.timestamp == previous ? .duplicate : .outOfOrder)
+                    continue
+                }
+            } else if let maxSeries, last.count >= maxSeries {
+                drops.add(.seriesLimit)
+                continue
+            }
+            last[sample.labels] = sample.timestamp
+            valid.append(sample)
+        }
+        return (valid, drops.total - before)
+    }
+
+    private mutating func requiredLabels(_ name: String) -> [String] {
+        if let known = required[name] { return known }
+        var labels: [String] = []
+        for rule in requirements where rule.applies(to: name) { labels += rule.labels }
+        if required.count < 100_000 { required[name] = labels }
+        return labels
+    }
+
+    private mutating func sweep(_ now: Timestamp) {
+        if let lastSweep, now.seconds - lastSweep.seconds < staleAfter / 4 { return }
+        lastSweep = now
+        let cutoff = now.advanced(bySeconds: -staleAfter)
+        last = last.filter { $0.value >= cutoff }
+    }
+}

@@ -1,0 +1,525 @@
+import FlatlineCore
+import FlatlineIngest
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Flatline's configuration: what to scrape and how, shaped like `prometheus.yml`.
+public struct Configuration: Sendable {
+    public var global: GlobalSettings
+    public var scrapeConfigs: [ScrapeConfiguration]
+    /// The file it was read from.
+    public var file: String
+
+    /// Every target of every job.
+    public var targets: [ScrapeTarget] {
+        scrapeConfigs.flatMap { job in
+            job.targets.map { target in
+                var labels = global.externalLabels
+                labels["job"] = job.jobName
+                labels["instance"] = target.address
+                labels.merge(target.labels) { _, own in own }
+                return ScrapeTarget(job: job, address: target.address, labels: labels)
+            }
+        }
+    }
+}
+
+/// Defaults for every job, and the validation settings.
+public struct GlobalSettings: Sendable, Hashable {
+    /// Seconds between two scrapes of a target.
+    public var scrapeInterval = 15.0
+    /// Seconds a scrape may take.
+    public var scrapeTimeout = 10.0
+    /// Samples stamped more than this many seconds ahead of the local clock are dropped
+    /// (`too_far_in_future`).
+    public var futureTolerance = 300.0
+    /// Series not seen for this many seconds leave the store (connections come and go).
+    public var staleAfter = 600.0
+    /// Labels added to every series.
+    public var externalLabels: [String: String] = [:]
+}
+
+/// How a NATS target is read.
+public struct NATSScrapeSettings: Sendable, Hashable {
+    /// The endpoints, in scrape order (`/varz` first: it names the server).
+    public var endpoints: [NATSEndpoint] = NATSEndpoint.defaults
+    /// `/connz?subs=1`: the subscription lists (larger bodies; not needed for the series).
+    public var connzSubscriptions = false
+    /// Page size for `/connz`, `/connz?state=closed` and `/jsz`.
+    public var pageLimit = 1024
+    /// `/jsz`: consumers (implies streams) and their configuration.
+    public var jszConsumers = true
+    public var jszConfig = true
+    /// `/accstatz?unused=1`: accounts without local connections too.
+    public var accstatzUnused = false
+    public var extraction = NATSExtractionOptions()
+}
+
+/// Credentials for a NATS system-account connection (`kind: nats_system`).
+public struct NATSSystemSettings: Sendable, Hashable {
+    public var user: String?
+    public var passwordFile: String?
+    public var tokenFile: String?
+    public var credentialsFile: String?
+    public var nkeySeedFile: String?
+    /// How long to wait for the servers' replies.
+    public var timeout = 2.0
+    /// Stop waiting once this many servers answered.
+    public var expectedServers: Int?
+}
+
+/// How requests authenticate.
+public enum Authorization: Sendable, Hashable {
+    case none
+    /// `Authorization: Bearer <token>` with the token read from the file, re-read when it changes.
+    case bearerTokenFile(String)
+    /// `Authorization: Basic`, the password from a file (re-read when it changes) or inline.
+    case basic(username: String, password: String?, passwordFile: String?)
+    /// OAuth 2.0 client credentials: a token from `tokenURL`, cached until shortly before it expires.
+    case oauth2(OAuth2Settings)
+}
+
+public struct OAuth2Settings: Sendable, Hashable {
+    public var clientID: String
+    public var clientSecret: String?
+    public var clientSecretFile: String?
+    public var tokenURL: String
+    public var scopes: [String] = []
+    public var endpointParams: [String: String] = [:]
+}
+
+/// TLS for HTTPS targets (and the OAuth2 token endpoint).
+public struct TLSSettings: Sendable, Hashable {
+    public var caFile: String?
+    public var certFile: String?
+    public var keyFile: String?
+    public var serverName: String?
+    public var insecureSkipVerify = false
+}
+
+/// A required label: samples of metrics matching `metrics` must carry `labels`.
+public struct LabelRequirement: LabelRequirementRule {
+    /// A regular expression over metric names, matching whole names.
+    public var metrics: String
+    public var labels: [String]
+    let pattern: CompiledPattern
+
+    public init(metrics: String, labels: [String]) throws(RelabelError) {
+        self.metrics = metrics
+        self.labels = labels
+        pattern = try CompiledPattern(metrics)
+    }
+
+    /// Whether samples of metric `name` must carry ``labels``.
+    public func applies(to name: String) -> Bool { pattern.matches(name) }
+}
+
+/// One `scrape_configs` entry: a job.
+public struct ScrapeConfiguration: Sendable {
+    public struct Target: Sendable, Hashable {
+        /// `host:port` (or for `nats_system`, a NATS URL).
+        public var address: String
+        public var labels: [String: String]
+    }
+
+    public var jobName: String
+    public var kind: TargetKind
+    public var scheme = "http"
+    /// For `prometheus` targets.
+    public var metricsPath = "/metrics"
+    public var scrapeInterval: Double
+    public var scrapeTimeout: Double
+    public var targets: [Target]
+    public var nats = NATSScrapeSettings()
+    public var system = NATSSystemSettings()
+    /// The most series one target may have; new ones past it are dropped (`series_limit`).
+    public var maxSeries: Int?
+    /// The largest body read, in bytes; a larger one fails the scrape.
+    public var bodySizeLimit = 256 << 20
+    public var authorization = Authorization.none
+    public var tls: TLSSettings?
+    public var relabel: [RelabelRule] = []
+    public var requiredLabels: [LabelRequirement] = []
+}
+
+extension ScrapeConfiguration {
+    /// The files the job reads credentials and certificates from.
+    public var files: [String] {
+        var files: [String] = []
+        switch authorization {
+        case .bearerTokenFile(let path): files.append(path)
+        case .basic(_, _, let passwordFile): files += [passwordFile].compactMap { $0 }
+        case .oauth2(let settings): files += [settings.clientSecretFile].compactMap { $0 }
+        case .none: break
+        }
+        if let tls { files += [tls.caFile, tls.certFile, tls.keyFile].compactMap { $0 } }
+        return files
+    }
+}
+
+/// One target of one job, with its full label set.
+public struct ScrapeTarget: Sendable {
+    public var job: ScrapeConfiguration
+    public var address: String
+    /// `job`, `instance` and the static labels (target labels win over job defaults).
+    public var labels: [String: String]
+
+    /// A stable name for logs and the recorder.
+    public var name: String { "\(job.jobName)/\(address)" }
+}
+
+extension Configuration {
+    /// Reads and checks a configuration file. Relative file names in it (token files,
+    /// certificates) are taken relative to the configuration file's directory.
+    /// - Throws: ``ConfigError`` with the file, line and key of the first problem.
+    public static func load(path: String) throws(ConfigError) -> Configuration {
+        guard let handle = fopen(path, "rb") else {
+            throw ConfigError(file: path, line: 0, key: "", reason: "cannot open: \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(handle) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = fread(&chunk, 1, chunk.count, handle)
+            if n > 0 { bytes += chunk[0..<n] }
+            if n < chunk.count { break }
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ConfigError(file: path, line: 0, key: "", reason: "not UTF-8 text")
+        }
+        let directory = path.contains("/") ? String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]) : "."
+        return try parse(text, file: path, directory: directory)
+    }
+
+    /// Parses configuration text (see ``load(path:)``).
+    public static func parse(_ text: String, file: String, directory: String = ".") throws(ConfigError) -> Configuration
+    {
+        let root = try YAMLValue.parse(text, file: file)
+        let top = try root.mapping(known: ["global", "scrape_configs"])
+        var global = GlobalSettings()
+        if let g = top["global"] {
+            let m = try g.mapping(known: [
+                "scrape_interval", "scrape_timeout", "future_tolerance", "stale_after", "external_labels",
+            ])
+            if let v = m["scrape_interval"] { global.scrapeInterval = try positive(v, v.duration()) }
+            if let v = m["scrape_timeout"] { global.scrapeTimeout = try positive(v, v.duration()) }
+            if let v = m["future_tolerance"] { global.futureTolerance = try v.duration() }
+            if let v = m["stale_after"] { global.staleAfter = try positive(v, v.duration()) }
+            if let v = m["external_labels"] { global.externalLabels = try labels(v) }
+            if global.scrapeTimeout > global.scrapeInterval, m["scrape_timeout"] != nil {
+                throw (m["scrape_timeout"] ?? g).error("scrape_timeout is longer than scrape_interval")
+            }
+            global.scrapeTimeout = min(global.scrapeTimeout, global.scrapeInterval)
+        }
+        var jobs: [ScrapeConfiguration] = []
+        var names = Set<String>()
+        if let list = top["scrape_configs"] {
+            for element in try list.sequence() {
+                let job = try scrapeConfig(element, global: global, directory: directory)
+                guard names.insert(job.jobName).inserted else {
+                    throw element.error("job_name \"\(job.jobName)\" is used by an earlier job")
+                }
+                jobs.append(job)
+            }
+        }
+        return Configuration(global: global, scrapeConfigs: jobs, file: file)
+    }
+
+    private static func positive(_ value: YAMLValue, _ seconds: Double) throws(ConfigError) -> Double {
+        guard seconds > 0 else { throw value.error("must be longer than 0") }
+        return seconds
+    }
+
+    private static func labels(_ value: YAMLValue) throws(ConfigError) -> [String: String] {
+        var out: [String: String] = [:]
+        for (name, text, line) in try value.stringMap() {
+            guard LabelSet.isValidLabelName(name), !name.hasPrefix("__") else {
+                throw ConfigError(
+                    file: value.file,
+                    line: line,
+                    key: value.path + "." + name,
+                    reason: "not a valid label name"
+                )
+            }
+            out[name] = text
+        }
+        return out
+    }
+
+    private static func file(_ value: YAMLValue, directory: String) throws(ConfigError) -> String {
+        let path = try value.string()
+        guard !path.isEmpty else { throw value.error("empty file name") }
+        return path.hasPrefix("/") ? path : directory + "/" + path
+    }
+
+    static let jobKeys: Set<String> = [
+        "job_name", "kind", "scheme", "metrics_path", "scrape_interval", "scrape_timeout", "static_configs", "nats",
+        "nats_system", "max_series", "body_size_limit", "bearer_token_file", "basic_auth", "oauth2", "tls_config",
+        "relabel_configs", "metric_relabel_configs", "required_labels",
+    ]
+
+    private static func scrapeConfig(_ value: YAMLValue, global: GlobalSettings, directory: String) throws(ConfigError)
+        -> ScrapeConfiguration
+    {
+        let m = try value.mapping(known: jobKeys)
+        let nameValue = try m.required("job_name")
+        let jobName = try nameValue.string()
+        guard !jobName.isEmpty else { throw nameValue.error("must not be empty") }
+        var kind = TargetKind.prometheus
+        if let v = m["kind"] {
+            let text = try v.string()
+            guard let parsed = TargetKind(rawValue: text) else {
+                throw v.error("\"\(text)\" is not a kind (nats, prometheus, nats_system)")
+            }
+            kind = parsed
+            guard kind != .natsSystem else {
+                throw v.error(
+                    "nats_system (scraping through the system account) is not available yet; scrape each server's monitoring port with kind: nats"
+                )
+            }
+        }
+        var job = ScrapeConfiguration(
+            jobName: jobName,
+            kind: kind,
+            scrapeInterval: global.scrapeInterval,
+            scrapeTimeout: global.scrapeTimeout,
+            targets: []
+        )
+        if let v = m["scheme"] {
+            job.scheme = try v.string()
+            guard job.scheme == "http" || job.scheme == "https" else { throw v.error("must be http or https") }
+        }
+        if let v = m["metrics_path"] {
+            job.metricsPath = try v.string()
+            guard job.metricsPath.hasPrefix("/") else { throw v.error("must start with /") }
+        }
+        if let v = m["scrape_interval"] { job.scrapeInterval = try positive(v, v.duration()) }
+        if let v = m["scrape_timeout"] {
+            job.scrapeTimeout = try positive(v, v.duration())
+            guard job.scrapeTimeout <= job.scrapeInterval else {
+                throw v.error("scrape_timeout is longer than scrape_interval")
+            }
+        } else {
+            job.scrapeTimeout = min(job.scrapeTimeout, job.scrapeInterval)
+        }
+        if let v = m["max_series"] { job.maxSeries = try v.int(min: 1) }
+        if let v = m["body_size_limit"] {
+            job.bodySizeLimit = try v.byteSize()
+            guard job.bodySizeLimit > 0 else { throw v.error("must be more than 0") }
+        }
+        if let v = m["static_configs"] {
+            for element in try v.sequence() {
+                let s = try element.mapping(known: ["targets", "labels"])
+                let targetsValue = try s.required("targets")
+                let own = try s["labels"].map { v throws(ConfigError) in try labels(v) } ?? [:]
+                for (k, address) in try targetsValue.strings().enumerated() {
+                    let at = (try? targetsValue.sequence()[k]) ?? targetsValue
+                    try checkAddress(address, kind: kind, at: at)
+                    job.targets.append(ScrapeConfiguration.Target(address: address, labels: own))
+                }
+            }
+        }
+        if let v = m["nats"] {
+            guard kind == .nats || kind == .natsSystem else { throw v.error("only for kind nats or nats_system") }
+            job.nats = try natsSettings(v)
+        }
+        if let v = m["nats_system"] {
+            guard kind == .natsSystem else { throw v.error("only for kind nats_system") }
+            job.system = try systemSettings(v, directory: directory)
+        }
+        var auths: [String] = []
+        if let v = m["bearer_token_file"] {
+            job.authorization = .bearerTokenFile(try file(v, directory: directory))
+            auths.append("bearer_token_file")
+        }
+        if let v = m["basic_auth"] {
+            let b = try v.mapping(known: ["username", "password", "password_file"])
+            let username = try b.required("username").string()
+            let password = try b["password"]?.string()
+            let passwordFile = try b["password_file"].map { f throws(ConfigError) in try file(f, directory: directory) }
+            if password != nil && passwordFile != nil {
+                throw v.error("password and password_file are mutually exclusive")
+            }
+            job.authorization = .basic(username: username, password: password, passwordFile: passwordFile)
+            auths.append("basic_auth")
+        }
+        if let v = m["oauth2"] {
+            let o = try v.mapping(known: [
+                "client_id", "client_secret", "client_secret_file", "token_url", "scopes", "endpoint_params",
+            ])
+            var settings = OAuth2Settings(
+                clientID: try o.required("client_id").string(),
+                tokenURL: try o.required("token_url").string()
+            )
+            settings.clientSecret = try o["client_secret"]?.string()
+            settings.clientSecretFile = try o["client_secret_file"].map { f throws(ConfigError) in
+                try file(f, directory: directory)
+            }
+            if settings.clientSecret != nil && settings.clientSecretFile != nil {
+                throw v.error("client_secret and client_secret_file are mutually exclusive")
+            }
+            if let scopes = o["scopes"] { settings.scopes = try scopes.strings() }
+            if let params = o["endpoint_params"] {
+                settings.endpointParams = Dictionary(try params.stringMap().map { ($0.key, $0.value) }) { a, _ in a }
+            }
+            let url = settings.tokenURL
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                throw (o["token_url"] ?? v).error("must be an http:// or https:// URL")
+            }
+            job.authorization = .oauth2(settings)
+            auths.append("oauth2")
+        }
+        if auths.count > 1 {
+            throw value.error(
+                "at most one of bearer_token_file, basic_auth and oauth2 (got \(auths.joined(separator: ", ")))"
+            )
+        }
+        if let v = m["tls_config"] {
+            let t = try v.mapping(known: ["ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"])
+            var tls = TLSSettings()
+            tls.caFile = try t["ca_file"].map { f throws(ConfigError) in try file(f, directory: directory) }
+            tls.certFile = try t["cert_file"].map { f throws(ConfigError) in try file(f, directory: directory) }
+            tls.keyFile = try t["key_file"].map { f throws(ConfigError) in try file(f, directory: directory) }
+            tls.serverName = try t["server_name"]?.string()
+            tls.insecureSkipVerify = try t["insecure_skip_verify"]?.bool() ?? false
+            if (tls.certFile == nil) != (tls.keyFile == nil) { throw v.error("cert_file and key_file go together") }
+            job.tls = tls
+        }
+        for key in ["relabel_configs", "metric_relabel_configs"] {
+            guard let v = m[key] else { continue }
+            for element in try v.sequence() { job.relabel.append(try relabelRule(element)) }
+        }
+        if let v = m["required_labels"] {
+            for element in try v.sequence() {
+                let r = try element.mapping(known: ["metrics", "labels"])
+                let metricsValue = try r.required("metrics")
+                let metrics = try metricsValue.string()
+                let labelsValue = try r.required("labels")
+                let names = try labelsValue.strings()
+                for name in names where !LabelSet.isValidLabelName(name) {
+                    throw labelsValue.error("\"\(name)\" is not a valid label name")
+                }
+                do {
+                    job.requiredLabels.append(try LabelRequirement(metrics: metrics, labels: names))
+                } catch {
+                    throw metricsValue.error(error.reason)
+                }
+            }
+        }
+        return job
+    }
+
+    private static func checkAddress(_ address: String, kind: TargetKind, at value: YAMLValue) throws(ConfigError) {
+        if kind == .natsSystem {
+            guard address.hasPrefix("nats://") || address.hasPrefix("tls://") || !address.contains("://") else {
+                throw value.error("\"\(address)\" is not a NATS server address (host:port or nats://host:port)")
+            }
+            return
+        }
+        guard !address.contains("://"), !address.contains("/"), let colon = address.lastIndex(of: ":"),
+            let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port),
+            colon != address.startIndex
+        else {
+            throw value.error(
+                "\"\(address)\" is not host:port (the scheme goes in `scheme`, the path in `metrics_path`)"
+            )
+        }
+    }
+
+    private static func natsSettings(_ value: YAMLValue) throws(ConfigError) -> NATSScrapeSettings {
+        let m = try value.mapping(known: [
+            "endpoints", "connz", "jsz", "accstatz", "page_limit", "per_connection", "leader_only",
+        ])
+        var settings = NATSScrapeSettings()
+        if let v = m["endpoints"] {
+            var endpoints: [NATSEndpoint] = []
+            for element in try v.sequence() {
+                let text = try element.string()
+                guard let endpoint = NATSEndpoint(rawValue: text) else {
+                    let known = NATSEndpoint.allCases.map(\.rawValue).joined(separator: ", ")
+                    throw element.error("\"\(text)\" is not an endpoint (\(known))")
+                }
+                guard !endpoints.contains(endpoint) else { throw element.error("\"\(text)\" is listed twice") }
+                endpoints.append(endpoint)
+            }
+            guard !endpoints.isEmpty else { throw v.error("name at least one endpoint") }
+            // /varz first: it names the server, for the labels of the other endpoints' series.
+            settings.endpoints = endpoints.filter { $0 == .varz } + endpoints.filter { $0 != .varz }
+        }
+        if let v = m["page_limit"] { settings.pageLimit = try v.int(min: 1) }
+        if let v = m["per_connection"] { settings.extraction.perConnection = try v.bool() }
+        if let v = m["leader_only"] { settings.extraction.leaderOnly = try v.bool() }
+        if let v = m["connz"] {
+            let c = try v.mapping(known: ["subs"])
+            settings.connzSubscriptions = try c["subs"]?.bool() ?? false
+        }
+        if let v = m["jsz"] {
+            let j = try v.mapping(known: ["consumers", "config"])
+            settings.jszConsumers = try j["consumers"]?.bool() ?? true
+            settings.jszConfig = try j["config"]?.bool() ?? true
+        }
+        if let v = m["accstatz"] {
+            let a = try v.mapping(known: ["unused"])
+            settings.accstatzUnused = try a["unused"]?.bool() ?? false
+        }
+        return settings
+    }
+
+    private static func systemSettings(_ value: YAMLValue, directory: String) throws(ConfigError) -> NATSSystemSettings
+    {
+        let m = try value.mapping(known: [
+            "user", "password_file", "token_file", "credentials_file", "nkey_seed_file", "timeout", "expected_servers",
+        ])
+        var settings = NATSSystemSettings()
+        settings.user = try m["user"]?.string()
+        settings.passwordFile = try m["password_file"].map { f throws(ConfigError) in try file(f, directory: directory)
+        }
+        settings.tokenFile = try m["token_file"].map { f throws(ConfigError) in try file(f, directory: directory) }
+        settings.credentialsFile = try m["credentials_file"].map { f throws(ConfigError) in
+            try file(f, directory: directory)
+        }
+        settings.nkeySeedFile = try m["nkey_seed_file"].map { f throws(ConfigError) in try file(f, directory: directory)
+        }
+        if let v = m["timeout"] { settings.timeout = try positive(v, v.duration()) }
+        if let v = m["expected_servers"] { settings.expectedServers = try v.int(min: 1) }
+        if settings.user != nil && settings.passwordFile == nil { throw value.error("user needs password_file") }
+        return settings
+    }
+
+    private static func relabelRule(_ value: YAMLValue) throws(ConfigError) -> RelabelRule {
+        let m = try value.mapping(known: [
+            "action", "source_labels", "separator", "regex", "target_label", "replacement",
+        ])
+        var action = RelabelRule.Action.replace
+        if let v = m["action"] {
+            let text = try v.string()
+            guard let parsed = RelabelRule.Action(rawValue: text) else {
+                let known = RelabelRule.Action.allCases.map(\.rawValue).joined(separator: ", ")
+                throw v.error("\"\(text)\" is not a supported action (\(known))")
+            }
+            action = parsed
+        }
+        do {
+            return try RelabelRule(
+                action: action,
+                sourceLabels: try m["source_labels"]?.strings() ?? [],
+                separator: try m["separator"]?.string() ?? ";",
+                regex: try m["regex"]?.string() ?? "(.*)",
+                targetLabel: try m["target_label"]?.string(),
+                replacement: try m["replacement"]?.string() ?? "$1"
+            )
+        } catch let error as RelabelError {
+            throw value.error(error.reason)
+        } catch let error as ConfigError {
+            throw error
+        } catch {
+            throw value.error("\(error)")
+        }
+    }
+}

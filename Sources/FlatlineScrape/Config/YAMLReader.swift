@@ -1,0 +1,245 @@
+import Yams
+
+/// A configuration file that cannot be used: the file, the line, the key and why.
+public struct ConfigError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var file: String
+    /// 1-based; 0 when the problem is the file as a whole.
+    public var line: Int
+    /// The key's path, `scrape_configs[0].tls_config.ca_file`; empty for the file.
+    public var key: String
+    public var reason: String
+
+    public init(file: String, line: Int, key: String, reason: String) {
+        self.file = file
+        self.line = line
+        self.key = key
+        self.reason = reason
+    }
+
+    public var description: String {
+        let place = line > 0 ? "\(file):\(line)" : file
+        return key.isEmpty ? "\(place): \(reason)" : "\(place): \(key): \(reason)"
+    }
+}
+
+/// A YAML node with where it is, for reading a configuration strictly: every key must be known,
+/// every value of the right type, and every error names the file, line and key.
+struct YAMLValue {
+    let node: Node
+    let file: String
+    let path: String
+
+    var line: Int { node.mark?.line ?? 0 }
+
+    func error(_ reason: String) -> ConfigError {
+        ConfigError(file: file, line: line, key: path, reason: reason)
+    }
+
+    /// Parses a whole file's text.
+    static func parse(_ text: String, file: String) throws(ConfigError) -> YAMLValue {
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw ConfigError(file: file, line: 0, key: "", reason: "the file is empty")
+            }
+            return YAMLValue(node: node, file: file, path: "")
+        } catch let error as ConfigError {
+            throw error
+        } catch let error as YamlError {
+            throw ConfigError(
+                file: file,
+                line: Self.line(of: error),
+                key: "",
+                reason: "not valid YAML: \(Self.describe(error))"
+            )
+        } catch {
+            throw ConfigError(file: file, line: 0, key: "", reason: "not valid YAML: \(error)")
+        }
+    }
+
+    private static func line(of error: YamlError) -> Int {
+        switch error {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _):
+            return mark.line
+        default:
+            return 0
+        }
+    }
+
+    private static func describe(_ error: YamlError) -> String {
+        switch error {
+        case .scanner(let context, let problem, _, _), .parser(let context, let problem, _, _),
+            .composer(let context, let problem, _, _):
+            return [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ": ")
+        default:
+            return "\(error)"
+        }
+    }
+
+    func child(_ key: String, _ node: Node) -> YAMLValue {
+        YAMLValue(node: node, file: file, path: path.isEmpty ? key : path + "." + key)
+    }
+
+    /// The members of a mapping, refusing keys not in `known`.
+    func mapping(known: Set<String>) throws(ConfigError) -> YAMLMapping {
+        guard case .mapping(let mapping) = node else { throw error("expected a mapping (key: value)") }
+        var members: [String: YAMLValue] = [:]
+        for (key, value) in mapping {
+            guard let name = key.scalar?.string else { throw error("a key is not a string") }
+            let member = child(name, value)
+            guard known.contains(name) else {
+                let hint = known.sorted().joined(separator: ", ")
+                throw ConfigError(
+                    file: file,
+                    line: key.mark?.line ?? line,
+                    key: member.path,
+                    reason: "unknown key (known here: \(hint))"
+                )
+            }
+            guard members[name] == nil else {
+                throw ConfigError(file: file, line: key.mark?.line ?? line, key: member.path, reason: "given twice")
+            }
+            members[name] = member
+        }
+        return YAMLMapping(owner: self, members: members)
+    }
+
+    /// The elements of a sequence.
+    func sequence() throws(ConfigError) -> [YAMLValue] {
+        guard case .sequence(let sequence) = node else { throw error("expected a list") }
+        return sequence.enumerated().map { k, element in
+            YAMLValue(node: element, file: file, path: "\(path)[\(k)]")
+        }
+    }
+
+    /// A plain scalar's text (`null` is not one).
+    func string() throws(ConfigError) -> String {
+        guard case .scalar(let scalar) = node else { throw error("expected a single value") }
+        return scalar.string
+    }
+
+    func int(min: Int = Int.min) throws(ConfigError) -> Int {
+        let text = try string()
+        guard let value = Int(text) else { throw error("\"\(text)\" is not a whole number") }
+        guard value >= min else { throw error("must be at least \(min)") }
+        return value
+    }
+
+    func bool() throws(ConfigError) -> Bool {
+        switch try string().lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        case let other: throw error("\"\(other)\" is not true or false")
+        }
+    }
+
+    /// A Prometheus duration: `15s`, `1m30s`, `500ms`, `2h`, `1d`, `1w`, `1y`.
+    func duration() throws(ConfigError) -> Double {
+        let text = try string()
+        guard let seconds = PrometheusDuration.seconds(text) else {
+            throw error("\"\(text)\" is not a duration (e.g. 15s, 1m30s, 500ms, 2h)")
+        }
+        return seconds
+    }
+
+    /// A byte size: a number of bytes, or with a unit: `512KB`, `64MiB`, `1GB`.
+    func byteSize() throws(ConfigError) -> Int {
+        let text = try string()
+        guard let bytes = ByteSize.parse(text) else {
+            throw error("\"\(text)\" is not a size (e.g. 10MB, 64MiB, 1048576)")
+        }
+        return bytes
+    }
+
+    func strings() throws(ConfigError) -> [String] {
+        var out: [String] = []
+        for element in try sequence() { out.append(try element.string()) }
+        return out
+    }
+
+    /// A mapping of strings to strings (`labels:`).
+    func stringMap() throws(ConfigError) -> [(key: String, value: String, line: Int)] {
+        guard case .mapping(let mapping) = node else { throw error("expected a mapping (name: value)") }
+        var out: [(String, String, Int)] = []
+        for (key, value) in mapping {
+            guard let name = key.scalar?.string else { throw error("a key is not a string") }
+            out.append((name, try child(name, value).string(), key.mark?.line ?? line))
+        }
+        return out
+    }
+}
+
+/// The members of a mapping, read by name.
+struct YAMLMapping {
+    let owner: YAMLValue
+    let members: [String: YAMLValue]
+
+    subscript(key: String) -> YAMLValue? {
+        guard let value = members[key] else { return nil }
+        // `key:` with nothing, `~` or `null`: as if absent.
+        if case .scalar(let scalar) = value.node, scalar.style == .plain,
+            ["", "~", "null", "Null", "NULL"].contains(scalar.string)
+        {
+            return nil
+        }
+        return value
+    }
+
+    func required(_ key: String) throws(ConfigError) -> YAMLValue {
+        guard let value = self[key] else {
+            throw ConfigError(
+                file: owner.file,
+                line: owner.line,
+                key: owner.path.isEmpty ? key : owner.path + "." + key,
+                reason: "required"
+            )
+        }
+        return value
+    }
+}
+
+/// Durations as Prometheus writes them.
+public enum PrometheusDuration {
+    /// Seconds, or `nil` when `text` is not a duration. Units: ms, s, m, h, d, w, y; combined
+    /// largest first (`1h30m`).
+    public static func seconds(_ text: String) -> Double? {
+        // Longest unit names first, so "ms" is not read as "m"; rank orders units by size.
+        let units: [(name: String, seconds: Double, rank: Int)] = [
+            ("ms", 0.001, 0), ("s", 1, 1), ("m", 60, 2), ("h", 3600, 3), ("d", 86400, 4), ("w", 604_800, 5),
+            ("y", 31_536_000, 6),
+        ]
+        var rest = Substring(text)
+        guard !rest.isEmpty else { return nil }
+        if rest == "0" { return 0 }
+        var total = 0.0
+        var lastRank = Int.max
+        while !rest.isEmpty {
+            let digits = rest.prefix { $0.isASCII && $0.isNumber }
+            guard !digits.isEmpty, let number = Double(digits) else { return nil }
+            rest = rest.dropFirst(digits.count)
+            guard let unit = units.first(where: { rest.hasPrefix($0.name) }), unit.rank < lastRank else { return nil }
+            lastRank = unit.rank
+            total += number * unit.seconds
+            rest = rest.dropFirst(unit.name.count)
+        }
+        return total
+    }
+}
+
+/// Sizes in bytes, with SI (`KB` = 1000) or binary (`KiB` = 1024) units, as Prometheus reads
+/// `body_size_limit`.
+public enum ByteSize {
+    public static func parse(_ text: String) -> Int? {
+        let trimmed = text.trimmingPrefix(" ")
+        let digits = trimmed.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
+        guard !digits.isEmpty, let number = Double(digits), number >= 0 else { return nil }
+        let unit = trimmed.dropFirst(digits.count).uppercased()
+        let factors: [String: Double] = [
+            "": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+            "KIB": 1024, "MIB": 1_048_576, "GIB": 1_073_741_824, "TIB": 1_099_511_627_776,
+        ]
+        guard let factor = factors[unit] else { return nil }
+        let bytes = number * factor
+        guard bytes < 9e18 else { return nil }
+        return Int(bytes)
+    }
+}

@@ -1,0 +1,115 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// A secret kept in a file (a bearer token, a password), read at every use as Prometheus does,
+/// so rotated credentials work without a restart. Surrounding whitespace is trimmed.
+final class FileSecret: Sendable {
+    let path: String
+
+    init(path: String) {
+        self.path = path
+    }
+
+    /// The current secret.
+    /// - Throws: ``ScrapeError`` when the file cannot be read or is empty.
+    func value() throws(ScrapeError) -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ScrapeError(reason: "cannot read \(path)")
+        }
+        let value = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !value.isEmpty else { throw ScrapeError(reason: "\(path) is empty") }
+        return value
+    }
+}
+
+/// OAuth 2.0 client credentials (RFC 6749 §4.4): a token from the token endpoint, cached until
+/// shortly before it expires, fetched again when a target refuses it.
+final class OAuth2TokenSource: Sendable {
+    let settings: OAuth2Settings
+    private let secretFile: FileSecret?
+    private struct Token {
+        var value: String
+        var refreshAt: ContinuousClock.Instant
+    }
+
+    private let token = Mutex<Token?>(nil)
+    /// Tokens fetched so far.
+    let fetches = Atomic<Int>(0)
+
+    init(settings: OAuth2Settings) {
+        self.settings = settings
+        secretFile = settings.clientSecretFile.map(FileSecret.init)
+    }
+
+    /// Forgets the cached token (the target answered 401).
+    func invalidate() { token.withLock { $0 = nil } }
+
+    /// A valid access token.
+    /// - Throws: ``ScrapeError`` naming the token endpoint and what went wrong.
+    func accessToken(client: HTTPClient, timeout: Duration) async throws(ScrapeError) -> String {
+        let now = ContinuousClock.now
+        if let cached = token.withLock({ $0 }), cached.refreshAt > now { return cached.value }
+        let secret = try secretFile?.value() ?? settings.clientSecret ?? ""
+        var request = HTTPClientRequest(url: settings.tokenURL)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        request.headers.add(name: "Accept", value: "application/json")
+        let credentials = Self.formEncode(settings.clientID) + ":" + Self.formEncode(secret)
+        request.headers.add(name: "Authorization", value: "Basic " + Data(credentials.utf8).base64EncodedString())
+        var form = [("grant_type", "client_credentials")]
+        if !settings.scopes.isEmpty { form.append(("scope", settings.scopes.joined(separator: " "))) }
+        for (key, value) in settings.endpointParams.sorted(by: { $0.key < $1.key }) { form.append((key, value)) }
+        let body = form.map { Self.formEncode($0.0) + "=" + Self.formEncode($0.1) }.joined(separator: "&")
+        request.body = .bytes(ByteBuffer(string: body))
+        let data: ByteBuffer
+        let status: UInt
+        do {
+            let response = try await client.execute(request, timeout: .nanoseconds(timeout.nanoseconds))
+            status = response.status.code
+            data = try await response.body.collect(upTo: 1 << 20)
+        } catch {
+            throw ScrapeError(reason: "OAuth2 token request to \(settings.tokenURL) failed: \(error)")
+        }
+        let text = String(buffer: data)
+        guard status == 200 else {
+            throw ScrapeError(
+                reason: "OAuth2 token endpoint \(settings.tokenURL) answered \(status): \(text.prefix(200))"
+            )
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+            let access = object["access_token"] as? String, !access.isEmpty
+        else {
+            throw ScrapeError(reason: "OAuth2 token endpoint \(settings.tokenURL) sent no access_token")
+        }
+        // Refresh ten seconds (or a tenth of the lifetime, if longer) before it expires, but
+        // keep a short-lived token for at least half its life; without expires_in, a minute.
+        let lifetime = (object["expires_in"] as? NSNumber)?.doubleValue ?? 60
+        let early = min(lifetime / 2, max(10, lifetime * 0.1))
+        let keep = max(0, lifetime - early)
+        token.withLock { $0 = Token(value: access, refreshAt: now + .milliseconds(Int64(keep * 1000))) }
+        fetches.add(1, ordering: .relaxed)
+        return access
+    }
+
+    /// `application/x-www-form-urlencoded` encoding of one name or value.
+    static func formEncode(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return (text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text)
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,196 @@
+import AsyncHTTPClient
+import FlatlineIngest
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOHTTPCompression
+import NIOSSL
+
+/// A scrape that failed: the target, the endpoint, and why.
+public struct ScrapeError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var reason: String
+
+    public init(reason: String) {
+        self.reason = reason
+    }
+
+    public var description: String { reason }
+}
+
+/// One body as the target returned it.
+struct FetchedBody: Sendable {
+    var bytes: [UInt8]
+    var contentType: String?
+    var status: UInt
+}
+
+/// HTTP GETs for one job: its TLS settings, its credentials, its body size limit.
+final class HTTPFetcher: Sendable {
+    let client: HTTPClient
+    let job: ScrapeConfiguration
+    private let bearer: FileSecret?
+    private let password: FileSecret?
+    private let oauth2: OAuth2TokenSource?
+
+    /// - Throws: ``ConfigError`` when a certificate or key cannot be loaded.
+    init(job: ScrapeConfiguration) throws(ScrapeError) {
+        self.job = job
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .follow(max: 5, allowCycles: false)
+        configuration.decompression = .enabled(limit: .size(job.bodySizeLimit))
+        configuration.connectionPool.idleTimeout = .seconds(Int64(max(30, job.scrapeInterval * 2)))
+        if let tls = job.tls {
+            configuration.tlsConfiguration = try Self.tlsConfiguration(tls)
+        }
+        // `server_name`: the name the target's certificate is checked against (and sent as SNI),
+        // while connecting to the configured address.
+        if let serverName = job.tls?.serverName {
+            for target in job.targets {
+                configuration.dnsOverride[serverName] = Self.host(of: target.address)
+            }
+        }
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        switch job.authorization {
+        case .bearerTokenFile(let path):
+            bearer = FileSecret(path: path)
+            password = nil
+            oauth2 = nil
+        case .basic(_, _, let passwordFile):
+            bearer = nil
+            password = passwordFile.map(FileSecret.init)
+            oauth2 = nil
+        case .oauth2(let settings):
+            bearer = nil
+            password = nil
+            oauth2 = OAuth2TokenSource(settings: settings)
+        case .none:
+            bearer = nil
+            password = nil
+            oauth2 = nil
+        }
+    }
+
+    func shutdown() async {
+        try? await client.shutdown()
+    }
+
+    static func host(of address: String) -> String {
+        guard let colon = address.lastIndex(of: ":") else { return address }
+        var host = String(address[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host
+    }
+
+    static func tlsConfiguration(_ tls: TLSSettings) throws(ScrapeError) -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        do {
+            if let ca = tls.caFile {
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
+            }
+            if let cert = tls.certFile, let key = tls.keyFile {
+                configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
+                configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+            }
+        } catch {
+            throw ScrapeError(reason: "TLS files: \(error)")
+        }
+        if tls.insecureSkipVerify { configuration.certificateVerification = .none }
+        return configuration
+    }
+
+    /// The URL for `path` (with its query) on `address`.
+    func url(_ address: String, _ pathAndQuery: String) -> String {
+        let host = job.tls?.serverName.map { name in
+            name + address[(address.lastIndex(of: ":") ?? address.endIndex)...]
+        }
+        return "\(job.scheme)://\(host ?? address)\(pathAndQuery)"
+    }
+
+    /// GETs `url`, with the job's credentials, until `deadline`.
+    /// - Parameter acceptErrorStatus: hand back non-2xx bodies (`/healthz` reports in a 503).
+    /// - Throws: ``ScrapeError`` for a connection failure, a timeout, an HTTP error, or a body
+    ///   larger than `body_size_limit`.
+    func get(
+        _ url: String,
+        accept: String,
+        deadline: ContinuousClock.Instant,
+        acceptErrorStatus: Bool = false
+    ) async throws(ScrapeError) -> FetchedBody {
+        var retriedToken = false
+        while true {
+            var request = HTTPClientRequest(url: url)
+            request.headers.add(name: "Accept", value: accept)
+            request.headers.add(name: "User-Agent", value: "flatline")
+            request.headers.add(name: "X-Prometheus-Scrape-Timeout-Seconds", value: String(job.scrapeTimeout))
+            let remaining = deadline - ContinuousClock.now
+            guard remaining > .zero else { throw ScrapeError(reason: "timed out after \(job.scrapeTimeout) s") }
+            try await authorize(&request, timeout: remaining)
+            let response: HTTPClientResponse
+            var body: ByteBuffer
+            do {
+                response = try await client.execute(request, timeout: .nanoseconds(remaining.nanoseconds))
+                body = try await response.body.collect(upTo: job.bodySizeLimit)
+            } catch is NIOTooManyBytesError {
+                throw ScrapeError(reason: "body larger than body_size_limit (\(job.bodySizeLimit) bytes)")
+            } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
+                throw ScrapeError(reason: "timed out after \(job.scrapeTimeout) s")
+            } catch {
+                throw ScrapeError(reason: Self.describe(error))
+            }
+            if response.status.code == 401, let oauth2, !retriedToken {
+                // The token may have been revoked before its expiry: fetch a new one, once.
+                oauth2.invalidate()
+                retriedToken = true
+                continue
+            }
+            let status = response.status.code
+            guard (200..<300).contains(status) || acceptErrorStatus else {
+                let text = body.readString(length: min(body.readableBytes, 200)) ?? ""
+                let detail = text.trimmingCharacters(in: .whitespacesAndNewlines)
+                throw ScrapeError(reason: "HTTP \(status)\(detail.isEmpty ? "" : ": " + detail)")
+            }
+            let bytes = body.readBytes(length: body.readableBytes) ?? []
+            return FetchedBody(bytes: bytes, contentType: response.headers.first(name: "Content-Type"), status: status)
+        }
+    }
+
+    private func authorize(_ request: inout HTTPClientRequest, timeout: Duration) async throws(ScrapeError) {
+        switch job.authorization {
+        case .none:
+            return
+        case .bearerTokenFile:
+            guard let bearer else { return }
+            request.headers.add(name: "Authorization", value: "Bearer " + (try bearer.value()))
+        case .basic(let username, let inline, _):
+            let secret = try password?.value() ?? inline ?? ""
+            let encoded = Data("\(username):\(secret)".utf8).base64EncodedString()
+            request.headers.add(name: "Authorization", value: "Basic " + encoded)
+        case .oauth2:
+            guard let oauth2 else { return }
+            request.headers.add(
+                name: "Authorization",
+                value: "Bearer " + (try await oauth2.accessToken(client: client, timeout: timeout))
+            )
+        }
+    }
+
+    /// Errors in words an operator can act on.
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .connectTimeout: return "connection timed out"
+            case .remoteConnectionClosed: return "the target closed the connection"
+            default: return "\(error)"
+            }
+        }
+        let text = "\(error)"
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return
+                "TLS: the target's certificate is not trusted (CERTIFICATE_VERIFY_FAILED: check tls_config ca_file and server_name)"
+        }
+        if let error = error as? NIOSSLError { return "TLS: \(error)" }
+        if let error = error as? BoringSSLError { return "TLS: \(error)" }
+        if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
+        return text
+    }
+}

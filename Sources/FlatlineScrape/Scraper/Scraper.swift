@@ -1,0 +1,112 @@
+import FlatlineCore
+import FlatlineIngest
+import Foundation
+import Logging
+
+/// Scrapes every target of a configuration on its own schedule, concurrently across targets and
+/// one round at a time per target, and hands each round's batch to `sink`.
+///
+/// Each target scrapes at a fixed offset within its interval, derived from its job and address
+/// (a stable jitter): targets spread over the interval instead of scraping in lockstep, and a
+/// restart keeps the same phase. A round that overruns its interval delays the next to the
+/// following slot; rounds of one target never overlap.
+public final class Scraper: Sendable {
+    public let configuration: Configuration
+    private let logger: Logger
+    private let recorder: Recorder?
+
+    /// - Parameters:
+    ///   - recorder: where raw scrapes are recorded, if anywhere.
+    public init(configuration: Configuration, recorder: Recorder? = nil, logger: Logger) {
+        self.configuration = configuration
+        self.recorder = recorder
+        self.logger = logger
+    }
+
+    /// The offset of a target's scrapes within its interval, in seconds: the same for the same
+    /// job and address, spread evenly across targets.
+    public static func offset(for target: ScrapeTarget) -> Double {
+        // FNV-1a over the name: stable across runs and platforms (Hasher is seeded per process).
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in target.name.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01B3
+        }
+        return Double(hash % 1_000_000) / 1_000_000 * target.job.scrapeInterval
+    }
+
+    /// Scrapes until the task is cancelled, or until `rounds` rounds of every target are done.
+    ///
+    /// - Parameters:
+    ///   - rounds: stop each target after this many rounds; `nil` runs until cancelled.
+    ///   - immediately: start each target's first round at once instead of at its slot (for
+    ///     tests and short recordings).
+    ///   - sink: receives every round's batch, from the targets' tasks.
+    /// - Throws: ``ScrapeError`` when a job's HTTP client cannot be set up (TLS files).
+    public func run(
+        rounds: Int? = nil,
+        immediately: Bool = false,
+        sink: @escaping @Sendable (ScrapeBatch) async -> Void
+    ) async throws(ScrapeError) {
+        var fetchers: [String: HTTPFetcher] = [:]
+        for job in configuration.scrapeConfigs where job.kind != .natsSystem {
+            do {
+                fetchers[job.jobName] = try HTTPFetcher(job: job)
+            } catch {
+                for fetcher in fetchers.values { await fetcher.shutdown() }
+                throw ScrapeError(reason: "job \(job.jobName): \(error.reason)")
+            }
+        }
+        let global = configuration.global
+        let logger = logger
+        let recorder = recorder
+        await withTaskGroup(of: Void.self) { group in
+            for target in configuration.targets {
+                guard let fetcher = fetchers[target.job.jobName] else { continue }
+                group.addTask {
+                    var scraper = TargetScraper(
+                        target: target,
+                        global: global,
+                        fetcher: fetcher,
+                        recorder: recorder,
+                        logger: logger
+                    )
+                    await Self.loop(target: target, rounds: rounds, immediately: immediately) {
+                        await sink(await scraper.scrape())
+                    }
+                }
+            }
+        }
+        for fetcher in fetchers.values { await fetcher.shutdown() }
+    }
+
+    /// Runs `round` on the target's schedule.
+    private static func loop(
+        target: ScrapeTarget,
+        rounds: Int?,
+        immediately: Bool,
+        round: () async -> Void
+    ) async {
+        let interval = target.job.scrapeInterval
+        let offset = offset(for: target)
+        var done = 0
+        var first = immediately
+        while !Task.isCancelled {
+            if !first {
+                let now = Date().timeIntervalSince1970
+                // The next slot at `offset` within an interval, strictly after now.
+                var next = (now / interval).rounded(.down) * interval + offset
+                while next <= now { next += interval }
+                do {
+                    try await Task.sleep(for: .milliseconds(Int64((next - now) * 1000)))
+                } catch {
+                    return
+                }
+            }
+            first = false
+            await round()
+            done += 1
+            if let rounds, done >= rounds { return }
+        }
+    }
+}

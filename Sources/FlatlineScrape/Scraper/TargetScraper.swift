@@ -1,0 +1,277 @@
+import FlatlineCore
+import FlatlineIngest
+import Foundation
+import Logging
+
+/// What one round of scrapes of a target produced.
+public struct ScrapeBatch: Sendable {
+    /// `job/address`.
+    public var target: String
+    public var labels: [String: String]
+    /// When the round started.
+    public var time: Timestamp
+    /// Validated samples, the scrape's own series (`up`...) included.
+    public var samples: [Sample]
+    public var health: ScrapeHealth
+    /// Why endpoints failed, by endpoint.
+    public var errors: [String: String]
+    /// Drops by reason in this round.
+    public var drops: DropCounts
+}
+
+/// Writes raw scrapes to a recording; shared by every target's task.
+public actor Recorder {
+    private let writer: RecordingWriter
+    public var path: String { writer.path }
+    public var count: Int { writer.count }
+    private var failure: RecordingError?
+
+    /// - Throws: ``RecordingError`` when the file cannot be created.
+    public init(path: String) throws(RecordingError) {
+        writer = try RecordingWriter(path: path)
+    }
+
+    func json(_ time: Timestamp, _ target: ScrapeTarget, _ endpoint: String, page: Int, _ body: [UInt8]) {
+        record { () throws(RecordingError) in
+            try writer.write(
+                time: time,
+                target: target.address,
+                labels: target.labels,
+                endpoint: endpoint,
+                page: page,
+                json: body
+            )
+        }
+    }
+
+    func text(_ time: Timestamp, _ target: ScrapeTarget, _ body: [UInt8], contentType: String?) {
+        record { () throws(RecordingError) in
+            try writer.write(
+                time: time,
+                target: target.address,
+                labels: target.labels,
+                endpoint: "metrics",
+                text: body,
+                contentType: contentType
+            )
+        }
+    }
+
+    func error(_ time: Timestamp, _ target: ScrapeTarget, _ endpoint: String, _ reason: String) {
+        record { () throws(RecordingError) in
+            try writer.write(
+                time: time,
+                target: target.address,
+                labels: target.labels,
+                endpoint: endpoint,
+                error: reason
+            )
+        }
+    }
+
+    func health(_ time: Timestamp, _ target: ScrapeTarget, _ health: ScrapeHealth) {
+        record { () throws(RecordingError) in
+            try writer.write(time: time, target: target.address, labels: target.labels, health: health)
+            try writer.flush()
+        }
+    }
+
+    private func record(_ body: () throws(RecordingError) -> Void) {
+        guard failure == nil else { return }
+        do { try body() } catch { failure = error }
+    }
+
+    /// Finishes the file.
+    /// - Throws: the first write error, if any write failed.
+    public func close() throws(RecordingError) {
+        try writer.close()
+        if let failure { throw failure }
+    }
+}
+
+/// Scrapes one target, round after round: every endpoint (every page), then extraction,
+/// validation and the round's health. Rounds of one target never overlap.
+struct TargetScraper {
+    let target: ScrapeTarget
+    let fetcher: HTTPFetcher
+    let recorder: Recorder?
+    let logger: Logger
+    var extractor: TargetExtractor
+    var validator: SampleValidator
+    /// The last error per endpoint, to log a failure once when it starts and once when it ends.
+    var lastErrors: [String: String] = [:]
+
+    init(target: ScrapeTarget, global: GlobalSettings, fetcher: HTTPFetcher, recorder: Recorder?, logger: Logger) {
+        self.target = target
+        self.fetcher = fetcher
+        self.recorder = recorder
+        var logger = logger
+        logger[metadataKey: "target"] = "\(target.name)"
+        self.logger = logger
+        extractor = TargetExtractor(
+            kind: target.job.kind,
+            targetLabels: target.labels,
+            options: target.job.nats.extraction,
+            relabel: target.job.relabel
+        )
+        validator = SampleValidator(
+            maxSeries: target.job.maxSeries,
+            futureTolerance: global.futureTolerance,
+            staleAfter: global.staleAfter,
+            requirements: target.job.requiredLabels
+        )
+    }
+
+    /// One round.
+    mutating func scrape() async -> ScrapeBatch {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let deadline = started + .milliseconds(Int64(target.job.scrapeTimeout * 1000))
+        let time = Timestamp.now
+        var samples: [Sample] = []
+        var errors: [String: String] = [:]
+        switch target.job.kind {
+        case .prometheus:
+            do {
+                samples = try await scrapeExposition(time: time, deadline: deadline)
+            } catch {
+                errors["metrics"] = error.reason
+            }
+        case .nats, .natsSystem:
+            for endpoint in target.job.nats.endpoints {
+                do {
+                    samples += try await scrapeNATS(endpoint, deadline: deadline)
+                } catch {
+                    errors[endpoint.rawValue] = error.reason
+                    await recorder?.error(time, target, endpoint.rawValue, error.reason)
+                }
+            }
+        }
+        let dropsBefore = validator.drops
+        let (valid, dropped) = validator.validate(samples, scrapeTime: time)
+        var drops = DropCounts()
+        for reason in DropReason.allCases { drops.add(reason, count: validator.drops[reason] - dropsBefore[reason]) }
+        let health = ScrapeHealth(
+            up: errors.isEmpty,
+            durationSeconds: (clock.now - started).seconds,
+            samplesScraped: samples.count,
+            samplesDropped: dropped
+        )
+        await recorder?.health(time, target, health)
+        logChanges(errors)
+        return ScrapeBatch(
+            target: target.name,
+            labels: target.labels,
+            time: time,
+            samples: valid + extractor.healthSamples(health, at: time),
+            health: health,
+            errors: errors,
+            drops: drops
+        )
+    }
+
+    private mutating func logChanges(_ errors: [String: String]) {
+        for (endpoint, reason) in errors.sorted(by: { $0.key < $1.key }) where lastErrors[endpoint] != reason {
+            logger.warning("scrape failed", metadata: ["endpoint": "\(endpoint)", "reason": "\(reason)"])
+        }
+        for endpoint in lastErrors.keys.sorted() where errors[endpoint] == nil {
+            logger.info("scrape recovered", metadata: ["endpoint": "\(endpoint)"])
+        }
+        lastErrors = errors
+    }
+
+    private mutating func scrapeExposition(time: Timestamp, deadline: ContinuousClock.Instant) async throws(ScrapeError)
+        -> [Sample]
+    {
+        let url = fetcher.url(target.address, target.job.metricsPath)
+        let body: FetchedBody
+        do {
+            body = try await fetcher.get(url, accept: ExpositionFormat.acceptHeader, deadline: deadline)
+        } catch {
+            await recorder?.error(time, target, "metrics", error.reason)
+            throw error
+        }
+        await recorder?.text(time, target, body.bytes, contentType: body.contentType)
+        do {
+            return try extractor.samples(exposition: body.bytes, contentType: body.contentType, scrapeTime: time)
+        } catch {
+            throw ScrapeError(reason: error.reason)
+        }
+    }
+
+    /// The path and query of page `offset` of `endpoint`.
+    func path(_ endpoint: NATSEndpoint, offset: Int) -> String {
+        let settings = target.job.nats
+        let base = target.job.metricsPath == "/metrics" ? "" : target.job.metricsPath
+        var query: [String] = []
+        switch endpoint {
+        case .connz:
+            if settings.connzSubscriptions { query.append("subs=1") }
+        case .connzClosed:
+            query.append("state=closed")
+        case .jsz:
+            query.append("accounts=true")
+            query.append("streams=true")
+            if settings.jszConsumers { query.append("consumers=true") }
+            if settings.jszConfig { query.append("config=true") }
+        case .accstatz:
+            if settings.accstatzUnused { query.append("unused=1") }
+        default:
+            break
+        }
+        if endpoint.isPaged {
+            query.append("offset=\(offset)")
+            query.append("limit=\(settings.pageLimit)")
+        }
+        return base + endpoint.path + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
+    }
+
+    /// Every page of `endpoint`, then its samples.
+    private mutating func scrapeNATS(_ endpoint: NATSEndpoint, deadline: ContinuousClock.Instant)
+        async throws(ScrapeError)
+        -> [Sample]
+    {
+        var pages: [JSONPage] = []
+        var offset = 0
+        var scrapeTime: Timestamp?
+        // Pages until the items seen reach the total; bounded, in case a server keeps growing.
+        for page in 1...10_000 {
+            let time = Timestamp.now
+            if scrapeTime == nil { scrapeTime = time }
+            let url = fetcher.url(target.address, path(endpoint, offset: offset))
+            let body = try await fetcher.get(
+                url,
+                accept: "application/json",
+                deadline: deadline,
+                acceptErrorStatus: endpoint == .healthz
+            )
+            let document: JSONDocument
+            do {
+                document = try JSONDocument(parsing: body.bytes)
+            } catch {
+                let start = String(decoding: body.bytes.prefix(60), as: UTF8.self)
+                throw ScrapeError(reason: "not JSON (HTTP \(body.status), \(error)): \(start)")
+            }
+            await recorder?.json(time, target, endpoint.rawValue, page: page, body.bytes)
+            let jsonPage = JSONPage(document: document)
+            pages.append(jsonPage)
+            guard endpoint.isPaged, let items = endpoint.pageCount(jsonPage), items > 0,
+                let total = endpoint.pageTotal(jsonPage)
+            else { break }
+            offset += items
+            guard offset < total else { break }
+        }
+        do {
+            return try extractor.samples(endpoint, pages: pages, scrapeTime: scrapeTime ?? .now)
+        } catch {
+            throw ScrapeError(reason: error.description)
+        }
+    }
+}
+
+extension Timestamp {
+    /// The local clock, to the millisecond.
+    static var now: Timestamp {
+        Timestamp(milliseconds: Int64((Date().timeIntervalSince1970 * 1000).rounded()))
+    }
+}

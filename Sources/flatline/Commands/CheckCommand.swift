@@ -1,0 +1,57 @@
+import ArgumentParser
+import FlatlineIngest
+import FlatlineScrape
+import Foundation
+
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Validate a configuration file without starting anything.",
+        discussion: """
+            Reads the file as `flatline record` and the daemon would, checks every key, and \
+            prints the jobs and targets it found. On a problem it prints the file, line and key \
+            with the reason, and exits with status 1. Token, password and certificate files \
+            are checked for readability.
+            """
+    )
+
+    @Option(help: "The configuration file (YAML, shaped like prometheus.yml).")
+    var config: String
+
+    func run() throws {
+        let configuration: Configuration
+        do {
+            configuration = try Configuration.load(path: config)
+        } catch {
+            Stderr.write("check: \(error)\n")
+            throw ExitCode(1)
+        }
+        var problems: [String] = []
+        for job in configuration.scrapeConfigs {
+            for file in job.files where !FileManager.default.isReadableFile(atPath: file) {
+                problems.append("\(config): job \(job.jobName): cannot read \(file)")
+            }
+        }
+        for problem in problems { Stderr.write("check: \(problem)\n") }
+        guard problems.isEmpty else { throw ExitCode(1) }
+        var text =
+            "\(config): OK, \(configuration.scrapeConfigs.count) job\(configuration.scrapeConfigs.count == 1 ? "" : "s")\n"
+        for job in configuration.scrapeConfigs {
+            let every = DurationFormat.text(job.scrapeInterval)
+            text += "  \(job.jobName) (\(job.kind.rawValue), every \(every)): "
+            text += job.targets.map(\.address).joined(separator: ", ")
+            if job.kind == .nats { text += " [" + job.nats.endpoints.map(\.rawValue).joined(separator: " ") + "]" }
+            text += "\n"
+        }
+        print(text, terminator: "")
+    }
+}
+
+/// Durations as the configuration writes them.
+enum DurationFormat {
+    static func text(_ seconds: Double) -> String {
+        if seconds >= 60, seconds.truncatingRemainder(dividingBy: 60) == 0 { return "\(Int(seconds / 60))m" }
+        if seconds == seconds.rounded() { return "\(Int(seconds))s" }
+        return "\(Int((seconds * 1000).rounded()))ms"
+    }
+}

@@ -1,0 +1,219 @@
+import FlatlineIngest
+import FlatlineTestSupport
+import Foundation
+import Testing
+
+@testable import FlatlineScrape
+
+/// The configuration file: every key read, defaults as documented, and errors that name the
+/// file, the line and the key.
+@Suite("Configuration")
+struct ConfigurationTests {
+    static let full = """
+        global:
+          scrape_interval: 30s
+          scrape_timeout: 5s
+          future_tolerance: 1m
+          stale_after: 15m
+          external_labels: {region: eu}
+        scrape_configs:
+          - job_name: nats
+            kind: nats
+            scheme: https
+            scrape_interval: 5s
+            static_configs:
+              - targets: ["n1.example:8222", "10.0.0.2:8222"]
+                labels: {cluster_role: core}
+            nats:
+              endpoints: [connz, varz, jsz]
+              page_limit: 500
+              per_connection: false
+              leader_only: false
+              connz: {subs: true}
+              jsz: {consumers: true, config: false}
+              accstatz: {unused: true}
+            max_series: 20000
+            body_size_limit: 64MiB
+            oauth2:
+              client_id: flatline
+              client_secret_file: secrets/client
+              token_url: https://idp.example/token
+              scopes: [monitoring.read]
+              endpoint_params: {audience: nats}
+            tls_config:
+              ca_file: /etc/ca.pem
+              server_name: nats.internal
+            relabel_configs:
+              - source_labels: [client_name]
+                regex: "(.+)-worker-\\\\d+"
+                target_label: client_group
+              - action: labeldrop
+                regex: cid
+            required_labels:
+              - metrics: "jetstream_consumer_.*"
+                labels: [stream, consumer]
+          - job_name: app
+            static_configs: [{targets: ["127.0.0.1:9100"]}]
+            metrics_path: /custom/metrics
+            basic_auth: {username: scraper, password_file: /run/pw}
+        """
+
+    @Test("every key of a full file is read")
+    func full() throws {
+        let configuration = try Configuration.parse(Self.full, file: "flatline.yml", directory: "/etc/flatline")
+        #expect(configuration.global.scrapeInterval == 30)
+        #expect(configuration.global.scrapeTimeout == 5)
+        #expect(configuration.global.futureTolerance == 60)
+        #expect(configuration.global.staleAfter == 900)
+        try #require(configuration.scrapeConfigs.count == 2)
+        let nats = configuration.scrapeConfigs[0]
+        #expect(nats.kind == .nats)
+        #expect(nats.scheme == "https")
+        #expect(nats.scrapeInterval == 5)
+        #expect(nats.scrapeTimeout == 5)
+        // /varz goes first whatever the order given: it names the server.
+        #expect(nats.nats.endpoints == [.varz, .connz, .jsz])
+        #expect(nats.nats.pageLimit == 500)
+        #expect(nats.nats.extraction == NATSExtractionOptions(perConnection: false, leaderOnly: false))
+        #expect(nats.nats.connzSubscriptions)
+        #expect(nats.nats.jszConsumers && !nats.nats.jszConfig)
+        #expect(nats.nats.accstatzUnused)
+        #expect(nats.maxSeries == 20000)
+        #expect(nats.bodySizeLimit == 64 << 20)
+        guard case .oauth2(let oauth) = nats.authorization else {
+            Issue.record("expected oauth2")
+            return
+        }
+        #expect(oauth.clientSecretFile == "/etc/flatline/secrets/client")
+        #expect(oauth.scopes == ["monitoring.read"])
+        #expect(oauth.endpointParams == ["audience": "nats"])
+        #expect(nats.tls?.caFile == "/etc/ca.pem")
+        #expect(nats.tls?.serverName == "nats.internal")
+        #expect(nats.relabel.count == 2)
+        #expect(nats.requiredLabels.first?.applies(to: "jetstream_consumer_num_pending") == true)
+        #expect(nats.requiredLabels.first?.applies(to: "xjetstream_consumer_num_pending") == false)
+        #expect(nats.files == ["/etc/flatline/secrets/client", "/etc/ca.pem"])
+
+        let targets = configuration.targets
+        #expect(targets.count == 3)
+        #expect(
+            targets[0].labels == ["job": "nats", "instance": "n1.example:8222", "cluster_role": "core", "region": "eu"]
+        )
+        let app = configuration.scrapeConfigs[1]
+        #expect(app.kind == .prometheus)
+        #expect(app.metricsPath == "/custom/metrics")
+        #expect(app.scrapeInterval == 30)
+        #expect(app.authorization == .basic(username: "scraper", password: nil, passwordFile: "/run/pw"))
+    }
+
+    @Test("defaults: Prometheus's intervals, the default NATS endpoints")
+    func defaults() throws {
+        let configuration = try Configuration.parse(
+            "scrape_configs:\n  - job_name: n\n    kind: nats\n    static_configs: [{targets: ['h:8222']}]\n",
+            file: "f.yml"
+        )
+        let job = try #require(configuration.scrapeConfigs.first)
+        #expect(job.scrapeInterval == 15)
+        #expect(job.scrapeTimeout == 10)
+        #expect(job.nats.endpoints == NATSEndpoint.defaults)
+        #expect(job.scheme == "http")
+        #expect(job.authorization == .none)
+    }
+
+    @Test(
+        "errors name the file, the line and the key",
+        arguments: [
+            ("global:\n  scrape_intervall: 15s\n", 2, "global.scrape_intervall", "unknown key"),
+            ("global:\n  scrape_interval: fast\n", 2, "global.scrape_interval", "not a duration"),
+            ("global:\n  scrape_interval: 5s\n  scrape_timeout: 10s\n", 3, "global.scrape_timeout", "longer than"),
+            ("scrape_configs:\n  - kind: nats\n", 2, "scrape_configs[0].job_name", "required"),
+            (
+                "scrape_configs:\n  - job_name: a\n    static_configs:\n      - targets: [http://h:8222]\n", 4,
+                "scrape_configs[0].static_configs[0].targets[0]", "not host:port"
+            ),
+            (
+                "scrape_configs:\n  - job_name: a\n    kind: nats\n    nats: {endpoints: [varz, bogus]}\n", 4,
+                "endpoints[1]", "not an endpoint"
+            ),
+            (
+                "scrape_configs:\n  - job_name: a\n    nats: {endpoints: [varz]}\n", 3, "scrape_configs[0].nats",
+                "only for kind nats"
+            ),
+            (
+                "scrape_configs:\n  - job_name: a\n    bearer_token_file: t\n    basic_auth: {username: u}\n", 2,
+                "scrape_configs[0]", "at most one of"
+            ),
+            (
+                "scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - {source_labels: [a], regex: '(', target_label: b}\n",
+                4, "relabel_configs[0]", "not a regular expression"
+            ),
+            (
+                "scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - {action: hashmod}\n", 4, "action",
+                "not a supported action"
+            ),
+            ("scrape_configs:\n  - job_name: a\n  - job_name: a\n", 3, "scrape_configs[1]", "used by an earlier job"),
+            ("scrape_configs:\n  - job_name: a\n    max_series: 0\n", 3, "max_series", "at least 1"),
+            ("scrape_configs:\n  - job_name: a\n    body_size_limit: lots\n", 3, "body_size_limit", "not a size"),
+            ("scrape_configs:\n  - job_name: a\n    tls_config: {cert_file: c}\n", 3, "tls_config", "go together"),
+            (
+                "scrape_configs:\n  - job_name: a\n    static_configs: [{targets: ['h:1'], labels: {'bad-name': x}}]\n",
+                3, "bad-name", "not a valid label name"
+            ),
+            ("scrape_configs:\n  - job_name: a\n    kind: nats_system\n", 3, "kind", "not available yet"),
+            ("scrape_configs: [\n", 2, "", "not valid YAML"),
+        ]
+    )
+    func errors(text: String, line: Int, key: String, reason: String) {
+        #expect {
+            _ = try Configuration.parse(text, file: "bad.yml")
+        } throws: { error in
+            guard let error = error as? ConfigError else { return false }
+            let ok =
+                error.file == "bad.yml" && error.line == line && error.key.hasSuffix(key)
+                && error.reason.contains(reason)
+            if !ok { Issue.record("got \(error)") }
+            return ok
+        }
+    }
+
+    @Test("durations and sizes as Prometheus writes them")
+    func units() {
+        #expect(PrometheusDuration.seconds("1m30s") == 90)
+        #expect(PrometheusDuration.seconds("500ms") == 0.5)
+        #expect(PrometheusDuration.seconds("2h") == 7200)
+        #expect(PrometheusDuration.seconds("1d") == 86400)
+        #expect(PrometheusDuration.seconds("0") == 0)
+        #expect(PrometheusDuration.seconds("30s1m") == nil)
+        #expect(PrometheusDuration.seconds("1.5s") == nil)
+        #expect(PrometheusDuration.seconds("s") == nil)
+        #expect(ByteSize.parse("10MB") == 10_000_000)
+        #expect(ByteSize.parse("64MiB") == 67_108_864)
+        #expect(ByteSize.parse("1048576") == 1_048_576)
+        #expect(ByteSize.parse("12 parsecs") == nil)
+    }
+
+    @Test("flatline check: OK with a summary, or the error and status 1")
+    func checkCommand() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let good = try directory.write(
+            "good.yml",
+            "scrape_configs:\n  - job_name: n\n    kind: nats\n    static_configs: [{targets: ['127.0.0.1:8222']}]\n"
+        )
+        let ok = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", good.path])
+        #expect(ok.status == 0, "\(ok.standardError)")
+        #expect(ok.standardOutput.contains("OK, 1 job"))
+        #expect(ok.standardOutput.contains("n (nats, every 15s): 127.0.0.1:8222"))
+        let bad = try directory.write("bad.yml", "scrape_configs:\n  - job_name: n\n    scrape_timout: 5s\n")
+        let failed = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", bad.path])
+        #expect(failed.status == 1)
+        #expect(failed.standardError.contains("bad.yml:3: scrape_configs[0].scrape_timout: unknown key"))
+        let missing = try directory.write(
+            "missing.yml",
+            "scrape_configs:\n  - job_name: n\n    bearer_token_file: nowhere.token\n    static_configs: [{targets: ['h:1']}]\n"
+        )
+        let unreadable = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", missing.path])
+        #expect(unreadable.status == 1)
+        #expect(unreadable.standardError.contains("cannot read \(directory.url.path)/nowhere.token"))
+    }
+}
