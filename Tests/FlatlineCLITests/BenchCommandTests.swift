@@ -44,4 +44,22 @@ struct BenchCommandTests {
         #expect(result.standardOutput.contains("no nats-py comparison: /nonexistent/nats_py_bench.py not found"))
         #expect(!result.standardOutput.contains("ewma"))
     }
+
+    @Test("the ingest part extracts connz, jsz and exposition bodies next to their references")
+    func ingest() throws {
+        let result = try TestSupport.run(TestSupport.flatlineBinary, ["bench", "--parts", "ingest", "--quick"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let rows = result.standardOutput.split(separator: "\n")
+        for name in [
+            "/connz, 2,000 connections (2 pages)", "/jsz, 200 streams × 10 consumers", "exposition, 20,000 samples",
+        ] {
+            let row = try #require(rows.first { $0.hasPrefix(name) }, "missing \(name) in \(result.standardOutput)")
+            let cells = row.dropFirst(name.count).split(separator: " ")
+            #expect((Double(cells[0]) ?? 0) > 0, "\(row)")
+            #expect(cells[2] != "-" && (Double(cells[3]) ?? 0) > 0, "\(row)")
+        }
+        // 2,000 connections give 8 series each; one group (service-N-M) gives 8 more; 2 summary series.
+        #expect(rows.contains { $0.hasPrefix("/connz, 2,000 connections (2 pages)") && $0.contains(" 16,010 ") })
+        #expect(!result.standardOutput.contains("series ×"))
+    }
 }

@@ -14,9 +14,13 @@ import Testing
 /// the same series.
 @Suite("Scraping a real nats-server", .serialized)
 struct NATSScrapeTests {
-    static func yaml(_ server: NATSServerProcess, endpoints: String, pageLimit: Int = 1024, interval: String = "5s")
-        -> String
-    {
+    static func yaml(
+        _ server: NATSServerProcess,
+        endpoints: String,
+        pageLimit: Int = 1024,
+        interval: String = "5s",
+        extra: String = ""
+    ) -> String {
         """
         global: {scrape_interval: \(interval)}
         scrape_configs:
@@ -24,8 +28,16 @@ struct NATSScrapeTests {
             kind: nats
             static_configs: [{targets: ["127.0.0.1:\(server.monitoringPort)"], labels: {env: test}}]
             nats: {endpoints: [\(endpoints)], page_limit: \(pageLimit)}
+        \(extra)
         """
     }
+
+    /// Relabeling the live scrape applies, and the replay must apply the same way.
+    static let relabel = """
+            relabel_configs:
+              - {source_labels: [client_name], regex: "(orders|audit)-.*", target_label: role}
+              - {action: drop, source_labels: [__name__], regex: "flatline_nats_connection_idle_seconds"}
+        """
 
     static let allEndpoints =
         "varz, connz, jsz, accstatz, healthz, subsz, routez, leafz, gatewayz, accountz, connz_closed"
@@ -64,7 +76,7 @@ struct NATSScrapeTests {
         }
         let recording = directory.file("live.ndjson.gz").path
         let batches = try await ScrapeSupport.scrape(
-            Self.yaml(server, endpoints: Self.allEndpoints),
+            Self.yaml(server, endpoints: Self.allEndpoints, extra: Self.relabel),
             rounds: 2,
             recordTo: recording
         )
@@ -100,7 +112,17 @@ struct NATSScrapeTests {
 
         // The recording, replayed through the same extraction and validation, gives the same
         // samples the live path gave.
+        #expect(
+            ScrapeSupport.sample(last, "gnatsd_connz_in_msgs", ["client_name": "orders-producer"])?.labels["role"]
+                == "orders"
+        )
+        #expect(!last.contains { $0.labels.metricName == "flatline_nats_connection_idle_seconds" })
+        let configuration = try Configuration.parse(
+            Self.yaml(server, endpoints: Self.allEndpoints, extra: Self.relabel),
+            file: "test.yml"
+        )
         var source = try RecordingSource(path: recording)
+        source.jobs = configuration.recordingJobs
         var replayed: [Sample] = []
         while let batch = try source.next() {
             #expect(batch.error == nil)

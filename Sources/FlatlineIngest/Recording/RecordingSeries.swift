@@ -15,7 +15,8 @@ extension SeriesFile {
     public static func loadRecording(
         path: String,
         options: NATSExtractionOptions = NATSExtractionOptions(),
-        relabel: [RelabelRule] = []
+        relabel: [RelabelRule] = [],
+        jobs: [String: RecordingSource.JobSettings] = [:]
     ) throws(SeriesFileError) -> SeriesFile {
         var series: [LabelSet] = []
         var index: [LabelSet: Int] = [:]
@@ -23,6 +24,7 @@ extension SeriesFile {
         var failures: [String: (count: Int, first: Int, reason: String)] = [:]
         do {
             var source = try RecordingSource(path: path, options: options, relabel: relabel)
+            source.jobs = jobs
             while let batch = try source.next() {
                 if let error = batch.error {
                     let key = "\(batch.target ?? "-") /\(batch.endpoint)"

@@ -36,6 +36,22 @@ public struct RecordingSource {
     }
     public let options: NATSExtractionOptions
     public let relabel: [RelabelRule]
+    /// How the targets of a job were scraped, by job name, when the configuration is known: its
+    /// extraction options, relabeling rules and checks (instead of the defaults above).
+    public var jobs: [String: JobSettings] = [:]
+
+    /// A job's extraction, relabeling and validation settings.
+    public struct JobSettings: Sendable {
+        public var options: NATSExtractionOptions
+        public var relabel: [RelabelRule]
+        public var validator: SampleValidator
+
+        public init(options: NATSExtractionOptions, relabel: [RelabelRule], validator: SampleValidator) {
+            self.options = options
+            self.relabel = relabel
+            self.validator = validator
+        }
+    }
     public let defaultJob: String
     public let defaultInstance: String
     /// Lines of endpoints this version does not know, by endpoint; skipped, and counted here.
@@ -87,9 +103,16 @@ public struct RecordingSource {
         let labels = targetLabels(first)
         let key = labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{1}")
         let kind: TargetKind = first.endpoint == "metrics" ? .prometheus : .nats
+        let job = labels["job"].flatMap { jobs[$0] }
         var extractor =
-            extractors[key] ?? TargetExtractor(kind: kind, targetLabels: labels, options: options, relabel: relabel)
-        var validator = validators[key] ?? validation
+            extractors[key]
+            ?? TargetExtractor(
+                kind: kind,
+                targetLabels: labels,
+                options: job?.options ?? options,
+                relabel: job?.relabel ?? relabel
+            )
+        var validator = validators[key] ?? job?.validator ?? validation
         defer {
             extractors[key] = extractor
             validators[key] = validator

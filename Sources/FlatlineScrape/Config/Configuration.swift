@@ -523,3 +523,24 @@ extension Configuration {
         }
     }
 }
+
+extension Configuration {
+    /// Each job's extraction, relabeling and validation settings, for replaying a recording the
+    /// way its targets were scraped.
+    public var recordingJobs: [String: RecordingSource.JobSettings] {
+        var jobs: [String: RecordingSource.JobSettings] = [:]
+        for job in scrapeConfigs {
+            jobs[job.jobName] = RecordingSource.JobSettings(
+                options: job.nats.extraction,
+                relabel: job.relabel,
+                validator: SampleValidator(
+                    maxSeries: job.maxSeries,
+                    futureTolerance: global.futureTolerance,
+                    staleAfter: global.staleAfter,
+                    requirements: job.requiredLabels
+                )
+            )
+        }
+        return jobs
+    }
+}

@@ -2,6 +2,7 @@ import ArgumentParser
 import FlatlineCore
 import FlatlineDaemon
 import FlatlineIngest
+import FlatlineScrape
 import Foundation
 
 struct ReplayCommand: ParsableCommand {
@@ -35,6 +36,12 @@ struct ReplayCommand: ParsableCommand {
         help: "csv, prometheus, openmetrics or recording (default: from the file name, then the content)."
     )
     var inputFormat: SeriesFile.Format?
+
+    @Option(
+        help:
+            "For a recording: the configuration it was recorded with, so each job's relabel_configs, required_labels and max_series apply as they did live."
+    )
+    var config: String?
 
     @Option(help: "Treat every series as a counter or a gauge (default: the file's TYPE lines; CSV series are gauges).")
     var kind: MetricKind?
@@ -109,7 +116,21 @@ struct ReplayCommand: ParsableCommand {
     func run() throws {
         let clock = ContinuousClock()
         let started = clock.now
-        let file = try SeriesFile.load(path: input, format: inputFormat, kind: kind)
+        var file: SeriesFile
+        if let config {
+            let configuration: Configuration
+            do {
+                configuration = try Configuration.load(path: config)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+            file = try SeriesFile.loadRecording(path: input, jobs: configuration.recordingJobs)
+            if let kind {
+                for i in file.rows.indices { file.rows[i].kind = kind }
+            }
+        } else {
+            file = try SeriesFile.load(path: input, format: inputFormat, kind: kind)
+        }
         if !quiet {
             for warning in file.warnings { Stderr.write("replay: \(input): \(warning)\n") }
         }
