@@ -159,7 +159,18 @@ struct ConfigurationTests {
                 "scrape_configs:\n  - job_name: a\n    static_configs: [{targets: ['h:1'], labels: {'bad-name': x}}]\n",
                 3, "bad-name", "not a valid label name"
             ),
-            ("scrape_configs:\n  - job_name: a\n    kind: nats_system\n", 3, "kind", "not available yet"),
+            (
+                "scrape_configs:\n  - job_name: a\n    kind: nats_system\n    static_configs: [{targets: ['h:4222']}]\n    nats: {endpoints: [varz, accstatz]}\n",
+                5, "scrape_configs[0].nats", "cannot be read through the system account"
+            ),
+            (
+                "scrape_configs:\n  - job_name: a\n    kind: nats_system\n", 2, "scrape_configs[0]",
+                "needs a server address"
+            ),
+            (
+                "scrape_configs:\n  - job_name: a\n    kind: nats_system\n    static_configs: [{targets: ['h:4222']}]\n    nats_system: {user: sys}\n",
+                5, "nats_system", "user needs password_file"
+            ),
             ("scrape_configs: [\n", 2, "", "not valid YAML"),
         ]
     )

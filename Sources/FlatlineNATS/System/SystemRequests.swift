@@ -62,7 +62,8 @@ public enum SystemRequests {
         return messages.map(parse)
     }
 
-    static func parse(_ message: NATSMessage) -> Reply {
+    /// A server's reply to a system request (a ping, or one server's `$SYS.REQ.SERVER.<id>.<ENDPOINT>`).
+    public static func parse(_ message: NATSMessage) -> Reply {
         let bytes = Data(message.payload.readableBytesView)
         guard let object = try? JSONSerialization.jsonObject(with: bytes) as? [String: Any],
             let serverObject = object["server"],

@@ -278,11 +278,6 @@ extension Configuration {
                 throw v.error("\"\(text)\" is not a kind (nats, prometheus, nats_system)")
             }
             kind = parsed
-            guard kind != .natsSystem else {
-                throw v.error(
-                    "nats_system (scraping through the system account) is not available yet; scrape each server's monitoring port with kind: nats"
-                )
-            }
         }
         var job = ScrapeConfiguration(
             jobName: jobName,
@@ -332,6 +327,18 @@ extension Configuration {
         if let v = m["nats_system"] {
             guard kind == .natsSystem else { throw v.error("only for kind nats_system") }
             job.system = try systemSettings(v, directory: directory)
+        }
+        if kind == .natsSystem {
+            let unsupported = job.nats.endpoints.filter { $0 == .accstatz || $0 == .connzClosed }
+            if !unsupported.isEmpty, let v = m["nats"] {
+                throw v.error(
+                    "\(unsupported.map(\.rawValue).joined(separator: ", ")) cannot be read through the system account"
+                )
+            }
+            job.nats.endpoints.removeAll { $0 == .accstatz || $0 == .connzClosed }
+            guard !job.targets.isEmpty else {
+                throw value.error("nats_system needs a server address in static_configs")
+            }
         }
         var auths: [String] = []
         if let v = m["bearer_token_file"] {

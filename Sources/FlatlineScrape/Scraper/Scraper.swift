@@ -61,7 +61,20 @@ public final class Scraper: Sendable {
         let logger = logger
         let recorder = recorder
         await withTaskGroup(of: Void.self) { group in
-            for target in configuration.targets {
+            // A system-account job is one connection to the cluster; its servers are its targets.
+            for job in configuration.scrapeConfigs where job.kind == .natsSystem {
+                guard let first = configuration.targets.first(where: { $0.job.jobName == job.jobName }) else {
+                    continue
+                }
+                group.addTask {
+                    var scraper = SystemScraper(job: job, global: global, recorder: recorder, logger: logger)
+                    await Self.loop(target: first, rounds: rounds, immediately: immediately) {
+                        for batch in await scraper.scrape() { await sink(batch) }
+                    }
+                    await scraper.close()
+                }
+            }
+            for target in configuration.targets where target.job.kind != .natsSystem {
                 guard let fetcher = fetchers[target.job.jobName] else { continue }
                 group.addTask {
                     var scraper = TargetScraper(

@@ -1,0 +1,315 @@
+import FlatlineCore
+import FlatlineIngest
+import FlatlineNATS
+import Foundation
+import Logging
+
+extension NATSEndpoint {
+    /// The system-account request for the endpoint, when servers answer one.
+    var systemEndpoint: SystemRequests.Endpoint? {
+        switch self {
+        case .varz: .varz
+        case .connz: .connz
+        case .jsz: .jsz
+        case .healthz: .healthz
+        case .subsz: .subsz
+        case .routez: .routez
+        case .leafz: .leafz
+        case .gatewayz: .gatewayz
+        case .accountz: .accountz
+        case .accstatz, .connzClosed: nil
+        }
+    }
+}
+
+/// Scrapes a whole cluster through the system account, as NATS Surveyor does: one
+/// `$SYS.REQ.SERVER.PING.<ENDPOINT>` request per endpoint, one reply per server. Each server is
+/// a target of its own (`instance` is its name), with the same extraction, validation and
+/// recording as a server scraped over HTTP; later `/connz` pages go to the one server that has
+/// more (`$SYS.REQ.SERVER.<id>.CONNZ`).
+struct SystemScraper {
+    let job: ScrapeConfiguration
+    let global: GlobalSettings
+    let recorder: Recorder?
+    let logger: Logger
+    private var client: NATSClient?
+    private var runner: Task<Void, any Error>?
+    private var servers: [String: ServerState] = [:]
+    private var lastErrors: [String: String] = [:]
+
+    struct ServerState {
+        var target: ScrapeTarget
+        var extractor: TargetExtractor
+        var validator: SampleValidator
+    }
+
+    init(job: ScrapeConfiguration, global: GlobalSettings, recorder: Recorder?, logger: Logger) {
+        self.job = job
+        self.global = global
+        self.recorder = recorder
+        var logger = logger
+        logger[metadataKey: "job"] = "\(job.jobName)"
+        self.logger = logger
+    }
+
+    /// A target for one server of the cluster.
+    private func target(named name: String) -> ScrapeTarget {
+        var labels = global.externalLabels
+        labels["job"] = job.jobName
+        labels["instance"] = name
+        for target in job.targets { labels.merge(target.labels) { _, own in own } }
+        return ScrapeTarget(job: job, address: name, labels: labels)
+    }
+
+    /// Connects on first use.
+    private mutating func connected() async throws(ScrapeError) -> NATSClient {
+        if let client, client.isConnected { return client }
+        if let client { return client }
+        var configuration: NATSClientConfiguration
+        do {
+            let urls = job.targets.map { $0.address.contains("://") ? $0.address : "nats://" + $0.address }
+            configuration = try NATSClientConfiguration(urls: urls, name: "flatline-\(job.jobName)")
+        } catch {
+            throw ScrapeError(reason: "\(error)")
+        }
+        let system = job.system
+        do {
+            if let user = system.user, let passwordFile = system.passwordFile {
+                configuration.authentication = .userPassword(
+                    user: user,
+                    password: try FileSecret(path: passwordFile).value()
+                )
+            } else if let tokenFile = system.tokenFile {
+                configuration.authentication = .token(try FileSecret(path: tokenFile).value())
+            } else if let credentials = system.credentialsFile {
+                configuration.authentication = .credentials(path: credentials)
+            } else if let seedFile = system.nkeySeedFile {
+                configuration.authentication = .nkey(seed: try FileSecret(path: seedFile).value())
+            }
+        }
+        if let tls = job.tls {
+            configuration.tls = NATSTLSOptions(
+                caFile: tls.caFile,
+                certificateFile: tls.certFile,
+                keyFile: tls.keyFile,
+                serverName: tls.serverName,
+                insecureSkipVerify: tls.insecureSkipVerify
+            )
+        }
+        let client = NATSClient(configuration: configuration, logger: logger)
+        self.client = client
+        runner = Task { try await client.run() }
+        do {
+            try await client.waitUntilConnected(timeout: .milliseconds(Int64(job.scrapeTimeout * 1000)))
+        } catch {
+            throw ScrapeError(
+                reason: "cannot connect to \(job.targets.map(\.address).joined(separator: ",")): \(error)"
+            )
+        }
+        return client
+    }
+
+    mutating func close() async {
+        client?.close()
+        _ = try? await runner?.value
+        client = nil
+        runner = nil
+    }
+
+    /// The options object of an endpoint's request.
+    func options(_ endpoint: NATSEndpoint, offset: Int) -> [String: any Sendable] {
+        let settings = job.nats
+        switch endpoint {
+        case .connz:
+            return ["subscriptions": settings.connzSubscriptions, "offset": offset, "limit": settings.pageLimit]
+        case .jsz:
+            return [
+                "accounts": true, "streams": true, "consumers": settings.jszConsumers, "config": settings.jszConfig,
+                "offset": offset, "limit": settings.pageLimit,
+            ]
+        default:
+            return [:]
+        }
+    }
+
+    /// One round: every endpoint from every server; one batch per server.
+    mutating func scrape() async -> [ScrapeBatch] {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let time = Timestamp.now
+        var samples: [String: [Sample]] = [:]
+        var errors: [String: [String: String]] = [:]
+        var seen = Set<String>()
+        let timeout = Duration.milliseconds(Int64(job.system.timeout * 1000))
+        do {
+            let client = try await connected()
+            for endpoint in job.nats.endpoints {
+                guard let request = endpoint.systemEndpoint else { continue }
+                let replies: [SystemRequests.Reply]
+                do {
+                    replies = try await SystemRequests.ping(
+                        client,
+                        request,
+                        options: options(endpoint, offset: 0),
+                        timeout: timeout,
+                        expectedServers: job.system.expectedServers
+                    )
+                } catch {
+                    errors["", default: [:]][endpoint.rawValue] = "\(error)"
+                    continue
+                }
+                for reply in replies {
+                    let name = reply.server.name
+                    seen.insert(name)
+                    if servers[name] == nil {
+                        let target = target(named: name)
+                        servers[name] = ServerState(
+                            target: target,
+                            extractor: TargetExtractor(
+                                kind: .natsSystem,
+                                targetLabels: target.labels,
+                                options: job.nats.extraction,
+                                relabel: job.relabel
+                            ),
+                            validator: SampleValidator(
+                                maxSeries: job.maxSeries,
+                                futureTolerance: global.futureTolerance,
+                                staleAfter: global.staleAfter,
+                                requirements: job.requiredLabels
+                            )
+                        )
+                    }
+                    guard let state = servers[name] else { continue }
+                    guard let data = reply.data else {
+                        let reason = reply.error ?? "no data"
+                        errors[name, default: [:]][endpoint.rawValue] = reason
+                        await recorder?.error(time, state.target, endpoint.rawValue, reason)
+                        continue
+                    }
+                    do {
+                        let pages = try await self.pages(
+                            endpoint,
+                            first: [UInt8](data),
+                            server: reply.server,
+                            client: client
+                        )
+                        for (k, page) in pages.enumerated() {
+                            await recorder?.json(time, state.target, endpoint.rawValue, page: k + 1, page.bytes)
+                        }
+                        samples[name, default: []] +=
+                            try servers[name]?.extractor.samples(
+                                endpoint,
+                                pages: pages.map { JSONPage(document: $0) },
+                                scrapeTime: time
+                            ) ?? []
+                    } catch let error as ExtractionError {
+                        errors[name, default: [:]][endpoint.rawValue] = error.description
+                    } catch {
+                        errors[name, default: [:]][endpoint.rawValue] = "\(error)"
+                    }
+                }
+            }
+        } catch {
+            errors["", default: [:]]["connect"] = error.reason
+        }
+        // Servers seen before that did not answer this round are down (or cut off).
+        for name in servers.keys where !seen.contains(name) {
+            errors[name, default: [:]]["reply"] = "no reply within \(job.system.timeout) s"
+        }
+        let duration = (clock.now - started).seconds
+        var batches: [ScrapeBatch] = []
+        for name in servers.keys.sorted() {
+            guard var state = servers[name] else { continue }
+            let raw = samples[name] ?? []
+            let before = state.validator.drops
+            let (valid, dropped) = state.validator.validate(raw, scrapeTime: time)
+            var drops = DropCounts()
+            for reason in DropReason.allCases {
+                drops.add(reason, count: state.validator.drops[reason] - before[reason])
+            }
+            let serverErrors = errors[name] ?? [:]
+            let health = ScrapeHealth(
+                up: serverErrors.isEmpty && errors[""] == nil,
+                durationSeconds: duration,
+                samplesScraped: raw.count,
+                samplesDropped: dropped
+            )
+            await recorder?.health(time, state.target, health)
+            batches.append(
+                ScrapeBatch(
+                    target: state.target.name,
+                    labels: state.target.labels,
+                    time: time,
+                    samples: valid + state.extractor.healthSamples(health, at: time),
+                    health: health,
+                    errors: serverErrors.merging(errors[""] ?? [:]) { a, _ in a },
+                    drops: drops
+                )
+            )
+            servers[name] = state
+        }
+        if batches.isEmpty, let failure = errors[""] {
+            // Nobody answered at all: one batch for the job, so the failure is seen.
+            let target = target(named: job.targets.map(\.address).joined(separator: ","))
+            let health = ScrapeHealth(up: false, durationSeconds: duration, samplesScraped: 0, samplesDropped: 0)
+            let extractor = TargetExtractor(kind: .natsSystem, targetLabels: target.labels)
+            batches.append(
+                ScrapeBatch(
+                    target: target.name,
+                    labels: target.labels,
+                    time: time,
+                    samples: extractor.healthSamples(health, at: time),
+                    health: health,
+                    errors: failure,
+                    drops: DropCounts()
+                )
+            )
+        }
+        logChanges(errors)
+        return batches
+    }
+
+    /// The first page and, for a paged endpoint with more, the rest from that one server.
+    private func pages(
+        _ endpoint: NATSEndpoint,
+        first: [UInt8],
+        server: SystemRequests.Server,
+        client: NATSClient
+    ) async throws -> [JSONDocument] {
+        var documents = [try JSONDocument(parsing: first)]
+        guard endpoint.isPaged, let request = endpoint.systemEndpoint else { return documents }
+        var offset = 0
+        for _ in 1..<1000 {
+            guard let last = documents.last else { break }
+            let page = JSONPage(document: last)
+            guard let items = endpoint.pageCount(page), items > 0, let total = endpoint.pageTotal(page) else { break }
+            offset += items
+            guard offset < total else { break }
+            let body = try JSONSerialization.data(withJSONObject: options(endpoint, offset: offset))
+            let subject = "$SYS.REQ.SERVER.\(server.id).\(request.rawValue)"
+            let message = try await client.request(
+                [UInt8](body),
+                to: subject,
+                timeout: .milliseconds(Int64(job.system.timeout * 1000))
+            )
+            let reply = SystemRequests.parse(message)
+            guard let data = reply.data else { throw ScrapeError(reason: reply.error ?? "no data") }
+            documents.append(try JSONDocument(parsing: [UInt8](data)))
+        }
+        return documents
+    }
+
+    private mutating func logChanges(_ errors: [String: [String: String]]) {
+        var flat: [String: String] = [:]
+        for (server, endpoints) in errors {
+            for (endpoint, reason) in endpoints { flat[server.isEmpty ? endpoint : "\(server) \(endpoint)"] = reason }
+        }
+        for (key, reason) in flat.sorted(by: { $0.key < $1.key }) where lastErrors[key] != reason {
+            logger.warning("scrape failed", metadata: ["what": "\(key)", "reason": "\(reason)"])
+        }
+        for key in lastErrors.keys.sorted() where flat[key] == nil {
+            logger.info("scrape recovered", metadata: ["what": "\(key)"])
+        }
+        lastErrors = flat
+    }
+}

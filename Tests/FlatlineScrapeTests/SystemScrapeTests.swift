@@ -1,0 +1,87 @@
+import FlatlineCore
+import FlatlineIngest
+import FlatlineNATS
+import FlatlineTestSupport
+import Foundation
+import Testing
+
+@testable import FlatlineScrape
+
+/// `kind: nats_system`: a real nats-server with a system account, scraped over NATS: each server
+/// of the cluster is a target named after it, with the same series as over HTTP.
+@Suite("Scraping through the system account", .serialized)
+struct SystemScrapeTests {
+    static let serverConfiguration = """
+        accounts {
+          SYS { users = [ { user: sys, password: sys } ] }
+          APP { users = [ { user: app, password: app } ], jetstream: enabled }
+        }
+        system_account: SYS
+        """
+
+    @Test("every server answers varz, connz (paged), jsz, healthz; series as over HTTP, instance = server name")
+    func systemAccount() async throws {
+        let server = try NATSServerProcess(jetStream: true, configuration: Self.serverConfiguration)
+        defer { server.stop() }
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        _ = try directory.write("sys.password", "sys\n")
+        // Five application connections and a page size of 2: /connz takes several pages.
+        try await TestSupport.withNATSClient(
+            server.url,
+            name: "app-1",
+            configure: { $0.authentication = .userPassword(user: "app", password: "app") }
+        ) { _ in
+            let yaml = """
+                scrape_configs:
+                  - job_name: cluster
+                    kind: nats_system
+                    scrape_interval: 5s
+                    static_configs: [{targets: ["127.0.0.1:\(server.port)"], labels: {env: test}}]
+                    nats: {endpoints: [varz, connz, jsz, healthz], page_limit: 1}
+                    nats_system: {user: sys, password_file: \(directory.file("sys.password").path), timeout: 2s, expected_servers: 1}
+                """
+            let recording = directory.file("system.ndjson").path
+            let batches = try await ScrapeSupport.scrape(yaml, rounds: 2, recordTo: recording)
+            try #require(batches.count == 2)
+            for batch in batches {
+                #expect(batch.errors.isEmpty, "\(batch.errors)")
+                #expect(batch.labels == ["job": "cluster", "instance": "flatline-test", "env": "test"])
+                #expect(ScrapeSupport.sample(batch.samples, "up")?.value == 1)
+            }
+            let samples = batches[1].samples
+            #expect(ScrapeSupport.sample(samples, "gnatsd_varz_in_msgs")?.labels["server_name"] == "flatline-test")
+            #expect(ScrapeSupport.sample(samples, "gnatsd_connz_in_msgs", ["client_name": "app-1"]) != nil)
+            // The system user's own connection and app-1: two connections, one page each.
+            #expect((ScrapeSupport.sample(samples, "gnatsd_connz_num_connections")?.value ?? 0) >= 2)
+            #expect(ScrapeSupport.sample(samples, "gnatsd_healthz_status")?.value == 0)
+            #expect(ScrapeSupport.sample(samples, "jetstream_server_total_streams") != nil)
+            // The recording replays to the same samples.
+            let connzPages = try String(contentsOfFile: recording, encoding: .utf8).split(separator: "\n")
+                .filter { $0.contains("\"endpoint\":\"connz\"") }
+            #expect(connzPages.contains { $0.contains("\"page\":2") })
+            var source = try RecordingSource(path: recording)
+            var replayed: [Sample] = []
+            while let batch = try source.next() { replayed += batch.samples }
+            #expect(Set(replayed) == Set(batches.flatMap(\.samples)))
+        }
+    }
+
+    @Test("a cluster nobody answers for: up = 0 with the reason")
+    func unreachable() async throws {
+        let port = try NATSServerProcess.freePort()
+        let yaml = """
+            scrape_configs:
+              - job_name: cluster
+                kind: nats_system
+                scrape_interval: 5s
+                scrape_timeout: 1s
+                static_configs: [{targets: ["127.0.0.1:\(port)"]}]
+            """
+        let batches = try await ScrapeSupport.scrape(yaml, rounds: 1)
+        let batch = try #require(batches.first)
+        #expect(!batch.health.up)
+        #expect(ScrapeSupport.sample(batch.samples, "up")?.value == 0)
+        #expect(batch.errors["connect"]?.contains("cannot connect to 127.0.0.1:\(port)") == true, "\(batch.errors)")
+    }
+}
