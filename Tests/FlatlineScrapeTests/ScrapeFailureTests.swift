@@ -127,7 +127,10 @@ struct ScrapeFailureTests {
             #expect(ScrapeSupport.sample(batch.samples, "up")?.labels["instance"] != nil)
             #expect(
                 batch.samples.allSatisfy {
-                    ["up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_dropped"].contains(
+                    [
+                        "up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_dropped",
+                        "flatline_samples_dropped_total",
+                    ].contains(
                         $0.labels.metricName
                     )
                 }
@@ -150,6 +153,11 @@ struct ScrapeFailureTests {
         #expect(a.kind == .counter)
         #expect(app.drops[.nonFinite] == 1)
         #expect(ScrapeSupport.sample(app.samples, "scrape_samples_dropped")?.value == 1)
+        let dropped = app.samples.filter { $0.labels.metricName == "flatline_samples_dropped_total" }
+        #expect(dropped.count == DropReason.allCases.count)
+        #expect(dropped.allSatisfy { $0.kind == .counter })
+        #expect(ScrapeSupport.sample(dropped, "flatline_samples_dropped_total", ["reason": "non_finite"])?.value == 1)
+        #expect(ScrapeSupport.sample(dropped, "flatline_samples_dropped_total", ["reason": "series_limit"])?.value == 0)
         #expect(byJob["badapp"]?.errors["metrics"]?.contains("line 1") == true)
     }
 }

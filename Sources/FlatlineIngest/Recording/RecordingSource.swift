@@ -133,7 +133,7 @@ public struct RecordingSource {
                     samplesScraped: Int(d.number(bodyNode, "samples_scraped") ?? 0),
                     samplesDropped: Int(d.number(bodyNode, "samples_dropped") ?? 0)
                 )
-                result.samples = extractor.healthSamples(health, at: first.time)
+                result.samples = extractor.healthSamples(health, drops: validator.drops, at: first.time)
             case "metrics":
                 guard let text = first.document.string(bodyNode) else {
                     throw RecordingError(file: path, line: first.line, reason: "a metrics body must be a JSON string")

@@ -101,8 +101,11 @@ public struct TargetExtractor: Sendable {
         return relabel(out)
     }
 
-    /// The scrape's own series, stamped with the scrape's start.
-    public func healthSamples(_ health: ScrapeHealth, at time: Timestamp) -> [Sample] {
+    /// The scrape's own series, stamped with the scrape's start: `up`,
+    /// `scrape_duration_seconds`, `scrape_samples_scraped`, `scrape_samples_dropped`, and
+    /// `flatline_samples_dropped_total{reason}` from the target's validator (every reason, from
+    /// zero, so a first drop already shows as a rate).
+    public func healthSamples(_ health: ScrapeHealth, drops: DropCounts, at time: Timestamp) -> [Sample] {
         let series: [(String, Double)] = [
             ("scrape_duration_seconds", health.durationSeconds),
             ("scrape_samples_dropped", Double(health.samplesDropped)),
@@ -110,6 +113,14 @@ public struct TargetExtractor: Sendable {
             ("up", health.up ? 1 : 0),
         ]
         var builder = SampleBuilder(time: time, base: base, counterReset: false)
+        for reason in DropReason.allCases {
+            builder.add(
+                "flatline_samples_dropped_total",
+                Double(drops[reason]),
+                .counter,
+                labels: builder.labels([("reason", reason.rawValue)])
+            )
+        }
         for (name, value) in series { builder.add(name, value, .gauge) }
         return builder.samples
     }

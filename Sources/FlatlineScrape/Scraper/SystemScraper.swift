@@ -240,7 +240,7 @@ struct SystemScraper {
                     target: state.target.name,
                     labels: state.target.labels,
                     time: time,
-                    samples: valid + state.extractor.healthSamples(health, at: time),
+                    samples: valid + state.extractor.healthSamples(health, drops: state.validator.drops, at: time),
                     health: health,
                     errors: serverErrors.merging(errors[""] ?? [:]) { a, _ in a },
                     drops: drops
@@ -258,7 +258,7 @@ struct SystemScraper {
                     target: target.name,
                     labels: target.labels,
                     time: time,
-                    samples: extractor.healthSamples(health, at: time),
+                    samples: extractor.healthSamples(health, drops: DropCounts(), at: time),
                     health: health,
                     errors: failure,
                     drops: DropCounts()

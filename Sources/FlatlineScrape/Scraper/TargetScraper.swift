@@ -163,7 +163,7 @@ struct TargetScraper {
             target: target.name,
             labels: target.labels,
             time: time,
-            samples: valid + extractor.healthSamples(health, at: time),
+            samples: valid + extractor.healthSamples(health, drops: validator.drops, at: time),
             health: health,
             errors: errors,
             drops: drops
