@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "flatline", targets: ["flatline"]),
         .library(name: "FlatlineCore", targets: ["FlatlineCore"]),
         .library(name: "FlatlineIngest", targets: ["FlatlineIngest"]),
+        .library(name: "FlatlineAlerting", targets: ["FlatlineAlerting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -85,6 +86,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Alert states (pending, firing, resolved), fingerprints as Alertmanager computes them.
+        // Pure: clocked from outside, no I/O.
+        .target(
+            name: "FlatlineAlerting",
+            dependencies: ["FlatlineCore"]
+        ),
         // Wiring of the parts: replay today, the daemon later.
         .target(
             name: "FlatlineDaemon",
@@ -157,6 +164,11 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
+        ),
+        .testTarget(
+            name: "FlatlineAlertingTests",
+            dependencies: ["FlatlineAlerting", "FlatlineCore", "FlatlineTestSupport"],
+            resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "FlatlineLoadgenTests",
