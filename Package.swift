@@ -98,6 +98,7 @@ let package = Package(
             dependencies: [
                 "FlatlineCore",
                 "FlatlineIngest",
+                "FlatlineAlerting",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -163,6 +164,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .testTarget(
+            name: "FlatlineDaemonTests",
+            dependencies: [
+                "FlatlineDaemon",
+                "FlatlineAlerting",
+                "FlatlineCore",
+                "FlatlineTestSupport",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

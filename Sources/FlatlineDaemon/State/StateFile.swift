@@ -1,27 +1,51 @@
 import FlatlineCore
 import Foundation
 
-/// Detection state on disk: a versioned JSON envelope around a ``DetectionBank``, written
-/// atomically (a temporary file, then a rename), so a crash mid-write leaves the old file.
+/// State on disk: a versioned JSON envelope (`format`, `version`, `state`), written atomically
+/// (a temporary file, then a rename), so a crash mid-write leaves the old file whole.
 public enum StateFile {
-    /// The version this build writes and reads.
+    /// The version of the detection state this build writes and reads.
     public static let version = 1
-    private static let format = "flatline-detection-state"
+    static let detectionFormat = "flatline-detection-state"
 
-    private struct Envelope: Codable {
+    private struct Envelope<State: Codable>: Codable {
         var format: String
         var version: Int
-        var bank: DetectionBank?
+        var state: State?
+
+        private enum CodingKeys: String, CodingKey {
+            case format, version
+            // The detection state has been saved under "bank" since its first version.
+            case state = "bank"
+        }
+    }
+
+    private struct Header: Codable {
+        var format: String
+        var version: Int
     }
 
     /// Saves `bank` to `path`.
     /// - Throws: ``StateFileError`` when the file cannot be written.
     public static func save(_ bank: DetectionBank, to path: String) throws(StateFileError) {
+        try save(bank, format: detectionFormat, version: version, to: path)
+    }
+
+    /// Loads a bank saved by ``save(_:to:)``.
+    /// - Throws: ``StateFileError`` for a missing, corrupt or newer-version file.
+    public static func load(from path: String) throws(StateFileError) -> DetectionBank {
+        try load(DetectionBank.self, format: detectionFormat, version: version, from: path)
+    }
+
+    /// Saves any state under a format name and version.
+    static func save<State: Codable>(_ state: State, format: String, version: Int, to path: String)
+        throws(StateFileError)
+    {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let data: Data
         do {
-            data = try encoder.encode(Envelope(format: format, version: version, bank: bank))
+            data = try encoder.encode(Envelope(format: format, version: version, state: state))
         } catch {
             throw StateFileError(path: path, reason: "cannot encode the state: \(error)")
         }
@@ -32,22 +56,26 @@ public enum StateFile {
         }
     }
 
-    /// Loads a bank saved by ``save(_:to:)``.
-    /// - Throws: ``StateFileError`` for a missing, corrupt or newer-version file.
-    public static func load(from path: String) throws(StateFileError) -> DetectionBank {
+    /// Loads state saved by ``save(_:format:version:to:)``.
+    /// - Throws: ``StateFileError`` for a missing, foreign, corrupt or other-version file.
+    static func load<State: Codable>(
+        _ type: State.Type,
+        format: String,
+        version: Int,
+        from path: String
+    ) throws(StateFileError) -> State {
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
             throw StateFileError(path: path, reason: "cannot read: \(error.localizedDescription)")
         }
-        struct Header: Codable {
-            var format: String
-            var version: Int
-        }
         let decoder = JSONDecoder()
+        guard (try? JSONSerialization.jsonObject(with: data)) != nil else {
+            throw StateFileError(path: path, reason: "corrupt state: not valid JSON (truncated, or overwritten)")
+        }
         guard let header = try? decoder.decode(Header.self, from: data), header.format == format else {
-            throw StateFileError(path: path, reason: "not a Flatline detection state file")
+            throw StateFileError(path: path, reason: "not a Flatline \(format) file")
         }
         guard header.version == version else {
             throw StateFileError(
@@ -56,10 +84,10 @@ public enum StateFile {
             )
         }
         do {
-            guard let bank = try decoder.decode(Envelope.self, from: data).bank else {
-                throw StateFileError(path: path, reason: "the state holds no detector")
+            guard let state = try decoder.decode(Envelope<State>.self, from: data).state else {
+                throw StateFileError(path: path, reason: "the file holds no state")
             }
-            return bank
+            return state
         } catch let error as StateFileError {
             throw error
         } catch {

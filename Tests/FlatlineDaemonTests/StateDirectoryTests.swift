@@ -1,0 +1,137 @@
+import FlatlineAlerting
+import FlatlineCore
+import FlatlineTestSupport
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+@testable import FlatlineDaemon
+
+/// The data directory: detection and alert state survive a restart; a file that cannot be used
+/// is logged, kept aside, and the start goes on cold.
+@Suite("State directory")
+struct StateDirectoryTests {
+    /// Keeps what is logged, for the assertions.
+    final class Captured: Sendable {
+        let lines = Mutex<[String]>([])
+        var all: [String] { lines.withLock { $0 } }
+    }
+
+    struct CapturingHandler: LogHandler {
+        let captured: Captured
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let extra = (event.metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            captured.lines.withLock { $0.append("\(event.level) \(event.message) \(extra.joined(separator: " "))") }
+        }
+    }
+
+    static func logger(_ captured: Captured) -> Logger {
+        Logger(label: "test") { _ in CapturingHandler(captured: captured) }
+    }
+
+    static func bank() throws -> DetectionBank {
+        var bank = try DetectionBank(configuration: DetectorConfiguration(kind: .ewma), step: 1)
+        let labels = try LabelSet(validating: ["__name__": "x"])
+        for t in 0..<50 {
+            _ = bank.process(
+                time: Timestamp(milliseconds: Int64(t) * 1000),
+                samples: [
+                    Sample(labels: labels, value: Double(t % 5), timestamp: Timestamp(milliseconds: Int64(t) * 1000))
+                ]
+            )
+        }
+        return bank
+    }
+
+    static func firingEngine() -> AlertEngine {
+        var engine = AlertEngine()
+        let observation = AlertObservation(
+            labels: ["alertname": "ConsumerFreeze", "stream": "ORDERS", "consumer": "worker"],
+            condition: .active,
+            timing: AlertTiming(forSeconds: 0)
+        )
+        _ = engine.evaluate(at: Timestamp(milliseconds: 1000), [observation])
+        return engine
+    }
+
+    @Test("both states round-trip through the directory, atomically")
+    func roundTrip() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let state = try StateDirectory(path: directory.file("data/nested").path)
+        let bank = try Self.bank()
+        let engine = Self.firingEngine()
+        try state.save(bank, source: "nats/127.0.0.1:8222")
+        try state.save(engine)
+        let captured = Captured()
+        let restoredBank = try #require(
+            state.restoreDetection(source: "nats/127.0.0.1:8222", logger: Self.logger(captured))
+        )
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        #expect(try encoder.encode(restoredBank) == encoder.encode(bank))
+        let restoredEngine = try #require(state.restoreAlerts(logger: Self.logger(captured)))
+        #expect(restoredEngine.alerts == engine.alerts)
+        #expect(restoredEngine.alerts(in: .firing).count == 1)
+        // Only the two state files: no temporary files left behind.
+        let files = try FileManager.default.contentsOfDirectory(atPath: state.path).sorted()
+        #expect(files == ["alerts.json", "detection-nats_127.0.0.1_8222.json"])
+        #expect(captured.all.allSatisfy { $0.hasPrefix("info restored") })
+    }
+
+    @Test("a missing file is a cold start, said at info")
+    func missing() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let state = try StateDirectory(path: directory.url.path)
+        let captured = Captured()
+        #expect(state.restoreAlerts(logger: Self.logger(captured)) == nil)
+        #expect(captured.all.first?.hasPrefix("info no saved alert state: starting cold") == true)
+    }
+
+    @Test(
+        "corrupt, foreign and newer files: logged with the reason, kept aside, a cold start",
+        arguments: [
+            ("{\"format\":\"flatline-alert-state\",\"version\":1,\"bank\":{\"alerts\":[{\"oops\":", "corrupt state"),
+            ("{\"format\":\"flatline-alert-state\",\"version\":7,\"bank\":{}}", "state version 7 is not supported"),
+            ("{\"format\":\"something-else\",\"version\":1}", "not a Flatline flatline-alert-state file"),
+            ("\u{0}\u{1}binary", "corrupt state: not valid JSON"),
+            ("{\"format\":\"flatline-alert-state\",\"version\":1,\"bank\":{\"alerts\":7}}", "corrupt state"),
+        ]
+    )
+    func unusable(content: String, reason: String) throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let state = try StateDirectory(path: directory.url.path)
+        try Data(content.utf8).write(to: URL(fileURLWithPath: state.alertsFile))
+        let captured = Captured()
+        #expect(state.restoreAlerts(logger: Self.logger(captured)) == nil)
+        let line = try #require(captured.all.first)
+        #expect(line.hasPrefix("error cannot use the saved alert state: starting cold"))
+        #expect(line.contains(reason), "\(line)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: state.path)
+        let aside = try #require(files.first { $0.hasPrefix("alerts.json.unreadable-") })
+        #expect(!files.contains("alerts.json"))
+        #expect(try String(contentsOfFile: state.path + "/" + aside, encoding: .utf8) == content)
+        // The next save starts a good file again.
+        try state.save(Self.firingEngine())
+        #expect(state.restoreAlerts(logger: Self.logger(captured)) != nil)
+    }
+
+    @Test("a data directory that is a file is an error, not a crash")
+    func notADirectory() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let file = try directory.write("plain", "x")
+        #expect(throws: StateFileError.self) { try StateDirectory(path: file.path) }
+    }
+}
