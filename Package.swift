@@ -90,7 +90,7 @@ let package = Package(
         // Pure: clocked from outside, no I/O.
         .target(
             name: "FlatlineAlerting",
-            dependencies: ["FlatlineCore"]
+            dependencies: ["FlatlineCore", .product(name: "Yams", package: "Yams")]
         ),
         // Wiring of the parts: replay today, the daemon later.
         .target(
@@ -111,6 +111,7 @@ let package = Package(
                 "FlatlineNATS",
                 "FlatlineLoadgen",
                 "FlatlineScrape",
+                "FlatlineAlerting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -171,6 +172,7 @@ let package = Package(
             dependencies: [
                 "FlatlineDaemon",
                 "FlatlineAlerting",
+                "FlatlineIngest",
                 "FlatlineCore",
                 "FlatlineTestSupport",
                 .product(name: "Logging", package: "swift-log"),

@@ -83,6 +83,37 @@ struct ReplayCommandTests {
         )
     }
 
+    @Test("--alerts-out writes the models' alert events as NDJSON; a missing models directory is an error")
+    func alertsOut() throws {
+        let fixture = TestSupport.repositoryFile(
+            "Tests/FlatlineIngestTests/Fixtures/nats/scenario-freeze-flood.ndjson.gz"
+        ).path
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let out = directory.file("alerts.ndjson").path
+        let models = TestSupport.repositoryFile("models").path
+        let result = try replay([
+            fixture, "--model", "ewma", "--out", "/dev/null", "--alerts-out", out, "--models", models,
+        ])
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect(result.standardError.contains("alerts.ndjson: 3 alerts fired, 3 resolved"))
+        let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 6)
+        let first = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        #expect(first["status"] as? String == "firing")
+        #expect(first["endsAt"] as? String == "0001-01-01T00:00:00Z")
+        #expect((first["fingerprint"] as? String)?.count == 16)
+        #expect((first["labels"] as? [String: String])?["alertname"] == "ConsumerFreeze")
+        #expect((first["annotations"] as? [String: String])?["summary"]?.contains("ORDERS/worker") == true)
+        #expect(first["ts"] as? String == first["startsAt"] as? String)
+
+        let missing = try replay([
+            fixture, "--out", "/dev/null", "--alerts-out", out, "--models", directory.file("nope").path,
+        ])
+        #expect(missing.status != 0)
+        #expect(missing.standardError.contains("cannot read the models directory"))
+    }
+
     @Test("the same input gives the same output, byte for byte")
     func deterministic() throws {
         let a = try replay([Self.serverExample, "--quiet"])

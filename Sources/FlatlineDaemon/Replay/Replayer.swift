@@ -1,3 +1,4 @@
+import FlatlineAlerting
 import FlatlineCore
 import FlatlineIngest
 
@@ -53,6 +54,8 @@ public struct ReplayResult: Sendable {
     public var summary: ReplaySummary
     /// The detection state after the last row, to save and continue from.
     public var bank: DetectionBank
+    /// Alerts that fired or resolved, in time order, when models were given.
+    public var alertEvents: [AlertEvent] = []
 }
 
 /// Runs recorded series through the same detection bank the daemon uses, with time taken from
@@ -76,8 +79,12 @@ public enum Replayer {
         step: Double? = nil,
         maxGap: Double? = nil,
         state: DetectionBank? = nil,
+        models: [Model] = [],
         progress: (Int, Int) -> Void = { _, _ in }
     ) throws(ReplayError) -> ReplayResult {
+        var evaluator = ModelEvaluator(models: models)
+        var engine = AlertEngine()
+        var alertEvents: [AlertEvent] = []
         var bank: DetectionBank
         if let state {
             bank = state
@@ -138,6 +145,9 @@ public enum Replayer {
                 end += 1
             }
             let verdicts = bank.process(time: time, samples: samples)
+            if !models.isEmpty {
+                alertEvents += engine.evaluate(at: time, evaluator.observe(time: time, samples: samples))
+            }
             for (k, verdict) in verdicts.enumerated() {
                 let index = indices[k]
                 switch verdict {
@@ -178,7 +188,7 @@ public enum Replayer {
         for reason in DropReason.allCases { summary.drops.add(reason, count: bank.drops[reason] - dropsBefore[reason]) }
         summary.counterResets = bank.counterResets - resetsBefore
         summary.ticks = ticks
-        return ReplayResult(file: file, points: points, summary: summary, bank: bank)
+        return ReplayResult(file: file, points: points, summary: summary, bank: bank, alertEvents: alertEvents)
     }
 
     /// The median over series of each series' median spacing between distinct timestamps.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlatlineAlerting
 import FlatlineCore
 import FlatlineDaemon
 import FlatlineIngest
@@ -79,6 +80,16 @@ struct ReplayCommand: ParsableCommand {
     )
     var minDeviation: Double?
 
+    @Option(
+        name: .customLong("alerts-out"),
+        help:
+            "Run the models too and write their alert events here as NDJSON (firing and resolved, as the daemon would send them)."
+    )
+    var alertsOut: String?
+
+    @Option(help: "The directory of model files (*.yml) for --alerts-out.")
+    var models: String = "models"
+
     @Flag(name: .customLong("anomalies-only"), help: "Write only the rows flagged as anomalies.")
     var anomaliesOnly = false
 
@@ -135,6 +146,16 @@ struct ReplayCommand: ParsableCommand {
             for warning in file.warnings { Stderr.write("replay: \(input): \(warning)\n") }
         }
         let state = try loadState.map { path throws(StateFileError) in try StateFile.load(from: path) }
+        var loadedModels: [Model] = []
+        if alertsOut != nil {
+            do {
+                loadedModels = try ModelDirectory.load(models)
+            } catch {
+                throw ValidationError(
+                    "\(error) (the shipped models are in the repository's models/ directory; pass --models DIR)"
+                )
+            }
+        }
         var lastReport = started
         var reported = false
         let result = try Replayer.run(
@@ -142,7 +163,8 @@ struct ReplayCommand: ParsableCommand {
             configuration: detectorConfiguration,
             step: step?.seconds,
             maxGap: maxGap?.seconds,
-            state: state
+            state: state,
+            models: loadedModels
         ) { done, total in
             guard !quiet, done & 63 == 0 || done == total else { return }
             let now = clock.now
@@ -158,6 +180,17 @@ struct ReplayCommand: ParsableCommand {
         ReplayWriter(format: format, anomaliesOnly: anomaliesOnly).write(result) { sink.write($0) }
         try sink.close()
         if let saveState { try StateFile.save(result.bank, to: saveState) }
+        if let alertsOut {
+            let alerts = try OutputSink(path: alertsOut)
+            for event in result.alertEvents { alerts.write(AlertEventLine.json(event) + "\n") }
+            try alerts.close()
+            if !quiet {
+                let firing = result.alertEvents.filter { $0.status == .firing }.count
+                Stderr.write(
+                    "replay: \(alertsOut): \(firing) alerts fired, \(result.alertEvents.count - firing) resolved\n"
+                )
+            }
+        }
 
         if !quiet {
             let seconds =
@@ -226,5 +259,35 @@ final class OutputSink {
     func close() throws {
         flush()
         if path != nil { try handle.close() }
+    }
+}
+
+/// One alert event as a line of `--alerts-out`: what the daemon would send, with when.
+enum AlertEventLine {
+    struct Line: Encodable {
+        var ts: String
+        var status: String
+        var labels: [String: String]
+        var annotations: [String: String]
+        var fingerprint: String
+        var startsAt: String
+        var endsAt: String
+    }
+
+    static func json(_ event: AlertEvent) -> String {
+        let alert = event.alert
+        let line = Line(
+            ts: event.time.description,
+            status: event.status.rawValue,
+            labels: alert.labels,
+            annotations: alert.annotations,
+            fingerprint: alert.fingerprint.description,
+            startsAt: (alert.firedAt ?? alert.activeSince).description,
+            // As in Alertmanager's webhook: the zero time while firing.
+            endsAt: event.status == .resolved ? event.time.description : "0001-01-01T00:00:00Z"
+        )
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(line)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 }

@@ -1,0 +1,212 @@
+import FlatlineCore
+import FlatlineTestSupport
+import Foundation
+import Testing
+
+@testable import FlatlineAlerting
+
+/// The shipped models parse, bad model files are refused with the reason, and each model kind
+/// decides as documented on hand-made series.
+@Suite("Models")
+struct ModelTests {
+    static func shipped() throws -> [Model] {
+        try ModelDirectory.load(TestSupport.repositoryFile("models").path)
+    }
+
+    static func model(_ name: String) throws -> Model {
+        try #require(try shipped().first { $0.name == name })
+    }
+
+    static func at(_ second: Int) -> Timestamp { Timestamp(milliseconds: 1_767_225_600_000 + Int64(second) * 1000) }
+
+    static func sample(_ name: String, _ value: Double, _ labels: [String: String], at second: Int) throws -> Sample {
+        var all = labels
+        all["__name__"] = name
+        return Sample(labels: try LabelSet(validating: all), value: value, timestamp: at(second))
+    }
+
+    @Test("every shipped model parses")
+    func shippedModels() throws {
+        let names = try Self.shipped().map(\.name)
+        #expect(names == ["consumer_freeze", "producer_flood", "slow_consumer"])
+    }
+
+    @Test(
+        "bad model files name the reason",
+        arguments: [
+            ("name: x\nkind: stall\n", "group_by must list label names"),
+            ("name: x\nkind: magic\ngroup_by: [a]\n", "not a model kind"),
+            ("name: x\nkind: stall\ngroup_by: [a]\nstall: {progress: p}\n", "stall.waiting must list gauges"),
+            ("name: x\nkind: growth\ngroup_by: [a]\ngrowth: {metric: m}\n", "alert: is required"),
+            ("name: x\nkindd: stall\n", "unknown key \"kindd\""),
+            (
+                "name: x\nkind: growth\ngroup_by: [a]\ngrowth: {metric: m, min_value: lots}\nalert: {}\n",
+                "\"lots\" is not a number or a duration"
+            ),
+        ]
+    )
+    func badModels(text: String, reason: String) {
+        #expect {
+            _ = try Model.parse(text, file: "m.yml")
+        } throws: { error in
+            guard let error = error as? ModelError else { return false }
+            return error.file == "m.yml" && error.reason.contains(reason)
+        }
+    }
+
+    /// Runs a model over ticks of samples; returns "second:firing|resolved" events.
+    static func events(_ model: Model, _ ticks: [(Int, [Sample])]) -> [String] {
+        var evaluator = ModelEvaluator(models: [model])
+        var engine = AlertEngine()
+        var out: [String] = []
+        for (second, samples) in ticks {
+            for event in engine.evaluate(at: at(second), evaluator.observe(time: at(second), samples: samples)) {
+                out.append("\(second):\(event.status.rawValue)")
+            }
+        }
+        return out
+    }
+
+    static func consumer(_ second: Int, floor: Double, pending: Double, ackPending: Double = 0) throws -> [Sample] {
+        let labels = ["instance": "n1", "account": "$G", "stream": "ORDERS", "consumer": "worker"]
+        return [
+            try sample("jetstream_consumer_ack_floor_stream_seq", floor, labels, at: second),
+            try sample("jetstream_consumer_num_pending", pending, labels, at: second),
+            try sample("jetstream_consumer_num_ack_pending", ackPending, labels, at: second),
+        ]
+    }
+
+    @Test("consumer_freeze: a still ack floor with work waiting fires after 10 s; progress resolves it")
+    func freeze() throws {
+        let model = try Self.model("consumer_freeze")
+        var ticks: [(Int, [Sample])] = []
+        for s in 0..<30 { ticks.append((s, try Self.consumer(s, floor: Double(s * 20), pending: 5))) }
+        // Frozen from second 30: the floor stays, work piles up.
+        for s in 30..<50 { ticks.append((s, try Self.consumer(s, floor: 580, pending: Double(s), ackPending: 200))) }
+        for s in 50..<55 { ticks.append((s, try Self.consumer(s, floor: 580 + Double(s - 49) * 100, pending: 3))) }
+        #expect(Self.events(model, ticks) == ["39:firing", "50:resolved"])
+    }
+
+    @Test("consumer_freeze: an idle consumer (nothing waiting) or a busy one in a flood does not fire")
+    func noFreeze() throws {
+        let model = try Self.model("consumer_freeze")
+        var idle: [(Int, [Sample])] = []
+        for s in 0..<60 { idle.append((s, try Self.consumer(s, floor: 100, pending: 0))) }
+        #expect(Self.events(model, idle).isEmpty)
+        // A flood: pending grows fast, but the floor keeps moving.
+        var flood: [(Int, [Sample])] = []
+        for s in 0..<60 {
+            flood.append((s, try Self.consumer(s, floor: Double(s * 500), pending: Double(s * 400), ackPending: 200)))
+        }
+        #expect(Self.events(model, flood).isEmpty)
+    }
+
+    @Test("consumer_freeze: a consumer that usually acks every 20 s waits three times that")
+    func slowBatchConsumer() throws {
+        let model = try Self.model("consumer_freeze")
+        var ticks: [(Int, [Sample])] = []
+        for s in 0..<200 { ticks.append((s, try Self.consumer(s, floor: Double((s / 20) * 50), pending: 10))) }
+        let events = Self.events(model, ticks)
+        // Cold start: before it learned the gap, the first 20 s gap fires once; then never again.
+        #expect(events.filter { $0.hasSuffix("firing") }.count <= 1, "\(events)")
+        #expect(!events.contains { $0.hasSuffix("firing") && (Int($0.split(separator: ":")[0]) ?? 0) > 60 })
+    }
+
+    static func connection(
+        _ second: Int,
+        cid: String,
+        pending: Double? = nil,
+        msgs: Double? = nil,
+        bytes: Double? = nil
+    )
+        throws -> [Sample]
+    {
+        let labels = ["instance": "n1", "cid": cid, "client_name": "client-\(cid)"]
+        var out: [Sample] = []
+        if let pending { out.append(try sample("gnatsd_connz_pending_bytes", pending, labels, at: second)) }
+        if let msgs { out.append(try sample("gnatsd_connz_in_msgs", msgs, labels, at: second)) }
+        if let bytes { out.append(try sample("gnatsd_connz_in_bytes", bytes, labels, at: second)) }
+        return out
+    }
+
+    @Test("slow_consumer: a queue over 256 KiB rising for 3 s fires; draining resolves it")
+    func slowConsumer() throws {
+        let model = try Self.model("slow_consumer")
+        var ticks: [(Int, [Sample])] = []
+        for s in 0..<10 { ticks.append((s, try Self.connection(s, cid: "7", pending: 0))) }
+        for s in 10..<20 { ticks.append((s, try Self.connection(s, cid: "7", pending: Double(s - 9) * 450_000))) }
+        for s in 20..<24 { ticks.append((s, try Self.connection(s, cid: "7", pending: 1000))) }
+        let events = Self.events(model, ticks)
+        #expect(events == ["12:firing", "20:resolved"], "\(events)")
+        // A big but steady queue (a bulk reader keeping up) does not fire.
+        var steady: [(Int, [Sample])] = []
+        for s in 0..<30 {
+            steady.append((s, try Self.connection(s, cid: "8", pending: 3_000_000 + Double(s % 2) * 1000)))
+        }
+        #expect(Self.events(model, steady).isEmpty)
+    }
+
+    @Test("producer_flood: 4x its baseline with payload fires; an acknowledging worker's surge does not")
+    func flood() throws {
+        let model = try Self.model("producer_flood")
+        var ticks: [(Int, [Sample])] = []
+        var msgs = 0.0
+        var bytes = 0.0
+        var ackMsgs = 0.0
+        var ackBytes = 0.0
+        for s in 0..<200 {
+            let flooding = (150..<165).contains(s)
+            let rate = flooding ? 120.0 : 30.0 + Double(s % 3)
+            msgs += rate
+            bytes += rate * 256
+            // A worker that acks a backlog at 25x its usual rate: messages, hardly any bytes.
+            let acks = flooding ? 500.0 : 20.0
+            ackMsgs += acks
+            ackBytes += acks * 0.5
+            ticks.append(
+                (
+                    s,
+                    try Self.connection(s, cid: "3", msgs: msgs, bytes: bytes)
+                        + Self.connection(s, cid: "4", msgs: ackMsgs, bytes: ackBytes)
+                )
+            )
+        }
+        let events = Self.events(model, ticks)
+        #expect(events.first == "151:firing", "\(events)")
+        #expect(events.filter { $0.hasSuffix("firing") }.count == 1, "\(events)")
+        #expect(events.contains { $0.hasSuffix("resolved") })
+    }
+
+    @Test("producer_flood: no alert before the baseline is learned, nor for a quiet client's blip")
+    func floodColdStartAndFloor() throws {
+        let model = try Self.model("producer_flood")
+        var ticks: [(Int, [Sample])] = []
+        var msgs = 0.0
+        for s in 0..<200 {
+            // Starts high (no baseline yet), then a 1 msg/s client jumping to 10 msgs/s (10x, but
+            // only 9 above: under min_rate).
+            let rate = s < 5 ? 500.0 : (s == 150 || s == 151 ? 10.0 : 1.0)
+            msgs += rate
+            ticks.append((s, try Self.connection(s, cid: "5", msgs: msgs, bytes: msgs * 100)))
+        }
+        #expect(Self.events(model, ticks).isEmpty)
+    }
+
+    @Test("annotations are filled from the alert's labels and the model's numbers")
+    func annotations() throws {
+        let model = try Self.model("consumer_freeze")
+        var evaluator = ModelEvaluator(models: [model])
+        var last: [AlertObservation] = []
+        for s in 0..<15 {
+            last = evaluator.observe(time: Self.at(s), samples: try Self.consumer(s, floor: 5, pending: 40))
+        }
+        let observation = try #require(last.first)
+        #expect(observation.condition == .active)
+        #expect(observation.labels["alertname"] == "ConsumerFreeze")
+        #expect(observation.labels["stream"] == "ORDERS" && observation.labels["consumer"] == "worker")
+        let summary = try #require(observation.annotations["summary"])
+        #expect(summary == "Consumer ORDERS/worker has not acknowledged anything for 14 s (40 messages waiting)")
+        #expect(observation.annotations["description"]?.contains("{{") == false)
+        #expect(ModelEvaluator.render("a {{ x }} b {{missing}} c {{y", ["x": "1"]) == "a 1 b  c {{y")
+    }
+}

@@ -1,0 +1,80 @@
+import FlatlineAlerting
+import FlatlineCore
+import FlatlineIngest
+import FlatlineTestSupport
+import Foundation
+import Testing
+
+@testable import FlatlineDaemon
+
+/// The recorded incident (a real nats-server: a freeze, a flood, a slow subscriber) replayed with
+/// the shipped models: each incident is caught in time, names what is wrong, and nothing else
+/// fires. Times come from the scenario's ground truth file.
+@Suite("Replay with the shipped models")
+struct ReplayAlertsTests {
+    struct Phase: Decodable {
+        var phase: String
+        var start: String
+        var end: String
+    }
+
+    static func time(_ text: String) throws -> Double {
+        try #require(NumberText.parseTimestamp(text)).seconds
+    }
+
+    @Test("freeze within 15 s, flood within 5 s, slow consumer before the disconnect; no false alert")
+    func scenario() throws {
+        let fixtures = TestSupport.repositoryFile("Tests/FlatlineIngestTests/Fixtures/nats")
+        let file = try SeriesFile.load(path: fixtures.appendingPathComponent("scenario-freeze-flood.ndjson.gz").path)
+        let models = try ModelDirectory.load(TestSupport.repositoryFile("models").path)
+        let result = try Replayer.run(file, configuration: DetectorConfiguration(kind: .ewma), models: models)
+        struct Truth: Decodable { var phases: [Phase] }
+        let truth = try JSONDecoder().decode(
+            Truth.self,
+            from: Data(contentsOf: fixtures.appendingPathComponent("scenario-freeze-flood.phases.json"))
+        )
+        func phase(_ name: String) throws -> (Double, Double) {
+            guard let p = truth.phases.first(where: { $0.phase == name }) else { throw TestError("no phase \(name)") }
+            return (try Self.time(p.start), try Self.time(p.end))
+        }
+        let firing = result.alertEvents.filter { $0.status == .firing }
+        func first(_ alertname: String, _ label: String, _ value: String) -> AlertEvent? {
+            firing.first { $0.alert.labels["alertname"] == alertname && $0.alert.labels[label] == value }
+        }
+
+        let freeze = try phase("freeze")
+        let frozen = try #require(first("ConsumerFreeze", "consumer", "worker"))
+        #expect(frozen.time.seconds - freeze.0 <= 15)
+        #expect(frozen.alert.labels["stream"] == "ORDERS")
+        let resolved = try #require(
+            result.alertEvents.first { $0.status == .resolved && $0.alert.fingerprint == frozen.alert.fingerprint }
+        )
+        #expect(resolved.time.seconds > freeze.1)
+        #expect(resolved.time.seconds - freeze.1 < 30)
+
+        let flood = try phase("flood")
+        let flooding = try #require(first("ProducerFlood", "client_name", "orders-producer"))
+        #expect(flooding.time.seconds - flood.0 <= 5)
+        #expect(flooding.alert.annotations["summary"]?.contains("orders-producer") == true)
+
+        let slow = try phase("slow")
+        let slowAlert = try #require(first("SlowConsumer", "client_name", "telemetry-slow-sub"))
+        // The server cut it off at 15:27:53.816 (scenario-freeze-flood.md).
+        #expect(slowAlert.time.seconds < (try Self.time("2026-11-24T15:27:53.816Z")))
+        #expect(slowAlert.time.seconds - slow.0 <= 15)
+
+        // Nothing else: exactly these three fired, none during the baseline, no freeze in the flood.
+        #expect(firing.count == 3, "\(firing.map { "\($0.time) \($0.alert.labels)" })")
+        let baseline = try phase("baseline")
+        #expect(!firing.contains { $0.time.seconds < baseline.1 })
+        #expect(
+            !firing.contains {
+                $0.alert.labels["alertname"] == "ConsumerFreeze" && $0.time.seconds >= flood.0
+                    && $0.time.seconds <= flood.1
+            }
+        )
+        for event in result.alertEvents {
+            #expect(event.alert.fingerprint == AlertFingerprint(labels: event.alert.labels))
+        }
+    }
+}
