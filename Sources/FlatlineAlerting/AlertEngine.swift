@@ -127,7 +127,7 @@ public struct AlertEngine: Sendable, Codable {
             if let event = apply(observation, fingerprint: fingerprint, at: time) { events.append(event) }
         }
         for fingerprint in alerts.keys.sorted() where !observed.contains(fingerprint) {
-            guard var alert = alerts[fingerprint] else { continue }
+            guard let alert = alerts[fingerprint] else { continue }
             switch alert.state {
             case .resolved:
                 if let resolvedAt = alert.resolvedAt, time.seconds - resolvedAt.seconds > resolvedRetention {
@@ -137,11 +137,8 @@ public struct AlertEngine: Sendable, Codable {
                 guard time.seconds - alert.lastSeen.seconds >= alert.timing.staleAfter else { continue }
                 if alert.state == .pending {
                     alerts[fingerprint] = nil
-                } else if time.seconds - alert.lastActive.seconds >= alert.timing.keepFiringFor {
-                    alert.state = .resolved
-                    alert.resolvedAt = time
-                    alerts[fingerprint] = alert
-                    events.append(AlertEvent(time: time, status: .resolved, alert: alert))
+                } else if let event = resolveIfDue(alert, at: time) {
+                    events.append(event)
                 }
             }
         }
@@ -151,10 +148,17 @@ public struct AlertEngine: Sendable, Codable {
     private mutating func apply(_ observation: AlertObservation, fingerprint: AlertFingerprint, at time: Timestamp)
         -> AlertEvent?
     {
-        let existing = alerts[fingerprint]
-        switch (existing?.state, observation.condition) {
-        case (nil, .active), (.resolved, .active):
-            var alert = Alert(
+        guard var alert = alerts[fingerprint], alert.state != .resolved else {
+            // Nothing tracked, or only a resolved alert kept for re-sending: an active condition
+            // starts a new alert (same fingerprint); anything else leaves the kept one as it is.
+            guard observation.condition == .active else {
+                if var kept = alerts[fingerprint], let resolvedAt = kept.resolvedAt {
+                    kept.lastSeen = time
+                    alerts[fingerprint] = time.seconds - resolvedAt.seconds > resolvedRetention ? nil : kept
+                }
+                return nil
+            }
+            let alert = Alert(
                 fingerprint: fingerprint,
                 labels: observation.labels,
                 annotations: observation.annotations,
@@ -164,63 +168,49 @@ public struct AlertEngine: Sendable, Codable {
                 lastActive: time,
                 lastSeen: time
             )
-            if observation.timing.forSeconds <= 0 {
-                alert.state = .firing
-                alert.firedAt = time
-                alerts[fingerprint] = alert
-                return AlertEvent(time: time, status: .firing, alert: alert)
-            }
-            alerts[fingerprint] = alert
-            return nil
-        case (nil, _), (.resolved, _):
-            if var alert = existing, let resolvedAt = alert.resolvedAt {
-                alert.lastSeen = time
-                alerts[fingerprint] = time.seconds - resolvedAt.seconds > resolvedRetention ? nil : alert
-            }
-            return nil
-        case (.pending, .active):
-            guard var alert = existing else { return nil }
+            return promote(alert, at: time)
+        }
+        alert.lastSeen = time
+        switch observation.condition {
+        case .active:
             alert.lastActive = time
-            alert.lastSeen = time
             alert.annotations = observation.annotations
             alert.timing = observation.timing
-            if time.seconds - alert.activeSince.seconds >= observation.timing.forSeconds {
-                alert.state = .firing
-                alert.firedAt = time
-                alerts[fingerprint] = alert
-                return AlertEvent(time: time, status: .firing, alert: alert)
+            return promote(alert, at: time)
+        case .unchanged:
+            alerts[fingerprint] = alert
+            return nil
+        case .inactive:
+            guard alert.state == .firing else {
+                // A pending alert whose condition clears never fired: it is forgotten.
+                alerts[fingerprint] = nil
+                return nil
             }
-            alerts[fingerprint] = alert
-            return nil
-        case (.pending, .inactive):
-            // A pending alert whose condition clears never fired: it is forgotten.
-            alerts[fingerprint] = nil
-            return nil
-        case (.pending, .unchanged), (.firing, .unchanged):
-            guard var alert = existing else { return nil }
-            alert.lastSeen = time
-            alerts[fingerprint] = alert
-            return nil
-        case (.firing, .active):
-            guard var alert = existing else { return nil }
-            alert.lastActive = time
-            alert.lastSeen = time
-            alert.annotations = observation.annotations
-            alert.timing = observation.timing
-            alerts[fingerprint] = alert
-            return nil
-        case (.firing, .inactive):
-            guard var alert = existing else { return nil }
-            alert.lastSeen = time
-            if time.seconds - alert.lastActive.seconds >= alert.timing.keepFiringFor {
-                alert.state = .resolved
-                alert.resolvedAt = time
-                alerts[fingerprint] = alert
-                return AlertEvent(time: time, status: .resolved, alert: alert)
-            }
-            alerts[fingerprint] = alert
+            return resolveIfDue(alert, at: time)
+        }
+    }
+
+    /// Stores a pending or firing alert, firing it once its condition has held for `for`.
+    private mutating func promote(_ alert: Alert, at time: Timestamp) -> AlertEvent? {
+        var alert = alert
+        defer { alerts[alert.fingerprint] = alert }
+        guard alert.state == .pending, time.seconds - alert.activeSince.seconds >= alert.timing.forSeconds else {
             return nil
         }
+        alert.state = .firing
+        alert.firedAt = time
+        return AlertEvent(time: time, status: .firing, alert: alert)
+    }
+
+    /// Stores a firing alert whose condition is cleared, resolving it once `keep_firing_for` has
+    /// passed since it last held.
+    private mutating func resolveIfDue(_ alert: Alert, at time: Timestamp) -> AlertEvent? {
+        var alert = alert
+        defer { alerts[alert.fingerprint] = alert }
+        guard time.seconds - alert.lastActive.seconds >= alert.timing.keepFiringFor else { return nil }
+        alert.state = .resolved
+        alert.resolvedAt = time
+        return AlertEvent(time: time, status: .resolved, alert: alert)
     }
 
     /// Firing alerts, and resolved ones still kept, that were not handed out within the last

@@ -83,21 +83,30 @@ extension Horizon: Codable, CustomStringConvertible {
 /// Prometheus-style durations: `1w2d3h4m5s6ms`, units `ms`, `s`, `m`, `h`, `d`, `w`, `y` (365 d).
 public enum DurationText {
     /// Seconds in `text`, or `nil` when it is not a duration.
-    public static func parse(_ text: String) -> Double? {
+    /// - Parameter strict: Prometheus' own rules, as its configuration files follow them: whole
+    ///   numbers only, units from the largest to the smallest, each once, and a bare `0`.
+    public static func parse(_ text: String, strict: Bool = false) -> Double? {
+        // By size: strict text must use them in this order.
         let units: [(String, Double)] = [
-            ("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400), ("w", 604_800), ("y", 31_536_000),
+            ("y", 31_536_000), ("w", 604_800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1), ("ms", 0.001),
         ]
+        if strict && text == "0" { return 0 }
         var rest = Substring(text)
         var total = 0.0
         var any = false
+        var lastUnit = -1
         while !rest.isEmpty {
-            let digits = rest.prefix { $0.isNumber || $0 == "." }
+            let digits = rest.prefix { strict ? ($0.isASCII && $0.isNumber) : ($0.isNumber || $0 == ".") }
             guard !digits.isEmpty, let value = Double(digits) else { return nil }
             rest = rest.dropFirst(digits.count)
             let unitText = rest.prefix { $0.isLetter }
-            guard let unit = units.first(where: { $0.0 == String(unitText) }) else { return nil }
+            guard let unit = units.firstIndex(where: { $0.0 == String(unitText) }) else { return nil }
+            if strict {
+                guard unit > lastUnit else { return nil }
+                lastUnit = unit
+            }
             rest = rest.dropFirst(unitText.count)
-            total += value * unit.1
+            total += value * units[unit].1
             any = true
         }
         return any && total.isFinite ? total : nil

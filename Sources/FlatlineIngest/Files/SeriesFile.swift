@@ -94,11 +94,7 @@ public struct SeriesFile: Sendable {
         -> SeriesFile
     {
         if format == .recording || (format == nil && isRecordingName(path)) {
-            var file = try loadRecording(path: path)
-            if let kind {
-                for i in file.rows.indices { file.rows[i].kind = kind }
-            }
-            return file
+            return try loadRecording(path: path, kind: kind)
         }
         let bytes = try FileBytes.read(path)
         if format == nil, bytes.starts(with: [0x1F, 0x8B]) || (try? detectFormat(bytes, name: path)) == .recording {

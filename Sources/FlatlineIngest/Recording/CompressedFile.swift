@@ -155,18 +155,6 @@ final class CompressedWriter {
     }
 }
 
-/// A recording that cannot be read or written, with where and why.
-public struct RecordingError: Error, Hashable, Sendable, CustomStringConvertible {
-    public var file: String
-    /// The 1-based line, or 0 for the file as a whole.
-    public var line: Int
-    public var reason: String
-
-    public init(file: String, line: Int, reason: String) {
-        self.file = file
-        self.line = line
-        self.reason = reason
-    }
-
-    public var description: String { line > 0 ? "\(file):\(line): \(reason)" : "\(file): \(reason)" }
-}
+/// A recording that cannot be read or written, with the file, the line (0 for the file as a
+/// whole) and why: the same error as for any file replay reads.
+public typealias RecordingError = SeriesFileError

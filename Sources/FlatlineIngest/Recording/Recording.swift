@@ -111,14 +111,28 @@ public final class RecordingWriter {
         page: Int = 1,
         json body: [UInt8]
     ) throws(RecordingError) {
+        let document: JSONDocument
         do {
-            _ = try JSONDocument(parsing: body)
+            document = try JSONDocument(parsing: body)
         } catch {
             throw RecordingError(file: path, line: count + 1, reason: "\(endpoint) body is not JSON: \(error)")
         }
+        try write(time: time, target: target, labels: labels, endpoint: endpoint, page: page, document: document)
+    }
+
+    /// Writes a body already parsed (so it is not parsed again), compacted onto one line.
+    /// - Throws: ``RecordingError`` when writing fails.
+    public func write(
+        time: Timestamp,
+        target: String?,
+        labels: [String: String] = [:],
+        endpoint: String,
+        page: Int = 1,
+        document: JSONDocument
+    ) throws(RecordingError) {
         var line = header(time: time, target: target, labels: labels, endpoint: endpoint, page: page)
         line += Array(#","body":"#.utf8)
-        JSONText.appendCompacted(body, to: &line)
+        JSONText.appendCompacted(document.bytes, to: &line)
         line += Array("}\n".utf8)
         try writer.write(line)
         count += 1

@@ -10,71 +10,65 @@ extension SeriesFile {
     /// Reads a recording of raw scrapes into series through ``RecordingSource``: every sample the
     /// live path would produce, in recording order.
     ///
+    /// - Parameter kind: force every series to be a counter or a gauge.
     /// - Throws: ``SeriesFileError`` naming the file and line of a bad line, or when the
     ///   recording yields no samples.
     public static func loadRecording(
         path: String,
         options: NATSExtractionOptions = NATSExtractionOptions(),
         relabel: [RelabelRule] = [],
-        jobs: [String: RecordingSource.JobSettings] = [:]
+        jobs: [String: RecordingSource.JobSettings] = [:],
+        kind: MetricKind? = nil
     ) throws(SeriesFileError) -> SeriesFile {
         var series: [LabelSet] = []
         var index: [LabelSet: Int] = [:]
         var rows: [Row] = []
         var failures: [String: (count: Int, first: Int, reason: String)] = [:]
-        do {
-            var source = try RecordingSource(path: path, options: options, relabel: relabel)
-            source.jobs = jobs
-            while let batch = try source.next() {
-                if let error = batch.error {
-                    let key = "\(batch.target ?? "-") /\(batch.endpoint)"
-                    var entry = failures[key] ?? (0, batch.line, error)
-                    entry.count += 1
-                    failures[key] = entry
+        var source = try RecordingSource(path: path, options: options, relabel: relabel)
+        source.jobs = jobs
+        while let batch = try source.next() {
+            if let error = batch.error {
+                let key = "\(batch.target ?? "-") /\(batch.endpoint)"
+                var entry = failures[key] ?? (0, batch.line, error)
+                entry.count += 1
+                failures[key] = entry
+            }
+            for sample in batch.samples {
+                let slot: Int
+                if let known = index[sample.labels] {
+                    slot = known
+                } else {
+                    slot = series.count
+                    series.append(sample.labels)
+                    index[sample.labels] = slot
                 }
-                for sample in batch.samples {
-                    let slot: Int
-                    if let known = index[sample.labels] {
-                        slot = known
-                    } else {
-                        slot = series.count
-                        series.append(sample.labels)
-                        index[sample.labels] = slot
-                    }
-                    rows.append(
-                        Row(
-                            series: slot,
-                            timestamp: sample.timestamp,
-                            timestampText: sample.timestamp.description,
-                            value: sample.value,
-                            kind: sample.kind,
-                            line: batch.line,
-                            counterReset: sample.counterReset
-                        )
+                rows.append(
+                    Row(
+                        series: slot,
+                        timestamp: sample.timestamp,
+                        timestampText: sample.timestamp.description,
+                        value: sample.value,
+                        kind: kind ?? sample.kind,
+                        line: batch.line,
+                        counterReset: sample.counterReset
                     )
-                }
+                )
             }
-            var warnings = failures.sorted { $0.value.first < $1.value.first }.map { key, failure in
-                "\(key): \(failure.count) failed scrape\(failure.count == 1 ? "" : "s") (first at line \(failure.first): \(failure.reason))"
-            }
-            let drops = source.drops
-            if drops.total > 0 {
-                let reasons = DropReason.allCases.filter { drops[$0] > 0 }.map { "\($0.rawValue)=\(drops[$0])" }
-                warnings.append("validation dropped \(drops.total) samples: " + reasons.joined(separator: " "))
-            }
-            for (endpoint, count) in source.skipped.sorted(by: { $0.key < $1.key }) {
-                warnings.append("/\(endpoint): \(count) line\(count == 1 ? "" : "s") of an unknown endpoint skipped")
-            }
-            guard !rows.isEmpty else {
-                throw SeriesFileError(file: path, line: 0, reason: "no usable data: the recording yields no samples")
-            }
-            return SeriesFile(name: path, format: .recording, series: series, rows: rows, warnings: warnings)
-        } catch let error as RecordingError {
-            throw SeriesFileError(file: error.file, line: error.line, reason: error.reason)
-        } catch let error as SeriesFileError {
-            throw error
-        } catch {
-            throw SeriesFileError(file: path, line: 0, reason: "\(error)")
         }
+        var warnings = failures.sorted { $0.value.first < $1.value.first }.map { key, failure in
+            "\(key): \(failure.count) failed scrape\(failure.count == 1 ? "" : "s") (first at line \(failure.first): \(failure.reason))"
+        }
+        let drops = source.drops
+        if drops.total > 0 {
+            let reasons = DropReason.allCases.filter { drops[$0] > 0 }.map { "\($0.rawValue)=\(drops[$0])" }
+            warnings.append("validation dropped \(drops.total) samples: " + reasons.joined(separator: " "))
+        }
+        for (endpoint, count) in source.skipped.sorted(by: { $0.key < $1.key }) {
+            warnings.append("/\(endpoint): \(count) line\(count == 1 ? "" : "s") of an unknown endpoint skipped")
+        }
+        guard !rows.isEmpty else {
+            throw SeriesFileError(file: path, line: 0, reason: "no usable data: the recording yields no samples")
+        }
+        return SeriesFile(name: path, format: .recording, series: series, rows: rows, warnings: warnings)
     }
 }

@@ -44,42 +44,43 @@ public struct SampleValidator: Sendable {
     /// - Parameters:
     ///   - samples: one scrape's samples.
     ///   - scrapeTime: when the scrape was made (the reference for "in the future").
-    /// - Returns: the valid samples and how many were dropped now.
-    public mutating func validate(_ samples: [Sample], scrapeTime: Timestamp) -> (valid: [Sample], dropped: Int) {
+    /// - Returns: the valid samples and what was dropped now, by reason (also added to ``drops``).
+    public mutating func validate(_ samples: [Sample], scrapeTime: Timestamp) -> (valid: [Sample], drops: DropCounts) {
         sweep(scrapeTime)
-        let before = drops.total
+        var dropped = DropCounts()
+        defer { for reason in DropReason.allCases { drops.add(reason, count: dropped[reason]) } }
         let horizon = scrapeTime.advanced(bySeconds: futureTolerance)
         var valid: [Sample] = []
         valid.reserveCapacity(samples.count)
         for sample in samples {
             guard sample.value.isFinite else {
-                drops.add(.nonFinite)
+                dropped.add(.nonFinite)
                 continue
             }
             guard sample.timestamp <= horizon else {
-                drops.add(.tooFarInFuture)
+                dropped.add(.tooFarInFuture)
                 continue
             }
             if !requirements.isEmpty {
                 let needed = requiredLabels(sample.labels.metricName)
                 guard needed.allSatisfy({ !(sample.labels[$0] ?? "").isEmpty }) else {
-                    drops.add(.missingLabel)
+                    dropped.add(.missingLabel)
                     continue
                 }
             }
             if let previous = last[sample.labels] {
                 guard sample.timestamp > previous else {
-                    drops.add(sample.timestamp == previous ? .duplicate : .outOfOrder)
+                    dropped.add(sample.timestamp == previous ? .duplicate : .outOfOrder)
                     continue
                 }
             } else if let maxSeries, last.count >= maxSeries {
-                drops.add(.seriesLimit)
+                dropped.add(.seriesLimit)
                 continue
             }
             last[sample.labels] = sample.timestamp
             valid.append(sample)
         }
-        return (valid, drops.total - before)
+        return (valid, dropped)
     }
 
     private mutating func requiredLabels(_ name: String) -> [String] {

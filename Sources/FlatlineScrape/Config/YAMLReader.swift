@@ -1,3 +1,4 @@
+import FlatlineCore
 import Yams
 
 /// A configuration file that cannot be used: the file, the line, the key and why.
@@ -201,28 +202,7 @@ struct YAMLMapping {
 public enum PrometheusDuration {
     /// Seconds, or `nil` when `text` is not a duration. Units: ms, s, m, h, d, w, y; combined
     /// largest first (`1h30m`).
-    public static func seconds(_ text: String) -> Double? {
-        // Longest unit names first, so "ms" is not read as "m"; rank orders units by size.
-        let units: [(name: String, seconds: Double, rank: Int)] = [
-            ("ms", 0.001, 0), ("s", 1, 1), ("m", 60, 2), ("h", 3600, 3), ("d", 86400, 4), ("w", 604_800, 5),
-            ("y", 31_536_000, 6),
-        ]
-        var rest = Substring(text)
-        guard !rest.isEmpty else { return nil }
-        if rest == "0" { return 0 }
-        var total = 0.0
-        var lastRank = Int.max
-        while !rest.isEmpty {
-            let digits = rest.prefix { $0.isASCII && $0.isNumber }
-            guard !digits.isEmpty, let number = Double(digits) else { return nil }
-            rest = rest.dropFirst(digits.count)
-            guard let unit = units.first(where: { rest.hasPrefix($0.name) }), unit.rank < lastRank else { return nil }
-            lastRank = unit.rank
-            total += number * unit.seconds
-            rest = rest.dropFirst(unit.name.count)
-        }
-        return total
-    }
+    public static func seconds(_ text: String) -> Double? { DurationText.parse(text, strict: true) }
 }
 
 /// Sizes in bytes, with SI (`KB` = 1000) or binary (`KiB` = 1024) units, as Prometheus reads

@@ -34,14 +34,8 @@ struct SystemScraper {
     let logger: Logger
     private var client: NATSClient?
     private var runner: Task<Void, any Error>?
-    private var servers: [String: ServerState] = [:]
-    private var lastErrors: [String: String] = [:]
-
-    struct ServerState {
-        var target: ScrapeTarget
-        var extractor: TargetExtractor
-        var validator: SampleValidator
-    }
+    private var servers: [String: TargetState] = [:]
+    private var failures = FailureLog()
 
     init(job: ScrapeConfiguration, global: GlobalSettings, recorder: Recorder?, logger: Logger) {
         self.job = job
@@ -162,22 +156,7 @@ struct SystemScraper {
                     let name = reply.server.name
                     seen.insert(name)
                     if servers[name] == nil {
-                        let target = target(named: name)
-                        servers[name] = ServerState(
-                            target: target,
-                            extractor: TargetExtractor(
-                                kind: .natsSystem,
-                                targetLabels: target.labels,
-                                options: job.nats.extraction,
-                                relabel: job.relabel
-                            ),
-                            validator: SampleValidator(
-                                maxSeries: job.maxSeries,
-                                futureTolerance: global.futureTolerance,
-                                staleAfter: global.staleAfter,
-                                requirements: job.requiredLabels
-                            )
-                        )
+                        servers[name] = TargetState(target: target(named: name), global: global)
                     }
                     guard let state = servers[name] else { continue }
                     guard let data = reply.data else {
@@ -194,7 +173,7 @@ struct SystemScraper {
                             client: client
                         )
                         for (k, page) in pages.enumerated() {
-                            await recorder?.json(time, state.target, endpoint.rawValue, page: k + 1, page.bytes)
+                            await recorder?.json(time, state.target, endpoint.rawValue, page: k + 1, page)
                         }
                         samples[name, default: []] +=
                             try servers[name]?.extractor.samples(
@@ -220,30 +199,15 @@ struct SystemScraper {
         var batches: [ScrapeBatch] = []
         for name in servers.keys.sorted() {
             guard var state = servers[name] else { continue }
-            let raw = samples[name] ?? []
-            let before = state.validator.drops
-            let (valid, dropped) = state.validator.validate(raw, scrapeTime: time)
-            var drops = DropCounts()
-            for reason in DropReason.allCases {
-                drops.add(reason, count: state.validator.drops[reason] - before[reason])
-            }
-            let serverErrors = errors[name] ?? [:]
-            let health = ScrapeHealth(
-                up: serverErrors.isEmpty && errors[""] == nil,
-                durationSeconds: duration,
-                samplesScraped: raw.count,
-                samplesDropped: dropped
-            )
-            await recorder?.health(time, state.target, health)
+            // A failure of the whole request (the connection) is every server's failure.
+            let serverErrors = (errors[name] ?? [:]).merging(errors[""] ?? [:]) { own, _ in own }
             batches.append(
-                ScrapeBatch(
-                    target: state.target.name,
-                    labels: state.target.labels,
+                await state.finish(
+                    samples: samples[name] ?? [],
+                    errors: serverErrors,
                     time: time,
-                    samples: valid + state.extractor.healthSamples(health, drops: state.validator.drops, at: time),
-                    health: health,
-                    errors: serverErrors.merging(errors[""] ?? [:]) { a, _ in a },
-                    drops: drops
+                    durationSeconds: duration,
+                    recorder: recorder
                 )
             )
             servers[name] = state
@@ -265,7 +229,11 @@ struct SystemScraper {
                 )
             )
         }
-        logChanges(errors)
+        var flat: [String: String] = [:]
+        for (server, endpoints) in errors {
+            for (endpoint, reason) in endpoints { flat[server.isEmpty ? endpoint : "\(server) \(endpoint)"] = reason }
+        }
+        failures.update(flat, logger: logger)
         return batches
     }
 
@@ -297,19 +265,5 @@ struct SystemScraper {
             documents.append(try JSONDocument(parsing: [UInt8](data)))
         }
         return documents
-    }
-
-    private mutating func logChanges(_ errors: [String: [String: String]]) {
-        var flat: [String: String] = [:]
-        for (server, endpoints) in errors {
-            for (endpoint, reason) in endpoints { flat[server.isEmpty ? endpoint : "\(server) \(endpoint)"] = reason }
-        }
-        for (key, reason) in flat.sorted(by: { $0.key < $1.key }) where lastErrors[key] != reason {
-            logger.warning("scrape failed", metadata: ["what": "\(key)", "reason": "\(reason)"])
-        }
-        for key in lastErrors.keys.sorted() where flat[key] == nil {
-            logger.info("scrape recovered", metadata: ["what": "\(key)"])
-        }
-        lastErrors = flat
     }
 }

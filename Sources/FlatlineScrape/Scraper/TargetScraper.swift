@@ -31,7 +31,7 @@ public actor Recorder {
         writer = try RecordingWriter(path: path)
     }
 
-    func json(_ time: Timestamp, _ target: ScrapeTarget, _ endpoint: String, page: Int, _ body: [UInt8]) {
+    func json(_ time: Timestamp, _ target: ScrapeTarget, _ endpoint: String, page: Int, _ body: JSONDocument) {
         record { () throws(RecordingError) in
             try writer.write(
                 time: time,
@@ -39,7 +39,7 @@ public actor Recorder {
                 labels: target.labels,
                 endpoint: endpoint,
                 page: page,
-                json: body
+                document: body
             )
         }
     }
@@ -92,34 +92,21 @@ public actor Recorder {
 /// Scrapes one target, round after round: every endpoint (every page), then extraction,
 /// validation and the round's health. Rounds of one target never overlap.
 struct TargetScraper {
-    let target: ScrapeTarget
     let fetcher: HTTPFetcher
     let recorder: Recorder?
     let logger: Logger
-    var extractor: TargetExtractor
-    var validator: SampleValidator
-    /// The last error per endpoint, to log a failure once when it starts and once when it ends.
-    var lastErrors: [String: String] = [:]
+    var state: TargetState
+    var failures = FailureLog()
+
+    var target: ScrapeTarget { state.target }
 
     init(target: ScrapeTarget, global: GlobalSettings, fetcher: HTTPFetcher, recorder: Recorder?, logger: Logger) {
-        self.target = target
         self.fetcher = fetcher
         self.recorder = recorder
         var logger = logger
         logger[metadataKey: "target"] = "\(target.name)"
         self.logger = logger
-        extractor = TargetExtractor(
-            kind: target.job.kind,
-            targetLabels: target.labels,
-            options: target.job.nats.extraction,
-            relabel: target.job.relabel
-        )
-        validator = SampleValidator(
-            maxSeries: target.job.maxSeries,
-            futureTolerance: global.futureTolerance,
-            staleAfter: global.staleAfter,
-            requirements: target.job.requiredLabels
-        )
+        state = TargetState(target: target, global: global)
     }
 
     /// One round.
@@ -147,37 +134,14 @@ struct TargetScraper {
                 }
             }
         }
-        let dropsBefore = validator.drops
-        let (valid, dropped) = validator.validate(samples, scrapeTime: time)
-        var drops = DropCounts()
-        for reason in DropReason.allCases { drops.add(reason, count: validator.drops[reason] - dropsBefore[reason]) }
-        let health = ScrapeHealth(
-            up: errors.isEmpty,
-            durationSeconds: (clock.now - started).seconds,
-            samplesScraped: samples.count,
-            samplesDropped: dropped
-        )
-        await recorder?.health(time, target, health)
-        logChanges(errors)
-        return ScrapeBatch(
-            target: target.name,
-            labels: target.labels,
-            time: time,
-            samples: valid + extractor.healthSamples(health, drops: validator.drops, at: time),
-            health: health,
+        failures.update(errors, logger: logger)
+        return await state.finish(
+            samples: samples,
             errors: errors,
-            drops: drops
+            time: time,
+            durationSeconds: (clock.now - started).seconds,
+            recorder: recorder
         )
-    }
-
-    private mutating func logChanges(_ errors: [String: String]) {
-        for (endpoint, reason) in errors.sorted(by: { $0.key < $1.key }) where lastErrors[endpoint] != reason {
-            logger.warning("scrape failed", metadata: ["endpoint": "\(endpoint)", "reason": "\(reason)"])
-        }
-        for endpoint in lastErrors.keys.sorted() where errors[endpoint] == nil {
-            logger.info("scrape recovered", metadata: ["endpoint": "\(endpoint)"])
-        }
-        lastErrors = errors
     }
 
     private mutating func scrapeExposition(time: Timestamp, deadline: ContinuousClock.Instant) async throws(ScrapeError)
@@ -193,7 +157,7 @@ struct TargetScraper {
         }
         await recorder?.text(time, target, body.bytes, contentType: body.contentType)
         do {
-            return try extractor.samples(exposition: body.bytes, contentType: body.contentType, scrapeTime: time)
+            return try state.extractor.samples(exposition: body.bytes, contentType: body.contentType, scrapeTime: time)
         } catch {
             throw ScrapeError(reason: error.reason)
         }
@@ -252,7 +216,7 @@ struct TargetScraper {
                 let start = String(decoding: body.bytes.prefix(60), as: UTF8.self)
                 throw ScrapeError(reason: "not JSON (HTTP \(body.status), \(error)): \(start)")
             }
-            await recorder?.json(time, target, endpoint.rawValue, page: page, body.bytes)
+            await recorder?.json(time, target, endpoint.rawValue, page: page, document)
             let jsonPage = JSONPage(document: document)
             pages.append(jsonPage)
             guard endpoint.isPaged, let items = endpoint.pageCount(jsonPage), items > 0,
@@ -262,7 +226,7 @@ struct TargetScraper {
             guard offset < total else { break }
         }
         do {
-            return try extractor.samples(endpoint, pages: pages, scrapeTime: scrapeTime ?? .now)
+            return try state.extractor.samples(endpoint, pages: pages, scrapeTime: scrapeTime ?? .now)
         } catch {
             throw ScrapeError(reason: error.description)
         }

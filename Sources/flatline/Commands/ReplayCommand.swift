@@ -135,10 +135,7 @@ struct ReplayCommand: ParsableCommand {
             } catch {
                 throw ValidationError("\(error)")
             }
-            file = try SeriesFile.loadRecording(path: input, jobs: configuration.recordingJobs)
-            if let kind {
-                for i in file.rows.indices { file.rows[i].kind = kind }
-            }
+            file = try SeriesFile.loadRecording(path: input, jobs: configuration.recordingJobs, kind: kind)
         } else {
             file = try SeriesFile.load(path: input, format: inputFormat, kind: kind)
         }
