@@ -226,5 +226,12 @@ struct ConfigurationTests {
         let unreadable = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", missing.path])
         #expect(unreadable.status == 1)
         #expect(unreadable.standardError.contains("cannot read \(directory.url.path)/nowhere.token"))
+        let system = try directory.write(
+            "system.yml",
+            "scrape_configs:\n  - job_name: c\n    kind: nats_system\n    static_configs: [{targets: ['h:4222']}]\n    nats_system: {user: sys, password_file: sys.pw}\n"
+        )
+        let systemCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", system.path])
+        #expect(systemCheck.status == 1)
+        #expect(systemCheck.standardError.contains("cannot read \(directory.url.path)/sys.pw"))
     }
 }

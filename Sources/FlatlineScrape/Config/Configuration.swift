@@ -159,6 +159,11 @@ extension ScrapeConfiguration {
         case .none: break
         }
         if let tls { files += [tls.caFile, tls.certFile, tls.keyFile].compactMap { $0 } }
+        if kind == .natsSystem {
+            files += [system.passwordFile, system.tokenFile, system.credentialsFile, system.nkeySeedFile].compactMap {
+                $0
+            }
+        }
         return files
     }
 }
