@@ -31,7 +31,11 @@ public struct RelabelRule: Sendable {
         self.pattern = pattern
         self.targetLabel = targetLabel
         self.replacement = replacement
-        regex = try CompiledPattern(pattern)
+        do {
+            regex = try CompiledPattern(pattern)
+        } catch {
+            throw RelabelError(reason: error.reason)
+        }
         switch action {
         case .replace:
             guard let targetLabel, !targetLabel.isEmpty else {
@@ -116,91 +120,10 @@ public struct Relabeler: Sendable {
 /// A relabeling rule that cannot work.
 public struct RelabelError: Error, Hashable, Sendable, CustomStringConvertible {
     public var reason: String
+
+    public init(reason: String) {
+        self.reason = reason
+    }
+
     public var description: String { reason }
-}
-
-/// An anchored regular expression (it must match the whole text, as Prometheus anchors its
-/// patterns) and `$1`, `${1}`, `${name}` expansion of its captures.
-public struct CompiledPattern: @unchecked Sendable {
-    // Regex is immutable once built; it is only read, from any thread.
-    private let regex: Regex<AnyRegexOutput>
-
-    public init(_ pattern: String) throws(RelabelError) {
-        do {
-            regex = try Regex("^(?:" + pattern + ")$")
-        } catch {
-            throw RelabelError(reason: "regex \"\(pattern)\" is not a regular expression: \(error)")
-        }
-    }
-
-    struct Match {
-        let output: AnyRegexOutput
-
-        /// `template` with `$n`, `${n}` and `${name}` replaced by the captures (missing ones by "").
-        func expand(_ template: String) -> String {
-            guard template.contains("$") else { return template }
-            var out = ""
-            var chars = Array(template)
-            var i = 0
-            chars.append("\0")
-            while i < chars.count - 1 {
-                let c = chars[i]
-                guard c == "$" else {
-                    out.append(c)
-                    i += 1
-                    continue
-                }
-                if chars[i + 1] == "$" {
-                    out.append("$")
-                    i += 2
-                    continue
-                }
-                var name = ""
-                var j = i + 1
-                if chars[j] == "{" {
-                    j += 1
-                    while j < chars.count - 1, chars[j] != "}" {
-                        name.append(chars[j])
-                        j += 1
-                    }
-                    guard j < chars.count - 1 else {
-                        out.append(c)
-                        i += 1
-                        continue
-                    }
-                    j += 1
-                } else {
-                    while j < chars.count - 1, chars[j].isLetter || chars[j].isNumber || chars[j] == "_" {
-                        name.append(chars[j])
-                        j += 1
-                    }
-                }
-                guard !name.isEmpty else {
-                    out.append(c)
-                    i += 1
-                    continue
-                }
-                out += capture(name)
-                i = j
-            }
-            return out
-        }
-
-        private func capture(_ name: String) -> String {
-            if let index = Int(name) {
-                guard index < output.count, let text = output[index].substring else { return "" }
-                return String(text)
-            }
-            guard let text = output[name]?.substring else { return "" }
-            return String(text)
-        }
-    }
-
-    /// Whether the whole of `text` matches.
-    public func matches(_ text: String) -> Bool { match(text) != nil }
-
-    func match(_ text: String) -> Match? {
-        guard let match = try? regex.wholeMatch(in: text) else { return nil }
-        return Match(output: match.output)
-    }
 }

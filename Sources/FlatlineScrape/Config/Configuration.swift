@@ -113,7 +113,11 @@ public struct LabelRequirement: LabelRequirementRule {
     public init(metrics: String, labels: [String]) throws(RelabelError) {
         self.metrics = metrics
         self.labels = labels
-        pattern = try CompiledPattern(metrics)
+        do {
+            pattern = try CompiledPattern(metrics)
+        } catch {
+            throw RelabelError(reason: error.reason)
+        }
     }
 
     /// Whether samples of metric `name` must carry ``labels``.

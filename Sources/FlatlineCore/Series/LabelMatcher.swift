@@ -1,0 +1,130 @@
+/// A condition on one label, as Alertmanager and Prometheus write them: `name="value"`,
+/// `name!="value"`, `name=~"regex"`, `name!~"regex"`. Regular expressions match the whole
+/// value. A label that is absent counts as the empty string, so `reason=""` selects series
+/// without a `reason`.
+public struct LabelMatcher: Sendable, CustomStringConvertible {
+    public enum Operator: String, Sendable, CaseIterable {
+        case equal = "="
+        case notEqual = "!="
+        case matches = "=~"
+        case notMatches = "!~"
+    }
+
+    public let name: String
+    public let op: Operator
+    public let value: String
+    private let pattern: CompiledPattern?
+
+    /// - Throws: ``PatternError`` for a bad label name or regular expression.
+    public init(name: String, op: Operator, value: String) throws(PatternError) {
+        guard LabelSet.isValidLabelName(name) else {
+            throw PatternError(reason: "\"\(name)\" is not a label name")
+        }
+        self.name = name
+        self.op = op
+        self.value = value
+        switch op {
+        case .equal, .notEqual: pattern = nil
+        case .matches, .notMatches: pattern = try CompiledPattern(value)
+        }
+    }
+
+    /// Parses `name<op>value`, the value bare or in double quotes (with `\"` and `\\` escapes).
+    /// - Throws: ``PatternError`` naming the text and what is wrong with it.
+    public init(parsing text: String) throws(PatternError) {
+        let trimmed = text.trimmingWhitespace()
+        guard let opStart = trimmed.firstIndex(where: { $0 == "=" || $0 == "!" }) else {
+            throw PatternError(reason: "matcher \"\(text)\" has no operator (=, !=, =~, !~)")
+        }
+        let name = String(trimmed[..<opStart]).trimmingWhitespace()
+        var rest = trimmed[opStart...]
+        let op: Operator
+        if rest.hasPrefix("=~") {
+            op = .matches
+        } else if rest.hasPrefix("!~") {
+            op = .notMatches
+        } else if rest.hasPrefix("!=") {
+            op = .notEqual
+        } else if rest.hasPrefix("=") {
+            op = .equal
+        } else {
+            throw PatternError(reason: "matcher \"\(text)\" has no operator (=, !=, =~, !~)")
+        }
+        rest = rest.dropFirst(op.rawValue.count)
+        var value = String(rest).trimmingWhitespace()
+        if value.hasPrefix("\"") {
+            guard value.count >= 2, value.hasSuffix("\""), !value.hasSuffix("\\\"") || value.hasSuffix("\\\\\"") else {
+                throw PatternError(reason: "matcher \"\(text)\": unterminated quoted value")
+            }
+            var unescaped = ""
+            var escaping = false
+            for c in value.dropFirst().dropLast() {
+                if escaping {
+                    unescaped.append(c == "n" ? "\n" : c)
+                    escaping = false
+                } else if c == "\\" {
+                    escaping = true
+                } else {
+                    unescaped.append(c)
+                }
+            }
+            value = unescaped
+        }
+        do {
+            try self.init(name: name, op: op, value: value)
+        } catch {
+            throw PatternError(reason: "matcher \"\(text)\": \(error.reason)")
+        }
+    }
+
+    /// Whether a label's value (`nil` when absent) satisfies the matcher.
+    public func matches(_ labelValue: String?) -> Bool {
+        let actual = labelValue ?? ""
+        switch op {
+        case .equal: return actual == value
+        case .notEqual: return actual != value
+        case .matches: return pattern?.matches(actual) ?? false
+        case .notMatches: return !(pattern?.matches(actual) ?? false)
+        }
+    }
+
+    /// Whether a label set satisfies the matcher.
+    public func matches(_ labels: LabelSet) -> Bool { matches(labels[name]) }
+
+    /// Whether a label dictionary satisfies the matcher.
+    public func matches(_ labels: [String: String]) -> Bool { matches(labels[name]) }
+
+    public var description: String {
+        var escaped = ""
+        for c in value {
+            switch c {
+            case "\\": escaped += "\\\\"
+            case "\"": escaped += "\\\""
+            case "\n": escaped += "\\n"
+            default: escaped.append(c)
+            }
+        }
+        return name + op.rawValue + "\"" + escaped + "\""
+    }
+}
+
+extension LabelMatcher: Hashable {
+    public static func == (lhs: LabelMatcher, rhs: LabelMatcher) -> Bool {
+        lhs.name == rhs.name && lhs.op == rhs.op && lhs.value == rhs.value
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(name)
+        hasher.combine(op)
+        hasher.combine(value)
+    }
+}
+
+extension String {
+    func trimmingWhitespace() -> String {
+        var s = Substring(self)
+        while let first = s.first, first.isWhitespace { s = s.dropFirst() }
+        while let last = s.last, last.isWhitespace { s = s.dropLast() }
+        return String(s)
+    }
+}
