@@ -142,7 +142,38 @@ public struct AlertEngine: Sendable, Codable {
                 }
             }
         }
+        annotateIncidents()
+        for i in events.indices where events[i].status == .firing {
+            if let current = alerts[events[i].alert.fingerprint] { events[i].alert.annotations = current.annotations }
+        }
         return events.sorted { ($0.alert.fingerprint, $0.status.rawValue) < ($1.alert.fingerprint, $1.status.rawValue) }
+    }
+
+    /// Alerts with the same `incident` label are one story (a frozen consumer and its stream
+    /// nearing its limit): each pending or firing one names the others in a `related`
+    /// annotation, so a receiver grouping by `incident` pages once and says why.
+    private mutating func annotateIncidents() {
+        var incidents: [String: [AlertFingerprint]] = [:]
+        for (fingerprint, alert) in alerts where alert.state != .resolved {
+            guard let incident = alert.labels["incident"] else { continue }
+            incidents[incident, default: []].append(fingerprint)
+        }
+        for members in incidents.values {
+            for fingerprint in members {
+                guard var alert = alerts[fingerprint] else { continue }
+                var counts: [String: Int] = [:]
+                for other in members where other != fingerprint {
+                    guard let peer = alerts[other] else { continue }
+                    let name = (peer.labels["alertname"] ?? "?") + (peer.state == .pending ? " (pending)" : "")
+                    counts[name, default: 0] += 1
+                }
+                let related = counts.keys.sorted().map { counts[$0] == 1 ? $0 : "\($0) x\(counts[$0] ?? 0)" }
+                let text = related.isEmpty ? nil : related.joined(separator: ", ")
+                guard alert.annotations["related"] != text else { continue }
+                alert.annotations["related"] = text
+                alerts[fingerprint] = alert
+            }
+        }
     }
 
     private mutating func apply(_ observation: AlertObservation, fingerprint: AlertFingerprint, at time: Timestamp)

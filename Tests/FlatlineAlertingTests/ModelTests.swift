@@ -28,7 +28,20 @@ struct ModelTests {
     @Test("every shipped model parses")
     func shippedModels() throws {
         let names = try Self.shipped().map(\.name)
-        #expect(names == ["consumer_freeze", "producer_flood", "slow_consumer"])
+        #expect(
+            names == [
+                "connection_churn", "consumer_backlog_forecast", "consumer_freeze", "consumer_stream_limit_forecast",
+                "gateway_loss", "jetstream_account_storage_near_limit", "jetstream_memory_near_limit",
+                "jetstream_storage_near_limit", "leafnode_loss", "producer_flood", "route_loss",
+                "server_traffic_anomaly", "server_unhealthy", "slow_consumer", "slow_consumer_disconnect", "target_down",
+            ]
+        )
+        // Every shipped model names its incident and fills every placeholder it uses from its
+        // labels or its kind's numbers (checked on the rendered text in each kind's test).
+        for model in try Self.shipped() {
+            #expect(model.incident != nil, "\(model.name)")
+            #expect(!model.description.isEmpty, "\(model.name)")
+        }
     }
 
     @Test(
@@ -39,6 +52,22 @@ struct ModelTests {
             ("name: x\nkind: stall\ngroup_by: [a]\nstall: {progress: p}\n", "stall.waiting must list gauges"),
             ("name: x\nkind: growth\ngroup_by: [a]\ngrowth: {metric: m}\n", "alert: is required"),
             ("name: x\nkindd: stall\n", "unknown key \"kindd\""),
+            (
+                "name: x\nkind: threshold\ngroup_by: [a]\nthreshold: {metric: m, above: 1, below: 0}\n",
+                "exactly one of above: or below:"
+            ),
+            (
+                "name: x\nkind: threshold\ngroup_by: [a]\nthreshold: {metric: m, above: 0.9, clear: 0.95}\n",
+                "clear must be on the normal side"
+            ),
+            (
+                "name: x\nkind: forecast\ngroup_by: [a]\nforecast: {metric: m, limit: 5, limit_on: [b]}\n",
+                "limit_on must list some of the group_by labels"
+            ),
+            ("name: x\nkind: drop\ngroup_by: [a]\ndrop: {metric: m, min_dropp: 1}\n", "unknown key \"drop.min_dropp\""),
+            ("name: x\nkind: drop\ngroup_by: [a]\ndrop: {metric: m}\nsurge: {}\n", "does not belong"),
+            ("name: x\nkind: anomaly\ngroup_by: [a]\nanomaly: {metrics: [m], direction: up}\n", "above, below or both"),
+            ("name: x\nkind: drop\ngroup_by: [a]\nmatch: ['a=~\"(\"']\ndrop: {metric: m}\n", "match:"),
             (
                 "name: x\nkind: growth\ngroup_by: [a]\ngrowth: {metric: m, min_value: lots}\nalert: {}\n",
                 "\"lots\" is not a number or a duration"

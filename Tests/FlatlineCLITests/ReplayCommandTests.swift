@@ -96,9 +96,10 @@ struct ReplayCommandTests {
             fixture, "--model", "ewma", "--out", "/dev/null", "--alerts-out", out, "--models", models,
         ])
         #expect(result.status == 0, "\(result.standardError)")
-        #expect(result.standardError.contains("alerts.ndjson: 3 alerts fired, 3 resolved"))
+        // Freeze (and its backlog forecast), flood, slow consumer: each fired and resolved.
+        #expect(result.standardError.contains("alerts.ndjson: 4 alerts fired, 4 resolved"))
         let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")
-        #expect(lines.count == 6)
+        #expect(lines.count == 8)
         let first = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
         #expect(first["status"] as? String == "firing")
         #expect(first["endsAt"] as? String == "0001-01-01T00:00:00Z")

@@ -27,7 +27,7 @@ struct ReplayAlertsTests {
         let fixtures = TestSupport.repositoryFile("Tests/FlatlineIngestTests/Fixtures/nats")
         let file = try SeriesFile.load(path: fixtures.appendingPathComponent("scenario-freeze-flood.ndjson.gz").path)
         let models = try ModelDirectory.load(TestSupport.repositoryFile("models").path)
-        let result = try Replayer.run(file, configuration: DetectorConfiguration(kind: .ewma), models: models)
+        let result = try Replayer.run(file, configuration: DetectorConfiguration(), models: models)
         struct Truth: Decodable { var phases: [Phase] }
         let truth = try JSONDecoder().decode(
             Truth.self,
@@ -63,8 +63,15 @@ struct ReplayAlertsTests {
         #expect(slowAlert.time.seconds < (try Self.time("2026-11-24T15:27:53.816Z")))
         #expect(slowAlert.time.seconds - slow.0 <= 15)
 
-        // Nothing else: exactly these three fired, none during the baseline, no freeze in the flood.
-        #expect(firing.count == 3, "\(firing.map { "\($0.time) \($0.alert.labels)" })")
+        // The frozen consumer's ack-pending count pinned at max_ack_pending: the backlog forecast
+        // fires inside the freeze, as part of the same incident, and says so.
+        let forecast = try #require(first("ConsumerBacklogForecast", "consumer", "worker"))
+        #expect(forecast.time.seconds >= freeze.0 && forecast.time.seconds <= freeze.1)
+        #expect(forecast.alert.labels["incident"] == frozen.alert.labels["incident"])
+        #expect(forecast.alert.annotations["related"] == "ConsumerFreeze")
+
+        // Nothing else: exactly these four fired, none during the baseline, no freeze in the flood.
+        #expect(firing.count == 4, "\(firing.map { "\($0.time) \($0.alert.labels)" })")
         let baseline = try phase("baseline")
         #expect(!firing.contains { $0.time.seconds < baseline.1 })
         #expect(

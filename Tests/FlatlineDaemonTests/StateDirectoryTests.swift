@@ -72,6 +72,23 @@ struct StateDirectoryTests {
         let engine = Self.firingEngine()
         try state.save(bank, source: "nats/127.0.0.1:8222")
         try state.save(engine)
+        // The models' learned state: a consumer's usual gap, a client's baseline.
+        let models = try ModelDirectory.load(TestSupport.repositoryFile("models").path)
+        var evaluator = ModelEvaluator(models: models)
+        for t in 0..<30 {
+            let labels = ["__name__": "gnatsd_connz_in_msgs", "instance": "n1", "cid": "3"]
+            var bytes = labels
+            bytes["__name__"] = "gnatsd_connz_in_bytes"
+            let time = Timestamp(milliseconds: Int64(t) * 1000)
+            _ = evaluator.observe(
+                time: time,
+                samples: [
+                    Sample(labels: try LabelSet(validating: labels), value: Double(t * 40), timestamp: time),
+                    Sample(labels: try LabelSet(validating: bytes), value: Double(t * 4000), timestamp: time),
+                ]
+            )
+        }
+        try state.save(evaluator.state)
         let captured = Captured()
         let restoredBank = try #require(
             state.restoreDetection(source: "nats/127.0.0.1:8222", logger: Self.logger(captured))
@@ -82,9 +99,13 @@ struct StateDirectoryTests {
         let restoredEngine = try #require(state.restoreAlerts(logger: Self.logger(captured)))
         #expect(restoredEngine.alerts == engine.alerts)
         #expect(restoredEngine.alerts(in: .firing).count == 1)
-        // Only the two state files: no temporary files left behind.
+        let restoredModels = try #require(state.restoreModels(logger: Self.logger(captured)))
+        #expect(try encoder.encode(restoredModels) == encoder.encode(evaluator.state))
+        var fresh = ModelEvaluator(models: models)
+        #expect(fresh.restore(restoredModels).count == models.count)
+        // Only the state files: no temporary files left behind.
         let files = try FileManager.default.contentsOfDirectory(atPath: state.path).sorted()
-        #expect(files == ["alerts.json", "detection-nats_127.0.0.1_8222.json"])
+        #expect(files == ["alerts.json", "detection-nats_127.0.0.1_8222.json", "models.json"])
         #expect(captured.all.allSatisfy { $0.hasPrefix("info restored") })
     }
 

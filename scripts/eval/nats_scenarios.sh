@@ -5,9 +5,10 @@
 #
 #   scripts/eval/nats_scenarios.sh [FLATLINE] [OUT_DIR] [SCORER]
 #
-# Scenarios: scripts/eval/scenarios/*.yml at 1 s scrapes, and the built-in one at 15 s scrapes
-# (Prometheus' default interval). Takes about six minutes (the scenarios run in parallel, each on
-# its own server).
+# Scenarios: scripts/eval/scenarios/{shifted,quiet}.yml at 1 s scrapes, and the built-in one at
+# 15 s scrapes (Prometheus' default interval). Takes about six minutes (the scenarios run in
+# parallel, each on its own server). SCENARIOS="quiet-long" (20 minutes of normal traffic, for
+# the false-alert rate) or any list of shifted, quiet, quiet-long, builtin-15s picks others.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 flatline="${1:-$root/.build/release/flatline}"
@@ -41,16 +42,20 @@ YAML
     sleep 2
     kill -INT "$recorder"; wait "$recorder" || true
     kill "$server"; wait "$server" 2>/dev/null || true
-    "$flatline" replay "$dir/recording.ndjson.gz" --model ewma --out /dev/null \
+    "$flatline" replay "$dir/recording.ndjson.gz" --out /dev/null \
         --alerts-out "$dir/alerts.ndjson" --models "$root/models" --quiet
     python3 "$scorer" "$dir/truth.json" "$dir/alerts.ndjson" --limits "freeze=$4,flood=$5,slow=$6" \
         >"$dir/score.txt" || true
 }
 
-run shifted "$root/scripts/eval/scenarios/shifted.yml" 1s 15 5 15 &
-run quiet "$root/scripts/eval/scenarios/quiet.yml" 1s 15 5 15 &
-run builtin-15s "" 15s 60 30 60 &
+scenarios="${SCENARIOS:-shifted quiet builtin-15s}"
+for name in $scenarios; do
+    case "$name" in
+        builtin-15s) run builtin-15s "" 15s 60 30 60 & ;;
+        *) run "$name" "$root/scripts/eval/scenarios/$name.yml" 1s 15 5 15 & ;;
+    esac
+done
 wait
-for name in shifted quiet builtin-15s; do
+for name in $scenarios; do
     echo "== $name"; cat "$out/$name/score.txt"
 done

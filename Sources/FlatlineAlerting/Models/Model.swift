@@ -1,6 +1,5 @@
 import FlatlineCore
 import Foundation
-import Yams
 
 /// What an alert raised by a model looks like.
 public struct AlertTemplate: Sendable, Hashable {
@@ -18,41 +17,168 @@ public struct AlertTemplate: Sendable, Hashable {
 }
 
 /// A model: which series it watches, the signal it derives, when it alerts, and how the alert
-/// reads. Kinds:
-/// - `stall`: a counter (`progress`) stops advancing while work waits (`waiting` gauges sum above
-///   zero) for longer than `stall_after` and than `stall_factor` times its usual gap between
-///   advances. JetStream consumer freezes.
-/// - `growth`: a gauge at or above `min_value` that has risen at least `min_rises` observations in
-///   a row, over at least `min_duration` (a queue building up); clears below `clear_value`. Slow
-///   consumers.
-/// - `surge`: a counter's rate far above its own baseline, carrying payload. Producer floods.
+/// reads. The kinds and their parameters are documented in the README ("Models").
 public struct Model: Sendable, Hashable {
     public enum Kind: Sendable, Hashable {
-        case stall(progress: String, waiting: [String], stallAfter: Double, stallFactor: Double)
-        case growth(metric: String, minValue: Double, clearValue: Double, minRises: Int, minDuration: Double)
+        /// A counter (`progress`) stops advancing while work waits. JetStream consumer freezes.
+        case stall(StallParameters)
+        /// A gauge rising past a level, scrape after scrape. Slow consumers.
+        case growth(GrowthParameters)
+        /// A counter's rate far above its own baseline. Producer floods, connection churn.
         case surge(SurgeParameters)
+        /// A gauge (or a ratio of two) beyond a fixed level. Targets down, storage near its limit.
+        case threshold(ThresholdParameters)
+        /// A gauge below the level it held (routes, leaf nodes, gateways lost).
+        case drop(DropParameters)
+        /// A counter that increased at all within a window (slow-consumer disconnects).
+        case increase(IncreaseParameters)
+        /// A gauge's robust trend reaching a limit within a horizon (backlog forecasts).
+        case forecast(ForecastParameters)
+        /// The detector bank's verdict (EWMA, robust z, seasonal ensemble) on a series.
+        case anomaly(AnomalyParameters)
+
+        /// The metric names the kind reads.
+        public var metrics: Set<String> {
+            switch self {
+            case .stall(let p): Set([p.progress] + p.waiting)
+            case .growth(let p): [p.metric]
+            case .surge(let p): Set([p.messages] + (p.bytes.map { [$0] } ?? []))
+            case .threshold(let p): Set([p.metric] + (p.ratioTo.map { [$0] } ?? []))
+            case .drop(let p): [p.metric]
+            case .increase(let p): [p.metric]
+            case .forecast(let p): Set([p.metric] + (p.limitMetric.map { [$0] } ?? []))
+            case .anomaly(let p): Set(p.metrics)
+            }
+        }
+
+        /// The metric names `match:` applies to (the watched series, not their limits).
+        public var primaryMetrics: Set<String> {
+            switch self {
+            case .threshold(let p): [p.metric]
+            case .forecast(let p): [p.metric]
+            default: metrics
+            }
+        }
+
+        public var name: String {
+            switch self {
+            case .stall: "stall"
+            case .growth: "growth"
+            case .surge: "surge"
+            case .threshold: "threshold"
+            case .drop: "drop"
+            case .increase: "increase"
+            case .forecast: "forecast"
+            case .anomaly: "anomaly"
+            }
+        }
     }
 
-    /// A message rate far above its own baseline, carrying payload (so acknowledgements and pull
-    /// requests, which are messages without payload, do not count as a flood).
+    /// A counter that must keep advancing while the `waiting` gauges sum above zero.
+    public struct StallParameters: Sendable, Hashable {
+        public var progress: String
+        public var waiting: [String]
+        /// Never sooner than this many seconds without progress...
+        public var stallAfter: Double
+        /// ...nor sooner than this many times the thing's usual gap between advances.
+        public var stallFactor: Double
+    }
+
+    /// A gauge at or above `minValue`, risen `minRises` observations in a row over at least
+    /// `minDuration` seconds; clears below `clearValue`.
+    public struct GrowthParameters: Sendable, Hashable {
+        public var metric: String
+        public var minValue: Double
+        public var clearValue: Double
+        public var minRises: Int
+        public var minDuration: Double
+    }
+
+    /// A counter's rate far above its own baseline, optionally carrying payload (so
+    /// acknowledgements and pull requests, which are messages without payload, are no flood).
     public struct SurgeParameters: Sendable, Hashable {
-        /// The message counter and the byte counter of one thing (a connection).
+        /// The counter whose rate is watched.
         public var messages: String
-        public var bytes: String
+        /// Its byte counter, when the surplus must carry payload.
+        public var bytes: String?
         /// The rate must be at least this many times the baseline...
         public var factor: Double
-        /// ...and this many messages per second above it.
+        /// ...and this many per second above it.
         public var minRate: Double
         /// The surplus must carry this many payload bytes per message on average.
         public var minPayload: Double
-        /// Seconds the surge must have lasted, over consecutive observations (two 1 s scrapes, or
-        /// one 15 s scrape).
+        /// Seconds the surge must have lasted, over consecutive observations.
         public var minDuration: Double
         /// Half-life of the baseline (an exponentially weighted mean of the rate, not updated
         /// while surging), in seconds.
         public var halfLife: Double
         /// Seconds of normal traffic before the baseline is trusted (cold start).
         public var warmup: Double
+    }
+
+    /// A gauge, or its ratio to another series of the same thing, beyond `value`; clears back
+    /// past `clear` (hysteresis).
+    public struct ThresholdParameters: Sendable, Hashable {
+        public var metric: String
+        /// Divide by this series (same `group_by` labels); a denominator of 0 or below (no
+        /// limit) means nothing to watch.
+        public var ratioTo: String?
+        /// `above` or `below`.
+        public var direction: Direction
+        public var value: Double
+        public var clear: Double
+    }
+
+    /// A gauge more than `minDrop` below the highest level it held; a lower level held for
+    /// `relearnAfter` seconds becomes the new normal (a route removed on purpose).
+    public struct DropParameters: Sendable, Hashable {
+        public var metric: String
+        public var minDrop: Double
+        public var relearnAfter: Double
+    }
+
+    /// A counter that rose by at least `minIncrease` within `window` seconds; clears after a
+    /// window without any increase.
+    public struct IncreaseParameters: Sendable, Hashable {
+        public var metric: String
+        public var minIncrease: Double
+        public var window: Double
+        /// A series that appears after the model started counts all of its value as an
+        /// increase: right for counters created at their first event (Flatline's closed-
+        /// connection counters), wrong for lifetime totals of a newly scraped target.
+        public var newSeriesFromZero: Bool
+    }
+
+    /// A gauge's robust linear trend over `window` seconds reaching a limit (another series of the
+    /// same thing, or a fixed number) within `horizon` seconds.
+    public struct ForecastParameters: Sendable, Hashable {
+        public var metric: String
+        /// The limit as a series (`max_ack_pending`); 0 or below means no limit.
+        public var limitMetric: String?
+        /// The labels the limit series is found by, when it describes a larger thing than the
+        /// watched one (a consumer's backlog against its stream's `max_msgs`: `[instance,
+        /// account, stream]`); a subset of `group_by`. `nil`: the same `group_by` labels.
+        public var limitOn: [String]?
+        /// The limit as a number (an operator's choice); used when `limitMetric` is absent.
+        public var limit: Double?
+        public var window: Double
+        public var horizon: Double
+        /// Observations the trend needs.
+        public var minPoints: Int
+        /// The trend must have risen by this fraction of the limit over the window, so noise
+        /// around a level is no trend.
+        public var minRise: Double
+    }
+
+    /// The detector bank's verdicts on some series.
+    public struct AnomalyParameters: Sendable, Hashable {
+        public var metrics: [String]
+        public var direction: Direction
+        /// No alert for a deviation smaller than this (in the signal's unit: a rate for counters).
+        public var minDeviation: Double
+        /// Nor for one smaller than this fraction of the expected value (0.5: half of it), so one
+        /// model can watch signals of different units.
+        public var minRelativeDeviation: Double
     }
 
     public var name: String
@@ -62,6 +188,11 @@ public struct Model: Sendable, Hashable {
     public var groupBy: [String]
     /// Labels copied onto the alert when the series has them (`client_name`, `account`...).
     public var carry: [String]
+    /// Only series satisfying every matcher are watched.
+    public var match: [LabelMatcher]
+    /// The incident an alert belongs to, as a template over its labels (`jetstream
+    /// {{account}}/{{stream}}`): alerts with the same `incident` label are one story.
+    public var incident: String?
     public var alert: AlertTemplate
 }
 
@@ -77,12 +208,18 @@ public enum ModelDirectory {
         }
         guard !names.isEmpty else { throw ModelError(file: path, reason: "no *.yml models in it") }
         var models: [Model] = []
+        var seen: [String: String] = [:]
         for name in names {
             let file = path + "/" + name
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw ModelError(file: file, reason: "cannot read")
             }
-            models.append(try Model.parse(String(decoding: data, as: UTF8.self), file: file))
+            let model = try Model.parse(String(decoding: data, as: UTF8.self), file: file)
+            if let other = seen[model.name] {
+                throw ModelError(file: file, reason: "model name \"\(model.name)\" is also used by \(other)")
+            }
+            seen[model.name] = file
+            models.append(model)
         }
         return models
     }
@@ -94,116 +231,4 @@ public struct ModelError: Error, Hashable, Sendable, CustomStringConvertible {
     public var reason: String
 
     public var description: String { "\(file): \(reason)" }
-}
-
-extension Model {
-    /// Parses a model file (`models/*.yml`).
-    /// - Throws: ``ModelError`` naming the file and what is wrong.
-    public static func parse(_ text: String, file: String) throws(ModelError) -> Model {
-        let node: Node
-        do {
-            guard let parsed = try Yams.compose(yaml: text) else { throw ModelError(file: file, reason: "empty") }
-            node = parsed
-        } catch let error as ModelError {
-            throw error
-        } catch {
-            throw ModelError(file: file, reason: "not valid YAML: \(error)")
-        }
-        func fail(_ reason: String) -> ModelError { ModelError(file: file, reason: reason) }
-        guard let top = node.mapping else { throw fail("expected a mapping") }
-        let known: Set<String> = [
-            "name", "description", "kind", "group_by", "carry", "alert", "stall", "growth", "surge",
-        ]
-        for key in top.keys {
-            guard let name = key.string, known.contains(name) else {
-                throw fail("unknown key \"\(key.string ?? "?")\" (known: \(known.sorted().joined(separator: ", ")))")
-            }
-        }
-        func string(_ map: Node.Mapping, _ key: String, _ path: String) throws(ModelError) -> String {
-            guard let value = map[key]?.string, !value.isEmpty else { throw fail("\(path)\(key) is required") }
-            return value
-        }
-        func number(_ map: Node.Mapping, _ key: String, _ path: String, default fallback: Double) throws(ModelError)
-            -> Double
-        {
-            guard let node = map[key] else { return fallback }
-            guard let text = node.string else { throw fail("\(path)\(key) must be a number") }
-            if let value = Double(text), value.isFinite { return value }
-            if let seconds = DurationText.parse(text) { return seconds }
-            throw fail("\(path)\(key): \"\(text)\" is not a number or a duration")
-        }
-        let name = try string(top, "name", "")
-        let kindName = try string(top, "kind", "")
-        let groupBy = (top["group_by"]?.sequence ?? []).compactMap(\.string)
-        guard !groupBy.isEmpty, groupBy.allSatisfy(LabelSet.isValidLabelName) else {
-            throw fail("group_by must list label names")
-        }
-        let kind: Kind
-        switch kindName {
-        case "stall":
-            guard let s = top["stall"]?.mapping else { throw fail("kind stall needs a stall: section") }
-            let waiting = (s["waiting"]?.sequence ?? []).compactMap(\.string)
-            guard !waiting.isEmpty else { throw fail("stall.waiting must list gauges") }
-            kind = .stall(
-                progress: try string(s, "progress", "stall."),
-                waiting: waiting,
-                stallAfter: try number(s, "stall_after", "stall.", default: 10),
-                stallFactor: try number(s, "stall_factor", "stall.", default: 4)
-            )
-        case "growth":
-            guard let g = top["growth"]?.mapping else { throw fail("kind growth needs a growth: section") }
-            let minValue = try number(g, "min_value", "growth.", default: 262_144)
-            kind = .growth(
-                metric: try string(g, "metric", "growth."),
-                minValue: minValue,
-                clearValue: try number(g, "clear_value", "growth.", default: minValue / 2),
-                minRises: Int(try number(g, "min_rises", "growth.", default: 2)),
-                minDuration: try number(g, "min_duration", "growth.", default: 3)
-            )
-        case "surge":
-            guard let g = top["surge"]?.mapping else { throw fail("kind surge needs a surge: section") }
-            kind = .surge(
-                SurgeParameters(
-                    messages: try string(g, "messages", "surge."),
-                    bytes: try string(g, "bytes", "surge."),
-                    factor: try number(g, "factor", "surge.", default: 2.5),
-                    minRate: try number(g, "min_rate", "surge.", default: 20),
-                    minPayload: try number(g, "min_payload", "surge.", default: 16),
-                    minDuration: try number(g, "min_duration", "surge.", default: 2),
-                    halfLife: try number(g, "half_life", "surge.", default: 300),
-                    warmup: try number(g, "warmup", "surge.", default: 120)
-                )
-            )
-        default:
-            throw fail("kind \"\(kindName)\" is not a model kind (stall, growth, surge)")
-        }
-        guard let a = top["alert"]?.mapping else { throw fail("alert: is required") }
-        var labels: [String: String] = [:]
-        for (key, value) in a["labels"]?.mapping ?? [:] {
-            guard let k = key.string, let v = value.string, LabelSet.isValidLabelName(k) else {
-                throw fail("alert.labels must map label names to values")
-            }
-            labels[k] = v
-        }
-        let alert = AlertTemplate(
-            name: try string(a, "name", "alert."),
-            severity: try string(a, "severity", "alert."),
-            timing: AlertTiming(
-                forSeconds: try number(a, "for", "alert.", default: 0),
-                keepFiringFor: try number(a, "keep_firing_for", "alert.", default: 0),
-                staleAfter: try number(a, "stale_after", "alert.", default: 300)
-            ),
-            labels: labels,
-            summary: try string(a, "summary", "alert."),
-            description: try string(a, "description", "alert.")
-        )
-        return Model(
-            name: name,
-            description: top["description"]?.string ?? "",
-            kind: kind,
-            groupBy: groupBy,
-            carry: (top["carry"]?.sequence ?? []).compactMap(\.string),
-            alert: alert
-        )
-    }
 }

@@ -124,6 +124,21 @@ public enum DurationText {
         if ms == ms.rounded() { return "\(Int(ms))ms" }
         return "\(seconds)s"
     }
+
+    /// A duration for people, to the second, largest units first: `45s`, `7m30s`, `2h5m`,
+    /// `3d4h` (at most two units).
+    public static func human(seconds: Double) -> String {
+        guard seconds.isFinite else { return "forever" }
+        var rest = Int64(max(0, seconds.rounded()))
+        if rest == 0 { return "0s" }
+        var parts: [String] = []
+        for (name, size) in [("d", Int64(86400)), ("h", 3600), ("m", 60), ("s", 1)] where rest >= size {
+            parts.append("\(rest / size)\(name)")
+            rest %= size
+            if parts.count == 2 { break }
+        }
+        return parts.joined()
+    }
 }
 
 extension String {

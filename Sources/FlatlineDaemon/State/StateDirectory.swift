@@ -16,6 +16,9 @@ public struct StateDirectory: Sendable {
     /// The alert state's format and version.
     static let alertsFormat = "flatline-alert-state"
     static let alertsVersion = 1
+    /// The models' learned state (baselines, usual gaps, levels, trends).
+    static let modelsFormat = "flatline-model-state"
+    static let modelsVersion = 1
 
     /// Uses (and creates, if needed) the directory.
     /// - Throws: ``StateFileError`` when it cannot be created or is not a directory.
@@ -50,6 +53,9 @@ public struct StateDirectory: Sendable {
     /// The file of the alerts' state.
     public var alertsFile: String { path + "/alerts.json" }
 
+    /// The file of the models' learned state.
+    public var modelsFile: String { path + "/models.json" }
+
     public func save(_ bank: DetectionBank, source: String) throws(StateFileError) {
         try StateFile.save(bank, to: detectionFile(source))
     }
@@ -63,6 +69,22 @@ public struct StateDirectory: Sendable {
         restore(detectionFile(source), what: "detection state of \(source)", logger: logger) {
             path throws(StateFileError) in
             try StateFile.load(from: path)
+        }
+    }
+
+    public func save(_ models: ModelEvaluatorState) throws(StateFileError) {
+        try StateFile.save(models, format: Self.modelsFormat, version: Self.modelsVersion, to: modelsFile)
+    }
+
+    /// The models' saved learned state, or `nil` for a cold start.
+    public func restoreModels(logger: Logger) -> ModelEvaluatorState? {
+        restore(modelsFile, what: "model state", logger: logger) { path throws(StateFileError) in
+            try StateFile.load(
+                ModelEvaluatorState.self,
+                format: Self.modelsFormat,
+                version: Self.modelsVersion,
+                from: path
+            )
         }
     }
 

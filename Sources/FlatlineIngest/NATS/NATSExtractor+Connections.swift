@@ -111,6 +111,7 @@ extension NATSExtractor {
     {
         var current = Set<Int>()
         var fresh: [String: Double] = [:]
+        var freshByGroup: [String: [String: Double]] = [:]
         if restarted { closedSeen = [] }
         for page in pages {
             let d = page.document
@@ -122,7 +123,10 @@ extension NATSExtractor {
                     continue
                 }
                 guard closedPrimed, !closedSeen.contains(cid) else { continue }
-                fresh[d.string(connection, "reason") ?? "unknown", default: 0] += 1
+                let reason = d.string(connection, "reason") ?? "unknown"
+                fresh[reason, default: 0] += 1
+                let group = Self.clientGroup(forName: d.string(connection, "name") ?? "")
+                freshByGroup[group, default: [:]][reason, default: 0] += 1
             }
         }
         closedPrimed = true
@@ -138,6 +142,26 @@ extension NATSExtractor {
             labels: out.base,
             counterReset: false
         )
+        for (group, reasons) in freshByGroup {
+            for (reason, count) in reasons {
+                closedByGroup[group, default: [:]][reason, default: 0] += count
+                closedByGroup[group, default: [:]]["", default: 0] += count
+            }
+        }
+        // Which clients were disconnected, and why (a slow consumer, a reconnect loop).
+        for group in closedByGroup.keys.sorted() {
+            guard let reasons = closedByGroup[group] else { continue }
+            for reason in reasons.keys.sorted() {
+                let labels = reason.isEmpty ? [("client_group", group)] : [("client_group", group), ("reason", reason)]
+                out.add(
+                    "flatline_nats_client_group_closed_total",
+                    reasons[reason, default: 0],
+                    .counter,
+                    labels: out.labels(labels),
+                    counterReset: false
+                )
+            }
+        }
         for reason in closedTotals.keys.sorted() where !reason.isEmpty {
             out.add(
                 "flatline_nats_closed_connections_total",

@@ -68,6 +68,8 @@ public struct NATSExtractor: Sendable {
     var groups = ClientGroupTotals()
     var closedSeen: Set<Int> = []
     var closedTotals: [String: Double] = [:]
+    /// Closed connections by client group, then by reason ("" for all reasons).
+    var closedByGroup: [String: [String: Double]] = [:]
     var closedPrimed = false
 
     /// - Parameter targetLabels: labels every series of the target carries; names must be valid.

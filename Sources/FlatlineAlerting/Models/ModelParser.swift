@@ -1,0 +1,290 @@
+import FlatlineCore
+import Yams
+
+extension Model {
+    /// Parses a model file (`models/*.yml`). Keys are strict: an unknown key (a typo) is an
+    /// error, not a silently ignored setting.
+    /// - Throws: ``ModelError`` naming the file, the key and what is wrong.
+    public static func parse(_ text: String, file: String) throws(ModelError) -> Model {
+        let node: Node
+        do {
+            guard let parsed = try Yams.compose(yaml: text) else { throw ModelError(file: file, reason: "empty") }
+            node = parsed
+        } catch let error as ModelError {
+            throw error
+        } catch {
+            throw ModelError(file: file, reason: "not valid YAML: \(error)")
+        }
+        guard let mapping = node.mapping else { throw ModelError(file: file, reason: "expected a mapping") }
+        let top = try Section(
+            mapping,
+            path: "",
+            file: file,
+            known: [
+                "name", "description", "kind", "group_by", "carry", "match", "incident", "alert",
+                "stall", "growth", "surge", "threshold", "drop", "increase", "forecast", "anomaly",
+            ]
+        )
+        let name = try top.string("name")
+        let kindName = try top.string("kind")
+        let groupBy = try top.names("group_by")
+        guard !groupBy.isEmpty else { throw top.fail("group_by must list label names") }
+        let kind: Kind
+        switch kindName {
+        case "stall":
+            let s = try top.section("stall", known: ["progress", "waiting", "stall_after", "stall_factor"])
+            let waiting = try s.strings("waiting")
+            guard !waiting.isEmpty else { throw s.fail("stall.waiting must list gauges") }
+            kind = .stall(
+                StallParameters(
+                    progress: try s.string("progress"),
+                    waiting: waiting,
+                    stallAfter: try s.number("stall_after", default: 10),
+                    stallFactor: try s.number("stall_factor", default: 4)
+                )
+            )
+        case "growth":
+            let g = try top.section(
+                "growth",
+                known: ["metric", "min_value", "clear_value", "min_rises", "min_duration"]
+            )
+            let minValue = try g.number("min_value", default: 262_144)
+            kind = .growth(
+                GrowthParameters(
+                    metric: try g.string("metric"),
+                    minValue: minValue,
+                    clearValue: try g.number("clear_value", default: minValue / 2),
+                    minRises: Int(try g.number("min_rises", default: 2)),
+                    minDuration: try g.number("min_duration", default: 3)
+                )
+            )
+        case "surge":
+            let g = try top.section(
+                "surge",
+                known: [
+                    "messages", "bytes", "factor", "min_rate", "min_payload", "min_duration", "half_life", "warmup",
+                ]
+            )
+            kind = .surge(
+                SurgeParameters(
+                    messages: try g.string("messages"),
+                    bytes: g.optionalString("bytes"),
+                    factor: try g.number("factor", default: 2.5),
+                    minRate: try g.number("min_rate", default: 20),
+                    minPayload: try g.number("min_payload", default: 16),
+                    minDuration: try g.number("min_duration", default: 2),
+                    halfLife: try g.number("half_life", default: 300),
+                    warmup: try g.number("warmup", default: 120)
+                )
+            )
+        case "threshold":
+            let t = try top.section("threshold", known: ["metric", "ratio_to", "above", "below", "clear"])
+            let above = t.has("above")
+            guard above != t.has("below") else { throw t.fail("threshold needs exactly one of above: or below:") }
+            let value = try t.number(above ? "above" : "below", default: 0)
+            kind = .threshold(
+                ThresholdParameters(
+                    metric: try t.string("metric"),
+                    ratioTo: t.optionalString("ratio_to"),
+                    direction: above ? .above : .below,
+                    value: value,
+                    clear: try t.number("clear", default: value)
+                )
+            )
+            if case .threshold(let p) = kind, above ? p.clear > p.value : p.clear < p.value {
+                throw t.fail("threshold.clear must be on the normal side of the threshold")
+            }
+        case "drop":
+            let d = try top.section("drop", known: ["metric", "min_drop", "relearn_after"])
+            kind = .drop(
+                DropParameters(
+                    metric: try d.string("metric"),
+                    minDrop: try d.positive("min_drop", default: 1),
+                    relearnAfter: try d.positive("relearn_after", default: 3600)
+                )
+            )
+        case "increase":
+            let i = try top.section("increase", known: ["metric", "min_increase", "window", "new_series_from_zero"])
+            let fromZero = i.optionalString("new_series_from_zero") ?? "false"
+            guard fromZero == "true" || fromZero == "false" else {
+                throw i.fail("increase.new_series_from_zero must be true or false")
+            }
+            kind = .increase(
+                IncreaseParameters(
+                    metric: try i.string("metric"),
+                    minIncrease: try i.positive("min_increase", default: 1),
+                    window: try i.positive("window", default: 300),
+                    newSeriesFromZero: fromZero == "true"
+                )
+            )
+        case "forecast":
+            let f = try top.section(
+                "forecast",
+                known: ["metric", "limit_metric", "limit_on", "limit", "window", "horizon", "min_points", "min_rise"]
+            )
+            let limitOn = f.has("limit_on") ? try f.names("limit_on") : nil
+            if let limitOn, !Set(limitOn).isSubset(of: groupBy) || limitOn.isEmpty {
+                throw f.fail("forecast.limit_on must list some of the group_by labels")
+            }
+            let limitMetric = f.optionalString("limit_metric")
+            let limit = f.has("limit") ? try f.positive("limit", default: 1) : nil
+            guard (limitMetric == nil) != (limit == nil) else {
+                throw f.fail("forecast needs exactly one of limit_metric: or limit:")
+            }
+            kind = .forecast(
+                ForecastParameters(
+                    metric: try f.string("metric"),
+                    limitMetric: limitMetric,
+                    limitOn: limitOn,
+                    limit: limit,
+                    window: try f.positive("window", default: 600),
+                    horizon: try f.positive("horizon", default: 1800),
+                    minPoints: Int(try f.positive("min_points", default: 8)),
+                    minRise: try f.number("min_rise", default: 0.05)
+                )
+            )
+        case "anomaly":
+            let a = try top.section(
+                "anomaly",
+                known: ["metrics", "direction", "min_deviation", "min_relative_deviation"]
+            )
+            let metrics = try a.strings("metrics")
+            guard !metrics.isEmpty else { throw a.fail("anomaly.metrics must list metric names") }
+            let directionName = a.optionalString("direction") ?? "both"
+            guard let direction = Direction(rawValue: directionName) else {
+                throw a.fail("anomaly.direction must be above, below or both, not \"\(directionName)\"")
+            }
+            kind = .anomaly(
+                AnomalyParameters(
+                    metrics: metrics,
+                    direction: direction,
+                    minDeviation: try a.number("min_deviation", default: 0),
+                    minRelativeDeviation: try a.number("min_relative_deviation", default: 0)
+                )
+            )
+        default:
+            throw top.fail(
+                "kind \"\(kindName)\" is not a model kind (stall, growth, surge, threshold, drop, increase, forecast, anomaly)"
+            )
+        }
+        for other in ["stall", "growth", "surge", "threshold", "drop", "increase", "forecast", "anomaly"]
+        where other != kindName && top.has(other) {
+            throw top.fail("section \(other): does not belong to a model of kind \(kindName)")
+        }
+        var matchers: [LabelMatcher] = []
+        for text in try top.strings("match") {
+            do {
+                matchers.append(try LabelMatcher(parsing: text))
+            } catch {
+                throw top.fail("match: \(error.reason)")
+            }
+        }
+        let a = try top.section(
+            "alert",
+            known: ["name", "severity", "for", "keep_firing_for", "stale_after", "labels", "summary", "description"]
+        )
+        var labels: [String: String] = [:]
+        for (key, value) in a.mapping["labels"]?.mapping ?? [:] {
+            guard let k = key.string, let v = value.string, LabelSet.isValidLabelName(k) else {
+                throw a.fail("alert.labels must map label names to values")
+            }
+            labels[k] = v
+        }
+        let alert = AlertTemplate(
+            name: try a.string("name"),
+            severity: try a.string("severity"),
+            timing: AlertTiming(
+                forSeconds: try a.number("for", default: 0),
+                keepFiringFor: try a.number("keep_firing_for", default: 0),
+                staleAfter: try a.positive("stale_after", default: 300)
+            ),
+            labels: labels,
+            summary: try a.string("summary"),
+            description: try a.string("description")
+        )
+        return Model(
+            name: name,
+            description: top.optionalString("description") ?? "",
+            kind: kind,
+            groupBy: groupBy,
+            carry: try top.names("carry"),
+            match: matchers,
+            incident: top.optionalString("incident"),
+            alert: alert
+        )
+    }
+}
+
+/// One mapping of a model file, with its path for error messages and strict keys.
+private struct Section {
+    let mapping: Node.Mapping
+    let path: String
+    let file: String
+
+    init(_ mapping: Node.Mapping, path: String, file: String, known: Set<String>) throws(ModelError) {
+        self.mapping = mapping
+        self.path = path
+        self.file = file
+        for key in mapping.keys {
+            guard let name = key.string, known.contains(name) else {
+                throw ModelError(
+                    file: file,
+                    reason:
+                        "unknown key \"\(path)\(key.string ?? "?")\" (known: \(known.sorted().joined(separator: ", ")))"
+                )
+            }
+        }
+    }
+
+    func fail(_ reason: String) -> ModelError { ModelError(file: file, reason: reason) }
+
+    func has(_ key: String) -> Bool { mapping[key] != nil }
+
+    func section(_ key: String, known: Set<String>) throws(ModelError) -> Section {
+        guard let node = mapping[key] else { throw fail("\(path)\(key): is required") }
+        guard let inner = node.mapping else { throw fail("\(path)\(key): must be a mapping") }
+        return try Section(inner, path: path + key + ".", file: file, known: known)
+    }
+
+    func string(_ key: String) throws(ModelError) -> String {
+        guard let value = mapping[key]?.string, !value.isEmpty else { throw fail("\(path)\(key) is required") }
+        return value
+    }
+
+    func optionalString(_ key: String) -> String? {
+        guard let value = mapping[key]?.string, !value.isEmpty else { return nil }
+        return value
+    }
+
+    func strings(_ key: String) throws(ModelError) -> [String] {
+        guard let node = mapping[key] else { return [] }
+        guard let list = node.sequence else { throw fail("\(path)\(key) must be a list") }
+        var out: [String] = []
+        for item in list {
+            guard let text = item.string, !text.isEmpty else { throw fail("\(path)\(key) must list strings") }
+            out.append(text)
+        }
+        return out
+    }
+
+    func names(_ key: String) throws(ModelError) -> [String] {
+        let list = try strings(key)
+        guard list.allSatisfy(LabelSet.isValidLabelName) else { throw fail("\(path)\(key) must list label names") }
+        return list
+    }
+
+    /// A number, or a duration (`30s`, `5m`) in seconds.
+    func number(_ key: String, default fallback: Double) throws(ModelError) -> Double {
+        guard let node = mapping[key] else { return fallback }
+        guard let text = node.string else { throw fail("\(path)\(key) must be a number") }
+        if let value = Double(text), value.isFinite { return value }
+        if let seconds = DurationText.parse(text) { return seconds }
+        throw fail("\(path)\(key): \"\(text)\" is not a number or a duration")
+    }
+
+    func positive(_ key: String, default fallback: Double) throws(ModelError) -> Double {
+        let value = try number(key, default: fallback)
+        guard value > 0 else { throw fail("\(path)\(key) must be above 0") }
+        return value
+    }
+}

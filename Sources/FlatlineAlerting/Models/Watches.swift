@@ -1,0 +1,657 @@
+import FlatlineCore
+
+/// A sample a model watches, with its group key and the labels its alert will carry.
+struct Seen {
+    var sample: Sample
+    var key: String
+    var labels: [String: String]
+    /// The detection bank's verdict, when the caller gave verdicts.
+    var verdict: SampleVerdict?
+}
+
+/// A model's verdict on one watched thing, before it becomes an ``AlertObservation``.
+///
+/// `numbers` fill the templates; the standard ones become annotations: `value` (observed),
+/// `expected`, `band`, `score` (1 at the edge of normal), `since`.
+struct Found {
+    var labels: [String: String]
+    var numbers: [String: String]
+    var condition: AlertCondition
+}
+
+/// A value at a time.
+struct Point: Codable, Sendable {
+    var time: Timestamp
+    var value: Double
+}
+
+/// Per-thing state, with when each thing was last seen so the gone ones can be forgotten.
+struct Things<State: Codable & Sendable>: Codable, Sendable {
+    struct Entry: Codable, Sendable {
+        var state: State
+        var seen: Timestamp
+    }
+
+    var entries: [String: Entry] = [:]
+
+    subscript(key: String) -> State? { entries[key]?.state }
+
+    mutating func set(_ key: String, _ state: State, at time: Timestamp) {
+        entries[key] = Entry(state: state, seen: time)
+    }
+
+    mutating func forget(notSeenSince cutoff: Timestamp) {
+        entries = entries.filter { $0.value.seen >= cutoff }
+    }
+}
+
+private typealias F = ModelEvaluator
+
+/// The learned state of one model, by kind.
+enum ModelWatch: Codable, Sendable {
+    case stall(StallWatch)
+    case growth(GrowthWatch)
+    case surge(SurgeWatch)
+    case threshold(ThresholdWatch)
+    case drop(DropWatch)
+    case increase(IncreaseWatch)
+    case forecast(ForecastWatch)
+    case anomaly(AnomalyWatch)
+
+    init(kind: Model.Kind) {
+        switch kind {
+        case .stall: self = .stall(StallWatch())
+        case .growth: self = .growth(GrowthWatch())
+        case .surge: self = .surge(SurgeWatch())
+        case .threshold: self = .threshold(ThresholdWatch())
+        case .drop: self = .drop(DropWatch())
+        case .increase: self = .increase(IncreaseWatch())
+        case .forecast: self = .forecast(ForecastWatch())
+        case .anomaly: self = .anomaly(AnomalyWatch())
+        }
+    }
+
+    var kindName: String {
+        switch self {
+        case .stall: "stall"
+        case .growth: "growth"
+        case .surge: "surge"
+        case .threshold: "threshold"
+        case .drop: "drop"
+        case .increase: "increase"
+        case .forecast: "forecast"
+        case .anomaly: "anomaly"
+        }
+    }
+
+    mutating func observe(_ kind: Model.Kind, time: Timestamp, seen: [Seen]) -> [Found] {
+        switch (self, kind) {
+        case (.stall(var w), .stall(let p)):
+            defer { self = .stall(w) }
+            return w.observe(p, time: time, seen: seen)
+        case (.growth(var w), .growth(let p)):
+            defer { self = .growth(w) }
+            return w.observe(p, time: time, seen: seen)
+        case (.surge(var w), .surge(let p)):
+            defer { self = .surge(w) }
+            return w.observe(p, time: time, seen: seen)
+        case (.threshold(var w), .threshold(let p)):
+            defer { self = .threshold(w) }
+            return w.observe(p, time: time, seen: seen)
+        case (.drop(var w), .drop(let p)):
+            defer { self = .drop(w) }
+            return w.observe(p, time: time, seen: seen)
+        case (.increase(var w), .increase(let p)):
+            defer { self = .increase(w) }
+            return w.observe(p, time: time, seen: seen)
+        case (.forecast(var w), .forecast(let p)):
+            defer { self = .forecast(w) }
+            return w.observe(p, time: time, seen: seen)
+        case (.anomaly(var w), .anomaly(let p)):
+            defer { self = .anomaly(w) }
+            return w.observe(p, time: time, seen: seen)
+        default:
+            // State of another kind (a model changed kind): start over.
+            self = ModelWatch(kind: kind)
+            return observe(kind, time: time, seen: seen)
+        }
+    }
+
+    mutating func forget(notSeenSince cutoff: Timestamp) {
+        switch self {
+        case .stall(var w):
+            w.things.forget(notSeenSince: cutoff)
+            self = .stall(w)
+        case .growth(var w):
+            w.things.forget(notSeenSince: cutoff)
+            self = .growth(w)
+        case .surge(var w):
+            w.things.forget(notSeenSince: cutoff)
+            self = .surge(w)
+        case .threshold(var w):
+            w.things.forget(notSeenSince: cutoff)
+            self = .threshold(w)
+        case .drop(var w):
+            w.things.forget(notSeenSince: cutoff)
+            self = .drop(w)
+        case .increase(var w):
+            w.things.forget(notSeenSince: cutoff)
+            self = .increase(w)
+        case .forecast(var w):
+            w.things.forget(notSeenSince: cutoff)
+            self = .forecast(w)
+        case .anomaly(var w):
+            w.things.forget(notSeenSince: cutoff)
+            self = .anomaly(w)
+        }
+    }
+}
+
+/// The keys of `seen` in first-seen order, each once.
+private func orderedKeys(_ seen: [Seen]) -> [String] {
+    var keys: [String] = []
+    var known = Set<String>()
+    for s in seen where known.insert(s.key).inserted { keys.append(s.key) }
+    return keys
+}
+
+// MARK: - stall
+
+struct StallWatch: Codable, Sendable {
+    struct Thing: Codable, Sendable {
+        var labels: [String: String]
+        var progress: Double?
+        var lastAdvance: Timestamp?
+        /// Recent gaps between advances while work waited, in seconds.
+        var gaps: [Double] = []
+        var waiting: [String: Double] = [:]
+    }
+
+    var things = Things<Thing>()
+
+    mutating func observe(_ p: Model.StallParameters, time: Timestamp, seen: [Seen]) -> [Found] {
+        var touched: [String] = []
+        for s in seen {
+            let name = s.sample.labels.metricName
+            var state = things[s.key] ?? Thing(labels: s.labels)
+            if name == p.progress {
+                let value = s.sample.value
+                if let previous = state.progress, value != previous {
+                    // Advanced (or restarted): a gap closes.
+                    if let last = state.lastAdvance, value > previous, state.waiting.values.reduce(0, +) > 0 {
+                        state.gaps.append(time.seconds - last.seconds)
+                        if state.gaps.count > 32 { state.gaps.removeFirst(state.gaps.count - 32) }
+                    }
+                    state.lastAdvance = time
+                } else if state.progress == nil {
+                    state.lastAdvance = time
+                }
+                state.progress = value
+                touched.append(s.key)
+            } else {
+                state.waiting[name] = s.sample.value
+            }
+            things.set(s.key, state, at: time)
+        }
+        var out: [Found] = []
+        for key in touched {
+            guard let state = things[key], let lastAdvance = state.lastAdvance else { continue }
+            let waitingNow = state.waiting.values.reduce(0, +)
+            let since = time.seconds - lastAdvance.seconds
+            let usual = F.median(state.gaps) ?? 0
+            let threshold = max(p.stallAfter, p.stallFactor * usual)
+            let condition: AlertCondition
+            if waitingNow <= 0 || since == 0 {
+                condition = .inactive
+            } else if since >= threshold {
+                condition = .active
+            } else {
+                // Stopped, but not yet for long enough: neither start nor clear.
+                condition = .unchanged
+            }
+            let numbers = [
+                "value": F.format(since), "threshold": F.format(threshold), "waiting": F.format(waitingNow),
+                "since": lastAdvance.description, "usual_gap": F.format(usual),
+                "expected": "progress at least every \(F.format(threshold)) s while work waits",
+                "score": F.format(since / threshold),
+            ]
+            out.append(Found(labels: state.labels, numbers: numbers, condition: condition))
+        }
+        return out
+    }
+}
+
+// MARK: - growth
+
+struct GrowthWatch: Codable, Sendable {
+    struct Thing: Codable, Sendable {
+        var labels: [String: String]
+        var values: [Point] = []
+    }
+
+    var things = Things<Thing>()
+
+    mutating func observe(_ p: Model.GrowthParameters, time: Timestamp, seen: [Seen]) -> [Found] {
+        var out: [Found] = []
+        for s in seen {
+            var state = things[s.key] ?? Thing(labels: s.labels)
+            let value = s.sample.value
+            state.values.append(Point(time: time, value: value))
+            if state.values.count > 64 { state.values.removeFirst(state.values.count - 64) }
+            things.set(s.key, state, at: time)
+            // The run of rises ending now: how many, and over how long.
+            var rises = 0
+            var start = time
+            var k = state.values.count - 1
+            while k > 0 && state.values[k - 1].value < state.values[k].value {
+                rises += 1
+                start = state.values[k - 1].time
+                k -= 1
+            }
+            let rising = rises >= p.minRises && time.seconds - start.seconds >= p.minDuration
+            let condition: AlertCondition
+            if value >= p.minValue && rising {
+                condition = .active
+            } else if value < p.clearValue {
+                condition = .inactive
+            } else {
+                condition = .unchanged
+            }
+            let numbers = [
+                "value": F.format(value), "threshold": F.format(p.minValue),
+                "rise": F.format(value - state.values[k].value),
+                "rise_seconds": F.format(time.seconds - start.seconds), "since": start.description,
+                "expected": "below \(F.format(p.minValue)) or not rising", "score": F.format(value / p.minValue),
+            ]
+            out.append(Found(labels: state.labels, numbers: numbers, condition: condition))
+        }
+        return out
+    }
+}
+
+// MARK: - surge
+
+struct SurgeWatch: Codable, Sendable {
+    struct Thing: Codable, Sendable {
+        var labels: [String: String]
+        var lastTime: Timestamp?
+        var lastMessages: Double?
+        var lastBytes: Double?
+        var baselineMessages = 0.0
+        var baselineBytes = 0.0
+        /// Seconds of normal traffic the baseline learned from.
+        var learned = 0.0
+        /// Seconds the current surge has lasted, and when it began.
+        var streak = 0.0
+        var streakStart: Timestamp?
+    }
+
+    var things = Things<Thing>()
+
+    mutating func observe(_ p: Model.SurgeParameters, time: Timestamp, seen: [Seen]) -> [Found] {
+        // A connection's message and byte counters arrive in the same tick; pair them first.
+        var current: [String: (labels: [String: String], messages: Double?, bytes: Double?)] = [:]
+        for s in seen {
+            var entry = current[s.key] ?? (s.labels, nil, nil)
+            if s.sample.labels.metricName == p.messages {
+                entry.messages = s.sample.value
+            } else {
+                entry.bytes = s.sample.value
+            }
+            current[s.key] = entry
+        }
+        var out: [Found] = []
+        for key in current.keys.sorted() {
+            guard let entry = current[key], let messages = entry.messages else { continue }
+            let bytes = entry.bytes ?? 0
+            if p.bytes != nil && entry.bytes == nil { continue }
+            var state = things[key] ?? Thing(labels: entry.labels)
+            defer { things.set(key, state, at: time) }
+            guard let lastTime = state.lastTime, let lastMessages = state.lastMessages,
+                let lastBytes = state.lastBytes, time > lastTime, messages >= lastMessages, bytes >= lastBytes
+            else {
+                // First sight, or the counters restarted: a new starting point.
+                (state.lastTime, state.lastMessages, state.lastBytes) = (time, messages, bytes)
+                continue
+            }
+            let dt = time.seconds - lastTime.seconds
+            let rate = (messages - lastMessages) / dt
+            let byteRate = (bytes - lastBytes) / dt
+            (state.lastTime, state.lastMessages, state.lastBytes) = (time, messages, bytes)
+            let surplus = rate - state.baselineMessages
+            let surplusBytes = byteRate - state.baselineBytes
+            let surging =
+                state.learned >= p.warmup && rate >= p.factor * state.baselineMessages && surplus >= p.minRate
+                && (p.bytes == nil || surplusBytes >= p.minPayload * surplus)
+            if surging {
+                if state.streak == 0 { state.streakStart = lastTime }
+                state.streak += dt
+            } else {
+                state.streak = 0
+                state.streakStart = nil
+                // The baseline learns only from normal traffic, so a flood does not become normal.
+                let alpha = state.learned == 0 ? 1 : 1 - _exp2(-dt / p.halfLife)
+                state.baselineMessages += alpha * (rate - state.baselineMessages)
+                state.baselineBytes += alpha * (byteRate - state.baselineBytes)
+                state.learned += dt
+            }
+            let condition: AlertCondition
+            if state.streak >= p.minDuration {
+                condition = .active
+            } else if surging {
+                condition = .unchanged
+            } else if rate < (1 + p.factor) / 2 * state.baselineMessages || surplus < p.minRate / 2 {
+                condition = .inactive
+            } else {
+                condition = .unchanged
+            }
+            let threshold = max(p.factor * state.baselineMessages, state.baselineMessages + p.minRate)
+            let numbers = [
+                "value": F.format(rate), "threshold": F.format(threshold),
+                "baseline": F.format(state.baselineMessages), "bytes": F.format(byteRate),
+                "ratio": F.format(state.baselineMessages > 0 ? rate / state.baselineMessages : 0),
+                "since": (state.streakStart ?? time).description,
+                "expected": "about \(F.format(state.baselineMessages))/s",
+                "band": "up to \(F.format(threshold))/s", "score": F.format(rate / max(threshold, 1e-9)),
+            ]
+            out.append(Found(labels: state.labels, numbers: numbers, condition: condition))
+        }
+        return out
+    }
+}
+
+// MARK: - threshold
+
+struct ThresholdWatch: Codable, Sendable {
+    struct Thing: Codable, Sendable {
+        var labels: [String: String]
+        var value: Double?
+        /// The latest denominator (limits change rarely; they may come less often).
+        var limit: Double?
+        var activeSince: Timestamp?
+    }
+
+    var things = Things<Thing>()
+
+    mutating func observe(_ p: Model.ThresholdParameters, time: Timestamp, seen: [Seen]) -> [Found] {
+        var touched: [String] = []
+        for s in seen {
+            var state = things[s.key] ?? Thing(labels: s.labels)
+            if s.sample.labels.metricName == p.metric {
+                state.value = s.sample.value
+                state.labels = s.labels
+                touched.append(s.key)
+            } else {
+                state.limit = s.sample.value
+            }
+            things.set(s.key, state, at: time)
+        }
+        var out: [Found] = []
+        for key in touched {
+            guard var state = things[key], let raw = state.value else { continue }
+            var value = raw
+            if p.ratioTo != nil {
+                // No limit (0 or -1, "unlimited"), or none known yet: nothing to compare with.
+                guard let limit = state.limit, limit > 0 else { continue }
+                value = raw / limit
+            }
+            let beyond = p.direction == .below ? value < p.value : value > p.value
+            let back = p.direction == .below ? value >= p.clear : value <= p.clear
+            let condition: AlertCondition = beyond ? .active : back ? .inactive : .unchanged
+            if condition == .active && state.activeSince == nil { state.activeSince = time }
+            if condition == .inactive { state.activeSince = nil }
+            things.set(key, state, at: time)
+            var numbers = [
+                "value": F.format(value), "threshold": F.format(p.value), "raw": F.format(raw),
+                "expected": (p.direction == .below ? "at least " : "at most ") + F.format(p.value),
+                "since": (state.activeSince ?? time).description,
+            ]
+            if p.ratioTo != nil, let limit = state.limit {
+                numbers["limit"] = F.format(limit)
+                numbers["percent"] = F.format(value * 100)
+                numbers["threshold_percent"] = F.format(p.value * 100)
+            }
+            out.append(Found(labels: state.labels, numbers: numbers, condition: condition))
+        }
+        return out
+    }
+}
+
+// MARK: - drop
+
+struct DropWatch: Codable, Sendable {
+    struct Thing: Codable, Sendable {
+        var labels: [String: String]
+        /// The highest level held (or the lower one accepted after `relearn_after`).
+        var level: Double
+        var lowSince: Timestamp?
+    }
+
+    var things = Things<Thing>()
+
+    mutating func observe(_ p: Model.DropParameters, time: Timestamp, seen: [Seen]) -> [Found] {
+        var out: [Found] = []
+        for s in seen {
+            let value = s.sample.value
+            var state = things[s.key] ?? Thing(labels: s.labels, level: value)
+            if value >= state.level {
+                state.level = value
+                state.lowSince = nil
+            } else if let lowSince = state.lowSince {
+                if time.seconds - lowSince.seconds >= p.relearnAfter {
+                    // Held long enough to be the new normal (a route removed on purpose).
+                    state.level = value
+                    state.lowSince = nil
+                }
+            } else {
+                state.lowSince = time
+            }
+            things.set(s.key, state, at: time)
+            let drop = state.level - value
+            let condition: AlertCondition = drop >= p.minDrop ? .active : drop <= 0 ? .inactive : .unchanged
+            let numbers = [
+                "value": F.format(value), "level": F.format(state.level), "drop": F.format(drop),
+                "expected": F.format(state.level), "since": (state.lowSince ?? time).description,
+                "relearn_after": DurationText.human(seconds: p.relearnAfter),
+            ]
+            out.append(Found(labels: state.labels, numbers: numbers, condition: condition))
+        }
+        return out
+    }
+}
+
+// MARK: - increase
+
+struct IncreaseWatch: Codable, Sendable {
+    struct Thing: Codable, Sendable {
+        var labels: [String: String]
+        var last: Double?
+        /// Increases within the window, when they were seen.
+        var increases: [Point] = []
+    }
+
+    var things = Things<Thing>()
+    /// The first tick the model watched: series first seen later are new.
+    var started: Timestamp?
+
+    mutating func observe(_ p: Model.IncreaseParameters, time: Timestamp, seen: [Seen]) -> [Found] {
+        let started = self.started ?? time
+        self.started = started
+        var out: [Found] = []
+        for s in seen {
+            let value = s.sample.value
+            var state = things[s.key] ?? Thing(labels: s.labels)
+            if let last = state.last {
+                // A counter that went down restarted: all of its value is new.
+                let increase = s.sample.counterReset || value < last ? value : value - last
+                if increase > 0 { state.increases.append(Point(time: time, value: increase)) }
+            } else if p.newSeriesFromZero && time > started && value > 0 {
+                state.increases.append(Point(time: time, value: value))
+            }
+            state.last = value
+            state.increases.removeAll { time.seconds - $0.time.seconds > p.window }
+            things.set(s.key, state, at: time)
+            let total = state.increases.reduce(0) { $0 + $1.value }
+            let condition: AlertCondition = total >= p.minIncrease ? .active : total == 0 ? .inactive : .unchanged
+            let numbers = [
+                "value": F.format(total), "threshold": F.format(p.minIncrease),
+                "window": DurationText.human(seconds: p.window), "total": F.format(value), "expected": "0",
+                "since": (state.increases.first?.time ?? time).description,
+            ]
+            out.append(Found(labels: state.labels, numbers: numbers, condition: condition))
+        }
+        return out
+    }
+}
+
+// MARK: - forecast
+
+struct ForecastWatch: Codable, Sendable {
+    struct Thing: Codable, Sendable {
+        var labels: [String: String]
+        var points: [Point] = []
+        var limit: Double?
+        var activeSince: Timestamp?
+    }
+
+    var things = Things<Thing>()
+    /// Limits of larger things (`limit_on`), by their key.
+    var limits: [String: Double] = [:]
+
+    /// At most this many points per window (older ones thinned), so a 1 s scrape interval does
+    /// not make fits slow.
+    static let maxPoints = 120
+
+    mutating func observe(_ p: Model.ForecastParameters, time: Timestamp, seen: [Seen]) -> [Found] {
+        var touched: [String] = []
+        for s in seen where s.sample.labels.metricName != p.metric && p.limitOn != nil {
+            limits[s.key] = s.sample.value
+        }
+        for s in seen where s.sample.labels.metricName == p.metric || p.limitOn == nil {
+            var state = things[s.key] ?? Thing(labels: s.labels)
+            if s.sample.labels.metricName == p.metric {
+                if let limitOn = p.limitOn, let key = ModelEvaluator.key(s.sample.labels, limitOn) {
+                    state.limit = limits[key]
+                }
+                let spacing = p.window / Double(Self.maxPoints)
+                if let last = state.points.last, time.seconds - last.time.seconds < spacing {
+                    state.points[state.points.count - 1] = Point(time: time, value: s.sample.value)
+                } else {
+                    state.points.append(Point(time: time, value: s.sample.value))
+                }
+                state.points.removeAll { time.seconds - $0.time.seconds > p.window }
+                state.labels = s.labels
+                touched.append(s.key)
+            } else {
+                state.limit = s.sample.value
+            }
+            things.set(s.key, state, at: time)
+        }
+        var out: [Found] = []
+        for key in touched {
+            guard var state = things[key], let current = state.points.last?.value else { continue }
+            guard let limit = p.limit ?? state.limit, limit > 0 else { continue }
+            var numbers = [
+                "value": F.format(current), "limit": F.format(limit),
+                "percent": F.format(current / limit * 100), "horizon": DurationText.human(seconds: p.horizon),
+                "expected": "not reaching \(F.format(limit)) within \(DurationText.human(seconds: p.horizon))",
+            ]
+            let condition: AlertCondition
+            if current >= limit {
+                // At the limit: what the forecast warned of has happened.
+                condition = .active
+                numbers["eta"] = "now"
+                numbers["eta_seconds"] = "0"
+                numbers["at"] = time.description
+                numbers["score"] = "1"
+            } else if let trend = Self.trend(state.points, p, limit: limit) {
+                let eta = trend.eta
+                numbers["eta"] = "in " + DurationText.human(seconds: eta)
+                numbers["eta_seconds"] = F.format(eta)
+                numbers["at"] = time.advanced(bySeconds: eta).description
+                numbers["rate"] = F.format(trend.slope * 60)
+                numbers["score"] = F.format(p.horizon / max(eta, 1))
+                condition = eta <= p.horizon ? .active : eta > 2 * p.horizon ? .inactive : .unchanged
+            } else {
+                condition = current < limit * (1 - p.minRise) ? .inactive : .unchanged
+            }
+            if condition == .active && state.activeSince == nil { state.activeSince = time }
+            if condition == .inactive { state.activeSince = nil }
+            numbers["since"] = (state.activeSince ?? time).description
+            things.set(key, state, at: time)
+            out.append(Found(labels: state.labels, numbers: numbers, condition: condition))
+        }
+        return out
+    }
+
+    /// The robust trend when it rises clearly: seconds until it meets `limit` from now, and
+    /// its slope per second. `nil` when there are too few points, the window is not half
+    /// covered, or the rise is within the noise or below `min_rise` of the limit.
+    static func trend(_ points: [Point], _ p: Model.ForecastParameters, limit: Double) -> (eta: Double, slope: Double)? {
+        guard points.count >= p.minPoints, let first = points.first, let last = points.last else { return nil }
+        let span = last.time.seconds - first.time.seconds
+        guard span >= p.window / 2 else { return nil }
+        let x = points.map { $0.time.seconds - last.time.seconds }
+        let y = points.map(\.value)
+        guard let line = try? RobustLine.fit(x: x, y: y), line.slope > 0 else { return nil }
+        let rise = line.slope * span
+        guard rise >= p.minRise * limit, rise >= 3 * line.scale else { return nil }
+        guard let crossing = line.crossing(limit) else { return nil }
+        return (max(0, crossing), line.slope)
+    }
+}
+
+// MARK: - anomaly
+
+struct AnomalyWatch: Codable, Sendable {
+    struct Thing: Codable, Sendable {
+        var labels: [String: String]
+        var since: Timestamp?
+    }
+
+    var things = Things<Thing>()
+
+    mutating func observe(_ p: Model.AnomalyParameters, time: Timestamp, seen: [Seen]) -> [Found] {
+        var out: [Found] = []
+        for s in seen {
+            guard let point = s.verdict?.point else { continue }
+            let metric = s.sample.labels.metricName
+            let key = s.key + metric
+            var labels = s.labels
+            labels["signal"] = metric
+            var state = things[key] ?? Thing(labels: labels)
+            guard point.expected.isFinite, point.lower.isFinite, point.upper.isFinite else {
+                // Still learning this series.
+                things.set(key, state, at: time)
+                continue
+            }
+            let deviation = point.value - point.expected
+            let side: Bool =
+                switch p.direction {
+                case .above: point.value > point.upper
+                case .below: point.value < point.lower
+                case .both: point.value > point.upper || point.value < point.lower
+                }
+            let large = abs(deviation) >= p.minDeviation && abs(deviation) >= p.minRelativeDeviation * abs(point.expected)
+            // A burst counts from a point beyond the band (on the model's side, by enough) to
+            // its end: the detectors adapt to a new level within the burst, but the burst lasts
+            // while the series is unsettled, and `for` asks how long that is.
+            if point.inBurst && side && large && state.since == nil { state.since = time }
+            if !point.inBurst { state.since = nil }
+            let condition: AlertCondition = state.since != nil ? .active : .inactive
+            things.set(key, state, at: time)
+            let halfWidth = (point.upper - point.lower) / 2
+            let numbers = [
+                "value": F.format(point.value), "expected": F.format(point.expected),
+                "band": "\(F.format(point.lower)) to \(F.format(point.upper))",
+                "lower": F.format(point.lower), "upper": F.format(point.upper),
+                "score": F.format(halfWidth > 0 ? abs(deviation) / halfWidth : 0),
+                "deviation": F.format(deviation), "signal": metric,
+                "direction": deviation >= 0 ? "above" : "below",
+                "since": (state.since ?? time).description,
+            ]
+            out.append(Found(labels: state.labels, numbers: numbers, condition: condition))
+        }
+        return out
+    }
+}
