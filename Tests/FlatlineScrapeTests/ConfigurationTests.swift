@@ -234,4 +234,22 @@ struct ConfigurationTests {
         #expect(systemCheck.status == 1)
         #expect(systemCheck.standardError.contains("cannot read \(directory.url.path)/sys.pw"))
     }
+
+    @Test("flatline check --models: the shipped models pass; a typo names the file and key")
+    func checkModels() throws {
+        let shipped = TestSupport.repositoryFile("models").path
+        let ok = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--models", shipped])
+        #expect(ok.status == 0, "\(ok.standardError)")
+        #expect(ok.standardOutput.contains("OK, 16 models"))
+        #expect(ok.standardOutput.contains("consumer_freeze (stall): ConsumerFreeze, critical"))
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let text = try String(contentsOfFile: shipped + "/producer_flood.yml", encoding: .utf8)
+        let typo = try directory.write("flood.yml", text.replacingOccurrences(of: "  factor:", with: "  factr:"))
+        let failed = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--models", directory.url.path])
+        #expect(failed.status == 1)
+        #expect(failed.standardError.contains("\(typo.path): unknown key \"surge.factr\""), "\(failed.standardError)")
+        let neither = try TestSupport.run(TestSupport.flatlineBinary, ["check"])
+        #expect(neither.status != 0)
+    }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlatlineAlerting
 import FlatlineIngest
 import FlatlineScrape
 import Foundation
@@ -6,19 +7,47 @@ import Foundation
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Validate a configuration file without starting anything.",
+        abstract: "Validate a configuration file or a models directory without starting anything.",
         discussion: """
             Reads the file as `flatline record` and the daemon would, checks every key, and \
             prints the jobs and targets it found. On a problem it prints the file, line and key \
             with the reason, and exits with status 1. Token, password and certificate files \
-            are checked for readability.
+            are checked for readability. With --models it reads every model file of the \
+            directory and prints each model's kind and alert.
             """
     )
 
     @Option(help: "The configuration file (YAML, shaped like prometheus.yml).")
-    var config: String
+    var config: String?
+
+    @Option(help: "A models directory (models/*.yml) to check.")
+    var models: String?
+
+    func validate() throws {
+        guard config != nil || models != nil else { throw ValidationError("give --config FILE, --models DIR, or both") }
+    }
 
     func run() throws {
+        if let models { try checkModels(models) }
+        if let config { try checkConfiguration(config) }
+    }
+
+    private func checkModels(_ directory: String) throws {
+        let loaded: [Model]
+        do {
+            loaded = try ModelDirectory.load(directory)
+        } catch {
+            Stderr.write("check: \(error)\n")
+            throw ExitCode(1)
+        }
+        var text = "\(directory): OK, \(loaded.count) model\(loaded.count == 1 ? "" : "s")\n"
+        for model in loaded {
+            text += "  \(model.name) (\(model.kind.name)): \(model.alert.name), \(model.alert.severity)\n"
+        }
+        print(text, terminator: "")
+    }
+
+    private func checkConfiguration(_ config: String) throws {
         let configuration: Configuration
         do {
             configuration = try Configuration.load(path: config)
