@@ -92,6 +92,17 @@ let package = Package(
             name: "FlatlineAlerting",
             dependencies: ["FlatlineCore", .product(name: "Yams", package: "Yams")]
         ),
+        // Where alerts go: the routing tree, grouping and timers, silences and inhibition,
+        // Alertmanager's payloads, and their delivery.
+        .target(
+            name: "FlatlineNotify",
+            dependencies: [
+                "FlatlineCore",
+                "FlatlineAlerting",
+                "FlatlineScrape",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Wiring of the parts: replay today, the daemon later.
         .target(
             name: "FlatlineDaemon",
@@ -181,6 +192,11 @@ let package = Package(
         .testTarget(
             name: "FlatlineAlertingTests",
             dependencies: ["FlatlineAlerting", "FlatlineCore", "FlatlineTestSupport"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "FlatlineNotifyTests",
+            dependencies: ["FlatlineNotify", "FlatlineAlerting", "FlatlineScrape", "FlatlineCore", "FlatlineTestSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

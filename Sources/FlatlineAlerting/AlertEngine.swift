@@ -79,6 +79,32 @@ public struct Alert: Sendable, Hashable, Codable {
     /// When it was last handed out for sending.
     public var lastSent: Timestamp?
 
+    public init(
+        fingerprint: AlertFingerprint,
+        labels: [String: String],
+        annotations: [String: String],
+        state: State,
+        timing: AlertTiming,
+        activeSince: Timestamp,
+        firedAt: Timestamp? = nil,
+        lastActive: Timestamp,
+        lastSeen: Timestamp,
+        resolvedAt: Timestamp? = nil,
+        lastSent: Timestamp? = nil
+    ) {
+        self.fingerprint = fingerprint
+        self.labels = labels
+        self.annotations = annotations
+        self.state = state
+        self.timing = timing
+        self.activeSince = activeSince
+        self.firedAt = firedAt
+        self.lastActive = lastActive
+        self.lastSeen = lastSeen
+        self.resolvedAt = resolvedAt
+        self.lastSent = lastSent
+    }
+
     private enum CodingKeys: String, CodingKey {
         case fingerprint, labels, annotations, state, timing
         case activeSince = "active_since", firedAt = "fired_at", lastActive = "last_active", lastSeen = "last_seen"

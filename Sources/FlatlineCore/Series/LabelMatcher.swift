@@ -94,18 +94,7 @@ public struct LabelMatcher: Sendable, CustomStringConvertible {
     /// Whether a label dictionary satisfies the matcher.
     public func matches(_ labels: [String: String]) -> Bool { matches(labels[name]) }
 
-    public var description: String {
-        var escaped = ""
-        for c in value {
-            switch c {
-            case "\\": escaped += "\\\\"
-            case "\"": escaped += "\\\""
-            case "\n": escaped += "\\n"
-            default: escaped.append(c)
-            }
-        }
-        return name + op.rawValue + "\"" + escaped + "\""
-    }
+    public var description: String { name + op.rawValue + "\"" + LabelSet.escape(value) + "\"" }
 }
 
 extension LabelMatcher: Hashable {

@@ -13,6 +13,8 @@ import FlatlineIngest
 public struct Configuration: Sendable {
     public var global: GlobalSettings
     public var scrapeConfigs: [ScrapeConfiguration]
+    /// `route`, `receivers`, `inhibit_rules`; `nil` when the file has no route.
+    public var alerting: AlertingSettings?
     /// The file it was read from.
     public var file: String
 
@@ -210,7 +212,7 @@ extension Configuration {
     public static func parse(_ text: String, file: String, directory: String = ".") throws(ConfigError) -> Configuration
     {
         let root = try YAMLValue.parse(text, file: file)
-        let top = try root.mapping(known: ["global", "scrape_configs"])
+        let top = try root.mapping(known: ["global", "scrape_configs", "route", "receivers", "inhibit_rules"])
         var global = GlobalSettings()
         if let g = top["global"] {
             let m = try g.mapping(known: [
@@ -237,15 +239,22 @@ extension Configuration {
                 jobs.append(job)
             }
         }
-        return Configuration(global: global, scrapeConfigs: jobs, file: file)
+        let alerting = try alerting(
+            route: top["route"],
+            receivers: top["receivers"],
+            inhibitRules: top["inhibit_rules"],
+            directory: directory,
+            owner: root
+        )
+        return Configuration(global: global, scrapeConfigs: jobs, alerting: alerting, file: file)
     }
 
-    private static func positive(_ value: YAMLValue, _ seconds: Double) throws(ConfigError) -> Double {
+    static func positive(_ value: YAMLValue, _ seconds: Double) throws(ConfigError) -> Double {
         guard seconds > 0 else { throw value.error("must be longer than 0") }
         return seconds
     }
 
-    private static func labels(_ value: YAMLValue) throws(ConfigError) -> [String: String] {
+    static func labels(_ value: YAMLValue) throws(ConfigError) -> [String: String] {
         var out: [String: String] = [:]
         for (name, text, line) in try value.stringMap() {
             guard LabelSet.isValidLabelName(name), !name.hasPrefix("__") else {
@@ -261,10 +270,78 @@ extension Configuration {
         return out
     }
 
-    private static func file(_ value: YAMLValue, directory: String) throws(ConfigError) -> String {
+    static func file(_ value: YAMLValue, directory: String) throws(ConfigError) -> String {
         let path = try value.string()
         guard !path.isEmpty else { throw value.error("empty file name") }
         return path.hasPrefix("/") ? path : directory + "/" + path
+    }
+
+    /// The HTTP client keys shared by scrape jobs and receivers: `bearer_token_file`,
+    /// `basic_auth`, `oauth2` (at most one) and `tls_config`.
+    static func httpSettings(_ m: YAMLMapping, owner value: YAMLValue, directory: String) throws(ConfigError)
+        -> (Authorization, TLSSettings?)
+    {
+        var authorization = Authorization.none
+        var tlsSettings: TLSSettings?
+        var auths: [String] = []
+        if let v = m["bearer_token_file"] {
+            authorization = .bearerTokenFile(try file(v, directory: directory))
+            auths.append("bearer_token_file")
+        }
+        if let v = m["basic_auth"] {
+            let b = try v.mapping(known: ["username", "password", "password_file"])
+            let username = try b.required("username").string()
+            let password = try b["password"]?.string()
+            let passwordFile = try b["password_file"].map { f throws(ConfigError) in try file(f, directory: directory) }
+            if password != nil && passwordFile != nil {
+                throw v.error("password and password_file are mutually exclusive")
+            }
+            authorization = .basic(username: username, password: password, passwordFile: passwordFile)
+            auths.append("basic_auth")
+        }
+        if let v = m["oauth2"] {
+            let o = try v.mapping(known: [
+                "client_id", "client_secret", "client_secret_file", "token_url", "scopes", "endpoint_params",
+            ])
+            var settings = OAuth2Settings(
+                clientID: try o.required("client_id").string(),
+                tokenURL: try o.required("token_url").string()
+            )
+            settings.clientSecret = try o["client_secret"]?.string()
+            settings.clientSecretFile = try o["client_secret_file"].map { f throws(ConfigError) in
+                try file(f, directory: directory)
+            }
+            if settings.clientSecret != nil && settings.clientSecretFile != nil {
+                throw v.error("client_secret and client_secret_file are mutually exclusive")
+            }
+            if let scopes = o["scopes"] { settings.scopes = try scopes.strings() }
+            if let params = o["endpoint_params"] {
+                settings.endpointParams = Dictionary(try params.stringMap().map { ($0.key, $0.value) }) { a, _ in a }
+            }
+            let url = settings.tokenURL
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                throw (o["token_url"] ?? v).error("must be an http:// or https:// URL")
+            }
+            authorization = .oauth2(settings)
+            auths.append("oauth2")
+        }
+        if auths.count > 1 {
+            throw value.error(
+                "at most one of bearer_token_file, basic_auth and oauth2 (got \(auths.joined(separator: ", ")))"
+            )
+        }
+        if let v = m["tls_config"] {
+            let t = try v.mapping(known: ["ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"])
+            var tls = TLSSettings()
+            tls.caFile = try t["ca_file"].map { f throws(ConfigError) in try file(f, directory: directory) }
+            tls.certFile = try t["cert_file"].map { f throws(ConfigError) in try file(f, directory: directory) }
+            tls.keyFile = try t["key_file"].map { f throws(ConfigError) in try file(f, directory: directory) }
+            tls.serverName = try t["server_name"]?.string()
+            tls.insecureSkipVerify = try t["insecure_skip_verify"]?.bool() ?? false
+            if (tls.certFile == nil) != (tls.keyFile == nil) { throw v.error("cert_file and key_file go together") }
+            tlsSettings = tls
+        }
+        return (authorization, tlsSettings)
     }
 
     static let jobKeys: Set<String> = [
@@ -349,64 +426,7 @@ extension Configuration {
                 throw value.error("nats_system needs a server address in static_configs")
             }
         }
-        var auths: [String] = []
-        if let v = m["bearer_token_file"] {
-            job.authorization = .bearerTokenFile(try file(v, directory: directory))
-            auths.append("bearer_token_file")
-        }
-        if let v = m["basic_auth"] {
-            let b = try v.mapping(known: ["username", "password", "password_file"])
-            let username = try b.required("username").string()
-            let password = try b["password"]?.string()
-            let passwordFile = try b["password_file"].map { f throws(ConfigError) in try file(f, directory: directory) }
-            if password != nil && passwordFile != nil {
-                throw v.error("password and password_file are mutually exclusive")
-            }
-            job.authorization = .basic(username: username, password: password, passwordFile: passwordFile)
-            auths.append("basic_auth")
-        }
-        if let v = m["oauth2"] {
-            let o = try v.mapping(known: [
-                "client_id", "client_secret", "client_secret_file", "token_url", "scopes", "endpoint_params",
-            ])
-            var settings = OAuth2Settings(
-                clientID: try o.required("client_id").string(),
-                tokenURL: try o.required("token_url").string()
-            )
-            settings.clientSecret = try o["client_secret"]?.string()
-            settings.clientSecretFile = try o["client_secret_file"].map { f throws(ConfigError) in
-                try file(f, directory: directory)
-            }
-            if settings.clientSecret != nil && settings.clientSecretFile != nil {
-                throw v.error("client_secret and client_secret_file are mutually exclusive")
-            }
-            if let scopes = o["scopes"] { settings.scopes = try scopes.strings() }
-            if let params = o["endpoint_params"] {
-                settings.endpointParams = Dictionary(try params.stringMap().map { ($0.key, $0.value) }) { a, _ in a }
-            }
-            let url = settings.tokenURL
-            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
-                throw (o["token_url"] ?? v).error("must be an http:// or https:// URL")
-            }
-            job.authorization = .oauth2(settings)
-            auths.append("oauth2")
-        }
-        if auths.count > 1 {
-            throw value.error(
-                "at most one of bearer_token_file, basic_auth and oauth2 (got \(auths.joined(separator: ", ")))"
-            )
-        }
-        if let v = m["tls_config"] {
-            let t = try v.mapping(known: ["ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"])
-            var tls = TLSSettings()
-            tls.caFile = try t["ca_file"].map { f throws(ConfigError) in try file(f, directory: directory) }
-            tls.certFile = try t["cert_file"].map { f throws(ConfigError) in try file(f, directory: directory) }
-            tls.keyFile = try t["key_file"].map { f throws(ConfigError) in try file(f, directory: directory) }
-            tls.serverName = try t["server_name"]?.string()
-            tls.insecureSkipVerify = try t["insecure_skip_verify"]?.bool() ?? false
-            if (tls.certFile == nil) != (tls.keyFile == nil) { throw v.error("cert_file and key_file go together") }
-            job.tls = tls
-        }
+        (job.authorization, job.tls) = try httpSettings(m, owner: value, directory: directory)
         for key in ["relabel_configs", "metric_relabel_configs"] {
             guard let v = m[key] else { continue }
             for element in try v.sequence() { job.relabel.append(try relabelRule(element)) }

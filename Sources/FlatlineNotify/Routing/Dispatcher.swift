@@ -1,0 +1,198 @@
+import FlatlineAlerting
+import FlatlineCore
+import FlatlineScrape
+
+/// A silence: alerts whose labels satisfy every matcher are not notified between `startsAt` and
+/// `endsAt`.
+public struct Silence: Sendable, Hashable, Codable {
+    public var id: String
+    public var matchers: [String]
+    public var startsAt: Timestamp
+    public var endsAt: Timestamp
+    public var createdBy: String
+    public var comment: String
+
+    public init(
+        id: String,
+        matchers: [String],
+        startsAt: Timestamp,
+        endsAt: Timestamp,
+        createdBy: String = "",
+        comment: String = ""
+    ) {
+        self.id = id
+        self.matchers = matchers
+        self.startsAt = startsAt
+        self.endsAt = endsAt
+        self.createdBy = createdBy
+        self.comment = comment
+    }
+
+    /// Whether the silence mutes `labels` at `time`. Matchers that do not parse mute nothing
+    /// (they are refused when a silence is created).
+    public func mutes(_ labels: [String: String], at time: Timestamp) -> Bool {
+        guard time >= startsAt, time < endsAt, !matchers.isEmpty else { return false }
+        for text in matchers {
+            guard let matcher = try? LabelMatcher(parsing: text), matcher.matches(labels) else { return false }
+        }
+        return true
+    }
+}
+
+/// One message for one receiver about one group of alerts: what Alertmanager's webhook sends.
+public struct Notification: Sendable, Hashable {
+    public var receiver: String
+    /// `<route key>:<group labels>`, as Alertmanager writes it.
+    public var groupKey: String
+    public var groupLabels: [String: String]
+    /// Firing and resolved alerts of the group, in label order.
+    public var alerts: [Alert]
+    /// When the dispatcher made it.
+    public var time: Timestamp
+
+    /// `firing` when any alert in it fires, else `resolved`.
+    public var status: AlertEvent.Status { alerts.contains { $0.state == .firing } ? .firing : .resolved }
+}
+
+/// Alertmanager's grouping and timing, clocked from outside: alerts are routed into aggregation
+/// groups (one per route and distinct values of its `group_by`), and a group is notified
+/// `group_wait` after it formed, then at most every `group_interval` when it changed (a new
+/// firing alert, a new resolved one, all resolved), and every `repeat_interval` when it did not.
+/// Silenced and inhibited alerts are left out; a group with nothing to say says nothing.
+///
+/// Resolved alerts leave their group once notified (or once a flush found them muted). The
+/// dispatcher is a value: no I/O, no clock, so it is tested with a table and replays exactly.
+public struct Dispatcher: Sendable {
+    public let tree: RoutingTree
+    public var inhibitRules: [InhibitRuleSettings]
+    public var silences: [Silence] = []
+    private var groups: [String: Group] = [:]
+    /// Firing alerts by fingerprint, for inhibition.
+    private var firing: [AlertFingerprint: Alert] = [:]
+
+    struct Group: Sendable {
+        var route: Int
+        var key: String
+        var labels: [String: String]
+        var alerts: [AlertFingerprint: Alert] = [:]
+        var nextFlush: Timestamp
+        var lastNotified: Timestamp?
+        var notifiedFiring: Set<AlertFingerprint> = []
+        var notifiedResolved: Set<AlertFingerprint> = []
+    }
+
+    public init(tree: RoutingTree, inhibitRules: [InhibitRuleSettings] = []) {
+        self.tree = tree
+        self.inhibitRules = inhibitRules
+    }
+
+    /// The number of aggregation groups.
+    public var groupCount: Int { groups.count }
+
+    /// The earliest time a group is due, or `nil` when there is none.
+    public var nextFlush: Timestamp? { groups.values.map(\.nextFlush).min() }
+
+    /// Takes in an alert's current state (firing, or resolved). Pending alerts are ignored.
+    public mutating func update(_ alert: Alert, at time: Timestamp) {
+        guard alert.state != .pending else { return }
+        if alert.state == .firing { firing[alert.fingerprint] = alert } else { firing[alert.fingerprint] = nil }
+        for route in tree.match(alert.labels) {
+            let groupLabels = route.groupBy.groupLabels(alert.labels)
+            let key = route.key + ":" + labelSetText(groupLabels)
+            var group =
+                groups[key]
+                ?? Group(
+                    route: route.index,
+                    key: key,
+                    labels: groupLabels,
+                    nextFlush: time.advanced(bySeconds: route.groupWait)
+                )
+            if group.alerts.isEmpty && group.lastNotified == nil, let fired = alert.firedAt,
+                time.seconds - fired.seconds >= route.groupWait
+            {
+                // An alert older than the group wait (after a restart): no reason to wait again.
+                group.nextFlush = min(group.nextFlush, time)
+            }
+            if alert.state == .resolved && group.alerts[alert.fingerprint] == nil && group.alerts.isEmpty
+                && group.lastNotified == nil
+            {
+                // A resolve for a group that never formed: nothing to tell anyone.
+                continue
+            }
+            group.alerts[alert.fingerprint] = alert
+            groups[key] = group
+        }
+    }
+
+    /// The notifications due at `time`, in group key order.
+    public mutating func flush(at time: Timestamp) -> [Notification] {
+        var out: [Notification] = []
+        for key in groups.keys.sorted() {
+            guard var group = groups[key], group.nextFlush <= time else { continue }
+            let route = tree.routes[group.route]
+            let visible = group.alerts.values.filter { !isMuted($0, at: time) }
+            let firingNow = Set(visible.filter { $0.state == .firing }.map(\.fingerprint))
+            let resolvedNow = Set(visible.filter { $0.state == .resolved }.map(\.fingerprint))
+            let needed: Bool
+            if group.lastNotified == nil {
+                needed = !firingNow.isEmpty
+            } else if !firingNow.isSubset(of: group.notifiedFiring) {
+                needed = true
+            } else if firingNow.isEmpty && !group.notifiedFiring.isEmpty {
+                needed = true
+            } else if !resolvedNow.isSubset(of: group.notifiedResolved) {
+                needed = true
+            } else if let last = group.lastNotified, time.seconds - last.seconds >= route.repeatInterval,
+                !firingNow.isEmpty
+            {
+                needed = true
+            } else {
+                needed = false
+            }
+            if needed {
+                out.append(
+                    Notification(
+                        receiver: route.receiver,
+                        groupKey: group.key,
+                        groupLabels: group.labels,
+                        alerts: visible.sorted { labelSetText($0.labels) < labelSetText($1.labels) },
+                        time: time
+                    )
+                )
+                group.lastNotified = time
+                group.notifiedFiring = firingNow
+                group.notifiedResolved = resolvedNow
+            }
+            // Resolved alerts have been told (or were muted): they leave the group.
+            for fingerprint in group.alerts.keys where group.alerts[fingerprint]?.state == .resolved {
+                group.alerts[fingerprint] = nil
+            }
+            group.nextFlush = time.advanced(bySeconds: route.groupInterval)
+            groups[key] = group.alerts.isEmpty ? nil : group
+        }
+        return out
+    }
+
+    /// Whether an alert is silenced or inhibited at `time`.
+    public func isMuted(_ alert: Alert, at time: Timestamp) -> Bool {
+        if silences.contains(where: { $0.mutes(alert.labels, at: time) }) { return true }
+        return inhibitedBy(alert) != nil
+    }
+
+    /// The firing alert that inhibits `alert`, if any: one matching a rule's source matchers,
+    /// with the rule's `equal` labels equal (absent counts as empty), while `alert` matches its
+    /// target matchers. An alert matching both sides is not inhibited by others that do too.
+    public func inhibitedBy(_ alert: Alert) -> AlertFingerprint? {
+        for rule in inhibitRules where rule.targetMatchers.allSatisfy({ $0.matches(alert.labels) }) {
+            let targetIsSource = rule.sourceMatchers.allSatisfy { $0.matches(alert.labels) }
+            for source in firing.values.sorted(by: { $0.fingerprint < $1.fingerprint })
+            where source.fingerprint != alert.fingerprint {
+                guard rule.sourceMatchers.allSatisfy({ $0.matches(source.labels) }) else { continue }
+                if targetIsSource && rule.targetMatchers.allSatisfy({ $0.matches(source.labels) }) { continue }
+                guard rule.equal.allSatisfy({ (source.labels[$0] ?? "") == (alert.labels[$0] ?? "") }) else { continue }
+                return source.fingerprint
+            }
+        }
+        return nil
+    }
+}
