@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // C BLAS (cblas.h) and LAPACKE (lapacke.h) from Debian's libblas-dev / liblapacke-dev.
@@ -100,7 +101,13 @@ let package = Package(
                 "FlatlineCore",
                 "FlatlineAlerting",
                 "FlatlineScrape",
+                "FlatlineNATS",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // Wiring of the parts: replay today, the daemon later.
@@ -136,6 +143,11 @@ let package = Package(
                 "FlatlineNATS",
                 .product(name: "RealModule", package: "swift-numerics"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(
@@ -196,7 +208,11 @@ let package = Package(
         ),
         .testTarget(
             name: "FlatlineNotifyTests",
-            dependencies: ["FlatlineNotify", "FlatlineAlerting", "FlatlineScrape", "FlatlineCore", "FlatlineTestSupport"],
+            dependencies: [
+                "FlatlineNotify", "FlatlineAlerting", "FlatlineScrape", "FlatlineCore", "FlatlineNATS", "FlatlineTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

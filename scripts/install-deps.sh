@@ -8,6 +8,7 @@ packages=(
     liblapacke-dev   # lapacke.h and liblapacke.so (pulls liblapack-dev)
     nats-server      # the real server the NATS client tests talk to
     openssl          # test certificate authorities for the TLS tests
+    libsqlite3-dev   # sqlite3.h and libsqlite3.so: the durable notification outbox (GRDB)
     zlib1g-dev       # zlib.h and libz.so: gzip recordings
 )
 

@@ -263,7 +263,7 @@ struct RoutingTests {
         let labels = try #require(realAlert["labels"] as? [String: String])
         var alert = Self.alert(labels, firedAt: 0)
         alert.annotations = try #require(realAlert["annotations"] as? [String: String])
-        let notification = Notification(
+        let notification = GroupNotification(
             receiver: "nats-webhook",
             groupKey: "{}:" + labelSetText(["alertname": labels["alertname"] ?? "", "cluster": labels["cluster"] ?? ""]),
             groupLabels: ["alertname": labels["alertname"] ?? "", "cluster": labels["cluster"] ?? ""],

@@ -40,7 +40,7 @@ public struct WebhookMessage: Codable, Sendable, Hashable {
     ///   - sendResolved: whether resolved alerts are included.
     /// - Returns: `nil` when nothing is left to send (only resolved alerts, not wanted).
     public init?(
-        _ notification: Notification,
+        _ notification: GroupNotification,
         externalURL: String,
         maxAlerts: Int = 0,
         sendResolved: Bool = true

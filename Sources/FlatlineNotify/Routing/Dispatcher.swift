@@ -40,7 +40,7 @@ public struct Silence: Sendable, Hashable, Codable {
 }
 
 /// One message for one receiver about one group of alerts: what Alertmanager's webhook sends.
-public struct Notification: Sendable, Hashable {
+public struct GroupNotification: Sendable, Hashable {
     public var receiver: String
     /// `<route key>:<group labels>`, as Alertmanager writes it.
     public var groupKey: String
@@ -125,8 +125,8 @@ public struct Dispatcher: Sendable {
     }
 
     /// The notifications due at `time`, in group key order.
-    public mutating func flush(at time: Timestamp) -> [Notification] {
-        var out: [Notification] = []
+    public mutating func flush(at time: Timestamp) -> [GroupNotification] {
+        var out: [GroupNotification] = []
         for key in groups.keys.sorted() {
             guard var group = groups[key], group.nextFlush <= time else { continue }
             let route = tree.routes[group.route]
@@ -151,7 +151,7 @@ public struct Dispatcher: Sendable {
             }
             if needed {
                 out.append(
-                    Notification(
+                    GroupNotification(
                         receiver: route.receiver,
                         groupKey: group.key,
                         groupLabels: group.labels,

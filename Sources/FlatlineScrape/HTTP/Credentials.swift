@@ -6,16 +6,16 @@ import Synchronization
 
 /// A secret kept in a file (a bearer token, a password), read at every use as Prometheus does,
 /// so rotated credentials work without a restart. Surrounding whitespace is trimmed.
-final class FileSecret: Sendable {
-    let path: String
+package final class FileSecret: Sendable {
+    package let path: String
 
-    init(path: String) {
+    package init(path: String) {
         self.path = path
     }
 
     /// The current secret.
     /// - Throws: ``ScrapeError`` when the file cannot be read or is empty.
-    func value() throws(ScrapeError) -> String {
+    package func value() throws(ScrapeError) -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ScrapeError(reason: "cannot read \(path)")
         }
@@ -111,5 +111,58 @@ extension Duration {
     var seconds: Double {
         let (seconds, attoseconds) = components
         return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}
+
+/// Adds a job's or a receiver's credentials to requests: a bearer token or a password read from
+/// its file at every request, or an OAuth2 token cached for its life.
+package final class RequestAuthorizer: Sendable {
+    let authorization: Authorization
+    private let bearer: FileSecret?
+    private let password: FileSecret?
+    private let oauth2: OAuth2TokenSource?
+
+    package init(_ authorization: Authorization) {
+        self.authorization = authorization
+        switch authorization {
+        case .bearerTokenFile(let path):
+            (bearer, password, oauth2) = (FileSecret(path: path), nil, nil)
+        case .basic(_, _, let passwordFile):
+            (bearer, password, oauth2) = (nil, passwordFile.map(FileSecret.init), nil)
+        case .oauth2(let settings):
+            (bearer, password, oauth2) = (nil, nil, OAuth2TokenSource(settings: settings))
+        case .none:
+            (bearer, password, oauth2) = (nil, nil, nil)
+        }
+    }
+
+    /// Whether a 401 may be cured by fetching a new token.
+    package var usesOAuth2: Bool { oauth2 != nil }
+
+    /// Forgets the cached OAuth2 token (after a 401).
+    package func invalidate() { oauth2?.invalidate() }
+
+    /// Adds the `Authorization` header.
+    /// - Throws: ``ScrapeError`` when a secret file cannot be read or no token can be had.
+    package func authorize(_ request: inout HTTPClientRequest, client: HTTPClient, timeout: Duration)
+        async throws(ScrapeError)
+    {
+        switch authorization {
+        case .none:
+            return
+        case .bearerTokenFile:
+            guard let bearer else { return }
+            request.headers.add(name: "Authorization", value: "Bearer " + (try bearer.value()))
+        case .basic(let username, let inline, _):
+            let secret = try password?.value() ?? inline ?? ""
+            let encoded = Data("\(username):\(secret)".utf8).base64EncodedString()
+            request.headers.add(name: "Authorization", value: "Basic " + encoded)
+        case .oauth2:
+            guard let oauth2 else { return }
+            request.headers.add(
+                name: "Authorization",
+                value: "Bearer " + (try await oauth2.accessToken(client: client, timeout: timeout))
+            )
+        }
     }
 }

@@ -25,12 +25,10 @@ struct FetchedBody: Sendable {
 }
 
 /// HTTP GETs for one job: its TLS settings, its credentials, its body size limit.
-final class HTTPFetcher: Sendable {
+package final class HTTPFetcher: Sendable {
     let client: HTTPClient
     let job: ScrapeConfiguration
-    private let bearer: FileSecret?
-    private let password: FileSecret?
-    private let oauth2: OAuth2TokenSource?
+    private let authorizer: RequestAuthorizer
 
     /// - Throws: ``ConfigError`` when a certificate or key cannot be loaded.
     init(job: ScrapeConfiguration) throws(ScrapeError) {
@@ -50,24 +48,7 @@ final class HTTPFetcher: Sendable {
             }
         }
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        switch job.authorization {
-        case .bearerTokenFile(let path):
-            bearer = FileSecret(path: path)
-            password = nil
-            oauth2 = nil
-        case .basic(_, _, let passwordFile):
-            bearer = nil
-            password = passwordFile.map(FileSecret.init)
-            oauth2 = nil
-        case .oauth2(let settings):
-            bearer = nil
-            password = nil
-            oauth2 = OAuth2TokenSource(settings: settings)
-        case .none:
-            bearer = nil
-            password = nil
-            oauth2 = nil
-        }
+        authorizer = RequestAuthorizer(job.authorization)
     }
 
     func shutdown() async {
@@ -81,7 +62,7 @@ final class HTTPFetcher: Sendable {
         return host
     }
 
-    static func tlsConfiguration(_ tls: TLSSettings) throws(ScrapeError) -> TLSConfiguration {
+    package static func tlsConfiguration(_ tls: TLSSettings) throws(ScrapeError) -> TLSConfiguration {
         var configuration = TLSConfiguration.makeClientConfiguration()
         do {
             if let ca = tls.caFile {
@@ -124,7 +105,7 @@ final class HTTPFetcher: Sendable {
             request.headers.add(name: "X-Prometheus-Scrape-Timeout-Seconds", value: String(job.scrapeTimeout))
             let remaining = deadline - ContinuousClock.now
             guard remaining > .zero else { throw ScrapeError(reason: "timed out after \(job.scrapeTimeout) s") }
-            try await authorize(&request, timeout: remaining)
+            try await authorizer.authorize(&request, client: client, timeout: remaining)
             let response: HTTPClientResponse
             var body: ByteBuffer
             do {
@@ -137,9 +118,9 @@ final class HTTPFetcher: Sendable {
             } catch {
                 throw ScrapeError(reason: Self.describe(error))
             }
-            if response.status.code == 401, let oauth2, !retriedToken {
+            if response.status.code == 401, authorizer.usesOAuth2, !retriedToken {
                 // The token may have been revoked before its expiry: fetch a new one, once.
-                oauth2.invalidate()
+                authorizer.invalidate()
                 retriedToken = true
                 continue
             }
@@ -154,28 +135,8 @@ final class HTTPFetcher: Sendable {
         }
     }
 
-    private func authorize(_ request: inout HTTPClientRequest, timeout: Duration) async throws(ScrapeError) {
-        switch job.authorization {
-        case .none:
-            return
-        case .bearerTokenFile:
-            guard let bearer else { return }
-            request.headers.add(name: "Authorization", value: "Bearer " + (try bearer.value()))
-        case .basic(let username, let inline, _):
-            let secret = try password?.value() ?? inline ?? ""
-            let encoded = Data("\(username):\(secret)".utf8).base64EncodedString()
-            request.headers.add(name: "Authorization", value: "Basic " + encoded)
-        case .oauth2:
-            guard let oauth2 else { return }
-            request.headers.add(
-                name: "Authorization",
-                value: "Bearer " + (try await oauth2.accessToken(client: client, timeout: timeout))
-            )
-        }
-    }
-
     /// Errors in words an operator can act on.
-    static func describe(_ error: any Error) -> String {
+    package static func describe(_ error: any Error) -> String {
         if let error = error as? HTTPClientError {
             switch error {
             case .connectTimeout: return "connection timed out"

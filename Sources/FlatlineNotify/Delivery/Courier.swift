@@ -1,0 +1,245 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// How failed attempts are spaced, and when a notification is given up.
+public struct RetryPolicy: Sendable, Hashable {
+    /// Seconds before the second attempt.
+    public var initialDelay = 1.0
+    /// Each further delay is this many times the previous one...
+    public var multiplier = 2.0
+    /// ...up to this many seconds.
+    public var maxDelay = 300.0
+    /// Each delay is moved by up to this fraction either way, so receivers that come back are
+    /// not hit by every sender at once.
+    public var jitter = 0.2
+    /// Seconds after which a notification still not delivered is given up (recorded in the
+    /// outbox's failed table and counted).
+    public var maxAge = 86_400.0
+
+    public init() {}
+
+    /// The delay after `attempts` failed attempts, before jitter.
+    public func delay(afterAttempts attempts: Int) -> Double {
+        min(maxDelay, initialDelay * pow(multiplier, Double(max(0, attempts - 1))))
+    }
+}
+
+/// Counts of what deliveries came to, by integration and outcome, and the latency from a
+/// notification's commit to its delivery.
+public final class DeliveryStats: Sendable {
+    public struct Counts: Sendable, Hashable {
+        /// By integration id, then outcome: `delivered`, `retried`, `rejected`, `expired`.
+        public var outcomes: [String: [String: Int]] = [:]
+        /// Seconds from commit to delivery, of every delivered notification (for quantiles).
+        public var latencies: [Double] = []
+    }
+
+    private let counts = Mutex(Counts())
+
+    public init() {}
+
+    func record(_ integration: String, _ outcome: String, latency: Double? = nil) {
+        counts.withLock {
+            $0.outcomes[integration, default: [:]][outcome, default: 0] += 1
+            if let latency {
+                $0.latencies.append(latency)
+                if $0.latencies.count > 100_000 { $0.latencies.removeFirst(50_000) }
+            }
+        }
+    }
+
+    public var snapshot: Counts { counts.withLock { $0 } }
+}
+
+/// Wakes a sleeping delivery loop early (new notifications were committed).
+final class Wakeup: Sendable {
+    private struct State {
+        var fired = false
+        var cancelled = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func fire() {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            guard let w = s.waiter else {
+                s.fired = true
+                return nil
+            }
+            s.waiter = nil
+            return w
+        }
+        waiter?.resume()
+    }
+
+    /// Returns when fired (or already fired since the last wait), or after `timeout`.
+    func wait(upTo timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: timeout) }
+            group.addTask { await self.waitForFire() }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func waitForFire() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { s -> Bool in
+                    if s.fired || s.cancelled {
+                        s.fired = false
+                        s.cancelled = false
+                        return true
+                    }
+                    s.waiter = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+                guard let w = s.waiter else {
+                    s.cancelled = true
+                    return nil
+                }
+                s.waiter = nil
+                return w
+            }
+            waiter?.resume()
+        }
+    }
+}
+
+/// Delivers what the outbox holds: one loop per integration, the head of each group's queue at
+/// a time (so a resolve never overtakes its firing), groups side by side. A 2xx removes the
+/// notification; a retryable failure schedules the next attempt with exponential backoff and
+/// jitter (or the receiver's `Retry-After`); a refusal or an expired notification moves to the
+/// failed table. Nothing leaves the outbox any other way.
+public final class Courier: Sendable {
+    public let outbox: Outbox
+    public let integrations: [any Integration]
+    public let policy: RetryPolicy
+    public let stats: DeliveryStats
+    private let logger: Logger
+    private let wakeups: [String: Wakeup]
+    private let now: @Sendable () -> Double
+
+    public init(
+        outbox: Outbox,
+        integrations: [any Integration],
+        policy: RetryPolicy = RetryPolicy(),
+        stats: DeliveryStats = DeliveryStats(),
+        logger: Logger,
+        now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
+    ) {
+        self.outbox = outbox
+        self.integrations = integrations
+        self.policy = policy
+        self.stats = stats
+        self.logger = logger
+        self.now = now
+        wakeups = Dictionary(uniqueKeysWithValues: integrations.map { ($0.id, Wakeup()) })
+    }
+
+    /// Tells the loops that new notifications were committed.
+    public func notify() {
+        for wakeup in wakeups.values { wakeup.fire() }
+    }
+
+    /// Runs the delivery loops until the task is cancelled.
+    public func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            for integration in integrations {
+                group.addTask { await self.loop(integration) }
+            }
+        }
+    }
+
+    private func loop(_ integration: any Integration) async {
+        let wakeup = wakeups[integration.id]
+        while !Task.isCancelled {
+            let attempted = await deliverDue(integration)
+            if attempted > 0 { continue }
+            // Sleep until the next item is due (at most a second, to notice the clock), or a wakeup.
+            var wait = 1.0
+            do {
+                if let next = try outbox.nextAttempt(integration: integration.id) {
+                    wait = min(wait, max(0.005, next - now()))
+                }
+            } catch {
+                logger.error("outbox unreadable", metadata: ["integration": "\(integration.id)", "error": "\(error)"])
+            }
+            await wakeup?.wait(upTo: .milliseconds(Int64(wait * 1000)))
+        }
+    }
+
+    /// One pass: attempts every due notification of `integration` (heads of their groups, side
+    /// by side) and records the outcomes. Returns how many were attempted.
+    @discardableResult
+    public func deliverDue(_ integration: any Integration, limit: Int = 32) async -> Int {
+        let items: [OutboxItem]
+        do {
+            items = try outbox.due(integration: integration.id, now: now(), limit: limit)
+        } catch {
+            logger.error("outbox unreadable", metadata: ["integration": "\(integration.id)", "error": "\(error)"])
+            return 0
+        }
+        guard !items.isEmpty else { return 0 }
+        await withTaskGroup(of: (OutboxItem, DeliveryOutcome).self) { group in
+            for item in items {
+                group.addTask { (item, await integration.deliver(item)) }
+            }
+            for await (item, outcome) in group {
+                record(item, outcome, integration: integration.id)
+            }
+        }
+        return items.count
+    }
+
+    private func record(_ item: OutboxItem, _ outcome: DeliveryOutcome, integration: String) {
+        let time = now()
+        let metadata: Logger.Metadata = [
+            "integration": "\(integration)", "group": "\(item.groupKey)", "idempotency_key": "\(item.idempotencyKey)",
+            "attempt": "\(item.attempts + 1)",
+        ]
+        do {
+            switch outcome {
+            case .delivered:
+                try outbox.delivered(item.id)
+                stats.record(integration, "delivered", latency: time - item.createdAt)
+                logger.debug("notification delivered", metadata: metadata)
+            case .rejected(let reason):
+                try outbox.giveUp(item.id, now: time, reason: reason)
+                stats.record(integration, "rejected")
+                logger.error(
+                    "notification rejected by the receiver, not retried",
+                    metadata: metadata.merging(["reason": "\(reason)"]) { a, _ in a }
+                )
+            case .retry(let reason, let after):
+                if time - item.createdAt >= policy.maxAge {
+                    try outbox.giveUp(item.id, now: time, reason: "gave up after \(item.attempts + 1) attempts: \(reason)")
+                    stats.record(integration, "expired")
+                    logger.error(
+                        "notification given up: too old",
+                        metadata: metadata.merging(["reason": "\(reason)"]) { a, _ in a }
+                    )
+                    return
+                }
+                let base = policy.delay(afterAttempts: item.attempts + 1)
+                let jittered = base * (1 + policy.jitter * Double.random(in: -1...1))
+                let delay = after.map { max($0, 0) } ?? jittered
+                try outbox.retry(item.id, at: time + delay, error: reason)
+                stats.record(integration, "retried")
+                logger.warning(
+                    "notification failed, will retry",
+                    metadata: metadata.merging(["reason": "\(reason)", "retry_in": "\(delay)"]) { a, _ in a }
+                )
+            }
+        } catch {
+            // The outbox cannot be written: the item stays as it was and is attempted again.
+            logger.error("cannot record a delivery outcome", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
+        }
+    }
+}

@@ -1,0 +1,144 @@
+import Crypto
+import FlatlineAlerting
+import FlatlineCore
+import FlatlineNATS
+import FlatlineScrape
+import Foundation
+import Logging
+
+/// The integrations of every receiver, and the step from the dispatcher's notifications to
+/// committed outbox entries: one per integration that wants it, its body built once (so every
+/// attempt sends the same bytes) and its idempotency key fixed.
+public final class Notifier: Sendable {
+    public let outbox: Outbox
+    public let courier: Courier
+    /// Where Flatline is reached; alerts link to it.
+    public let externalURL: String
+    /// Integrations by receiver name.
+    public let receivers: [String: [any Integration]]
+
+    /// - Throws: ``NotifierError`` when an integration cannot be set up (TLS files, a NATS URL).
+    public init(
+        settings: AlertingSettings,
+        outbox: Outbox,
+        externalURL: String,
+        policy: RetryPolicy = RetryPolicy(),
+        logger: Logger
+    ) throws(NotifierError) {
+        self.outbox = outbox
+        self.externalURL = externalURL
+        var receivers: [String: [any Integration]] = [:]
+        var all: [any Integration] = []
+        for receiver in settings.receivers {
+            var list: [any Integration] = []
+            do {
+                for (i, webhook) in receiver.webhooks.enumerated() {
+                    list.append(try WebhookIntegration(id: "\(receiver.name)/webhook/\(i)", settings: webhook))
+                }
+                for (i, push) in receiver.alertmanagers.enumerated() {
+                    for (j, url) in push.urls.enumerated() {
+                        list.append(
+                            try AlertmanagerIntegration(id: "\(receiver.name)/alertmanager/\(i)/\(j)", baseURL: url, settings: push)
+                        )
+                    }
+                }
+            } catch {
+                throw NotifierError(receiver: receiver.name, reason: error.reason)
+            }
+            do {
+                for (i, nats) in receiver.nats.enumerated() {
+                    list.append(try NATSIntegration(id: "\(receiver.name)/nats/\(i)", settings: nats, logger: logger))
+                }
+            } catch {
+                throw NotifierError(receiver: receiver.name, reason: "\(error)")
+            }
+            for (i, file) in receiver.files.enumerated() {
+                list.append(FileIntegration(id: "\(receiver.name)/file/\(i)", settings: file))
+            }
+            receivers[receiver.name] = list
+            all += list
+        }
+        self.receivers = receivers
+        courier = Courier(outbox: outbox, integrations: all, policy: policy, logger: logger)
+    }
+
+    /// The outbox entries for notifications: one per integration of the notification's receiver
+    /// that has something to send.
+    public func entries(_ notifications: [GroupNotification], tree: RoutingTree) -> [OutboxEntry] {
+        var out: [OutboxEntry] = []
+        for notification in notifications {
+            for integration in receivers[notification.receiver] ?? [] {
+                let body: Data?
+                switch integration {
+                case let webhook as WebhookIntegration:
+                    body = WebhookMessage(
+                        notification,
+                        externalURL: externalURL,
+                        maxAlerts: webhook.settings.maxAlerts,
+                        sendResolved: webhook.sendResolved
+                    )?.body()
+                case is AlertmanagerIntegration:
+                    // Firing alerts end four resend periods ahead unless told again, as
+                    // Prometheus does (it re-sends every minute, with endsAt 4 minutes ahead).
+                    let route = tree.routes.first { $0.receiver == notification.receiver }
+                    let period = max(route?.groupInterval ?? 60, route?.repeatInterval ?? 60)
+                    body = AlertmanagerIntegration.body(notification, externalURL: externalURL, hold: 4 * period)
+                default:
+                    body = WebhookMessage(notification, externalURL: externalURL, sendResolved: integration.sendResolved)?
+                        .body()
+                }
+                guard let body else { continue }
+                out.append(
+                    OutboxEntry(
+                        integration: integration.id,
+                        receiver: notification.receiver,
+                        groupKey: notification.groupKey,
+                        idempotencyKey: Self.idempotencyKey(integration.id, notification),
+                        body: body
+                    )
+                )
+            }
+        }
+        return out
+    }
+
+    /// Commits the notifications' entries and wakes the delivery loops.
+    /// - Returns: how many entries were committed.
+    /// - Throws: ``OutboxError`` when the outbox cannot be written: nothing was committed.
+    @discardableResult
+    public func submit(_ notifications: [GroupNotification], tree: RoutingTree, now: Double) throws(OutboxError) -> Int {
+        let entries = entries(notifications, tree: tree)
+        try outbox.enqueue(entries, now: now)
+        courier.notify()
+        return entries.count
+    }
+
+    /// A key naming one notification to one integration: the same for every attempt and
+    /// across restarts (it is stored with the notification), different for the next one.
+    static func idempotencyKey(_ integration: String, _ notification: GroupNotification) -> String {
+        var text = integration + "\n" + notification.groupKey + "\n" + String(notification.time.milliseconds)
+        for alert in notification.alerts {
+            text += "\n" + alert.fingerprint.description + (alert.state == .firing ? "+" : "-")
+        }
+        let digest = hexadecimal(SHA256.hash(data: Data(text.utf8)).prefix(16))
+        // UUID form: what most idempotency-key schemes expect.
+        let c = Array(digest)
+        return String(c[0..<8]) + "-" + String(c[8..<12]) + "-" + String(c[12..<16]) + "-" + String(c[16..<20]) + "-"
+            + String(c[20..<32])
+    }
+
+    /// Closes every integration's connections.
+    public func shutdown() async {
+        for list in receivers.values {
+            for integration in list { await integration.shutdown() }
+        }
+    }
+}
+
+/// A receiver that cannot be set up.
+public struct NotifierError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var receiver: String
+    public var reason: String
+
+    public var description: String { "receiver \(receiver): \(reason)" }
+}

@@ -1,0 +1,258 @@
+import FlatlineAlerting
+import FlatlineCore
+import FlatlineScrape
+import FlatlineTestSupport
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+import Testing
+
+@testable import FlatlineNotify
+
+/// Delivery through the durable outbox to a real HTTP receiver on 127.0.0.1: failures are
+/// retried with the same idempotency key until accepted, 429's Retry-After is honoured, other
+/// 4xx are recorded and not retried, old notifications are given up and recorded, groups keep
+/// their order, and the signature verifies with Python's hmac.
+@Suite("Delivery")
+struct DeliveryTests {
+    /// What the test receiver saw: every request, in arrival order.
+    final class Seen: Sendable {
+        struct Request: Sendable {
+            var key: String
+            var body: Data
+            var signature: String?
+            var time: ContinuousClock.Instant
+            var answered: Int
+        }
+
+        let requests = Mutex<[Request]>([])
+        /// Answers to give, in order; then 200.
+        let script: Mutex<[(Int, String?)]>
+
+        init(_ script: [(Int, String?)]) {
+            self.script = Mutex(script)
+        }
+
+        var all: [Request] { requests.withLock { $0 } }
+        var accepted: [Request] { all.filter { (200..<300).contains($0.answered) } }
+    }
+
+    static func router(_ seen: Seen) -> Router<BasicRequestContext> {
+        let router = Router()
+        router.post("/hook") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            let (status, retryAfter) = seen.script.withLock { $0.isEmpty ? (200, nil) : $0.removeFirst() }
+            seen.requests.withLock {
+                $0.append(
+                    Seen.Request(
+                        key: request.headers[.init("Idempotency-Key")!] ?? "",
+                        body: Data(body.readableBytesView),
+                        signature: request.headers[.init("X-Flatline-Signature")!],
+                        time: .now,
+                        answered: status
+                    )
+                )
+            }
+            var headers: HTTPFields = [:]
+            if let retryAfter { headers[.retryAfter] = retryAfter }
+            return Response(
+                status: .init(code: status),
+                headers: headers,
+                body: .init(byteBuffer: ByteBuffer(string: status == 200 ? "" : "answer \(status)"))
+            )
+        }
+        return router
+    }
+
+    static func at(_ seconds: Double) -> Timestamp { Timestamp(milliseconds: 1_767_225_600_000 + Int64(seconds * 1000)) }
+
+    static func notification(group: String, _ state: Alert.State, time: Double) -> GroupNotification {
+        let labels = ["alertname": "ConsumerFreeze", "stream": group]
+        let alert = Alert(
+            fingerprint: AlertFingerprint(labels: labels),
+            labels: labels,
+            annotations: ["summary": "frozen"],
+            state: state,
+            timing: AlertTiming(),
+            activeSince: at(0),
+            firedAt: at(0),
+            lastActive: at(time),
+            lastSeen: at(time),
+            resolvedAt: state == .resolved ? at(time) : nil
+        )
+        return GroupNotification(
+            receiver: "hook",
+            groupKey: "{}:{stream=\"\(group)\"}",
+            groupLabels: ["stream": group],
+            alerts: [alert],
+            time: at(time)
+        )
+    }
+
+    static func notifier(port: Int, directory: TestSupport.TemporaryDirectory, policy: RetryPolicy, extra: String = "")
+        throws -> (Notifier, RoutingTree)
+    {
+        let yaml = """
+            route: {receiver: hook}
+            receivers:
+              - name: hook
+                webhook_configs:
+                  - url: http://127.0.0.1:\(port)/hook
+                    timeout: 5s
+            \(extra)
+            """
+        let settings = try #require(try Configuration.parse(yaml, file: directory.file("f.yml").path, directory: directory.url.path).alerting)
+        let outbox = try Outbox(path: directory.file("outbox.sqlite").path)
+        let notifier = try Notifier(
+            settings: settings,
+            outbox: outbox,
+            externalURL: "http://flatline.test",
+            policy: policy,
+            logger: TestSupport.quietLogger
+        )
+        return (notifier, RoutingTree(settings.route))
+    }
+
+    /// Runs the courier until the outbox is empty or `seconds` pass.
+    static func deliverAll(_ notifier: Notifier, within seconds: Double) async throws {
+        let task = Task { await notifier.courier.run() }
+        defer { task.cancel() }
+        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+        while try notifier.outbox.pendingCount() > 0 {
+            guard ContinuousClock.now < deadline else { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        task.cancel()
+        await task.value
+    }
+
+    static var fastPolicy: RetryPolicy {
+        var policy = RetryPolicy()
+        policy.initialDelay = 0.05
+        policy.maxDelay = 0.2
+        return policy
+    }
+
+    @Test("500s, then a 429 with Retry-After, then 200: all delivered, in group order, one key each")
+    func retries() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let seen = Seen([(500, nil), (500, nil), (503, nil), (429, "1")])
+        try await TestHTTPServer.run(Self.router(seen)) { port in
+            let (notifier, tree) = try Self.notifier(port: port, directory: directory, policy: Self.fastPolicy)
+            defer { Task { await notifier.shutdown() } }
+            let notes = [
+                Self.notification(group: "ORDERS", .firing, time: 1),
+                Self.notification(group: "PAYMENTS", .firing, time: 1),
+                Self.notification(group: "ORDERS", .resolved, time: 2),
+            ]
+            #expect(try notifier.submit(notes, tree: tree, now: Date().timeIntervalSince1970) == 3)
+            try await Self.deliverAll(notifier, within: 20)
+            #expect(try notifier.outbox.pendingCount() == 0)
+            #expect(try notifier.outbox.failed().isEmpty)
+        }
+        let accepted = seen.accepted
+        #expect(accepted.count == 3, "\(seen.all.map { "\($0.key) \($0.answered)" })")
+        // Every notification accepted once, under one key; retries reused it.
+        #expect(Set(accepted.map(\.key)).count == 3)
+        #expect(Set(seen.all.map(\.key)) == Set(accepted.map(\.key)))
+        // A resolve never overtakes its firing.
+        let orders = accepted.filter { String(decoding: $0.body, as: UTF8.self).contains("ORDERS") }
+        #expect(orders.map { String(decoding: $0.body, as: UTF8.self).contains("\"status\":\"resolved\"") } == [false, true])
+        // The request after the 429 waited for Retry-After (1 s).
+        let all = seen.all
+        let after429 = try #require(all.firstIndex { $0.answered == 429 })
+        let retriedKey = all[after429].key
+        let next = try #require(all[(after429 + 1)...].first { $0.key == retriedKey })
+        #expect(next.time - all[after429].time >= .milliseconds(950))
+    }
+
+    @Test("a 400 is recorded with the response and not retried; an old notification is given up")
+    func rejectedAndExpired() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let seen = Seen([(400, nil)] + Array(repeating: (503, nil), count: 200))
+        try await TestHTTPServer.run(Self.router(seen)) { port in
+            var policy = Self.fastPolicy
+            policy.maxAge = 1
+            let (notifier, tree) = try Self.notifier(port: port, directory: directory, policy: policy)
+            defer { Task { await notifier.shutdown() } }
+            try notifier.submit([Self.notification(group: "A", .firing, time: 1)], tree: tree, now: Date().timeIntervalSince1970)
+            try await Self.deliverAll(notifier, within: 10)
+            try notifier.submit([Self.notification(group: "B", .firing, time: 2)], tree: tree, now: Date().timeIntervalSince1970)
+            try await Self.deliverAll(notifier, within: 10)
+            let failed = try notifier.outbox.failed()
+            #expect(failed.count == 2)
+            #expect(failed.first?.reason == "HTTP 400: answer 400")
+            #expect(failed.first?.item.attempts == 1)
+            #expect(failed.last?.reason.hasPrefix("gave up after") == true)
+            #expect(failed.last?.reason.contains("HTTP 503") == true)
+            let stats = notifier.courier.stats.snapshot.outcomes["hook/webhook/0"] ?? [:]
+            #expect(stats["rejected"] == 1 && stats["expired"] == 1)
+        }
+        // The 400 was asked once only.
+        let keys = seen.all.map(\.key)
+        #expect(keys.filter { $0 == keys.first }.count == 1)
+    }
+
+    @Test("X-Flatline-Signature verifies with Python's hmac, and a changed body does not")
+    func signature() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let secret = try directory.write("hook.secret", "s3cr3t-value\n")
+        let seen = Seen([])
+        try await TestHTTPServer.run(Self.router(seen)) { port in
+            let (notifier, tree) = try Self.notifier(
+                port: port,
+                directory: directory,
+                policy: Self.fastPolicy,
+                extra: "        signature_secret_file: \(secret.lastPathComponent)"
+            )
+            defer { Task { await notifier.shutdown() } }
+            try notifier.submit([Self.notification(group: "A", .firing, time: 1)], tree: tree, now: Date().timeIntervalSince1970)
+            try await Self.deliverAll(notifier, within: 10)
+        }
+        let request = try #require(seen.accepted.first)
+        let header = try #require(request.signature)
+        let body = directory.file("body.json")
+        try request.body.write(to: body)
+        let script = """
+            import hmac, hashlib, sys, time
+            header, secret, body = sys.argv[1], open(sys.argv[2]).read().strip().encode(), open(sys.argv[3], "rb").read()
+            parts = dict(p.split("=", 1) for p in header.split(","))
+            t = parts["t"]
+            assert abs(time.time() - int(t)) < 300, "stale timestamp"
+            for candidate, name in ((body, "body"), (body + b" ", "changed")):
+                mac = hmac.new(secret, t.encode() + b"." + candidate, hashlib.sha256).hexdigest()
+                print(name, hmac.compare_digest(mac, parts["v1"]))
+            """
+        let python = try TestSupport.run(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            ["-c", script, header, secret.path, body.path]
+        )
+        #expect(python.status == 0, "\(python.standardError)")
+        #expect(python.standardOutput == "body True\nchanged False\n")
+    }
+
+    @Test("Retry-After as seconds or an HTTP date; statuses classified as Alertmanager users want")
+    func classification() {
+        #expect(WebhookIntegration.retryAfter("7") == 7)
+        let date = Date().addingTimeInterval(120)
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        let seconds = WebhookIntegration.retryAfter(formatter.string(from: date)) ?? 0
+        #expect(seconds > 110 && seconds <= 120)
+        #expect(WebhookIntegration.retryAfter("soon") == nil)
+        #expect(WebhookIntegration.classify(status: 204, retryAfter: nil, detail: "") == .delivered)
+        #expect(WebhookIntegration.classify(status: 429, retryAfter: "3", detail: "x") == .retry(reason: "x", after: 3))
+        #expect(WebhookIntegration.classify(status: 502, retryAfter: nil, detail: "x") == .retry(reason: "x", after: nil))
+        #expect(WebhookIntegration.classify(status: 404, retryAfter: nil, detail: "x") == .rejected(reason: "x"))
+        // Backoff doubles up to the maximum.
+        let policy = RetryPolicy()
+        #expect([1, 2, 3, 12].map(policy.delay(afterAttempts:)) == [1, 2, 4, 300])
+    }
+}
