@@ -130,6 +130,7 @@ let package = Package(
                 "FlatlineLoadgen",
                 "FlatlineScrape",
                 "FlatlineAlerting",
+                "FlatlineNotify",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -224,7 +225,10 @@ let package = Package(
             dependencies: [
                 "flatline",
                 "FlatlineDaemon",
+                "FlatlineAlerting",
+                "FlatlineCore",
                 "FlatlineTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
     ]

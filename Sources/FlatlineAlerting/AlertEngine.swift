@@ -121,6 +121,12 @@ public struct AlertEvent: Sendable, Hashable {
     public var time: Timestamp
     public var status: Status
     public var alert: Alert
+
+    public init(time: Timestamp, status: Status, alert: Alert) {
+        self.time = time
+        self.status = status
+        self.alert = alert
+    }
 }
 
 /// Alert states, moved by observations at evaluation times given from outside (the live clock or

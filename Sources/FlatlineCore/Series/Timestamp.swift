@@ -135,3 +135,94 @@ package struct CivilTime: Sendable, Equatable {
         return (Int(m <= 2 ? y + 1 : y), Int(m), Int(d))
     }
 }
+
+extension Timestamp {
+    /// An RFC 3339 time (`2026-11-24T15:17:58.841Z`, `...+01:00`; also a space for `T` and no
+    /// zone for UTC), to the millisecond; `nil` when it is not one.
+    public init?(rfc3339 text: String) {
+        guard let parsed = Self.parseCalendar(Array(text.utf8)) else { return nil }
+        self = parsed
+    }
+
+    /// `YYYY-MM-DD`, then `T` or a space, `HH:MM[:SS[.fff…]]`, then nothing, `Z` or `±HH:MM`.
+    package static func parseCalendar(_ b: [UInt8]) -> Timestamp? {
+        func isDigit(_ c: UInt8) -> Bool { c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") }
+        var i = 0
+        func number(_ digits: Int) -> Int? {
+            guard i + digits <= b.count else { return nil }
+            var v = 0
+            for k in 0..<digits {
+                guard isDigit(b[i + k]) else { return nil }
+                v = v * 10 + Int(b[i + k] - UInt8(ascii: "0"))
+            }
+            i += digits
+            return v
+        }
+        func expect(_ c: Character) -> Bool {
+            guard i < b.count, b[i] == UInt8(ascii: c.unicodeScalars.first ?? " ") else { return false }
+            i += 1
+            return true
+        }
+        guard let year = number(4), expect("-"), let month = number(2), expect("-"), let day = number(2),
+            CivilTime.isValid(year: year, month: month, day: day)
+        else { return nil }
+        var hour = 0
+        var minute = 0
+        var second = 0
+        var millisecond = 0
+        if i < b.count {
+            guard b[i] == UInt8(ascii: "T") || b[i] == UInt8(ascii: "t") || b[i] == UInt8(ascii: " ") else {
+                return nil
+            }
+            i += 1
+            guard let h = number(2), h < 24, expect(":"), let m = number(2), m < 60 else { return nil }
+            hour = h
+            minute = m
+            if i < b.count, b[i] == UInt8(ascii: ":") {
+                i += 1
+                guard let s = number(2), s < 61 else { return nil }
+                second = Swift.min(s, 59)
+                if i < b.count, b[i] == UInt8(ascii: ".") || b[i] == UInt8(ascii: ",") {
+                    i += 1
+                    var scale = 100
+                    var digits = 0
+                    while i < b.count, isDigit(b[i]) {
+                        if scale > 0 {
+                            millisecond += Int(b[i] - UInt8(ascii: "0")) * scale
+                            scale /= 10
+                        }
+                        i += 1
+                        digits += 1
+                    }
+                    guard digits > 0 else { return nil }
+                }
+            }
+        }
+        var offsetMinutes = 0
+        if i < b.count {
+            if b[i] == UInt8(ascii: "Z") || b[i] == UInt8(ascii: "z") {
+                i += 1
+            } else if b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
+                let sign = b[i] == UInt8(ascii: "-") ? -1 : 1
+                i += 1
+                guard let oh = number(2), oh < 24 else { return nil }
+                _ = expect(":")
+                guard let om = number(2), om < 60 else { return nil }
+                offsetMinutes = sign * (oh * 60 + om)
+            } else {
+                return nil
+            }
+        }
+        guard i == b.count else { return nil }
+        let civil = CivilTime(
+            year: year,
+            month: month,
+            day: day,
+            hour: hour,
+            minute: minute,
+            second: second,
+            millisecond: millisecond
+        )
+        return Timestamp(milliseconds: civil.milliseconds - Int64(offsetMinutes) * 60_000)
+    }
+}

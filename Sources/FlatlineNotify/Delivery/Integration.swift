@@ -4,6 +4,7 @@ import FlatlineScrape
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// What became of one delivery attempt.
 public enum DeliveryOutcome: Sendable, Hashable {
@@ -132,6 +133,8 @@ public final class WebhookIntegration: Integration {
 public final class FileIntegration: Integration {
     public let id: String
     public let settings: FileReceiverSettings
+    /// One line at a time: groups are delivered side by side, lines must not interleave.
+    private let writing = Mutex(())
 
     public init(id: String, settings: FileReceiverSettings) {
         self.id = id
@@ -145,6 +148,10 @@ public final class FileIntegration: Integration {
     public func deliver(_ item: OutboxItem) async -> DeliveryOutcome {
         var line = item.body
         if line.last != 0x0A { line.append(0x0A) }
+        return writing.withLock { _ in append(line) }
+    }
+
+    private func append(_ line: Data) -> DeliveryOutcome {
         if settings.path == "-" {
             FileHandle.standardOutput.write(line)
             return .delivered

@@ -261,30 +261,9 @@ final class OutputSink {
 
 /// One alert event as a line of `--alerts-out`: what the daemon would send, with when.
 enum AlertEventLine {
-    struct Line: Encodable {
-        var ts: String
-        var status: String
-        var labels: [String: String]
-        var annotations: [String: String]
-        var fingerprint: String
-        var startsAt: String
-        var endsAt: String
-    }
-
     static func json(_ event: AlertEvent) -> String {
-        let alert = event.alert
-        let line = Line(
-            ts: event.time.description,
-            status: event.status.rawValue,
-            labels: alert.labels,
-            annotations: alert.annotations,
-            fingerprint: alert.fingerprint.description,
-            startsAt: (alert.firedAt ?? alert.activeSince).description,
-            // As in Alertmanager's webhook: the zero time while firing.
-            endsAt: event.status == .resolved ? event.time.description : "0001-01-01T00:00:00Z"
-        )
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(line)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return (try? encoder.encode(AlertEventRecord(event))).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 }
