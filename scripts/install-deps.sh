@@ -9,6 +9,8 @@ packages=(
     nats-server      # the real server the NATS client tests talk to
     openssl          # test certificate authorities for the TLS tests
     libsqlite3-dev   # sqlite3.h and libsqlite3.so: the durable notification outbox (GRDB)
+    prometheus       # promtool: the generated rule files are checked and tested with it
+    prometheus-alertmanager  # a real Alertmanager receives pushed alerts in the tests
     zlib1g-dev       # zlib.h and libz.so: gzip recordings
 )
 

@@ -256,3 +256,76 @@ struct DeliveryTests {
         #expect([1, 2, 3, 12].map(policy.delay(afterAttempts:)) == [1, 2, 4, 300])
     }
 }
+
+/// The alertmanager integration against a real Alertmanager 0.25 on 127.0.0.1: the pushed alert
+/// is taken, keeps its fingerprint, and is forwarded to Alertmanager's own webhook receiver;
+/// the resolve follows.
+@Suite("Alertmanager push", .serialized)
+struct AlertmanagerPushTests {
+    @Test("a real Alertmanager receives the alert, forwards it, then the resolve")
+    func push() async throws {
+        let seen = DeliveryTests.Seen([])
+        try await TestHTTPServer.run(DeliveryTests.router(seen)) { hookPort in
+            let alertmanager = try AlertmanagerProcess(
+                configuration: """
+                    route: {receiver: hook, group_by: [alertname], group_wait: 1s, group_interval: 1s, repeat_interval: 1h}
+                    receivers:
+                      - name: hook
+                        webhook_configs: [{url: "http://127.0.0.1:\(hookPort)/hook", send_resolved: true}]
+                    """
+            )
+            defer { alertmanager.stop() }
+            let directory = try TestSupport.TemporaryDirectory()
+            defer { directory.remove() }
+            let yaml = """
+                route: {receiver: am, group_wait: 0s, group_interval: 1m, repeat_interval: 1m}
+                receivers:
+                  - name: am
+                    alertmanager_configs: [{urls: ["http://127.0.0.1:\(alertmanager.port)"]}]
+                """
+            let settings = try #require(try Configuration.parse(yaml, file: "f.yml").alerting)
+            let notifier = try Notifier(
+                settings: settings,
+                outbox: try Outbox(path: directory.file("outbox.sqlite").path),
+                externalURL: "http://flatline.test",
+                logger: TestSupport.quietLogger
+            )
+            let tree = RoutingTree(settings.route)
+            let now = Date().timeIntervalSince1970
+            let time = Timestamp(milliseconds: Int64(now * 1000))
+            var firing = DeliveryTests.notification(group: "ORDERS", .firing, time: 0)
+            firing.time = time
+            firing.receiver = "am"
+            firing.alerts[0].firedAt = time.advanced(bySeconds: -30)
+            try notifier.submit([firing], tree: tree, now: now)
+            try await DeliveryTests.deliverAll(notifier, within: 10)
+            #expect(notifier.courier.stats.snapshot.outcomes["am/alertmanager/0/0"]?["delivered"] == 1)
+            // Alertmanager holds it, under the fingerprint Flatline computed.
+            let held = try alertmanager.alerts()
+            #expect(held.count == 1)
+            #expect(held.first?["fingerprint"] as? String == firing.alerts[0].fingerprint.description)
+            // ...and forwards it to its webhook within its group_wait.
+            let deadline = ContinuousClock.now + .seconds(15)
+            while !seen.all.contains(where: { String(decoding: $0.body, as: UTF8.self).contains("\"status\":\"firing\"") }),
+                ContinuousClock.now < deadline
+            {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            var resolved = firing
+            resolved.alerts[0].state = .resolved
+            resolved.alerts[0].resolvedAt = Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000))
+            resolved.time = resolved.alerts[0].resolvedAt ?? time
+            try notifier.submit([resolved], tree: tree, now: Date().timeIntervalSince1970)
+            try await DeliveryTests.deliverAll(notifier, within: 10)
+            while !seen.all.contains(where: { String(decoding: $0.body, as: UTF8.self).contains("\"status\":\"resolved\"") }),
+                ContinuousClock.now < deadline + .seconds(10)
+            {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            await notifier.shutdown()
+        }
+        let bodies = seen.all.map { String(decoding: $0.body, as: UTF8.self) }
+        #expect(bodies.contains { $0.contains("\"status\":\"firing\"") && $0.contains("\"stream\":\"ORDERS\"") }, "\(bodies)")
+        #expect(bodies.contains { $0.contains("\"status\":\"resolved\"") }, "\(bodies)")
+    }
+}
