@@ -130,6 +130,27 @@ struct ModelTests {
         #expect(Self.events(model, flood).isEmpty)
     }
 
+    @Test("consumer_freeze: one message held past ack_wait while the rest are acked is no freeze")
+    func heldMessage() throws {
+        let model = try Self.model("consumer_freeze")
+        var ticks: [(Int, [Sample])] = []
+        for s in 0..<30 { ticks.append((s, try Self.consumer(s, floor: Double(s * 20), pending: 0, ackPending: 5))) }
+        // From 30 s one message is not acked: the floor stands for its 20 s ack_wait, while
+        // ack-pending goes up and down with the others' acks.
+        for s in 30..<50 {
+            ticks.append((s, try Self.consumer(s, floor: 600, pending: 2, ackPending: Double(20 + (s % 3) * 4))))
+        }
+        for s in 50..<60 { ticks.append((s, try Self.consumer(s, floor: Double(s * 30), pending: 0, ackPending: 5))) }
+        #expect(Self.events(model, ticks).isEmpty)
+        // The same floor with ack-pending only rising or flat (nothing acked): a freeze.
+        var frozen: [(Int, [Sample])] = []
+        for s in 0..<30 { frozen.append((s, try Self.consumer(s, floor: Double(s * 20), pending: 0, ackPending: 5))) }
+        for s in 30..<50 {
+            frozen.append((s, try Self.consumer(s, floor: 600, pending: 2, ackPending: Double(min(100, 20 + s)))))
+        }
+        #expect(Self.events(model, frozen) == ["40:firing"])
+    }
+
     @Test("consumer_freeze: a consumer that usually acks every 20 s waits three times that")
     func slowBatchConsumer() throws {
         let model = try Self.model("consumer_freeze")

@@ -40,7 +40,7 @@ public struct Model: Sendable, Hashable {
         /// The metric names the kind reads.
         public var metrics: Set<String> {
             switch self {
-            case .stall(let p): Set([p.progress] + p.waiting)
+            case .stall(let p): Set([p.progress] + p.waiting + p.draining)
             case .growth(let p): [p.metric]
             case .surge(let p): Set([p.messages] + (p.bytes.map { [$0] } ?? []))
             case .threshold(let p): Set([p.metric] + (p.ratioTo.map { [$0] } ?? []))
@@ -78,6 +78,9 @@ public struct Model: Sendable, Hashable {
     public struct StallParameters: Sendable, Hashable {
         public var progress: String
         public var waiting: [String]
+        /// Gauges whose fall counts as progress too: a consumer whose ack-pending count falls is
+        /// acknowledging, even while one slow message holds its ack floor.
+        public var draining: [String] = []
         /// Never sooner than this many seconds without progress...
         public var stallAfter: Double
         /// ...nor sooner than this many times the thing's usual gap between advances.

@@ -32,13 +32,14 @@ extension Model {
         let kind: Kind
         switch kindName {
         case "stall":
-            let s = try top.section("stall", known: ["progress", "waiting", "stall_after", "stall_factor"])
+            let s = try top.section("stall", known: ["progress", "waiting", "draining", "stall_after", "stall_factor"])
             let waiting = try s.strings("waiting")
             guard !waiting.isEmpty else { throw s.fail("stall.waiting must list gauges") }
             kind = .stall(
                 StallParameters(
                     progress: try s.string("progress"),
                     waiting: waiting,
+                    draining: try s.strings("draining"),
                     stallAfter: try s.number("stall_after", default: 10),
                     stallFactor: try s.number("stall_factor", default: 4)
                 )

@@ -165,6 +165,8 @@ struct StallWatch: Codable, Sendable {
         /// Recent gaps between advances while work waited, in seconds.
         var gaps: [Double] = []
         var waiting: [String: Double] = [:]
+        /// The last value of each `draining` gauge.
+        var draining: [String: Double]? = [:]
     }
 
     var things = Things<Thing>()
@@ -174,6 +176,17 @@ struct StallWatch: Codable, Sendable {
         for s in seen {
             let name = s.sample.labels.metricName
             var state = things[s.key] ?? Thing(labels: s.labels)
+            if p.draining.contains(name) {
+                // A draining gauge that fell: work is being finished, whatever the floor does.
+                if let previous = state.draining?[name], s.sample.value < previous, state.lastAdvance != nil {
+                    state.lastAdvance = time
+                }
+                state.draining = (state.draining ?? [:]).merging([name: s.sample.value]) { _, new in new }
+                if !p.waiting.contains(name) {
+                    things.set(s.key, state, at: time)
+                    continue
+                }
+            }
             if name == p.progress {
                 let value = s.sample.value
                 if let previous = state.progress, value != previous {
