@@ -28,6 +28,11 @@ public struct RetryPolicy: Sendable, Hashable {
 /// Counts of what deliveries came to, by integration and outcome, and the latency from a
 /// notification's commit to its delivery.
 public final class DeliveryStats: Sendable {
+    /// What an attempt came to; the `outcome` label of `flatline_notifications_total`.
+    public enum Outcome: String, Sendable, Hashable, CaseIterable {
+        case delivered, retried, rejected, expired
+    }
+
     public struct Counts: Sendable, Hashable {
         /// By integration id, then outcome: `delivered`, `retried`, `rejected`, `expired`.
         public var outcomes: [String: [String: Int]] = [:]
@@ -39,9 +44,9 @@ public final class DeliveryStats: Sendable {
 
     public init() {}
 
-    func record(_ integration: String, _ outcome: String, latency: Double? = nil) {
+    func record(_ integration: String, _ outcome: Outcome, latency: Double? = nil) {
         counts.withLock {
-            $0.outcomes[integration, default: [:]][outcome, default: 0] += 1
+            $0.outcomes[integration, default: [:]][outcome.rawValue, default: 0] += 1
             if let latency {
                 $0.latencies.append(latency)
                 if $0.latencies.count > 100_000 { $0.latencies.removeFirst(50_000) }
@@ -187,59 +192,68 @@ public final class Courier: Sendable {
             return 0
         }
         guard !items.isEmpty else { return 0 }
-        await withTaskGroup(of: (OutboxItem, DeliveryOutcome).self) { group in
+        let outcomes = await withTaskGroup(of: (OutboxItem, DeliveryOutcome).self) { group in
             for item in items {
                 group.addTask { (item, await integration.deliver(item)) }
             }
-            for await (item, outcome) in group {
-                record(item, outcome, integration: integration.id)
-            }
+            var all: [(OutboxItem, DeliveryOutcome)] = []
+            for await result in group { all.append(result) }
+            return all
         }
+        record(outcomes, integration: integration.id)
         return items.count
     }
 
-    private func record(_ item: OutboxItem, _ outcome: DeliveryOutcome, integration: String) {
+    /// Stores a round's outcomes in one transaction, then counts and logs them.
+    private func record(_ outcomes: [(OutboxItem, DeliveryOutcome)], integration: String) {
         let time = now()
-        let metadata: Logger.Metadata = [
-            "integration": "\(integration)", "group": "\(item.groupKey)", "idempotency_key": "\(item.idempotencyKey)",
-            "attempt": "\(item.attempts + 1)",
-        ]
-        do {
+        var updates: [Outbox.Update] = []
+        var notes: [(DeliveryStats.Outcome, OutboxItem, String?, Double?)] = []
+        for (item, outcome) in outcomes {
             switch outcome {
             case .delivered:
-                try outbox.delivered(item.id)
-                stats.record(integration, "delivered", latency: time - item.createdAt)
-                logger.debug("notification delivered", metadata: metadata)
+                updates.append(.delivered(item.id))
+                notes.append((.delivered, item, nil, nil))
             case .rejected(let reason):
-                try outbox.giveUp(item.id, now: time, reason: reason)
-                stats.record(integration, "rejected")
-                logger.error(
-                    "notification rejected by the receiver, not retried",
-                    metadata: metadata.merging(["reason": "\(reason)"]) { a, _ in a }
-                )
+                updates.append(.giveUp(item.id, reason: reason))
+                notes.append((.rejected, item, reason, nil))
             case .retry(let reason, let after):
                 if time - item.createdAt >= policy.maxAge {
-                    try outbox.giveUp(item.id, now: time, reason: "gave up after \(item.attempts + 1) attempts: \(reason)")
-                    stats.record(integration, "expired")
-                    logger.error(
-                        "notification given up: too old",
-                        metadata: metadata.merging(["reason": "\(reason)"]) { a, _ in a }
-                    )
-                    return
+                    updates.append(.giveUp(item.id, reason: "gave up after \(item.attempts + 1) attempts: \(reason)"))
+                    notes.append((.expired, item, reason, nil))
+                } else {
+                    let base = policy.delay(afterAttempts: item.attempts + 1)
+                    let delay = after.map { max($0, 0) } ?? base * (1 + policy.jitter * Double.random(in: -1...1))
+                    updates.append(.retry(item.id, at: time + delay, error: reason))
+                    notes.append((.retried, item, reason, delay))
                 }
-                let base = policy.delay(afterAttempts: item.attempts + 1)
-                let jittered = base * (1 + policy.jitter * Double.random(in: -1...1))
-                let delay = after.map { max($0, 0) } ?? jittered
-                try outbox.retry(item.id, at: time + delay, error: reason)
-                stats.record(integration, "retried")
-                logger.warning(
-                    "notification failed, will retry",
-                    metadata: metadata.merging(["reason": "\(reason)", "retry_in": "\(delay)"]) { a, _ in a }
-                )
             }
+        }
+        do {
+            try outbox.apply(updates, now: time)
         } catch {
-            // The outbox cannot be written: the item stays as it was and is attempted again.
-            logger.error("cannot record a delivery outcome", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
+            // The outbox cannot be written: the items stay as they were and are attempted again.
+            logger.error("cannot record delivery outcomes", metadata: ["integration": "\(integration)", "error": "\(error)"])
+            return
+        }
+        for (outcome, item, reason, delay) in notes {
+            stats.record(integration, outcome, latency: outcome == .delivered ? time - item.createdAt : nil)
+            var metadata: Logger.Metadata = [
+                "integration": "\(integration)", "group": "\(item.groupKey)",
+                "idempotency_key": "\(item.idempotencyKey)", "attempt": "\(item.attempts + 1)",
+            ]
+            if let reason { metadata["reason"] = "\(reason)" }
+            switch outcome {
+            case .delivered:
+                logger.debug("notification delivered", metadata: metadata)
+            case .rejected:
+                logger.error("notification rejected by the receiver, not retried", metadata: metadata)
+            case .expired:
+                logger.error("notification given up: too old", metadata: metadata)
+            case .retried:
+                metadata["retry_in"] = "\(delay ?? 0)"
+                logger.warning("notification failed, will retry", metadata: metadata)
+            }
         }
     }
 }

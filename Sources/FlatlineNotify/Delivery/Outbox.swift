@@ -168,33 +168,41 @@ public final class Outbox: Sendable {
         }
     }
 
-    /// Removes a delivered item.
-    public func delivered(_ id: Int64) throws(OutboxError) {
-        try write { db in try db.execute(sql: "DELETE FROM outbox WHERE id = ?", arguments: [id]) }
+    /// What an attempt changes in the outbox.
+    public enum Update: Sendable, Hashable {
+        /// Delivered: removed.
+        case delivered(Int64)
+        /// Failed, to be tried again at `at`.
+        case retry(Int64, at: Double, error: String)
+        /// Given up: moved to the failed table with the reason.
+        case giveUp(Int64, reason: String)
     }
 
-    /// Records a failed attempt; the item is tried again at `retryAt`.
-    public func retry(_ id: Int64, at retryAt: Double, error: String) throws(OutboxError) {
+    /// Applies the outcomes of a round of attempts in one transaction (one fsync for all).
+    public func apply(_ updates: [Update], now: Double) throws(OutboxError) {
+        guard !updates.isEmpty else { return }
         try write { db in
-            try db.execute(
-                sql: "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?",
-                arguments: [retryAt, error, id]
-            )
-        }
-    }
-
-    /// Gives an item up: it moves to the failed table with the reason.
-    public func giveUp(_ id: Int64, now: Double, reason: String) throws(OutboxError) {
-        try write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO failed (id, integration, receiver, group_key, idempotency_key, body, created_at, attempts, failed_at, reason)
-                    SELECT id, integration, receiver, group_key, idempotency_key, body, created_at, attempts + 1, ?, ?
-                    FROM outbox WHERE id = ?
-                    """,
-                arguments: [now, reason, id]
-            )
-            try db.execute(sql: "DELETE FROM outbox WHERE id = ?", arguments: [id])
+            for update in updates {
+                switch update {
+                case .delivered(let id):
+                    try db.execute(sql: "DELETE FROM outbox WHERE id = ?", arguments: [id])
+                case .retry(let id, let at, let error):
+                    try db.execute(
+                        sql: "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?",
+                        arguments: [at, error, id]
+                    )
+                case .giveUp(let id, let reason):
+                    try db.execute(
+                        sql: """
+                            INSERT INTO failed (id, integration, receiver, group_key, idempotency_key, body, created_at, attempts, failed_at, reason)
+                            SELECT id, integration, receiver, group_key, idempotency_key, body, created_at, attempts + 1, ?, ?
+                            FROM outbox WHERE id = ?
+                            """,
+                        arguments: [now, reason, id]
+                    )
+                    try db.execute(sql: "DELETE FROM outbox WHERE id = ?", arguments: [id])
+                }
+            }
         }
     }
 
