@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A regular expression that is not one.
 public struct PatternError: Error, Hashable, Sendable, CustomStringConvertible {
     public var reason: String
@@ -9,6 +11,14 @@ public struct PatternError: Error, Hashable, Sendable, CustomStringConvertible {
 public struct CompiledPattern: @unchecked Sendable {
     // Regex is immutable once built; it is only read, from any thread.
     private let regex: Regex<AnyRegexOutput>
+    /// Answers of ``matches(_:)`` for recent texts: label values repeat (the same teams,
+    /// services, reasons), and a regular expression costs microseconds a call.
+    private let memo = Memo()
+
+    final class Memo: Sendable {
+        static let limit = 4096
+        let answers = Mutex<[String: Bool]>([:])
+    }
 
     public init(_ pattern: String) throws(PatternError) {
         do {
@@ -82,7 +92,15 @@ public struct CompiledPattern: @unchecked Sendable {
     }
 
     /// Whether the whole of `text` matches.
-    public func matches(_ text: String) -> Bool { match(text) != nil }
+    public func matches(_ text: String) -> Bool {
+        if let known = memo.answers.withLock({ $0[text] }) { return known }
+        let answer = match(text) != nil
+        memo.answers.withLock {
+            if $0.count >= Memo.limit { $0.removeAll(keepingCapacity: true) }
+            $0[text] = answer
+        }
+        return answer
+    }
 
     package func match(_ text: String) -> Match? {
         guard let match = try? regex.wholeMatch(in: text) else { return nil }

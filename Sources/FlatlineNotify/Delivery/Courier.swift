@@ -183,7 +183,7 @@ public final class Courier: Sendable {
     /// One pass: attempts every due notification of `integration` (heads of their groups, side
     /// by side) and records the outcomes. Returns how many were attempted.
     @discardableResult
-    public func deliverDue(_ integration: any Integration, limit: Int = 32) async -> Int {
+    public func deliverDue(_ integration: any Integration, limit: Int = 256) async -> Int {
         let items: [OutboxItem]
         do {
             items = try outbox.due(integration: integration.id, now: now(), limit: limit)

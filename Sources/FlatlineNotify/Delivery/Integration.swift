@@ -48,6 +48,8 @@ public final class WebhookIntegration: Integration {
         self.userAgent = userAgent
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
+        // Groups are delivered side by side: enough connections for a burst of them.
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 32
         if let tls = settings.tls { configuration.tlsConfiguration = try HTTPFetcher.tlsConfiguration(tls) }
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         authorizer = RequestAuthorizer(settings.authorization)

@@ -50,6 +50,20 @@ public struct GroupNotification: Sendable, Hashable {
     /// When the dispatcher made it.
     public var time: Timestamp
 
+    public init(
+        receiver: String,
+        groupKey: String,
+        groupLabels: [String: String],
+        alerts: [Alert],
+        time: Timestamp
+    ) {
+        self.receiver = receiver
+        self.groupKey = groupKey
+        self.groupLabels = groupLabels
+        self.alerts = alerts
+        self.time = time
+    }
+
     /// `firing` when any alert in it fires, else `resolved`.
     public var status: AlertEvent.Status { alerts.contains { $0.state == .firing } ? .firing : .resolved }
 }
@@ -96,19 +110,20 @@ public struct Dispatcher: Sendable {
     public mutating func update(_ alert: Alert, at time: Timestamp) {
         guard alert.state != .pending else { return }
         if alert.state == .firing { firing[alert.fingerprint] = alert } else { firing[alert.fingerprint] = nil }
-        for route in tree.match(alert.labels) {
-            let groupLabels = route.groupBy.groupLabels(alert.labels)
-            let key = route.key + ":" + labelSetText(groupLabels)
+        for index in tree.matchIndices(alert.labels) {
+            let groupLabels = tree.routes[index].groupBy.groupLabels(alert.labels)
+            let key = tree.routes[index].key + ":" + labelSetText(groupLabels)
+            let groupWait = tree.routes[index].groupWait
             var group =
                 groups[key]
                 ?? Group(
-                    route: route.index,
+                    route: index,
                     key: key,
                     labels: groupLabels,
-                    nextFlush: time.advanced(bySeconds: route.groupWait)
+                    nextFlush: time.advanced(bySeconds: groupWait)
                 )
             if group.alerts.isEmpty && group.lastNotified == nil, let fired = alert.firedAt,
-                time.seconds - fired.seconds >= route.groupWait
+                time.seconds - fired.seconds >= groupWait
             {
                 // An alert older than the group wait (after a restart): no reason to wait again.
                 group.nextFlush = min(group.nextFlush, time)
@@ -129,7 +144,9 @@ public struct Dispatcher: Sendable {
         var out: [GroupNotification] = []
         for key in groups.keys.sorted() {
             guard var group = groups[key], group.nextFlush <= time else { continue }
-            let route = tree.routes[group.route]
+            let repeatInterval = tree.routes[group.route].repeatInterval
+            let groupInterval = tree.routes[group.route].groupInterval
+            let receiver = tree.routes[group.route].receiver
             let visible = group.alerts.values.filter { !isMuted($0, at: time) }
             let firingNow = Set(visible.filter { $0.state == .firing }.map(\.fingerprint))
             let resolvedNow = Set(visible.filter { $0.state == .resolved }.map(\.fingerprint))
@@ -142,7 +159,7 @@ public struct Dispatcher: Sendable {
                 needed = true
             } else if !resolvedNow.isSubset(of: group.notifiedResolved) {
                 needed = true
-            } else if let last = group.lastNotified, time.seconds - last.seconds >= route.repeatInterval,
+            } else if let last = group.lastNotified, time.seconds - last.seconds >= repeatInterval,
                 !firingNow.isEmpty
             {
                 needed = true
@@ -152,10 +169,10 @@ public struct Dispatcher: Sendable {
             if needed {
                 out.append(
                     GroupNotification(
-                        receiver: route.receiver,
+                        receiver: receiver,
                         groupKey: group.key,
                         groupLabels: group.labels,
-                        alerts: visible.sorted { labelSetText($0.labels) < labelSetText($1.labels) },
+                        alerts: visible.map { (labelSetText($0.labels), $0) }.sorted { $0.0 < $1.0 }.map(\.1),
                         time: time
                     )
                 )
@@ -167,7 +184,7 @@ public struct Dispatcher: Sendable {
             for fingerprint in group.alerts.keys where group.alerts[fingerprint]?.state == .resolved {
                 group.alerts[fingerprint] = nil
             }
-            group.nextFlush = time.advanced(bySeconds: route.groupInterval)
+            group.nextFlush = time.advanced(bySeconds: groupInterval)
             groups[key] = group.alerts.isEmpty ? nil : group
         }
         return out

@@ -92,21 +92,26 @@ public struct RoutingTree: Sendable, Hashable {
     }
 
     /// The routes that take an alert with these labels, in tree order.
-    public func match(_ labels: [String: String]) -> [ResolvedRoute] {
+    public func match(_ labels: [String: String]) -> [ResolvedRoute] { matchIndices(labels).map { routes[$0] } }
+
+    /// The positions of those routes.
+    public func matchIndices(_ labels: [String: String]) -> [Int] {
         guard !routes.isEmpty else { return [] }
-        return match(0, labels)
+        var out: [Int] = []
+        _ = collect(0, labels, into: &out)
+        return out
     }
 
-    private func match(_ index: Int, _ labels: [String: String]) -> [ResolvedRoute] {
-        let route = routes[index]
-        guard route.matchers.allSatisfy({ $0.matches(labels) }) else { return [] }
-        var all: [ResolvedRoute] = []
-        for child in route.children {
-            let matches = match(child, labels)
-            all += matches
-            if !matches.isEmpty && !routes[child].continueMatching { break }
+    /// Appends the routes under `index` that take the alert; returns whether `index` matched.
+    private func collect(_ index: Int, _ labels: [String: String], into out: inout [Int]) -> Bool {
+        // Read in place: copying a route would retain every string and array in it.
+        guard routes[index].matchers.allSatisfy({ $0.matches(labels) }) else { return false }
+        let before = out.count
+        for child in routes[index].children {
+            if collect(child, labels, into: &out) && !routes[child].continueMatching { break }
         }
-        return all.isEmpty ? [route] : all
+        if out.count == before { out.append(index) }
+        return true
     }
 }
 
