@@ -1,0 +1,74 @@
+import FlatlineTestSupport
+import Foundation
+import Testing
+
+/// `flatline rules`: the committed rule files are what the shipped models generate, and a real
+/// promtool accepts them and passes their tests (every alert fires on its input and stays quiet
+/// on the other).
+@Suite("flatline rules")
+struct RulesCommandTests {
+    static var promtool: URL? {
+        ["/usr/bin/promtool", "/usr/local/bin/promtool"].first { FileManager.default.isExecutableFile(atPath: $0) }
+            .map(URL.init(fileURLWithPath:))
+    }
+
+    @Test("regenerating gives the committed files, byte for byte")
+    func current() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let result = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["rules", "--models", TestSupport.repositoryFile("models").path, "--out", directory.url.path]
+        )
+        #expect(result.status == 0, "\(result.standardError)")
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.url.path).sorted()
+        #expect(names == ["flatline.test.yml", "flatline.yml", "nats.test.yml", "nats.yml"])
+        for name in names {
+            let fresh = try String(contentsOf: directory.file(name), encoding: .utf8)
+            let committed = try String(contentsOf: TestSupport.repositoryFile("rules/\(name)"), encoding: .utf8)
+            #expect(fresh == committed, "rules/\(name) is stale: run `flatline rules`")
+        }
+    }
+
+    @Test("promtool check rules and promtool test rules pass on every committed file")
+    func promtoolAccepts() throws {
+        let promtool = try #require(Self.promtool, "promtool is not installed (make deps installs it)")
+        let rules = TestSupport.repositoryFile("rules")
+        let check = try TestSupport.run(promtool, ["check", "rules", rules.appendingPathComponent("flatline.yml").path, rules.appendingPathComponent("nats.yml").path])
+        #expect(check.status == 0, "\(check.standardOutput)\(check.standardError)")
+        #expect(check.standardOutput.contains("SUCCESS: 4 rules found"))
+        #expect(check.standardOutput.contains("SUCCESS: 12 rules found"))
+        let test = try TestSupport.run(promtool, ["test", "rules", rules.appendingPathComponent("flatline.test.yml").path, rules.appendingPathComponent("nats.test.yml").path])
+        #expect(test.status == 0, "\(test.standardOutput)\(test.standardError)")
+        // Each alert is tested both ways.
+        let text = try String(contentsOf: rules.appendingPathComponent("nats.test.yml"), encoding: .utf8)
+        #expect(text.components(separatedBy: " fires\"").count - 1 == 12)
+        #expect(text.components(separatedBy: "exp_alerts: []").count - 1 == 12)
+    }
+
+    @Test("a model's threshold reaches its rule; a model left out leaves its rule out")
+    func followsModels() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let models = directory.file("models")
+        try FileManager.default.createDirectory(at: models, withIntermediateDirectories: true)
+        let shipped = TestSupport.repositoryFile("models/jetstream_storage_near_limit.yml")
+        let text = try String(contentsOf: shipped, encoding: .utf8)
+            .replacingOccurrences(of: "above: 0.9 ", with: "above: 0.75 ")
+            .replacingOccurrences(of: "clear: 0.85 ", with: "clear: 0.7 ")
+        try Data(text.utf8).write(to: models.appendingPathComponent("storage.yml"))
+        let out = directory.file("rules")
+        let result = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["rules", "--models", models.path, "--out", out.path]
+        )
+        #expect(result.status == 0, "\(result.standardError)")
+        let nats = try String(contentsOf: out.appendingPathComponent("nats.yml"), encoding: .utf8)
+        #expect(nats.contains("gnatsd_varz_jetstream_config_max_storage > 0.75"))
+        #expect(!nats.contains("NATSConsumerFreeze"))
+        if let promtool = Self.promtool {
+            let test = try TestSupport.run(promtool, ["test", "rules", out.appendingPathComponent("nats.test.yml").path])
+            #expect(test.status == 0, "\(test.standardOutput)")
+        }
+    }
+}
