@@ -1,3 +1,6 @@
+import FlatlineAlerting
+import FlatlineCore
+import FlatlineDaemon
 import FlatlineTestSupport
 import Foundation
 import Testing
@@ -70,5 +73,52 @@ struct RulesCommandTests {
             let test = try TestSupport.run(promtool, ["test", "rules", out.appendingPathComponent("nats.test.yml").path])
             #expect(test.status == 0, "\(test.standardOutput)")
         }
+    }
+
+    @Test("--from-state: a consumer that usually acks every 90 s gets its own freeze window; promtool agrees")
+    func fromState() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let models = try ModelDirectory.load(TestSupport.repositoryFile("models").path)
+        var evaluator = ModelEvaluator(models: models)
+        let labels = ["instance": "n1", "account": "$G", "stream": "BATCH", "consumer": "nightly"]
+        for second in stride(from: 0, to: 1800, by: 15) {
+            var samples: [Sample] = []
+            for (name, value) in [
+                ("jetstream_consumer_ack_floor_stream_seq", Double(second / 90) * 100),
+                ("jetstream_consumer_num_pending", 40.0), ("jetstream_consumer_num_ack_pending", 10.0),
+            ] {
+                var all = labels
+                all["__name__"] = name
+                let time = Timestamp(milliseconds: 1_767_225_600_000 + Int64(second) * 1000)
+                samples.append(Sample(labels: try LabelSet(validating: all), value: value, timestamp: time))
+            }
+            _ = evaluator.observe(time: samples[0].timestamp, samples: samples)
+        }
+        let data = directory.file("data").path
+        try StateDirectory(path: data).save(evaluator.state)
+        let out = directory.file("rules")
+        let result = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["rules", "--models", TestSupport.repositoryFile("models").path, "--out", out.path, "--from-state", data]
+        )
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect(result.standardError.contains("1 consumer(s) with a learned stall"), "\(result.standardError)")
+        let nats = try String(contentsOf: out.appendingPathComponent("nats.yml"), encoding: .utf8)
+        // 3 x 90 s = 4.5 min: a 5-minute window of its own; the generic rule leaves it out.
+        #expect(nats.contains(#"jetstream_consumer_ack_floor_stream_seq{stream_name=\"BATCH\", consumer_name=\"nightly\"}[5m]"#))
+        #expect(nats.contains("unless on(stream_name, consumer_name)"))
+        if let promtool = Self.promtool {
+            let check = try TestSupport.run(promtool, ["check", "rules", out.appendingPathComponent("nats.yml").path])
+            #expect(check.status == 0, "\(check.standardOutput)\(check.standardError)")
+            let test = try TestSupport.run(promtool, ["test", "rules", out.appendingPathComponent("nats.test.yml").path])
+            #expect(test.status == 0, "\(test.standardOutput)")
+        }
+        let missing = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["rules", "--out", out.path, "--models", TestSupport.repositoryFile("models").path, "--from-state", directory.file("none").path]
+        )
+        #expect(missing.status != 0)
+        #expect(missing.standardError.contains("no usable saved model state"))
     }
 }

@@ -33,11 +33,44 @@ public enum RuleFiles {
         public var text: String
     }
 
-    /// Every file, for the models given (rules of models that are absent are left out).
-    public static func files(models: [Model]) -> [File] {
+    /// A consumer whose learned stall threshold is longer than the generic rule's window: it gets
+    /// a rule of its own, and the generic rule leaves it out.
+    public struct LearnedStall: Hashable, Sendable {
+        public var stream: String
+        public var consumer: String
+        /// Seconds without progress that are normal for it, at most.
+        public var seconds: Double
+    }
+
+    /// The generic freeze rule's window, in minutes.
+    static let freezeWindowMinutes = 3
+
+    /// The consumers whose saved `consumer_freeze` state (a data directory's `models.json`)
+    /// learned a usual gap between acknowledgements longer than the generic window allows.
+    public static func learnedStalls(_ state: ModelEvaluatorState, models: [Model]) -> [LearnedStall] {
+        guard let model = models.first(where: { $0.name == "consumer_freeze" }), case .stall(let p) = model.kind,
+            case .stall(let watch)? = state.models[model.name]
+        else { return [] }
+        var out: [LearnedStall] = []
+        for entry in watch.things.entries.values {
+            guard let stream = entry.state.labels["stream"], let consumer = entry.state.labels["consumer"],
+                let usual = ModelEvaluator.median(entry.state.gaps)
+            else { continue }
+            let seconds = max(p.stallAfter, p.stallFactor * usual)
+            if seconds > Double(freezeWindowMinutes * 60) {
+                out.append(LearnedStall(stream: stream, consumer: consumer, seconds: seconds))
+            }
+        }
+        return Array(Set(out)).sorted { ($0.stream, $0.consumer) < ($1.stream, $1.consumer) }
+    }
+
+    /// Every file, for the models given (rules of models that are absent are left out), with
+    /// per-consumer freeze rules for the `learned` stalls.
+    public static func files(models: [Model], learned: [LearnedStall] = []) -> [File] {
         var out: [File] = []
         for (name, group, rules) in [
-            ("flatline", "flatline-verdicts", flatlineRules()), ("nats", "nats-incidents", natsRules(models)),
+            ("flatline", "flatline-verdicts", flatlineRules()),
+            ("nats", "nats-incidents", natsRules(models, learned: learned)),
         ] {
             out.append(File(name: name + ".yml", text: ruleFile(group: group, rules)))
             out.append(File(name: name + ".test.yml", text: testFile(ruleFile: name + ".yml", rules)))
@@ -122,7 +155,7 @@ public enum RuleFiles {
         ]
     }
 
-    static func natsRules(_ models: [Model]) -> [Rule] {
+    static func natsRules(_ models: [Model], learned: [LearnedStall] = []) -> [Rule] {
         func model(_ name: String) -> Model? { models.first { $0.name == name } }
         var rules: [Rule] = []
         let server = #"{server_id="http://nats-1:8222""#
@@ -131,26 +164,7 @@ public enum RuleFiles {
             "server_id": "http://nats-1:8222", "account": "$G", "stream_name": "ORDERS", "consumer_name": "worker",
         ]
         if model("consumer_freeze") != nil {
-            rules.append(
-                Rule(
-                    alert: "NATSConsumerFreeze",
-                    model: "consumer_freeze",
-                    expr:
-                        "changes(jetstream_consumer_ack_floor_stream_seq[3m]) == 0 and resets(jetstream_consumer_num_ack_pending[3m]) == 0 and (jetstream_consumer_num_pending + jetstream_consumer_num_ack_pending) > 0",
-                    forDuration: "0s",
-                    severity: "critical",
-                    summary: "Consumer {{ $labels.stream_name }}/{{ $labels.consumer_name }} has acknowledged nothing for 3 minutes",
-                    description:
-                        "The ack floor of {{ $labels.consumer_name }} on stream {{ $labels.stream_name }} (account {{ $labels.account }}) has not moved for 3 minutes and its ack-pending count has not fallen, while messages wait. Check that its workers run and acknowledge.",
-                    series: [
-                        ("jetstream_consumer_ack_floor_stream_seq" + consumer + "}", "100x6", "100+10x6"),
-                        ("jetstream_consumer_num_ack_pending" + consumer + "}", "50x6", "50x6"),
-                        ("jetstream_consumer_num_pending" + consumer + "}", "10x6", "10x6"),
-                    ],
-                    evalTime: "5m",
-                    labels: consumerLabels
-                )
-            )
+            rules += freezeRules(learned: learned, consumer: consumer, consumerLabels: consumerLabels)
         }
         if let m = model("consumer_stream_limit_forecast"), case .forecast(let p) = m.kind {
             let window = DurationText.format(seconds: p.window)
@@ -342,6 +356,78 @@ public enum RuleFiles {
                     series: [(#"up{job="nats", instance="nats-1:7777"}"#, "1 0 0 0 0", "1 1 1 1 1")],
                     evalTime: "3m",
                     labels: ["job": "nats", "instance": "nats-1:7777"]
+                )
+            )
+        }
+        return rules
+    }
+
+    /// The generic freeze rule, and one per consumer with a learned longer stall.
+    static func freezeRules(learned: [LearnedStall], consumer: String, consumerLabels: [String: String]) -> [Rule] {
+        func expr(_ selector: String, minutes: Int) -> String {
+            "changes(jetstream_consumer_ack_floor_stream_seq\(selector)[\(minutes)m]) == 0"
+                + " and resets(jetstream_consumer_num_ack_pending\(selector)[\(minutes)m]) == 0"
+                + " and (jetstream_consumer_num_pending\(selector) + jetstream_consumer_num_ack_pending\(selector)) > 0"
+        }
+        func selector(_ stall: LearnedStall) -> String {
+            "{stream_name=\(quoted(stall.stream)), consumer_name=\(quoted(stall.consumer))}"
+        }
+        let window = freezeWindowMinutes
+        var generic = expr("", minutes: window)
+        if !learned.isEmpty {
+            let own = learned.map { "jetstream_consumer_ack_floor_stream_seq" + selector($0) }.joined(separator: " or ")
+            generic = "(" + generic + ") unless on(stream_name, consumer_name) (" + own + ")"
+        }
+        let description =
+            "The ack floor of {{ $labels.consumer_name }} on stream {{ $labels.stream_name }} (account {{ $labels.account }}) has not moved for MINUTES minutes and its ack-pending count has not fallen, while messages wait. Check that its workers run and acknowledge."
+        var rules = [
+            Rule(
+                alert: "NATSConsumerFreeze",
+                model: "consumer_freeze",
+                expr: generic,
+                forDuration: "0s",
+                severity: "critical",
+                summary: "Consumer {{ $labels.stream_name }}/{{ $labels.consumer_name }} has acknowledged nothing for \(window) minutes",
+                description: description.replacingOccurrences(of: "MINUTES", with: "\(window)"),
+                series: [
+                    ("jetstream_consumer_ack_floor_stream_seq" + consumer + "}", "100x6", "100+10x6"),
+                    ("jetstream_consumer_num_ack_pending" + consumer + "}", "50x6", "50x6"),
+                    ("jetstream_consumer_num_pending" + consumer + "}", "10x6", "10x6"),
+                ],
+                evalTime: "5m",
+                labels: consumerLabels
+            )
+        ]
+        for stall in learned {
+            let minutes = Int((stall.seconds / 60).rounded(.up))
+            let labels = [
+                "server_id": "http://nats-1:8222", "account": "$G", "stream_name": stall.stream,
+                "consumer_name": stall.consumer,
+            ]
+            let series = "{server_id=\"http://nats-1:8222\", account=\"$G\", stream_name=\(quoted(stall.stream)), consumer_name=\(quoted(stall.consumer))}"
+            // Quiet: it acks once every `minutes - 1` minutes, which the generic rule would call
+            // a freeze. Firing: nothing for longer than its own window.
+            let steps = minutes + 3
+            rules.append(
+                Rule(
+                    alert: "NATSConsumerFreeze",
+                    model: "consumer_freeze",
+                    expr: expr(selector(stall), minutes: minutes),
+                    forDuration: "0s",
+                    severity: "critical",
+                    summary: "Consumer {{ $labels.stream_name }}/{{ $labels.consumer_name }} has acknowledged nothing for \(minutes) minutes",
+                    description: description.replacingOccurrences(of: "MINUTES", with: "\(minutes)")
+                        + " (Its usual gap between acknowledgements, learned by Flatline, allows \(minutes) minutes.)",
+                    series: [
+                        (
+                            "jetstream_consumer_ack_floor_stream_seq" + series, "100x\(steps)",
+                            (0...steps).map { "\(100 + ($0 / max(1, minutes - 1)) * 50)" }.joined(separator: " ")
+                        ),
+                        ("jetstream_consumer_num_ack_pending" + series, "50x\(steps)", "50x\(steps)"),
+                        ("jetstream_consumer_num_pending" + series, "10x\(steps)", "10x\(steps)"),
+                    ],
+                    evalTime: "\(minutes + 2)m",
+                    labels: labels
                 )
             )
         }

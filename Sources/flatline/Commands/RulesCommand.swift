@@ -1,6 +1,8 @@
 import ArgumentParser
 import FlatlineAlerting
+import FlatlineDaemon
 import Foundation
+import Logging
 
 struct RulesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,7 +13,9 @@ struct RulesCommand: ParsableCommand {
             (standalone alerts over prometheus-nats-exporter's metrics, with the models' \
             thresholds), each with a NAME.test.yml for `promtool test rules` whose input series \
             make every alert fire and not fire. Check them with `promtool check rules` and \
-            `promtool test rules`.
+            `promtool test rules`. With --from-state DIR, consumers whose learned gap between \
+            acknowledgements is longer than the generic freeze window get freeze rules of their \
+            own (from DIR/models.json, the daemon's saved state).
             """
     )
 
@@ -21,6 +25,9 @@ struct RulesCommand: ParsableCommand {
     @Option(help: "Where to write the files.")
     var out = "rules"
 
+    @Option(help: "A data directory whose saved model state (models.json) refines the thresholds.")
+    var fromState: String?
+
     func run() throws {
         let loaded: [Model]
         do {
@@ -28,8 +35,18 @@ struct RulesCommand: ParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
+        var learned: [RuleFiles.LearnedStall] = []
+        if let fromState {
+            let logger = Logger(label: "flatline.rules") { StreamLogHandler.standardError(label: $0) }
+            let directory = try StateDirectory(path: fromState)
+            guard let state = directory.restoreModels(logger: logger) else {
+                throw ValidationError("\(fromState): no usable saved model state (models.json)")
+            }
+            learned = RuleFiles.learnedStalls(state, models: loaded)
+            Stderr.write("rules: \(learned.count) consumer(s) with a learned stall longer than the generic window\n")
+        }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        for file in RuleFiles.files(models: loaded) {
+        for file in RuleFiles.files(models: loaded, learned: learned) {
             let path = out + "/" + file.name
             do {
                 try Data(file.text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
