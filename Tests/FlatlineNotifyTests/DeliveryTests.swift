@@ -6,6 +6,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import Prometheus
 import Synchronization
 import Testing
 
@@ -91,9 +92,13 @@ struct DeliveryTests {
         )
     }
 
-    static func notifier(port: Int, directory: TestSupport.TemporaryDirectory, policy: RetryPolicy, extra: String = "")
-        throws -> (Notifier, RoutingTree)
-    {
+    static func notifier(
+        port: Int,
+        directory: TestSupport.TemporaryDirectory,
+        policy: RetryPolicy,
+        extra: String = "",
+        metrics: NotifyMetrics? = nil
+    ) throws -> (Notifier, RoutingTree) {
         let yaml = """
             route: {receiver: hook}
             receivers:
@@ -110,6 +115,7 @@ struct DeliveryTests {
             outbox: outbox,
             externalURL: "http://flatline.test",
             policy: policy,
+            metrics: metrics,
             logger: TestSupport.quietLogger
         )
         return (notifier, RoutingTree(settings.route))
@@ -140,8 +146,14 @@ struct DeliveryTests {
         let directory = try TestSupport.TemporaryDirectory()
         defer { directory.remove() }
         let seen = Seen([(500, nil), (500, nil), (503, nil), (429, "1")])
+        let registry = PrometheusCollectorRegistry()
         try await TestHTTPServer.run(Self.router(seen)) { port in
-            let (notifier, tree) = try Self.notifier(port: port, directory: directory, policy: Self.fastPolicy)
+            let (notifier, tree) = try Self.notifier(
+                port: port,
+                directory: directory,
+                policy: Self.fastPolicy,
+                metrics: NotifyMetrics(registry: registry)
+            )
             defer { Task { await notifier.shutdown() } }
             let notes = [
                 Self.notification(group: "ORDERS", .firing, time: 1),
@@ -152,6 +164,21 @@ struct DeliveryTests {
             try await Self.deliverAll(notifier, within: 20)
             #expect(try notifier.outbox.pendingCount() == 0)
             #expect(try notifier.outbox.failed().isEmpty)
+            notifier.courier.updateOutboxGauges()
+        }
+        // The metrics say the same, and promtool accepts their exposition.
+        let exposition = registry.emitToString()
+        let labels = #"{receiver="hook",integration="hook/webhook/0",outcome="#
+        #expect(exposition.contains("flatline_notifications_total\(labels)\"delivered\"} 3"), "\(exposition)")
+        #expect(exposition.contains("flatline_notifications_total\(labels)\"retried\"} 4"), "\(exposition)")
+        #expect(exposition.contains("flatline_outbox_pending 0"))
+        #expect(exposition.contains("flatline_outbox_oldest_age_seconds 0"))
+        #expect(exposition.contains("flatline_notification_latency_seconds_count 3"))
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool") {
+            let file = directory.file("metrics.txt")
+            try Data(exposition.utf8).write(to: file)
+            let check = try TestSupport.run(URL(fileURLWithPath: "/bin/sh"), ["-c", "/usr/bin/promtool check metrics < \(file.path)"])
+            #expect(check.status == 0, "\(check.standardOutput)\(check.standardError)")
         }
         let accepted = seen.accepted
         #expect(accepted.count == 3, "\(seen.all.map { "\($0.key) \($0.answered)" })")

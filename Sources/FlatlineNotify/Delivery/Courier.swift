@@ -127,6 +127,7 @@ public final class Courier: Sendable {
     public let integrations: [any Integration]
     public let policy: RetryPolicy
     public let stats: DeliveryStats
+    public let metrics: NotifyMetrics?
     private let logger: Logger
     private let wakeups: [String: Wakeup]
     private let now: @Sendable () -> Double
@@ -136,6 +137,7 @@ public final class Courier: Sendable {
         integrations: [any Integration],
         policy: RetryPolicy = RetryPolicy(),
         stats: DeliveryStats = DeliveryStats(),
+        metrics: NotifyMetrics? = nil,
         logger: Logger,
         now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) {
@@ -143,6 +145,7 @@ public final class Courier: Sendable {
         self.integrations = integrations
         self.policy = policy
         self.stats = stats
+        self.metrics = metrics
         self.logger = logger
         self.now = now
         wakeups = Dictionary(uniqueKeysWithValues: integrations.map { ($0.id, Wakeup()) })
@@ -166,6 +169,7 @@ public final class Courier: Sendable {
         let wakeup = wakeups[integration.id]
         while !Task.isCancelled {
             let attempted = await deliverDue(integration)
+            updateOutboxGauges()
             if attempted > 0 { continue }
             // Sleep until the next item is due (at most a second, to notice the clock), or a wakeup.
             var wait = 1.0
@@ -177,6 +181,18 @@ public final class Courier: Sendable {
                 logger.error("outbox unreadable", metadata: ["integration": "\(integration.id)", "error": "\(error)"])
             }
             await wakeup?.wait(upTo: .milliseconds(Int64(wait * 1000)))
+        }
+    }
+
+    /// Sets `flatline_outbox_pending` and `flatline_outbox_oldest_age_seconds`.
+    public func updateOutboxGauges() {
+        guard let metrics else { return }
+        do {
+            let count = try outbox.pendingCount()
+            let oldest = try outbox.oldestCreatedAt()
+            metrics.outbox(pending: count, oldestAge: oldest.map { max(0, now() - $0) } ?? 0)
+        } catch {
+            logger.error("outbox unreadable", metadata: ["error": "\(error)"])
         }
     }
 
@@ -238,6 +254,8 @@ public final class Courier: Sendable {
         }
         for (outcome, item, reason, delay) in notes {
             stats.record(integration, outcome, latency: outcome == .delivered ? time - item.createdAt : nil)
+            metrics?.outcome(receiver: item.receiver, integration: integration, outcome)
+            if outcome == .delivered { metrics?.delivered(after: time - item.createdAt) }
             var metadata: Logger.Metadata = [
                 "integration": "\(integration)", "group": "\(item.groupKey)",
                 "idempotency_key": "\(item.idempotencyKey)", "attempt": "\(item.attempts + 1)",

@@ -23,6 +23,7 @@ public final class Notifier: Sendable {
         outbox: Outbox,
         externalURL: String,
         policy: RetryPolicy = RetryPolicy(),
+        metrics: NotifyMetrics? = nil,
         logger: Logger
     ) throws(NotifierError) {
         self.outbox = outbox
@@ -59,7 +60,7 @@ public final class Notifier: Sendable {
             all += list
         }
         self.receivers = receivers
-        courier = Courier(outbox: outbox, integrations: all, policy: policy, logger: logger)
+        courier = Courier(outbox: outbox, integrations: all, policy: policy, metrics: metrics, logger: logger)
     }
 
     /// The outbox entries for notifications: one per integration of the notification's receiver
