@@ -214,7 +214,8 @@ let package = Package(
         .testTarget(
             name: "FlatlineNotifyTests",
             dependencies: [
-                "FlatlineNotify", "FlatlineAlerting", "FlatlineScrape", "FlatlineCore", "FlatlineNATS", "FlatlineTestSupport",
+                "FlatlineNotify", "FlatlineAlerting", "FlatlineScrape", "FlatlineCore", "FlatlineNATS",
+                "FlatlineTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),

@@ -104,7 +104,12 @@ struct ModelKindTests {
                 ["instance": "n1", "client_group": group, "reason": reason],
                 at: second
             ),
-            try M.sample("flatline_nats_client_group_closed_total", count, ["instance": "n1", "client_group": group], at: second),
+            try M.sample(
+                "flatline_nats_client_group_closed_total",
+                count,
+                ["instance": "n1", "client_group": group],
+                at: second
+            ),
         ]
     }
 
@@ -116,7 +121,12 @@ struct ModelKindTests {
             var samples = try Self.closed(s, group: "api", reason: "Client Closed", count: Double(s / 10))
             // telemetry-sub's series appears at 100 s with its first slow-consumer close.
             if s >= 100 {
-                samples += try Self.closed(s, group: "telemetry-sub", reason: "Slow Consumer (Write Deadline)", count: 1)
+                samples += try Self.closed(
+                    s,
+                    group: "telemetry-sub",
+                    reason: "Slow Consumer (Write Deadline)",
+                    count: 1
+                )
             }
             ticks.append((s, samples))
         }
@@ -130,7 +140,10 @@ struct ModelKindTests {
         #expect(alert.labels["client_group"] == "telemetry-sub")
         #expect(alert.labels["reason"] == "Slow Consumer (Write Deadline)")
         // Counters already there at the first tick are history, not news.
-        let atStart = Self.run([model], [(0, try Self.closed(0, group: "x", reason: "Slow Consumer (Pending)", count: 3))])
+        let atStart = Self.run(
+            [model],
+            [(0, try Self.closed(0, group: "x", reason: "Slow Consumer (Pending)", count: 3))]
+        )
         #expect(atStart.events.isEmpty)
     }
 
@@ -198,13 +211,18 @@ struct ModelKindTests {
         var ticks: [(Int, [Sample])] = []
         // Backlog growing 50/s from 10,000: 100,000 is reached at 1800 s.
         for s in stride(from: 0, to: 1200, by: 15) {
-            ticks.append((s, try Self.consumer(s, ackPending: 0, maxAckPending: 1000, pending: 10_000 + 50 * Double(s))))
+            ticks.append(
+                (s, try Self.consumer(s, ackPending: 0, maxAckPending: 1000, pending: 10_000 + 50 * Double(s)))
+            )
         }
         let result = Self.run([model], ticks)
         #expect(result.events.first == "300:firing:ConsumerStreamLimitForecast", "\(result.events)")
         let observation = try #require(result.last.first)
         // At 1185 s, 69,250 waiting; the line meets 100,000 in 615 s.
-        #expect(observation.annotations["summary"]?.hasSuffix("(100000) in 10m15s") == true, "\(observation.annotations)")
+        #expect(
+            observation.annotations["summary"]?.hasSuffix("(100000) in 10m15s") == true,
+            "\(observation.annotations)"
+        )
     }
 
     @Test("server_traffic_anomaly: a sustained jump of a server rate fires through the detector bank")
@@ -220,7 +238,9 @@ struct ModelKindTests {
         }
         // The samples are counters: the bank turns them into rates.
         for i in ticks.indices {
-            ticks[i].1 = ticks[i].1.map { var x = $0; x.kind = .counter; return x }
+            ticks[i].1 = ticks[i].1.map {
+                var x = $0; x.kind = .counter; return x
+            }
         }
         let bank = try DetectionBank(configuration: DetectorConfiguration(), step: 1)
         let result = Self.run([model], ticks, bank: bank)
@@ -242,7 +262,12 @@ struct ModelKindTests {
         var ticks: [(Int, [Sample])] = []
         for s in stride(from: 0, to: 900, by: 15) {
             let frozen = s >= 600
-            var samples = try M.consumer(s, floor: frozen ? 600 : Double(s), pending: 50, ackPending: frozen ? 1000 : 10)
+            var samples = try M.consumer(
+                s,
+                floor: frozen ? 600 : Double(s),
+                pending: 50,
+                ackPending: frozen ? 1000 : 10
+            )
             samples.append(
                 try M.sample(
                     "flatline_nats_consumer_max_ack_pending",
@@ -283,8 +308,10 @@ struct ModelKindTests {
         let savedMsgs = msgs
         for s in 300..<310 {
             let samples = try tick(s, rate: 200)
-            restoredActive = restoredActive || restored.observe(time: M.at(s), samples: samples).contains { $0.condition == .active }
-            coldActive = coldActive || cold.observe(time: M.at(s), samples: samples).contains { $0.condition == .active }
+            restoredActive =
+                restoredActive || restored.observe(time: M.at(s), samples: samples).contains { $0.condition == .active }
+            coldActive =
+                coldActive || cold.observe(time: M.at(s), samples: samples).contains { $0.condition == .active }
         }
         #expect(savedMsgs > 0)
         #expect(restoredActive && !coldActive)

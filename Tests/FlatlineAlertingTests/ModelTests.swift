@@ -33,7 +33,8 @@ struct ModelTests {
                 "connection_churn", "consumer_backlog_forecast", "consumer_freeze", "consumer_stream_limit_forecast",
                 "gateway_loss", "jetstream_account_storage_near_limit", "jetstream_memory_near_limit",
                 "jetstream_storage_near_limit", "leafnode_loss", "producer_flood", "route_loss",
-                "server_traffic_anomaly", "server_unhealthy", "slow_consumer", "slow_consumer_disconnect", "target_down",
+                "server_traffic_anomaly", "server_unhealthy", "slow_consumer", "slow_consumer_disconnect",
+                "target_down",
             ]
         )
         // Every shipped model names its incident and fills every placeholder it uses from its

@@ -25,7 +25,12 @@ struct NotifyCommandTests {
                 let body = try await request.body.collect(upTo: 1 << 20)
                 let status = self.accepting.load(ordering: .relaxed) ? 200 : 503
                 self.requests.withLock {
-                    $0.append((request.headers[.init("Idempotency-Key")!] ?? "", status, String(buffer: body)))
+                    $0.append(
+                        (
+                            request.headers.first { $0.name.canonicalName == "idempotency-key" }?.value ?? "", status,
+                            String(buffer: body)
+                        )
+                    )
                 }
                 return Response(status: .init(code: status))
             }
@@ -50,7 +55,8 @@ struct NotifyCommandTests {
             )
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            let data = (try? encoder.encode(AlertEventRecord(AlertEvent(time: time, status: status, alert: alert)))) ?? Data()
+            let data =
+                (try? encoder.encode(AlertEventRecord(AlertEvent(time: time, status: status, alert: alert)))) ?? Data()
             return String(decoding: data, as: UTF8.self)
         }
         let lines = [
@@ -79,7 +85,9 @@ struct NotifyCommandTests {
             // The first run: the receiver answers 503; it is killed while retrying.
             let process = Process()
             process.executableURL = TestSupport.flatlineBinary
-            process.arguments = ["notify", "--config", config.path, "--data-dir", data, "--timeout", "60s", events.path]
+            process.arguments = [
+                "notify", "--config", config.path, "--data-dir", data, "--timeout", "60s", events.path,
+            ]
             process.standardError = FileHandle.nullDevice
             try process.run()
             let deadline = ContinuousClock.now + .seconds(20)

@@ -37,11 +37,23 @@ struct RulesCommandTests {
     func promtoolAccepts() throws {
         let promtool = try #require(Self.promtool, "promtool is not installed (make deps installs it)")
         let rules = TestSupport.repositoryFile("rules")
-        let check = try TestSupport.run(promtool, ["check", "rules", rules.appendingPathComponent("flatline.yml").path, rules.appendingPathComponent("nats.yml").path])
+        let check = try TestSupport.run(
+            promtool,
+            [
+                "check", "rules", rules.appendingPathComponent("flatline.yml").path,
+                rules.appendingPathComponent("nats.yml").path,
+            ]
+        )
         #expect(check.status == 0, "\(check.standardOutput)\(check.standardError)")
         #expect(check.standardOutput.contains("SUCCESS: 4 rules found"))
         #expect(check.standardOutput.contains("SUCCESS: 12 rules found"))
-        let test = try TestSupport.run(promtool, ["test", "rules", rules.appendingPathComponent("flatline.test.yml").path, rules.appendingPathComponent("nats.test.yml").path])
+        let test = try TestSupport.run(
+            promtool,
+            [
+                "test", "rules", rules.appendingPathComponent("flatline.test.yml").path,
+                rules.appendingPathComponent("nats.test.yml").path,
+            ]
+        )
         #expect(test.status == 0, "\(test.standardOutput)\(test.standardError)")
         // Each alert is tested both ways.
         let text = try String(contentsOf: rules.appendingPathComponent("nats.test.yml"), encoding: .utf8)
@@ -70,7 +82,10 @@ struct RulesCommandTests {
         #expect(nats.contains("gnatsd_varz_jetstream_config_max_storage > 0.75"))
         #expect(!nats.contains("NATSConsumerFreeze"))
         if let promtool = Self.promtool {
-            let test = try TestSupport.run(promtool, ["test", "rules", out.appendingPathComponent("nats.test.yml").path])
+            let test = try TestSupport.run(
+                promtool,
+                ["test", "rules", out.appendingPathComponent("nats.test.yml").path]
+            )
             #expect(test.status == 0, "\(test.standardOutput)")
         }
     }
@@ -106,17 +121,27 @@ struct RulesCommandTests {
         #expect(result.standardError.contains("1 consumer(s) with a learned stall"), "\(result.standardError)")
         let nats = try String(contentsOf: out.appendingPathComponent("nats.yml"), encoding: .utf8)
         // 3 x 90 s = 4.5 min: a 5-minute window of its own; the generic rule leaves it out.
-        #expect(nats.contains(#"jetstream_consumer_ack_floor_stream_seq{stream_name=\"BATCH\", consumer_name=\"nightly\"}[5m]"#))
+        #expect(
+            nats.contains(
+                #"jetstream_consumer_ack_floor_stream_seq{stream_name=\"BATCH\", consumer_name=\"nightly\"}[5m]"#
+            )
+        )
         #expect(nats.contains("unless on(stream_name, consumer_name)"))
         if let promtool = Self.promtool {
             let check = try TestSupport.run(promtool, ["check", "rules", out.appendingPathComponent("nats.yml").path])
             #expect(check.status == 0, "\(check.standardOutput)\(check.standardError)")
-            let test = try TestSupport.run(promtool, ["test", "rules", out.appendingPathComponent("nats.test.yml").path])
+            let test = try TestSupport.run(
+                promtool,
+                ["test", "rules", out.appendingPathComponent("nats.test.yml").path]
+            )
             #expect(test.status == 0, "\(test.standardOutput)")
         }
         let missing = try TestSupport.run(
             TestSupport.flatlineBinary,
-            ["rules", "--out", out.path, "--models", TestSupport.repositoryFile("models").path, "--from-state", directory.file("none").path]
+            [
+                "rules", "--out", out.path, "--models", TestSupport.repositoryFile("models").path, "--from-state",
+                directory.file("none").path,
+            ]
         )
         #expect(missing.status != 0)
         #expect(missing.standardError.contains("no usable saved model state"))

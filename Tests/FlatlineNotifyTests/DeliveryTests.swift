@@ -48,9 +48,9 @@ struct DeliveryTests {
             seen.requests.withLock {
                 $0.append(
                     Seen.Request(
-                        key: request.headers[.init("Idempotency-Key")!] ?? "",
+                        key: request.headers.first { $0.name.canonicalName == "idempotency-key" }?.value ?? "",
                         body: Data(body.readableBytesView),
-                        signature: request.headers[.init("X-Flatline-Signature")!],
+                        signature: request.headers.first { $0.name.canonicalName == "x-flatline-signature" }?.value,
                         time: .now,
                         answered: status
                     )
@@ -67,7 +67,9 @@ struct DeliveryTests {
         return router
     }
 
-    static func at(_ seconds: Double) -> Timestamp { Timestamp(milliseconds: 1_767_225_600_000 + Int64(seconds * 1000)) }
+    static func at(_ seconds: Double) -> Timestamp {
+        Timestamp(milliseconds: 1_767_225_600_000 + Int64(seconds * 1000))
+    }
 
     static func notification(group: String, _ state: Alert.State, time: Double) -> GroupNotification {
         let labels = ["alertname": "ConsumerFreeze", "stream": group]
@@ -108,7 +110,9 @@ struct DeliveryTests {
                     timeout: 5s
             \(extra)
             """
-        let settings = try #require(try Configuration.parse(yaml, file: directory.file("f.yml").path, directory: directory.url.path).alerting)
+        let settings = try #require(
+            try Configuration.parse(yaml, file: directory.file("f.yml").path, directory: directory.url.path).alerting
+        )
         let outbox = try Outbox(path: directory.file("outbox.sqlite").path)
         let notifier = try Notifier(
             settings: settings,
@@ -177,7 +181,10 @@ struct DeliveryTests {
         if FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool") {
             let file = directory.file("metrics.txt")
             try Data(exposition.utf8).write(to: file)
-            let check = try TestSupport.run(URL(fileURLWithPath: "/bin/sh"), ["-c", "/usr/bin/promtool check metrics < \(file.path)"])
+            let check = try TestSupport.run(
+                URL(fileURLWithPath: "/bin/sh"),
+                ["-c", "/usr/bin/promtool check metrics < \(file.path)"]
+            )
             #expect(check.status == 0, "\(check.standardOutput)\(check.standardError)")
         }
         let accepted = seen.accepted
@@ -187,7 +194,11 @@ struct DeliveryTests {
         #expect(Set(seen.all.map(\.key)) == Set(accepted.map(\.key)))
         // A resolve never overtakes its firing.
         let orders = accepted.filter { String(decoding: $0.body, as: UTF8.self).contains("ORDERS") }
-        #expect(orders.map { String(decoding: $0.body, as: UTF8.self).contains("\"status\":\"resolved\"") } == [false, true])
+        #expect(
+            orders.map { String(decoding: $0.body, as: UTF8.self).contains("\"status\":\"resolved\"") } == [
+                false, true,
+            ]
+        )
         // The request after the 429 waited for Retry-After (1 s).
         let all = seen.all
         let after429 = try #require(all.firstIndex { $0.answered == 429 })
@@ -206,9 +217,17 @@ struct DeliveryTests {
             policy.maxAge = 1
             let (notifier, tree) = try Self.notifier(port: port, directory: directory, policy: policy)
             defer { Task { await notifier.shutdown() } }
-            try notifier.submit([Self.notification(group: "A", .firing, time: 1)], tree: tree, now: Date().timeIntervalSince1970)
+            try notifier.submit(
+                [Self.notification(group: "A", .firing, time: 1)],
+                tree: tree,
+                now: Date().timeIntervalSince1970
+            )
             try await Self.deliverAll(notifier, within: 10)
-            try notifier.submit([Self.notification(group: "B", .firing, time: 2)], tree: tree, now: Date().timeIntervalSince1970)
+            try notifier.submit(
+                [Self.notification(group: "B", .firing, time: 2)],
+                tree: tree,
+                now: Date().timeIntervalSince1970
+            )
             try await Self.deliverAll(notifier, within: 10)
             let failed = try notifier.outbox.failed()
             #expect(failed.count == 2)
@@ -238,7 +257,11 @@ struct DeliveryTests {
                 extra: "        signature_secret_file: \(secret.lastPathComponent)"
             )
             defer { Task { await notifier.shutdown() } }
-            try notifier.submit([Self.notification(group: "A", .firing, time: 1)], tree: tree, now: Date().timeIntervalSince1970)
+            try notifier.submit(
+                [Self.notification(group: "A", .firing, time: 1)],
+                tree: tree,
+                now: Date().timeIntervalSince1970
+            )
             try await Self.deliverAll(notifier, within: 10)
         }
         let request = try #require(seen.accepted.first)
@@ -276,7 +299,9 @@ struct DeliveryTests {
         #expect(WebhookIntegration.retryAfter("soon") == nil)
         #expect(WebhookIntegration.classify(status: 204, retryAfter: nil, detail: "") == .delivered)
         #expect(WebhookIntegration.classify(status: 429, retryAfter: "3", detail: "x") == .retry(reason: "x", after: 3))
-        #expect(WebhookIntegration.classify(status: 502, retryAfter: nil, detail: "x") == .retry(reason: "x", after: nil))
+        #expect(
+            WebhookIntegration.classify(status: 502, retryAfter: nil, detail: "x") == .retry(reason: "x", after: nil)
+        )
         #expect(WebhookIntegration.classify(status: 404, retryAfter: nil, detail: "x") == .rejected(reason: "x"))
         // Backoff doubles up to the maximum.
         let policy = RetryPolicy()
@@ -333,7 +358,9 @@ struct AlertmanagerPushTests {
             #expect(held.first?["fingerprint"] as? String == firing.alerts[0].fingerprint.description)
             // ...and forwards it to its webhook within its group_wait.
             let deadline = ContinuousClock.now + .seconds(15)
-            while !seen.all.contains(where: { String(decoding: $0.body, as: UTF8.self).contains("\"status\":\"firing\"") }),
+            while !seen.all.contains(where: {
+                String(decoding: $0.body, as: UTF8.self).contains("\"status\":\"firing\"")
+            }),
                 ContinuousClock.now < deadline
             {
                 try await Task.sleep(for: .milliseconds(100))
@@ -344,7 +371,9 @@ struct AlertmanagerPushTests {
             resolved.time = resolved.alerts[0].resolvedAt ?? time
             try notifier.submit([resolved], tree: tree, now: Date().timeIntervalSince1970)
             try await DeliveryTests.deliverAll(notifier, within: 10)
-            while !seen.all.contains(where: { String(decoding: $0.body, as: UTF8.self).contains("\"status\":\"resolved\"") }),
+            while !seen.all.contains(where: {
+                String(decoding: $0.body, as: UTF8.self).contains("\"status\":\"resolved\"")
+            }),
                 ContinuousClock.now < deadline + .seconds(10)
             {
                 try await Task.sleep(for: .milliseconds(100))
@@ -352,7 +381,10 @@ struct AlertmanagerPushTests {
             await notifier.shutdown()
         }
         let bodies = seen.all.map { String(decoding: $0.body, as: UTF8.self) }
-        #expect(bodies.contains { $0.contains("\"status\":\"firing\"") && $0.contains("\"stream\":\"ORDERS\"") }, "\(bodies)")
+        #expect(
+            bodies.contains { $0.contains("\"status\":\"firing\"") && $0.contains("\"stream\":\"ORDERS\"") },
+            "\(bodies)"
+        )
         #expect(bodies.contains { $0.contains("\"status\":\"resolved\"") }, "\(bodies)")
     }
 }

@@ -11,7 +11,9 @@ import Testing
 /// silences; the configuration keys; the webhook payload against a real Alertmanager's.
 @Suite("Routing")
 struct RoutingTests {
-    static func at(_ seconds: Double) -> Timestamp { Timestamp(milliseconds: 1_767_225_600_000 + Int64(seconds * 1000)) }
+    static func at(_ seconds: Double) -> Timestamp {
+        Timestamp(milliseconds: 1_767_225_600_000 + Int64(seconds * 1000))
+    }
 
     static func configuration(_ yaml: String) throws -> AlertingSettings {
         try #require(try Configuration.parse(yaml, file: "flatline.yml").alerting)
@@ -189,7 +191,10 @@ struct RoutingTests {
         let other = ["alertname": "Slow", "severity": "warning", "instance": "n2", "n": "slow2"]
         let lines = try Self.timeline(
             yaml,
-            [(0, Self.alert(source, firedAt: 0)), (0, Self.alert(muted, firedAt: 0)), (0, Self.alert(other, firedAt: 0))],
+            [
+                (0, Self.alert(source, firedAt: 0)), (0, Self.alert(muted, firedAt: 0)),
+                (0, Self.alert(other, firedAt: 0)),
+            ],
             until: 5
         )
         #expect(lines.sorted() == ["0:r:firing:down", "0:r:firing:slow2"], "\(lines)")
@@ -225,7 +230,10 @@ struct RoutingTests {
                 "route: {receiver: r}\nreceivers: [{name: r, webhook_configs: [{url: 'ftp://x'}]}]\n",
                 "must be an http:// or https:// URL"
             ),
-            ("route: {receiver: r, routes: [{matchers: ['a=~\"(\"']}]}\nreceivers: [{name: r}]\n", "not a regular expression"),
+            (
+                "route: {receiver: r, routes: [{matchers: ['a=~\"(\"']}]}\nreceivers: [{name: r}]\n",
+                "not a regular expression"
+            ),
             ("receivers: [{name: r}]\n", "receivers without a route"),
             (
                 "route: {receiver: r}\nreceivers: [{name: r, webhook_configs: [{url: 'http://x/y', sendresolved: true}]}]\n",
@@ -247,7 +255,9 @@ struct RoutingTests {
         let settings = try Self.configuration(String(contentsOf: url, encoding: .utf8))
         #expect(settings.route.receiver == "nats-webhook")
         #expect(settings.route.groupBy == ["alertname", "cluster"])
-        #expect(settings.route.groupWait == 1 && settings.route.groupInterval == 5 && settings.route.repeatInterval == 3600)
+        #expect(
+            settings.route.groupWait == 1 && settings.route.groupInterval == 5 && settings.route.repeatInterval == 3600
+        )
         let hook = try #require(settings.receivers.first?.webhooks.first)
         #expect(hook.url == "http://127.0.0.1:18080/hook" && hook.sendResolved && hook.maxAlerts == 0)
         let rule = try #require(settings.inhibitRules.first)
@@ -265,7 +275,8 @@ struct RoutingTests {
         alert.annotations = try #require(realAlert["annotations"] as? [String: String])
         let notification = GroupNotification(
             receiver: "nats-webhook",
-            groupKey: "{}:" + labelSetText(["alertname": labels["alertname"] ?? "", "cluster": labels["cluster"] ?? ""]),
+            groupKey: "{}:"
+                + labelSetText(["alertname": labels["alertname"] ?? "", "cluster": labels["cluster"] ?? ""]),
             groupLabels: ["alertname": labels["alertname"] ?? "", "cluster": labels["cluster"] ?? ""],
             alerts: [alert],
             time: Self.at(1)

@@ -44,7 +44,12 @@ public struct ModelEvaluator: Sendable {
                     }
                     guard let group = Self.group(sample, model) else { continue }
                     seen.append(
-                        Seen(sample: sample, key: group.key, labels: group.labels, verdict: i < verdicts.count ? verdicts[i] : nil)
+                        Seen(
+                            sample: sample,
+                            key: group.key,
+                            labels: group.labels,
+                            verdict: i < verdicts.count ? verdicts[i] : nil
+                        )
                     )
                 }
             }

@@ -600,7 +600,8 @@ struct ForecastWatch: Codable, Sendable {
     /// The robust trend when it rises clearly: seconds until it meets `limit` from now, and
     /// its slope per second. `nil` when there are too few points, the window is not half
     /// covered, or the rise is within the noise or below `min_rise` of the limit.
-    static func trend(_ points: [Point], _ p: Model.ForecastParameters, limit: Double) -> (eta: Double, slope: Double)? {
+    static func trend(_ points: [Point], _ p: Model.ForecastParameters, limit: Double) -> (eta: Double, slope: Double)?
+    {
         guard points.count >= p.minPoints, let first = points.first, let last = points.last else { return nil }
         let span = last.time.seconds - first.time.seconds
         guard span >= p.window / 2 else { return nil }
@@ -645,7 +646,8 @@ struct AnomalyWatch: Codable, Sendable {
                 case .below: point.value < point.lower
                 case .both: point.value > point.upper || point.value < point.lower
                 }
-            let large = abs(deviation) >= p.minDeviation && abs(deviation) >= p.minRelativeDeviation * abs(point.expected)
+            let large =
+                abs(deviation) >= p.minDeviation && abs(deviation) >= p.minRelativeDeviation * abs(point.expected)
             // A burst counts from a point beyond the band (on the model's side, by enough) to
             // its end: the detectors adapt to a new level within the burst, but the burst lasts
             // while the series is unsettled, and `for` asks how long that is.

@@ -1,5 +1,5 @@
-import Foundation
 import FlatlineCore
+import Foundation
 
 /// Prometheus rule files from Flatline's knowledge, each with a `promtool test rules` file whose
 /// input series make every alert fire, and not fire:
@@ -100,7 +100,8 @@ public enum RuleFiles {
                 ],
                 evalTime: "7m",
                 labels: [
-                    "job": "flatline", "instance": "flatline:9464", "metric": "gnatsd_varz_in_msgs", "target": "nats-1:8222",
+                    "job": "flatline", "instance": "flatline:9464", "metric": "gnatsd_varz_in_msgs",
+                    "target": "nats-1:8222",
                 ]
             ),
             Rule(
@@ -184,7 +185,8 @@ public enum RuleFiles {
                     series: [
                         ("jetstream_consumer_num_pending" + consumer + "}", "1000+500x12", "1000x12"),
                         (
-                            "jetstream_stream_limit_messages" + #"{server_id="http://nats-1:8222", account="$G", stream_name="ORDERS"}"#,
+                            "jetstream_stream_limit_messages"
+                                + #"{server_id="http://nats-1:8222", account="$G", stream_name="ORDERS"}"#,
                             "10000x12", "10000x12"
                         ),
                     ],
@@ -208,7 +210,8 @@ public enum RuleFiles {
                         "Connection {{ $labels.cid }} ({{ $labels.name }}) on {{ $labels.server_id }} publishes more than \(ModelEvaluator.format(p.factor)) times its rate of the hour before, and \(ModelEvaluator.format(p.minRate)) msgs/s more. Needs the exporter's -connz_detailed.",
                     series: [
                         (
-                            "gnatsd_connz_in_msgs" + #"{server_id="http://nats-1:8222", cid="7", name="orders-producer"}"#,
+                            "gnatsd_connz_in_msgs"
+                                + #"{server_id="http://nats-1:8222", cid="7", name="orders-producer"}"#,
                             "0+600x60 36600+6000x6", "0+600x66"
                         )
                     ],
@@ -231,7 +234,8 @@ public enum RuleFiles {
                         "{{ $labels.server_id }} holds more than \(ModelEvaluator.format(p.minValue)) bytes it could not yet write to {{ $labels.name }}, and the queue grows: the client is not reading fast enough and will be cut off as a slow consumer.",
                     series: [
                         (
-                            "gnatsd_connz_pending_bytes" + #"{server_id="http://nats-1:8222", cid="9", name="telemetry-sub"}"#,
+                            "gnatsd_connz_pending_bytes"
+                                + #"{server_id="http://nats-1:8222", cid="9", name="telemetry-sub"}"#,
                             "0 100000 300000 500000 700000", "0 0 0 0 0"
                         )
                     ],
@@ -387,7 +391,8 @@ public enum RuleFiles {
                 expr: generic,
                 forDuration: "0s",
                 severity: "critical",
-                summary: "Consumer {{ $labels.stream_name }}/{{ $labels.consumer_name }} has acknowledged nothing for \(window) minutes",
+                summary:
+                    "Consumer {{ $labels.stream_name }}/{{ $labels.consumer_name }} has acknowledged nothing for \(window) minutes",
                 description: description.replacingOccurrences(of: "MINUTES", with: "\(window)"),
                 series: [
                     ("jetstream_consumer_ack_floor_stream_seq" + consumer + "}", "100x6", "100+10x6"),
@@ -404,7 +409,8 @@ public enum RuleFiles {
                 "server_id": "http://nats-1:8222", "account": "$G", "stream_name": stall.stream,
                 "consumer_name": stall.consumer,
             ]
-            let series = "{server_id=\"http://nats-1:8222\", account=\"$G\", stream_name=\(quoted(stall.stream)), consumer_name=\(quoted(stall.consumer))}"
+            let series =
+                "{server_id=\"http://nats-1:8222\", account=\"$G\", stream_name=\(quoted(stall.stream)), consumer_name=\(quoted(stall.consumer))}"
             // Quiet: it acks once every `minutes - 1` minutes, which the generic rule would call
             // a freeze. Firing: nothing for longer than its own window.
             let steps = minutes + 3
@@ -415,7 +421,8 @@ public enum RuleFiles {
                     expr: expr(selector(stall), minutes: minutes),
                     forDuration: "0s",
                     severity: "critical",
-                    summary: "Consumer {{ $labels.stream_name }}/{{ $labels.consumer_name }} has acknowledged nothing for \(minutes) minutes",
+                    summary:
+                        "Consumer {{ $labels.stream_name }}/{{ $labels.consumer_name }} has acknowledged nothing for \(minutes) minutes",
                     description: description.replacingOccurrences(of: "MINUTES", with: "\(minutes)")
                         + " (Its usual gap between acknowledgements, learned by Flatline, allows \(minutes) minutes.)",
                     series: [

@@ -146,7 +146,10 @@ public enum Replayer {
             }
             let verdicts = bank.process(time: time, samples: samples)
             if !models.isEmpty {
-                alertEvents += engine.evaluate(at: time, evaluator.observe(time: time, samples: samples, verdicts: verdicts))
+                alertEvents += engine.evaluate(
+                    at: time,
+                    evaluator.observe(time: time, samples: samples, verdicts: verdicts)
+                )
             }
             for (k, verdict) in verdicts.enumerated() {
                 let index = indices[k]

@@ -249,7 +249,10 @@ public final class Courier: Sendable {
             try outbox.apply(updates, now: time)
         } catch {
             // The outbox cannot be written: the items stay as they were and are attempted again.
-            logger.error("cannot record delivery outcomes", metadata: ["integration": "\(integration)", "error": "\(error)"])
+            logger.error(
+                "cannot record delivery outcomes",
+                metadata: ["integration": "\(integration)", "error": "\(error)"]
+            )
             return
         }
         for (outcome, item, reason, delay) in notes {

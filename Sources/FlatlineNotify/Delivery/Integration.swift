@@ -99,7 +99,11 @@ public final class WebhookIntegration: Integration {
             let text = (body.readString(length: min(body.readableBytes, 300)) ?? "")
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             let detail = "HTTP \(status)" + (text.isEmpty ? "" : ": " + text)
-            return Self.classify(status: status, retryAfter: response.headers.first(name: "Retry-After"), detail: detail)
+            return Self.classify(
+                status: status,
+                retryAfter: response.headers.first(name: "Retry-After"),
+                detail: detail
+            )
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
             return .retry(reason: "timed out after \(settings.timeout) s", after: nil)
         } catch {

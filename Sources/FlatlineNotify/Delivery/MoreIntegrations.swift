@@ -120,7 +120,10 @@ public final class NATSIntegration: Integration {
                 do {
                     try await client.run()
                 } catch {
-                    logger.error("NATS receiver connection ended", metadata: ["integration": "\(id)", "error": "\(error)"])
+                    logger.error(
+                        "NATS receiver connection ended",
+                        metadata: ["integration": "\(id)", "error": "\(error)"]
+                    )
                 }
             }
         }

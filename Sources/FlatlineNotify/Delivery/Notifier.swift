@@ -39,7 +39,11 @@ public final class Notifier: Sendable {
                 for (i, push) in receiver.alertmanagers.enumerated() {
                     for (j, url) in push.urls.enumerated() {
                         list.append(
-                            try AlertmanagerIntegration(id: "\(receiver.name)/alertmanager/\(i)/\(j)", baseURL: url, settings: push)
+                            try AlertmanagerIntegration(
+                                id: "\(receiver.name)/alertmanager/\(i)/\(j)",
+                                baseURL: url,
+                                settings: push
+                            )
                         )
                     }
                 }
@@ -85,8 +89,12 @@ public final class Notifier: Sendable {
                     let period = max(route?.groupInterval ?? 60, route?.repeatInterval ?? 60)
                     body = AlertmanagerIntegration.body(notification, externalURL: externalURL, hold: 4 * period)
                 default:
-                    body = WebhookMessage(notification, externalURL: externalURL, sendResolved: integration.sendResolved)?
-                        .body()
+                    body = WebhookMessage(
+                        notification,
+                        externalURL: externalURL,
+                        sendResolved: integration.sendResolved
+                    )?
+                    .body()
                 }
                 guard let body else { continue }
                 out.append(
@@ -107,7 +115,8 @@ public final class Notifier: Sendable {
     /// - Returns: how many entries were committed.
     /// - Throws: ``OutboxError`` when the outbox cannot be written: nothing was committed.
     @discardableResult
-    public func submit(_ notifications: [GroupNotification], tree: RoutingTree, now: Double) throws(OutboxError) -> Int {
+    public func submit(_ notifications: [GroupNotification], tree: RoutingTree, now: Double) throws(OutboxError) -> Int
+    {
         let entries = entries(notifications, tree: tree)
         try outbox.enqueue(entries, now: now)
         courier.notify()

@@ -47,7 +47,8 @@ public final class NotifyMetrics: Sendable {
             descriptor: MetricNameDescriptor(
                 metricName: "flatline_notifications",
                 unitName: "total",
-                helpText: "Delivery attempts by outcome: delivered, retried, rejected (4xx, not retried), expired (given up)."
+                helpText:
+                    "Delivery attempts by outcome: delivered, retried, rejected (4xx, not retried), expired (given up)."
             ),
             labels: [("receiver", receiver), ("integration", integration), ("outcome", outcome.rawValue)]
         ).increment()

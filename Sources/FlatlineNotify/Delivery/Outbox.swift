@@ -188,7 +188,8 @@ public final class Outbox: Sendable {
                     try db.execute(sql: "DELETE FROM outbox WHERE id = ?", arguments: [id])
                 case .retry(let id, let at, let error):
                     try db.execute(
-                        sql: "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?",
+                        sql:
+                            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?",
                         arguments: [at, error, id]
                     )
                 case .giveUp(let id, let reason):

@@ -131,7 +131,9 @@ extension Configuration {
         owner: YAMLValue
     ) throws(ConfigError) -> AlertingSettings? {
         guard let routeValue else {
-            if let receiversValue { throw receiversValue.error("receivers without a route: add route: {receiver: NAME}") }
+            if let receiversValue {
+                throw receiversValue.error("receivers without a route: add route: {receiver: NAME}")
+            }
             if let inhibitValue { throw inhibitValue.error("inhibit_rules without a route") }
             return nil
         }
@@ -211,14 +213,18 @@ extension Configuration {
             if root { throw v.error("the root route cannot continue") }
             route.continueMatching = try v.bool()
         }
-        for element in try m["routes"]?.sequence() ?? [] { route.routes.append(try routeSettings(element, root: false)) }
+        for element in try m["routes"]?.sequence() ?? [] {
+            route.routes.append(try routeSettings(element, root: false))
+        }
         return route
     }
 
     private static func receiverSettings(_ value: YAMLValue, directory: String) throws(ConfigError)
         -> ReceiverSettings
     {
-        let m = try value.mapping(known: ["name", "webhook_configs", "alertmanager_configs", "nats_configs", "file_configs"])
+        let m = try value.mapping(known: [
+            "name", "webhook_configs", "alertmanager_configs", "nats_configs", "file_configs",
+        ])
         var receiver = ReceiverSettings(name: try m.required("name").string())
         for element in try m["webhook_configs"]?.sequence() ?? [] {
             let w = try element.mapping(known: [

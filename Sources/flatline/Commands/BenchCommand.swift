@@ -52,7 +52,9 @@ struct BenchCommand: AsyncParsableCommand {
     func validate() throws {
         let known: Set<String> = ["estimators", "detectors", "kernels", "ingest", "nats", "notify"]
         for part in parts.split(separator: ",") where !known.contains(String(part)) {
-            throw ValidationError("unknown part '\(part)'; choose from estimators, detectors, kernels, ingest, nats, notify")
+            throw ValidationError(
+                "unknown part '\(part)'; choose from estimators, detectors, kernels, ingest, nats, notify"
+            )
         }
         guard natsMessages > 0, natsRequestSeconds > 0 else {
             throw ValidationError("--nats-messages and --nats-request-seconds must be positive")
@@ -143,7 +145,9 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     func runNotify() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("flatline-bench-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "flatline-bench-\(UUID().uuidString)"
+        )
         let result = try await NotifyBenchmark(quick: quick, directory: directory.path).run {
             Stderr.write("\rbench: notify \($0)…                ")
         }
