@@ -85,75 +85,66 @@ enum ModelWatch: Codable, Sendable {
     }
 
     mutating func observe(_ kind: Model.Kind, time: Timestamp, seen: [Seen]) -> [Found] {
+        /// Runs a watch and stores it back in its case.
+        func run<W: Watch>(_ watch: W, _ p: W.Parameters, _ wrap: (W) -> ModelWatch) -> (ModelWatch, [Found]) {
+            var watch = watch
+            let found = watch.observe(p, time: time, seen: seen)
+            return (wrap(watch), found)
+        }
+        let result: (ModelWatch, [Found])
         switch (self, kind) {
-        case (.stall(var w), .stall(let p)):
-            defer { self = .stall(w) }
-            return w.observe(p, time: time, seen: seen)
-        case (.growth(var w), .growth(let p)):
-            defer { self = .growth(w) }
-            return w.observe(p, time: time, seen: seen)
-        case (.surge(var w), .surge(let p)):
-            defer { self = .surge(w) }
-            return w.observe(p, time: time, seen: seen)
-        case (.threshold(var w), .threshold(let p)):
-            defer { self = .threshold(w) }
-            return w.observe(p, time: time, seen: seen)
-        case (.drop(var w), .drop(let p)):
-            defer { self = .drop(w) }
-            return w.observe(p, time: time, seen: seen)
-        case (.increase(var w), .increase(let p)):
-            defer { self = .increase(w) }
-            return w.observe(p, time: time, seen: seen)
-        case (.forecast(var w), .forecast(let p)):
-            defer { self = .forecast(w) }
-            return w.observe(p, time: time, seen: seen)
-        case (.anomaly(var w), .anomaly(let p)):
-            defer { self = .anomaly(w) }
-            return w.observe(p, time: time, seen: seen)
+        case (.stall(let w), .stall(let p)): result = run(w, p, ModelWatch.stall)
+        case (.growth(let w), .growth(let p)): result = run(w, p, ModelWatch.growth)
+        case (.surge(let w), .surge(let p)): result = run(w, p, ModelWatch.surge)
+        case (.threshold(let w), .threshold(let p)): result = run(w, p, ModelWatch.threshold)
+        case (.drop(let w), .drop(let p)): result = run(w, p, ModelWatch.drop)
+        case (.increase(let w), .increase(let p)): result = run(w, p, ModelWatch.increase)
+        case (.forecast(let w), .forecast(let p)): result = run(w, p, ModelWatch.forecast)
+        case (.anomaly(let w), .anomaly(let p)): result = run(w, p, ModelWatch.anomaly)
         default:
             // State of another kind (a model changed kind): start over.
             self = ModelWatch(kind: kind)
             return observe(kind, time: time, seen: seen)
         }
+        self = result.0
+        return result.1
     }
 
     mutating func forget(notSeenSince cutoff: Timestamp) {
+        func forgetting<W: Watch>(_ watch: W, _ wrap: (W) -> ModelWatch) -> ModelWatch {
+            var watch = watch
+            watch.things.forget(notSeenSince: cutoff)
+            return wrap(watch)
+        }
         switch self {
-        case .stall(var w):
-            w.things.forget(notSeenSince: cutoff)
-            self = .stall(w)
-        case .growth(var w):
-            w.things.forget(notSeenSince: cutoff)
-            self = .growth(w)
-        case .surge(var w):
-            w.things.forget(notSeenSince: cutoff)
-            self = .surge(w)
-        case .threshold(var w):
-            w.things.forget(notSeenSince: cutoff)
-            self = .threshold(w)
-        case .drop(var w):
-            w.things.forget(notSeenSince: cutoff)
-            self = .drop(w)
-        case .increase(var w):
-            w.things.forget(notSeenSince: cutoff)
-            self = .increase(w)
-        case .forecast(var w):
-            w.things.forget(notSeenSince: cutoff)
-            self = .forecast(w)
-        case .anomaly(var w):
-            w.things.forget(notSeenSince: cutoff)
-            self = .anomaly(w)
+        case .stall(let w): self = forgetting(w, ModelWatch.stall)
+        case .growth(let w): self = forgetting(w, ModelWatch.growth)
+        case .surge(let w): self = forgetting(w, ModelWatch.surge)
+        case .threshold(let w): self = forgetting(w, ModelWatch.threshold)
+        case .drop(let w): self = forgetting(w, ModelWatch.drop)
+        case .increase(let w): self = forgetting(w, ModelWatch.increase)
+        case .forecast(let w): self = forgetting(w, ModelWatch.forecast)
+        case .anomaly(let w): self = forgetting(w, ModelWatch.anomaly)
         }
     }
 }
 
-/// The keys of `seen` in first-seen order, each once.
-private func orderedKeys(_ seen: [Seen]) -> [String] {
-    var keys: [String] = []
-    var known = Set<String>()
-    for s in seen where known.insert(s.key).inserted { keys.append(s.key) }
-    return keys
+/// One kind's learned state: per-thing states, and how it observes a tick.
+protocol Watch: Codable, Sendable {
+    associatedtype Parameters
+    associatedtype Thing: Codable & Sendable
+    var things: Things<Thing> { get set }
+    mutating func observe(_ p: Parameters, time: Timestamp, seen: [Seen]) -> [Found]
 }
+
+extension StallWatch: Watch {}
+extension GrowthWatch: Watch {}
+extension SurgeWatch: Watch {}
+extension ThresholdWatch: Watch {}
+extension DropWatch: Watch {}
+extension IncreaseWatch: Watch {}
+extension ForecastWatch: Watch {}
+extension AnomalyWatch: Watch {}
 
 // MARK: - stall
 

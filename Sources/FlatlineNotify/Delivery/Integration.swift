@@ -91,21 +91,28 @@ public final class WebhookIntegration: Integration {
             // A secret file that cannot be read may be fixed without a restart: try again.
             return .retry(reason: error.reason, after: nil)
         }
-        request.body = .bytes(ByteBuffer(bytes: item.body))
+        return await Self.post(request, body: item.body, client: client, timeout: settings.timeout)
+    }
+
+    /// POSTs `body` and classifies the answer (or the failure to get one).
+    static func post(_ request: HTTPClientRequest, body: Data, client: HTTPClient, timeout: Double) async
+        -> DeliveryOutcome
+    {
+        var request = request
+        request.body = .bytes(ByteBuffer(bytes: body))
         do {
-            let response = try await client.execute(request, timeout: .nanoseconds(Int64(settings.timeout * 1e9)))
-            var body = try await response.body.collect(upTo: 1 << 20)
+            let response = try await client.execute(request, timeout: .nanoseconds(Int64(timeout * 1e9)))
+            var answer = try await response.body.collect(upTo: 1 << 20)
             let status = Int(response.status.code)
-            let text = (body.readString(length: min(body.readableBytes, 300)) ?? "")
+            let text = (answer.readString(length: min(answer.readableBytes, 300)) ?? "")
                 .trimmingCharacters(in: .whitespacesAndNewlines)
-            let detail = "HTTP \(status)" + (text.isEmpty ? "" : ": " + text)
-            return Self.classify(
+            return classify(
                 status: status,
                 retryAfter: response.headers.first(name: "Retry-After"),
-                detail: detail
+                detail: "HTTP \(status)" + (text.isEmpty ? "" : ": " + text)
             )
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
-            return .retry(reason: "timed out after \(settings.timeout) s", after: nil)
+            return .retry(reason: "timed out after \(timeout) s", after: nil)
         } catch {
             return .retry(reason: HTTPFetcher.describe(error), after: nil)
         }

@@ -45,21 +45,7 @@ public final class AlertmanagerIntegration: Integration {
         } catch {
             return .retry(reason: error.reason, after: nil)
         }
-        request.body = .bytes(ByteBuffer(bytes: item.body))
-        do {
-            let response = try await client.execute(request, timeout: .nanoseconds(Int64(settings.timeout * 1e9)))
-            var body = try await response.body.collect(upTo: 1 << 20)
-            let status = Int(response.status.code)
-            let text = (body.readString(length: min(body.readableBytes, 300)) ?? "")
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-            return WebhookIntegration.classify(
-                status: status,
-                retryAfter: response.headers.first(name: "Retry-After"),
-                detail: "HTTP \(status)" + (text.isEmpty ? "" : ": " + text)
-            )
-        } catch {
-            return .retry(reason: HTTPFetcher.describe(error), after: nil)
-        }
+        return await WebhookIntegration.post(request, body: item.body, client: client, timeout: settings.timeout)
     }
 
     /// The body Alertmanager's API takes for a notification's alerts; firing alerts end at
