@@ -1,5 +1,6 @@
 import FlatlineAlerting
 import FlatlineCore
+import FlatlineNATS
 import FlatlineScrape
 import FlatlineTestSupport
 import Foundation
@@ -385,6 +386,100 @@ struct AlertmanagerPushTests {
             bodies.contains { $0.contains("\"status\":\"firing\"") && $0.contains("\"stream\":\"ORDERS\"") },
             "\(bodies)"
         )
+        #expect(
+            bodies.contains { $0.contains("\"status\":\"firing\"") && $0.contains("\"stream\":\"ORDERS\"") },
+            "\(bodies)"
+        )
         #expect(bodies.contains { $0.contains("\"status\":\"resolved\"") }, "\(bodies)")
+    }
+}
+
+/// The NATS and file integrations: the webhook payload on a subject of a real nats-server, and
+/// as an NDJSON line in a file.
+@Suite("NATS and file receivers", .serialized)
+struct SubjectAndFileTests {
+    @Test("the payload arrives on the subject and in the file, once each")
+    func natsAndFile() async throws {
+        let server = try NATSServerProcess(jetStream: false)
+        defer { server.stop() }
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let yaml = """
+            route: {receiver: bus}
+            receivers:
+              - name: bus
+                nats_configs: [{url: "nats://127.0.0.1:\(server.port)", subject: alerts.nats}]
+                file_configs: [{path: alerts.ndjson}]
+            """
+        let settings = try #require(
+            try Configuration.parse(yaml, file: directory.file("f.yml").path, directory: directory.url.path).alerting
+        )
+        let notifier = try Notifier(
+            settings: settings,
+            outbox: try Outbox(path: directory.file("outbox.sqlite").path),
+            externalURL: "http://flatline.test",
+            logger: TestSupport.quietLogger
+        )
+        let payload = try await TestSupport.withNATSClient("nats://127.0.0.1:\(server.port)") { client in
+            let subscription = try client.subscribe(to: "alerts.nats")
+            try await client.flush()
+            var note = DeliveryTests.notification(group: "ORDERS", .firing, time: 1)
+            note.receiver = "bus"
+            try notifier.submit([note], tree: RoutingTree(settings.route), now: Date().timeIntervalSince1970)
+            try await DeliveryTests.deliverAll(notifier, within: 15)
+            var iterator = subscription.makeAsyncIterator()
+            let message = await iterator.next()
+            return message.map { String(buffer: $0.payload) }
+        }
+        await notifier.shutdown()
+        let text = try #require(payload)
+        let message = try JSONDecoder().decode(WebhookMessage.self, from: Data(text.utf8))
+        #expect(message.receiver == "bus" && message.alerts.first?.labels["stream"] == "ORDERS")
+        let lines = try String(contentsOf: directory.file("alerts.ndjson"), encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 1)
+        #expect(try JSONDecoder().decode(WebhookMessage.self, from: Data(lines[0].utf8)) == message)
+    }
+}
+
+/// Re-sending to an Alertmanager that lost its memory (a restart): the firing alert is back, the
+/// resolved one is told as resolved.
+@Suite("Alertmanager re-send", .serialized)
+struct AlertmanagerResendTests {
+    @Test("resendToAlertmanagers gives a fresh Alertmanager the firing alert again, not the resolved one")
+    func resend() async throws {
+        let alertmanager = try AlertmanagerProcess(
+            configuration: "route: {receiver: none}\nreceivers: [{name: none}]\n"
+        )
+        defer { alertmanager.stop() }
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let yaml = """
+            route: {receiver: am}
+            receivers: [{name: am, alertmanager_configs: [{urls: ["http://127.0.0.1:\(alertmanager.port)"]}]}]
+            """
+        let settings = try #require(try Configuration.parse(yaml, file: "f.yml").alerting)
+        let notifier = try Notifier(
+            settings: settings,
+            outbox: try Outbox(path: directory.file("outbox.sqlite").path),
+            externalURL: "http://flatline.test",
+            logger: TestSupport.quietLogger
+        )
+        let now = Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000))
+        var firing = DeliveryTests.notification(group: "ORDERS", .firing, time: 0).alerts[0]
+        firing.firedAt = now.advanced(bySeconds: -120)
+        var resolved = DeliveryTests.notification(group: "PAYMENTS", .resolved, time: 0).alerts[0]
+        resolved.firedAt = now.advanced(bySeconds: -300)
+        resolved.resolvedAt = now.advanced(bySeconds: -60)
+        let committed = try notifier.resendToAlertmanagers(
+            [firing, resolved],
+            tree: RoutingTree(settings.route),
+            at: now
+        )
+        #expect(committed == 1)
+        try await DeliveryTests.deliverAll(notifier, within: 10)
+        await notifier.shutdown()
+        let held = try alertmanager.alerts()
+        #expect(held.count == 1, "\(held)")
+        #expect(held.first?["fingerprint"] as? String == firing.fingerprint.description)
     }
 }

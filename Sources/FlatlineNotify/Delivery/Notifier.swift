@@ -123,6 +123,50 @@ public final class Notifier: Sendable {
         return entries.count
     }
 
+    /// Prometheus' way with Alertmanager: every alert due for re-sending (firing ones, and
+    /// resolved ones still kept; the engine's ``AlertEngine/dueForResend(at:interval:)``) goes
+    /// again to every Alertmanager integration of the receivers its route names, whatever the
+    /// grouping, so an Alertmanager that restarted (it keeps alerts in memory only) learns of
+    /// them again, resolutions included. Firing alerts end `hold` seconds ahead.
+    /// - Returns: how many entries were committed.
+    @discardableResult
+    public func resendToAlertmanagers(_ alerts: [Alert], tree: RoutingTree, at time: Timestamp, hold: Double = 240)
+        throws(OutboxError) -> Int
+    {
+        var byReceiver: [String: [Alert]] = [:]
+        for alert in alerts where alert.state != .pending {
+            for route in tree.match(alert.labels)
+            where receivers[route.receiver]?.contains(where: { $0 is AlertmanagerIntegration }) == true {
+                byReceiver[route.receiver, default: []].append(alert)
+            }
+        }
+        var entries: [OutboxEntry] = []
+        for receiver in byReceiver.keys.sorted() {
+            let notification = GroupNotification(
+                receiver: receiver,
+                groupKey: "resend",
+                groupLabels: [:],
+                alerts: byReceiver[receiver] ?? [],
+                time: time
+            )
+            let body = AlertmanagerIntegration.body(notification, externalURL: externalURL, hold: hold)
+            for integration in receivers[receiver] ?? [] where integration is AlertmanagerIntegration {
+                entries.append(
+                    OutboxEntry(
+                        integration: integration.id,
+                        receiver: receiver,
+                        groupKey: "resend",
+                        idempotencyKey: Self.idempotencyKey(integration.id, notification),
+                        body: body
+                    )
+                )
+            }
+        }
+        try outbox.enqueue(entries, now: time.seconds)
+        courier.notify()
+        return entries.count
+    }
+
     /// A key naming one notification to one integration: the same for every attempt and
     /// across restarts (it is stored with the notification), different for the next one.
     static func idempotencyKey(_ integration: String, _ notification: GroupNotification) -> String {
