@@ -119,7 +119,13 @@ let package = Package(
                 "FlatlineCore",
                 "FlatlineIngest",
                 "FlatlineAlerting",
+                "FlatlineScrape",
+                "FlatlineNotify",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         .executableTarget(
@@ -201,9 +207,11 @@ let package = Package(
                 "FlatlineDaemon",
                 "FlatlineAlerting",
                 "FlatlineIngest",
+                "FlatlineScrape",
                 "FlatlineCore",
                 "FlatlineTestSupport",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
         .testTarget(

@@ -175,7 +175,8 @@ public final class NATSServerProcess: @unchecked Sendable {
             }
         }
         guard connected == 0 else { throw TestError("cannot connect to 127.0.0.1:\(port)") }
-        let request = Array("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        // Connection: close, or a keep-alive server (Hummingbird) leaves the read waiting.
+        let request = Array("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
         _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
         var response: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)

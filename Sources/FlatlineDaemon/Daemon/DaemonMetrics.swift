@@ -1,0 +1,120 @@
+import FlatlineCore
+import FlatlineNotify
+import Prometheus
+
+/// The daemon's own metrics and the per-series verdicts, in Prometheus' text format.
+public final class DaemonMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    public let notify: NotifyMetrics
+    private let series: Gauge
+    private let alertsByState: [String: Gauge]
+
+    public init(version: String) {
+        registry = PrometheusCollectorRegistry()
+        notify = NotifyMetrics(registry: registry)
+        registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                metricName: "flatline_build",
+                unitName: "info",
+                helpText: "Flatline's version; always 1."
+            ),
+            labels: [("version", version)]
+        ).set(to: 1)
+        series = registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                metricName: "flatline_series",
+                unitName: "",
+                helpText: "Series the detectors hold."
+            ),
+            labels: []
+        )
+        var byState: [String: Gauge] = [:]
+        for state in ["pending", "firing", "resolved"] {
+            byState[state] = registry.makeGauge(
+                descriptor: MetricNameDescriptor(
+                    metricName: "flatline_alerts",
+                    unitName: "",
+                    helpText: "Alerts by state (resolved ones are kept 15 minutes for re-sending)."
+                ),
+                labels: [("state", state)]
+            )
+        }
+        alertsByState = byState
+    }
+
+    func scraped(job: String, target: String, seconds: Double, drops: DropCounts) {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "flatline_scrapes",
+                unitName: "total",
+                helpText: "Scrape rounds by job."
+            ),
+            labels: [("job", job)]
+        ).increment()
+        registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                metricName: "flatline_scrape_duration",
+                unitName: "seconds",
+                helpText: "How long the last scrape round of each target took."
+            ),
+            labels: [("job", job), ("target", target)]
+        ).set(to: seconds)
+        for reason in DropReason.allCases where drops[reason] > 0 {
+            registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    metricName: "flatline_samples_dropped",
+                    unitName: "total",
+                    helpText: "Samples that never reached a detector, by reason."
+                ),
+                labels: [("reason", reason.rawValue)]
+            ).increment(by: Int64(drops[reason]))
+        }
+    }
+
+    func state(series count: Int, alerts: [String: Int]) {
+        series.set(to: Double(count))
+        for (state, gauge) in alertsByState { gauge.set(to: Double(alerts[state] ?? 0)) }
+    }
+
+    /// The whole exposition: the registry, then the verdict of every exported series.
+    func exposition(_ verdicts: [Pipeline.SeriesStatus]) -> String {
+        var out = registry.emitToString()
+        let families: [(String, String, KeyPath<Pipeline.SeriesStatus, Double>)] = [
+            ("flatline_anomaly_score", "Calibrated anomaly score of the series' latest point, 0 to 1.", \.score),
+            ("flatline_expected", "The value the detectors expected for the series' latest point.", \.expected),
+            ("flatline_band_lower", "Lower edge of the series' normal band.", \.lower),
+            ("flatline_band_upper", "Upper edge of the series' normal band.", \.upper),
+        ]
+        for (name, help, field) in families {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n"
+            for verdict in verdicts {
+                let value = verdict[keyPath: field]
+                guard value.isFinite else { continue }
+                out += name + Self.labels(verdict.labels) + " " + Self.number(value) + "\n"
+            }
+        }
+        return out
+    }
+
+    /// A series' labels as the exported ones: its metric name as `metric`, `instance` as
+    /// `target` and `job` as `source_job` (Prometheus sets its own `instance` and `job` when
+    /// it scrapes Flatline).
+    static func labels(_ labels: LabelSet) -> String {
+        var pairs: [(String, String)] = []
+        for label in labels.labels {
+            switch label.name {
+            case LabelSet.metricNameLabel: pairs.append(("metric", label.value))
+            case "instance": pairs.append(("target", label.value))
+            case "job": pairs.append(("source_job", label.value))
+            default: pairs.append((label.name, label.value))
+            }
+        }
+        pairs.sort { $0.0 < $1.0 }
+        return "{" + pairs.map { "\($0.0)=\"\(LabelSet.escape($0.1))\"" }.joined(separator: ",") + "}"
+    }
+
+    static func number(_ value: Double) -> String {
+        if value == value.rounded() && abs(value) < 1e15 { return String(Int64(value)) }
+        return String(value)
+    }
+}

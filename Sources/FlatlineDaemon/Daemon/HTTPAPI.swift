@@ -1,0 +1,136 @@
+import FlatlineAlerting
+import FlatlineCore
+import FlatlineNotify
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// The daemon's HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, and the JSON API under
+/// `/api/v1` (`alerts`, `targets`, `series`).
+enum HTTPAPI {
+    struct AlertView: Encodable {
+        var fingerprint: String
+        var state: String
+        var labels: [String: String]
+        var annotations: [String: String]
+        var activeSince: String
+        var startsAt: String?
+        var endsAt: String?
+    }
+
+    struct SeriesView: Encodable {
+        var labels: [String: String]
+        var time: String
+        var value: Double
+        var expected: Double?
+        var lower: Double?
+        var upper: Double?
+        var score: Double
+        var anomalous: Bool
+    }
+
+    struct Envelope<T: Encodable>: Encodable {
+        var status = "success"
+        var data: T
+    }
+
+    struct Failure: Encodable {
+        var status = "error"
+        var error: String
+    }
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data))
+        )
+    }
+
+    static func text(_ text: String, status: HTTPResponse.Status = .ok, type: String = "text/plain; charset=utf-8")
+        -> Response
+    {
+        Response(
+            status: status,
+            headers: [.contentType: type],
+            body: .init(byteBuffer: ByteBuffer(string: text))
+        )
+    }
+
+    static func router(_ daemon: Daemon) -> Router<BasicRequestContext> {
+        let router = Router()
+        let pipeline = daemon.pipeline
+        router.get("/healthz") { _, _ in text("ok\n") }
+        router.get("/readyz") { _, _ -> Response in
+            // Ready: configuration loaded (we run), a first scrape done, the outbox writable.
+            let scraped = await pipeline.firstScrapeDone
+            let outbox = (try? daemon.notifier.outbox.pendingCount()) != nil
+            guard scraped, outbox else {
+                return text(
+                    "not ready: " + (scraped ? "" : "no scrape done yet ") + (outbox ? "" : "outbox unreadable") + "\n",
+                    status: .serviceUnavailable
+                )
+            }
+            return text("ready\n")
+        }
+        router.get("/metrics") { _, _ -> Response in
+            daemon.notifier.courier.updateOutboxGauges()
+            let verdicts = await pipeline.seriesStatuses
+            return text(
+                daemon.metrics.exposition(verdicts),
+                type: "text/plain; version=0.0.4; charset=utf-8"
+            )
+        }
+        router.get("/api/v1/alerts") { _, _ -> Response in
+            let alerts = await pipeline.alerts().map { alert in
+                AlertView(
+                    fingerprint: alert.fingerprint.description,
+                    state: alert.state.rawValue,
+                    labels: alert.labels,
+                    annotations: alert.annotations,
+                    activeSince: alert.activeSince.description,
+                    startsAt: alert.firedAt?.description,
+                    endsAt: alert.resolvedAt?.description
+                )
+            }
+            return json(Envelope(data: alerts))
+        }
+        router.get("/api/v1/targets") { _, _ -> Response in
+            json(Envelope(data: await pipeline.targetStatuses))
+        }
+        router.get("/api/v1/series") { request, _ -> Response in
+            var matchers: [LabelMatcher] = []
+            for text in request.uri.queryParameters.getAll("match") {
+                do {
+                    matchers.append(try LabelMatcher(parsing: String(text)))
+                } catch {
+                    return json(Failure(error: "match: \(error)"), status: .badRequest)
+                }
+            }
+            let series = await pipeline.seriesStatuses.filter { status in
+                matchers.allSatisfy { $0.matches(status.labels) }
+            }
+            func finite(_ x: Double) -> Double? { x.isFinite ? x : nil }
+            return json(
+                Envelope(
+                    data: series.map {
+                        SeriesView(
+                            labels: $0.labels.dictionary,
+                            time: $0.time.description,
+                            value: $0.value,
+                            expected: finite($0.expected),
+                            lower: finite($0.lower),
+                            upper: finite($0.upper),
+                            score: $0.score,
+                            anomalous: $0.anomaly
+                        )
+                    }
+                )
+            )
+        }
+        return router
+    }
+}

@@ -1,0 +1,217 @@
+import FlatlineAlerting
+import FlatlineCore
+import FlatlineIngest
+import FlatlineNotify
+import FlatlineScrape
+import Foundation
+import Logging
+
+/// The daemon's state machine from scrapes to notifications: per target a detection bank, one
+/// model evaluator and alert engine for all, the dispatcher, and the notifier's outbox. An
+/// actor, fed by the scrapers' tasks and read by the HTTP API.
+public actor Pipeline {
+    /// What the API shows about a target.
+    public struct TargetStatus: Sendable, Codable, Hashable {
+        public var target: String
+        public var job: String
+        public var labels: [String: String]
+        public var health: String
+        public var lastScrape: String?
+        public var lastScrapeDurationSeconds: Double?
+        public var lastError: String?
+        public var samples: Int
+    }
+
+    /// The latest verdict on one series, for `/metrics` and `/api/v1/series`.
+    public struct SeriesStatus: Sendable, Hashable {
+        public var labels: LabelSet
+        public var time: Timestamp
+        public var value: Double
+        public var expected: Double
+        public var lower: Double
+        public var upper: Double
+        public var score: Double
+        public var anomaly: Bool
+    }
+
+    let models: [Model]
+    let detector: DetectorConfiguration
+    /// Each target's scrape interval (the detectors' step), by target name.
+    let intervals: [String: Double]
+    let state: StateDirectory?
+    let metrics: DaemonMetrics?
+    let logger: Logger
+    private var banks: [String: DetectionBank] = [:]
+    private var evaluator: ModelEvaluator
+    private(set) var engine: AlertEngine
+    private var dispatcher: Dispatcher
+    private let notifier: Notifier?
+    private var targets: [String: TargetStatus] = [:]
+    private var series: [LabelSet: SeriesStatus] = [:]
+    /// At most this many series in `series` (for `/metrics`); new ones beyond are not kept.
+    let maxExportedSeries: Int
+    private(set) var scrapes = 0
+    private(set) var drops = DropCounts()
+    private(set) var firstScrapeDone = false
+
+    public init(
+        models: [Model],
+        detector: DetectorConfiguration = DetectorConfiguration(),
+        routing: AlertingSettings,
+        intervals: [String: Double],
+        notifier: Notifier?,
+        state: StateDirectory?,
+        maxExportedSeries: Int = 10_000,
+        metrics: DaemonMetrics? = nil,
+        logger: Logger
+    ) {
+        self.metrics = metrics
+        self.models = models
+        self.detector = detector
+        self.intervals = intervals
+        self.state = state
+        self.logger = logger
+        self.notifier = notifier
+        self.maxExportedSeries = maxExportedSeries
+        evaluator = ModelEvaluator(models: models)
+        engine = AlertEngine()
+        dispatcher = Dispatcher(tree: RoutingTree(routing.route), inhibitRules: routing.inhibitRules)
+        if let state {
+            if let saved = state.restoreModels(logger: logger) {
+                let restored = evaluator.restore(saved)
+                logger.info("models continue from saved state", metadata: ["models": "\(restored.count)"])
+            }
+            if let saved = state.restoreAlerts(logger: logger) {
+                engine = saved
+                // Firing alerts are told again after a restart (the receiver dedups by group).
+                for alert in engine.alerts(in: .firing) {
+                    dispatcher.update(alert, at: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)))
+                }
+            }
+        }
+    }
+
+    /// One target's round: detection, models, alert states, dispatcher.
+    public func ingest(_ batch: ScrapeBatch) {
+        scrapes += 1
+        firstScrapeDone = true
+        for reason in DropReason.allCases { drops.add(reason, count: batch.drops[reason]) }
+        let step = intervals[batch.target] ?? 15
+        var bank: DetectionBank
+        if let existing = banks[batch.target] {
+            bank = existing
+        } else if let saved = state?.restoreDetection(source: batch.target, logger: logger), saved.detector.step == step
+        {
+            bank = saved
+        } else {
+            do {
+                bank = try DetectionBank(configuration: detector, step: step, maxSeries: 100_000, staleAfter: 600)
+            } catch {
+                logger.error("cannot set up detection", metadata: ["target": "\(batch.target)", "error": "\(error)"])
+                return
+            }
+        }
+        let verdicts = bank.process(time: batch.time, samples: batch.samples)
+        banks[batch.target] = bank
+        for (sample, verdict) in zip(batch.samples, verdicts) {
+            guard let point = verdict.point else { continue }
+            if series[sample.labels] == nil && series.count >= maxExportedSeries { continue }
+            series[sample.labels] = SeriesStatus(
+                labels: sample.labels,
+                time: batch.time,
+                value: point.value,
+                expected: point.expected,
+                lower: point.lower,
+                upper: point.upper,
+                score: point.score,
+                anomaly: point.inBurst
+            )
+        }
+        let observations = evaluator.observe(time: batch.time, samples: batch.samples, verdicts: verdicts)
+        let events = engine.evaluate(at: batch.time, observations)
+        let now = Self.now()
+        for event in events {
+            dispatcher.update(event.alert, at: now)
+            logger.info(
+                "alert \(event.status.rawValue)",
+                metadata: [
+                    "alertname": "\(event.alert.labels["alertname"] ?? "")",
+                    "fingerprint": "\(event.alert.fingerprint)",
+                    "summary": "\(event.alert.annotations["summary"] ?? "")",
+                ]
+            )
+        }
+        metrics?.scraped(
+            job: batch.labels["job"] ?? "",
+            target: batch.target,
+            seconds: batch.health.durationSeconds,
+            drops: batch.drops
+        )
+        metrics?.state(
+            series: seriesCount,
+            alerts: [
+                "pending": engine.alerts(in: .pending).count, "firing": engine.alerts(in: .firing).count,
+                "resolved": engine.alerts(in: .resolved).count,
+            ]
+        )
+        targets[batch.target] = TargetStatus(
+            target: batch.target,
+            job: batch.labels["job"] ?? "",
+            labels: batch.labels,
+            health: batch.health.up ? "up" : "down",
+            lastScrape: batch.time.description,
+            lastScrapeDurationSeconds: batch.health.durationSeconds,
+            lastError: batch.errors.isEmpty
+                ? nil : batch.errors.keys.sorted().map { "\($0): \(batch.errors[$0] ?? "")" }.joined(separator: "; "),
+            samples: batch.samples.count
+        )
+    }
+
+    /// Notifications due now, committed to the outbox.
+    public func flush() {
+        let notifications = dispatcher.flush(at: Self.now())
+        guard !notifications.isEmpty, let notifier else { return }
+        do {
+            try notifier.submit(notifications, tree: dispatcher.tree, now: Date().timeIntervalSince1970)
+        } catch {
+            // Nothing was committed: the groups will say it again at their next interval.
+            logger.error("cannot commit notifications", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Alerts due for re-sending, to the Alertmanager receivers (Prometheus' every minute).
+    public func resend(interval: Double = 60) {
+        let now = Self.now()
+        let due = engine.dueForResend(at: now, interval: interval)
+        guard !due.isEmpty, let notifier else { return }
+        do {
+            try notifier.resendToAlertmanagers(due, tree: dispatcher.tree, at: now)
+        } catch {
+            logger.error("cannot commit re-sends", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Saves detection, model and alert state (atomically, each file on its own).
+    public func save() {
+        guard let state else { return }
+        do {
+            for (target, bank) in banks { try state.save(bank, source: target) }
+            try state.save(evaluator.state)
+            try state.save(engine)
+        } catch {
+            logger.error("cannot save state", metadata: ["error": "\(error)"])
+        }
+    }
+
+    public var targetStatuses: [TargetStatus] { targets.values.sorted { $0.target < $1.target } }
+
+    public var seriesStatuses: [SeriesStatus] { series.values.sorted { $0.labels < $1.labels } }
+
+    public var seriesCount: Int { banks.values.reduce(0) { $0 + $1.store.count } }
+
+    public func alerts() -> [Alert] {
+        (engine.alerts(in: .firing) + engine.alerts(in: .pending) + engine.alerts(in: .resolved))
+    }
+
+    static func now() -> Timestamp { Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)) }
+}

@@ -1,0 +1,128 @@
+import ArgumentParser
+import FlatlineCore
+import FlatlineDaemon
+import FlatlineScrape
+import Foundation
+import Logging
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the early-warning daemon.",
+        discussion: """
+            Scrapes the configured targets, scores every series, runs the models, and sends \
+            alerts through the configured routes and receivers, with an HTTP API (/metrics, \
+            /healthz, /readyz, /api/v1/...). Without --config it watches the local nats-server \
+            (monitoring on 127.0.0.1:8222) and prints notifications to standard output. SIGTERM \
+            or SIGINT stop it after saving state.
+            """
+    )
+
+    @Option(help: "The configuration file; without one, the local nats-server with a stdout receiver.")
+    var config: String?
+
+    @Option(help: "Where state and the notification outbox live.")
+    var dataDir = "./data"
+
+    @Option(help: "HOST:PORT of the HTTP API.")
+    var listen = "127.0.0.1:9464"
+
+    @Option(help: "Where people reach Flatline (alert links, externalURL); default http://LISTEN.")
+    var externalURL: String?
+
+    @Option(help: "The models directory.")
+    var models = "models"
+
+    @Option(help: "Log lines as text or json.")
+    var logFormat = "text"
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel = "info"
+
+    func validate() throws {
+        guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be trace, debug, info, notice, warning, error or critical")
+        }
+        guard Self.split(listen) != nil else {
+            throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9464")
+        }
+    }
+
+    static func split(_ address: String) -> (String, Int)? {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { return nil }
+        return (String(address[..<colon]), port)
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        let json = logFormat == "json"
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler =
+                json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "flatline")
+        let configuration: Configuration
+        do {
+            if let config {
+                configuration = try Configuration.load(path: config)
+            } else {
+                configuration = try Configuration.parse(DefaultConfiguration.yaml, file: "(built-in configuration)")
+            }
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        var options = DaemonOptions()
+        options.dataDirectory = dataDir
+        if let (host, port) = Self.split(listen) {
+            options.host = host
+            options.port = port
+        }
+        options.externalURL = externalURL
+        options.modelsDirectory = models
+        let daemon: Daemon
+        do {
+            daemon = try Daemon(configuration: configuration, options: options, logger: logger)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        try await daemon.run()
+    }
+}
+
+/// One JSON object per log line on standard error: `ts`, `level`, `logger`, `msg`, and the
+/// metadata's keys.
+struct JSONLogHandler: LogHandler {
+    let label: String
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+
+    init(label: String) {
+        self.label = label
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var fields: [String: String] = [:]
+        for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { _, new in new }) {
+            fields[key] = "\(value)"
+        }
+        fields["ts"] = Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)).description
+        fields["level"] = event.level.rawValue
+        fields["logger"] = label
+        fields["msg"] = "\(event.message)"
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard var data = try? encoder.encode(fields) else { return }
+        data.append(0x0A)
+        FileHandle.standardError.write(data)
+    }
+}

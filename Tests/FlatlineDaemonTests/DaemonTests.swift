@@ -1,0 +1,144 @@
+import FlatlineAlerting
+import FlatlineCore
+import FlatlineDaemon
+import FlatlineIngest
+import FlatlineScrape
+import FlatlineTestSupport
+import Foundation
+import Hummingbird
+import NIOCore
+import Synchronization
+import Testing
+
+/// `flatline run` in-process against a real nats-server with real traffic: a consumer freeze
+/// reaches a webhook with its labels and explanation; /metrics parses and passes promtool; a
+/// shutdown saves state and the next start continues from it.
+@Suite("Daemon", .serialized)
+struct DaemonTests {
+    final class Hook: Sendable {
+        let bodies = Mutex<[String]>([])
+
+        func router() -> Router<BasicRequestContext> {
+            let router = Router()
+            router.post("/hook") { request, _ -> Response in
+                let body = try await request.body.collect(upTo: 1 << 20)
+                self.bodies.withLock { $0.append(String(buffer: body)) }
+                return Response(status: .ok)
+            }
+            return router
+        }
+    }
+
+    static func get(_ port: Int, _ path: String) throws -> String {
+        String(decoding: try NATSServerProcess.httpGet(port: port, path: path), as: UTF8.self)
+    }
+
+    @Test("a consumer freeze reaches the webhook, explained; state survives a restart")
+    func freezeEndToEnd() async throws {
+        let server = try NATSServerProcess(jetStream: true)
+        defer { server.stop() }
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let hook = Hook()
+        let scenario = try directory.write(
+            "scenario.yml",
+            """
+            name: daemon-test
+            seed: 5
+            duration: 45s
+            streams: [{name: ORDERS, subjects: ["orders.>"]}]
+            consumers: [{stream: ORDERS, name: worker, capacity: 200, max_ack_pending: 40, ack_wait: 30s, batch: 10}]
+            publishers: [{name: orders-producer, subject: orders.new, rate: 30, payload: 200}]
+            incidents: [{kind: freeze, target: ORDERS/worker, mode: noack, at: 15s, duration: 28s}]
+            """
+        )
+        try await TestHTTPServer.run(hook.router()) { hookPort in
+            let yaml = """
+                global: {scrape_interval: 1s}
+                scrape_configs:
+                  - job_name: nats
+                    kind: nats
+                    static_configs: [{targets: ["127.0.0.1:\(server.monitoringPort)"]}]
+                    nats: {endpoints: [varz, connz, jsz, healthz]}
+                route: {receiver: hook, group_by: [incident], group_wait: 0s, group_interval: 5s}
+                receivers:
+                  - name: hook
+                    webhook_configs: [{url: "http://127.0.0.1:\(hookPort)/hook"}]
+                """
+            let configuration = try Configuration.parse(yaml, file: "flatline.yml")
+            var options = DaemonOptions()
+            options.dataDirectory = directory.file("data").path
+            options.port = 0
+            options.modelsDirectory = TestSupport.repositoryFile("models").path
+            options.saveEvery = 5
+            let daemon = try Daemon(configuration: configuration, options: options, logger: TestSupport.quietLogger)
+            let running = Task { try await daemon.run(signals: []) }
+            // Real traffic with a freeze, from the loadgen command.
+            let loadgen = Process()
+            loadgen.executableURL = TestSupport.flatlineBinary
+            loadgen.arguments = [
+                "loadgen", "--server", server.url, "--scenario", scenario.path, "--out",
+                directory.file("truth.json").path,
+            ]
+            loadgen.standardError = FileHandle.nullDevice
+            try loadgen.run()
+            let deadline = ContinuousClock.now + .seconds(60)
+            while !hook.bodies.withLock({ $0.contains { $0.contains("ConsumerFreeze") } }),
+                ContinuousClock.now < deadline
+            {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            let port = try #require(daemon.port)
+            let metrics = try Self.get(port, "/metrics")
+            let alerts = try Self.get(port, "/api/v1/alerts")
+            let ready = try Self.get(port, "/readyz")
+            loadgen.terminate()
+            loadgen.waitUntilExit()
+            await daemon.shutdown()
+            try await running.value
+
+            #expect(ready.contains("ready"))
+            #expect(alerts.contains("\"alertname\":\"ConsumerFreeze\""), "\(alerts)")
+            // /metrics: the project's own parser reads it, promtool accepts it.
+            let parsed = try ExpositionParser(format: .text).parse(Array(metrics.utf8))
+            #expect(parsed.contains { $0.labels.metricName == "flatline_scrapes_total" })
+            #expect(
+                parsed.contains {
+                    $0.labels.metricName == "flatline_anomaly_score" && $0.labels["metric"] == "gnatsd_varz_in_msgs"
+                }
+            )
+            let file = directory.file("metrics.txt")
+            try Data(metrics.utf8).write(to: file)
+            let promtool = try TestSupport.run(
+                URL(fileURLWithPath: "/bin/sh"),
+                ["-c", "promtool check metrics < \(file.path)"]
+            )
+            #expect(promtool.status == 0, "\(promtool.standardOutput)\(promtool.standardError)")
+        }
+        // The freeze reached the webhook with its labels and explanation.
+        let freeze = try #require(hook.bodies.withLock { $0.first { $0.contains("ConsumerFreeze") } })
+        let message = try #require(try JSONSerialization.jsonObject(with: Data(freeze.utf8)) as? [String: Any])
+        let alert = try #require(
+            (message["alerts"] as? [[String: Any]])?.first {
+                ($0["labels"] as? [String: String])?["alertname"] == "ConsumerFreeze"
+            }
+        )
+        let labels = try #require(alert["labels"] as? [String: String])
+        #expect(labels["stream"] == "ORDERS" && labels["consumer"] == "worker" && labels["severity"] == "critical")
+        let annotations = try #require(alert["annotations"] as? [String: String])
+        #expect(annotations["summary"]?.contains("ORDERS/worker") == true)
+        for key in ["description", "observed", "expected", "score", "detector", "since"] {
+            #expect(annotations[key]?.isEmpty == false, "\(key)")
+        }
+        // Shutdown saved every state; a new daemon continues from it.
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.file("data").path)
+        for name in ["alerts.json", "models.json", "outbox.sqlite"] { #expect(files.contains(name), "\(files)") }
+        #expect(files.contains { $0.hasPrefix("detection-") })
+        let saved = try StateDirectory(path: directory.file("data").path)
+        let engine = try #require(saved.restoreAlerts(logger: TestSupport.quietLogger))
+        #expect(!engine.alerts.isEmpty)
+        let models = try #require(saved.restoreModels(logger: TestSupport.quietLogger))
+        var evaluator = ModelEvaluator(models: try ModelDirectory.load(TestSupport.repositoryFile("models").path))
+        #expect(evaluator.restore(models).contains("consumer_freeze"))
+    }
+}
