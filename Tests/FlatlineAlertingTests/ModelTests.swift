@@ -228,6 +228,32 @@ struct ModelTests {
         #expect(events.contains { $0.hasSuffix("resolved") })
     }
 
+    @Test("producer_flood: a producer that swings and bursts by nature needs a surge beyond its own spread")
+    func noisyProducer() throws {
+        let model = try Self.model("producer_flood")
+        var rng = SplitMix64(seed: 3)
+        func run(flood: Bool) throws -> [String] {
+            var ticks: [(Int, [Sample])] = []
+            var msgs = 0.0
+            for s in 0..<900 {
+                // About 20/s, swinging by 80% over 4 minutes, with bursts up to 3.5x the mean.
+                let swing = 1 + 0.8 * sin(Double(s) / 240 * 2 * .pi)
+                let burst = Double(rng.next() % 100) < 4 ? 2.2 : 1 + Double(rng.next() % 50) / 100
+                var rate = 20 * swing * burst
+                if flood && (700..<720).contains(s) { rate = 20 * 8 }
+                msgs += rate.rounded()
+                ticks.append((s, try Self.connection(s, cid: "4", msgs: msgs, bytes: msgs * 300)))
+            }
+            return Self.events(model, ticks)
+        }
+        #expect(try run(flood: false).isEmpty, "peaks of a noisy producer are no flood")
+        let flooded = try run(flood: true)
+        #expect(
+            flooded.first.map { $0.hasSuffix("firing") && (Int($0.split(separator: ":")[0]) ?? 0) >= 700 } == true,
+            "\(flooded)"
+        )
+    }
+
     @Test("producer_flood: no alert before the baseline is learned, nor for a quiet client's blip")
     func floodColdStartAndFloor() throws {
         let model = try Self.model("producer_flood")

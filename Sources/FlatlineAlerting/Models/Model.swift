@@ -106,8 +106,11 @@ public struct Model: Sendable, Hashable {
         public var bytes: String?
         /// The rate must be at least this many times the baseline...
         public var factor: Double
-        /// ...and this many per second above it.
+        /// ...and this many per second above it...
         public var minRate: Double
+        /// ...and this many of its own standard deviations above it (a noisy producer's peaks
+        /// are no flood).
+        public var sigmas: Double
         /// The surplus must carry this many payload bytes per message on average.
         public var minPayload: Double
         /// Seconds the surge must have lasted, over consecutive observations.

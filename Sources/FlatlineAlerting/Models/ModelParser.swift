@@ -63,7 +63,8 @@ extension Model {
             let g = try top.section(
                 "surge",
                 known: [
-                    "messages", "bytes", "factor", "min_rate", "min_payload", "min_duration", "half_life", "warmup",
+                    "messages", "bytes", "factor", "min_rate", "sigmas", "min_payload", "min_duration", "half_life",
+                    "warmup",
                 ]
             )
             kind = .surge(
@@ -72,6 +73,7 @@ extension Model {
                     bytes: g.optionalString("bytes"),
                     factor: try g.number("factor", default: 2.5),
                     minRate: try g.number("min_rate", default: 20),
+                    sigmas: try g.number("sigmas", default: 5),
                     minPayload: try g.number("min_payload", default: 16),
                     minDuration: try g.number("min_duration", default: 2),
                     halfLife: try g.number("half_life", default: 300),

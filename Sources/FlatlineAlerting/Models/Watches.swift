@@ -283,6 +283,9 @@ struct SurgeWatch: Codable, Sendable {
         var lastBytes: Double?
         var baselineMessages = 0.0
         var baselineBytes = 0.0
+        /// Exponentially weighted variance of the message rate (normal traffic only): a
+        /// producer that is noisy by nature needs a larger surge.
+        var varianceMessages: Double? = 0
         /// Seconds of normal traffic the baseline learned from.
         var learned = 0.0
         /// Seconds the current surge has lasted, and when it began.
@@ -310,6 +313,8 @@ struct SurgeWatch: Codable, Sendable {
             let bytes = entry.bytes ?? 0
             if p.bytes != nil && entry.bytes == nil { continue }
             var state = things[key] ?? Thing(labels: entry.labels)
+            // Descriptive labels (a client's name) may arrive after the first scrape.
+            state.labels = entry.labels
             defer { things.set(key, state, at: time) }
             guard let lastTime = state.lastTime, let lastMessages = state.lastMessages,
                 let lastBytes = state.lastBytes, time > lastTime, messages >= lastMessages, bytes >= lastBytes
@@ -324,8 +329,14 @@ struct SurgeWatch: Codable, Sendable {
             (state.lastTime, state.lastMessages, state.lastBytes) = (time, messages, bytes)
             let surplus = rate - state.baselineMessages
             let surplusBytes = byteRate - state.baselineBytes
+            let spread = (state.varianceMessages ?? 0).squareRoot()
+            let threshold = max(
+                p.factor * state.baselineMessages,
+                state.baselineMessages + p.minRate,
+                state.baselineMessages + p.sigmas * spread
+            )
             let surging =
-                state.learned >= p.warmup && rate >= p.factor * state.baselineMessages && surplus >= p.minRate
+                state.learned >= p.warmup && rate >= threshold
                 && (p.bytes == nil || surplusBytes >= p.minPayload * surplus)
             if surging {
                 if state.streak == 0 { state.streakStart = lastTime }
@@ -335,7 +346,11 @@ struct SurgeWatch: Codable, Sendable {
                 state.streakStart = nil
                 // The baseline learns only from normal traffic, so a flood does not become normal.
                 let alpha = state.learned == 0 ? 1 : 1 - _exp2(-dt / p.halfLife)
-                state.baselineMessages += alpha * (rate - state.baselineMessages)
+                let deviation = rate - state.baselineMessages
+                state.varianceMessages =
+                    state.learned == 0
+                    ? 0 : (1 - alpha) * ((state.varianceMessages ?? 0) + alpha * deviation * deviation)
+                state.baselineMessages += alpha * deviation
                 state.baselineBytes += alpha * (byteRate - state.baselineBytes)
                 state.learned += dt
             }
@@ -344,12 +359,11 @@ struct SurgeWatch: Codable, Sendable {
                 condition = .active
             } else if surging {
                 condition = .unchanged
-            } else if rate < (1 + p.factor) / 2 * state.baselineMessages || surplus < p.minRate / 2 {
+            } else if rate < state.baselineMessages + (threshold - state.baselineMessages) / 2 {
                 condition = .inactive
             } else {
                 condition = .unchanged
             }
-            let threshold = max(p.factor * state.baselineMessages, state.baselineMessages + p.minRate)
             let numbers = [
                 "value": F.format(rate), "threshold": F.format(threshold),
                 "baseline": F.format(state.baselineMessages), "bytes": F.format(byteRate),

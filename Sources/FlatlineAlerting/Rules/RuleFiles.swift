@@ -202,12 +202,12 @@ public enum RuleFiles {
                     alert: "NATSProducerFlood",
                     model: m.name,
                     expr:
-                        "rate(gnatsd_connz_in_msgs[2m]) > \(ModelEvaluator.format(p.factor)) * \(baseline) and rate(gnatsd_connz_in_msgs[2m]) - \(baseline) > \(ModelEvaluator.format(p.minRate))",
+                        "rate(gnatsd_connz_in_msgs[2m]) > \(ModelEvaluator.format(p.factor)) * \(baseline) and rate(gnatsd_connz_in_msgs[2m]) - \(baseline) > \(ModelEvaluator.format(p.minRate)) and rate(gnatsd_connz_in_msgs[2m]) - \(baseline) > \(ModelEvaluator.format(p.sigmas)) * stddev_over_time(rate(gnatsd_connz_in_msgs[2m])[1h:1m] offset 5m)",
                     forDuration: "0s",
                     severity: "warning",
                     summary: "Client {{ $labels.name }} (cid {{ $labels.cid }}) publishes far above its usual rate",
                     description:
-                        "Connection {{ $labels.cid }} ({{ $labels.name }}) on {{ $labels.server_id }} publishes more than \(ModelEvaluator.format(p.factor)) times its rate of the hour before, and \(ModelEvaluator.format(p.minRate)) msgs/s more. Needs the exporter's -connz_detailed.",
+                        "Connection {{ $labels.cid }} ({{ $labels.name }}) on {{ $labels.server_id }} publishes more than \(ModelEvaluator.format(p.factor)) times its rate of the hour before, \(ModelEvaluator.format(p.minRate)) msgs/s and \(ModelEvaluator.format(p.sigmas)) standard deviations more. Needs the exporter's -connz_detailed.",
                     series: [
                         (
                             "gnatsd_connz_in_msgs"
