@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import FlatlineAlerting
 import FlatlineCore
 import FlatlineDaemon
@@ -7,6 +8,7 @@ import FlatlineTestSupport
 import Foundation
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 import Synchronization
 import Testing
 
@@ -140,5 +142,89 @@ struct DaemonTests {
         let models = try #require(saved.restoreModels(logger: TestSupport.quietLogger))
         var evaluator = ModelEvaluator(models: try ModelDirectory.load(TestSupport.repositoryFile("models").path))
         #expect(evaluator.restore(models).contains("consumer_freeze"))
+    }
+}
+
+/// The silences API: create (validated), list, expire; kept across a restart; `/readyz` says
+/// why it is not ready.
+@Suite("Daemon API", .serialized)
+struct DaemonAPITests {
+    static func request(_ method: NIOHTTP1.HTTPMethod, _ url: String, _ body: String? = nil) async throws -> (
+        Int, String
+    ) {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: body))
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        return (Int(response.status.code), String(buffer: bytes))
+    }
+
+    static func withDaemon<T: Sendable>(data: String, _ body: @Sendable (Int) async throws -> T) async throws -> T {
+        var options = DaemonOptions()
+        options.dataDirectory = data
+        options.port = 0
+        options.modelsDirectory = TestSupport.repositoryFile("models").path
+        let configuration = try Configuration.parse("scrape_configs: []\n", file: "flatline.yml")
+        let daemon = try Daemon(configuration: configuration, options: options, logger: TestSupport.quietLogger)
+        let running = Task { try await daemon.run(signals: []) }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while daemon.port == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let port = try #require(daemon.port)
+        do {
+            let result = try await body(port)
+            await daemon.shutdown()
+            try await running.value
+            return result
+        } catch {
+            await daemon.shutdown()
+            try? await running.value
+            throw error
+        }
+    }
+
+    @Test("silences: bad ones refused with the reason, good ones listed, expired, and kept across a restart")
+    func silences() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let data = directory.file("data").path
+        let id = try await Self.withDaemon(data: data) { port in
+            let base = "http://127.0.0.1:\(port)"
+            let (readyStatus, ready) = try await Self.request(.GET, base + "/readyz")
+            #expect(readyStatus == 503 && ready.contains("no scrape done yet"))
+            let (badStatus, bad) = try await Self.request(
+                .POST,
+                base + "/api/v1/silences",
+                #"{"matchers": ["stream=~\"(\""], "duration": "1h"}"#
+            )
+            #expect(badStatus == 400 && bad.contains("not a regular expression"), "\(bad)")
+            let (noEnd, _) = try await Self.request(.POST, base + "/api/v1/silences", #"{"matchers": ["a=\"b\""]}"#)
+            #expect(noEnd == 400)
+            let (status, created) = try await Self.request(
+                .POST,
+                base + "/api/v1/silences",
+                #"{"matchers": ["stream=\"ORDERS\""], "duration": "2h", "createdBy": "ops", "comment": "maintenance"}"#
+            )
+            #expect(status == 200, "\(created)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(created.utf8)) as? [String: Any])
+            let silence = try #require(object["data"] as? [String: Any])
+            #expect(silence["status"] as? String == "active")
+            let id = try #require(silence["id"] as? String)
+            let (_, listed) = try await Self.request(.GET, base + "/api/v1/silences")
+            #expect(listed.contains(id) && listed.contains("maintenance"))
+            let (expired, _) = try await Self.request(.DELETE, base + "/api/v1/silences/\(id)")
+            #expect(expired == 200)
+            let (missing, _) = try await Self.request(.DELETE, base + "/api/v1/silences/nope")
+            #expect(missing == 404)
+            return id
+        }
+        // A new daemon on the same data directory knows the (now expired) silence.
+        let listed = try await Self.withDaemon(data: data) { port in
+            try await Self.request(.GET, "http://127.0.0.1:\(port)/api/v1/silences").1
+        }
+        #expect(listed.contains(id) && listed.contains("\"status\":\"expired\""), "\(listed)")
     }
 }

@@ -29,6 +29,36 @@ enum HTTPAPI {
         var anomalous: Bool
     }
 
+    struct SilenceRequest: Decodable {
+        var matchers: [String]
+        var startsAt: String?
+        var endsAt: String?
+        /// Instead of endsAt: how long from the start (`2h`).
+        var duration: String?
+        var createdBy: String?
+        var comment: String?
+    }
+
+    struct SilenceView: Encodable {
+        var id: String
+        var status: String
+        var matchers: [String]
+        var startsAt: String
+        var endsAt: String
+        var createdBy: String
+        var comment: String
+
+        init(_ silence: Silence, now: Timestamp) {
+            id = silence.id
+            status = now < silence.startsAt ? "pending" : now < silence.endsAt ? "active" : "expired"
+            matchers = silence.matchers
+            startsAt = silence.startsAt.description
+            endsAt = silence.endsAt.description
+            createdBy = silence.createdBy
+            comment = silence.comment
+        }
+    }
+
     struct Envelope<T: Encodable>: Encodable {
         var status = "success"
         var data: T
@@ -130,6 +160,58 @@ enum HTTPAPI {
                     }
                 )
             )
+        }
+        router.get("/api/v1/silences") { _, _ -> Response in
+            let now = Pipeline.now()
+            return json(Envelope(data: await pipeline.silences.map { SilenceView($0, now: now) }))
+        }
+        router.post("/api/v1/silences") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 1 << 16)
+            let input: SilenceRequest
+            do {
+                input = try JSONDecoder().decode(SilenceRequest.self, from: Data(body.readableBytesView))
+            } catch {
+                return json(
+                    Failure(error: "the body must be JSON with matchers and endsAt or duration: \(error)"),
+                    status: .badRequest
+                )
+            }
+            let now = Pipeline.now()
+            guard let start = input.startsAt.map({ Timestamp(rfc3339: $0) }) ?? now else {
+                return json(Failure(error: "startsAt is not an RFC 3339 time"), status: .badRequest)
+            }
+            let end: Timestamp
+            if let text = input.endsAt {
+                guard let parsed = Timestamp(rfc3339: text) else {
+                    return json(Failure(error: "endsAt is not an RFC 3339 time"), status: .badRequest)
+                }
+                end = parsed
+            } else if let text = input.duration, let seconds = DurationText.parse(text), seconds > 0 {
+                end = start.advanced(bySeconds: seconds)
+            } else {
+                return json(Failure(error: "give endsAt or a duration (e.g. 2h)"), status: .badRequest)
+            }
+            let silence = Silence(
+                id: UUID().uuidString.lowercased(),
+                matchers: input.matchers,
+                startsAt: start,
+                endsAt: end,
+                createdBy: input.createdBy ?? "",
+                comment: input.comment ?? ""
+            )
+            do {
+                let added = try await pipeline.addSilence(silence)
+                return json(Envelope(data: SilenceView(added, now: now)))
+            } catch {
+                return json(Failure(error: "\(error)"), status: .badRequest)
+            }
+        }
+        router.delete("/api/v1/silences/:id") { _, context -> Response in
+            let id = context.parameters.get("id") ?? ""
+            guard await pipeline.expireSilence(id: id) else {
+                return json(Failure(error: "no silence \(id)"), status: .notFound)
+            }
+            return json(Envelope(data: id))
         }
         return router
     }

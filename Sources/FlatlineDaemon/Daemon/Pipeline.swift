@@ -81,6 +81,11 @@ public actor Pipeline {
                 let restored = evaluator.restore(saved)
                 logger.info("models continue from saved state", metadata: ["models": "\(restored.count)"])
             }
+            if let saved = state.restoreSilences(logger: logger) {
+                // Silences that ended more than a day ago are history.
+                let cutoff = Self.now().advanced(bySeconds: -86_400)
+                dispatcher.silences = saved.filter { $0.endsAt > cutoff }
+            }
             if let saved = state.restoreAlerts(logger: logger) {
                 engine = saved
                 // Firing alerts are told again after a restart (the receiver dedups by group).
@@ -200,6 +205,48 @@ public actor Pipeline {
             try state.save(engine)
         } catch {
             logger.error("cannot save state", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Silences
+
+    /// The silences, newest first.
+    public var silences: [Silence] { dispatcher.silences.sorted { $0.startsAt > $1.startsAt } }
+
+    /// Adds a silence; it mutes matching alerts from its start to its end.
+    /// - Throws: ``DaemonError`` for matchers that do not parse or an end not after the start.
+    public func addSilence(_ silence: Silence) throws(DaemonError) -> Silence {
+        guard !silence.matchers.isEmpty else { throw DaemonError(reason: "a silence needs at least one matcher") }
+        for text in silence.matchers {
+            do {
+                _ = try LabelMatcher(parsing: text)
+            } catch {
+                throw DaemonError(reason: error.reason)
+            }
+        }
+        guard silence.endsAt > silence.startsAt else {
+            throw DaemonError(reason: "endsAt must be after startsAt")
+        }
+        dispatcher.silences.append(silence)
+        saveSilences()
+        return silence
+    }
+
+    /// Ends a silence now. Returns whether there was one with that id.
+    public func expireSilence(id: String) -> Bool {
+        guard let index = dispatcher.silences.firstIndex(where: { $0.id == id }) else { return false }
+        let now = Self.now()
+        if dispatcher.silences[index].endsAt > now { dispatcher.silences[index].endsAt = now }
+        saveSilences()
+        return true
+    }
+
+    private func saveSilences() {
+        guard let state else { return }
+        do {
+            try state.save(silences: dispatcher.silences)
+        } catch {
+            logger.error("cannot save silences", metadata: ["error": "\(error)"])
         }
     }
 

@@ -1,5 +1,6 @@
 import FlatlineAlerting
 import FlatlineCore
+import FlatlineNotify
 import Foundation
 import Logging
 
@@ -16,6 +17,9 @@ public struct StateDirectory: Sendable {
     /// The alert state's format and version.
     static let alertsFormat = "flatline-alert-state"
     static let alertsVersion = 1
+    /// Silences made through the API.
+    static let silencesFormat = "flatline-silences"
+    static let silencesVersion = 1
     /// The models' learned state (baselines, usual gaps, levels, trends).
     static let modelsFormat = "flatline-model-state"
     static let modelsVersion = 1
@@ -53,6 +57,9 @@ public struct StateDirectory: Sendable {
     /// The file of the alerts' state.
     public var alertsFile: String { path + "/alerts.json" }
 
+    /// The file of the silences.
+    public var silencesFile: String { path + "/silences.json" }
+
     /// The file of the models' learned state.
     public var modelsFile: String { path + "/models.json" }
 
@@ -85,6 +92,17 @@ public struct StateDirectory: Sendable {
                 version: Self.modelsVersion,
                 from: path
             )
+        }
+    }
+
+    public func save(silences: [Silence]) throws(StateFileError) {
+        try StateFile.save(silences, format: Self.silencesFormat, version: Self.silencesVersion, to: silencesFile)
+    }
+
+    /// The saved silences, or `nil` when there are none.
+    public func restoreSilences(logger: Logger) -> [Silence]? {
+        restore(silencesFile, what: "silences", logger: logger) { path throws(StateFileError) in
+            try StateFile.load([Silence].self, format: Self.silencesFormat, version: Self.silencesVersion, from: path)
         }
     }
 
