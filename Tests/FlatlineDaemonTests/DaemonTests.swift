@@ -228,3 +228,65 @@ struct DaemonAPITests {
         #expect(listed.contains(id) && listed.contains("\"status\":\"expired\""), "\(listed)")
     }
 }
+
+/// Reloading: a broken configuration is refused with the reason and the running one stays; a
+/// good one replaces the targets without a restart.
+@Suite("Daemon reload", .serialized)
+struct DaemonReloadTests {
+    @Test("POST /-/reload: broken refused, old kept; good one takes over")
+    func reload() async throws {
+        let first = try NATSServerProcess(jetStream: false)
+        defer { first.stop() }
+        let second = try NATSServerProcess(jetStream: false)
+        defer { second.stop() }
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        func yaml(_ port: Int) -> String {
+            """
+            global: {scrape_interval: 1s}
+            scrape_configs:
+              - job_name: nats
+                kind: nats
+                static_configs: [{targets: ["127.0.0.1:\(port)"]}]
+                nats: {endpoints: [varz]}
+            """
+        }
+        let file = try directory.write("flatline.yml", yaml(first.monitoringPort))
+        var options = DaemonOptions()
+        options.configFile = file.path
+        options.dataDirectory = directory.file("data").path
+        options.port = 0
+        options.modelsDirectory = TestSupport.repositoryFile("models").path
+        let daemon = try Daemon(
+            configuration: try Configuration.load(path: file.path),
+            options: options,
+            logger: TestSupport.quietLogger
+        )
+        let running = Task { try await daemon.run(signals: []) }
+        defer { running.cancel() }
+        func targets() async throws -> String {
+            let port = try #require(daemon.port)
+            return try await DaemonAPITests.request(.GET, "http://127.0.0.1:\(port)/api/v1/targets").1
+        }
+        func waitFor(_ text: String) async throws -> Bool {
+            let deadline = ContinuousClock.now + .seconds(15)
+            while ContinuousClock.now < deadline {
+                if daemon.port != nil, try await targets().contains(text) { return true }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            return false
+        }
+        #expect(try await waitFor("127.0.0.1:\(first.monitoringPort)"))
+        let port = try #require(daemon.port)
+        try Data("scrape_configs:\n  - job_nam: typo\n".utf8).write(to: file)
+        let (refusedStatus, refused) = try await DaemonAPITests.request(.POST, "http://127.0.0.1:\(port)/-/reload")
+        #expect(refusedStatus == 400 && refused.contains("job_nam"), "\(refused)")
+        #expect(daemon.configuration.targets.first?.address == "127.0.0.1:\(first.monitoringPort)")
+        try Data(yaml(second.monitoringPort).utf8).write(to: file)
+        let (status, body) = try await DaemonAPITests.request(.POST, "http://127.0.0.1:\(port)/-/reload")
+        #expect(status == 200 && body.contains("1 targets"), "\(body)")
+        #expect(try await waitFor("127.0.0.1:\(second.monitoringPort)"))
+        await daemon.shutdown()
+        try await running.value
+    }
+}

@@ -12,6 +12,8 @@ import UnixSignals
 
 /// How the daemon runs.
 public struct DaemonOptions: Sendable {
+    /// The configuration file, re-read on SIGHUP and `POST /-/reload`; `nil`: the built-in one.
+    public var configFile: String?
     public var dataDirectory = "./data"
     public var host = "127.0.0.1"
     /// 0 picks a free port (tests).
@@ -51,19 +53,33 @@ public enum DefaultConfiguration {
 /// HTTP API as one service group, with graceful shutdown (state saved, outbox given a grace to
 /// drain) on SIGTERM and SIGINT.
 public final class Daemon: Sendable {
-    public let configuration: Configuration
     public let options: DaemonOptions
     public let pipeline: Pipeline
-    public let notifier: Notifier
     public let metrics: DaemonMetrics
     private let logger: Logger
+    private let outbox: Outbox
     private let boundPort = Mutex<Int?>(nil)
     private let group = Mutex<ServiceGroup?>(nil)
+
+    /// What a (re)load sets up: the configuration and the notifier built from its receivers.
+    struct Generation: Sendable {
+        var configuration: Configuration
+        var notifier: Notifier
+    }
+
+    private let generation: Mutex<Generation>
+    /// Counts reloads; the core restarts its scrapers and courier when it changes.
+    private let reloadCount = Mutex(0)
+
+    /// The configuration running now.
+    public var configuration: Configuration { generation.withLock { $0.configuration } }
+
+    /// The notifier of the running configuration.
+    public var notifier: Notifier { generation.withLock { $0.notifier } }
 
     /// Sets everything up; nothing runs until ``run(signals:)``.
     /// - Throws: ``DaemonError`` for models, a data directory or receivers that cannot be used.
     public init(configuration: Configuration, options: DaemonOptions, logger: Logger) throws(DaemonError) {
-        self.configuration = configuration
         self.options = options
         self.logger = logger
         let models: [Model]
@@ -73,7 +89,6 @@ public final class Daemon: Sendable {
             throw DaemonError(reason: "\(error)")
         }
         let state: StateDirectory
-        let outbox: Outbox
         do {
             state = try StateDirectory(path: options.dataDirectory)
             outbox = try Outbox(path: options.dataDirectory + "/outbox.sqlite")
@@ -82,41 +97,90 @@ public final class Daemon: Sendable {
         } catch {
             throw DaemonError(reason: "\(error)")
         }
-        let routing: AlertingSettings
-        if let alerting = configuration.alerting {
-            routing = alerting
-        } else {
-            var route = RouteSettings(receiver: "stdout")
-            route.groupBy = ["incident"]
-            var stdout = ReceiverSettings(name: "stdout")
-            stdout.files = [FileReceiverSettings(path: "-")]
-            routing = AlertingSettings(route: route, receivers: [stdout])
-            logger.notice("no route: in the configuration: notifications go to standard output")
-        }
         metrics = DaemonMetrics(version: options.version)
-        let external = options.externalURL ?? "http://\(options.host):\(options.port)"
+        let routing = Self.routing(configuration, logger: logger)
+        let notifier = try Self.notifier(routing, outbox: outbox, options: options, metrics: metrics, logger: logger)
+        generation = Mutex(Generation(configuration: configuration, notifier: notifier))
+        pipeline = Pipeline(
+            models: models,
+            routing: routing,
+            intervals: Self.intervals(configuration),
+            notifier: notifier,
+            state: state,
+            metrics: metrics,
+            logger: logger
+        )
+    }
+
+    static func routing(_ configuration: Configuration, logger: Logger) -> AlertingSettings {
+        if let alerting = configuration.alerting { return alerting }
+        var route = RouteSettings(receiver: "stdout")
+        route.groupBy = ["incident"]
+        var stdout = ReceiverSettings(name: "stdout")
+        stdout.files = [FileReceiverSettings(path: "-")]
+        logger.notice("no route: in the configuration: notifications go to standard output")
+        return AlertingSettings(route: route, receivers: [stdout])
+    }
+
+    static func notifier(
+        _ routing: AlertingSettings,
+        outbox: Outbox,
+        options: DaemonOptions,
+        metrics: DaemonMetrics,
+        logger: Logger
+    ) throws(DaemonError) -> Notifier {
         do {
-            notifier = try Notifier(
+            return try Notifier(
                 settings: routing,
                 outbox: outbox,
-                externalURL: external,
+                externalURL: options.externalURL ?? "http://\(options.host):\(options.port)",
                 metrics: metrics.notify,
                 logger: logger
             )
         } catch {
             throw DaemonError(reason: "\(error)")
         }
-        var intervals: [String: Double] = [:]
-        for target in configuration.targets { intervals[target.name] = target.job.scrapeInterval }
-        pipeline = Pipeline(
-            models: models,
-            routing: routing,
-            intervals: intervals,
-            notifier: notifier,
-            state: state,
-            metrics: metrics,
-            logger: logger
-        )
+    }
+
+    static func intervals(_ configuration: Configuration) -> [String: Double] {
+        var out: [String: Double] = [:]
+        for target in configuration.targets { out[target.name] = target.job.scrapeInterval }
+        return out
+    }
+
+    /// Re-reads the configuration file. A configuration that cannot be used is refused with the
+    /// reason and the running one stays; a good one replaces the scrapers, routes and receivers
+    /// (learned state and alert states carry on).
+    /// - Returns: what happened, in words.
+    /// - Throws: ``DaemonError`` with the reason the new configuration was refused.
+    @discardableResult
+    public func reload() async throws(DaemonError) -> String {
+        let configuration: Configuration
+        do {
+            if let file = options.configFile {
+                configuration = try Configuration.load(path: file)
+            } else {
+                configuration = try Configuration.parse(DefaultConfiguration.yaml, file: "(built-in configuration)")
+            }
+        } catch {
+            logger.error("reload refused: the running configuration stays", metadata: ["reason": "\(error)"])
+            throw DaemonError(reason: "\(error)")
+        }
+        let routing = Self.routing(configuration, logger: logger)
+        let notifier: Notifier
+        do {
+            notifier = try Self.notifier(routing, outbox: outbox, options: options, metrics: metrics, logger: logger)
+        } catch {
+            logger.error("reload refused: the running configuration stays", metadata: ["reason": "\(error)"])
+            throw error
+        }
+        await pipeline.reconfigure(routing: routing, intervals: Self.intervals(configuration), notifier: notifier)
+        generation.withLock { $0 = Generation(configuration: configuration, notifier: notifier) }
+        reloadCount.withLock { $0 += 1 }
+        let text =
+            "configuration reloaded: \(configuration.targets.count) targets, \(routing.receivers.count) receivers"
+        logger.info("\(text)")
+        return text
     }
 
     /// The port the HTTP server listens on, once it does.
@@ -131,7 +195,7 @@ public final class Daemon: Sendable {
     /// Runs until a signal (or ``shutdown()``): then saves state and gives the outbox
     /// `shutdownGrace` seconds to drain.
     public func run(signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
-        let core = Core(daemon: self)
+        let core = Core(daemon: self, trapHangup: !signals.isEmpty)
         let app = Application(
             router: HTTPAPI.router(self),
             configuration: .init(address: .hostname(options.host, port: options.port), serverName: "flatline"),
@@ -152,23 +216,23 @@ public final class Daemon: Sendable {
         try await serviceGroup.run()
     }
 
-    /// Scrapes, evaluation, notification and saving, as one service.
+    /// Scrapes, evaluation, notification and saving, as one service. A reload ends the running
+    /// generation (scrapers and courier) and starts the next with the new configuration.
     struct Core: Service {
         let daemon: Daemon
+        let trapHangup: Bool
 
         func run() async throws {
             let pipeline = daemon.pipeline
-            let notifier = daemon.notifier
             let logger = daemon.logger
-            let scraper = Scraper(configuration: daemon.configuration, logger: logger)
             let saveEvery = daemon.options.saveEvery
             await cancelWhenGracefulShutdown {
                 await withTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        do {
-                            try await scraper.run { batch in await pipeline.ingest(batch) }
-                        } catch {
-                            logger.error("scraping cannot start", metadata: ["error": "\(error)"])
+                    if trapHangup {
+                        group.addTask {
+                            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                                _ = try? await daemon.reload()
+                            }
                         }
                     }
                     group.addTask {
@@ -190,10 +254,52 @@ public final class Daemon: Sendable {
                             await pipeline.save()
                         }
                     }
-                    group.addTask { await notifier.courier.run() }
+                    group.addTask { await runGenerations(logger: logger) }
+                    await group.next()
+                    group.cancelAll()
                 }
             }
-            // Shutting down: tell what is due, save, and let the outbox drain for a while.
+            await finish()
+        }
+
+        /// Scrapers and courier of the running configuration, until a reload or the end.
+        private func runGenerations(logger: Logger) async {
+            while !Task.isCancelled {
+                let seen = daemon.reloadCount.withLock { $0 }
+                let configuration = daemon.configuration
+                let notifier = daemon.notifier
+                let pipeline = daemon.pipeline
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        do {
+                            try await Scraper(configuration: configuration, logger: logger).run { batch in
+                                await pipeline.ingest(batch)
+                            }
+                        } catch {
+                            logger.error("scraping cannot start", metadata: ["error": "\(error)"])
+                        }
+                        // Scrapers ended on their own (nothing to scrape): wait for the end.
+                        while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+                    }
+                    group.addTask { await notifier.courier.run() }
+                    group.addTask {
+                        // Ends this generation when a reload installed the next.
+                        while !Task.isCancelled, daemon.reloadCount.withLock({ $0 }) == seen {
+                            try? await Task.sleep(for: .milliseconds(200))
+                        }
+                    }
+                    await group.next()
+                    group.cancelAll()
+                }
+                if notifier !== daemon.notifier { await notifier.shutdown() }
+            }
+        }
+
+        /// Shutting down: tell what is due, save, and let the outbox drain for a while.
+        private func finish() async {
+            let pipeline = daemon.pipeline
+            let notifier = daemon.notifier
+            let logger = daemon.logger
             await pipeline.flush()
             await pipeline.save()
             logger.info("state saved", metadata: ["data_dir": "\(daemon.options.dataDirectory)"])

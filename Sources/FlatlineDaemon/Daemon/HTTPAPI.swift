@@ -161,6 +161,13 @@ enum HTTPAPI {
                 )
             )
         }
+        router.post("/-/reload") { _, _ -> Response in
+            do {
+                return text(try await daemon.reload() + "\n")
+            } catch {
+                return text("reload refused, the running configuration stays: \(error)\n", status: .badRequest)
+            }
+        }
         router.get("/api/v1/silences") { _, _ -> Response in
             let now = Pipeline.now()
             return json(Envelope(data: await pipeline.silences.map { SilenceView($0, now: now) }))

@@ -37,7 +37,7 @@ public actor Pipeline {
     let models: [Model]
     let detector: DetectorConfiguration
     /// Each target's scrape interval (the detectors' step), by target name.
-    let intervals: [String: Double]
+    private(set) var intervals: [String: Double]
     let state: StateDirectory?
     let metrics: DaemonMetrics?
     let logger: Logger
@@ -45,7 +45,7 @@ public actor Pipeline {
     private var evaluator: ModelEvaluator
     private(set) var engine: AlertEngine
     private var dispatcher: Dispatcher
-    private let notifier: Notifier?
+    private var notifier: Notifier?
     private var targets: [String: TargetStatus] = [:]
     private var series: [LabelSet: SeriesStatus] = [:]
     /// At most this many series in `series` (for `/metrics`); new ones beyond are not kept.
@@ -206,6 +206,21 @@ public actor Pipeline {
         } catch {
             logger.error("cannot save state", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// Takes a reloaded configuration's routing, receivers and targets: a new routing tree
+    /// (silences kept, firing alerts routed again), the new notifier, the new targets' steps.
+    /// Detection state and alert states carry on.
+    public func reconfigure(routing: AlertingSettings, intervals: [String: Double], notifier: Notifier) {
+        var next = Dispatcher(tree: RoutingTree(routing.route), inhibitRules: routing.inhibitRules)
+        next.silences = dispatcher.silences
+        let now = Self.now()
+        for alert in engine.alerts(in: .firing) { next.update(alert, at: now) }
+        dispatcher = next
+        self.intervals = intervals
+        self.notifier = notifier
+        for target in banks.keys where intervals[target] == nil { banks[target] = nil }
+        targets = targets.filter { intervals[$0.key] != nil }
     }
 
     // MARK: Silences

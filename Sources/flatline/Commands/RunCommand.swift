@@ -14,7 +14,8 @@ struct RunCommand: AsyncParsableCommand {
             alerts through the configured routes and receivers, with an HTTP API (/metrics, \
             /healthz, /readyz, /api/v1/...). Without --config it watches the local nats-server \
             (monitoring on 127.0.0.1:8222) and prints notifications to standard output. SIGTERM \
-            or SIGINT stop it after saving state.
+            or SIGINT stop it after saving state; SIGHUP (or POST /-/reload) re-reads the \
+            configuration, keeping the running one if the new one is refused.
             """
     )
 
@@ -77,6 +78,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("\(error)")
         }
         var options = DaemonOptions()
+        options.configFile = config
         options.dataDirectory = dataDir
         if let (host, port) = Self.split(listen) {
             options.host = host
