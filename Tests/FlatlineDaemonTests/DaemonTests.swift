@@ -149,11 +149,15 @@ struct DaemonTests {
 /// why it is not ready.
 @Suite("Daemon API", .serialized)
 struct DaemonAPITests {
-    static func request(_ method: NIOHTTP1.HTTPMethod, _ url: String, _ body: String? = nil) async throws -> (
-        Int, String
-    ) {
+    static func request(
+        _ method: NIOHTTP1.HTTPMethod,
+        _ url: String,
+        _ body: String? = nil,
+        token: String? = nil
+    ) async throws -> (Int, String) {
         var request = HTTPClientRequest(url: url)
         request.method = method
+        if let token { request.headers.add(name: "Authorization", value: "Bearer " + token) }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: body))
@@ -163,12 +167,17 @@ struct DaemonAPITests {
         return (Int(response.status.code), String(buffer: bytes))
     }
 
-    static func withDaemon<T: Sendable>(data: String, _ body: @Sendable (Int) async throws -> T) async throws -> T {
+    static func withDaemon<T: Sendable>(
+        data: String,
+        yaml: String = "scrape_configs: []\n",
+        directory: String = ".",
+        _ body: @Sendable (Int) async throws -> T
+    ) async throws -> T {
         var options = DaemonOptions()
         options.dataDirectory = data
         options.port = 0
         options.modelsDirectory = TestSupport.repositoryFile("models").path
-        let configuration = try Configuration.parse("scrape_configs: []\n", file: "flatline.yml")
+        let configuration = try Configuration.parse(yaml, file: "flatline.yml", directory: directory)
         let daemon = try Daemon(configuration: configuration, options: options, logger: TestSupport.quietLogger)
         let running = Task { try await daemon.run(signals: []) }
         let deadline = ContinuousClock.now + .seconds(10)
@@ -184,6 +193,29 @@ struct DaemonAPITests {
             try? await running.value
             throw error
         }
+    }
+
+    @Test("bearer auth: the API asks for the token, health and metrics stay open; without a token file all is open")
+    func auth() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        _ = try directory.write("api.token", "s3cret\n")
+        let yaml = "scrape_configs: []\nweb: {auth: {bearer_token_file: api.token}}\n"
+        try await Self.withDaemon(data: directory.file("a").path, yaml: yaml, directory: directory.url.path) { port in
+            let base = "http://127.0.0.1:\(port)"
+            let none = try await Self.request(.GET, base + "/api/v1/alerts").0
+            let wrong = try await Self.request(.GET, base + "/api/v1/alerts", token: "wrong").0
+            let right = try await Self.request(.GET, base + "/api/v1/alerts", token: "s3cret").0
+            let reload = try await Self.request(.POST, base + "/-/reload").0
+            let metrics = try await Self.request(.GET, base + "/metrics").0
+            let health = try await Self.request(.GET, base + "/healthz").0
+            let statuses: [Int] = [none, wrong, right, reload, metrics, health]
+            #expect(statuses == [401, 401, 200, 401, 200, 200])
+        }
+        let open = try await Self.withDaemon(data: directory.file("b").path) { port in
+            try await Self.request(.GET, "http://127.0.0.1:\(port)/api/v1/alerts").0
+        }
+        #expect(open == 200)
     }
 
     @Test("silences: bad ones refused with the reason, good ones listed, expired, and kept across a restart")

@@ -1,6 +1,7 @@
 import FlatlineAlerting
 import FlatlineCore
 import FlatlineNotify
+import FlatlineScrape
 import Foundation
 import Hummingbird
 import NIOCore
@@ -90,8 +91,52 @@ enum HTTPAPI {
         )
     }
 
+    /// Asks for `Authorization: Bearer <token>` on every path but the open ones, when the running
+    /// configuration names a token file (read at each request: rotate it in place).
+    struct BearerAuth: RouterMiddleware {
+        typealias Context = BasicRequestContext
+        let daemon: Daemon
+
+        func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+            async throws -> Response
+        {
+            let web = daemon.configuration.web
+            guard let file = web.bearerTokenFile, !web.openPaths.contains(request.uri.path) else {
+                return try await next(request, context)
+            }
+            let expected: String
+            do {
+                expected = try FileSecret(path: file).value()
+            } catch {
+                // Fail closed: a token that cannot be read lets nobody in.
+                return json(Failure(error: "the API token file cannot be read"), status: .internalServerError)
+            }
+            let given = request.headers[.authorization] ?? ""
+            guard Self.equal(Array(given.utf8), Array(("Bearer " + expected).utf8)) else {
+                return Response(
+                    status: .unauthorized,
+                    headers: [.wwwAuthenticate: "Bearer", .contentType: "application/json"],
+                    body: .init(
+                        byteBuffer: ByteBuffer(
+                            string: #"{"status":"error","error":"a valid bearer token is required"}"#
+                        )
+                    )
+                )
+            }
+            return try await next(request, context)
+        }
+
+        /// Compares in time independent of where the first difference is.
+        static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+            var difference = UInt8(a.count == b.count ? 0 : 1)
+            for i in 0..<min(a.count, b.count) { difference |= a[i] ^ b[i] }
+            return difference == 0
+        }
+    }
+
     static func router(_ daemon: Daemon) -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: BearerAuth(daemon: daemon))
         let pipeline = daemon.pipeline
         router.get("/healthz") { _, _ in text("ok\n") }
         router.get("/readyz") { _, _ -> Response in

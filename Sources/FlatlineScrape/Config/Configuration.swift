@@ -15,6 +15,8 @@ public struct Configuration: Sendable {
     public var scrapeConfigs: [ScrapeConfiguration]
     /// `route`, `receivers`, `inhibit_rules`; `nil` when the file has no route.
     public var alerting: AlertingSettings?
+    /// `web`: the daemon's HTTP API.
+    public var web = WebSettings()
     /// The file it was read from.
     public var file: String
 
@@ -30,6 +32,17 @@ public struct Configuration: Sendable {
             }
         }
     }
+}
+
+/// The daemon's HTTP API: optional bearer-token authentication.
+public struct WebSettings: Sendable, Hashable {
+    /// A file holding the token every API request must bear (`Authorization: Bearer ...`),
+    /// read at each request so it can be rotated in place; `nil`: no authentication.
+    public var bearerTokenFile: String?
+    /// Paths open without the token (health checks and Prometheus' scrapes).
+    public var openPaths: [String] = ["/metrics", "/healthz", "/readyz"]
+
+    public init() {}
 }
 
 /// Defaults for every job, and the validation settings.
@@ -212,7 +225,7 @@ extension Configuration {
     public static func parse(_ text: String, file: String, directory: String = ".") throws(ConfigError) -> Configuration
     {
         let root = try YAMLValue.parse(text, file: file)
-        let top = try root.mapping(known: ["global", "scrape_configs", "route", "receivers", "inhibit_rules"])
+        let top = try root.mapping(known: ["global", "scrape_configs", "route", "receivers", "inhibit_rules", "web"])
         var global = GlobalSettings()
         if let g = top["global"] {
             let m = try g.mapping(known: [
@@ -246,7 +259,22 @@ extension Configuration {
             directory: directory,
             owner: root
         )
-        return Configuration(global: global, scrapeConfigs: jobs, alerting: alerting, file: file)
+        var configuration = Configuration(global: global, scrapeConfigs: jobs, alerting: alerting, file: file)
+        if let v = top["web"] {
+            let w = try v.mapping(known: ["auth"])
+            if let a = w["auth"] {
+                let m = try a.mapping(known: ["bearer_token_file", "open_paths"])
+                configuration.web.bearerTokenFile = try m["bearer_token_file"].map { f throws(ConfigError) in
+                    try Self.file(f, directory: directory)
+                }
+                if let paths = m["open_paths"] {
+                    let list = try paths.strings()
+                    for path in list where !path.hasPrefix("/") { throw paths.error("\"\(path)\" is not a path") }
+                    configuration.web.openPaths = list
+                }
+            }
+        }
+        return configuration
     }
 
     static func positive(_ value: YAMLValue, _ seconds: Double) throws(ConfigError) -> Double {
