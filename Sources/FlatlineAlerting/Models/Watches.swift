@@ -167,6 +167,7 @@ struct StallWatch: Codable, Sendable {
         for s in seen {
             let name = s.sample.labels.metricName
             var state = things[s.key] ?? Thing(labels: s.labels)
+            state.labels = s.labels  // a client's name may come after its first scrape
             if p.draining.contains(name) {
                 // A draining gauge that fell: work is being finished, whatever the floor does.
                 if let previous = state.draining?[name], s.sample.value < previous, state.lastAdvance != nil {
@@ -239,6 +240,7 @@ struct GrowthWatch: Codable, Sendable {
         var out: [Found] = []
         for s in seen {
             var state = things[s.key] ?? Thing(labels: s.labels)
+            state.labels = s.labels  // a client's name may come after its first scrape
             let value = s.sample.value
             state.values.append(Point(time: time, value: value))
             if state.values.count > 64 { state.values.removeFirst(state.values.count - 64) }
@@ -395,6 +397,7 @@ struct ThresholdWatch: Codable, Sendable {
         var touched: [String] = []
         for s in seen {
             var state = things[s.key] ?? Thing(labels: s.labels)
+            state.labels = s.labels  // a client's name may come after its first scrape
             if s.sample.labels.metricName == p.metric {
                 state.value = s.sample.value
                 state.labels = s.labels
@@ -452,6 +455,7 @@ struct DropWatch: Codable, Sendable {
         for s in seen {
             let value = s.sample.value
             var state = things[s.key] ?? Thing(labels: s.labels, level: value)
+            state.labels = s.labels
             if value >= state.level {
                 state.level = value
                 state.lowSince = nil
@@ -499,6 +503,7 @@ struct IncreaseWatch: Codable, Sendable {
         for s in seen {
             let value = s.sample.value
             var state = things[s.key] ?? Thing(labels: s.labels)
+            state.labels = s.labels  // a client's name may come after its first scrape
             if let last = state.last {
                 // A counter that went down restarted: all of its value is new.
                 let increase = s.sample.counterReset || value < last ? value : value - last
@@ -547,6 +552,7 @@ struct ForecastWatch: Codable, Sendable {
         }
         for s in seen where s.sample.labels.metricName == p.metric || p.limitOn == nil {
             var state = things[s.key] ?? Thing(labels: s.labels)
+            state.labels = s.labels  // a client's name may come after its first scrape
             if s.sample.labels.metricName == p.metric {
                 if let limitOn = p.limitOn, let key = ModelEvaluator.key(s.sample.labels, limitOn) {
                     state.limit = limits[key]
@@ -639,6 +645,7 @@ struct AnomalyWatch: Codable, Sendable {
             var labels = s.labels
             labels["signal"] = metric
             var state = things[key] ?? Thing(labels: labels)
+            state.labels = labels
             guard point.expected.isFinite, point.lower.isFinite, point.upper.isFinite else {
                 // Still learning this series.
                 things.set(key, state, at: time)
