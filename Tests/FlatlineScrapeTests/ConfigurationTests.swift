@@ -235,6 +235,29 @@ struct ConfigurationTests {
         #expect(systemCheck.standardError.contains("cannot read \(directory.url.path)/sys.pw"))
     }
 
+    @Test("flatline check: routes and receivers are summed up; an unreadable signature secret is a problem")
+    func checkRouting() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let config = try directory.write(
+            "f.yml",
+            """
+            route: {receiver: hook, routes: [{matchers: ['severity="critical"'], receiver: hook}]}
+            receivers:
+              - name: hook
+                webhook_configs: [{url: "http://127.0.0.1:1/hook", signature_secret_file: hook.secret}]
+            """
+        )
+        let missing = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", config.path])
+        #expect(missing.status == 1)
+        #expect(missing.standardError.contains("receiver hook: cannot read \(directory.url.path)/hook.secret"))
+        _ = try directory.write("hook.secret", "s")
+        let ok = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", config.path])
+        #expect(ok.status == 0, "\(ok.standardError)")
+        #expect(ok.standardOutput.contains("route: receiver hook, 1 child route(s), 0 inhibit rule(s)"))
+        #expect(ok.standardOutput.contains("receiver hook: 1 webhook"))
+    }
+
     @Test("flatline check --models: the shipped models pass; a typo names the file and key")
     func checkModels() throws {
         let shipped = TestSupport.repositoryFile("models").path

@@ -61,6 +61,15 @@ struct CheckCommand: ParsableCommand {
                 problems.append("\(config): job \(job.jobName): cannot read \(file)")
             }
         }
+        for receiver in configuration.alerting?.receivers ?? [] {
+            for webhook in receiver.webhooks {
+                var files = [webhook.signatureSecretFile].compactMap { $0 }
+                if case .bearerTokenFile(let file) = webhook.authorization { files.append(file) }
+                for file in files where !FileManager.default.isReadableFile(atPath: file) {
+                    problems.append("\(config): receiver \(receiver.name): cannot read \(file)")
+                }
+            }
+        }
         for problem in problems { Stderr.write("check: \(problem)\n") }
         guard problems.isEmpty else { throw ExitCode(1) }
         var text =
@@ -71,6 +80,21 @@ struct CheckCommand: ParsableCommand {
             text += job.targets.map(\.address).joined(separator: ", ")
             if job.kind == .nats { text += " [" + job.nats.endpoints.map(\.rawValue).joined(separator: " ") + "]" }
             text += "\n"
+        }
+        if let alerting = configuration.alerting {
+            text +=
+                "  route: receiver \(alerting.route.receiver ?? "?"), \(alerting.route.routes.count) child route(s), "
+            text += "\(alerting.inhibitRules.count) inhibit rule(s)\n"
+            for receiver in alerting.receivers {
+                var kinds: [String] = []
+                if !receiver.webhooks.isEmpty { kinds.append("\(receiver.webhooks.count) webhook") }
+                if !receiver.alertmanagers.isEmpty { kinds.append("\(receiver.alertmanagers.count) alertmanager") }
+                if !receiver.nats.isEmpty { kinds.append("\(receiver.nats.count) nats") }
+                if !receiver.files.isEmpty { kinds.append("\(receiver.files.count) file") }
+                text +=
+                    "  receiver \(receiver.name): "
+                    + (kinds.isEmpty ? "no integrations" : kinds.joined(separator: ", ")) + "\n"
+            }
         }
         print(text, terminator: "")
     }
