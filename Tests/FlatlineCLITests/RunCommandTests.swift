@@ -1,0 +1,87 @@
+import FlatlineTestSupport
+import Foundation
+import Testing
+
+/// `flatline run` as operators start it: SIGTERM stops it cleanly with its state saved, and the
+/// next start continues from that state instead of learning again.
+@Suite("flatline run", .serialized)
+struct RunCommandTests {
+    static func start(_ arguments: [String], log: URL) throws -> Process {
+        let process = Process()
+        process.executableURL = TestSupport.flatlineBinary
+        process.arguments = ["run"] + arguments
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: log)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    static func waitReady(_ port: Int) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            if let body = try? NATSServerProcess.httpGet(port: port, path: "/readyz"),
+                String(decoding: body, as: UTF8.self).contains("ready\n"),
+                !String(decoding: body, as: UTF8.self).contains("not")
+            {
+                return true
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return false
+    }
+
+    static func stop(_ process: Process) async throws -> Bool {
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        return !process.isRunning
+    }
+
+    @Test("SIGTERM saves state and exits 0; the next start continues from it")
+    func termAndRestart() async throws {
+        let server = try NATSServerProcess(jetStream: true)
+        defer { server.stop() }
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let config = try directory.write(
+            "flatline.yml",
+            """
+            global: {scrape_interval: 1s}
+            scrape_configs:
+              - job_name: nats
+                kind: nats
+                static_configs: [{targets: ["127.0.0.1:\(server.monitoringPort)"]}]
+            """
+        )
+        let port = try NATSServerProcess.freePort()
+        let arguments = [
+            "--config", config.path, "--data-dir", directory.file("data").path, "--listen", "127.0.0.1:\(port)",
+            "--models", TestSupport.repositoryFile("models").path,
+        ]
+        let first = try Self.start(arguments, log: directory.file("first.log"))
+        #expect(try await Self.waitReady(port))
+        try await Task.sleep(for: .seconds(2))
+        #expect(try await Self.stop(first))
+        #expect(first.terminationStatus == 0)
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.file("data").path)
+        for name in ["alerts.json", "models.json", "outbox.sqlite"] { #expect(files.contains(name), "\(files)") }
+        #expect(files.contains { $0.hasPrefix("detection-nats_") })
+        let firstLog = try String(contentsOf: directory.file("first.log"), encoding: .utf8)
+        #expect(firstLog.contains("state saved"), "\(firstLog)")
+
+        let second = try Self.start(arguments + ["--log-format", "json"], log: directory.file("second.log"))
+        #expect(try await Self.waitReady(port))
+        #expect(try await Self.stop(second))
+        let secondLog = try String(contentsOf: directory.file("second.log"), encoding: .utf8)
+        #expect(secondLog.contains("models continue from saved state"), "\(secondLog)")
+        #expect(
+            secondLog.contains("restored detection state of nats/127.0.0.1:\(server.monitoringPort)"),
+            "\(secondLog)"
+        )
+        // JSON logs: one object a line.
+        for line in secondLog.split(separator: "\n") {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil, "\(line)")
+        }
+    }
+}
