@@ -218,6 +218,34 @@ struct DaemonAPITests {
         #expect(open == 200)
     }
 
+    @Test("every path of deploy/openapi.yaml is served (documentation and routes agree)")
+    func openAPI() async throws {
+        let text = try String(contentsOf: TestSupport.repositoryFile("deploy/openapi.yaml"), encoding: .utf8)
+        let lines = text.split(separator: "\n")
+        guard let start = lines.firstIndex(of: "paths:") else { throw TestError("no paths: in openapi.yaml") }
+        let paths = lines[(start + 1)...].compactMap { line -> String? in
+            guard line.hasPrefix("  /"), line.hasSuffix(":") else { return nil }
+            return String(line.dropFirst(2).dropLast())
+        }
+        #expect(paths.count == 9)
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let statuses = try await Self.withDaemon(data: directory.file("d").path) { port in
+            var out: [String: Int] = [:]
+            for path in paths {
+                let method: NIOHTTP1.HTTPMethod = path == "/-/reload" ? .POST : path.contains("{id}") ? .DELETE : .GET
+                let url = "http://127.0.0.1:\(port)" + path.replacingOccurrences(of: "{id}", with: "unknown")
+                out[path] = try await Self.request(method, url).0
+            }
+            return out
+        }
+        for path in paths {
+            let status = statuses[path] ?? 0
+            // Served: any answer but "no such route" (the unknown silence id is a documented 404).
+            #expect(status != 404 || path.contains("{id}"), "\(path): \(status)")
+        }
+    }
+
     @Test("silences: bad ones refused with the reason, good ones listed, expired, and kept across a restart")
     func silences() async throws {
         let directory = try TestSupport.TemporaryDirectory()
