@@ -1,7 +1,7 @@
 # Flatline: see README.md. Every target installs what it needs first (make deps).
 SWIFT ?= swift
 
-.PHONY: all deps build release test lint format bench demo clean
+.PHONY: all deps build release test lint format bench demo demo-replay clean
 
 all: build
 
@@ -33,6 +33,9 @@ bench: release
 
 demo: deps
 	@scripts/demo.sh
+
+demo-replay: deps
+	@scripts/demo-replay.sh
 
 clean:
 	rm -rf .build

@@ -1,51 +1,93 @@
 #!/usr/bin/env bash
-# make demo: replay the bundled example recordings through the detectors and show what they find.
+# make demo: a real incident caught end to end. Starts a local nats-server (JetStream and
+# monitoring on 127.0.0.1), a webhook receiver that prints every notification (`flatline
+# receive`), the daemon (`flatline run`, scraping every second) and `flatline loadgen`'s built-in
+# scenario: normal traffic, then a consumer freeze, then a producer flood. Alerts print as they
+# fire and resolve; after about four and a half minutes it stops everything it started and
+# prints when each incident was injected and when it was caught.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root="$(pwd)"
 
-echo "Building flatline..."
-swift build --product flatline >/dev/null
-bin="$(swift build --show-bin-path)/flatline"
-out="$(mktemp -d)"
-trap 'rm -rf "$out"' EXIT
+echo "Building flatline (release)..."
+swift build -c release --product flatline >/tmp/flatline-demo-build.log 2>&1 \
+    || { cat /tmp/flatline-demo-build.log >&2; exit 1; }
+bin="$(swift build -c release --show-bin-path 2>/dev/null)/flatline"
+command -v nats-server >/dev/null || { echo "demo: nats-server is missing (make deps installs it)" >&2; exit 1; }
 
-series=examples/nats-orders-rate.csv
-labels=examples/nats-orders-rate.labels.csv
-echo
-echo "1. $series: messages/s published on orders.>, every 5 minutes for 14 days,"
-echo "   with a daily and a weekly cycle and four incidents (their times are in $labels)."
-echo
-"$bin" replay "$series" --out "$out/orders.csv"
-echo
-awk -F, '
-    NR == FNR { if (FNR > 1 && $7 == 1) { flagged[++n] = $1; value[$1] = $2; expected[$1] = $3; lower[$1] = $4; upper[$1] = $5 } ; next }
-    FNR == 1 { printf "   %-16s %-20s %-20s %s\n", "incident", "started", "flagged", "value (expected, band)"; next }
-    {
-        kind = $3; start = $1; found = ""
-        for (i = 1; i <= n; i++) if (flagged[i] >= start && found == "") { found = flagged[i]; used[i] = 1 }
-        if (found == "") printf "   %-16s %-20s %-20s\n", kind, start, "missed"
-        else printf "   %-16s %-20s %-20s %.0f (%.0f, %.0f..%.0f)\n", kind, start, found, value[found], expected[found], lower[found], upper[found]
-    }
-    END {
-        others = 0
-        for (i = 1; i <= n; i++) if (!used[i]) { others++; extra = extra "\n     " flagged[i] }
-        printf "\n   other points flagged: %d%s\n", others, extra
-    }
-' "$out/orders.csv" "$labels"
+dir="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
 
-server=examples/nats-server.om
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+nats_port=$(free_port); monitor_port=$(free_port); hook_port=$(free_port); api_port=$(free_port)
+
+nats-server -a 127.0.0.1 -p "$nats_port" -m "$monitor_port" -js -sd "$dir/js" -n demo >"$dir/nats.log" 2>&1 &
+pids+=($!)
+"$bin" receive --listen "127.0.0.1:$hook_port" --out "$dir/received.ndjson" &
+pids+=($!)
+cat >"$dir/flatline.yml" <<YAML
+global: {scrape_interval: 1s}
+scrape_configs:
+  - job_name: nats
+    kind: nats
+    static_configs: [{targets: ["127.0.0.1:$monitor_port"]}]
+    nats: {endpoints: [varz, connz, jsz, accstatz, healthz, connz_closed]}
+route:
+  receiver: demo
+  group_by: [incident]
+  group_wait: 0s
+  group_interval: 10s
+receivers:
+  - name: demo
+    webhook_configs: [{url: "http://127.0.0.1:$hook_port/"}]
+YAML
+sleep 1
+"$bin" run --config "$dir/flatline.yml" --data-dir "$dir/data" --listen "127.0.0.1:$api_port" \
+    --models "$root/models" --log-level warning &
+run_pid=$!
+pids+=($run_pid)
 echo
-echo "2. $server: one NATS server for 2 days, every minute (OpenMetrics with timestamps):"
-echo "   messages in (a counter, which restarts with the server), connections, a JetStream"
-echo "   consumer's pending count, and the bytes queued for one subscriber."
+echo "nats-server on 127.0.0.1:$nats_port (monitoring $monitor_port); flatline's API on http://127.0.0.1:$api_port/"
+echo "Traffic for about 4 minutes: normal, a consumer that stops acknowledging at 1:30, a producer flood after."
+echo "Alerts appear below as the receiver gets them."
 echo
-"$bin" replay "$server" --anomalies-only --out "$out/server.csv"
+"$bin" loadgen --server "nats://127.0.0.1:$nats_port" --out "$dir/truth.json" 2>"$dir/loadgen.log"
+sleep 15   # the last resolves
+kill -TERM "$run_pid"; wait "$run_pid" 2>/dev/null || true
+
 echo
-awk -F, 'NR > 1 {
-    n = split($0, f, ","); series = f[1]; for (i = 2; i <= n - 7; i++) series = series "," f[i]
-    gsub(/""/, "\"", series); gsub(/^"|"$/, "", series)
-    cmd = "date -u -d @" f[n-6] " +\"%Y-%m-%d %H:%M\""; cmd | getline when; close(cmd)
-    printf "   %s  %s\n      value %s, expected %.1f, band %.1f..%.1f, score %.4f\n", when, series, f[n-5], f[n-4], f[n-3], f[n-2], f[n-1]
-}' "$out/server.csv"
-echo
-echo "Replay any CSV (timestamp,value) or OpenMetrics file the same way: $bin replay FILE"
+echo "Summary (from the scenario's ground truth and what the receiver got):"
+python3 - "$dir/truth.json" "$dir/received.ndjson" <<'PY'
+import datetime as dt, json, sys
+def ts(s): return dt.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+phases = json.load(open(sys.argv[1]))["phases"]
+try:
+    alerts = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+except FileNotFoundError:
+    alerts = []
+firing = [a for a in alerts if a["status"] == "firing"]
+print(f"  {'incident':<10} {'injected at':<12} {'detected at':<12} {'delay':>7}  alert")
+for p in phases:
+    kind = p.get("kind") or p["phase"].rstrip("0123456789")
+    if kind not in ("freeze", "flood", "slow"):
+        continue
+    start, end = ts(p["start"]), ts(p["end"])
+    words = {"freeze": "freeze", "flood": "flood", "slow": "slow"}[kind]
+    hits = sorted((ts(a["ts"]), a) for a in firing
+                  if words in a["labels"].get("alertname", "").lower() and start - 1 <= ts(a["ts"]) <= end + 30)
+    injected = p["start"][11:19]
+    if hits:
+        t, a = hits[0]
+        print(f"  {kind:<10} {injected:<12} {a['ts'][11:19]:<12} {t - start:>6.1f}s  {a['labels']['alertname']}")
+    else:
+        print(f"  {kind:<10} {injected:<12} {'missed':<12} {'':>7}")
+others = [a for a in firing if not any(ts(p["start"]) - 1 <= ts(a["ts"]) <= ts(p["end"]) + 90
+                                       for p in phases if (p.get("kind") or p["phase"]) in ("freeze", "flood", "slow"))]
+print(f"  alerts outside the incidents: {len(others)}")
+PY

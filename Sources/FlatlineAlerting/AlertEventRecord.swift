@@ -12,6 +12,24 @@ public struct AlertEventRecord: Codable, Sendable, Hashable {
     /// `0001-01-01T00:00:00Z` while firing, as in Alertmanager's webhook.
     public var endsAt: String
 
+    public init(
+        ts: String,
+        status: String,
+        labels: [String: String],
+        annotations: [String: String],
+        fingerprint: String,
+        startsAt: String,
+        endsAt: String
+    ) {
+        self.ts = ts
+        self.status = status
+        self.labels = labels
+        self.annotations = annotations
+        self.fingerprint = fingerprint
+        self.startsAt = startsAt
+        self.endsAt = endsAt
+    }
+
     public init(_ event: AlertEvent) {
         let alert = event.alert
         ts = event.time.description

@@ -8,7 +8,8 @@ struct Flatline: AsyncParsableCommand {
         discussion: "Flatline scores NATS monitoring series with EWMA, robust z-score and seasonal detectors.",
         version: "0.1.0",
         subcommands: [
-            RunCommand.self, RecordCommand.self, ReplayCommand.self, NotifyCommand.self, RulesCommand.self,
+            RunCommand.self, ReceiveCommand.self, RecordCommand.self, ReplayCommand.self, NotifyCommand.self,
+            RulesCommand.self,
             CheckCommand.self,
             LoadgenCommand.self,
             BenchCommand.self,

@@ -584,6 +584,7 @@ struct ForecastWatch: Codable, Sendable {
             if current >= limit {
                 // At the limit: what the forecast warned of has happened.
                 condition = .active
+                numbers["rate"] = F.format(Self.slope(state.points).map { $0 * 60 } ?? 0)
                 numbers["eta"] = "now"
                 numbers["eta_seconds"] = "0"
                 numbers["at"] = time.description
@@ -606,6 +607,12 @@ struct ForecastWatch: Codable, Sendable {
             out.append(Found(labels: state.labels, numbers: numbers, condition: condition))
         }
         return out
+    }
+
+    /// The robust line's slope per second, whatever it is (nil with too few points).
+    static func slope(_ points: [Point]) -> Double? {
+        guard points.count >= 2, let last = points.last else { return nil }
+        return try? RobustLine.fit(x: points.map { $0.time.seconds - last.time.seconds }, y: points.map(\.value)).slope
     }
 
     /// The robust trend when it rises clearly: seconds until it meets `limit` from now, and
