@@ -128,15 +128,7 @@ struct DeliveryTests {
 
     /// Runs the courier until the outbox is empty or `seconds` pass.
     static func deliverAll(_ notifier: Notifier, within seconds: Double) async throws {
-        let task = Task { await notifier.courier.run() }
-        defer { task.cancel() }
-        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
-        while try notifier.outbox.pendingCount() > 0 {
-            guard ContinuousClock.now < deadline else { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        task.cancel()
-        await task.value
+        await notifier.courier.drain(within: seconds)
     }
 
     static var fastPolicy: RetryPolicy {

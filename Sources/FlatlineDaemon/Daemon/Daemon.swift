@@ -104,7 +104,7 @@ public final class Daemon: Sendable {
         pipeline = Pipeline(
             models: models,
             routing: routing,
-            intervals: Self.intervals(configuration),
+            detection: Self.detection(configuration),
             notifier: notifier,
             state: state,
             metrics: metrics,
@@ -142,9 +142,15 @@ public final class Daemon: Sendable {
         }
     }
 
-    static func intervals(_ configuration: Configuration) -> [String: Double] {
-        var out: [String: Double] = [:]
-        for target in configuration.targets { out[target.name] = target.job.scrapeInterval }
+    static func detection(_ configuration: Configuration) -> [String: DetectionSettings] {
+        var out: [String: DetectionSettings] = [:]
+        for target in configuration.targets {
+            out[target.name] = DetectionSettings(
+                step: target.job.scrapeInterval,
+                maxSeries: target.job.maxSeries,
+                staleAfter: configuration.global.staleAfter
+            )
+        }
         return out
     }
 
@@ -174,7 +180,7 @@ public final class Daemon: Sendable {
             logger.error("reload refused: the running configuration stays", metadata: ["reason": "\(error)"])
             throw error
         }
-        await pipeline.reconfigure(routing: routing, intervals: Self.intervals(configuration), notifier: notifier)
+        await pipeline.reconfigure(routing: routing, detection: Self.detection(configuration), notifier: notifier)
         generation.withLock { $0 = Generation(configuration: configuration, notifier: notifier) }
         reloadCount.withLock { $0 += 1 }
         let text =
@@ -303,14 +309,7 @@ public final class Daemon: Sendable {
             await pipeline.flush()
             await pipeline.save()
             logger.info("state saved", metadata: ["data_dir": "\(daemon.options.dataDirectory)"])
-            let deadline = ContinuousClock.now + .milliseconds(Int64(daemon.options.shutdownGrace * 1000))
-            let courier = Task { await notifier.courier.run() }
-            while (try? notifier.outbox.pendingCount()) ?? 0 > 0, ContinuousClock.now < deadline {
-                try? await Task.sleep(for: .milliseconds(50))
-            }
-            courier.cancel()
-            await courier.value
-            let left = (try? notifier.outbox.pendingCount()) ?? 0
+            let left = await notifier.courier.drain(within: daemon.options.shutdownGrace) ?? 0
             if left > 0 {
                 logger.warning("notifications left in the outbox for the next start", metadata: ["pending": "\(left)"])
             }

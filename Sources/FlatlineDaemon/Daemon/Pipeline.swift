@@ -6,6 +6,20 @@ import FlatlineScrape
 import Foundation
 import Logging
 
+/// How one target's series are detected: the configuration's scrape interval (the detectors'
+/// step), the job's `max_series` and the global `stale_after`.
+public struct DetectionSettings: Sendable, Hashable {
+    public var step: Double
+    public var maxSeries: Int?
+    public var staleAfter: Double
+
+    public init(step: Double = 15, maxSeries: Int? = nil, staleAfter: Double = 600) {
+        self.step = step
+        self.maxSeries = maxSeries
+        self.staleAfter = staleAfter
+    }
+}
+
 /// The daemon's state machine from scrapes to notifications: per target a detection bank, one
 /// model evaluator and alert engine for all, the dispatcher, and the notifier's outbox. An
 /// actor, fed by the scrapers' tasks and read by the HTTP API.
@@ -36,8 +50,8 @@ public actor Pipeline {
 
     let models: [Model]
     let detector: DetectorConfiguration
-    /// Each target's scrape interval (the detectors' step), by target name.
-    private(set) var intervals: [String: Double]
+    /// How each target's series are detected, by target name.
+    private(set) var detection: [String: DetectionSettings]
     let state: StateDirectory?
     let metrics: DaemonMetrics?
     let logger: Logger
@@ -50,15 +64,13 @@ public actor Pipeline {
     private var series: [LabelSet: SeriesStatus] = [:]
     /// At most this many series in `series` (for `/metrics`); new ones beyond are not kept.
     let maxExportedSeries: Int
-    private(set) var scrapes = 0
-    private(set) var drops = DropCounts()
     private(set) var firstScrapeDone = false
 
     public init(
         models: [Model],
         detector: DetectorConfiguration = DetectorConfiguration(),
         routing: AlertingSettings,
-        intervals: [String: Double],
+        detection: [String: DetectionSettings],
         notifier: Notifier?,
         state: StateDirectory?,
         maxExportedSeries: Int = 10_000,
@@ -68,7 +80,7 @@ public actor Pipeline {
         self.metrics = metrics
         self.models = models
         self.detector = detector
-        self.intervals = intervals
+        self.detection = detection
         self.state = state
         self.logger = logger
         self.notifier = notifier
@@ -90,7 +102,7 @@ public actor Pipeline {
                 engine = saved
                 // Firing alerts are told again after a restart (the receiver dedups by group).
                 for alert in engine.alerts(in: .firing) {
-                    dispatcher.update(alert, at: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)))
+                    dispatcher.update(alert, at: Self.now())
                 }
             }
         }
@@ -98,19 +110,23 @@ public actor Pipeline {
 
     /// One target's round: detection, models, alert states, dispatcher.
     public func ingest(_ batch: ScrapeBatch) {
-        scrapes += 1
         firstScrapeDone = true
-        for reason in DropReason.allCases { drops.add(reason, count: batch.drops[reason]) }
-        let step = intervals[batch.target] ?? 15
+        let settings = detection[batch.target] ?? DetectionSettings()
         var bank: DetectionBank
         if let existing = banks[batch.target] {
             bank = existing
-        } else if let saved = state?.restoreDetection(source: batch.target, logger: logger), saved.detector.step == step
+        } else if let saved = state?.restoreDetection(source: batch.target, logger: logger),
+            saved.detector.step == settings.step
         {
             bank = saved
         } else {
             do {
-                bank = try DetectionBank(configuration: detector, step: step, maxSeries: 100_000, staleAfter: 600)
+                bank = try DetectionBank(
+                    configuration: detector,
+                    step: settings.step,
+                    maxSeries: settings.maxSeries,
+                    staleAfter: settings.staleAfter
+                )
             } catch {
                 logger.error("cannot set up detection", metadata: ["target": "\(batch.target)", "error": "\(error)"])
                 return
@@ -211,16 +227,16 @@ public actor Pipeline {
     /// Takes a reloaded configuration's routing, receivers and targets: a new routing tree
     /// (silences kept, firing alerts routed again), the new notifier, the new targets' steps.
     /// Detection state and alert states carry on.
-    public func reconfigure(routing: AlertingSettings, intervals: [String: Double], notifier: Notifier) {
+    public func reconfigure(routing: AlertingSettings, detection: [String: DetectionSettings], notifier: Notifier) {
         var next = Dispatcher(tree: RoutingTree(routing.route), inhibitRules: routing.inhibitRules)
         next.silences = dispatcher.silences
         let now = Self.now()
         for alert in engine.alerts(in: .firing) { next.update(alert, at: now) }
         dispatcher = next
-        self.intervals = intervals
+        self.detection = detection
         self.notifier = notifier
-        for target in banks.keys where intervals[target] == nil { banks[target] = nil }
-        targets = targets.filter { intervals[$0.key] != nil }
+        for target in banks.keys where detection[target] == nil { banks[target] = nil }
+        targets = targets.filter { detection[$0.key] != nil }
     }
 
     // MARK: Silences

@@ -165,6 +165,21 @@ public final class Courier: Sendable {
         }
     }
 
+    /// Runs the delivery loops until the outbox is empty or `seconds` pass (a command's
+    /// lifetime, a shutdown's grace). What is left stays for the next run.
+    /// - Returns: the notifications still waiting (`nil` when the outbox cannot be read).
+    @discardableResult
+    public func drain(within seconds: Double) async -> Int? {
+        let task = Task { await run() }
+        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+        while (try? outbox.pendingCount()) ?? 0 > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        task.cancel()
+        await task.value
+        return try? outbox.pendingCount()
+    }
+
     private func loop(_ integration: any Integration) async {
         let wakeup = wakeups[integration.id]
         while !Task.isCancelled {

@@ -6,11 +6,16 @@ import FlatlineScrape
 /// `endsAt`.
 public struct Silence: Sendable, Hashable, Codable {
     public var id: String
-    public var matchers: [String]
+    public var matchers: [String] {
+        didSet { compiled = Self.compile(matchers) }
+    }
     public var startsAt: Timestamp
     public var endsAt: Timestamp
     public var createdBy: String
     public var comment: String
+    /// The matchers, parsed once (a regular expression compiled per check would cost every
+    /// flush); `nil` when one does not parse, so the silence mutes nothing.
+    private var compiled: [LabelMatcher]?
 
     public init(
         id: String,
@@ -26,16 +31,39 @@ public struct Silence: Sendable, Hashable, Codable {
         self.endsAt = endsAt
         self.createdBy = createdBy
         self.comment = comment
+        compiled = Self.compile(matchers)
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, matchers, startsAt, endsAt, createdBy, comment
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            id: try c.decode(String.self, forKey: .id),
+            matchers: try c.decode([String].self, forKey: .matchers),
+            startsAt: try c.decode(Timestamp.self, forKey: .startsAt),
+            endsAt: try c.decode(Timestamp.self, forKey: .endsAt),
+            createdBy: try c.decode(String.self, forKey: .createdBy),
+            comment: try c.decode(String.self, forKey: .comment)
+        )
+    }
+
+    private static func compile(_ matchers: [String]) -> [LabelMatcher]? {
+        var out: [LabelMatcher] = []
+        for text in matchers {
+            guard let matcher = try? LabelMatcher(parsing: text) else { return nil }
+            out.append(matcher)
+        }
+        return out
     }
 
     /// Whether the silence mutes `labels` at `time`. Matchers that do not parse mute nothing
     /// (they are refused when a silence is created).
     public func mutes(_ labels: [String: String], at time: Timestamp) -> Bool {
-        guard time >= startsAt, time < endsAt, !matchers.isEmpty else { return false }
-        for text in matchers {
-            guard let matcher = try? LabelMatcher(parsing: text), matcher.matches(labels) else { return false }
-        }
-        return true
+        guard time >= startsAt, time < endsAt, let compiled, !compiled.isEmpty else { return false }
+        return compiled.allSatisfy { $0.matches(labels) }
     }
 }
 

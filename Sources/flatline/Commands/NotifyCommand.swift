@@ -70,13 +70,7 @@ struct NotifyCommand: AsyncParsableCommand {
             )
         }
         let failedBefore = try outbox.failed().count
-        let task = Task { await notifier.courier.run() }
-        let deadline = ContinuousClock.now + .milliseconds(Int64(limit * 1000))
-        while try outbox.pendingCount() > 0, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        task.cancel()
-        await task.value
+        await notifier.courier.drain(within: limit)
         await notifier.shutdown()
         let pending = try outbox.pendingCount()
         let failed = try outbox.failed()
