@@ -32,7 +32,7 @@ let package = Package(
             name: "CLAPACK",
             providers: [.apt(["libblas-dev", "liblapacke-dev"])]
         ),
-        // zlib (Debian zlib1g-dev), for gzip recordings. Only FlatlineIngest imports it.
+        // zlib (Debian zlib1g-dev), for gzip recordings; the test support reads PNG screenshots with it.
         .systemLibrary(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"])]
@@ -151,6 +151,7 @@ let package = Package(
             name: "FlatlineTestSupport",
             dependencies: [
                 "FlatlineCore",
+                "CZlib",
                 "FlatlineNATS",
                 .product(name: "RealModule", package: "swift-numerics"),
                 .product(name: "Logging", package: "swift-log"),

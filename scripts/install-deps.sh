@@ -11,7 +11,8 @@ packages=(
     libsqlite3-dev   # sqlite3.h and libsqlite3.so: the durable notification outbox (GRDB)
     prometheus       # promtool: the generated rule files are checked and tested with it
     prometheus-alertmanager  # a real Alertmanager receives pushed alerts in the tests
-    zlib1g-dev       # zlib.h and libz.so: gzip recordings
+    zlib1g-dev       # zlib.h and libz.so: gzip recordings (and the PNG screenshots the tests read)
+    chromium         # a real headless browser loads the status page in the tests
 )
 
 missing=()

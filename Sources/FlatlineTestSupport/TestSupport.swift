@@ -1,5 +1,6 @@
 import FlatlineCore
 import Foundation
+import Synchronization
 import RealModule
 
 /// Shared helpers for Flatline's test targets.
@@ -49,8 +50,9 @@ public enum TestSupport {
         public var standardError: String
     }
 
-    /// Runs an executable to completion and collects its output.
-    public static func run(_ executable: URL, _ arguments: [String]) throws -> ProcessResult {
+    /// Runs an executable to completion and collects its output; after `timeout` seconds it is
+    /// killed (and the result says so by its signal status).
+    public static func run(_ executable: URL, _ arguments: [String], timeout: Double? = nil) throws -> ProcessResult {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -59,14 +61,27 @@ public enum TestSupport {
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        if let timeout {
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            }
+        }
         // Read both pipes to the end before waiting, so a full pipe cannot block the child.
+        let errData = Mutex(Data())
+        let errRead = DispatchGroup()
+        errRead.enter()
+        DispatchQueue.global().async {
+            let data = err.fileHandleForReading.readDataToEndOfFile()
+            errData.withLock { $0 = data }
+            errRead.leave()
+        }
         let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        errRead.wait()
         process.waitUntilExit()
         return ProcessResult(
             status: process.terminationStatus,
             standardOutput: String(decoding: outData, as: UTF8.self),
-            standardError: String(decoding: errData, as: UTF8.self)
+            standardError: String(decoding: errData.withLock { $0 }, as: UTF8.self)
         )
     }
 

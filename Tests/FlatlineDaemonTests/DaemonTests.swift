@@ -35,7 +35,22 @@ struct DaemonTests {
         String(decoding: try NATSServerProcess.httpGet(port: port, path: path), as: UTF8.self)
     }
 
-    @Test("a consumer freeze reaches the webhook, explained; state survives a restart")
+    /// The shipped models, with the producer flood's warm-up cut from two minutes to 8 s so a
+    /// test can show a flood after a short normal phase.
+    static func quickModels(in directory: TestSupport.TemporaryDirectory) throws -> String {
+        let models = directory.file("models")
+        try FileManager.default.copyItem(at: TestSupport.repositoryFile("models"), to: models)
+        let flood = models.appendingPathComponent("producer_flood.yml")
+        let text = try String(contentsOf: flood, encoding: .utf8)
+        let quick = text.replacingOccurrences(of: "warmup: 2m ", with: "warmup: 8s ")
+        try #require(quick != text, "producer_flood.yml has no `warmup: 2m` to shorten")
+        try quick.write(to: flood, atomically: true, encoding: .utf8)
+        return models.path
+    }
+
+    @Test(
+        "a consumer freeze and a producer flood reach the webhook, explained; the status page charts them in Chromium; state survives a restart"
+    )
     func freezeEndToEnd() async throws {
         let server = try NATSServerProcess(jetStream: true)
         defer { server.stop() }
@@ -50,8 +65,12 @@ struct DaemonTests {
             duration: 45s
             streams: [{name: ORDERS, subjects: ["orders.>"]}]
             consumers: [{stream: ORDERS, name: worker, capacity: 200, max_ack_pending: 40, ack_wait: 30s, batch: 10}]
-            publishers: [{name: orders-producer, subject: orders.new, rate: 30, payload: 200}]
-            incidents: [{kind: freeze, target: ORDERS/worker, mode: noack, at: 15s, duration: 28s}]
+            publishers:
+              - {name: orders-producer, subject: orders.new, rate: 30, payload: 200}
+              - {name: telemetry-producer, subject: telemetry.host, rate: 40, payload: 300}
+            incidents:
+              - {kind: freeze, target: ORDERS/worker, mode: noack, at: 15s, duration: 28s}
+              - {kind: flood, target: telemetry-producer, multiplier: 10, at: 22s, duration: 15s}
             """
         )
         try await TestHTTPServer.run(hook.router()) { hookPort in
@@ -71,7 +90,7 @@ struct DaemonTests {
             var options = DaemonOptions()
             options.dataDirectory = directory.file("data").path
             options.port = 0
-            options.modelsDirectory = TestSupport.repositoryFile("models").path
+            options.modelsDirectory = try Self.quickModels(in: directory)
             options.saveEvery = 5
             let daemon = try Daemon(configuration: configuration, options: options, logger: TestSupport.quietLogger)
             let running = Task { try await daemon.run(signals: []) }
@@ -85,12 +104,20 @@ struct DaemonTests {
             loadgen.standardError = FileHandle.nullDevice
             try loadgen.run()
             let deadline = ContinuousClock.now + .seconds(60)
-            while !hook.bodies.withLock({ $0.contains { $0.contains("ConsumerFreeze") } }),
-                ContinuousClock.now < deadline
-            {
+            func arrived(_ name: String) -> Bool { hook.bodies.withLock { $0.contains { $0.contains(name) } } }
+            while !(arrived("ConsumerFreeze") && arrived("ProducerFlood")), ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(200))
             }
             let port = try #require(daemon.port)
+            // The status page, as a real browser renders it, while both alerts are active.
+            let page = "http://127.0.0.1:\(port)/"
+            let dom = try HeadlessChromium.dumpDOM(page)
+            let screenshot = try HeadlessChromium.screenshot(
+                page,
+                to: directory.file("status.png"),
+                width: 1280,
+                height: 2400
+            )
             let metrics = try Self.get(port, "/metrics")
             let alerts = try Self.get(port, "/api/v1/alerts")
             let ready = try Self.get(port, "/readyz")
@@ -101,6 +128,7 @@ struct DaemonTests {
 
             #expect(ready.contains("ready"))
             #expect(alerts.contains("\"alertname\":\"ConsumerFreeze\""), "\(alerts)")
+            Self.checkStatusPage(dom: dom, screenshot: screenshot)
             // /metrics: the project's own parser reads it, promtool accepts it.
             let parsed = try ExpositionParser(format: .text).parse(Array(metrics.utf8))
             #expect(parsed.contains { $0.labels.metricName == "flatline_scrapes_total" })
@@ -117,6 +145,9 @@ struct DaemonTests {
             )
             #expect(promtool.status == 0, "\(promtool.standardOutput)\(promtool.standardError)")
         }
+        // The flood reached it too, naming the connection that floods.
+        let flood = try #require(hook.bodies.withLock { $0.first { $0.contains("ProducerFlood") } })
+        #expect(flood.contains("telemetry-producer"), "\(flood)")
         // The freeze reached the webhook with its labels and explanation.
         let freeze = try #require(hook.bodies.withLock { $0.first { $0.contains("ConsumerFreeze") } })
         let message = try #require(try JSONSerialization.jsonObject(with: Data(freeze.utf8)) as? [String: Any])
@@ -142,6 +173,31 @@ struct DaemonTests {
         let models = try #require(saved.restoreModels(logger: TestSupport.quietLogger))
         var evaluator = ModelEvaluator(models: try ModelDirectory.load(TestSupport.repositoryFile("models").path))
         #expect(evaluator.restore(models).contains("consumer_freeze"))
+    }
+}
+
+extension DaemonTests {
+    /// The page Chromium loaded shows both alerts with their explanation and, for each, charts
+    /// of its series (band, expected line, values, the alert's span), and the screenshot shows
+    /// them drawn: the value line's blue and the alert span's tint are on the image.
+    static func checkStatusPage(dom: String, screenshot: PNGImage) {
+        for text in ["ConsumerFreeze", "ProducerFlood", "ORDERS/worker", "<dt>observed</dt>", "<dt>expected</dt>"] {
+            #expect(dom.contains(text), "status page without \(text)")
+        }
+        let charts = dom.components(separatedBy: "<svg class=\"chart\"").count - 1
+        #expect(charts >= 2, "charts: \(charts)")
+        for element in ["<path class=\"band\"", "<polyline class=\"expected\"", "<polyline class=\"values\"",
+            "<rect class=\"alert-span\"", "gnatsd_connz_in_msgs{",
+        ] {
+            #expect(dom.contains(element), "status page without \(element)")
+        }
+        #expect(screenshot.width == 1280 && screenshot.height == 2400)
+        // #0969da, the value lines' stroke, drawn 2 px wide: solid pixels of exactly that color.
+        #expect(screenshot.count(red: 0x09, green: 0x69, blue: 0xDA) > 100, "no value line on the screenshot")
+        // The flood's rate and the freeze's growing backlog are far outside their bands: the
+        // detectors flag them, and the page marks them with #d62728 discs.
+        #expect(dom.contains("<circle class=\"anomaly\""), "no anomalous point marked")
+        #expect(screenshot.count(red: 0xD6, green: 0x27, blue: 0x28) > 10, "anomalous points not drawn")
     }
 }
 

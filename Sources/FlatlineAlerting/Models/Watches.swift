@@ -45,7 +45,7 @@ struct Things<State: Codable & Sendable>: Codable, Sendable {
     }
 }
 
-private typealias F = ModelEvaluator
+private typealias F = HumanNumber
 
 /// The learned state of one model, by kind.
 enum ModelWatch: Codable, Sendable {
@@ -203,7 +203,7 @@ struct StallWatch: Codable, Sendable {
             guard let state = things[key], let lastAdvance = state.lastAdvance else { continue }
             let waitingNow = state.waiting.values.reduce(0, +)
             let since = time.seconds - lastAdvance.seconds
-            let usual = F.median(state.gaps) ?? 0
+            let usual = ModelEvaluator.median(state.gaps) ?? 0
             let threshold = max(p.stallAfter, p.stallFactor * usual)
             let condition: AlertCondition
             if waitingNow <= 0 || since == 0 {

@@ -202,12 +202,12 @@ public enum RuleFiles {
                     alert: "NATSProducerFlood",
                     model: m.name,
                     expr:
-                        "rate(gnatsd_connz_in_msgs[2m]) > \(ModelEvaluator.format(p.factor)) * \(baseline) and rate(gnatsd_connz_in_msgs[2m]) - \(baseline) > \(ModelEvaluator.format(p.minRate)) and rate(gnatsd_connz_in_msgs[2m]) - \(baseline) > \(ModelEvaluator.format(p.sigmas)) * stddev_over_time(rate(gnatsd_connz_in_msgs[2m])[1h:1m] offset 5m)",
+                        "rate(gnatsd_connz_in_msgs[2m]) > \(HumanNumber.format(p.factor)) * \(baseline) and rate(gnatsd_connz_in_msgs[2m]) - \(baseline) > \(HumanNumber.format(p.minRate)) and rate(gnatsd_connz_in_msgs[2m]) - \(baseline) > \(HumanNumber.format(p.sigmas)) * stddev_over_time(rate(gnatsd_connz_in_msgs[2m])[1h:1m] offset 5m)",
                     forDuration: "0s",
                     severity: "warning",
                     summary: "Client {{ $labels.name }} (cid {{ $labels.cid }}) publishes far above its usual rate",
                     description:
-                        "Connection {{ $labels.cid }} ({{ $labels.name }}) on {{ $labels.server_id }} publishes more than \(ModelEvaluator.format(p.factor)) times its rate of the hour before, \(ModelEvaluator.format(p.minRate)) msgs/s and \(ModelEvaluator.format(p.sigmas)) standard deviations more. Needs the exporter's -connz_detailed.",
+                        "Connection {{ $labels.cid }} ({{ $labels.name }}) on {{ $labels.server_id }} publishes more than \(HumanNumber.format(p.factor)) times its rate of the hour before, \(HumanNumber.format(p.minRate)) msgs/s and \(HumanNumber.format(p.sigmas)) standard deviations more. Needs the exporter's -connz_detailed.",
                     series: [
                         (
                             "gnatsd_connz_in_msgs"
@@ -226,12 +226,12 @@ public enum RuleFiles {
                     alert: "NATSSlowConsumerQueueGrowing",
                     model: m.name,
                     expr:
-                        "gnatsd_connz_pending_bytes > \(ModelEvaluator.format(p.minValue)) and deriv(gnatsd_connz_pending_bytes[2m]) > 0",
+                        "gnatsd_connz_pending_bytes > \(HumanNumber.format(p.minValue)) and deriv(gnatsd_connz_pending_bytes[2m]) > 0",
                     forDuration: "0s",
                     severity: "warning",
                     summary: "The server's queue for {{ $labels.server_id }} {{ $labels.name }} keeps growing",
                     description:
-                        "{{ $labels.server_id }} holds more than \(ModelEvaluator.format(p.minValue)) bytes it could not yet write to {{ $labels.name }}, and the queue grows: the client is not reading fast enough and will be cut off as a slow consumer.",
+                        "{{ $labels.server_id }} holds more than \(HumanNumber.format(p.minValue)) bytes it could not yet write to {{ $labels.name }}, and the queue grows: the client is not reading fast enough and will be cut off as a slow consumer.",
                     series: [
                         (
                             "gnatsd_connz_pending_bytes"
@@ -268,12 +268,12 @@ public enum RuleFiles {
                     alert: "NATSConnectionChurn",
                     model: m.name,
                     expr:
-                        "rate(gnatsd_varz_total_connections[5m]) > \(ModelEvaluator.format(p.factor)) * \(baseline) and rate(gnatsd_varz_total_connections[5m]) - \(baseline) > \(ModelEvaluator.format(p.minRate))",
+                        "rate(gnatsd_varz_total_connections[5m]) > \(HumanNumber.format(p.factor)) * \(baseline) and rate(gnatsd_varz_total_connections[5m]) - \(baseline) > \(HumanNumber.format(p.minRate))",
                     forDuration: "0s",
                     severity: "warning",
                     summary: "Clients reconnect to {{ $labels.server_id }} far more often than usual",
                     description:
-                        "New connections to {{ $labels.server_id }} arrive more than \(ModelEvaluator.format(p.factor)) times as fast as in the hour before: a client reconnects in a loop. /connz?state=closed tells who and why.",
+                        "New connections to {{ $labels.server_id }} arrive more than \(HumanNumber.format(p.factor)) times as fast as in the hour before: a client reconnects in a loop. /connz?state=closed tells who and why.",
                     series: [
                         ("gnatsd_varz_total_connections" + server + "}", "0+6x60 366+600x8", "0+6x68")
                     ],
@@ -287,13 +287,13 @@ public enum RuleFiles {
             ("jetstream_memory_near_limit", "NATSJetStreamMemoryNearLimit", "memory", "max_memory"),
         ] {
             guard let m = model(name), case .threshold(let p) = m.kind else { continue }
-            let percent = ModelEvaluator.format(p.value * 100)
+            let percent = HumanNumber.format(p.value * 100)
             rules.append(
                 Rule(
                     alert: alert,
                     model: name,
                     expr:
-                        "gnatsd_varz_jetstream_stats_\(stat) / gnatsd_varz_jetstream_config_\(limit) > \(ModelEvaluator.format(p.value))",
+                        "gnatsd_varz_jetstream_stats_\(stat) / gnatsd_varz_jetstream_config_\(limit) > \(HumanNumber.format(p.value))",
                     forDuration: DurationText.format(seconds: max(60, m.alert.timing.forSeconds)),
                     severity: m.alert.severity,
                     summary: "JetStream \(stat) on {{ $labels.server_id }} is more than \(percent)% full",

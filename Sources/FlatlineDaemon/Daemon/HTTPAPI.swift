@@ -138,6 +138,10 @@ enum HTTPAPI {
         let router = Router()
         router.add(middleware: BearerAuth(daemon: daemon))
         let pipeline = daemon.pipeline
+        router.get("/") { _, _ -> Response in
+            let snapshot = await pipeline.statusSnapshot(version: daemon.options.version)
+            return text(StatusPage.render(snapshot), type: "text/html; charset=utf-8")
+        }
         router.get("/healthz") { _, _ in text("ok\n") }
         router.get("/readyz") { _, _ -> Response in
             // Ready: configuration loaded (we run), a first scrape done, the outbox writable.

@@ -65,6 +65,15 @@ public actor Pipeline {
     /// At most this many series in `series` (for `/metrics`); new ones beyond are not kept.
     let maxExportedSeries: Int
     private(set) var firstScrapeDone = false
+    /// The metric names some model watches: their recent points are kept for the status page.
+    private let chartedMetrics: Set<String>
+    /// Recent points of the charted series, oldest first per series.
+    private var history: [LabelSet: SeriesHistory] = [:]
+    private var lastHistoryEviction: Int64 = 0
+    /// At most this many series in `history`; new ones beyond are not kept.
+    let maxChartedSeries: Int
+    /// Points kept per charted series.
+    let historyPoints: Int
 
     public init(
         models: [Model],
@@ -74,6 +83,8 @@ public actor Pipeline {
         notifier: Notifier?,
         state: StateDirectory?,
         maxExportedSeries: Int = 10_000,
+        maxChartedSeries: Int = 2_000,
+        historyPoints: Int = 120,
         metrics: DaemonMetrics? = nil,
         logger: Logger
     ) {
@@ -85,6 +96,9 @@ public actor Pipeline {
         self.logger = logger
         self.notifier = notifier
         self.maxExportedSeries = maxExportedSeries
+        self.maxChartedSeries = maxChartedSeries
+        self.historyPoints = max(historyPoints, 2)
+        chartedMetrics = models.reduce(into: Set<String>()) { $0.formUnion($1.kind.primaryMetrics) }
         evaluator = ModelEvaluator(models: models)
         engine = AlertEngine()
         dispatcher = Dispatcher(tree: RoutingTree(routing.route), inhibitRules: routing.inhibitRules)
@@ -136,6 +150,9 @@ public actor Pipeline {
         banks[batch.target] = bank
         for (sample, verdict) in zip(batch.samples, verdicts) {
             guard let point = verdict.point else { continue }
+            if chartedMetrics.contains(sample.labels.metricName) {
+                remember(sample.labels, SeriesHistory.Point(time: batch.time, point), rate: sample.kind == .counter)
+            }
             if series[sample.labels] == nil && series.count >= maxExportedSeries { continue }
             series[sample.labels] = SeriesStatus(
                 labels: sample.labels,
@@ -186,6 +203,22 @@ public actor Pipeline {
                 ? nil : batch.errors.keys.sorted().map { "\($0): \(batch.errors[$0] ?? "")" }.joined(separator: "; "),
             samples: batch.samples.count
         )
+    }
+
+    private func remember(_ labels: LabelSet, _ point: SeriesHistory.Point, rate: Bool) {
+        if history[labels] == nil {
+            if history.count >= maxChartedSeries {
+                // Full: series not seen for ten minutes (gone, or of a removed target) make room,
+                // looked for at most once a minute.
+                guard point.time - lastHistoryEviction >= 60_000 else { return }
+                lastHistoryEviction = point.time
+                let cutoff = point.time - 600_000
+                history = history.filter { ($0.value.last?.time ?? 0) >= cutoff }
+                guard history.count < maxChartedSeries else { return }
+            }
+            history[labels] = SeriesHistory(capacity: historyPoints, rate: rate)
+        }
+        history[labels]?.append(point)
     }
 
     /// Notifications due now, committed to the outbox.
@@ -289,6 +322,52 @@ public actor Pipeline {
 
     public func alerts() -> [Alert] {
         (engine.alerts(in: .firing) + engine.alerts(in: .pending) + engine.alerts(in: .resolved))
+    }
+
+    /// What the status page shows: active alerts (firing first, then by severity and age) with
+    /// the charts of the series their models watch, targets, recently resolved alerts, silences.
+    func statusSnapshot(version: String, maxCharts: Int = 24, chartsPerAlert: Int = 4) -> StatusPage.Snapshot {
+        let rank = ["critical": 0, "error": 1, "warning": 2, "info": 3]
+        let active = (engine.alerts(in: .firing) + engine.alerts(in: .pending)).sorted {
+            ($0.state == .firing ? 0 : 1, rank[$0.labels["severity"] ?? ""] ?? 4, $0.activeSince.milliseconds)
+                < ($1.state == .firing ? 0 : 1, rank[$1.labels["severity"] ?? ""] ?? 4, $1.activeSince.milliseconds)
+        }
+        var left = maxCharts
+        var panels: [StatusPage.AlertPanel] = []
+        for alert in active {
+            let charts = left > 0 ? charts(for: alert, limit: min(chartsPerAlert, left)) : []
+            left -= charts.count
+            panels.append(StatusPage.AlertPanel(alert: alert, charts: charts))
+        }
+        return StatusPage.Snapshot(
+            now: Self.now(),
+            version: version,
+            targets: targetStatuses,
+            active: panels,
+            resolved: engine.alerts(in: .resolved).sorted {
+                ($0.resolvedAt?.milliseconds ?? 0) > ($1.resolvedAt?.milliseconds ?? 0)
+            },
+            silences: silences,
+            series: seriesCount
+        )
+    }
+
+    /// The kept series of the models that raise `alert`, of the thing it is about (the models'
+    /// `group_by` labels equal to the alert's).
+    private func charts(for alert: Alert, limit: Int) -> [StatusPage.Chart] {
+        let name = alert.labels["alertname"] ?? ""
+        var out: [StatusPage.Chart] = []
+        for model in models where model.alert.name == name {
+            let metrics = model.kind.primaryMetrics
+            let found = history.filter { labels, _ in
+                metrics.contains(labels.metricName)
+                    && model.groupBy.allSatisfy { (labels[$0] ?? "") == (alert.labels[$0] ?? "") }
+            }
+            for (labels, ring) in found.sorted(by: { $0.key < $1.key }) {
+                out.append(StatusPage.Chart(labels: labels, rate: ring.rate, points: ring.points))
+            }
+        }
+        return Array(out.prefix(limit))
     }
 
     static func now() -> Timestamp { Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)) }

@@ -157,12 +157,18 @@ struct ReceiveCommand: AsyncParsableCommand {
         }
         appending.withLock { _ in
             if !FileManager.default.fileExists(atPath: path) {
-                FileManager.default.createFile(atPath: path, contents: nil)
+                _ = FileManager.default.createFile(atPath: path, contents: nil)
             }
-            guard let handle = FileHandle(forWritingAtPath: path) else { return }
-            defer { try? handle.close() }
-            _ = try? handle.seekToEnd()
-            try? handle.write(contentsOf: lines)
+            do {
+                let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+                defer { try? handle.close() }
+                _ = try handle.seekToEnd()
+                try handle.write(contentsOf: lines)
+            } catch {
+                FileHandle.standardError.write(
+                    Data("flatline receive: cannot append \(message.alerts.count) alerts to \(path): \(error)\n".utf8)
+                )
+            }
         }
     }
 }
