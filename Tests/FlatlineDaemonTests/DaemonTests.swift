@@ -9,6 +9,7 @@ import Foundation
 import Hummingbird
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import Synchronization
 import Testing
 
@@ -251,6 +252,65 @@ struct DaemonAPITests {
         }
     }
 
+    @Test("web.tls_config: HTTPS with the configured certificate; a client certificate required when asked")
+    func tls() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let certificates = try TestCertificates(in: directory.url)
+        let yaml = """
+            scrape_configs: []
+            web:
+              tls_config:
+                cert_file: \(certificates.serverCertificate)
+                key_file: \(certificates.serverKey)
+                client_ca_file: \(certificates.caFile)
+                min_version: TLS12
+            """
+        try await Self.withDaemon(data: directory.file("d").path, yaml: yaml) { port in
+            var trusting = TLSConfiguration.makeClientConfiguration()
+            trusting.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(certificates.caFile))
+            var presenting = trusting
+            presenting.certificateChain = try NIOSSLCertificate.fromPEMFile(certificates.clientCertificate).map {
+                .certificate($0)
+            }
+            presenting.privateKey = .privateKey(try NIOSSLPrivateKey(file: certificates.clientKey, format: .pem))
+            func get(_ url: String, _ tls: TLSConfiguration) async throws -> (Int, String) {
+                let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+                do {
+                    let response = try await client.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
+                    let body = try await response.body.collect(upTo: 1 << 20)
+                    try await client.shutdown()
+                    return (Int(response.status.code), String(buffer: body))
+                } catch {
+                    try? await client.shutdown()
+                    throw error
+                }
+            }
+            // With the client certificate, over HTTPS to the name on the server's certificate.
+            let (status, body) = try await get("https://localhost:\(port)/healthz", presenting)
+            #expect(status == 200 && body == "ok\n")
+            // Without one, the handshake is refused.
+            await #expect(throws: (any Error).self) { _ = try await get("https://localhost:\(port)/healthz", trusting) }
+            // Plain HTTP gets no answer from a TLS port.
+            await #expect(throws: (any Error).self) {
+                _ = try await Self.request(.GET, "http://127.0.0.1:\(port)/healthz")
+            }
+        }
+        // A certificate file that is not there: the daemon does not start, and says which file.
+        let broken = try Configuration.parse(
+            "scrape_configs: []\nweb: {tls_config: {cert_file: /nonexistent/cert.pem, key_file: /nonexistent/key.pem}}\n",
+            file: "flatline.yml"
+        )
+        var options = DaemonOptions()
+        options.dataDirectory = directory.file("e").path
+        options.modelsDirectory = TestSupport.repositoryFile("models").path
+        #expect {
+            _ = try Daemon(configuration: broken, options: options, logger: TestSupport.quietLogger)
+        } throws: { error in
+            "\(error)".contains("web.tls_config") && "\(error)".contains("/nonexistent/cert.pem")
+        }
+    }
+
     @Test("bearer auth: the API asks for the token, health and metrics stay open; without a token file all is open")
     func auth() async throws {
         let directory = try TestSupport.TemporaryDirectory()
@@ -283,7 +343,7 @@ struct DaemonAPITests {
             guard line.hasPrefix("  /"), line.hasSuffix(":") else { return nil }
             return String(line.dropFirst(2).dropLast())
         }
-        #expect(paths.count == 9)
+        #expect(paths.count == 10)
         let directory = try TestSupport.TemporaryDirectory()
         defer { directory.remove() }
         let statuses = try await Self.withDaemon(data: directory.file("d").path) { port in

@@ -56,6 +56,14 @@ struct ConfigurationTests {
             static_configs: [{targets: ["127.0.0.1:9100"]}]
             metrics_path: /custom/metrics
             basic_auth: {username: scraper, password_file: /run/pw}
+        web:
+          auth: {bearer_token_file: api.token, open_paths: [/metrics, /healthz]}
+          tls_config:
+            cert_file: tls/flatline.pem
+            key_file: tls/flatline-key.pem
+            client_ca_file: /etc/ca.pem
+            client_auth_type: VerifyClientCertIfGiven
+            min_version: TLS13
         """
 
     @Test("every key of a full file is read")
@@ -104,6 +112,18 @@ struct ConfigurationTests {
         #expect(app.metricsPath == "/custom/metrics")
         #expect(app.scrapeInterval == 30)
         #expect(app.authorization == .basic(username: "scraper", password: nil, passwordFile: "/run/pw"))
+        #expect(configuration.web.bearerTokenFile == "/etc/flatline/api.token")
+        #expect(configuration.web.openPaths == ["/metrics", "/healthz"])
+        #expect(
+            configuration.web.tls
+                == WebTLSSettings(
+                    certFile: "/etc/flatline/tls/flatline.pem",
+                    keyFile: "/etc/flatline/tls/flatline-key.pem",
+                    clientCAFile: "/etc/ca.pem",
+                    clientAuth: .verifyIfGiven,
+                    minVersion: "TLS13"
+                )
+        )
     }
 
     @Test("defaults: Prometheus's intervals, the default NATS endpoints")
@@ -171,6 +191,16 @@ struct ConfigurationTests {
                 "scrape_configs:\n  - job_name: a\n    kind: nats_system\n    static_configs: [{targets: ['h:4222']}]\n    nats_system: {user: sys}\n",
                 5, "nats_system", "user needs password_file"
             ),
+            ("web:\n  tls_config: {cert_file: c.pem}\n", 2, "web.tls_config", "needs cert_file and key_file"),
+            (
+                "web:\n  tls_config:\n    cert_file: c\n    key_file: k\n    client_auth_type: Always\n", 5,
+                "web.tls_config.client_auth_type", "not one of NoClientCert"
+            ),
+            (
+                "web:\n  tls_config: {cert_file: c, key_file: k, client_auth_type: RequireAndVerifyClientCert}\n", 2,
+                "web.tls_config", "needs client_ca_file"
+            ),
+            ("web:\n  tls_config: {cert_file: c, key_file: k, min_version: TLS10}\n", 2, "min_version", "not TLS12"),
             ("scrape_configs: [\n", 2, "", "not valid YAML"),
         ]
     )

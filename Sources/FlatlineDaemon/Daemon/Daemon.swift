@@ -4,7 +4,10 @@ import FlatlineNotify
 import FlatlineScrape
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
+import NIOSSL
 import NIOCore
 import ServiceLifecycle
 import Synchronization
@@ -59,6 +62,8 @@ public final class Daemon: Sendable {
     private let logger: Logger
     private let outbox: Outbox
     private let boundPort = Mutex<Int?>(nil)
+    /// HTTPS, from `web.tls_config` at the start.
+    private let tls: TLSConfiguration?
     private let group = Mutex<ServiceGroup?>(nil)
 
     /// What a (re)load sets up: the configuration and the notifier built from its receivers.
@@ -80,6 +85,11 @@ public final class Daemon: Sendable {
     /// Sets everything up; nothing runs until ``run(signals:)``.
     /// - Throws: ``DaemonError`` for models, a data directory or receivers that cannot be used.
     public init(configuration: Configuration, options: DaemonOptions, logger: Logger) throws(DaemonError) {
+        var options = options
+        if options.externalURL == nil {
+            let scheme = configuration.web.tls == nil ? "http" : "https"
+            options.externalURL = "\(scheme)://\(options.host):\(options.port)"
+        }
         self.options = options
         self.logger = logger
         let models: [Model]
@@ -97,6 +107,7 @@ public final class Daemon: Sendable {
         } catch {
             throw DaemonError(reason: "\(error)")
         }
+        tls = try configuration.web.tls.map { settings throws(DaemonError) in try Self.serverTLS(settings) }
         metrics = DaemonMetrics(version: options.version)
         let routing = Self.routing(configuration, logger: logger)
         let notifier = try Self.notifier(routing, outbox: outbox, options: options, metrics: metrics, logger: logger)
@@ -110,6 +121,36 @@ public final class Daemon: Sendable {
             metrics: metrics,
             logger: logger
         )
+    }
+
+    /// The HTTPS server's TLS configuration.
+    /// - Throws: ``DaemonError`` naming the file that cannot be read.
+    static func serverTLS(_ settings: WebTLSSettings) throws(DaemonError) -> TLSConfiguration {
+        var configuration: TLSConfiguration
+        do {
+            configuration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(settings.certFile).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: settings.keyFile, format: .pem))
+            )
+        } catch {
+            throw DaemonError(
+                reason: "web.tls_config: cannot use cert_file \(settings.certFile) and key_file \(settings.keyFile): \(error)"
+            )
+        }
+        configuration.minimumTLSVersion = settings.minVersion == "TLS13" ? .tlsv13 : .tlsv12
+        if let ca = settings.clientCAFile {
+            do {
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
+            } catch {
+                throw DaemonError(reason: "web.tls_config: cannot use client_ca_file \(ca): \(error)")
+            }
+        }
+        switch settings.clientAuth {
+        case .none: configuration.certificateVerification = .none
+        case .verifyIfGiven: configuration.certificateVerification = .optionalVerification
+        case .require: configuration.certificateVerification = .noHostnameVerification
+        }
+        return configuration
     }
 
     static func routing(_ configuration: Configuration, logger: Logger) -> AlertingSettings {
@@ -133,7 +174,7 @@ public final class Daemon: Sendable {
             return try Notifier(
                 settings: routing,
                 outbox: outbox,
-                externalURL: options.externalURL ?? "http://\(options.host):\(options.port)",
+                externalURL: options.externalURL ?? "",
                 metrics: metrics.notify,
                 logger: logger
             )
@@ -180,6 +221,9 @@ public final class Daemon: Sendable {
             logger.error("reload refused: the running configuration stays", metadata: ["reason": "\(error)"])
             throw error
         }
+        if configuration.web.tls != self.configuration.web.tls {
+            logger.warning("web.tls_config changed: it takes effect at the next start")
+        }
         await pipeline.reconfigure(routing: routing, detection: Self.detection(configuration), notifier: notifier)
         generation.withLock { $0 = Generation(configuration: configuration, notifier: notifier) }
         reloadCount.withLock { $0 += 1 }
@@ -202,8 +246,10 @@ public final class Daemon: Sendable {
     /// `shutdownGrace` seconds to drain.
     public func run(signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
         let core = Core(daemon: self, trapHangup: !signals.isEmpty)
+        let server: HTTPServerBuilder = try tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1()
         let app = Application(
             router: HTTPAPI.router(self),
+            server: server,
             configuration: .init(address: .hostname(options.host, port: options.port), serverName: "flatline"),
             onServerRunning: { channel in self.boundPort.withLock { $0 = channel.localAddress?.port } },
             logger: logger
@@ -216,7 +262,7 @@ public final class Daemon: Sendable {
             "flatline running",
             metadata: [
                 "targets": "\(configuration.targets.count)", "data_dir": "\(options.dataDirectory)",
-                "listen": "\(options.host):\(options.port)",
+                "listen": "\(tls == nil ? "http" : "https")://\(options.host):\(options.port)",
             ]
         )
         try await serviceGroup.run()

@@ -34,15 +34,50 @@ public struct Configuration: Sendable {
     }
 }
 
-/// The daemon's HTTP API: optional bearer-token authentication.
+/// The daemon's HTTP API: optional bearer-token authentication and TLS.
 public struct WebSettings: Sendable, Hashable {
     /// A file holding the token every API request must bear (`Authorization: Bearer ...`),
     /// read at each request so it can be rotated in place; `nil`: no authentication.
     public var bearerTokenFile: String?
     /// Paths open without the token (health checks and Prometheus' scrapes).
     public var openPaths: [String] = ["/metrics", "/healthz", "/readyz"]
+    /// HTTPS instead of HTTP; read when the daemon starts.
+    public var tls: WebTLSSettings?
 
     public init() {}
+}
+
+/// `web.tls_config`: the server's certificate and, optionally, client certificates, with the
+/// keys of Prometheus' web configuration (`tls_server_config`).
+public struct WebTLSSettings: Sendable, Hashable {
+    /// Whether and how clients present certificates (Go's `tls.ClientAuthType` names).
+    public enum ClientAuth: String, Sendable, Hashable, CaseIterable {
+        case none = "NoClientCert"
+        case verifyIfGiven = "VerifyClientCertIfGiven"
+        case require = "RequireAndVerifyClientCert"
+    }
+
+    public var certFile: String
+    public var keyFile: String
+    /// The authorities client certificates must be signed by.
+    public var clientCAFile: String?
+    public var clientAuth: ClientAuth
+    /// `TLS12` or `TLS13`.
+    public var minVersion: String
+
+    public init(
+        certFile: String,
+        keyFile: String,
+        clientCAFile: String? = nil,
+        clientAuth: ClientAuth? = nil,
+        minVersion: String = "TLS12"
+    ) {
+        self.certFile = certFile
+        self.keyFile = keyFile
+        self.clientCAFile = clientCAFile
+        self.clientAuth = clientAuth ?? (clientCAFile == nil ? .none : .require)
+        self.minVersion = minVersion
+    }
 }
 
 /// Defaults for every job, and the validation settings.
@@ -261,7 +296,8 @@ extension Configuration {
         )
         var configuration = Configuration(global: global, scrapeConfigs: jobs, alerting: alerting, file: file)
         if let v = top["web"] {
-            let w = try v.mapping(known: ["auth"])
+            let w = try v.mapping(known: ["auth", "tls_config"])
+            if let t = w["tls_config"] { configuration.web.tls = try Self.webTLS(t, directory: directory) }
             if let a = w["auth"] {
                 let m = try a.mapping(known: ["bearer_token_file", "open_paths"])
                 configuration.web.bearerTokenFile = try m["bearer_token_file"].map { f throws(ConfigError) in
@@ -275,6 +311,37 @@ extension Configuration {
             }
         }
         return configuration
+    }
+
+    static func webTLS(_ value: YAMLValue, directory: String) throws(ConfigError) -> WebTLSSettings {
+        let t = try value.mapping(known: ["cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version"])
+        guard let cert = t["cert_file"], let key = t["key_file"] else {
+            throw value.error("needs cert_file and key_file")
+        }
+        var clientAuth: WebTLSSettings.ClientAuth?
+        if let v = t["client_auth_type"] {
+            let text = try v.string()
+            guard let parsed = WebTLSSettings.ClientAuth(rawValue: text) else {
+                let known = WebTLSSettings.ClientAuth.allCases.map(\.rawValue).joined(separator: ", ")
+                throw v.error("\"\(text)\" is not one of \(known)")
+            }
+            clientAuth = parsed
+        }
+        let clientCA = try t["client_ca_file"].map { f throws(ConfigError) in try file(f, directory: directory) }
+        if clientAuth != nil, clientAuth != WebTLSSettings.ClientAuth.none, clientCA == nil {
+            throw value.error("client_auth_type \(clientAuth?.rawValue ?? "") needs client_ca_file")
+        }
+        let version = try t["min_version"]?.string() ?? "TLS12"
+        guard ["TLS12", "TLS13"].contains(version) else {
+            throw (t["min_version"] ?? value).error("\"\(version)\" is not TLS12 or TLS13")
+        }
+        return WebTLSSettings(
+            certFile: try file(cert, directory: directory),
+            keyFile: try file(key, directory: directory),
+            clientCAFile: clientCA,
+            clientAuth: clientAuth,
+            minVersion: version
+        )
     }
 
     static func positive(_ value: YAMLValue, _ seconds: Double) throws(ConfigError) -> Double {
