@@ -53,7 +53,8 @@ sleep 1
 run_pid=$!
 pids+=($run_pid)
 echo
-echo "nats-server on 127.0.0.1:$nats_port (monitoring $monitor_port); flatline's API on http://127.0.0.1:$api_port/"
+echo "nats-server on 127.0.0.1:$nats_port (monitoring $monitor_port)."
+echo "Flatline's status page (alerts with charts): http://127.0.0.1:$api_port/"
 echo "Traffic for about 4 minutes: normal, a consumer that stops acknowledging at 1:30, a producer flood after."
 echo "Alerts appear below as the receiver gets them."
 echo

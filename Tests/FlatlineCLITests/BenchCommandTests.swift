@@ -45,6 +45,31 @@ struct BenchCommandTests {
         #expect(!result.standardOutput.contains("ewma"))
     }
 
+    @Test("the daemon part runs flatline run against a local target and webhook: every alert delivered, CPU and memory read")
+    func daemon() throws {
+        let result = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["bench", "--parts", "daemon", "--quick", "--models", TestSupport.repositoryFile("models").path],
+            timeout: 180
+        )
+        #expect(result.status == 0, "\(result.standardError)")
+        let rows = result.standardOutput.split(separator: "\n")
+        func number(_ name: String) throws -> Double {
+            let row = try #require(rows.first { $0.hasPrefix(name) }, "missing \(name) in \(result.standardOutput)")
+            return try #require(Double(row.dropFirst(name.count).split(separator: " ").first ?? ""), "\(row)")
+        }
+        let p50 = try number("scrape to webhook, p50")
+        let p99 = try number("scrape to webhook, p99")
+        #expect(p50 > 0 && p99 >= p50)
+        #expect(result.standardOutput.contains("8/8 alerts delivered"), "\(result.standardOutput)")
+        #expect(try number("CPU") > 0)
+        // A daemon with 10,000 series holds some megabytes, and far less than a gigabyte.
+        let rss = try number("resident memory")
+        #expect(rss > 5 && rss < 1024, "\(rss) MiB")
+        let bad = try TestSupport.run(TestSupport.flatlineBinary, ["bench", "--parts", "daemon", "--models", "/nonexistent"])
+        #expect(bad.status != 0 && bad.standardError.contains("needs the shipped models"), "\(bad.standardError)")
+    }
+
     @Test("the ingest part extracts connz, jsz and exposition bodies next to their references")
     func ingest() throws {
         let result = try TestSupport.run(TestSupport.flatlineBinary, ["bench", "--parts", "ingest", "--quick"])

@@ -69,6 +69,38 @@ struct SeriesStoreTests {
         let corrupt =
             #"{"capacity":1,"series":[{"slot":4,"labels":{"a":"b"},"kind":"gauge","firstSeen":0,"lastSeen":0}]}"#
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(SeriesStore.self, from: Data(corrupt.utf8)) }
+        // The series table is one packed string, not a JSON object per series.
+        let text = String(decoding: try JSONEncoder().encode(store), as: UTF8.self)
+        #expect(text.contains("\"table\":\"") && !text.contains("\"series\""), "\(text)")
+        // A table cut short is refused with a reason, not crashed on.
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        let table = try #require(object["table"] as? String)
+        var cut = object
+        cut["table"] = String(table.prefix(table.count / 2 / 4 * 4))
+        #expect(throws: DecodingError.self) {
+            try JSONDecoder().decode(SeriesStore.self, from: JSONSerialization.data(withJSONObject: cut))
+        }
+    }
+
+    @Test("state files written before the series table was packed still load")
+    func legacyTable() throws {
+        // The layout of earlier versions: one object per series, labels as a JSON object.
+        let legacy = """
+            {"capacity":3,"maxSeries":10,"series":[
+              {"slot":0,"labels":{"__name__":"m","cid":"7"},"kind":"counter","firstSeen":1000,"lastSeen":5000},
+              {"slot":2,"labels":{"__name__":"g"},"kind":"gauge","firstSeen":2000,"lastSeen":6000}]}
+            """
+        var store = try JSONDecoder().decode(SeriesStore.self, from: Data(legacy.utf8))
+        #expect(store.capacity == 3 && store.count == 2)
+        #expect(store.slot(of: try labels("m", "7")) == 0)
+        let gauge = try LabelSet(validating: [("__name__", "g")])
+        #expect(try store.slot(for: gauge, kind: .gauge, at: Timestamp(milliseconds: 0)) == (2, false))
+        // And it writes the new layout, which reads back to the same series.
+        let again = try JSONDecoder().decode(SeriesStore.self, from: JSONEncoder().encode(store))
+        #expect(again.liveSlots.map(\.slot) == store.liveSlots.map(\.slot))
+        #expect(again.liveSlots.map(\.entry.labels) == store.liveSlots.map(\.entry.labels))
+        #expect(again.liveSlots.map(\.entry.firstSeen) == [Timestamp(milliseconds: 1000), Timestamp(milliseconds: 2000)])
+        #expect(again.liveSlots.map(\.entry.kind) == [.counter, .gauge])
     }
 }
 
@@ -124,5 +156,16 @@ struct CounterRatesTests {
         var b = restored
         let t = Timestamp(milliseconds: 15_001)
         #expect(a.observe(3.3, at: t, slot: 2) == b.observe(3.3, at: t, slot: 2))
+    }
+
+    @Test("state written before the times were packed still loads, and continues the same")
+    func legacyTimes() throws {
+        // lastValue [NaN, 12.5] as packed doubles; lastTime as a JSON array with a null.
+        let legacy = #"{"maxGap":30,"lastValue":"AAAAAAAA+H8AAAAAAAApQA==","lastTime":[null,10000]}"#
+        var rates = try JSONDecoder().decode(CounterRates.self, from: Data(legacy.utf8))
+        #expect(rates.observe(42.5, at: Timestamp(milliseconds: 20_000), slot: 1) == .rate(3))
+        #expect(rates.observe(1, at: Timestamp(milliseconds: 20_000), slot: 0) == .first)
+        let text = String(decoding: try JSONEncoder().encode(rates), as: UTF8.self)
+        #expect(text.contains("lastTimeMilliseconds") && !text.contains("\"lastTime\""), "\(text)")
     }
 }

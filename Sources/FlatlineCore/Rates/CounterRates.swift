@@ -86,13 +86,21 @@ public struct CounterRates: Sendable, Hashable {
 }
 
 extension CounterRates: Codable {
-    private enum CodingKeys: String, CodingKey { case maxGap, lastValue, lastTime }
+    private enum CodingKeys: String, CodingKey { case maxGap, lastValue, lastTime, lastTimeMilliseconds }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         maxGap = try container.decodeIfPresent(Double.self, forKey: .maxGap)
         lastValue = try container.decode(PackedDoubles.self, forKey: .lastValue).values
-        lastTime = try container.decode([Int64?].self, forKey: .lastTime).map { $0.map(Timestamp.init(milliseconds:)) }
+        if let packed = try container.decodeIfPresent(PackedDoubles.self, forKey: .lastTimeMilliseconds) {
+            // Milliseconds since the epoch are exact in a double (below 2^53); NaN: never seen.
+            lastTime = packed.values.map { $0.isNaN ? nil : Timestamp(milliseconds: Int64($0)) }
+        } else {
+            // Files written before the times were packed.
+            lastTime = try container.decode([Int64?].self, forKey: .lastTime).map {
+                $0.map(Timestamp.init(milliseconds:))
+            }
+        }
         guard lastValue.count == lastTime.count else {
             throw DecodingError.dataCorrupted(
                 .init(codingPath: container.codingPath, debugDescription: "counter state arrays differ in length")
@@ -104,6 +112,9 @@ extension CounterRates: Codable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encodeIfPresent(maxGap, forKey: .maxGap)
         try container.encode(PackedDoubles(lastValue), forKey: .lastValue)
-        try container.encode(lastTime.map { $0?.milliseconds }, forKey: .lastTime)
+        try container.encode(
+            PackedDoubles(lastTime.map { $0.map { Double($0.milliseconds) } ?? .nan }),
+            forKey: .lastTimeMilliseconds
+        )
     }
 }

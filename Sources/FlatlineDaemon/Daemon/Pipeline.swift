@@ -179,6 +179,9 @@ public actor Pipeline {
                 ]
             )
         }
+        // Alerts that changed are due now when their group waits for nothing: no need to wait
+        // for the next flush tick.
+        if !events.isEmpty { flush() }
         metrics?.scraped(
             job: batch.labels["job"] ?? "",
             target: batch.target,

@@ -25,8 +25,28 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Small sizes (1,000 × 500 and 20,000 × 20), for a quick look or a test.")
     var quick = false
 
-    @Option(help: "Which tables: estimators, detectors, kernels, ingest, nats, notify (comma-separated; default all).")
-    var parts: String = "estimators,detectors,kernels,ingest,nats,notify"
+    @Option(
+        help: "Which tables: estimators, detectors, kernels, ingest, nats, notify, daemon (comma-separated; default all)."
+    )
+    var parts: String = "estimators,detectors,kernels,ingest,nats,notify,daemon"
+
+    @Option(
+        name: .customLong("daemon-series"),
+        help: "Series of the daemon part: the latency run's, then the footprint run's."
+    )
+    var daemonSeries: [Int] = [10_000, 100_000]
+
+    @Option(
+        name: .customLong("daemon-scrapes"),
+        help: "Scrapes the footprint run measures, at the production interval (15 s)."
+    )
+    var daemonScrapes: Int = 6
+
+    @Option(name: .customLong("daemon-rounds"), help: "Alerts the latency run measures, one per 1 s scrape.")
+    var daemonRounds: Int = 100
+
+    @Option(help: "The models the daemon part runs with.")
+    var models: String = "models"
 
     @Option(
         name: .customLong("nats-messages"),
@@ -50,10 +70,15 @@ struct BenchCommand: AsyncParsableCommand {
     var step: DurationArgument = DurationArgument(seconds: 15)
 
     func validate() throws {
-        let known: Set<String> = ["estimators", "detectors", "kernels", "ingest", "nats", "notify"]
+        let known: Set<String> = ["estimators", "detectors", "kernels", "ingest", "nats", "notify", "daemon"]
         for part in parts.split(separator: ",") where !known.contains(String(part)) {
             throw ValidationError(
-                "unknown part '\(part)'; choose from estimators, detectors, kernels, ingest, nats, notify"
+                "unknown part '\(part)'; choose from estimators, detectors, kernels, ingest, nats, notify, daemon"
+            )
+        }
+        guard daemonSeries.count == 2, daemonSeries.allSatisfy({ $0 > 0 }), daemonScrapes > 0, daemonRounds > 0 else {
+            throw ValidationError(
+                "--daemon-series takes two positive counts (latency, footprint); --daemon-scrapes and --daemon-rounds must be positive"
             )
         }
         guard natsMessages > 0, natsRequestSeconds > 0 else {
@@ -142,6 +167,55 @@ struct BenchCommand: AsyncParsableCommand {
         if wanted.contains("ingest") { try runIngest() }
         if wanted.contains("nats") { try await runNATS() }
         if wanted.contains("notify") { try await runNotify() }
+        if wanted.contains("daemon") { try await runDaemon() }
+    }
+
+    func runDaemon() async throws {
+        guard FileManager.default.fileExists(atPath: models + "/consumer_freeze.yml") else {
+            throw ValidationError("the daemon part needs the shipped models: \(models) has none (--models DIR)")
+        }
+        let bench = DaemonBenchmark(
+            executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
+            models: models
+        ) { Stderr.write("\rbench: \($0)…                ") }
+        // --quick: small and fast (a look, or a test); otherwise the sizes the targets are for.
+        let latencySeries = quick ? 1_000 : daemonSeries[0]
+        let rounds = quick ? 8 : daemonRounds
+        let latency = try await bench.latency(series: latencySeries, interval: 1, rounds: rounds)
+        let footprintSeries = quick ? 10_000 : daemonSeries[1]
+        let interval = quick ? 1.0 : 15.0
+        let footprint = try await bench.footprint(
+            series: footprintSeries,
+            interval: interval,
+            scrapes: quick ? 2 : daemonScrapes
+        )
+        Stderr.write("\r\u{1B}[K")
+        print("\nThe daemon (flatline run in its own process, a local target and webhook)")
+        Self.table(
+            ["measure", "value", "run"],
+            [
+                [
+                    "scrape to webhook, p50", String(format: "%.0f ms", latency.p50 * 1000),
+                    "\(latency.series.formatted) series every 1 s; \(latency.delivered)/\(latency.rounds) alerts delivered",
+                ],
+                ["scrape to webhook, p99", String(format: "%.0f ms", latency.p99 * 1000), "(max \(String(format: "%.0f ms", latency.max * 1000)))"],
+                [
+                    "CPU", String(format: "%.1f %% of a core", footprint.cpuPercent),
+                    "\(footprint.series.formatted) series every \(DurationText.format(seconds: interval)), \(footprint.scrapes) scrapes; \(String(format: "%.2f", footprint.cpuSecondsPerScrape)) CPU s per scrape",
+                ],
+                [
+                    "resident memory", String(format: "%.0f MiB", Double(footprint.rssBytes) / 1_048_576),
+                    String(
+                        format: "peak %.0f MiB; %.0f bytes per series (all of RSS / series)",
+                        Double(footprint.peakRSSBytes) / 1_048_576,
+                        Double(footprint.rssBytes) / Double(footprint.series)
+                    ),
+                ],
+            ]
+        )
+        print("Scrape to webhook: from the target producing the body to the webhook POST arriving (parse, detection,")
+        print("models, routing, outbox commit with fsync, delivery). Targets: p99 < 250 ms at 10,000 series;")
+        print("RSS < 1 GiB at 100,000 series every 15 s.")
     }
 
     func runNotify() async throws {
