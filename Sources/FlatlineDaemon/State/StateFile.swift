@@ -41,18 +41,31 @@ public enum StateFile {
     static func save<State: Codable>(_ state: State, format: String, version: Int, to path: String)
         throws(StateFileError)
     {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let data: Data
-        do {
-            data = try encoder.encode(Envelope(format: format, version: version, state: state))
-        } catch {
-            throw StateFileError(path: path, reason: "cannot encode the state: \(error)")
+        // Streamed to a temporary file next to the target, flushed to disk, then renamed over
+        // it: the memory a save needs does not grow with the state, and a crash mid-write
+        // leaves the old file whole.
+        let temporary = path + ".tmp-\(getpid())"
+        guard FileManager.default.createFile(atPath: temporary, contents: nil) else {
+            throw StateFileError(path: path, reason: "cannot write: cannot create \(temporary)")
         }
         do {
-            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
+            defer { try? handle.close() }
+            do {
+                try StreamingJSONEncoder().encode(Envelope(format: format, version: version, state: state), to: handle)
+            } catch let error as EncodingError {
+                throw StateFileError(path: path, reason: "cannot encode the state: \(error)")
+            }
+            try handle.synchronize()
         } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            if let error = error as? StateFileError { throw error }
             throw StateFileError(path: path, reason: "cannot write: \(error.localizedDescription)")
+        }
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw StateFileError(path: path, reason: "cannot write: rename failed: \(reason)")
         }
     }
 
@@ -71,10 +84,15 @@ public enum StateFile {
             throw StateFileError(path: path, reason: "cannot read: \(error.localizedDescription)")
         }
         let decoder = JSONDecoder()
-        guard (try? JSONSerialization.jsonObject(with: data)) != nil else {
+        let header: Header
+        do {
+            header = try decoder.decode(Header.self, from: data)
+        } catch DecodingError.dataCorrupted {
             throw StateFileError(path: path, reason: "corrupt state: not valid JSON (truncated, or overwritten)")
+        } catch {
+            throw StateFileError(path: path, reason: "not a Flatline \(format) file")
         }
-        guard let header = try? decoder.decode(Header.self, from: data), header.format == format else {
+        guard header.format == format else {
             throw StateFileError(path: path, reason: "not a Flatline \(format) file")
         }
         guard header.version == version else {

@@ -31,6 +31,9 @@ struct DaemonBenchmark {
         var cpuSecondsPerScrape: Double
         var rssBytes: Int
         var peakRSSBytes: Int
+        /// The peak including the state save a shutdown makes, and how long the shutdown took.
+        var peakWithSaveBytes: Int
+        var shutdownSeconds: Double
     }
 
     /// The `flatline` executable that runs the daemon.
@@ -199,6 +202,18 @@ struct DaemonBenchmark {
             let wall = t0.duration(to: .now)
             let seconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18
             let memory = try ProcessStats.memory(pid)
+            // Then SIGTERM: the daemon saves its state (all series) and exits; the high-water
+            // mark read last before it is gone includes the save.
+            progress("daemon footprint, \(series.formatted) series: saving state at shutdown")
+            let stopping = ContinuousClock.now
+            kill(pid, SIGTERM)
+            var peakWithSave = memory.peak
+            while let now = try? ProcessStats.memory(pid) {
+                peakWithSave = Swift.max(peakWithSave, now.peak)
+                guard stopping.duration(to: .now) < .seconds(120) else { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let stop = stopping.duration(to: .now)
             return Footprint(
                 series: series,
                 interval: interval,
@@ -206,7 +221,9 @@ struct DaemonBenchmark {
                 cpuPercent: (cpu1 - cpu0) / seconds * 100,
                 cpuSecondsPerScrape: (cpu1 - cpu0) / Double(scrapes),
                 rssBytes: memory.rss,
-                peakRSSBytes: memory.peak
+                peakRSSBytes: memory.peak,
+                peakWithSaveBytes: peakWithSave,
+                shutdownSeconds: Double(stop.components.seconds) + Double(stop.components.attoseconds) / 1e18
             )
         }
     }

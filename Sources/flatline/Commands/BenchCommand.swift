@@ -206,10 +206,14 @@ struct BenchCommand: AsyncParsableCommand {
                 [
                     "resident memory", String(format: "%.0f MiB", Double(footprint.rssBytes) / 1_048_576),
                     String(
-                        format: "peak %.0f MiB; %.0f bytes per series (all of RSS / series)",
+                        format: "peak %.0f MiB while scraping; %.0f bytes per series (all of RSS / series)",
                         Double(footprint.peakRSSBytes) / 1_048_576,
                         Double(footprint.rssBytes) / Double(footprint.series)
                     ),
+                ],
+                [
+                    "peak with a state save", String(format: "%.0f MiB", Double(footprint.peakWithSaveBytes) / 1_048_576),
+                    String(format: "SIGTERM to exit %.1f s (state of every series written)", footprint.shutdownSeconds),
                 ],
             ]
         )

@@ -34,6 +34,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "The models directory.")
     var models = "models"
 
+    @Option(
+        name: .customLong("save-interval"),
+        help: "How often learned state is saved (a shutdown saves too); a crash loses at most this much learning."
+    )
+    var saveInterval = DurationArgument(seconds: 300)
+
     @Option(help: "Log lines as text or json.")
     var logFormat = "text"
 
@@ -45,6 +51,7 @@ struct RunCommand: AsyncParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be trace, debug, info, notice, warning, error or critical")
         }
+        guard saveInterval.seconds >= 1 else { throw ValidationError("--save-interval must be at least 1s") }
         guard Self.split(listen) != nil else {
             throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9464")
         }
@@ -86,6 +93,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         options.externalURL = externalURL
         options.modelsDirectory = models
+        options.saveEvery = saveInterval.seconds
         let daemon: Daemon
         do {
             daemon = try Daemon(configuration: configuration, options: options, logger: logger)
