@@ -86,7 +86,9 @@ public struct PNGImage: Sendable {
         } else {
             var rgba = [UInt8]()
             rgba.reserveCapacity(width * height * 4)
-            for i in Swift.stride(from: 0, to: image.count, by: 3) { rgba += [image[i], image[i + 1], image[i + 2], 255] }
+            for i in Swift.stride(from: 0, to: image.count, by: 3) {
+                rgba += [image[i], image[i + 1], image[i + 2], 255]
+            }
             pixels = rgba
         }
         self.width = width
@@ -119,8 +121,10 @@ public enum HeadlessChromium {
     public static var isInstalled: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/chromium") }
 
     static func arguments(_ extra: [String]) -> [String] {
-        ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-         "--disable-extensions", "--force-device-scale-factor=1"] + extra
+        [
+            "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+            "--disable-extensions", "--force-device-scale-factor=1",
+        ] + extra
     }
 
     /// The DOM after the page loaded, serialised.
@@ -130,7 +134,9 @@ public enum HeadlessChromium {
             arguments(["--timeout=\(Int(timeout * 1000))", "--dump-dom", url]),
             timeout: timeout + 15
         )
-        guard result.status == 0 else { throw TestError("chromium --dump-dom exited \(result.status): \(result.standardError)") }
+        guard result.status == 0 else {
+            throw TestError("chromium --dump-dom exited \(result.status): \(result.standardError)")
+        }
         return result.standardOutput
     }
 

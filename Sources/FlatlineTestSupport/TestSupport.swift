@@ -1,7 +1,7 @@
 import FlatlineCore
 import Foundation
-import Synchronization
 import RealModule
+import Synchronization
 
 /// Shared helpers for Flatline's test targets.
 public enum TestSupport {

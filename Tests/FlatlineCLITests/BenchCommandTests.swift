@@ -45,7 +45,9 @@ struct BenchCommandTests {
         #expect(!result.standardOutput.contains("ewma"))
     }
 
-    @Test("the daemon part runs flatline run against a local target and webhook: every alert delivered, CPU and memory read")
+    @Test(
+        "the daemon part runs flatline run against a local target and webhook: every alert delivered, CPU and memory read"
+    )
     func daemon() throws {
         let result = try TestSupport.run(
             TestSupport.flatlineBinary,
@@ -66,7 +68,10 @@ struct BenchCommandTests {
         // A daemon with 10,000 series holds some megabytes, and far less than a gigabyte.
         let rss = try number("resident memory")
         #expect(rss > 5 && rss < 1024, "\(rss) MiB")
-        let bad = try TestSupport.run(TestSupport.flatlineBinary, ["bench", "--parts", "daemon", "--models", "/nonexistent"])
+        let bad = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["bench", "--parts", "daemon", "--models", "/nonexistent"]
+        )
         #expect(bad.status != 0 && bad.standardError.contains("needs the shipped models"), "\(bad.standardError)")
     }
 

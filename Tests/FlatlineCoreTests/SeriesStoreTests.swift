@@ -99,7 +99,9 @@ struct SeriesStoreTests {
         let again = try JSONDecoder().decode(SeriesStore.self, from: JSONEncoder().encode(store))
         #expect(again.liveSlots.map(\.slot) == store.liveSlots.map(\.slot))
         #expect(again.liveSlots.map(\.entry.labels) == store.liveSlots.map(\.entry.labels))
-        #expect(again.liveSlots.map(\.entry.firstSeen) == [Timestamp(milliseconds: 1000), Timestamp(milliseconds: 2000)])
+        #expect(
+            again.liveSlots.map(\.entry.firstSeen) == [Timestamp(milliseconds: 1000), Timestamp(milliseconds: 2000)]
+        )
         #expect(again.liveSlots.map(\.entry.kind) == [.counter, .gauge])
     }
 }

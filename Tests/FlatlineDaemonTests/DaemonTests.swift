@@ -187,7 +187,8 @@ extension DaemonTests {
         }
         let charts = dom.components(separatedBy: "<svg class=\"chart\"").count - 1
         #expect(charts >= 2, "charts: \(charts)")
-        for element in ["<path class=\"band\"", "<polyline class=\"expected\"", "<polyline class=\"values\"",
+        for element in [
+            "<path class=\"band\"", "<polyline class=\"expected\"", "<polyline class=\"values\"",
             "<rect class=\"alert-span\"", "gnatsd_connz_in_msgs{",
         ] {
             #expect(dom.contains(element), "status page without \(element)")

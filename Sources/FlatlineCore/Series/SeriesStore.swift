@@ -192,7 +192,8 @@ extension SeriesStore: Codable {
         var reader = BinaryReader(bytes)
         var out: [StoredEntry] = []
         while !reader.atEnd {
-            guard let slot = reader.integer(UInt32.self), let kind = reader.string().flatMap(MetricKind.init(rawValue:)),
+            guard let slot = reader.integer(UInt32.self),
+                let kind = reader.string().flatMap(MetricKind.init(rawValue:)),
                 let first = reader.integer(Int64.self),
                 let last = reader.integer(Int64.self), let count = reader.integer(UInt16.self)
             else { return nil }

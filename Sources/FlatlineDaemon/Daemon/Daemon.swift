@@ -7,8 +7,8 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
 import Logging
-import NIOSSL
 import NIOCore
+import NIOSSL
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
@@ -135,7 +135,8 @@ public final class Daemon: Sendable {
             )
         } catch {
             throw DaemonError(
-                reason: "web.tls_config: cannot use cert_file \(settings.certFile) and key_file \(settings.keyFile): \(error)"
+                reason:
+                    "web.tls_config: cannot use cert_file \(settings.certFile) and key_file \(settings.keyFile): \(error)"
             )
         }
         configuration.minimumTLSVersion = settings.minVersion == "TLS13" ? .tlsv13 : .tlsv12

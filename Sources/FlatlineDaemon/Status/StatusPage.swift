@@ -225,11 +225,15 @@ enum StatusPage {
             svg += "<path class=\"band\" d=\"M" + (upper + lower).joined(separator: " L") + " Z\"/>"
         }
         for run in runs(points, where: { $0.expected.isFinite }) {
-            svg += "<polyline class=\"expected\" points=\"" + run.map { xy($0.time, $0.expected) }
+            svg +=
+                "<polyline class=\"expected\" points=\""
+                + run.map { xy($0.time, $0.expected) }
                 .joined(separator: " ") + "\"/>"
         }
         for run in runs(points, where: { $0.value.isFinite }) {
-            svg += "<polyline class=\"values\" points=\"" + run.map { xy($0.time, $0.value) }
+            svg +=
+                "<polyline class=\"values\" points=\""
+                + run.map { xy($0.time, $0.value) }
                 .joined(separator: " ") + "\"/>"
         }
         for point in points where point.anomalous && point.value.isFinite {

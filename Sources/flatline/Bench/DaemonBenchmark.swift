@@ -104,7 +104,8 @@ struct DaemonBenchmark {
             else { return }
             state.withLock { state in
                 for alert in alerts where alert["status"] as? String == "firing" {
-                    guard let labels = alert["labels"] as? [String: String], let round = labels["round"].flatMap(Int.init)
+                    guard let labels = alert["labels"] as? [String: String],
+                        let round = labels["round"].flatMap(Int.init)
                     else { continue }
                     if state.arrived[round] == nil { state.arrived[round] = now }
                 }
@@ -190,7 +191,9 @@ struct DaemonBenchmark {
                     guard ContinuousClock.now < deadline else {
                         throw BenchError("the daemon did not scrape \(request) times in time")
                     }
-                    progress("daemon footprint, \(series.formatted) series: scrape \(bench.state.withLock { $0.requests })")
+                    progress(
+                        "daemon footprint, \(series.formatted) series: scrape \(bench.state.withLock { $0.requests })"
+                    )
                     try await Task.sleep(for: .milliseconds(50))
                 }
             }

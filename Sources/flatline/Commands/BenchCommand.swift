@@ -26,7 +26,8 @@ struct BenchCommand: AsyncParsableCommand {
     var quick = false
 
     @Option(
-        help: "Which tables: estimators, detectors, kernels, ingest, nats, notify, daemon (comma-separated; default all)."
+        help:
+            "Which tables: estimators, detectors, kernels, ingest, nats, notify, daemon (comma-separated; default all)."
     )
     var parts: String = "estimators,detectors,kernels,ingest,nats,notify,daemon"
 
@@ -198,7 +199,10 @@ struct BenchCommand: AsyncParsableCommand {
                     "scrape to webhook, p50", String(format: "%.0f ms", latency.p50 * 1000),
                     "\(latency.series.formatted) series every 1 s; \(latency.delivered)/\(latency.rounds) alerts delivered",
                 ],
-                ["scrape to webhook, p99", String(format: "%.0f ms", latency.p99 * 1000), "(max \(String(format: "%.0f ms", latency.max * 1000)))"],
+                [
+                    "scrape to webhook, p99", String(format: "%.0f ms", latency.p99 * 1000),
+                    "(max \(String(format: "%.0f ms", latency.max * 1000)))",
+                ],
                 [
                     "CPU", String(format: "%.1f %% of a core", footprint.cpuPercent),
                     "\(footprint.series.formatted) series every \(DurationText.format(seconds: interval)), \(footprint.scrapes) scrapes; \(String(format: "%.2f", footprint.cpuSecondsPerScrape)) CPU s per scrape",
@@ -212,7 +216,8 @@ struct BenchCommand: AsyncParsableCommand {
                     ),
                 ],
                 [
-                    "peak with a state save", String(format: "%.0f MiB", Double(footprint.peakWithSaveBytes) / 1_048_576),
+                    "peak with a state save",
+                    String(format: "%.0f MiB", Double(footprint.peakWithSaveBytes) / 1_048_576),
                     String(format: "SIGTERM to exit %.1f s (state of every series written)", footprint.shutdownSeconds),
                 ],
             ]
