@@ -33,7 +33,7 @@ struct StreamingJSONEncoderTests {
         let directory = try TestSupport.TemporaryDirectory()
         defer { directory.remove() }
         let file = directory.file("out.json")
-        FileManager.default.createFile(atPath: file.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: file.path, contents: nil)
         let handle = try FileHandle(forWritingTo: file)
         try StreamingJSONEncoder().encode(value, to: handle)
         try handle.close()

@@ -292,7 +292,7 @@ struct DaemonBenchmark {
                 "--models", modelsCopy.path, "--listen", "127.0.0.1:0", "--log-level", "warning",
             ]
             let log = directory.appendingPathComponent("daemon.log")
-            FileManager.default.createFile(atPath: log.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
             process.standardOutput = FileHandle.nullDevice
             process.standardError = try FileHandle(forWritingTo: log)
             try process.run()
