@@ -104,16 +104,6 @@ public struct PNGImage: Sendable {
         }
         return n
     }
-
-    /// How many pixels are not (nearly) white.
-    public var inked: Int {
-        var n = 0
-        for i in Swift.stride(from: 0, to: pixels.count, by: 4)
-        where Int(pixels[i]) + Int(pixels[i + 1]) + Int(pixels[i + 2]) < 3 * 240 {
-            n += 1
-        }
-        return n
-    }
 }
 
 /// Debian's `chromium`, headless: what a real browser makes of a page.

@@ -1,3 +1,4 @@
+import FlatlineIngest
 import Foundation
 
 /// Encodes a value as JSON straight to a file, in the order its `encode(to:)` writes, without
@@ -67,20 +68,9 @@ struct StreamingJSONEncoder {
         }
 
         func string(_ text: String) throws {
-            var out: [UInt8] = [UInt8(ascii: "\"")]
+            var out: [UInt8] = []
             out.reserveCapacity(text.utf8.count + 2)
-            for byte in text.utf8 {
-                switch byte {
-                case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
-                case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
-                case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-                case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-                case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-                case 0..<0x20: out += Array(String(format: "\\u%04x", byte).utf8)
-                default: out.append(byte)
-                }
-            }
-            out.append(UInt8(ascii: "\""))
+            JSONText.appendString(text, to: &out)
             try write(out)
         }
 

@@ -228,9 +228,9 @@ public final class RecordingWriter {
 }
 
 /// Writing JSON text.
-enum JSONText {
+package enum JSONText {
     /// `text` as a JSON string literal, escaped.
-    static func appendString(_ text: String, to out: inout [UInt8]) {
+    package static func appendString(_ text: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         for byte in text.utf8 {
             switch byte {
