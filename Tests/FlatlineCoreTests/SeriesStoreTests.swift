@@ -49,7 +49,7 @@ struct SeriesStoreTests {
         let t = Timestamp(milliseconds: 0)
         _ = try store.slot(for: labels("m", "1"), kind: .gauge, at: t)
         _ = try store.slot(for: labels("m", "2"), kind: .gauge, at: t)
-        #expect(throws: SeriesStoreError(limit: 2, labels: try labels("m", "3"))) {
+        #expect(throws: SeriesStoreError(kind: .seriesLimit, limit: 2, labels: try labels("m", "3"))) {
             try store.slot(for: labels("m", "3"), kind: .gauge, at: t)
         }
         #expect(try store.slot(for: labels("m", "1"), kind: .gauge, at: t).isNew == false)

@@ -148,6 +148,81 @@ struct StateDirectoryTests {
         #expect(state.restoreAlerts(logger: Self.logger(captured)) != nil)
     }
 
+    /// A saved detection state with one member replaced, as a hostile or damaged file would have it.
+    static func tampered(_ bank: DetectionBank, _ change: (inout [String: Any]) throws -> Void) throws -> Data {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let state = try StateDirectory(path: directory.url.path)
+        try state.save(bank, source: "s")
+        var file = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: state.detectionFile("s"))))
+                as? [String: Any]
+        )
+        var saved = try #require(file["bank"] as? [String: Any])
+        try change(&saved)
+        file["bank"] = saved
+        return try JSONSerialization.data(withJSONObject: file)
+    }
+
+    static func packed(_ values: [Double]) throws -> String {
+        let text = String(decoding: try JSONEncoder().encode(PackedDoubles(values)), as: UTF8.self)
+        return String(text.dropFirst().dropLast())
+    }
+
+    @Test(
+        "a detection state with Inf or 2^63 in packed counter times, or a huge capacity: moved aside, a cold start",
+        arguments: ["infinity", "two to the 63", "capacity"]
+    )
+    func hostileDetectionState(_ damage: String) throws {
+        var bank = try DetectionBank(configuration: DetectorConfiguration(kind: .ewma), step: 1)
+        let labels = try LabelSet(validating: ["__name__": "c_total"])
+        for t in 0..<5 {
+            let time = Timestamp(milliseconds: Int64(t) * 1000)
+            _ = bank.process(
+                time: time,
+                samples: [Sample(labels: labels, value: Double(t), timestamp: time, kind: .counter)]
+            )
+        }
+        let data = try Self.tampered(bank) { saved in
+            switch damage {
+            case "capacity":
+                var store = try #require(saved["store"] as? [String: Any])
+                store["capacity"] = 1_000_000_000_000
+                saved["store"] = store
+            default:
+                var rates = try #require(saved["rates"] as? [String: Any])
+                #expect(rates["lastTimeMilliseconds"] != nil)
+                rates["lastTimeMilliseconds"] = try Self.packed([damage == "infinity" ? .infinity : 0x1p63])
+                saved["rates"] = rates
+            }
+        }
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let state = try StateDirectory(path: directory.url.path)
+        try data.write(to: URL(fileURLWithPath: state.detectionFile("s")))
+        let captured = Captured()
+        #expect(state.restoreDetection(source: "s", logger: Self.logger(captured)) == nil)
+        let line = try #require(captured.all.first)
+        #expect(line.hasPrefix("error cannot use the saved detection state of s: starting cold"), "\(line)")
+        #expect(line.contains(damage == "capacity" ? "capacity 1000000000000" : "is not a time"), "\(line)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: state.path)
+        #expect(files.contains { $0.hasPrefix("detection-s.json.unreadable-") })
+    }
+
+    @Test("NaN and infinities in a state are written (as Prometheus' JSON strings) and read back bit for bit")
+    func nonFinite() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("values.json").path
+        let values: [Double] = [.nan, .infinity, -.infinity, 1.5, 0x1p63, -0.0]
+        try StateFile.save(values, format: "test", version: 1, to: path)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(text.contains(#"["NaN","+Inf","-Inf",1.5,"#), "\(text)")
+        let loaded = try StateFile.load([Double].self, format: "test", version: 1, from: path)
+        #expect(loaded.map(\.bitPattern).dropFirst() == values.map(\.bitPattern).dropFirst())
+        #expect(loaded.first?.isNaN == true)
+    }
+
     @Test("a data directory that is a file is an error, not a crash")
     func notADirectory() throws {
         let directory = try TestSupport.TemporaryDirectory()

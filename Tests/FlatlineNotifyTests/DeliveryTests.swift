@@ -145,10 +145,13 @@ struct DeliveryTests {
         let seen = Seen([(500, nil), (500, nil), (503, nil), (429, "1")])
         let registry = PrometheusCollectorRegistry()
         try await TestHTTPServer.run(Self.router(seen)) { port in
+            // Retry-After is honoured within [backoff, max delay]: 1 s fits under a 2 s maximum.
+            var policy = Self.fastPolicy
+            policy.maxDelay = 2
             let (notifier, tree) = try Self.notifier(
                 port: port,
                 directory: directory,
-                policy: Self.fastPolicy,
+                policy: policy,
                 metrics: NotifyMetrics(registry: registry)
             )
             defer { Task { await notifier.shutdown() } }
@@ -234,6 +237,64 @@ struct DeliveryTests {
         // The 400 was asked once only.
         let keys = seen.all.map(\.key)
         #expect(keys.filter { $0 == keys.first }.count == 1)
+    }
+
+    @Test(
+        "Retry-After is clamped to [backoff, max delay]: 999999999 does not park a notification, 0 does not hammer",
+        arguments: ["999999999", "0"]
+    )
+    func retryAfterClamped(_ retryAfter: String) async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let seen = Seen([(429, retryAfter), (429, retryAfter)])
+        try await TestHTTPServer.run(Self.router(seen)) { port in
+            var policy = Self.fastPolicy
+            policy.initialDelay = 0.3
+            policy.multiplier = 1
+            policy.maxDelay = 0.5
+            policy.jitter = 0
+            let (notifier, tree) = try Self.notifier(port: port, directory: directory, policy: policy)
+            defer { Task { await notifier.shutdown() } }
+            try notifier.submit(
+                [Self.notification(group: "A", .firing, time: 1)],
+                tree: tree,
+                now: Date().timeIntervalSince1970
+            )
+            try await Self.deliverAll(notifier, within: 10)
+            #expect(try notifier.outbox.pendingCount() == 0)
+        }
+        let all = seen.all
+        #expect(all.count == 3 && seen.accepted.count == 1)
+        for k in 1..<all.count {
+            let gap = all[k].time - all[k - 1].time
+            #expect(gap >= .milliseconds(280), "\(gap)")
+            #expect(gap < .seconds(3), "\(gap)")
+        }
+    }
+
+    @Test("a notification older than max_age is given up even while its next attempt lies far ahead")
+    func expiryWithoutAttempt() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let seen = Seen([(429, "3600")])
+        try await TestHTTPServer.run(Self.router(seen)) { port in
+            var policy = Self.fastPolicy
+            policy.maxDelay = 3600
+            policy.maxAge = 1
+            let (notifier, tree) = try Self.notifier(port: port, directory: directory, policy: policy)
+            defer { Task { await notifier.shutdown() } }
+            try notifier.submit(
+                [Self.notification(group: "A", .firing, time: 1)],
+                tree: tree,
+                now: Date().timeIntervalSince1970
+            )
+            try await Self.deliverAll(notifier, within: 5)
+            #expect(try notifier.outbox.pendingCount() == 0)
+            let failed = try notifier.outbox.failed()
+            #expect(failed.count == 1)
+            #expect(failed.first?.reason.contains("HTTP 429") == true, "\(failed)")
+        }
+        #expect(seen.all.count == 1)
     }
 
     @Test("X-Flatline-Signature verifies with Python's hmac, and a changed body does not")

@@ -55,7 +55,7 @@ extension Model {
                     metric: try g.string("metric"),
                     minValue: minValue,
                     clearValue: try g.number("clear_value", default: minValue / 2),
-                    minRises: Int(try g.number("min_rises", default: 2)),
+                    minRises: try g.wholeNumber("min_rises", default: 2),
                     minDuration: try g.number("min_duration", default: 3)
                 )
             )
@@ -283,6 +283,15 @@ private struct Section {
         if let value = Double(text), value.isFinite { return value }
         if let seconds = DurationText.parse(text) { return seconds }
         throw fail("\(path)\(key): \"\(text)\" is not a number or a duration")
+    }
+
+    /// A whole number from 0 to a billion.
+    func wholeNumber(_ key: String, default fallback: Int) throws(ModelError) -> Int {
+        let value = try number(key, default: Double(fallback))
+        guard let whole = Int(exactly: value), (0...1_000_000_000).contains(whole) else {
+            throw fail("\(path)\(key) must be a whole number from 0 to 1000000000")
+        }
+        return whole
     }
 
     func positive(_ key: String, default fallback: Double) throws(ModelError) -> Double {

@@ -169,7 +169,7 @@ public enum RuleFiles {
         }
         if let m = model("consumer_stream_limit_forecast"), case .forecast(let p) = m.kind {
             let window = DurationText.format(seconds: p.window)
-            let horizon = Int(p.horizon)
+            let horizon = Int(saturating: p.horizon)
             rules.append(
                 Rule(
                     alert: "NATSConsumerBacklogWillHitStreamLimit",
@@ -404,7 +404,7 @@ public enum RuleFiles {
             )
         ]
         for stall in learned {
-            let minutes = Int((stall.seconds / 60).rounded(.up))
+            let minutes = Int(saturating: (stall.seconds / 60).rounded(.up))
             let labels = [
                 "server_id": "http://nats-1:8222", "account": "$G", "stream_name": stall.stream,
                 "consumer_name": stall.consumer,

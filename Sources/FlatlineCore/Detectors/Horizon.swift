@@ -36,7 +36,7 @@ extension Horizon: Codable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .seconds(let s): DurationText.format(seconds: s)
-        case .samples(let n): n == n.rounded() ? "\(Int(n)) samples" : "\(n) samples"
+        case .samples(let n): Int64(exactly: n).map { "\($0) samples" } ?? "\(n) samples"
         }
     }
 
@@ -116,12 +116,10 @@ public enum DurationText {
     public static func format(seconds: Double) -> String {
         let units: [(String, Double)] = [("w", 604_800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)]
         for (name, size) in units where seconds >= size {
-            let n = seconds / size
-            if n == n.rounded() { return "\(Int(n))\(name)" }
+            if let n = Int64(exactly: seconds / size) { return "\(n)\(name)" }
         }
-        if seconds == seconds.rounded() { return "\(Int(seconds))s" }
-        let ms = seconds * 1000
-        if ms == ms.rounded() { return "\(Int(ms))ms" }
+        if let whole = Int64(exactly: seconds) { return "\(whole)s" }
+        if let ms = Int64(exactly: seconds * 1000) { return "\(ms)ms" }
         return "\(seconds)s"
     }
 
@@ -129,7 +127,7 @@ public enum DurationText {
     /// `3d4h` (at most two units).
     public static func human(seconds: Double) -> String {
         guard seconds.isFinite else { return "forever" }
-        var rest = Int64(max(0, seconds.rounded()))
+        var rest = Int64(exactly: min(max(0, seconds.rounded()), 9e18)) ?? 0
         if rest == 0 { return "0s" }
         var parts: [String] = []
         for (name, size) in [("d", Int64(86400)), ("h", 3600), ("m", 60), ("s", 1)] where rest >= size {

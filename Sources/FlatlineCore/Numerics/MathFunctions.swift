@@ -15,3 +15,26 @@
 @inline(__always) func _cos(_ x: Double) -> Double { cos(x) }
 @inline(__always) func _erfc(_ x: Double) -> Double { erfc(x) }
 @inline(__always) func _pow(_ x: Double, _ y: Double) -> Double { pow(x, y) }
+
+extension Int64 {
+    /// `value` rounded toward zero, saturated at the type's bounds; NaN is 0. For numbers from
+    /// outside (files, bodies, configuration), where `Int64(value)` would trap.
+    package init(saturating value: Double) {
+        if value.isNaN {
+            self = 0
+        } else if value >= 9_223_372_036_854_775_807.0 {
+            self = .max
+        } else if value <= -9_223_372_036_854_775_808.0 {
+            self = .min
+        } else {
+            self = Int64(value)
+        }
+    }
+}
+
+extension Int {
+    /// `value` rounded toward zero, saturated at the type's bounds; NaN is 0.
+    package init(saturating value: Double) {
+        self = Int(truncatingIfNeeded: Int64(saturating: value))
+    }
+}

@@ -13,6 +13,10 @@ public enum DropReason: String, Hashable, Sendable, Codable, CaseIterable {
     case missingLabel = "missing_label"
     /// Stamped further ahead of the scrape than the configured tolerance.
     case tooFarInFuture = "too_far_in_future"
+    /// Its time in the body is not a time Flatline can represent (`"now": "1e19"`).
+    case invalidTimestamp = "invalid_timestamp"
+    /// More labels than ``LabelSet/maximumCount``, which no configuration can raise.
+    case labelLimit = "label_limit"
 }
 
 /// What happened to one sample of a tick.
@@ -171,8 +175,9 @@ public struct DetectionBank: Sendable {
             do {
                 (slot, isNew) = try store.slot(for: sample.labels, kind: sample.kind, at: time)
             } catch {
-                drops.add(.seriesLimit)
-                verdicts[index] = .dropped(.seriesLimit)
+                let reason: DropReason = error.kind == .tooManyLabels ? .labelLimit : .seriesLimit
+                drops.add(reason)
+                verdicts[index] = .dropped(reason)
                 continue
             }
             if slot >= values.count {

@@ -76,7 +76,7 @@ public struct CounterRates: Sendable, Hashable {
         }
         guard time > previousTime else { return .notNewer }
         let previous = lastValue[slot]
-        let seconds = Double(time.milliseconds - previousTime.milliseconds) / 1000
+        let seconds = time.seconds(since: previousTime)
         lastValue[slot] = value
         lastTime[slot] = time
         if let maxGap, seconds > maxGap { return .gap(seconds: seconds) }
@@ -94,7 +94,22 @@ extension CounterRates: Codable {
         lastValue = try container.decode(PackedDoubles.self, forKey: .lastValue).values
         if let packed = try container.decodeIfPresent(PackedDoubles.self, forKey: .lastTimeMilliseconds) {
             // Milliseconds since the epoch are exact in a double (below 2^53); NaN: never seen.
-            lastTime = packed.values.map { $0.isNaN ? nil : Timestamp(milliseconds: Int64($0)) }
+            var times: [Timestamp?] = []
+            times.reserveCapacity(packed.values.count)
+            for value in packed.values {
+                if value.isNaN {
+                    times.append(nil)
+                    continue
+                }
+                // A hostile file's Inf or 2⁶³ is a corrupt file, never a trap.
+                guard let time = Timestamp(exactMilliseconds: value) else {
+                    throw DecodingError.dataCorrupted(
+                        .init(codingPath: container.codingPath, debugDescription: "counter time \(value) is not a time")
+                    )
+                }
+                times.append(time)
+            }
+            lastTime = times
         } else {
             // Files written before the times were packed.
             lastTime = try container.decode([Int64?].self, forKey: .lastTime).map {

@@ -20,6 +20,10 @@ public struct LabelSet: Hashable, Sendable, Comparable, CustomStringConvertible 
     /// The reserved label that carries the metric name.
     public static let metricNameLabel = "__name__"
 
+    /// The most labels (the name included) a series may have anywhere in Flatline, whatever a
+    /// job's `label_limit`: state files store the count in 16 bits.
+    public static let maximumCount = 4096
+
     /// The labels, sorted by name; names are unique.
     public private(set) var labels: [Label]
 
@@ -88,9 +92,10 @@ public struct LabelSet: Hashable, Sendable, Comparable, CustomStringConvertible 
         return try LabelSet(validating: pairs)
     }
 
-    /// The labels as a dictionary.
+    /// The labels as a dictionary. Names are unique by construction; should a set built
+    /// unchecked repeat one, the first value wins (never a trap).
     public var dictionary: [String: String] {
-        Dictionary(uniqueKeysWithValues: labels.map { ($0.name, $0.value) })
+        Dictionary(labels.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// Prometheus notation: `name{a="x",b="y"}`, with `\\`, `\"` and `\n` escaped in values.

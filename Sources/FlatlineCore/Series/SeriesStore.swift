@@ -34,6 +34,10 @@ public struct SeriesStore: Sendable {
         self.maxSeries = maxSeries
     }
 
+    /// The most slots a restored store may have (a larger `capacity` in a state file is
+    /// corruption, refused before anything is allocated).
+    public static let maximumCapacity = 16_777_216
+
     /// The number of slots, used or free: the width every per-series vector must have.
     public var capacity: Int { entries.count }
 
@@ -76,8 +80,11 @@ public struct SeriesStore: Sendable {
             }
             return (slot, false)
         }
+        guard labels.count <= LabelSet.maximumCount else {
+            throw SeriesStoreError(kind: .tooManyLabels, limit: LabelSet.maximumCount, labels: labels)
+        }
         if let maxSeries, slotsByLabels.count >= maxSeries {
-            throw SeriesStoreError(limit: maxSeries, labels: labels)
+            throw SeriesStoreError(kind: .seriesLimit, limit: maxSeries, labels: labels)
         }
         let interned = interner.intern(labels)
         let entry = Entry(labels: interned, key: interned.fingerprint, kind: kind, firstSeen: time, lastSeen: time)
@@ -128,6 +135,15 @@ extension SeriesStore: Codable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.init(maxSeries: try container.decodeIfPresent(Int.self, forKey: .maxSeries))
         let capacity = try container.decode(Int.self, forKey: .capacity)
+        // Checked before anything is allocated: a hostile capacity must not exhaust memory.
+        guard capacity >= 0, capacity <= Self.maximumCapacity else {
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: container.codingPath,
+                    debugDescription: "capacity \(capacity) is outside 0...\(Self.maximumCapacity)"
+                )
+            )
+        }
         let stored: [StoredEntry]
         if let table = try container.decodeIfPresent(String.self, forKey: .table) {
             guard let bytes = Base64.decode(table), let entries = Self.entries(bytes) else {
@@ -177,11 +193,13 @@ extension SeriesStore: Codable {
             writer.string(entry.kind.rawValue)
             writer.integer(entry.firstSeen.milliseconds)
             writer.integer(entry.lastSeen.milliseconds)
-            let labels = entry.labels.dictionary.sorted { $0.key < $1.key }
+            // Label sets are sorted with unique names (and at most LabelSet.maximumCount labels,
+            // enforced where series enter), so the count fits the record's 16 bits.
+            let labels = entry.labels.labels.prefix(Int(UInt16.max))
             writer.integer(UInt16(labels.count))
-            for (name, value) in labels {
-                writer.string(name)
-                writer.string(value)
+            for label in labels {
+                writer.string(label.name)
+                writer.string(label.value)
             }
         }
         try container.encode(Base64.encode(writer.bytes), forKey: .table)
@@ -217,14 +235,30 @@ extension SeriesStore: Codable {
     }
 }
 
-/// A new series would exceed the store's cardinality limit.
+/// A new series the store refuses: it would exceed the cardinality limit, or it has more labels
+/// than any series may have.
 public struct SeriesStoreError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// Which limit refused the series.
+    public enum Kind: Hashable, Sendable {
+        /// ``SeriesStore/maxSeries``.
+        case seriesLimit
+        /// ``LabelSet/maximumCount``.
+        case tooManyLabels
+    }
+
+    public var kind: Kind
     /// The limit that was reached.
     public var limit: Int
     /// The series that was refused.
     public var labels: LabelSet
 
-    public var description: String { "series limit of \(limit) reached; refused new series \(labels)" }
+    public var description: String {
+        switch kind {
+        case .seriesLimit: "series limit of \(limit) reached; refused new series \(labels.description.prefix(200))"
+        case .tooManyLabels:
+            "a series has \(labels.count) labels, more than \(limit); refused \(labels.metricName.prefix(200))"
+        }
+    }
 }
 
 /// Keeps one shared copy of every label name and value, counting its users so that values of

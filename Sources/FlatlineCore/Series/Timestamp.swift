@@ -15,9 +15,7 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
     ///
     /// Returns `nil` when `seconds` is not finite or outside the range of ``Timestamp``.
     public init?(seconds: Double) {
-        let ms = (seconds * 1000).rounded()
-        guard ms.isFinite, ms > Double(Int64.min), ms < Double(Int64.max) else { return nil }
-        self.milliseconds = Int64(ms)
+        self.init(exactMilliseconds: seconds * 1000)
     }
 
     /// Seconds since the epoch.
@@ -25,9 +23,43 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
 
     public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool { lhs.milliseconds < rhs.milliseconds }
 
-    /// The timestamp `seconds` later (or earlier, when negative), rounded to the millisecond.
+    /// The earliest and latest representable times.
+    public static let min = Timestamp(milliseconds: .min)
+    public static let max = Timestamp(milliseconds: .max)
+
+    /// Creates a timestamp from milliseconds given as a floating-point number, rounded; `nil` when
+    /// it is not finite or outside the range of ``Timestamp`` (so hostile input never traps).
+    public init?(exactMilliseconds ms: Double) {
+        let rounded = ms.rounded()
+        // Double(Int64.max) is 2⁶³, one past the range: compare strictly below it.
+        guard rounded.isFinite, rounded >= -9_223_372_036_854_775_808.0, rounded < 9_223_372_036_854_775_808.0
+        else { return nil }
+        self.milliseconds = Int64(rounded)
+    }
+
+    /// The timestamp `seconds` later (or earlier, when negative), rounded to the millisecond, or
+    /// `nil` when the result is outside the range of ``Timestamp`` or `seconds` is not finite.
+    public func adding(seconds: Double) -> Timestamp? {
+        guard let delta = Timestamp(exactMilliseconds: seconds * 1000) else { return nil }
+        let (sum, overflow) = milliseconds.addingReportingOverflow(delta.milliseconds)
+        return overflow ? nil : Timestamp(milliseconds: sum)
+    }
+
+    /// The timestamp `seconds` later (or earlier, when negative), rounded to the millisecond and
+    /// saturated at ``min`` and ``max``: arithmetic on times never traps, whatever the input.
+    /// NaN leaves the time unchanged.
     public func advanced(bySeconds seconds: Double) -> Timestamp {
-        Timestamp(milliseconds: milliseconds + Int64((seconds * 1000).rounded()))
+        if let result = adding(seconds: seconds) { return result }
+        if seconds.isNaN { return self }
+        return seconds > 0 ? .max : .min
+    }
+
+    /// Seconds from `earlier` to this time (negative when `earlier` is later), computed without
+    /// integer overflow.
+    public func seconds(since earlier: Timestamp) -> Double {
+        let (difference, overflow) = milliseconds.subtractingReportingOverflow(earlier.milliseconds)
+        if !overflow { return Double(difference) / 1000 }
+        return (Double(milliseconds) - Double(earlier.milliseconds)) / 1000
     }
 
     /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-24T15:23:21.315Z`.

@@ -303,7 +303,7 @@ public final class Daemon: Sendable {
                     }
                     group.addTask {
                         while !Task.isCancelled {
-                            try? await Task.sleep(for: .milliseconds(Int64(saveEvery * 1000)))
+                            try? await Task.sleep(for: Duration.clamped(seconds: saveEvery))
                             if Task.isCancelled { break }
                             await pipeline.save()
                         }

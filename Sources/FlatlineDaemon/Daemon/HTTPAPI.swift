@@ -243,7 +243,13 @@ enum HTTPAPI {
                 }
                 end = parsed
             } else if let text = input.duration, let seconds = DurationText.parse(text), seconds > 0 {
-                end = start.advanced(bySeconds: seconds)
+                guard let later = start.adding(seconds: seconds) else {
+                    return json(
+                        Failure(error: "duration \"\(text.prefix(40))\" ends after the last representable time"),
+                        status: .badRequest
+                    )
+                }
+                end = later
             } else {
                 return json(Failure(error: "give endsAt or a duration (e.g. 2h)"), status: .badRequest)
             }

@@ -251,13 +251,19 @@ public actor Pipeline {
     /// Saves detection, model and alert state (atomically, each file on its own).
     public func save() {
         guard let state else { return }
-        do {
-            for (target, bank) in banks { try state.save(bank, source: target) }
-            try state.save(evaluator.state)
-            try state.save(engine)
-        } catch {
-            logger.error("cannot save state", metadata: ["error": "\(error)"])
+        // Every file on its own: one that cannot be written never keeps the others from disk.
+        func attempt(_ what: String, _ body: () throws(StateFileError) -> Void) {
+            do {
+                try body()
+            } catch {
+                logger.error("cannot save state", metadata: ["state": "\(what)", "error": "\(error)"])
+            }
         }
+        for (target, bank) in banks.sorted(by: { $0.key < $1.key }) {
+            attempt("detection of \(target)") { () throws(StateFileError) in try state.save(bank, source: target) }
+        }
+        attempt("models") { () throws(StateFileError) in try state.save(evaluator.state) }
+        attempt("alerts") { () throws(StateFileError) in try state.save(engine) }
     }
 
     /// Takes a reloaded configuration's routing, receivers and targets: a new routing tree

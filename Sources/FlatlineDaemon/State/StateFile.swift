@@ -67,6 +67,16 @@ public enum StateFile {
             try? FileManager.default.removeItem(atPath: temporary)
             throw StateFileError(path: path, reason: "cannot write: rename failed: \(reason)")
         }
+        syncDirectory(of: path)
+    }
+
+    /// Flushes the directory holding `path`, so the rename itself survives a power cut.
+    static func syncDirectory(of path: String) {
+        let directory = path.contains("/") ? String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]) : "."
+        let fd = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY)
+        guard fd >= 0 else { return }
+        _ = fsync(fd)
+        close(fd)
     }
 
     /// Loads state saved by ``save(_:format:version:to:)``.
@@ -84,6 +94,11 @@ public enum StateFile {
             throw StateFileError(path: path, reason: "cannot read: \(error.localizedDescription)")
         }
         let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "+Inf",
+            negativeInfinity: "-Inf",
+            nan: "NaN"
+        )
         let header: Header
         do {
             header = try decoder.decode(Header.self, from: data)

@@ -75,15 +75,16 @@ struct StreamingJSONEncoder {
         }
 
         func number(_ value: Double, _ path: [any CodingKey]) throws {
+            // JSON has no NaN or infinities: they are written as the strings Prometheus' JSON
+            // uses ("NaN", "+Inf", "-Inf") and read back by ``StateFile``'s decoder, so one odd
+            // value in a model's state is kept and never the reason a save fails.
             guard value.isFinite else {
-                throw EncodingError.invalidValue(
-                    value,
-                    .init(codingPath: path, debugDescription: "\(value) has no JSON number")
-                )
+                try write(value.isNaN ? "\"NaN\"" : value > 0 ? "\"+Inf\"" : "\"-Inf\"")
+                return
             }
             // Swift's shortest round-trip text; integers without ".0".
-            if value == value.rounded(), abs(value) < 1e15 {
-                try write(String(Int64(value)))
+            if let whole = Int64(exactly: value), abs(value) < 1e15, value != 0 || value.sign == .plus {
+                try write(String(whole))
             } else {
                 try write(value.description)
             }
@@ -204,7 +205,11 @@ struct StreamingJSONEncoder {
         mutating func encode(_ value: Double) throws { try sink.number(value, codingPath) }
         mutating func encode(_ value: Float) throws {
             guard value.isFinite else { try sink.number(Double(value), codingPath); return }
-            try sink.write(value == value.rounded() && abs(value) < 1e7 ? String(Int64(value)) : value.description)
+            if let whole = Int64(exactly: value), abs(value) < 1e7, value != 0 || value.sign == .plus {
+                try sink.write(String(whole))
+            } else {
+                try sink.write(value.description)
+            }
         }
         mutating func encode(_ value: Int) throws { try sink.write(String(value)) }
         mutating func encode(_ value: Int8) throws { try sink.write(String(value)) }

@@ -53,7 +53,8 @@ package enum NumberText {
         if isDigit(first) || first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: ".") {
             if t.count >= 10, Array(t)[4] == UInt8(ascii: "-") { return parseCalendar(Array(t)) }
             guard let seconds = parseDouble(text), seconds.isFinite else { return nil }
-            return abs(seconds) > 1e11 ? Timestamp(milliseconds: Int64(seconds.rounded())) : Timestamp(seconds: seconds)
+            // Out of range (`1e19`) is no time at all, never a trap.
+            return abs(seconds) > 1e11 ? Timestamp(exactMilliseconds: seconds) : Timestamp(seconds: seconds)
         }
         return nil
     }

@@ -36,11 +36,12 @@ public enum NATSEndpoint: String, Sendable, Hashable, CaseIterable, Codable {
     }
 
     /// The number of items across all pages, as the server reports it.
-    public func pageTotal(_ page: JSONPage) -> Int? {
+    /// - Throws: ``ExtractionError`` naming the field when it is no whole number in range.
+    public func pageTotal(_ page: JSONPage) throws(ExtractionError) -> Int? {
         let d = page.document
         switch self {
-        case .connz, .connzClosed: return d.number(page.node, "total").map { Int($0) }
-        case .jsz: return d.number(page.node, "accounts").map { Int($0) }
+        case .connz, .connzClosed: return try NATSExtractor.wholeNumber(d, page.node, "total", endpoint: self)
+        case .jsz: return try NATSExtractor.wholeNumber(d, page.node, "accounts", endpoint: self)
         default: return nil
         }
     }

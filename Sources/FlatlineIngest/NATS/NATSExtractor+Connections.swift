@@ -41,10 +41,9 @@ extension NATSExtractor {
             guard let list, d.kind(list) == .array || d.kind(list) == .null else {
                 throw ExtractionError(endpoint: "connz", reason: "no \"connections\" list")
             }
-            total = max(total, d.number(page.node, "total") ?? 0)
+            total = max(total, Double(try Self.wholeNumber(d, page.node, "total", endpoint: .connz) ?? 0))
             for connection in d.elements(list) {
-                guard let cidValue = d.number(connection, "cid") else { continue }
-                let cid = Int(cidValue)
+                guard let cid = try Self.wholeNumber(d, connection, "cid", endpoint: .connz) else { continue }
                 // A connection that moved between pages while we paged is counted once.
                 guard seen.insert(cid).inserted else { continue }
                 entries += 1
@@ -119,9 +118,9 @@ extension NATSExtractor {
                 throw ExtractionError(endpoint: "connz_closed", reason: "no \"connections\" list")
             }
             for connection in d.elements(list) {
-                guard let cid = d.number(connection, "cid").map({ Int($0) }), current.insert(cid).inserted else {
-                    continue
-                }
+                guard let cid = try Self.wholeNumber(d, connection, "cid", endpoint: .connzClosed),
+                    current.insert(cid).inserted
+                else { continue }
                 guard closedPrimed, !closedSeen.contains(cid) else { continue }
                 let reason = d.string(connection, "reason") ?? "unknown"
                 fresh[reason, default: 0] += 1

@@ -78,7 +78,7 @@ extension NATSExtractor {
             out.field(d, state, "consumer_count", "jetstream_stream_consumer_count", .gauge, labels: labels)
             out.field(d, state, "num_subjects", "jetstream_stream_subject_count", .gauge, labels: labels)
             out.field(d, state, "num_deleted", "jetstream_stream_num_deleted", .gauge, labels: labels)
-            if (d.number(state, "messages") ?? 0) > 0, let age = Self.age(d, d.member(state, "last_ts"), since: time) {
+            if (d.number(state, "messages") ?? 0) > 0, let age = out.age(d, d.member(state, "last_ts"), since: time) {
                 out.add("flatline_nats_stream_last_message_age_seconds", age, .gauge, labels: labels)
             }
         }
@@ -136,11 +136,19 @@ extension NATSExtractor {
             out.field(d, config, "max_ack_pending", "flatline_nats_consumer_max_ack_pending", .gauge, labels: labels)
         }
         // Ages on the server's clock: the consumer's own `ts` (2.10+), else the body's `now`.
-        let now = d.string(consumer, "ts").flatMap { NumberText.parseTimestamp($0) } ?? time
-        if let age = Self.age(d, d.member(consumer, "delivered", "last_active"), since: now) {
+        let now: Timestamp
+        switch Self.time(d, d.member(consumer, "ts")) {
+        case .absent: now = time
+        case .time(let ts): now = ts
+        case .invalid:
+            // No clock to measure the ages against: both are dropped and counted.
+            out.dropped.add(.invalidTimestamp, count: 2)
+            return
+        }
+        if let age = out.age(d, d.member(consumer, "delivered", "last_active"), since: now) {
             out.add("jetstream_consumer_last_delivery_seconds", age, .gauge, labels: labels)
         }
-        if let age = Self.age(d, d.member(consumer, "ack_floor", "last_active"), since: now) {
+        if let age = out.age(d, d.member(consumer, "ack_floor", "last_active"), since: now) {
             out.add("jetstream_consumer_last_ack_seconds", age, .gauge, labels: labels)
         }
     }

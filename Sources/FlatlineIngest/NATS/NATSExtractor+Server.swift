@@ -13,7 +13,7 @@ extension NATSExtractor {
             if let version = d.string(page.node, "version") { info.append(("version", version)) }
             out.add("flatline_nats_server_info", 1, .gauge, labels: out.labels(info))
         }
-        if let start = d.member(page.node, "start"), let age = Self.age(d, start, since: out.time) {
+        if let age = out.age(d, d.member(page.node, "start"), since: out.time) {
             out.add("gnatsd_varz_uptime_seconds", age, .gauge)
         }
         walkVarz(d, page.node, path: "gnatsd_varz", depth: 0, into: &out)
@@ -174,13 +174,14 @@ extension NATSExtractor {
     }
 
     /// `/leafz`: the number of leaf nodes and, per leaf (its name, else `ip:port`), its traffic.
-    func extractLeafz(_ page: JSONPage, into out: inout SampleBuilder) {
+    func extractLeafz(_ page: JSONPage, into out: inout SampleBuilder) throws(ExtractionError) {
         let d = page.document
         out.field(d, page.node, "leafnodes", "gnatsd_leafz_conn_nodes_total", .gauge)
         guard let leafs = d.member(page.node, "leafs") else { return }
         for leaf in d.elements(leafs) {
             let name = d.string(leaf, "name") ?? ""
-            let address = "\(d.string(leaf, "ip") ?? "")" + ":" + "\(d.number(leaf, "port").map { Int($0) } ?? 0)"
+            let port = try Self.wholeNumber(d, leaf, "port", endpoint: .leafz) ?? 0
+            let address = "\(d.string(leaf, "ip") ?? ""):\(port)"
             let labels = out.labels([
                 ("leaf", name.isEmpty ? address : name), ("account", d.string(leaf, "account") ?? ""),
             ])
@@ -197,7 +198,7 @@ extension NATSExtractor {
 
     /// `/gatewayz`: per remote gateway, whether it is configured and the traffic of its
     /// connections (outbound one per gateway, inbound possibly several).
-    func extractGatewayz(_ page: JSONPage, into out: inout SampleBuilder) {
+    func extractGatewayz(_ page: JSONPage, into out: inout SampleBuilder) throws(ExtractionError) {
         let d = page.document
         // How many gateways are connected, so a lost one shows (configured ones stay listed).
         var outboundConnected = 0
@@ -213,14 +214,14 @@ extension NATSExtractor {
         if let outbound = d.member(page.node, "outbound_gateways") {
             for (key, gateway) in d.members(outbound) {
                 guard let name = d.string(key) else { continue }
-                gatewayConnection(d, gateway, name: name, direction: "outbound", into: &out)
+                try gatewayConnection(d, gateway, name: name, direction: "outbound", into: &out)
             }
         }
         if let inbound = d.member(page.node, "inbound_gateways") {
             for (key, list) in d.members(inbound) {
                 guard let name = d.string(key) else { continue }
                 for gateway in d.elements(list) {
-                    gatewayConnection(d, gateway, name: name, direction: "inbound", into: &out)
+                    try gatewayConnection(d, gateway, name: name, direction: "inbound", into: &out)
                 }
             }
         }
@@ -232,12 +233,14 @@ extension NATSExtractor {
         name: String,
         direction: String,
         into out: inout SampleBuilder
-    ) {
+    ) throws(ExtractionError) {
         let prefix = "gnatsd_gatewayz_\(direction)_gateway_"
         var own = [("gateway", name)]
         let connection = d.member(gateway, "connection")
-        if direction == "inbound", let connection, let cid = d.number(connection, "cid") {
-            own.append(("cid", String(Int(cid))))
+        if direction == "inbound", let connection,
+            let cid = try Self.wholeNumber(d, connection, "cid", endpoint: .gatewayz)
+        {
+            own.append(("cid", String(cid)))
         }
         let labels = out.labels(own)
         if let configured = d.member(gateway, "configured").flatMap({ d.bool($0) }) {

@@ -71,6 +71,8 @@ public struct NATSExtractor: Sendable {
     /// Closed connections by client group, then by reason ("" for all reasons).
     var closedByGroup: [String: [String: Double]] = [:]
     var closedPrimed = false
+    /// Samples not given since the last ``takeDrops()``, by reason.
+    private var drops = DropCounts()
 
     /// - Parameter targetLabels: labels every series of the target carries; names must be valid.
     public init(targetLabels: [String: String], options: NATSExtractionOptions = NATSExtractionOptions()) {
@@ -101,7 +103,14 @@ public struct NATSExtractor: Sendable {
         }
         let d = first.document
         let body = first.node
-        let time = d.string(body, "now").flatMap { NumberText.parseTimestamp($0) } ?? scrapeTime
+        // The body's own time; one that is no representable time drops the body's samples.
+        var time = scrapeTime
+        var timeIsValid = true
+        switch Self.time(d, d.member(body, "now")) {
+        case .absent: break
+        case .invalid: timeIsValid = false
+        case .time(let now): time = now
+        }
         learnServer(endpoint, first)
 
         var reset = false
@@ -109,15 +118,14 @@ public struct NATSExtractor: Sendable {
             if let previous = lastServerID[endpoint], previous != id { reset = true }
             lastServerID[endpoint] = id
         }
-        if endpoint == .varz, let startText = d.string(body, "start"), let start = NumberText.parseTimestamp(startText)
-        {
+        if endpoint == .varz, case .time(let start) = Self.time(d, d.member(body, "start")) {
             if let serverStart, serverStart != start { reset = true }
             serverStart = start
         }
         // A body of an endpoint last read before the server's current start counts from zero,
         // even one (like `/subsz`) that carries no server id.
         if let previous = lastBodyTime[endpoint], let serverStart, previous < serverStart { reset = true }
-        lastBodyTime[endpoint] = time
+        if timeIsValid { lastBodyTime[endpoint] = time }
 
         var out = SampleBuilder(time: time, base: base, counterReset: reset)
         switch endpoint {
@@ -130,10 +138,21 @@ public struct NATSExtractor: Sendable {
         case .accountz: extractAccountz(first, into: &out)
         case .healthz: extractHealthz(first, into: &out)
         case .routez: extractRoutez(first, into: &out)
-        case .leafz: extractLeafz(first, into: &out)
-        case .gatewayz: extractGatewayz(first, into: &out)
+        case .leafz: try extractLeafz(first, into: &out)
+        case .gatewayz: try extractGatewayz(first, into: &out)
         }
+        guard timeIsValid else {
+            drops.add(.invalidTimestamp, count: out.samples.count + out.dropped.total)
+            return []
+        }
+        for reason in DropReason.allCases { drops.add(reason, count: out.dropped[reason]) }
         return out.samples
+    }
+
+    /// Samples the extractor could not give since the last call, by reason; resets the count.
+    public mutating func takeDrops() -> DropCounts {
+        defer { drops = DropCounts() }
+        return drops
     }
 
     /// Samples for a scrape that failed: none from the body; the scraper's own `up` says it.
@@ -190,11 +209,38 @@ extension NATSExtractor {
     /// NATS writes "no limit" as a negative number or as 2⁶⁴−1.
     static func isUnlimited(_ value: Double) -> Bool { value < 0 || value >= 1.8e19 }
 
-    /// Seconds between two RFC 3339 times, or `nil` when either is missing or not a time.
-    static func age(_ d: JSONDocument, _ node: Int?, since now: Timestamp) -> Double? {
-        guard let node, let text = d.string(node), let then = NumberText.parseTimestamp(text) else { return nil }
-        // Go writes the zero time for "never".
-        guard then.milliseconds > 0 else { return nil }
-        return max(0, now.seconds - then.seconds)
+    /// What a time field of a body holds.
+    enum TimeField {
+        /// No such member, or not a string.
+        case absent
+        /// A string that is no representable time: RFC 3339 out of range, `"1e19"`.
+        case invalid
+        case time(Timestamp)
+    }
+
+    /// The time in string node `node` (RFC 3339, or Unix seconds as NATS test servers write).
+    static func time(_ d: JSONDocument, _ node: Int?) -> TimeField {
+        guard let node, let text = d.string(node) else { return .absent }
+        guard let time = NumberText.parseTimestamp(text) else { return .invalid }
+        return .time(time)
+    }
+
+    /// Member `key` of `node` as a whole number: `nil` when absent or not a number.
+    /// - Throws: ``ExtractionError`` naming the field when the number is no whole number within
+    ///   range (`1e20`, `-1e19`, `1.5`): counts and ids from outside are checked, never trapped on.
+    static func wholeNumber(
+        _ d: JSONDocument,
+        _ node: Int,
+        _ key: StaticString,
+        endpoint: NATSEndpoint
+    ) throws(ExtractionError) -> Int? {
+        guard let value = d.number(node, key) else { return nil }
+        guard let whole = Int(exactly: value) else {
+            throw ExtractionError(
+                endpoint: endpoint.rawValue,
+                reason: "\"\(key)\" is \(value), not a whole number in range"
+            )
+        }
+        return whole
     }
 }

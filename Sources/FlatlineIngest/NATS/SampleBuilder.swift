@@ -8,6 +8,9 @@ struct SampleBuilder {
     /// Counters in this body count from zero: the server restarted since its previous body.
     let counterReset: Bool
     private(set) var samples: [Sample] = []
+    /// Samples the body would have given but could not, by reason (a time field that is no
+    /// representable time).
+    var dropped = DropCounts()
     /// The labels every series of the body carries, sorted.
     let base: [Label]
 
@@ -18,17 +21,32 @@ struct SampleBuilder {
     }
 
     /// Labels of an object merged into `base`: sorted, empty values dropped. A name the target
-    /// already sets becomes `exported_<name>`, as Prometheus does with conflicting scraped labels.
+    /// already sets becomes `exported_<name>` (prefixed again until it is free), as Prometheus
+    /// does with conflicting scraped labels.
     func labels(_ extra: [(String, String)]) -> [Label] {
         guard !extra.isEmpty else { return base }
         var own: [Label] = []
         own.reserveCapacity(extra.count)
         for (name, value) in extra where !value.isEmpty {
-            let taken = base.contains { $0.name == name }
-            own.append(Label(name: taken ? "exported_" + name : name, value: value))
+            own.append(Label(name: name, value: value))
         }
-        own.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
-        return Self.merge(base, own)
+        return LabelSet.mergingTargetLabels(base, into: own)
+    }
+
+    /// The age in seconds of the time in `node` at `now`, `nil` when the field is absent or Go's
+    /// zero time ("never"). A field that holds no representable time gives no sample and is
+    /// counted as dropped (`invalid_timestamp`).
+    mutating func age(_ d: JSONDocument, _ node: Int?, since now: Timestamp) -> Double? {
+        switch NATSExtractor.time(d, node) {
+        case .absent: return nil
+        case .invalid:
+            dropped.add(.invalidTimestamp)
+            return nil
+        case .time(let then):
+            // Go writes the zero time for "never".
+            guard then.milliseconds > 0 else { return nil }
+            return max(0, now.seconds(since: then))
+        }
     }
 
     /// Adds a sample of metric `name` with labels already merged (from ``labels(_:)``).
@@ -59,22 +77,5 @@ struct SampleBuilder {
     }
 
     /// Two sorted label lists as one (no name is in both).
-    static func merge(_ a: [Label], _ b: [Label]) -> [Label] {
-        var out: [Label] = []
-        out.reserveCapacity(a.count + b.count)
-        var i = 0
-        var j = 0
-        while i < a.count && j < b.count {
-            if a[i].name.utf8.lexicographicallyPrecedes(b[j].name.utf8) {
-                out.append(a[i])
-                i += 1
-            } else {
-                out.append(b[j])
-                j += 1
-            }
-        }
-        out.append(contentsOf: a[i...])
-        out.append(contentsOf: b[j...])
-        return out
-    }
+    static func merge(_ a: [Label], _ b: [Label]) -> [Label] { LabelSet.merge(a, b) }
 }

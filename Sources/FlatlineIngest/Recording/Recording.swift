@@ -76,7 +76,7 @@ public final class RecordingReader {
                 time: time,
                 target: document.string(root, "target"),
                 endpoint: endpoint,
-                page: document.number(root, "page").map { Int($0) } ?? 1,
+                page: document.number(root, "page").flatMap { Int(exactly: $0) } ?? 1,
                 document: document,
                 body: body,
                 contentType: document.string(root, "content_type"),

@@ -45,11 +45,18 @@ public struct RecordingSource {
         public var options: NATSExtractionOptions
         public var relabel: [RelabelRule]
         public var validator: SampleValidator
+        public var limits: ScrapeLimits
 
-        public init(options: NATSExtractionOptions, relabel: [RelabelRule], validator: SampleValidator) {
+        public init(
+            options: NATSExtractionOptions,
+            relabel: [RelabelRule],
+            validator: SampleValidator,
+            limits: ScrapeLimits = ScrapeLimits()
+        ) {
             self.options = options
             self.relabel = relabel
             self.validator = validator
+            self.limits = limits
         }
     }
     public let defaultJob: String
@@ -110,10 +117,12 @@ public struct RecordingSource {
                 kind: kind,
                 targetLabels: labels,
                 options: job?.options ?? options,
-                relabel: job?.relabel ?? relabel
+                relabel: job?.relabel ?? relabel,
+                limits: job?.limits ?? ScrapeLimits()
             )
         var validator = validators[key] ?? job?.validator ?? validation
         defer {
+            validator.count(extractor.takeDrops())
             extractors[key] = extractor
             validators[key] = validator
         }
@@ -130,8 +139,8 @@ public struct RecordingSource {
                 let health = ScrapeHealth(
                     up: (d.number(bodyNode, "up") ?? 0) == 1,
                     durationSeconds: d.number(bodyNode, "duration_seconds") ?? 0,
-                    samplesScraped: Int(d.number(bodyNode, "samples_scraped") ?? 0),
-                    samplesDropped: Int(d.number(bodyNode, "samples_dropped") ?? 0)
+                    samplesScraped: Int(exactly: d.number(bodyNode, "samples_scraped") ?? 0) ?? 0,
+                    samplesDropped: Int(exactly: d.number(bodyNode, "samples_dropped") ?? 0) ?? 0
                 )
                 result.samples = extractor.healthSamples(health, drops: validator.drops, at: first.time)
             case "metrics":

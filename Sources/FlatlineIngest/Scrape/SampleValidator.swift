@@ -83,6 +83,11 @@ public struct SampleValidator: Sendable {
         return (valid, dropped)
     }
 
+    /// Adds drops made before validation (by the extraction) to ``drops``.
+    public mutating func count(_ earlier: DropCounts) {
+        for reason in DropReason.allCases { drops.add(reason, count: earlier[reason]) }
+    }
+
     private mutating func requiredLabels(_ name: String) -> [String] {
         if let known = required[name] { return known }
         var labels: [String] = []

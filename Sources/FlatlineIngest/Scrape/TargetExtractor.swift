@@ -38,6 +38,8 @@ public struct TargetExtractor: Sendable {
     private var nats: NATSExtractor
     private var relabeler: Relabeler
     private let base: [Label]
+    /// The job's limits on one body.
+    public let limits: ScrapeLimits
     /// Samples the relabeling rules dropped, so far.
     public private(set) var relabelDropped = 0
 
@@ -45,29 +47,38 @@ public struct TargetExtractor: Sendable {
         kind: TargetKind,
         targetLabels: [String: String],
         options: NATSExtractionOptions = NATSExtractionOptions(),
-        relabel: [RelabelRule] = []
+        relabel: [RelabelRule] = [],
+        limits: ScrapeLimits = ScrapeLimits()
     ) {
         self.kind = kind
         self.targetLabels = targetLabels
         nats = NATSExtractor(targetLabels: targetLabels, options: options)
         relabeler = Relabeler(rules: relabel)
         base = nats.targetLabels
+        self.limits = limits
     }
 
     /// The samples of one NATS endpoint's body (or pages).
-    /// - Throws: ``ExtractionError`` when a body has the wrong shape.
+    /// - Throws: ``ExtractionError`` when a body has the wrong shape or breaks a limit.
     public mutating func samples(
         _ endpoint: NATSEndpoint,
         pages: [JSONPage],
         scrapeTime: Timestamp
     ) throws(ExtractionError) -> [Sample] {
-        relabel(try nats.extract(endpoint, pages: pages, scrapeTime: scrapeTime))
+        let samples = relabel(try nats.extract(endpoint, pages: pages, scrapeTime: scrapeTime))
+        try limits.check(samples, endpoint: endpoint.rawValue)
+        return samples
     }
 
+    /// Samples the extraction could not give since the last call (a time field that is no
+    /// representable time), by reason; resets the count.
+    public mutating func takeDrops() -> DropCounts { nats.takeDrops() }
+
     /// The samples of an exposition body. Samples without their own timestamp take
-    /// `scrapeTime`. A label the target also sets is kept as `exported_<name>`, as Prometheus
-    /// does without `honor_labels`.
-    /// - Throws: ``ExtractionError`` naming the line when the body is not a valid exposition.
+    /// `scrapeTime`. A label the target also sets is kept as `exported_<name>` (prefixed again
+    /// until the name is free), as Prometheus does without `honor_labels`.
+    /// - Throws: ``ExtractionError`` naming the line when the body is not a valid exposition,
+    ///   or the limit a body breaks.
     public mutating func samples(
         exposition body: some Collection<UInt8>,
         contentType: String?,
@@ -78,17 +89,11 @@ public struct TargetExtractor: Sendable {
         let base = base
         do {
             try parser.parse(body) { exposed in
-                var labels = exposed.labels.labels
-                for label in base {
-                    if let k = labels.firstIndex(where: { $0.name == label.name }) {
-                        labels[k].name = "exported_" + label.name
-                    }
-                }
-                labels += base
-                labels.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
                 out.append(
                     Sample(
-                        labels: LabelSet(uncheckedSorted: labels),
+                        labels: LabelSet(
+                            uncheckedSorted: LabelSet.mergingTargetLabels(base, into: exposed.labels.labels)
+                        ),
                         value: exposed.value,
                         timestamp: exposed.timestamp ?? scrapeTime,
                         kind: exposed.kind
@@ -98,7 +103,9 @@ public struct TargetExtractor: Sendable {
         } catch {
             throw ExtractionError(endpoint: "metrics", reason: "\(error)")
         }
-        return relabel(out)
+        let samples = relabel(out)
+        try limits.check(samples, endpoint: "metrics")
+        return samples
     }
 
     /// The scrape's own series, stamped with the scrape's start: `up`,

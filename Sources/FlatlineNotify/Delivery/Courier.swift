@@ -1,3 +1,4 @@
+import FlatlineCore
 import Foundation
 import Logging
 import Synchronization
@@ -171,7 +172,7 @@ public final class Courier: Sendable {
     @discardableResult
     public func drain(within seconds: Double) async -> Int? {
         let task = Task { await run() }
-        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+        let deadline = ContinuousClock.now + Duration.clamped(seconds: seconds)
         while (try? outbox.pendingCount()) ?? 0 > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(50))
         }
@@ -183,6 +184,7 @@ public final class Courier: Sendable {
     private func loop(_ integration: any Integration) async {
         let wakeup = wakeups[integration.id]
         while !Task.isCancelled {
+            expireOld(integration)
             let attempted = await deliverDue(integration)
             updateOutboxGauges()
             if attempted > 0 { continue }
@@ -195,8 +197,26 @@ public final class Courier: Sendable {
             } catch {
                 logger.error("outbox unreadable", metadata: ["integration": "\(integration.id)", "error": "\(error)"])
             }
-            await wakeup?.wait(upTo: .milliseconds(Int64(wait * 1000)))
+            await wakeup?.wait(upTo: Duration.clamped(seconds: wait))
         }
+    }
+
+    /// Gives up every notification of `integration` older than the policy's `maxAge`, due or
+    /// not: one whose next attempt lies far ahead still expires on time.
+    public func expireOld(_ integration: any Integration) {
+        let time = now()
+        let old: [OutboxItem]
+        do {
+            old = try outbox.created(integration: integration.id, atOrBefore: time - policy.maxAge)
+        } catch {
+            logger.error("outbox unreadable", metadata: ["integration": "\(integration.id)", "error": "\(error)"])
+            return
+        }
+        guard !old.isEmpty else { return }
+        record(
+            old.map { ($0, .retry(reason: $0.lastError ?? "not delivered", after: nil)) },
+            integration: integration.id
+        )
     }
 
     /// Sets `flatline_outbox_pending` and `flatline_outbox_oldest_age_seconds`.
@@ -254,7 +274,11 @@ public final class Courier: Sendable {
                     notes.append((.expired, item, reason, nil))
                 } else {
                     let base = policy.delay(afterAttempts: item.attempts + 1)
-                    let delay = after.map { max($0, 0) } ?? base * (1 + policy.jitter * Double.random(in: -1...1))
+                    // A receiver's Retry-After is honoured within [backoff, max delay]: `0` cannot
+                    // make us hammer it, `999999999` cannot park a notification for decades.
+                    let delay =
+                        after.map { $0.isNaN ? base : min(max($0, base), policy.maxDelay) }
+                        ?? base * (1 + policy.jitter * Double.random(in: -1...1))
                     updates.append(.retry(item.id, at: time + delay, error: reason))
                     notes.append((.retried, item, reason, delay))
                 }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Crypto
+import FlatlineCore
 import FlatlineScrape
 import Foundation
 import NIOCore
@@ -77,7 +78,7 @@ public final class WebhookIntegration: Integration {
         for (name, value) in settings.headers.sorted(by: { $0.key < $1.key }) {
             request.headers.replaceOrAdd(name: name, value: value)
         }
-        let timeout = Duration.milliseconds(Int64(settings.timeout * 1000))
+        let timeout = Duration.clamped(seconds: settings.timeout)
         do {
             if let secret {
                 let now = Int64(Date().timeIntervalSince1970)
@@ -101,7 +102,7 @@ public final class WebhookIntegration: Integration {
         var request = request
         request.body = .bytes(ByteBuffer(bytes: body))
         do {
-            let response = try await client.execute(request, timeout: .nanoseconds(Int64(timeout * 1e9)))
+            let response = try await client.execute(request, timeout: .nanoseconds(Int64(saturating: timeout * 1e9)))
             var answer = try await response.body.collect(upTo: 1 << 20)
             let status = Int(response.status.code)
             let text = (answer.readString(length: min(answer.readableBytes, 300)) ?? "")

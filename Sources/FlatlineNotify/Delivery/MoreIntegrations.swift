@@ -39,7 +39,7 @@ public final class AlertmanagerIntegration: Integration {
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "User-Agent", value: "Flatline")
-        let timeout = Duration.milliseconds(Int64(settings.timeout * 1000))
+        let timeout = Duration.clamped(seconds: settings.timeout)
         do {
             try await authorizer.authorize(&request, client: client, timeout: timeout)
         } catch {

@@ -168,6 +168,19 @@ public final class Outbox: Sendable {
         }
     }
 
+    /// The items of `integration` created at or before `time`, whether due or not, oldest first.
+    public func created(integration: String, atOrBefore time: Double, limit: Int = 256) throws(OutboxError)
+        -> [OutboxItem]
+    {
+        try read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM outbox WHERE integration = ? AND created_at <= ? ORDER BY id LIMIT ?",
+                arguments: [integration, time, limit]
+            ).map(Self.item)
+        }
+    }
+
     /// What an attempt changes in the outbox.
     public enum Update: Sendable, Hashable {
         /// Delivered: removed.

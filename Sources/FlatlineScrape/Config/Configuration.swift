@@ -196,6 +196,8 @@ public struct ScrapeConfiguration: Sendable {
     public var maxSeries: Int?
     /// The largest body read, in bytes; a larger one fails the scrape.
     public var bodySizeLimit = 256 << 20
+    /// `sample_limit`, `label_limit`, `label_name_length_limit`, `label_value_length_limit`.
+    public var limits = ScrapeLimits()
     public var authorization = Authorization.none
     public var tls: TLSSettings?
     public var relabel: [RelabelRule] = []
@@ -442,7 +444,8 @@ extension Configuration {
     static let jobKeys: Set<String> = [
         "job_name", "kind", "scheme", "metrics_path", "scrape_interval", "scrape_timeout", "static_configs", "nats",
         "nats_system", "max_series", "body_size_limit", "bearer_token_file", "basic_auth", "oauth2", "tls_config",
-        "relabel_configs", "metric_relabel_configs", "required_labels",
+        "relabel_configs", "metric_relabel_configs", "required_labels", "sample_limit", "label_limit",
+        "label_name_length_limit", "label_value_length_limit",
     ]
 
     private static func scrapeConfig(_ value: YAMLValue, global: GlobalSettings, directory: String) throws(ConfigError)
@@ -485,6 +488,10 @@ extension Configuration {
             job.scrapeTimeout = min(job.scrapeTimeout, job.scrapeInterval)
         }
         if let v = m["max_series"] { job.maxSeries = try v.int(min: 1) }
+        if let v = m["sample_limit"] { job.limits.sampleLimit = try v.int(min: 0) }
+        if let v = m["label_limit"] { job.limits.labelLimit = try v.int(min: 0) }
+        if let v = m["label_name_length_limit"] { job.limits.labelNameLengthLimit = try v.int(min: 0) }
+        if let v = m["label_value_length_limit"] { job.limits.labelValueLengthLimit = try v.int(min: 0) }
         if let v = m["body_size_limit"] {
             job.bodySizeLimit = try v.byteSize()
             guard job.bodySizeLimit > 0 else { throw v.error("must be more than 0") }
@@ -669,7 +676,8 @@ extension Configuration {
                     futureTolerance: global.futureTolerance,
                     staleAfter: global.staleAfter,
                     requirements: job.requiredLabels
-                )
+                ),
+                limits: job.limits
             )
         }
         return jobs

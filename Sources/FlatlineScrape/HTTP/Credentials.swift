@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import FlatlineCore
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -36,6 +37,8 @@ final class OAuth2TokenSource: Sendable {
     }
 
     private let token = Mutex<Token?>(nil)
+    /// The longest a token is kept, whatever `expires_in` says: one day.
+    static let longestTokenLifetime: Double = 86_400
     /// Tokens fetched so far.
     let fetches = Atomic<Int>(0)
 
@@ -86,10 +89,13 @@ final class OAuth2TokenSource: Sendable {
         }
         // Refresh ten seconds (or a tenth of the lifetime, if longer) before it expires, but
         // keep a short-lived token for at least half its life; without expires_in, a minute.
-        let lifetime = (object["expires_in"] as? NSNumber)?.doubleValue ?? 60
+        // A lifetime from the endpoint is clamped to [1 s, 1 day]: `1e20` or NaN never traps or
+        // keeps a token for ever.
+        let stated = (object["expires_in"] as? NSNumber)?.doubleValue ?? 60
+        let lifetime = stated.isNaN ? 60 : min(max(stated, 1), Self.longestTokenLifetime)
         let early = min(lifetime / 2, max(10, lifetime * 0.1))
         let keep = max(0, lifetime - early)
-        token.withLock { $0 = Token(value: access, refreshAt: now + .milliseconds(Int64(keep * 1000))) }
+        token.withLock { $0 = Token(value: access, refreshAt: now + Duration.clamped(seconds: keep)) }
         fetches.add(1, ordering: .relaxed)
         return access
     }

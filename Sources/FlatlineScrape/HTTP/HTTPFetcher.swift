@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import FlatlineCore
 import FlatlineIngest
 import Foundation
 import NIOCore
@@ -36,7 +37,7 @@ package final class HTTPFetcher: Sendable {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .follow(max: 5, allowCycles: false)
         configuration.decompression = .enabled(limit: .size(job.bodySizeLimit))
-        configuration.connectionPool.idleTimeout = .seconds(Int64(max(30, job.scrapeInterval * 2)))
+        configuration.connectionPool.idleTimeout = .seconds(Int64(saturating: max(30, job.scrapeInterval * 2)))
         if let tls = job.tls {
             configuration.tlsConfiguration = try Self.tlsConfiguration(tls)
         }

@@ -111,7 +111,7 @@ public final class Scraper: Sendable {
                 var next = (now / interval).rounded(.down) * interval + offset
                 while next <= now { next += interval }
                 do {
-                    try await Task.sleep(for: .milliseconds(Int64((next - now) * 1000)))
+                    try await Task.sleep(for: Duration.clamped(seconds: next - now))
                 } catch {
                     return
                 }

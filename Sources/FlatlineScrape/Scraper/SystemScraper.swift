@@ -94,7 +94,7 @@ struct SystemScraper {
         self.client = client
         runner = Task { try await client.run() }
         do {
-            try await client.waitUntilConnected(timeout: .milliseconds(Int64(job.scrapeTimeout * 1000)))
+            try await client.waitUntilConnected(timeout: Duration.clamped(seconds: job.scrapeTimeout))
         } catch {
             throw ScrapeError(
                 reason: "cannot connect to \(job.targets.map(\.address).joined(separator: ",")): \(error)"
@@ -134,7 +134,7 @@ struct SystemScraper {
         var samples: [String: [Sample]] = [:]
         var errors: [String: [String: String]] = [:]
         var seen = Set<String>()
-        let timeout = Duration.milliseconds(Int64(job.system.timeout * 1000))
+        let timeout = Duration.clamped(seconds: job.system.timeout)
         do {
             let client = try await connected()
             for endpoint in job.nats.endpoints {
@@ -250,7 +250,9 @@ struct SystemScraper {
         for _ in 1..<1000 {
             guard let last = documents.last else { break }
             let page = JSONPage(document: last)
-            guard let items = endpoint.pageCount(page), items > 0, let total = endpoint.pageTotal(page) else { break }
+            guard let items = endpoint.pageCount(page), items > 0, let total = try endpoint.pageTotal(page) else {
+                break
+            }
             offset += items
             guard offset < total else { break }
             let body = try JSONSerialization.data(withJSONObject: options(endpoint, offset: offset))
@@ -258,7 +260,7 @@ struct SystemScraper {
             let message = try await client.request(
                 [UInt8](body),
                 to: subject,
-                timeout: .milliseconds(Int64(job.system.timeout * 1000))
+                timeout: Duration.clamped(seconds: job.system.timeout)
             )
             let reply = SystemRequests.parse(message)
             guard let data = reply.data else { throw ScrapeError(reason: reply.error ?? "no data") }

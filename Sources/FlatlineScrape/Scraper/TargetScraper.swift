@@ -113,7 +113,7 @@ struct TargetScraper {
     mutating func scrape() async -> ScrapeBatch {
         let clock = ContinuousClock()
         let started = clock.now
-        let deadline = started + .milliseconds(Int64(target.job.scrapeTimeout * 1000))
+        let deadline = started + Duration.clamped(seconds: target.job.scrapeTimeout)
         let time = Timestamp.now
         var samples: [Sample] = []
         var errors: [String: String] = [:]
@@ -219,9 +219,13 @@ struct TargetScraper {
             await recorder?.json(time, target, endpoint.rawValue, page: page, document)
             let jsonPage = JSONPage(document: document)
             pages.append(jsonPage)
-            guard endpoint.isPaged, let items = endpoint.pageCount(jsonPage), items > 0,
-                let total = endpoint.pageTotal(jsonPage)
-            else { break }
+            let total: Int?
+            do {
+                total = try endpoint.pageTotal(jsonPage)
+            } catch {
+                throw ScrapeError(reason: error.description)
+            }
+            guard endpoint.isPaged, let items = endpoint.pageCount(jsonPage), items > 0, let total else { break }
             offset += items
             guard offset < total else { break }
         }

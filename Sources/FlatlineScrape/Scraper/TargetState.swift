@@ -15,7 +15,8 @@ struct TargetState {
             kind: target.job.kind,
             targetLabels: target.labels,
             options: target.job.nats.extraction,
-            relabel: target.job.relabel
+            relabel: target.job.relabel,
+            limits: target.job.limits
         )
         validator = SampleValidator(
             maxSeries: target.job.maxSeries,
@@ -33,7 +34,11 @@ struct TargetState {
         durationSeconds: Double,
         recorder: Recorder?
     ) async -> ScrapeBatch {
-        let (valid, drops) = validator.validate(samples, scrapeTime: time)
+        let (valid, validated) = validator.validate(samples, scrapeTime: time)
+        let extraction = extractor.takeDrops()
+        validator.count(extraction)
+        var drops = validated
+        for reason in DropReason.allCases { drops.add(reason, count: extraction[reason]) }
         let health = ScrapeHealth(
             up: errors.isEmpty,
             durationSeconds: durationSeconds,

@@ -79,7 +79,7 @@ struct ReceiveCommand: AsyncParsableCommand {
         FileHandle.standardOutput.write(Data("flatline receive: listening on http://\(host):\(port)/\n".utf8))
         if let seconds {
             let stopper = Task {
-                try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+                try? await Task.sleep(for: Duration.clamped(seconds: seconds))
                 await group.triggerGracefulShutdown()
             }
             defer { stopper.cancel() }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlatlineCore
 import FlatlineIngest
 import FlatlineScrape
 import Foundation
@@ -78,7 +79,7 @@ struct RecordCommand: AsyncParsableCommand {
         }
         let limit: Task<Void, any Error>? = duration.map { duration in
             Task {
-                try await Task.sleep(for: .milliseconds(Int64(duration.seconds * 1000)))
+                try await Task.sleep(for: Duration.clamped(seconds: duration.seconds))
                 work.cancel()
             }
         }

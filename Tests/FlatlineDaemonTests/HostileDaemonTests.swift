@@ -1,0 +1,132 @@
+import FlatlineCore
+import FlatlineScrape
+import FlatlineTestSupport
+import Foundation
+import Hummingbird
+import NIOCore
+import NIOHTTP1
+import Testing
+
+@testable import FlatlineDaemon
+
+/// The daemon against targets that send what no well-behaved server would: a scraped label that
+/// collides with an `exported_*` one, a NATS body whose clock is out of range, a line with more
+/// labels than anything may have. It keeps scraping, counts what it drops, saves its state,
+/// and answers its API and status page; the silences API refuses a duration past the end of time.
+@Suite("Daemon under hostile input", .serialized)
+struct HostileDaemonTests {
+    static let exposition = """
+        # TYPE m gauge
+        m{job="a",exported_job="b"} 1
+        m{instance="x",exported_instance="y",exported_exported_instance="z"} 2
+
+        """
+
+    static let varz = """
+        {"server_id":"NABC","server_name":"hostile","now":"1e19","start":"2026-01-01T00:00:00Z",
+         "in_msgs":5,"out_msgs":7,"connections":1}
+        """
+
+    static func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/metrics") { _, _ -> Response in
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4"],
+                body: .init(byteBuffer: ByteBuffer(string: exposition))
+            )
+        }
+        router.get("/varz") { _, _ -> Response in
+            Response(
+                status: .ok,
+                headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: varz))
+            )
+        }
+        return router
+    }
+
+    @Test(
+        "colliding labels and an out-of-range clock: counted, saved, served; the daemon keeps running",
+        .timeLimit(.minutes(2))
+    )
+    func hostileTargets() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let data = directory.file("data").path
+        try await TestHTTPServer.run(Self.router()) { target in
+            let yaml = """
+                global: {scrape_interval: 1s}
+                scrape_configs:
+                  - job_name: prom
+                    static_configs: [{targets: ["127.0.0.1:\(target)"]}]
+                  - job_name: nats
+                    kind: nats
+                    static_configs: [{targets: ["127.0.0.1:\(target)"]}]
+                    nats: {endpoints: [varz]}
+                """
+            try await DaemonAPITests.withDaemon(data: data, yaml: yaml) { port in
+                let base = "http://127.0.0.1:\(port)"
+                // Wait for a few rounds of both targets.
+                let deadline = ContinuousClock.now + .seconds(30)
+                var metrics = ""
+                while ContinuousClock.now < deadline {
+                    metrics = try await DaemonAPITests.request(.GET, base + "/metrics").1
+                    if metrics.contains(#"reason="invalid_timestamp""#), metrics.contains("flatline_series ") {
+                        let (_, series) = try await DaemonAPITests.request(
+                            .GET,
+                            base + "/api/v1/series?match=__name__%3D%22m%22"
+                        )
+                        if series.contains("exported_exported_job") { break }
+                    }
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+                let dropped = metrics.split(separator: "\n").first {
+                    $0.hasPrefix("flatline_samples_dropped_total") && $0.contains(#"reason="invalid_timestamp""#)
+                }
+                let count = try #require(dropped.flatMap { Double($0.split(separator: " ").last ?? "") })
+                #expect(count >= 3, "\(dropped ?? "")")
+                let (seriesStatus, series) = try await DaemonAPITests.request(
+                    .GET,
+                    base + "/api/v1/series?match=__name__%3D%22m%22"
+                )
+                #expect(seriesStatus == 200)
+                #expect(series.contains(#""exported_exported_job":"a""#), "\(series)")
+                #expect(series.contains(#""exported_exported_exported_instance":"x""#), "\(series)")
+                let (pageStatus, page) = try await DaemonAPITests.request(.GET, base + "/")
+                #expect(pageStatus == 200 && page.contains("</html>"))
+                let (targetsStatus, targets) = try await DaemonAPITests.request(.GET, base + "/api/v1/targets")
+                #expect(targetsStatus == 200 && targets.contains("prom"))
+            }
+        }
+        // The shutdown saved every state file, and they load again.
+        let state = try StateDirectory(path: data)
+        let files = try FileManager.default.contentsOfDirectory(atPath: data)
+        #expect(files.contains { $0.hasPrefix("detection-prom") }, "\(files)")
+        let captured = StateDirectoryTests.Captured()
+        let source = try #require(files.first { $0.hasPrefix("detection-prom") })
+        #expect(
+            state.restoreDetection(
+                source: String(source.dropFirst("detection-".count).dropLast(".json".count)),
+                logger: StateDirectoryTests.logger(captured)
+            ) != nil,
+            "\(captured.all)"
+        )
+    }
+
+    @Test("a silence whose duration ends after the last representable time is a 400 with the reason")
+    func silenceDuration() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        try await DaemonAPITests.withDaemon(data: directory.file("data").path) { port in
+            let (status, body) = try await DaemonAPITests.request(
+                .POST,
+                "http://127.0.0.1:\(port)/api/v1/silences",
+                #"{"matchers": ["stream=\"ORDERS\""], "duration": "300000000y"}"#
+            )
+            #expect(status == 400 && body.contains("300000000y"), "\(body)")
+            let (listed, silences) = try await DaemonAPITests.request(.GET, "http://127.0.0.1:\(port)/api/v1/silences")
+            #expect(listed == 200 && !silences.contains("ORDERS"))
+        }
+    }
+}
