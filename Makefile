@@ -1,7 +1,7 @@
 # Flatline: see README.md. Every target installs what it needs first (make deps).
 SWIFT ?= swift
 
-.PHONY: all deps build release test lint format bench demo demo-replay clean
+.PHONY: all deps build release test lint format bench eval eval-nats demo demo-replay clean
 
 all: build
 
@@ -30,6 +30,18 @@ format:
 # The NATS part compares with nats-py, installed into a venv under .build on first use.
 bench: release
 	$(SWIFT) run -c release flatline bench --python "$$(scripts/bench/python-env.sh)"
+
+# Detection quality on real labelled telemetry (NAB's scoring, next to two naive baselines) and on
+# the synthetic anomaly classes. Not part of `make test`: it measures, it does not pass or fail.
+eval: release
+	python3 scripts/eval/real_data.py --flatline .build/release/flatline
+	python3 scripts/eval/anomaly_cases.py --flatline .build/release/flatline || true
+
+# The NATS incident models on recordings of a real nats-server at 1, 5, 15 and 30 s scrapes
+# (records the scenarios first, about 20 minutes, kept under .build/eval-nats).
+eval-nats: release
+	scripts/eval/record_scenarios.sh .build/release/flatline .build/eval-nats
+	python3 scripts/eval/nats_intervals.py --flatline .build/release/flatline --recordings .build/eval-nats
 
 demo: deps
 	@scripts/demo.sh

@@ -73,22 +73,40 @@ try:
 except FileNotFoundError:
     alerts = []
 firing = [a for a in alerts if a["status"] == "firing"]
-print(f"  {'incident':<10} {'injected at':<12} {'detected at':<12} {'delay':>7}  alert")
-for p in phases:
-    kind = p.get("kind") or p["phase"].rstrip("0123456789")
-    if kind not in ("freeze", "flood", "slow"):
-        continue
+def kind(p): return p.get("kind") or p["phase"].rstrip("0123456789")
+incidents = [p for p in phases if kind(p) in ("freeze", "flood", "slow")]
+def about(alert, p):
+    # An alert is about an incident when its labels name the incident's target: the consumer
+    # (ORDERS/worker -> stream ORDERS, consumer worker) or the client, not by its name alone.
+    labels = alert["labels"]
+    for target in p.get("targets") or []:
+        parts = target.split("/")
+        if len(parts) == 2:
+            if labels.get("stream") != parts[0] or labels.get("consumer") != parts[1]:
+                return False
+        elif parts[0] not in (labels.get("client_name"), labels.get("client_group")):
+            return False
+    return True
+print(f"  {'incident':<10} {'target':<18} {'injected at':<12} {'detected at':<12} {'delay':>7}  alert")
+for p in incidents:
+    k = kind(p)
     start, end = ts(p["start"]), ts(p["end"])
-    words = {"freeze": "freeze", "flood": "flood", "slow": "slow"}[kind]
     hits = sorted((ts(a["ts"]), a) for a in firing
-                  if words in a["labels"].get("alertname", "").lower() and start - 1 <= ts(a["ts"]) <= end + 30)
+                  if k in a["labels"].get("alertname", "").lower() and about(a, p)
+                  and start - 1 <= ts(a["ts"]) <= end + 30)
     injected = p["start"][11:19]
+    target = ",".join(p.get("targets") or ["-"])
     if hits:
         t, a = hits[0]
-        print(f"  {kind:<10} {injected:<12} {a['ts'][11:19]:<12} {t - start:>6.1f}s  {a['labels']['alertname']}")
+        print(f"  {k:<10} {target:<18} {injected:<12} {a['ts'][11:19]:<12} {t - start:>6.1f}s  {a['labels']['alertname']}")
     else:
-        print(f"  {kind:<10} {injected:<12} {'missed':<12} {'':>7}")
-others = [a for a in firing if not any(ts(p["start"]) - 1 <= ts(a["ts"]) <= ts(p["end"]) + 90
-                                       for p in phases if (p.get("kind") or p["phase"]) in ("freeze", "flood", "slow"))]
+        print(f"  {k:<10} {target:<18} {injected:<12} {'missed':<12} {'':>7}")
+# Anything else that fired: not about an incident's target, or long after it ended.
+others = [a for a in firing
+          if not any(about(a, p) and ts(p["start"]) - 1 <= ts(a["ts"]) <= ts(p["end"]) + 90 for p in incidents)]
 print(f"  alerts outside the incidents: {len(others)}")
+for a in others:
+    labels = a["labels"]
+    what = labels.get("consumer") and f"{labels.get('stream')}/{labels.get('consumer')}" or labels.get("client_name", "")
+    print(f"    {a['ts'][11:19]}  {labels.get('alertname')} {what}")
 PY

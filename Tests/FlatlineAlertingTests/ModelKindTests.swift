@@ -96,6 +96,41 @@ struct ModelKindTests {
         #expect(Self.run([model], dip).events.isEmpty)
     }
 
+    static func cutoffs(_ second: Int, group: String, count: Double) throws -> [Sample] {
+        [
+            try M.sample(
+                "flatline_nats_client_group_slow_consumers_total",
+                count,
+                ["instance": "n1", "client_group": group],
+                at: second
+            )
+        ]
+    }
+
+    @Test("slow_consumer_disconnect: names the client group; a counter born with its first cut-off counts")
+    func slowConsumerDisconnect() throws {
+        let model = try M.model("slow_consumer_disconnect")
+        var ticks: [(Int, [Sample])] = []
+        for s in 0..<500 {
+            // api's cut-offs happened before the daemon started: a count that never rises.
+            var samples = try Self.cutoffs(s, group: "api", count: 2)
+            // telemetry-sub's series appears at 100 s with its first slow-consumer cut-off.
+            if s >= 100 { samples += try Self.cutoffs(s, group: "telemetry-sub", count: 1) }
+            ticks.append((s, samples))
+        }
+        let result = Self.run([model], ticks)
+        // Resolved once 5 minutes passed without another.
+        #expect(
+            result.events == ["100:firing:SlowConsumerDisconnect", "401:resolved:SlowConsumerDisconnect"],
+            "\(result.events)"
+        )
+        let alert = try #require(result.engine.alerts.values.first)
+        #expect(alert.labels["client_group"] == "telemetry-sub")
+        // Counters already there at the first tick are history, not news.
+        let atStart = Self.run([model], [(0, try Self.cutoffs(0, group: "x", count: 3))])
+        #expect(atStart.events.isEmpty)
+    }
+
     static func closed(_ second: Int, group: String, reason: String, count: Double) throws -> [Sample] {
         [
             try M.sample(
@@ -111,40 +146,6 @@ struct ModelKindTests {
                 at: second
             ),
         ]
-    }
-
-    @Test("slow_consumer_disconnect: names the client group; a counter born with its first close counts")
-    func slowConsumerDisconnect() throws {
-        let model = try M.model("slow_consumer_disconnect")
-        var ticks: [(Int, [Sample])] = []
-        for s in 0..<500 {
-            var samples = try Self.closed(s, group: "api", reason: "Client Closed", count: Double(s / 10))
-            // telemetry-sub's series appears at 100 s with its first slow-consumer close.
-            if s >= 100 {
-                samples += try Self.closed(
-                    s,
-                    group: "telemetry-sub",
-                    reason: "Slow Consumer (Write Deadline)",
-                    count: 1
-                )
-            }
-            ticks.append((s, samples))
-        }
-        let result = Self.run([model], ticks)
-        // Resolved once 5 minutes passed without another.
-        #expect(
-            result.events == ["100:firing:SlowConsumerDisconnect", "401:resolved:SlowConsumerDisconnect"],
-            "\(result.events)"
-        )
-        let alert = try #require(result.engine.alerts.values.first)
-        #expect(alert.labels["client_group"] == "telemetry-sub")
-        #expect(alert.labels["reason"] == "Slow Consumer (Write Deadline)")
-        // Counters already there at the first tick are history, not news.
-        let atStart = Self.run(
-            [model],
-            [(0, try Self.closed(0, group: "x", reason: "Slow Consumer (Pending)", count: 3))]
-        )
-        #expect(atStart.events.isEmpty)
     }
 
     @Test("connection_churn: a client group closing 2/s against a usual 0.05/s fires")

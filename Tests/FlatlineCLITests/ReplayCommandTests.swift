@@ -96,10 +96,11 @@ struct ReplayCommandTests {
             fixture, "--model", "ewma", "--out", "/dev/null", "--alerts-out", out, "--models", models,
         ])
         #expect(result.status == 0, "\(result.standardError)")
-        // Freeze (and its backlog forecast), flood, slow consumer: each fired and resolved.
-        #expect(result.standardError.contains("alerts.ndjson: 4 alerts fired, 4 resolved"))
+        // Freeze (and its backlog forecast), flood, slow consumer: each fired and resolved; the
+        // slow consumer's disconnect fired too (it resolves 5 minutes later, after the recording).
+        #expect(result.standardError.contains("alerts.ndjson: 5 alerts fired, 4 resolved"), "\(result.standardError)")
         let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")
-        #expect(lines.count == 8)
+        #expect(lines.count == 9)
         let first = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
         #expect(first["status"] as? String == "firing")
         #expect(first["endsAt"] as? String == "0001-01-01T00:00:00Z")

@@ -70,8 +70,14 @@ struct ReplayAlertsTests {
         #expect(forecast.alert.labels["incident"] == frozen.alert.labels["incident"])
         #expect(forecast.alert.annotations["related"] == "ConsumerFreeze")
 
-        // Nothing else: exactly these four fired, none during the baseline, no freeze in the flood.
-        #expect(firing.count == 4, "\(firing.map { "\($0.time) \($0.alert.labels)" })")
+        // The cut-off itself, from /varz slow_consumers (this recording has no closed
+        // connections until its end): put on the connection that left /connz, within a scrape.
+        let cutOff = try #require(first("SlowConsumerDisconnect", "client_group", "telemetry-slow-sub"))
+        #expect(cutOff.time.seconds - (try Self.time("2026-11-24T15:27:53.816Z")) <= 1)
+        #expect(cutOff.alert.labels["incident"] == slowAlert.alert.labels["incident"])
+
+        // Nothing else: exactly these five fired, none during the baseline, no freeze in the flood.
+        #expect(firing.count == 5, "\(firing.map { "\($0.time) \($0.alert.labels)" })")
         let baseline = try phase("baseline")
         #expect(!firing.contains { $0.time.seconds < baseline.1 })
         #expect(

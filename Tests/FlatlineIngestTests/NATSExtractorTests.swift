@@ -467,4 +467,61 @@ struct NATSExtractorTests {
     func clientGroups(name: String, group: String) {
         #expect(NATSExtractor.clientGroup(forName: name) == group)
     }
+
+    @Test("a /varz slow_consumers rise is put on the connection that left /connz, most bytes pending first")
+    func slowConsumerAttribution() throws {
+        var extractor = NATSExtractor(targetLabels: Self.target)
+        func round(_ second: Int, slow: Int, connections: String) throws -> [Sample] {
+            let now = "2026-01-01T00:00:\(second < 10 ? "0" : "")\(second)Z"
+            let time = Timestamp(milliseconds: 1_767_225_600_000 + Int64(second) * 1000)
+            _ = try extractor.extract(
+                .varz,
+                pages: [Self.page(#"{"server_id":"A","now":"\#(now)","slow_consumers":\#(slow)}"#)],
+                scrapeTime: time
+            )
+            return try extractor.extract(
+                .connz,
+                pages: [Self.page(#"{"server_id":"A","now":"\#(now)","total":3,"connections":[\#(connections)]}"#)],
+                scrapeTime: time
+            )
+        }
+        let three = #"""
+            {"cid":5,"name":"telemetry-sub","pending_bytes":300000},{"cid":6,"name":"api-1","pending_bytes":0},
+            {"cid":7,"name":"batch-2","pending_bytes":10}
+            """#
+        #expect(
+            try round(0, slow: 4, connections: three).allSatisfy { !$0.labels.metricName.contains("slow_consumers") }
+        )
+        #expect(
+            try round(1, slow: 4, connections: three).allSatisfy { !$0.labels.metricName.contains("slow_consumers") }
+        )
+        // One cut-off while two connections left: the one with bytes queued for it was it.
+        let after = try round(2, slow: 5, connections: #"{"cid":6,"name":"api-1","pending_bytes":0}"#)
+        let cut = after.filter { $0.labels.metricName == "flatline_nats_client_group_slow_consumers_total" }
+        #expect(cut.map { $0.labels["client_group"] ?? "" } == ["telemetry-sub"])
+        #expect(cut.first?.value == 1 && cut.first?.kind == .counter)
+        // A rise nobody left for still counts, as unattributed.
+        let later = try round(3, slow: 6, connections: #"{"cid":6,"name":"api-1","pending_bytes":0}"#)
+        let counts = Dictionary(
+            later.filter { $0.labels.metricName == "flatline_nats_client_group_slow_consumers_total" }
+                .map { ($0.labels["client_group"] ?? "", $0.value) },
+            uniquingKeysWith: { a, _ in a }
+        )
+        #expect(counts == ["telemetry-sub": 1, "unattributed": 1])
+    }
+
+    @Test("with /connz?state=closed read, slow-consumer cut-offs come from the closed connections' reasons")
+    func slowConsumerFromClosed() throws {
+        var extractor = NATSExtractor(targetLabels: Self.target)
+        let closed =
+            #"{"server_id":"A","now":"2026-01-01T00:00:01Z","connections":[{"cid":1,"name":"x","reason":"Client Closed"}]}"#
+        _ = try extractor.extract(.connzClosed, pages: [Self.page(closed)], scrapeTime: Self.scrapeTime)
+        let next = #"""
+            {"server_id":"A","now":"2026-01-01T00:00:02Z","connections":[{"cid":1,"name":"x","reason":"Client Closed"},
+             {"cid":9,"name":"telemetry-sub","reason":"Slow Consumer (Write Deadline)"}]}
+            """#
+        let samples = try extractor.extract(.connzClosed, pages: [Self.page(next)], scrapeTime: Self.scrapeTime)
+        let cut = samples.filter { $0.labels.metricName == "flatline_nats_client_group_slow_consumers_total" }
+        #expect(cut.map { $0.labels["client_group"] ?? "" } == ["telemetry-sub"] && cut.first?.value == 1)
+    }
 }

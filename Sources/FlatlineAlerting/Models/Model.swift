@@ -40,7 +40,7 @@ public struct Model: Sendable, Hashable {
         /// The metric names the kind reads.
         public var metrics: Set<String> {
             switch self {
-            case .stall(let p): Set([p.progress] + p.waiting + p.draining)
+            case .stall(let p): Set([p.progress] + p.waiting + p.draining + (p.delivered.map { [$0] } ?? []))
             case .growth(let p): [p.metric]
             case .surge(let p): Set([p.messages] + (p.bytes.map { [$0] } ?? []))
             case .threshold(let p): Set([p.metric] + (p.ratioTo.map { [$0] } ?? []))
@@ -81,10 +81,18 @@ public struct Model: Sendable, Hashable {
         /// Gauges whose fall counts as progress too: a consumer whose ack-pending count falls is
         /// acknowledging, even while one slow message holds its ack floor.
         public var draining: [String] = []
+        /// A counter of work handed out (`delivered.stream_seq`): when it advanced by more than
+        /// the `draining` gauges rose, what was handed out was finished, which is progress too.
+        public var delivered: String?
         /// Never sooner than this many seconds without progress...
         public var stallAfter: Double
         /// ...nor sooner than this many times the thing's usual gap between advances.
         public var stallFactor: Double
+        /// A thing that advanced at (nearly) every scrape while work waited is stalled after this
+        /// many scrape intervals without progress (and `stallAfter`), instead of `stallFactor`
+        /// usual gaps: at 15 s scrapes the usual gap is one scrape, and three of them would let a
+        /// 30-second freeze pass unseen.
+        public var stallScrapes: Double = 1
     }
 
     /// A gauge at or above `minValue`, risen `minRises` observations in a row over at least
@@ -95,6 +103,8 @@ public struct Model: Sendable, Hashable {
         public var clearValue: Double
         public var minRises: Int
         public var minDuration: Double
+        /// The run of rises must add at least this much: a big queue that wobbles is no growth.
+        public var minRise: Double = 0
     }
 
     /// A counter's rate far above its own baseline, optionally carrying payload (so
@@ -200,6 +210,10 @@ public struct Model: Sendable, Hashable {
     /// {{account}}/{{stream}}`): alerts with the same `incident` label are one story.
     public var incident: String?
     public var alert: AlertTemplate
+    /// Series shown with the alert, by the name they take in templates and annotations
+    /// (`lag: flatline_nats_consumer_lag`): the latest value of each for the alert's thing (same
+    /// `group_by` labels). They explain; they never decide.
+    public var context: [String: String] = [:]
 }
 
 /// Reads every `*.yml` model of a directory, in name order.

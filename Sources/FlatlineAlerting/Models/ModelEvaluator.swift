@@ -6,6 +6,8 @@ import FlatlineCore
 public struct ModelEvaluator: Sendable {
     public let models: [Model]
     private var watches: [ModelWatch]
+    /// Per model, the latest values of its `context` series by group key (and when seen).
+    private var contexts: [[String: (time: Timestamp, values: [String: Double])]]
     /// Watched things not seen for this many seconds are forgotten (connections come and go).
     public var forgetAfter: Double
     private var lastSweep: Timestamp?
@@ -14,6 +16,7 @@ public struct ModelEvaluator: Sendable {
         self.models = models
         self.forgetAfter = forgetAfter
         watches = models.map { ModelWatch(kind: $0.kind) }
+        contexts = Array(repeating: [:], count: models.count)
     }
 
     /// The observations of one tick: every model's verdict on every thing it saw in `samples`.
@@ -53,7 +56,24 @@ public struct ModelEvaluator: Sendable {
                     )
                 }
             }
+            for (name, metric) in model.context {
+                for i in byMetric[metric] ?? [] {
+                    guard let group = Self.group(samples[i], model) else { continue }
+                    var entry = contexts[index][group.key] ?? (time, [:])
+                    entry.time = time
+                    entry.values[name] = samples[i].value
+                    contexts[index][group.key] = entry
+                }
+            }
             for found in watches[index].observe(model.kind, time: time, seen: seen) {
+                var found = found
+                if !model.context.isEmpty, let key = Self.key(found.labels, model.groupBy),
+                    let values = contexts[index][key]?.values
+                {
+                    for (name, value) in values where found.numbers[name] == nil {
+                        found.numbers[name] = HumanNumber.format(value)
+                    }
+                }
                 out.append(observation(model, found))
             }
         }
@@ -66,10 +86,21 @@ public struct ModelEvaluator: Sendable {
         lastSweep = time
         let cutoff = time.advanced(bySeconds: -forgetAfter)
         for i in watches.indices { watches[i].forget(notSeenSince: cutoff) }
+        for i in contexts.indices { contexts[i] = contexts[i].filter { $0.value.time >= cutoff } }
     }
 
     /// The values of `names` joined into a key, or `nil` when one is missing.
     static func key(_ labels: LabelSet, _ names: [String]) -> String? {
+        var key = ""
+        for name in names {
+            guard let value = labels[name] else { return nil }
+            key += value + "\u{1}"
+        }
+        return key
+    }
+
+    /// The same key from an alert's labels.
+    static func key(_ labels: [String: String], _ names: [String]) -> String? {
         var key = ""
         for name in names {
             guard let value = labels[name] else { return nil }
@@ -115,6 +146,9 @@ public struct ModelEvaluator: Sendable {
             ("observed", "value"), ("expected", "expected"), ("band", "band"), ("score", "score"), ("since", "since"),
         ] {
             if let text = found.numbers[number], !text.isEmpty { annotations[annotation] = text }
+        }
+        for name in model.context.keys where annotations[name] == nil {
+            if let text = found.numbers[name], !text.isEmpty { annotations[name] = text }
         }
         return AlertObservation(
             labels: alertLabels,

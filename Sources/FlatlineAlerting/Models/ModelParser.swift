@@ -21,7 +21,7 @@ extension Model {
             path: "",
             file: file,
             known: [
-                "name", "description", "kind", "group_by", "carry", "match", "incident", "alert",
+                "name", "description", "kind", "group_by", "carry", "match", "incident", "alert", "context",
                 "stall", "growth", "surge", "threshold", "drop", "increase", "forecast", "anomaly",
             ]
         )
@@ -32,7 +32,10 @@ extension Model {
         let kind: Kind
         switch kindName {
         case "stall":
-            let s = try top.section("stall", known: ["progress", "waiting", "draining", "stall_after", "stall_factor"])
+            let s = try top.section(
+                "stall",
+                known: ["progress", "waiting", "draining", "delivered", "stall_after", "stall_factor", "stall_scrapes"]
+            )
             let waiting = try s.strings("waiting")
             guard !waiting.isEmpty else { throw s.fail("stall.waiting must list gauges") }
             kind = .stall(
@@ -40,14 +43,16 @@ extension Model {
                     progress: try s.string("progress"),
                     waiting: waiting,
                     draining: try s.strings("draining"),
+                    delivered: s.optionalString("delivered"),
                     stallAfter: try s.number("stall_after", default: 10),
-                    stallFactor: try s.number("stall_factor", default: 4)
+                    stallFactor: try s.number("stall_factor", default: 4),
+                    stallScrapes: try s.positive("stall_scrapes", default: 1)
                 )
             )
         case "growth":
             let g = try top.section(
                 "growth",
-                known: ["metric", "min_value", "clear_value", "min_rises", "min_duration"]
+                known: ["metric", "min_value", "clear_value", "min_rises", "min_duration", "min_rise"]
             )
             let minValue = try g.number("min_value", default: 262_144)
             kind = .growth(
@@ -56,7 +61,8 @@ extension Model {
                     minValue: minValue,
                     clearValue: try g.number("clear_value", default: minValue / 2),
                     minRises: try g.wholeNumber("min_rises", default: 2),
-                    minDuration: try g.number("min_duration", default: 3)
+                    minDuration: try g.number("min_duration", default: 3),
+                    minRise: try g.number("min_rise", default: 0)
                 )
             )
         case "surge":
@@ -205,6 +211,16 @@ extension Model {
             summary: try a.string("summary"),
             description: try a.string("description")
         )
+        var context: [String: String] = [:]
+        if let node = top.mapping["context"] {
+            guard let mapping = node.mapping else { throw top.fail("context must map names to metric names") }
+            for (key, value) in mapping {
+                guard let k = key.string, LabelSet.isValidLabelName(k), let v = value.string,
+                    LabelSet.isValidMetricName(v)
+                else { throw top.fail("context must map names to metric names") }
+                context[k] = v
+            }
+        }
         return Model(
             name: name,
             description: top.optionalString("description") ?? "",
@@ -213,7 +229,8 @@ extension Model {
             carry: try top.names("carry"),
             match: matchers,
             incident: top.optionalString("incident"),
-            alert: alert
+            alert: alert,
+            context: context
         )
     }
 }

@@ -158,28 +158,36 @@ struct StallWatch: Codable, Sendable {
         var waiting: [String: Double] = [:]
         /// The last value of each `draining` gauge.
         var draining: [String: Double]? = [:]
+        /// When progress was last observed, and the usual interval between observations (the
+        /// scrape interval), exponentially weighted.
+        var observed: Timestamp?
+        var interval: Double?
     }
 
     var things = Things<Thing>()
 
     mutating func observe(_ p: Model.StallParameters, time: Timestamp, seen: [Seen]) -> [Found] {
         var touched: [String] = []
+        // This tick's `draining` and `delivered` values per thing, compared with the last tick's
+        // once all of them are in.
+        var work: [String: [String: Double]] = [:]
         for s in seen {
             let name = s.sample.labels.metricName
             var state = things[s.key] ?? Thing(labels: s.labels)
             state.labels = s.labels  // a client's name may come after its first scrape
-            if p.draining.contains(name) {
-                // A draining gauge that fell: work is being finished, whatever the floor does.
-                if let previous = state.draining?[name], s.sample.value < previous, state.lastAdvance != nil {
-                    state.lastAdvance = time
-                }
-                state.draining = (state.draining ?? [:]).merging([name: s.sample.value]) { _, new in new }
-                if !p.waiting.contains(name) {
+            if p.draining.contains(name) || name == p.delivered {
+                work[s.key, default: [:]][name] = s.sample.value
+                if !p.waiting.contains(name) && name != p.progress {
                     things.set(s.key, state, at: time)
                     continue
                 }
             }
             if name == p.progress {
+                if let observed = state.observed, time > observed {
+                    let dt = time.seconds(since: observed)
+                    state.interval = state.interval.map { $0 + 0.2 * (dt - $0) } ?? dt
+                }
+                state.observed = time
                 let value = s.sample.value
                 if let previous = state.progress, value != previous {
                     // Advanced (or restarted): a gap closes.
@@ -198,17 +206,29 @@ struct StallWatch: Codable, Sendable {
             }
             things.set(s.key, state, at: time)
         }
+        for (key, values) in work {
+            guard var state = things[key] else { continue }
+            if Self.finishedWork(p, before: state.draining ?? [:], now: values), state.lastAdvance != nil {
+                // Work was finished, whatever the floor does (one message held past its ack_wait
+                // holds the floor while the rest are acknowledged).
+                state.lastAdvance = time
+            }
+            state.draining = (state.draining ?? [:]).merging(values) { _, new in new }
+            things.set(key, state, at: time)
+        }
         var out: [Found] = []
         for key in touched {
             guard let state = things[key], let lastAdvance = state.lastAdvance else { continue }
             let waitingNow = state.waiting.values.reduce(0, +)
             let since = time.seconds - lastAdvance.seconds
             let usual = ModelEvaluator.median(state.gaps) ?? 0
-            let threshold = max(p.stallAfter, p.stallFactor * usual)
+            let threshold = Self.threshold(p, usualGap: usual, interval: state.interval)
             let condition: AlertCondition
             if waitingNow <= 0 || since == 0 {
                 condition = .inactive
-            } else if since >= threshold {
+            } else if since + 0.25 * (state.interval ?? 0) >= threshold {
+                // A quarter of a scrape early: scrapes are not exactly evenly spaced, and a
+                // threshold of one interval must not wait for a second one by a millisecond.
                 condition = .active
             } else {
                 // Stopped, but not yet for long enough: neither start nor clear.
@@ -223,6 +243,39 @@ struct StallWatch: Codable, Sendable {
             out.append(Found(labels: state.labels, numbers: numbers, condition: condition))
         }
         return out
+    }
+}
+
+extension StallWatch {
+    /// Whether work was finished between two ticks, besides the progress counter: a `draining`
+    /// gauge fell, or the `delivered` counter advanced by more than the `draining` gauges rose
+    /// (messages handed out and not left outstanding were acknowledged). A worker that fetches
+    /// but never acks raises both by the same amount; one nobody pulls from moves neither.
+    static func finishedWork(_ p: Model.StallParameters, before: [String: Double], now: [String: Double]) -> Bool {
+        var outstandingBefore = 0.0
+        var outstandingNow = 0.0
+        for name in p.draining {
+            guard let old = before[name], let new = now[name] else { return false }
+            if new < old { return true }
+            outstandingBefore += old
+            outstandingNow += new
+        }
+        guard let delivered = p.delivered, let old = before[delivered], let new = now[delivered], new >= old else {
+            return false
+        }
+        return (new - old) - (outstandingNow - outstandingBefore) > 0
+    }
+
+    /// Seconds without progress after which a thing is stalled: never under `stallAfter`; for a
+    /// thing that advanced at (nearly) every scrape, `stallScrapes` scrape intervals (a freeze is
+    /// a consumer that did not advance across the scrapes in which it always did); otherwise
+    /// `stallFactor` times its usual gap. At 1 s scrapes both give `stallAfter` for a busy
+    /// consumer; at 15 s the first says one silent scrape, where three usual gaps said three.
+    static func threshold(_ p: Model.StallParameters, usualGap usual: Double, interval: Double?) -> Double {
+        if let interval, usual <= 1.5 * interval {
+            return max(p.stallAfter, p.stallScrapes * interval)
+        }
+        return max(p.stallAfter, p.stallFactor * usual)
     }
 }
 
@@ -254,7 +307,9 @@ struct GrowthWatch: Codable, Sendable {
                 start = state.values[k - 1].time
                 k -= 1
             }
-            let rising = rises >= p.minRises && time.seconds - start.seconds >= p.minDuration
+            let rising =
+                rises >= p.minRises && time.seconds - start.seconds >= p.minDuration
+                && value - state.values[k].value >= p.minRise
             let condition: AlertCondition
             if value >= p.minValue && rising {
                 condition = .active
@@ -340,9 +395,15 @@ struct SurgeWatch: Codable, Sendable {
             let surging =
                 state.learned >= p.warmup && rate >= threshold
                 && (p.bytes == nil || surplusBytes >= p.minPayload * surplus)
+            // Between the baseline and the threshold lies a band where a surge pauses but does
+            // not end: a flood whose rate hovers near the threshold (a partly flooded scrape
+            // interval, a noisy second) keeps its streak, and the baseline does not learn from it.
+            let midway = state.baselineMessages + (threshold - state.baselineMessages) / 2
             if surging {
                 if state.streak == 0 { state.streakStart = lastTime }
                 state.streak += dt
+            } else if state.streak > 0 && rate >= midway && state.learned >= p.warmup {
+                // Paused: neither longer nor over.
             } else {
                 state.streak = 0
                 state.streakStart = nil
@@ -361,7 +422,7 @@ struct SurgeWatch: Codable, Sendable {
                 condition = .active
             } else if surging {
                 condition = .unchanged
-            } else if rate < state.baselineMessages + (threshold - state.baselineMessages) / 2 {
+            } else if rate < midway {
                 condition = .inactive
             } else {
                 condition = .unchanged

@@ -34,6 +34,7 @@ extension NATSExtractor {
         var entries = 0
         var total = 0.0
         var now: [Int: ClientGroupTotals.Connection] = [:]
+        var connections: [Int: (group: String, pending: Double)] = [:]
         var gauges: [String: (connections: Double, pending: Double, maxPending: Double, subscriptions: Double)] = [:]
         for page in pages {
             let d = page.document
@@ -57,6 +58,7 @@ extension NATSExtractor {
                 g.maxPending = max(g.maxPending, pending)
                 g.subscriptions += subscriptions
                 gauges[group] = g
+                connections[cid] = (group, pending)
                 now[cid] = ClientGroupTotals.Connection(
                     group: group,
                     counts: [
@@ -84,6 +86,8 @@ extension NATSExtractor {
                 }
             }
         }
+        attributeSlowConsumers(connections)
+        addSlowCutoffs(into: &out)
         out.add("gnatsd_connz_total", max(total, Double(entries)), .gauge)
         out.add("gnatsd_connz_num_connections", Double(entries), .gauge)
 
@@ -126,9 +130,11 @@ extension NATSExtractor {
                 fresh[reason, default: 0] += 1
                 let group = Self.clientGroup(forName: d.string(connection, "name") ?? "")
                 freshByGroup[group, default: [:]][reason, default: 0] += 1
+                if reason.hasPrefix("Slow Consumer") { slowCutoffs[group, default: 0] += 1 }
             }
         }
         closedPrimed = true
+        addSlowCutoffs(into: &out)
         closedSeen = current
         for (reason, count) in fresh {
             closedTotals[reason, default: 0] += count
@@ -167,6 +173,47 @@ extension NATSExtractor {
                 closedTotals[reason, default: 0],
                 .counter,
                 labels: out.labels([("reason", reason)]),
+                counterReset: false
+            )
+        }
+    }
+}
+
+extension NATSExtractor {
+    /// Groups whose slow-consumer cut-offs are counted at most; past it, `unattributed`.
+    static let maxSlowCutoffGroups = 1000
+
+    /// Without the closed connections' reasons: when `/varz` `slow_consumers` rose since the
+    /// last `/connz`, the connections that left `/connz` meanwhile were cut off, those with the
+    /// most bytes pending first, one per rise. A rise nobody left for (the connection came and
+    /// went between two scrapes) counts as `unattributed`, so the cut-off is never lost.
+    mutating func attributeSlowConsumers(_ connections: [Int: (group: String, pending: Double)]) {
+        defer {
+            lastConnections = connections
+            slowConsumersAtConnz = slowConsumers
+        }
+        guard !closedPrimed, let count = slowConsumers, let before = slowConsumersAtConnz, count > before else {
+            return
+        }
+        let rises = Int(saturating: min(count - before, 1e6))
+        let gone = lastConnections.filter { connections[$0.key] == nil }
+            .sorted { ($0.value.pending, $0.key) > ($1.value.pending, $1.key) }
+        for k in 0..<rises {
+            var group = k < gone.count ? gone[k].value.group : "unattributed"
+            if slowCutoffs[group] == nil, slowCutoffs.count >= Self.maxSlowCutoffGroups { group = "unattributed" }
+            slowCutoffs[group, default: 0] += 1
+        }
+    }
+
+    /// `flatline_nats_client_group_slow_consumers_total{client_group}`: connections the server
+    /// cut off as slow consumers, counted from zero when a group has its first.
+    func addSlowCutoffs(into out: inout SampleBuilder) {
+        for group in slowCutoffs.keys.sorted() {
+            out.add(
+                "flatline_nats_client_group_slow_consumers_total",
+                slowCutoffs[group, default: 0],
+                .counter,
+                labels: out.labels([("client_group", group)]),
                 counterReset: false
             )
         }

@@ -99,7 +99,16 @@ extension NATSExtractor {
         guard let consumers = d.member(stream, "consumer_detail") else { return }
         for consumer in d.elements(consumers) {
             guard let consumerName = d.string(consumer, "name"), leads(d, consumer) else { continue }
-            extractConsumer(d, consumer, account: account, stream: name, name: consumerName, time: time, into: &out)
+            extractConsumer(
+                d,
+                consumer,
+                account: account,
+                stream: name,
+                name: consumerName,
+                lastSeq: d.member(stream, "state").flatMap { d.number($0, "last_seq") },
+                time: time,
+                into: &out
+            )
         }
     }
 
@@ -109,11 +118,17 @@ extension NATSExtractor {
         account: String,
         stream: String,
         name: String,
+        lastSeq: Double?,
         time: Timestamp,
         into out: inout SampleBuilder
     ) {
         let labels = out.labels([("account", account), ("stream", stream), ("consumer", name)])
         if let delivered = d.member(consumer, "delivered") {
+            // Lag: messages in the stream past the last one delivered to this consumer (for a
+            // filtered consumer an upper bound: other subjects count too).
+            if let lastSeq, let seq = d.number(delivered, "stream_seq"), lastSeq.isFinite, seq.isFinite {
+                out.add("flatline_nats_consumer_lag", max(0, lastSeq - seq), .gauge, labels: labels)
+            }
             out.field(
                 d,
                 delivered,

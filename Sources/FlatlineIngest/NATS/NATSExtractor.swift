@@ -71,6 +71,15 @@ public struct NATSExtractor: Sendable {
     /// Closed connections by client group, then by reason ("" for all reasons).
     var closedByGroup: [String: [String: Double]] = [:]
     var closedPrimed = false
+    /// Connections the server cut off as slow consumers, by client group: from the closed
+    /// connections' reasons when `/connz?state=closed` is read, else from `/varz`
+    /// `slow_consumers` rises attributed to the connections that left `/connz` meanwhile.
+    var slowCutoffs: [String: Double] = [:]
+    /// `/varz` `slow_consumers` as last read, and as it was at the last `/connz`.
+    var slowConsumers: Double?
+    var slowConsumersAtConnz: Double?
+    /// The connections of the last `/connz`: their client group and the bytes pending for them.
+    var lastConnections: [Int: (group: String, pending: Double)] = [:]
     /// Samples not given since the last ``takeDrops()``, by reason.
     private var drops = DropCounts()
 
@@ -127,6 +136,12 @@ public struct NATSExtractor: Sendable {
         if let previous = lastBodyTime[endpoint], let serverStart, previous < serverStart { reset = true }
         if timeIsValid { lastBodyTime[endpoint] = time }
 
+        if reset {
+            slowConsumers = nil
+            slowConsumersAtConnz = nil
+            lastConnections = [:]
+        }
+        if endpoint == .varz, let count = d.number(body, "slow_consumers"), count.isFinite { slowConsumers = count }
         var out = SampleBuilder(time: time, base: base, counterReset: reset)
         switch endpoint {
         case .varz: extractVarz(first, into: &out)
