@@ -100,7 +100,8 @@ struct DeliveryTests {
         directory: TestSupport.TemporaryDirectory,
         policy: RetryPolicy,
         extra: String = "",
-        metrics: NotifyMetrics? = nil
+        metrics: NotifyMetrics? = nil,
+        timeout: String = "5s"
     ) throws -> (Notifier, RoutingTree) {
         let yaml = """
             route: {receiver: hook}
@@ -108,7 +109,7 @@ struct DeliveryTests {
               - name: hook
                 webhook_configs:
                   - url: http://127.0.0.1:\(port)/hook
-                    timeout: 5s
+                    timeout: \(timeout)
             \(extra)
             """
         let settings = try #require(
@@ -295,6 +296,50 @@ struct DeliveryTests {
             #expect(failed.first?.reason.contains("HTTP 429") == true, "\(failed)")
         }
         #expect(seen.all.count == 1)
+    }
+
+    @Test("a receiver that answers its headers and stalls its body holds one group for its timeout, not the others")
+    func stalledAnswer() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let attempts = Mutex<[String: Int]>([:])
+        let router = Router()
+        router.post("/hook") { request, _ -> Response in
+            let body = String(buffer: try await request.body.collect(upTo: 1 << 20))
+            let group = body.contains("STUCK") ? "STUCK" : "OK"
+            attempts.withLock { $0[group, default: 0] += 1 }
+            guard group == "STUCK" else { return Response(status: .ok) }
+            return Response(
+                status: .ok,
+                body: ResponseBody { writer in
+                    try await writer.write(ByteBuffer(string: "working"))
+                    try await Task.sleep(for: .seconds(30))
+                    try await writer.finish(nil)
+                }
+            )
+        }
+        let started = ContinuousClock.now
+        try await TestHTTPServer.run(router) { port in
+            let (notifier, tree) = try Self.notifier(
+                port: port,
+                directory: directory,
+                policy: Self.fastPolicy,
+                timeout: "1s"
+            )
+            defer { Task { await notifier.shutdown() } }
+            let now = Date().timeIntervalSince1970
+            try notifier.submit([Self.notification(group: "STUCK", .firing, time: 1)], tree: tree, now: now)
+            try notifier.submit([Self.notification(group: "OK", .firing, time: 1)], tree: tree, now: now)
+            try await Self.deliverAll(notifier, within: 4)
+            // The other group was delivered; the stalled one was given up on each time at its
+            // timeout, retried, and is still waiting: not lost, not holding anything.
+            let pending = try notifier.outbox.pending()
+            #expect(pending.count == 1 && String(decoding: pending[0].body, as: UTF8.self).contains("STUCK"))
+            #expect(pending.first?.lastError?.contains("timed out") == true, "\(pending.first?.lastError ?? "")")
+        }
+        #expect(attempts.withLock { $0["OK"] } == 1)
+        #expect((attempts.withLock { $0["STUCK"] } ?? 0) >= 2)
+        #expect(ContinuousClock.now - started < .seconds(15))
     }
 
     @Test("X-Flatline-Signature verifies with Python's hmac, and a changed body does not")

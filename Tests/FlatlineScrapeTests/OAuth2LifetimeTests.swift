@@ -39,4 +39,31 @@ struct OAuth2LifetimeTests {
             #expect(source.fetches.load(ordering: .relaxed) == fetchesAfterTwoSeconds)
         }
     }
+
+    @Test("a token endpoint that sends its headers and stalls the body fails within the timeout")
+    func stalledTokenBody() async throws {
+        let router = Router()
+        router.post("/token") { _, _ -> Response in
+            Response(
+                status: .ok,
+                headers: [.contentType: "application/json"],
+                body: ResponseBody { writer in
+                    try await writer.write(ByteBuffer(string: #"{"access_token":"#))
+                    try await Task.sleep(for: .seconds(30))
+                    try await writer.finish(nil)
+                }
+            )
+        }
+        try await TestHTTPServer.run(router) { port in
+            let source = OAuth2TokenSource(
+                settings: OAuth2Settings(clientID: "c", clientSecret: "s", tokenURL: "http://127.0.0.1:\(port)/token")
+            )
+            let started = ContinuousClock.now
+            let error = await #expect(throws: ScrapeError.self) {
+                try await source.accessToken(client: HTTPClient.shared, timeout: .seconds(1))
+            }
+            #expect(error?.reason.contains("timed out") == true, "\(error?.reason ?? "")")
+            #expect(ContinuousClock.now - started < .seconds(5))
+        }
+    }
 }

@@ -29,6 +29,31 @@ struct ScrapeFailureTests {
             try await Task.sleep(for: .seconds(8))
             return Self.json(varz)
         }
+        // Headers at once, then the body a byte every 300 ms (a trickle), or nothing (a stall).
+        router.get("/trickle/varz") { _, _ -> Response in
+            Response(
+                status: .ok,
+                headers: [.contentType: "application/json"],
+                body: ResponseBody { writer in
+                    for byte in varz.utf8 {
+                        try await writer.write(ByteBuffer(bytes: [byte]))
+                        try await Task.sleep(for: .milliseconds(300))
+                    }
+                    try await writer.finish(nil)
+                }
+            )
+        }
+        router.get("/stall/varz") { _, _ -> Response in
+            Response(
+                status: .ok,
+                headers: [.contentType: "application/json"],
+                body: ResponseBody { writer in
+                    try await writer.write(ByteBuffer(string: "{\"server_id\":"))
+                    try await Task.sleep(for: .seconds(20))
+                    try await writer.finish(nil)
+                }
+            )
+        }
         router.get("/unhealthy/healthz") { _, _ in
             Response(
                 status: .serviceUnavailable,
@@ -91,6 +116,8 @@ struct ScrapeFailureTests {
                     Self.job("error", port: port, base: "/error"),
                     Self.job("shape", port: port, base: "/shape", endpoints: "connz"),
                     Self.job("slow", port: port, base: "/slow"),
+                    Self.job("trickle", port: port, base: "/trickle"),
+                    Self.job("stall", port: port, base: "/stall"),
                     Self.job("unhealthy", port: port, base: "/unhealthy", endpoints: "healthz"),
                     Self.job("refused", port: refused, base: "/ok"),
                 ].joined(separator: "\n")
@@ -110,7 +137,7 @@ struct ScrapeFailureTests {
         }
         let byJob = Dictionary(uniqueKeysWithValues: batches.map { ($0.labels["job"] ?? "", $0) })
         func failure(_ job: String, _ endpoint: String = "varz") -> String { byJob[job]?.errors[endpoint] ?? "" }
-        #expect(byJob.count == 11)
+        #expect(byJob.count == 13)
         #expect(byJob["ok"]?.health.up == true)
         #expect(ScrapeSupport.sample(byJob["ok"]?.samples ?? [], "gnatsd_varz_in_msgs")?.value == 5)
         #expect(failure("notjson").contains("not JSON"))
@@ -119,8 +146,11 @@ struct ScrapeFailureTests {
         #expect(failure("error") == "HTTP 500: boom")
         #expect(failure("shape", "connz").contains("expected a JSON object"))
         #expect(failure("slow").contains("timed out"))
+        // Headers sent, then the body trickles or stalls: the same deadline, over the body too.
+        #expect(failure("trickle").contains("timed out"), "\(failure("trickle"))")
+        #expect(failure("stall").contains("timed out"), "\(failure("stall"))")
         #expect(failure("refused").contains("refused"), "\(failure("refused"))")
-        for job in ["notjson", "truncated", "huge", "error", "shape", "slow", "refused"] {
+        for job in ["notjson", "truncated", "huge", "error", "shape", "slow", "trickle", "stall", "refused"] {
             let batch = try #require(byJob[job])
             #expect(!batch.health.up)
             #expect(ScrapeSupport.sample(batch.samples, "up")?.value == 0)
@@ -138,6 +168,8 @@ struct ScrapeFailureTests {
         }
         // The timeout bounds the scrape.
         #expect((byJob["slow"]?.health.durationSeconds ?? 99) < 7)
+        #expect((byJob["trickle"]?.health.durationSeconds ?? 99) < 7)
+        #expect((byJob["stall"]?.health.durationSeconds ?? 99) < 7)
         // /healthz answers 503 with a body: that is a reading, not a failure.
         #expect(byJob["unhealthy"]?.health.up == true)
         #expect(ScrapeSupport.sample(byJob["unhealthy"]?.samples ?? [], "gnatsd_healthz_status")?.value == 1)

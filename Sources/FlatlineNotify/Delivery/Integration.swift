@@ -102,8 +102,15 @@ public final class WebhookIntegration: Integration {
         var request = request
         request.body = .bytes(ByteBuffer(bytes: body))
         do {
-            let response = try await client.execute(request, timeout: .nanoseconds(Int64(saturating: timeout * 1e9)))
-            var answer = try await response.body.collect(upTo: 1 << 20)
+            // One deadline over the request and the answer's body: a receiver that answers its
+            // headers and then stalls holds this attempt (and its group) no longer than `timeout`.
+            let sent = request
+            let deadline = ContinuousClock.now + Duration.clamped(seconds: timeout) + .milliseconds(250)
+            let (response, body) = try await withDeadline(deadline) {
+                let response = try await client.execute(sent, timeout: .nanoseconds(Int64(saturating: timeout * 1e9)))
+                return (response, try await response.body.collect(upTo: 1 << 20))
+            }
+            var answer = body
             let status = Int(response.status.code)
             let text = (answer.readString(length: min(answer.readableBytes, 300)) ?? "")
                 .trimmingCharacters(in: .whitespacesAndNewlines)
@@ -114,6 +121,8 @@ public final class WebhookIntegration: Integration {
             )
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
             return .retry(reason: "timed out after \(timeout) s", after: nil)
+        } catch is DeadlineExceeded {
+            return .retry(reason: "timed out after \(timeout) s (the answer's body did not arrive in time)", after: nil)
         } catch {
             return .retry(reason: HTTPFetcher.describe(error), after: nil)
         }

@@ -70,9 +70,16 @@ final class OAuth2TokenSource: Sendable {
         let data: ByteBuffer
         let status: UInt
         do {
-            let response = try await client.execute(request, timeout: .nanoseconds(timeout.nanoseconds))
-            status = response.status.code
-            data = try await response.body.collect(upTo: 1 << 20)
+            // One deadline over the request and the token's body, which may trickle or stall.
+            let sent = request
+            (status, data) = try await withDeadline(.now + timeout + .milliseconds(250)) {
+                let response = try await client.execute(sent, timeout: .nanoseconds(timeout.nanoseconds))
+                return (response.status.code, try await response.body.collect(upTo: 1 << 20))
+            }
+        } catch is DeadlineExceeded {
+            throw ScrapeError(
+                reason: "OAuth2 token request to \(settings.tokenURL) timed out (the body did not arrive in time)"
+            )
         } catch {
             throw ScrapeError(reason: "OAuth2 token request to \(settings.tokenURL) failed: \(error)")
         }

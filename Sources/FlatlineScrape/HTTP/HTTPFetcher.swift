@@ -110,12 +110,23 @@ package final class HTTPFetcher: Sendable {
             let response: HTTPClientResponse
             var body: ByteBuffer
             do {
-                response = try await client.execute(request, timeout: .nanoseconds(remaining.nanoseconds))
-                body = try await response.body.collect(upTo: job.bodySizeLimit)
+                // One deadline over the request and its body: a target that sends its headers
+                // and then trickles or stalls the body ends the round at scrape_timeout too.
+                let client = client
+                let limit = job.bodySizeLimit
+                let request = request
+                // (A quarter second after the client's own deadline, so that its errors, such as
+                // a refused connection it kept retrying, are the ones reported.)
+                (response, body) = try await withDeadline(deadline + .milliseconds(250)) {
+                    let response = try await client.execute(request, timeout: .nanoseconds(remaining.nanoseconds))
+                    return (response, try await response.body.collect(upTo: limit))
+                }
             } catch is NIOTooManyBytesError {
                 throw ScrapeError(reason: "body larger than body_size_limit (\(job.bodySizeLimit) bytes)")
             } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
                 throw ScrapeError(reason: "timed out after \(job.scrapeTimeout) s")
+            } catch is DeadlineExceeded {
+                throw ScrapeError(reason: "timed out after \(job.scrapeTimeout) s (the body did not arrive in time)")
             } catch {
                 throw ScrapeError(reason: Self.describe(error))
             }
