@@ -1,4 +1,5 @@
 import FlatlineCore
+import FlatlineIngest
 import FlatlineScrape
 import FlatlineTestSupport
 import Foundation
@@ -19,6 +20,7 @@ struct HostileDaemonTests {
         # TYPE m gauge
         m{job="a",exported_job="b"} 1
         m{instance="x",exported_instance="y",exported_exported_instance="z"} 2
+        m2{metric="x",target="y",source_job="z"} 3
 
         """
 
@@ -93,6 +95,26 @@ struct HostileDaemonTests {
                 #expect(seriesStatus == 200)
                 #expect(series.contains(#""exported_exported_job":"a""#), "\(series)")
                 #expect(series.contains(#""exported_exported_exported_instance":"x""#), "\(series)")
+                // The series' own metric/target/source_job labels do not collide with the ones
+                // /metrics gives every exported series: promtool and a strict parser accept it.
+                var exported = ""
+                while ContinuousClock.now < deadline, !exported.contains(#"metric="m2""#) {
+                    exported = try await DaemonAPITests.request(.GET, base + "/metrics").1
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+                let line = exported.split(separator: "\n").first { $0.contains(#"metric="m2""#) } ?? ""
+                #expect(line.contains(#"exported_metric="x""#) && line.contains(#"exported_target="y""#), "\(line)")
+                #expect(line.contains(#"exported_source_job="z""#), "\(line)")
+                var parsed = 0
+                try ExpositionParser(format: .text).parse(Array(exported.utf8)) { _ in parsed += 1 }
+                #expect(parsed > 10)
+                let file = directory.file("metrics.txt")
+                try Data(exported.utf8).write(to: file)
+                let check = try TestSupport.run(
+                    URL(fileURLWithPath: "/bin/sh"),
+                    ["-c", "promtool check metrics < \(file.path)"]
+                )
+                #expect(check.status == 0, "\(check.standardOutput)\(check.standardError)")
                 let (pageStatus, page) = try await DaemonAPITests.request(.GET, base + "/")
                 #expect(pageStatus == 200 && page.contains("</html>"))
                 let (targetsStatus, targets) = try await DaemonAPITests.request(.GET, base + "/api/v1/targets")
@@ -128,5 +150,42 @@ struct HostileDaemonTests {
             let (listed, silences) = try await DaemonAPITests.request(.GET, "http://127.0.0.1:\(port)/api/v1/silences")
             #expect(listed == 200 && !silences.contains("ORDERS"))
         }
+    }
+
+    @Test("an API connection that sends nothing is closed after the idle timeout", .timeLimit(.minutes(1)))
+    func idleConnection() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        var options = DaemonOptions()
+        options.dataDirectory = directory.file("data").path
+        options.port = 0
+        options.idleTimeout = 1
+        options.modelsDirectory = TestSupport.repositoryFile("models").path
+        let configuration = try Configuration.parse("scrape_configs: []\n", file: "flatline.yml")
+        let daemon = try Daemon(configuration: configuration, options: options, logger: TestSupport.quietLogger)
+        let running = Task { try await daemon.run(signals: []) }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while daemon.port == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let port = try #require(daemon.port)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(connected == 0)
+        // Nothing sent: after the idle timeout the server closes its end (read gives 0, EOF).
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let started = ContinuousClock.now
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, 0)
+        #expect(n == 0, "the server did not close the idle connection (recv gave \(n))")
+        #expect(ContinuousClock.now - started < .seconds(5))
+        await daemon.shutdown()
+        try await running.value
     }
 }

@@ -313,4 +313,18 @@ struct HostileInputTests {
             )
         }
     }
+
+    @Test("an error quoting a 5 MB token from a # TYPE line is cut to about 200 characters")
+    func longReasons() throws {
+        let body = "# TYPE " + String(repeating: "a", count: 5_000_000) + "- counter\n"
+        var extractor = TargetExtractor(kind: .prometheus, targetLabels: ["job": "x", "instance": "t"])
+        let error = #expect(throws: ExtractionError.self) {
+            try extractor.samples(exposition: Array(body.utf8), contentType: nil, scrapeTime: Self.scrapeTime)
+        }
+        let reason = try #require(error?.reason)
+        #expect(reason.count <= 201 && reason.hasSuffix("…"), "\(reason.count)")
+        #expect(reason.contains("invalid metric name"))
+        #expect("short".truncated() == "short")
+        #expect(String(repeating: "é", count: 300).truncated(10) == String(repeating: "é", count: 10) + "…")
+    }
 }

@@ -524,4 +524,26 @@ struct NATSExtractorTests {
         let cut = samples.filter { $0.labels.metricName == "flatline_nats_client_group_slow_consumers_total" }
         #expect(cut.map { $0.labels["client_group"] ?? "" } == ["telemetry-sub"] && cut.first?.value == 1)
     }
+
+    @Test("closed connections with ever new reasons and client names: series stay bounded, totals stay right")
+    func closedCaps() throws {
+        var extractor = NATSExtractor(targetLabels: Self.target)
+        _ = try extractor.extract(.connzClosed, pages: [Self.page(#"{"connections":[]}"#)], scrapeTime: Self.scrapeTime)
+        var connections: [String] = []
+        for k in 0..<12_000 {
+            connections.append(#"{"cid":\#(k + 1),"name":"c\#(k)-svc","reason":"reason \#(k % 100)"}"#)
+        }
+        let body = #"{"connections":[\#(connections.joined(separator: ","))]}"#
+        let samples = try extractor.extract(.connzClosed, pages: [Self.page(body)], scrapeTime: Self.scrapeTime)
+        let byReason = samples.filter {
+            $0.labels.metricName == "flatline_nats_closed_connections_total" && $0.labels["reason"] != nil
+        }
+        #expect(byReason.count <= NATSExtractor.maxClosedReasons + 1)
+        #expect(byReason.reduce(0) { $0 + $1.value } == 12_000)
+        let groups = Set(
+            samples.filter { $0.labels.metricName == "flatline_nats_client_group_closed_total" }
+                .compactMap { $0.labels["client_group"] }
+        )
+        #expect(groups.count <= ClientGroupTotals.maxGroups + 1 && groups.contains("other"))
+    }
 }

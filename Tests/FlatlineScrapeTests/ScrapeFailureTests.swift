@@ -54,6 +54,12 @@ struct ScrapeFailureTests {
                 }
             )
         }
+        // Redirects: within the target (followed), and to another host (not followed).
+        router.get("/redirect/varz") { _, _ in Response(status: .found, headers: [.location: "/ok/varz"]) }
+        router.get("/away/varz") { request, _ in
+            let port = request.head.authority?.split(separator: ":").last ?? "80"
+            return Response(status: .temporaryRedirect, headers: [.location: "http://127.0.0.2:\(port)/ok/varz"])
+        }
         router.get("/unhealthy/healthz") { _, _ in
             Response(
                 status: .serviceUnavailable,
@@ -117,6 +123,8 @@ struct ScrapeFailureTests {
                     Self.job("shape", port: port, base: "/shape", endpoints: "connz"),
                     Self.job("slow", port: port, base: "/slow"),
                     Self.job("trickle", port: port, base: "/trickle"),
+                    Self.job("redirect", port: port, base: "/redirect"),
+                    Self.job("away", port: port, base: "/away"),
                     Self.job("stall", port: port, base: "/stall"),
                     Self.job("unhealthy", port: port, base: "/unhealthy", endpoints: "healthz"),
                     Self.job("refused", port: refused, base: "/ok"),
@@ -137,7 +145,7 @@ struct ScrapeFailureTests {
         }
         let byJob = Dictionary(uniqueKeysWithValues: batches.map { ($0.labels["job"] ?? "", $0) })
         func failure(_ job: String, _ endpoint: String = "varz") -> String { byJob[job]?.errors[endpoint] ?? "" }
-        #expect(byJob.count == 13)
+        #expect(byJob.count == 15)
         #expect(byJob["ok"]?.health.up == true)
         #expect(ScrapeSupport.sample(byJob["ok"]?.samples ?? [], "gnatsd_varz_in_msgs")?.value == 5)
         #expect(failure("notjson").contains("not JSON"))
@@ -149,6 +157,9 @@ struct ScrapeFailureTests {
         // Headers sent, then the body trickles or stalls: the same deadline, over the body too.
         #expect(failure("trickle").contains("timed out"), "\(failure("trickle"))")
         #expect(failure("stall").contains("timed out"), "\(failure("stall"))")
+        #expect(byJob["redirect"]?.health.up == true)
+        #expect(ScrapeSupport.sample(byJob["redirect"]?.samples ?? [], "gnatsd_varz_in_msgs")?.value == 5)
+        #expect(failure("away").contains("redirected to another host (http://127.0.0.2)"), "\(failure("away"))")
         #expect(failure("refused").contains("refused"), "\(failure("refused"))")
         for job in ["notjson", "truncated", "huge", "error", "shape", "slow", "trickle", "stall", "refused"] {
             let batch = try #require(byJob[job])

@@ -84,4 +84,47 @@ struct SystemScrapeTests {
         #expect(ScrapeSupport.sample(batch.samples, "up")?.value == 0)
         #expect(batch.errors["connect"]?.contains("cannot connect to 127.0.0.1:\(port)") == true, "\(batch.errors)")
     }
+
+    @Test("a rogue $SYS responder inventing 1,200 server names: 1,000 tracked at most, the rest ignored and said")
+    func rogueResponder() async throws {
+        let server = try NATSServerProcess(jetStream: false, configuration: Self.serverConfiguration)
+        defer { server.stop() }
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        _ = try directory.write("sys.password", "sys\n")
+        try await TestSupport.withNATSClient(
+            server.url,
+            name: "rogue",
+            configure: { $0.authentication = .userPassword(user: "sys", password: "sys") }
+        ) { rogue in
+            let requests = try rogue.subscribe(to: "$SYS.REQ.SERVER.PING.VARZ")
+            try await rogue.flush()
+            let responder = Task {
+                for await request in requests {
+                    guard let reply = request.replyTo else { continue }
+                    for k in 0..<1200 {
+                        let body = #"{"server":{"name":"rogue-\#(k)","id":"R\#(k)"},"data":{"now":"2026-01-01T00:00:00Z","in_msgs":1}}"#
+                        try await rogue.publish(body, to: reply)
+                    }
+                    try await rogue.flush()
+                }
+            }
+            defer { responder.cancel() }
+            let yaml = """
+                scrape_configs:
+                  - job_name: cluster
+                    kind: nats_system
+                    scrape_interval: 5s
+                    static_configs: [{targets: ["127.0.0.1:\(server.port)"]}]
+                    nats: {endpoints: [varz]}
+                    nats_system: {user: sys, password_file: \(directory.file("sys.password").path), timeout: 2s}
+                """
+            let batches = try await ScrapeSupport.scrape(yaml, rounds: 1)
+            // The real server and 999 made-up ones fill the 1,000 places.
+            let rogues = batches.filter { ($0.labels["instance"] ?? "").hasPrefix("rogue-") }
+            #expect(batches.count == SystemScraper.maxServers && rogues.count == SystemScraper.maxServers - 1)
+            let said = batches.flatMap { $0.errors.values }.contains { $0.contains("more than 1000 servers answered") }
+            #expect(said, "\(batches.prefix(1).map(\.errors))")
+        }
+    }
 }

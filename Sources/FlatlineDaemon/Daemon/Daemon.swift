@@ -29,6 +29,8 @@ public struct DaemonOptions: Sendable {
     public var saveEvery = 300.0
     /// Seconds a shutdown waits for the outbox to drain.
     public var shutdownGrace = 10.0
+    /// Seconds an HTTP connection to the API may stay idle before it is closed.
+    public var idleTimeout = 60.0
     public var version = "0.1.0"
 
     public init() {}
@@ -248,7 +250,15 @@ public final class Daemon: Sendable {
     /// `shutdownGrace` seconds to drain.
     public func run(signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
         let core = Core(daemon: self, trapHangup: !signals.isEmpty)
-        let server: HTTPServerBuilder = try tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1()
+        // Idle connections are closed after a minute, and header sizes are bounded: a client
+        // that opens connections and sends nothing cannot pile them up.
+        let http1 = HTTP1Channel.Configuration(
+            idleTimeout: .milliseconds(Int64(saturating: options.idleTimeout * 1000)),
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024)
+        )
+        let server: HTTPServerBuilder =
+            try tls.map { try .tls(.http1(configuration: http1), tlsConfiguration: $0) }
+            ?? .http1(configuration: http1)
         let app = Application(
             router: HTTPAPI.router(self),
             server: server,

@@ -99,22 +99,26 @@ public final class DaemonMetrics: Sendable {
     /// A series' labels as the exported ones: its metric name as `metric`, `instance` as
     /// `target` and `job` as `source_job` (Prometheus sets its own `instance` and `job` when
     /// it scrapes Flatline).
+    /// A series' own label named `metric`, `target` or `source_job` becomes `exported_<name>`
+    /// (prefixed until free), so no name appears twice and Prometheus never rejects the page.
     static func labels(_ labels: LabelSet) -> String {
-        var pairs: [(String, String)] = []
+        var renamed: [Label] = []
+        var own: [Label] = []
         for label in labels.labels {
             switch label.name {
-            case LabelSet.metricNameLabel: pairs.append(("metric", label.value))
-            case "instance": pairs.append(("target", label.value))
-            case "job": pairs.append(("source_job", label.value))
-            default: pairs.append((label.name, label.value))
+            case LabelSet.metricNameLabel: renamed.append(Label(name: "metric", value: label.value))
+            case "instance": renamed.append(Label(name: "target", value: label.value))
+            case "job": renamed.append(Label(name: "source_job", value: label.value))
+            default: own.append(label)
             }
         }
-        pairs.sort { $0.0 < $1.0 }
-        return "{" + pairs.map { "\($0.0)=\"\(LabelSet.escape($0.1))\"" }.joined(separator: ",") + "}"
+        renamed.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        let all = LabelSet.mergingTargetLabels(renamed, into: own)
+        return "{" + all.map { "\($0.name)=\"\(LabelSet.escape($0.value))\"" }.joined(separator: ",") + "}"
     }
 
     static func number(_ value: Double) -> String {
-        if value == value.rounded() && abs(value) < 1e15 { return String(Int64(value)) }
+        if let whole = Int64(exactly: value), abs(value) < 1e15 { return String(whole) }
         return String(value)
     }
 }

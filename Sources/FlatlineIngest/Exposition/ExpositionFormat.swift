@@ -58,7 +58,7 @@ public struct ExpositionError: Error, Hashable, Sendable, CustomStringConvertibl
 
     public init(line: Int, reason: String) {
         self.line = line
-        self.reason = reason
+        self.reason = reason.truncated()
     }
 
     public var description: String { line > 0 ? "line \(line): \(reason)" : reason }

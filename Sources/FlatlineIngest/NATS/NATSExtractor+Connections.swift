@@ -126,9 +126,21 @@ extension NATSExtractor {
                     current.insert(cid).inserted
                 else { continue }
                 guard closedPrimed, !closedSeen.contains(cid) else { continue }
-                let reason = d.string(connection, "reason") ?? "unknown"
+                // Reasons and client names come from the server (and its clients): beyond the
+                // caps they count as "other", so totals stay right and series stay bounded.
+                var reason = (d.string(connection, "reason") ?? "unknown").truncated(100)
+                if closedTotals[reason] == nil, fresh[reason] == nil,
+                    closedTotals.count + fresh.count >= Self.maxClosedReasons
+                {
+                    reason = "other"
+                }
                 fresh[reason, default: 0] += 1
-                let group = Self.clientGroup(forName: d.string(connection, "name") ?? "")
+                var group = Self.clientGroup(forName: (d.string(connection, "name") ?? "").truncated(200))
+                if closedByGroup[group] == nil, freshByGroup[group] == nil,
+                    closedByGroup.count + freshByGroup.count >= ClientGroupTotals.maxGroups
+                {
+                    group = "other"
+                }
                 freshByGroup[group, default: [:]][reason, default: 0] += 1
                 if reason.hasPrefix("Slow Consumer") { slowCutoffs[group, default: 0] += 1 }
             }
@@ -180,6 +192,9 @@ extension NATSExtractor {
 }
 
 extension NATSExtractor {
+    /// Distinct close reasons counted at most (NATS has about twenty); past it, `other`.
+    static let maxClosedReasons = 64
+
     /// Groups whose slow-consumer cut-offs are counted at most; past it, `unattributed`.
     static let maxSlowCutoffGroups = 1000
 

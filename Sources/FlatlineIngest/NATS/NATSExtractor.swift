@@ -33,8 +33,8 @@ public struct ExtractionError: Error, Hashable, Sendable, CustomStringConvertibl
     public var reason: String
 
     public init(endpoint: String, reason: String) {
-        self.endpoint = endpoint
-        self.reason = reason
+        self.endpoint = endpoint.truncated(64)
+        self.reason = reason.truncated()
     }
 
     public var description: String { "/\(endpoint): \(reason)" }

@@ -12,7 +12,8 @@ public struct ScrapeError: Error, Hashable, Sendable, CustomStringConvertible {
     public var reason: String
 
     public init(reason: String) {
-        self.reason = reason
+        // Reasons quote what targets sent: kept short before they reach logs, the API and the page.
+        self.reason = reason.truncated()
     }
 
     public var description: String { reason }
@@ -35,7 +36,9 @@ package final class HTTPFetcher: Sendable {
     init(job: ScrapeConfiguration) throws(ScrapeError) {
         self.job = job
         var configuration = HTTPClient.Configuration()
-        configuration.redirectConfiguration = .follow(max: 5, allowCycles: false)
+        // Redirects are followed by `get` itself, and only within the target (scheme, host and
+        // port unchanged): credentials never go to another host.
+        configuration.redirectConfiguration = .disallow
         configuration.decompression = .enabled(limit: .size(job.bodySizeLimit))
         configuration.connectionPool.idleTimeout = .seconds(Int64(saturating: max(30, job.scrapeInterval * 2)))
         if let tls = job.tls {
@@ -99,8 +102,10 @@ package final class HTTPFetcher: Sendable {
         acceptErrorStatus: Bool = false
     ) async throws(ScrapeError) -> FetchedBody {
         var retriedToken = false
+        var current = url
+        var redirects = 0
         while true {
-            var request = HTTPClientRequest(url: url)
+            var request = HTTPClientRequest(url: current)
             request.headers.add(name: "Accept", value: accept)
             request.headers.add(name: "User-Agent", value: "flatline")
             request.headers.add(name: "X-Prometheus-Scrape-Timeout-Seconds", value: String(job.scrapeTimeout))
@@ -137,6 +142,12 @@ package final class HTTPFetcher: Sendable {
                 continue
             }
             let status = response.status.code
+            if [301, 302, 303, 307, 308].contains(status), let location = response.headers.first(name: "Location") {
+                current = try Self.redirect(from: current, to: location)
+                redirects += 1
+                guard redirects <= 5 else { throw ScrapeError(reason: "more than 5 redirects") }
+                continue
+            }
             guard (200..<300).contains(status) || acceptErrorStatus else {
                 let text = body.readString(length: min(body.readableBytes, 200)) ?? ""
                 let detail = text.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -145,6 +156,25 @@ package final class HTTPFetcher: Sendable {
             let bytes = body.readBytes(length: body.readableBytes) ?? []
             return FetchedBody(bytes: bytes, contentType: response.headers.first(name: "Content-Type"), status: status)
         }
+    }
+
+    /// Where a redirect from `url` to `location` leads, when it stays on the same scheme, host
+    /// and port.
+    /// - Throws: ``ScrapeError`` for a redirect to another host (not followed) or a bad location.
+    static func redirect(from url: String, to location: String) throws(ScrapeError) -> String {
+        guard let base = URL(string: url), let target = URL(string: location, relativeTo: base)?.absoluteURL,
+            let host = target.host
+        else {
+            throw ScrapeError(reason: "redirected to \"\(location.prefix(100))\", which is not a URL")
+        }
+        func port(_ u: URL) -> Int? { u.port ?? (u.scheme == "https" ? 443 : u.scheme == "http" ? 80 : nil) }
+        guard target.scheme == base.scheme, host == base.host, port(target) == port(base) else {
+            throw ScrapeError(
+                reason: "redirected to another host (\(target.scheme ?? "?")://\(host.prefix(100))): not followed, "
+                    + "so credentials stay with the target"
+            )
+        }
+        return target.absoluteString
     }
 
     /// Errors in words an operator can act on.

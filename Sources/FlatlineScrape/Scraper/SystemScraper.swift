@@ -35,6 +35,13 @@ struct SystemScraper {
     private var client: NATSClient?
     private var runner: Task<Void, any Error>?
     private var servers: [String: TargetState] = [:]
+    /// When each server last answered: servers silent for `stale_after` are forgotten.
+    private var lastReply: [String: Timestamp] = [:]
+    /// Replies from servers past ``maxServers``, ignored so far (a rogue `$SYS` responder
+    /// inventing names cannot grow the daemon without bound).
+    private(set) var ignoredReplies = 0
+    /// The most servers one job tracks.
+    static let maxServers = 1000
     private var failures = FailureLog()
 
     init(job: ScrapeConfiguration, global: GlobalSettings, recorder: Recorder?, logger: Logger) {
@@ -154,10 +161,17 @@ struct SystemScraper {
                 }
                 for reply in replies {
                     let name = reply.server.name
-                    seen.insert(name)
                     if servers[name] == nil {
+                        guard servers.count < Self.maxServers else {
+                            ignoredReplies += 1
+                            errors["", default: [:]]["servers"] =
+                                "more than \(Self.maxServers) servers answered; \(ignoredReplies) replies ignored"
+                            continue
+                        }
                         servers[name] = TargetState(target: target(named: name), global: global)
                     }
+                    seen.insert(name)
+                    lastReply[name] = time
                     guard let state = servers[name] else { continue }
                     guard let data = reply.data else {
                         let reason = reply.error ?? "no data"
@@ -191,7 +205,13 @@ struct SystemScraper {
         } catch {
             errors["", default: [:]]["connect"] = error.reason
         }
-        // Servers seen before that did not answer this round are down (or cut off).
+        // Servers silent for stale_after are gone (removed from the cluster, or names a rogue
+        // responder made up); the others that did not answer this round are down (or cut off).
+        let cutoff = time.advanced(bySeconds: -global.staleAfter)
+        for (name, last) in lastReply where last < cutoff {
+            servers[name] = nil
+            lastReply[name] = nil
+        }
         for name in servers.keys where !seen.contains(name) {
             errors[name, default: [:]]["reply"] = "no reply within \(job.system.timeout) s"
         }

@@ -100,7 +100,13 @@ struct ReceiveCommand: AsyncParsableCommand {
         guard let t = parts["t"], let time = Int64(t), abs(Date().timeIntervalSince1970 - Double(time)) < 300 else {
             return false
         }
-        return WebhookIntegration.signature(body: body, secret: secret, time: time) == header
+        // Compared in constant time: how far a guess matches must not show in the answer's timing.
+        let expected = Array(WebhookIntegration.signature(body: body, secret: secret, time: time).utf8)
+        let given = Array(header.utf8)
+        guard expected.count == given.count else { return false }
+        var difference: UInt8 = 0
+        for (a, b) in zip(expected, given) { difference |= a ^ b }
+        return difference == 0
     }
 
     /// What was printed already: a group's messages repeat its unchanged alerts.
