@@ -580,4 +580,34 @@ struct AlertmanagerResendTests {
         #expect(held.count == 1, "\(held)")
         #expect(held.first?["fingerprint"] as? String == firing.fingerprint.description)
     }
+
+    @Test("a NATS receiver's user and password never reach the outbox's last error")
+    func redactedReceiverURL() async throws {
+        let port = try NATSServerProcess.freePort()
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let yaml = """
+            route: {receiver: bus}
+            receivers:
+              - name: bus
+                nats_configs: [{url: "nats://alice:s3cret@127.0.0.1:\(port)", subject: alerts.nats}]
+            """
+        let settings = try #require(
+            try Configuration.parse(yaml, file: directory.file("f.yml").path, directory: directory.url.path).alerting
+        )
+        let notifier = try Notifier(
+            settings: settings,
+            outbox: try Outbox(path: directory.file("outbox.sqlite").path),
+            externalURL: "http://flatline.test",
+            logger: TestSupport.quietLogger
+        )
+        var note = DeliveryTests.notification(group: "ORDERS", .firing, time: 1)
+        note.receiver = "bus"
+        try notifier.submit([note], tree: RoutingTree(settings.route), now: Date().timeIntervalSince1970)
+        try await DeliveryTests.deliverAll(notifier, within: 3)
+        await notifier.shutdown()
+        let pending = try notifier.outbox.pending()
+        let error = try #require(pending.first?.lastError)
+        #expect(!error.contains("s3cret") && error.contains("<secret>@127.0.0.1"), "\(error)")
+    }
 }

@@ -103,7 +103,8 @@ struct SystemScrapeTests {
                 for await request in requests {
                     guard let reply = request.replyTo else { continue }
                     for k in 0..<1200 {
-                        let body = #"{"server":{"name":"rogue-\#(k)","id":"R\#(k)"},"data":{"now":"2026-01-01T00:00:00Z","in_msgs":1}}"#
+                        let body =
+                            #"{"server":{"name":"rogue-\#(k)","id":"R\#(k)"},"data":{"now":"2026-01-01T00:00:00Z","in_msgs":1}}"#
                         try await rogue.publish(body, to: reply)
                     }
                     try await rogue.flush()
@@ -126,5 +127,28 @@ struct SystemScrapeTests {
             let said = batches.flatMap { $0.errors.values }.contains { $0.contains("more than 1000 servers answered") }
             #expect(said, "\(batches.prefix(1).map(\.errors))")
         }
+    }
+
+    @Test("a NATS URL's user and password never reach labels, errors or target names")
+    func redactedCredentials() async throws {
+        let port = try NATSServerProcess.freePort()
+        let yaml = """
+            scrape_configs:
+              - job_name: cluster
+                kind: nats_system
+                scrape_interval: 5s
+                scrape_timeout: 1s
+                static_configs: [{targets: ["nats://sys:s3cret@127.0.0.1:\(port)"]}]
+            """
+        let batches = try await ScrapeSupport.scrape(yaml, rounds: 1)
+        let batch = try #require(batches.first)
+        #expect(!batch.health.up)
+        let everything = "\(batch.labels) \(batch.errors) \(batch.target) \(batch.samples.map(\.labels))"
+        #expect(!everything.contains("s3cret"), "\(everything)")
+        #expect(batch.labels["instance"] == "nats://<secret>@127.0.0.1:\(port)")
+        #expect(
+            Redaction.redactingUserinfo("cannot connect to nats://a:b@h:1,tls://c@d:2/x and http://e/f")
+                == "cannot connect to nats://<secret>@h:1,tls://<secret>@d:2/x and http://e/f"
+        )
     }
 }

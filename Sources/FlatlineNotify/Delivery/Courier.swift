@@ -261,6 +261,13 @@ public final class Courier: Sendable {
         var updates: [Outbox.Update] = []
         var notes: [(DeliveryStats.Outcome, OutboxItem, String?, Double?)] = []
         for (item, outcome) in outcomes {
+            // Reasons may quote a receiver's URL: its user and password never reach the outbox or logs.
+            let outcome: DeliveryOutcome =
+                switch outcome {
+                case .delivered: .delivered
+                case .rejected(let reason): .rejected(reason: Redaction.redactingUserinfo(reason))
+                case .retry(let reason, let after): .retry(reason: Redaction.redactingUserinfo(reason), after: after)
+                }
             switch outcome {
             case .delivered:
                 updates.append(.delivered(item.id))

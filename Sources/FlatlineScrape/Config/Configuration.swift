@@ -231,8 +231,8 @@ public struct ScrapeTarget: Sendable {
     /// `job`, `instance` and the static labels (target labels win over job defaults).
     public var labels: [String: String]
 
-    /// A stable name for logs and the recorder.
-    public var name: String { "\(job.jobName)/\(address)" }
+    /// A stable name for logs, the API and the recorder (a URL's user and password redacted).
+    public var name: String { "\(job.jobName)/\(Redaction.redactingUserinfo(address))" }
 }
 
 extension Configuration {

@@ -13,7 +13,7 @@ public struct ScrapeError: Error, Hashable, Sendable, CustomStringConvertible {
 
     public init(reason: String) {
         // Reasons quote what targets sent: kept short before they reach logs, the API and the page.
-        self.reason = reason.truncated()
+        self.reason = Redaction.redactingUserinfo(reason.truncated())
     }
 
     public var description: String { reason }

@@ -57,9 +57,9 @@ struct SystemScraper {
     private func target(named name: String) -> ScrapeTarget {
         var labels = global.externalLabels
         labels["job"] = job.jobName
-        labels["instance"] = name
+        labels["instance"] = Redaction.redactingUserinfo(name)
         for target in job.targets { labels.merge(target.labels) { _, own in own } }
-        return ScrapeTarget(job: job, address: name, labels: labels)
+        return ScrapeTarget(job: job, address: Redaction.redactingUserinfo(name), labels: labels)
     }
 
     /// Connects on first use.
