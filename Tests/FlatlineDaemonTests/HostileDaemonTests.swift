@@ -1,8 +1,10 @@
+import AsyncHTTPClient
 import FlatlineCore
 import FlatlineIngest
 import FlatlineScrape
 import FlatlineTestSupport
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import NIOHTTP1
@@ -189,5 +191,110 @@ struct HostileDaemonTests {
         #expect(ContinuousClock.now - started < .seconds(5))
         await daemon.shutdown()
         try await running.value
+    }
+
+    @Test(
+        "the API refuses other hosts, other origins and forms; a silence must not mute everything",
+        .timeLimit(.minutes(1))
+    )
+    func apiAbuse() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        try await DaemonAPITests.withDaemon(data: directory.file("data").path) { port in
+            let url = "http://127.0.0.1:\(port)/api/v1/silences"
+            let good = #"{"matchers": ["stream=\"ORDERS\""], "duration": "1h"}"#
+            func send(_ method: NIOHTTP1.HTTPMethod, _ url: String, _ body: String?, _ headers: [(String, String)])
+                async throws -> (Int, String)
+            {
+                var request = HTTPClientRequest(url: url)
+                request.method = method
+                for (name, value) in headers { request.headers.replaceOrAdd(name: name, value: value) }
+                if let body { request.body = .bytes(ByteBuffer(string: body)) }
+                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+                return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 20)))
+            }
+            // A form post, as a cross-site page could send without a preflight.
+            let (form, formBody) = try await send(.POST, url, good, [("Content-Type", "text/plain")])
+            #expect(form == 415 && formBody.contains("application/json"), "\(formBody)")
+            // Another origin.
+            let (cross, _) = try await send(
+                .POST,
+                url,
+                good,
+                [("Content-Type", "application/json"), ("Origin", "http://evil.example")]
+            )
+            #expect(cross == 403)
+            let (crossDelete, _) = try await send(.DELETE, url + "/x", nil, [("Origin", "http://evil.example")])
+            #expect(crossDelete == 403)
+            // DNS rebinding: another host name pointing at 127.0.0.1.
+            let (rebound, _) = try await send(
+                .GET,
+                "http://127.0.0.1:\(port)/api/v1/alerts",
+                nil,
+                [("Host", "evil.example")]
+            )
+            #expect(rebound == 421)
+            // The same origin is fine.
+            let (same, sameBody) = try await send(
+                .POST,
+                url,
+                good,
+                [("Content-Type", "application/json"), ("Origin", "http://127.0.0.1:\(port)")]
+            )
+            #expect(same == 200, "\(sameBody)")
+            // Matchers that all match the empty string would mute everything.
+            for matchers in [#"["stream=~\".*\""]"#, #"["stream=\"\""]"#, #"["a!=\"x\"", "b=~\"y?\""]"#] {
+                let (status, body) = try await DaemonAPITests.request(
+                    .POST,
+                    url,
+                    #"{"matchers": \#(matchers), "duration": "1h"}"#
+                )
+                #expect(status == 400 && body.contains("empty string"), "\(matchers): \(body)")
+            }
+        }
+    }
+
+    @Test("request guard: the rules, one by one")
+    func requestGuardRules() {
+        func check(
+            _ method: HTTPRequest.Method = .get,
+            host: String? = "127.0.0.1:9464",
+            origin: String? = nil,
+            type: String? = nil,
+            length: Int? = nil,
+            listen: String = "127.0.0.1",
+            external: String? = nil
+        ) -> HTTPResponse.Status? {
+            RequestGuard.check(
+                method: method,
+                host: host,
+                origin: origin,
+                contentType: type,
+                contentLength: length,
+                listenHost: listen,
+                port: 9464,
+                externalURL: external
+            )?.status
+        }
+        #expect(check() == nil)
+        #expect(check(host: "localhost:9464") == nil)
+        #expect(check(host: "LOCALHOST:9464") == nil)
+        #expect(check(host: "evil:9464") == .misdirectedRequest)
+        #expect(check(host: nil) == .misdirectedRequest)
+        #expect(check(host: "flatline.example.com", external: "https://flatline.example.com/") == nil)
+        #expect(check(host: "anything:9464", listen: "0.0.0.0") == nil)
+        #expect(
+            check(host: "anything:9464", listen: "0.0.0.0", external: "http://f.example:9464") == .misdirectedRequest
+        )
+        #expect(check(.post) == nil)
+        #expect(check(.post, type: "application/json", length: 10) == nil)
+        #expect(check(.post, type: "application/json; charset=utf-8", length: 10) == nil)
+        #expect(check(.post, type: "application/x-www-form-urlencoded", length: 10) == .unsupportedMediaType)
+        #expect(check(.post, length: 10) == .unsupportedMediaType)
+        #expect(check(.post, origin: "http://127.0.0.1:9464") == nil)
+        #expect(check(.post, origin: "https://flatline.example.com", external: "https://flatline.example.com") == nil)
+        #expect(check(.delete, origin: "http://evil.example") == .forbidden)
+        #expect(check(.delete, origin: "null") == .forbidden)
+        #expect(check(.get, origin: "http://evil.example") == nil)
     }
 }

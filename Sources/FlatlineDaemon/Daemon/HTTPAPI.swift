@@ -136,6 +136,7 @@ enum HTTPAPI {
 
     static func router(_ daemon: Daemon) -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: RequestGuard(daemon: daemon))
         router.add(middleware: BearerAuth(daemon: daemon))
         let pipeline = daemon.pipeline
         router.get("/") { _, _ -> Response in

@@ -290,20 +290,47 @@ public actor Pipeline {
     /// - Throws: ``DaemonError`` for matchers that do not parse or an end not after the start.
     public func addSilence(_ silence: Silence) throws(DaemonError) -> Silence {
         guard !silence.matchers.isEmpty else { throw DaemonError(reason: "a silence needs at least one matcher") }
+        guard silence.matchers.count <= Self.maxSilenceMatchers else {
+            throw DaemonError(reason: "a silence has at most \(Self.maxSilenceMatchers) matchers")
+        }
+        var parsed: [LabelMatcher] = []
         for text in silence.matchers {
             do {
-                _ = try LabelMatcher(parsing: text)
+                parsed.append(try LabelMatcher(parsing: text))
             } catch {
                 throw DaemonError(reason: error.reason)
             }
         }
+        // As Alertmanager: a silence whose every matcher matches the empty string would mute
+        // everything that lacks those labels, which is almost everything.
+        guard parsed.contains(where: { !$0.matches(String?.some("")) }) else {
+            throw DaemonError(
+                reason: "at least one matcher must not match the empty string (this silence would mute everything)"
+            )
+        }
         guard silence.endsAt > silence.startsAt else {
             throw DaemonError(reason: "endsAt must be after startsAt")
+        }
+        // Expired silences are kept for the list, the oldest forgotten first; live ones are capped.
+        let now = Self.now()
+        let live = dispatcher.silences.filter { $0.endsAt > now }.count
+        guard live < Self.maxSilences else {
+            throw DaemonError(reason: "there are already \(Self.maxSilences) pending or active silences")
+        }
+        let expired = dispatcher.silences.enumerated().filter { $0.element.endsAt <= now }
+        if dispatcher.silences.count >= Self.maxSilences + Self.maxExpiredSilences, let oldest = expired.first {
+            dispatcher.silences.remove(at: oldest.offset)
         }
         dispatcher.silences.append(silence)
         saveSilences()
         return silence
     }
+
+    /// The most pending or active silences, and expired ones kept besides them.
+    public static let maxSilences = 1000
+    public static let maxExpiredSilences = 1000
+    /// The most matchers one silence may have.
+    public static let maxSilenceMatchers = 64
 
     /// Ends a silence now. Returns whether there was one with that id.
     public func expireSilence(id: String) -> Bool {
