@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A condition on one label, as Alertmanager and Prometheus write them: `name="value"`,
 /// `name!="value"`, `name=~"regex"`, `name!~"regex"`. Regular expressions match the whole
 /// value. A label that is absent counts as the empty string, so `reason=""` selects series
@@ -13,7 +15,7 @@ public struct LabelMatcher: Sendable, CustomStringConvertible {
     public let name: String
     public let op: Operator
     public let value: String
-    private let pattern: CompiledPattern?
+    private let pattern: MemoizedPattern?
 
     /// - Throws: ``PatternError`` for a bad label name or regular expression.
     public init(name: String, op: Operator, value: String) throws(PatternError) {
@@ -25,7 +27,7 @@ public struct LabelMatcher: Sendable, CustomStringConvertible {
         self.value = value
         switch op {
         case .equal, .notEqual: pattern = nil
-        case .matches, .notMatches: pattern = try CompiledPattern(value)
+        case .matches, .notMatches: pattern = MemoizedPattern(try LinearPattern(value))
         }
     }
 
@@ -95,6 +97,31 @@ public struct LabelMatcher: Sendable, CustomStringConvertible {
     public func matches(_ labels: [String: String]) -> Bool { matches(labels[name]) }
 
     public var description: String { name + op.rawValue + "\"" + LabelSet.escape(value) + "\"" }
+}
+
+/// A linear-time pattern with the answers for recent texts remembered: label values repeat (the
+/// same teams, services, reasons), and matching costs microseconds.
+final class MemoizedPattern: Sendable {
+    static let limit = 4096
+    let pattern: LinearPattern
+    let answers = Mutex<[String: Bool]>([:])
+
+    init(_ pattern: LinearPattern) {
+        self.pattern = pattern
+    }
+
+    func matches(_ text: String) -> Bool {
+        if let known = answers.withLock({ $0[text] }) { return known }
+        let answer = pattern.matches(text)
+        // Long texts are answered but not remembered: the memo stays small.
+        if text.utf8.count <= 1024 {
+            answers.withLock {
+                if $0.count >= Self.limit { $0.removeAll(keepingCapacity: true) }
+                $0[text] = answer
+            }
+        }
+        return answer
+    }
 }
 
 extension LabelMatcher: Hashable {
