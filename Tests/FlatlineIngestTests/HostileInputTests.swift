@@ -327,4 +327,13 @@ struct HostileInputTests {
         #expect("short".truncated() == "short")
         #expect(String(repeating: "é", count: 300).truncated(10) == String(repeating: "é", count: 10) + "…")
     }
+
+    @Test("a JSON body of tiny values is capped in values, not only in bytes")
+    func jsonValueCap() throws {
+        let body = Array(("[" + String(repeating: "0,", count: 2_000) + "0]").utf8)
+        let error = #expect(throws: JSONError.self) { try JSONDocument(parsing: body, maxValues: 1000) }
+        #expect(error?.reason.contains("more than 1000 values") == true)
+        #expect(try JSONDocument(parsing: body).count == 2_002)
+        #expect(JSONDocument.defaultMaxValues == 4_194_304)
+    }
 }

@@ -138,6 +138,11 @@ struct ConfigurationTests {
         #expect(job.nats.endpoints == NATSEndpoint.defaults)
         #expect(job.scheme == "http")
         #expect(job.authorization == .none)
+        // Bounded by default: 100,000 series and 64 MiB a body per target; `max_series: 0` lifts it.
+        #expect(job.maxSeries == 100_000 && job.bodySizeLimit == 64 << 20)
+        #expect(job.limits == ScrapeLimits())
+        let unlimited = try Configuration.parse("scrape_configs:\n  - job_name: n\n    max_series: 0\n", file: "f.yml")
+        #expect(unlimited.scrapeConfigs.first?.maxSeries == nil)
     }
 
     @Test(
@@ -172,7 +177,7 @@ struct ConfigurationTests {
                 "not a supported action"
             ),
             ("scrape_configs:\n  - job_name: a\n  - job_name: a\n", 3, "scrape_configs[1]", "used by an earlier job"),
-            ("scrape_configs:\n  - job_name: a\n    max_series: 0\n", 3, "max_series", "at least 1"),
+            ("scrape_configs:\n  - job_name: a\n    max_series: -1\n", 3, "max_series", "at least 0"),
             ("scrape_configs:\n  - job_name: a\n    body_size_limit: lots\n", 3, "body_size_limit", "not a size"),
             ("scrape_configs:\n  - job_name: a\n    tls_config: {cert_file: c}\n", 3, "tls_config", "go together"),
             (

@@ -39,12 +39,19 @@ public struct JSONDocument: Sendable {
     public let bytes: [UInt8]
     var nodes: [Node]
 
-    /// Parses a complete JSON text (RFC 8259). Nesting deeper than `maxDepth` is refused, so a
-    /// hostile body cannot exhaust the stack or the memory.
+    /// The most values a document may hold by default: 4,194,304, a tape of about 100 MiB
+    /// (24 bytes a value). A body of `[0,0,0,...]` has a value every two bytes, twelve times
+    /// its size in tape; this caps it whatever `body_size_limit` allows.
+    public static let defaultMaxValues = 4_194_304
+
+    /// Parses a complete JSON text (RFC 8259). Nesting deeper than `maxDepth`, or more than
+    /// `maxValues` values, is refused, so a hostile body cannot exhaust the stack or the memory.
     /// - Throws: ``JSONError`` with the byte offset and the reason.
-    public init(parsing bytes: [UInt8], maxDepth: Int = 256) throws(JSONError) {
+    public init(parsing bytes: [UInt8], maxDepth: Int = 256, maxValues: Int = JSONDocument.defaultMaxValues)
+        throws(JSONError)
+    {
         self.bytes = bytes
-        var parser = JSONTapeParser(bytes: bytes, maxDepth: maxDepth)
+        var parser = JSONTapeParser(bytes: bytes, maxDepth: maxDepth, maxValues: maxValues)
         nodes = try parser.parse()
     }
 

@@ -17,22 +17,25 @@ struct JSONTapeParser {
 
     let bytes: [UInt8]
     let maxDepth: Int
+    let maxValues: Int
     private var i = 0
     private var nodes: [JSONDocument.Node] = []
     private var stack: [Frame] = []
 
-    init(bytes: [UInt8], maxDepth: Int) {
+    init(bytes: [UInt8], maxDepth: Int, maxValues: Int = JSONDocument.defaultMaxValues) {
         self.bytes = bytes
         self.maxDepth = maxDepth
+        self.maxValues = maxValues
     }
 
     mutating func parse() throws(JSONError) -> [JSONDocument.Node] {
         guard bytes.count < Int(UInt32.max) else { throw JSONError(offset: 0, reason: "text larger than 4 GiB") }
         // Monitoring JSON averages about one value per 10 bytes.
-        nodes.reserveCapacity(bytes.count / 10 + 4)
+        nodes.reserveCapacity(min(bytes.count / 10 + 4, maxValues))
         var needValue = true
         while true {
             if needValue {
+                guard nodes.count < maxValues else { throw error("more than \(maxValues) values") }
                 skipWhitespace()
                 guard i < bytes.count else { throw error(nodes.isEmpty ? "empty text" : "unexpected end of text") }
                 switch bytes[i] {

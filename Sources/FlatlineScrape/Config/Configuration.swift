@@ -193,9 +193,12 @@ public struct ScrapeConfiguration: Sendable {
     public var nats = NATSScrapeSettings()
     public var system = NATSSystemSettings()
     /// The most series one target may have; new ones past it are dropped (`series_limit`).
-    public var maxSeries: Int?
+    public var maxSeries: Int? = ScrapeConfiguration.defaultMaxSeries
     /// The largest body read, in bytes; a larger one fails the scrape.
-    public var bodySizeLimit = 256 << 20
+    public var bodySizeLimit = ScrapeConfiguration.defaultBodySizeLimit
+    /// The defaults: 100,000 series a target, 64 MiB a body.
+    public static let defaultMaxSeries = 100_000
+    public static let defaultBodySizeLimit = 64 << 20
     /// `sample_limit`, `label_limit`, `label_name_length_limit`, `label_value_length_limit`.
     public var limits = ScrapeLimits()
     public var authorization = Authorization.none
@@ -487,7 +490,11 @@ extension Configuration {
         } else {
             job.scrapeTimeout = min(job.scrapeTimeout, job.scrapeInterval)
         }
-        if let v = m["max_series"] { job.maxSeries = try v.int(min: 1) }
+        // `max_series: 0` lifts the limit.
+        if let v = m["max_series"] {
+            let limit = try v.int(min: 0)
+            job.maxSeries = limit == 0 ? nil : limit
+        }
         if let v = m["sample_limit"] { job.limits.sampleLimit = try v.int(min: 0) }
         if let v = m["label_limit"] { job.limits.labelLimit = try v.int(min: 0) }
         if let v = m["label_name_length_limit"] { job.limits.labelNameLengthLimit = try v.int(min: 0) }

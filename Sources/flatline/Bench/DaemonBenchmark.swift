@@ -277,6 +277,7 @@ struct DaemonBenchmark {
                 scrape_configs:
                   - job_name: bench
                     static_configs: [{targets: ["\(address)"]}]
+                    max_series: 0
                 route: {receiver: hook, group_by: [round], group_wait: 0s, group_interval: 1m, repeat_interval: 4h}
                 receivers:
                   - name: hook
