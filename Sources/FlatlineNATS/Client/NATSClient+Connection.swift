@@ -164,12 +164,36 @@ extension NATSClient {
         }
         try await channel.executeThenClose { inbound, outbound in
             var operations = inbound.makeAsyncIterator()
-            let info = try await handshake(
-                channel: channel.channel,
-                operations: &operations,
-                outbound: outbound,
-                address: address
-            )
+            // One deadline over the whole handshake (INFO, TLS, CONNECT, PONG): a server that
+            // accepts the connection and then says nothing is given up, and the next one tried.
+            let expired = HandshakeDeadline()
+            let deadline = channel.channel.eventLoop.scheduleTask(in: TimeAmount.nanoseconds(
+                Int64(configuration.connectTimeout.components.seconds) * 1_000_000_000
+                    + configuration.connectTimeout.components.attoseconds / 1_000_000_000
+            )) {
+                expired.fire()
+                channel.channel.close(promise: nil)
+            }
+            let info: ServerInfo
+            do {
+                info = try await handshake(
+                    channel: channel.channel,
+                    operations: &operations,
+                    outbound: outbound,
+                    address: address
+                )
+                deadline.cancel()
+            } catch {
+                deadline.cancel()
+                if expired.fired {
+                    throw NATSError(
+                        .connectionFailed,
+                        "no handshake within \(configuration.connectTimeout) (the server sent no INFO, or stopped)",
+                        server: server
+                    )
+                }
+                throw error
+            }
             let (closes, closer) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
             let (connectWaiters, drainWaiters, closedMeanwhile) = state.withLock { s in
                 if s.phase == .closed {
@@ -409,4 +433,13 @@ final class EndReason: Sendable {
     func record(_ error: NATSError) { storage.withLock { $0 = $0 ?? error } }
 
     var value: NATSError? { storage.withLock { $0 } }
+}
+
+/// Whether a connection's handshake deadline passed (set on the event loop, read after).
+final class HandshakeDeadline: Sendable {
+    private let state = Mutex(false)
+
+    func fire() { state.withLock { $0 = true } }
+
+    var fired: Bool { state.withLock { $0 } }
 }

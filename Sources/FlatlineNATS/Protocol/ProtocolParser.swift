@@ -14,6 +14,9 @@ public struct ProtocolParser: Sendable {
     public var maxPayload: Int
     /// Whether an `INFO` sets ``maxPayload`` to the server's `max_payload`.
     public var followsServerInfo = true
+    /// The largest message accepted whatever a server's `INFO` says: a server announcing a
+    /// `max_payload` of 10¹⁸ cannot make the client buffer a message of that size.
+    public let payloadCap: Int
 
     private var pending: PendingMessage?
 
@@ -28,6 +31,7 @@ public struct ProtocolParser: Sendable {
     public init(maxControlLine: Int = 4096, maxPayload: Int = 64 * 1024 * 1024) {
         self.maxControlLine = maxControlLine
         self.maxPayload = maxPayload
+        payloadCap = maxPayload
     }
 
     /// The next complete operation in `buffer`, or `nil` when more bytes are needed.
@@ -51,7 +55,7 @@ public struct ProtocolParser: Sendable {
             return try readPayload(message, &buffer)
         }
         if followsServerInfo, case .info(let info)? = operation.operation, info.maxPayload > 0 {
-            maxPayload = info.maxPayload
+            maxPayload = Swift.min(info.maxPayload, payloadCap)
         }
         return operation.operation
     }
