@@ -342,6 +342,39 @@ struct DeliveryTests {
         #expect(ContinuousClock.now - started < .seconds(15))
     }
 
+    @Test("a reload that removes a receiver moves its waiting notifications to failed, with the reason")
+    func removedReceiver() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let port = try NATSServerProcess.freePort()
+        // Notifications committed for a receiver "hook" that nobody answers.
+        let (first, tree) = try Self.notifier(port: port, directory: directory, policy: Self.fastPolicy)
+        try first.submit([Self.notification(group: "A", .firing, time: 1)], tree: tree, now: Date().timeIntervalSince1970)
+        #expect(try first.outbox.pendingCount() == 1)
+        await first.shutdown()
+        // The next configuration has no "hook" any more.
+        let yaml = """
+            route: {receiver: other}
+            receivers:
+              - name: other
+                webhook_configs: [{url: "http://127.0.0.1:\(port)/other"}]
+            """
+        let settings = try #require(
+            try Configuration.parse(yaml, file: directory.file("f.yml").path, directory: directory.url.path).alerting
+        )
+        let second = try Notifier(
+            settings: settings,
+            outbox: try Outbox(path: directory.file("outbox.sqlite").path),
+            externalURL: "http://flatline.test",
+            logger: TestSupport.quietLogger
+        )
+        defer { Task { await second.shutdown() } }
+        #expect(try second.outbox.pendingCount() == 0)
+        let failed = try second.outbox.failed()
+        #expect(failed.count == 1)
+        #expect(failed.first?.reason.contains("hook/webhook/0 is no longer in the configuration") == true)
+    }
+
     @Test("X-Flatline-Signature verifies with Python's hmac, and a changed body does not")
     func signature() async throws {
         let directory = try TestSupport.TemporaryDirectory()

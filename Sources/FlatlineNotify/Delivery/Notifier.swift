@@ -65,6 +65,30 @@ public final class Notifier: Sendable {
         }
         self.receivers = receivers
         courier = Courier(outbox: outbox, integrations: all, policy: policy, metrics: metrics, logger: logger)
+        retireOrphans(keeping: Set(all.map(\.id)), logger: logger)
+    }
+
+    /// Notifications waiting for an integration the configuration no longer has (its receiver
+    /// was removed or renamed, or its entry moved in the list, at a reload or a restart) would
+    /// wait for ever: they move to the failed table with the reason, and are logged.
+    private func retireOrphans(keeping current: Set<String>, logger: Logger) {
+        do {
+            let now = Date().timeIntervalSince1970
+            for integration in try outbox.integrations() where !current.contains(integration) {
+                let moved = try outbox.giveUp(
+                    integration: integration,
+                    reason: "integration \(integration) is no longer in the configuration (its receiver was removed, "
+                        + "renamed or reordered)",
+                    now: now
+                )
+                logger.error(
+                    "notifications for an integration that no longer exists moved to failed",
+                    metadata: ["integration": "\(integration)", "count": "\(moved)"]
+                )
+            }
+        } catch {
+            logger.error("outbox unreadable", metadata: ["error": "\(error)"])
+        }
     }
 
     /// The outbox entries for notifications: one per integration of the notification's receiver

@@ -220,6 +220,26 @@ public final class Outbox: Sendable {
         }
     }
 
+    /// Moves every waiting item of `integration` to the failed table with `reason`.
+    /// - Returns: how many moved.
+    @discardableResult
+    public func giveUp(integration: String, reason: String, now: Double) throws(OutboxError) -> Int {
+        var moved = 0
+        try write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO failed (id, integration, receiver, group_key, idempotency_key, body, created_at, attempts, failed_at, reason)
+                    SELECT id, integration, receiver, group_key, idempotency_key, body, created_at, attempts, ?, ?
+                    FROM outbox WHERE integration = ?
+                    """,
+                arguments: [now, reason, integration]
+            )
+            try db.execute(sql: "DELETE FROM outbox WHERE integration = ?", arguments: [integration])
+            moved = db.changesCount
+        }
+        return moved
+    }
+
     /// Items waiting, over all integrations.
     public func pendingCount() throws(OutboxError) -> Int {
         try read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
