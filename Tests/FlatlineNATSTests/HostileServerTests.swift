@@ -64,7 +64,10 @@ struct HostileServerTests {
         }
     }
 
-    @Test("a server that never sends INFO is given up at the connect timeout, and the next one is used", .timeLimit(.minutes(1)))
+    @Test(
+        "a server that never sends INFO is given up at the connect timeout, and the next one is used",
+        .timeLimit(.minutes(1))
+    )
     func silentServer() async throws {
         let silent = try FakeServer { fd in
             // Accept, then say nothing for a long time.
@@ -89,10 +92,17 @@ struct HostileServerTests {
         }
     }
 
-    @Test("INFO with max_payload 1e18, then a message of 10^11 bytes: refused at the client's own cap", .timeLimit(.minutes(1)))
+    @Test(
+        "INFO with max_payload 1e18, then a message of 10^11 bytes: refused at the client's own cap",
+        .timeLimit(.minutes(1))
+    )
     func hugePayload() async throws {
         let rogue = try FakeServer { fd in
-            FakeServer.send(fd, #"INFO {"server_id":"FAKE","version":"2.9.10","max_payload":1000000000000000000,"headers":true}"# + "\r\n")
+            FakeServer.send(
+                fd,
+                #"INFO {"server_id":"FAKE","version":"2.9.10","max_payload":1000000000000000000,"headers":true}"#
+                    + "\r\n"
+            )
             var seen = ""
             while !seen.contains("PING") {
                 let more = FakeServer.receive(fd)

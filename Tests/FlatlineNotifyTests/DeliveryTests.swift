@@ -349,7 +349,11 @@ struct DeliveryTests {
         let port = try NATSServerProcess.freePort()
         // Notifications committed for a receiver "hook" that nobody answers.
         let (first, tree) = try Self.notifier(port: port, directory: directory, policy: Self.fastPolicy)
-        try first.submit([Self.notification(group: "A", .firing, time: 1)], tree: tree, now: Date().timeIntervalSince1970)
+        try first.submit(
+            [Self.notification(group: "A", .firing, time: 1)],
+            tree: tree,
+            now: Date().timeIntervalSince1970
+        )
         #expect(try first.outbox.pendingCount() == 1)
         await first.shutdown()
         // The next configuration has no "hook" any more.

@@ -226,15 +226,33 @@ public actor Pipeline {
 
     /// Notifications due now, committed to the outbox.
     public func flush() {
+        // The dispatcher marks groups notified (and drops resolved alerts) as it flushes: keep
+        // its state from before, so a commit that fails (a full disk, an SQLite error) puts it
+        // back and the same notifications, resolves included, are committed once the disk
+        // recovers, at the next flush.
+        let before = dispatcher
         let notifications = dispatcher.flush(at: Self.now())
         guard !notifications.isEmpty, let notifier else { return }
         do {
             try notifier.submit(notifications, tree: dispatcher.tree, now: Date().timeIntervalSince1970)
+            if commitFailing {
+                commitFailing = false
+                logger.info("notifications committed again")
+            }
         } catch {
-            // Nothing was committed: the groups will say it again at their next interval.
-            logger.error("cannot commit notifications", metadata: ["error": "\(error)"])
+            dispatcher = before
+            if !commitFailing {
+                logger.error(
+                    "cannot commit notifications; kept, and retried at every flush",
+                    metadata: ["error": "\(error)"]
+                )
+            }
+            commitFailing = true
         }
     }
+
+    /// Whether the last commit of notifications failed (logged once per failing spell).
+    private(set) var commitFailing = false
 
     /// Alerts due for re-sending, to the Alertmanager receivers (Prometheus' every minute).
     public func resend(interval: Double = 60) {

@@ -167,10 +167,12 @@ extension NATSClient {
             // One deadline over the whole handshake (INFO, TLS, CONNECT, PONG): a server that
             // accepts the connection and then says nothing is given up, and the next one tried.
             let expired = HandshakeDeadline()
-            let deadline = channel.channel.eventLoop.scheduleTask(in: TimeAmount.nanoseconds(
-                Int64(configuration.connectTimeout.components.seconds) * 1_000_000_000
-                    + configuration.connectTimeout.components.attoseconds / 1_000_000_000
-            )) {
+            let deadline = channel.channel.eventLoop.scheduleTask(
+                in: TimeAmount.nanoseconds(
+                    Int64(configuration.connectTimeout.components.seconds) * 1_000_000_000
+                        + configuration.connectTimeout.components.attoseconds / 1_000_000_000
+                )
+            ) {
                 expired.fire()
                 channel.channel.close(promise: nil)
             }
