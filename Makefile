@@ -1,7 +1,7 @@
 # Flatline: see README.md. Every target installs what it needs first (make deps).
 SWIFT ?= swift
 
-.PHONY: all deps build release test lint format bench eval eval-nats demo demo-replay clean
+.PHONY: all deps build release test lint format bench eval eval-nats fuzz demo demo-replay clean
 
 all: build
 
@@ -42,6 +42,11 @@ eval: release
 eval-nats: release
 	scripts/eval/record_scenarios.sh .build/release/flatline .build/eval-nats
 	python3 scripts/eval/nats_intervals.py --flatline .build/release/flatline --recordings .build/eval-nats
+
+# libFuzzer over the parsers that read what others send (exposition, NATS bodies and protocol,
+# configuration and models, recordings): a million executions per target, about 30 minutes.
+fuzz: deps
+	scripts/fuzz.sh
 
 demo: deps
 	@scripts/demo.sh

@@ -255,6 +255,33 @@ let package = Package(
     ]
 )
 
+// Fuzzing targets for libFuzzer, declared only for `make fuzz` (FLATLINE_FUZZ=1), which builds
+// them with -sanitize=fuzzer,address in .build-fuzz; they are not part of any normal build.
+if Context.environment["FLATLINE_FUZZ"] != nil {
+    package.products += [
+        .library(name: "FlatlineNATS", targets: ["FlatlineNATS"]),
+        .library(name: "FlatlineScrape", targets: ["FlatlineScrape"]),
+    ]
+    let fuzzTargets: [(String, [Target.Dependency])] = [
+        ("FuzzExposition", ["FlatlineCore", "FlatlineIngest"]),
+        ("FuzzNATSBodies", ["FlatlineCore", "FlatlineIngest"]),
+        ("FuzzNATSProtocol", ["FlatlineNATS", .product(name: "NIOCore", package: "swift-nio")]),
+        ("FuzzConfiguration", ["FlatlineScrape", "FlatlineAlerting"]),
+        ("FuzzRecording", ["FlatlineIngest"]),
+    ]
+    package.targets.append(.target(name: "FuzzSupport", path: "Tests/Fuzz/FuzzSupport"))
+    for (name, dependencies) in fuzzTargets {
+        package.targets.append(
+            .executableTarget(
+                name: name,
+                dependencies: dependencies + ["FuzzSupport"],
+                path: "Tests/Fuzz/\(name)",
+                swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+            )
+        )
+    }
+}
+
 for target in package.targets where target.type != .system {
     var settings = target.swiftSettings ?? []
     settings.append(.enableUpcomingFeature("ExistentialAny"))
