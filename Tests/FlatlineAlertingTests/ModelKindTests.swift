@@ -206,6 +206,69 @@ struct ModelKindTests {
         #expect(Self.run([model], flat).events.isEmpty)
     }
 
+    @Test("consumer_backlog_forecast: a backlog that swings to its usual height is no forecast (beyond_peak)")
+    func backlogSwings() throws {
+        let shipped = try M.model("consumer_backlog_forecast")
+        guard case .forecast(var parameters) = shipped.kind else {
+            Issue.record("consumer_backlog_forecast is not a forecast model")
+            return
+        }
+        #expect(parameters.beyondPeak == 3600 && parameters.confirmations == 2)
+        // Batches: 200 rising 1 a second to 1700 over 25 minutes, acknowledged in 5; three times.
+        var ticks: [(Int, [Sample])] = []
+        for s in stride(from: 0, to: 5400, by: 15) {
+            let phase = s % 1800
+            let value = phase < 1500 ? 200 + Double(phase) : 1700 - Double(phase - 1500) * 5
+            ticks.append((s, try Self.consumer(s, ackPending: value, maxAckPending: 2000)))
+        }
+        let firing = { (model: Model) in
+            Self.run([model], ticks).events.filter { $0.contains("firing") }.compactMap {
+                Int($0.split(separator: ":")[0])
+            }
+        }
+        // Each rise's trend meets 2000 within 15 minutes: without the peak rule, every batch fires.
+        var plain = shipped
+        parameters.beyondPeak = 0
+        plain.kind = .forecast(parameters)
+        #expect(firing(plain).count == 3, "\(firing(plain))")
+        // With it, only the first batch (no history yet): later rises never pass the last peak.
+        let shippedFiring = firing(shipped)
+        #expect(shippedFiring.count <= 1 && shippedFiring.allSatisfy { $0 < 1800 }, "\(shippedFiring)")
+    }
+
+    @Test("forecast confirmations: one window's trend is not enough; reaching the limit fires at once")
+    func forecastConfirmations() throws {
+        let shipped = try M.model("consumer_backlog_forecast")
+        guard case .forecast(var parameters) = shipped.kind else {
+            Issue.record("consumer_backlog_forecast is not a forecast model")
+            return
+        }
+        parameters.beyondPeak = 0
+        let events = { (confirmations: Int, ticks: [(Int, [Sample])]) -> [String] in
+            var model = shipped
+            parameters.confirmations = confirmations
+            model.kind = .forecast(parameters)
+            return Self.run([model], ticks).events
+        }
+        // A rise of 1 a second from 100 at 600 s: the trend comes within the horizon at ~1600 s;
+        // with 3 confirmations the alert comes two scrapes (30 s) later than with 1.
+        var rising: [(Int, [Sample])] = []
+        for s in stride(from: 0, to: 2100, by: 15) {
+            rising.append(
+                (s, try Self.consumer(s, ackPending: s < 600 ? 100 : 100 + Double(s - 600), maxAckPending: 2000))
+            )
+        }
+        let once = try #require(events(1, rising).first.flatMap { Int($0.split(separator: ":")[0]) })
+        let thrice = try #require(events(3, rising).first.flatMap { Int($0.split(separator: ":")[0]) })
+        #expect(thrice == once + 30, "\(once) \(thrice)")
+        // At the limit itself: at once, whatever the confirmations.
+        var full: [(Int, [Sample])] = []
+        for s in stride(from: 0, to: 300, by: 15) {
+            full.append((s, try Self.consumer(s, ackPending: s < 150 ? 100 : 2000, maxAckPending: 2000)))
+        }
+        #expect(events(5, full).first?.hasPrefix("150:firing") == true, "\(events(5, full))")
+    }
+
     @Test("consumer_stream_limit_forecast: a consumer's backlog against its stream's max_msgs")
     func streamLimitForecast() throws {
         let model = try M.model("consumer_stream_limit_forecast")
@@ -254,6 +317,38 @@ struct ModelKindTests {
         #expect(alert.labels["signal"] == "gnatsd_varz_in_msgs")
         #expect(alert.annotations["band"]?.contains(" to ") == true)
         #expect(result.events.last?.contains("resolved") == true)
+    }
+
+    @Test("server_traffic_anomaly: a level that stays becomes the usual after settle_after")
+    func trafficSettles() throws {
+        var model = try M.model("server_traffic_anomaly")
+        guard case .anomaly(var parameters) = model.kind else {
+            Issue.record("server_traffic_anomaly is not an anomaly model")
+            return
+        }
+        parameters.settleAfter = 600
+        model.kind = .anomaly(parameters)
+        var ticks: [(Int, [Sample])] = []
+        var total = 0.0
+        var rng = SplitMix64(seed: 9)
+        for s in 0..<2400 {
+            // 100/s, then 400/s from 1200 s on.
+            let level = s >= 1200 ? 400.0 : 100
+            total += level + 10 * (Double(rng.next() % 1000) / 500 - 1)
+            var sample = try M.sample("gnatsd_varz_in_msgs", total, ["instance": "n1"], at: s)
+            sample.kind = .counter
+            ticks.append((s, [sample]))
+        }
+        let bank = try DetectionBank(configuration: DetectorConfiguration(), step: 1)
+        let result = Self.run([model], ticks, bank: bank)
+        // Fires after `for: 2m`, ends 600 s after the jump (+ keep_firing_for 1m). (The way back
+        // is no second alert: the test above.)
+        let events = result.events.map { $0.split(separator: ":").map(String.init) }
+        #expect(events.count == 2, "\(result.events)")
+        let fired = try #require(events.first.flatMap { Int($0[0]) })
+        let resolved = try #require(events.last.flatMap { Int($0[0]) })
+        #expect((1320...1340).contains(fired), "\(result.events)")
+        #expect((1800...1880).contains(resolved) && events.last?[1] == "resolved", "\(result.events)")
     }
 
     @Test("incidents: a frozen consumer and its backlog forecast name each other")

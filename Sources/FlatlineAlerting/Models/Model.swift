@@ -184,6 +184,14 @@ public struct Model: Sendable, Hashable {
         /// The trend must have risen by this fraction of the limit over the window, so noise
         /// around a level is no trend.
         public var minRise: Double
+        /// Consecutive observations whose trend reaches the limit within the horizon before the
+        /// forecast fires (reaching the limit itself fires at once): at 15 s scrapes one noisy
+        /// window's trend is no forecast.
+        public var confirmations: Int = 1
+        /// When set, seconds of history before the window whose highest value the trend must
+        /// have passed: a gauge that swings (batches fetched and acknowledged) heading back to
+        /// where it often is heads for no limit.
+        public var beyondPeak: Double = 0
     }
 
     /// The detector bank's verdicts on some series.
@@ -195,6 +203,9 @@ public struct Model: Sendable, Hashable {
         /// Nor for one smaller than this fraction of the expected value (0.5: half of it), so one
         /// model can watch signals of different units.
         public var minRelativeDeviation: Double
+        /// Seconds after which a departure that has not come back is the new usual level: the
+        /// condition ends (0: never).
+        public var settleAfter: Double = 1800
     }
 
     public var name: String

@@ -129,7 +129,10 @@ extension Model {
         case "forecast":
             let f = try top.section(
                 "forecast",
-                known: ["metric", "limit_metric", "limit_on", "limit", "window", "horizon", "min_points", "min_rise"]
+                known: [
+                    "metric", "limit_metric", "limit_on", "limit", "window", "horizon", "min_points", "min_rise",
+                    "confirmations", "beyond_peak",
+                ]
             )
             let limitOn = f.has("limit_on") ? try f.names("limit_on") : nil
             if let limitOn, !Set(limitOn).isSubset(of: groupBy) || limitOn.isEmpty {
@@ -149,13 +152,15 @@ extension Model {
                     window: try f.positive("window", default: 600),
                     horizon: try f.positive("horizon", default: 1800),
                     minPoints: Int(try f.positive("min_points", default: 8)),
-                    minRise: try f.number("min_rise", default: 0.05)
+                    minRise: try f.number("min_rise", default: 0.05),
+                    confirmations: try f.wholeNumber("confirmations", default: 1),
+                    beyondPeak: try f.nonNegative("beyond_peak", default: 0)
                 )
             )
         case "anomaly":
             let a = try top.section(
                 "anomaly",
-                known: ["metrics", "direction", "min_deviation", "min_relative_deviation"]
+                known: ["metrics", "direction", "min_deviation", "min_relative_deviation", "settle_after"]
             )
             let metrics = try a.strings("metrics")
             guard !metrics.isEmpty else { throw a.fail("anomaly.metrics must list metric names") }
@@ -168,7 +173,8 @@ extension Model {
                     metrics: metrics,
                     direction: direction,
                     minDeviation: try a.number("min_deviation", default: 0),
-                    minRelativeDeviation: try a.number("min_relative_deviation", default: 0)
+                    minRelativeDeviation: try a.number("min_relative_deviation", default: 0),
+                    settleAfter: try a.nonNegative("settle_after", default: 1800)
                 )
             )
         default:
@@ -309,6 +315,12 @@ private struct Section {
             throw fail("\(path)\(key) must be a whole number from 0 to 1000000000")
         }
         return whole
+    }
+
+    func nonNegative(_ key: String, default fallback: Double) throws(ModelError) -> Double {
+        let value = try number(key, default: fallback)
+        guard value >= 0 else { throw fail("\(path)\(key) must be 0 or more") }
+        return value
     }
 
     func positive(_ key: String, default fallback: Double) throws(ModelError) -> Double {

@@ -596,6 +596,10 @@ struct ForecastWatch: Codable, Sendable {
         var points: [Point] = []
         var limit: Double?
         var activeSince: Timestamp?
+        /// Consecutive observations whose trend reached the limit within the horizon.
+        var confirmed: Int? = 0
+        /// The highest value of each minute that left the window (for `beyond_peak`).
+        var peaks: [Point]? = []
     }
 
     var things = Things<Thing>()
@@ -624,6 +628,20 @@ struct ForecastWatch: Codable, Sendable {
                 } else {
                     state.points.append(Point(time: time, value: s.sample.value))
                 }
+                if p.beyondPeak > 0 {
+                    // Points leaving the window keep their minute's highest value for a while.
+                    var peaks = state.peaks ?? []
+                    for old in state.points where time.seconds - old.time.seconds > p.window {
+                        let minute = (old.time.milliseconds / 60_000) * 60_000
+                        if let last = peaks.last, last.time.milliseconds == minute {
+                            peaks[peaks.count - 1].value = max(last.value, old.value)
+                        } else {
+                            peaks.append(Point(time: Timestamp(milliseconds: minute), value: old.value))
+                        }
+                    }
+                    peaks.removeAll { time.seconds - $0.time.seconds > p.window + p.beyondPeak }
+                    state.peaks = peaks
+                }
                 state.points.removeAll { time.seconds - $0.time.seconds > p.window }
                 state.labels = s.labels
                 touched.append(s.key)
@@ -650,15 +668,25 @@ struct ForecastWatch: Codable, Sendable {
                 numbers["eta_seconds"] = "0"
                 numbers["at"] = time.description
                 numbers["score"] = "1"
-            } else if let trend = Self.trend(state.points, p, limit: limit) {
+            } else if let trend = Self.trend(state.points, p, limit: limit),
+                Self.beyondPeak(current, state.peaks ?? [], p)
+            {
                 let eta = trend.eta
                 numbers["eta"] = "in " + DurationText.human(seconds: eta)
                 numbers["eta_seconds"] = F.format(eta)
                 numbers["at"] = time.advanced(bySeconds: eta).description
                 numbers["rate"] = F.format(trend.slope * 60)
                 numbers["score"] = F.format(p.horizon / max(eta, 1))
-                condition = eta <= p.horizon ? .active : eta > 2 * p.horizon ? .inactive : .unchanged
+                if eta <= p.horizon {
+                    let confirmed = (state.confirmed ?? 0) + 1
+                    state.confirmed = confirmed
+                    condition = confirmed >= p.confirmations ? .active : .unchanged
+                } else {
+                    state.confirmed = 0
+                    condition = eta > 2 * p.horizon ? .inactive : .unchanged
+                }
             } else {
+                state.confirmed = 0
                 condition = current < limit * (1 - p.minRise) ? .inactive : .unchanged
             }
             if condition == .active && state.activeSince == nil { state.activeSince = time }
@@ -676,10 +704,21 @@ struct ForecastWatch: Codable, Sendable {
         return try? RobustLine.fit(x: points.map { $0.time.seconds - last.time.seconds }, y: points.map(\.value)).slope
     }
 
+    /// Whether the value now passed the highest value of the history before the window (always,
+    /// without `beyond_peak` or without history): a trend's extrapolation at the top of a
+    /// swing is not enough.
+    static func beyondPeak(_ now: Double, _ peaks: [Point], _ p: Model.ForecastParameters) -> Bool {
+        guard p.beyondPeak > 0, let peak = peaks.map(\.value).max() else { return true }
+        return now > peak
+    }
+
     /// The robust trend when it rises clearly: seconds until it meets `limit` from now, and
-    /// its slope per second. `nil` when there are too few points, the window is not half
-    /// covered, or the rise is within the noise or below `min_rise` of the limit.
-    static func trend(_ points: [Point], _ p: Model.ForecastParameters, limit: Double) -> (eta: Double, slope: Double)?
+    /// its slope per second. `nil` when there are too few points, the window is
+    /// not half covered, or the rise is within the noise (also as a t ≥ 4 slope) or below
+    /// `min_rise` of the limit.
+
+    static func trend(_ points: [Point], _ p: Model.ForecastParameters, limit: Double)
+        -> (eta: Double, slope: Double)?
     {
         guard points.count >= p.minPoints, let first = points.first, let last = points.last else { return nil }
         let span = last.time.seconds - first.time.seconds
@@ -689,6 +728,11 @@ struct ForecastWatch: Codable, Sendable {
         guard let line = try? RobustLine.fit(x: x, y: y), line.slope > 0 else { return nil }
         let rise = line.slope * span
         guard rise >= p.minRise * limit, rise >= 3 * line.scale else { return nil }
+        // And the slope stands out of its own uncertainty (t ≥ 4): with the few points of a
+        // window at 30 s scrapes, a noisy gauge's passing rise is no trend.
+        let mean = x.reduce(0, +) / Double(x.count)
+        let spread = x.reduce(0) { $0 + ($1 - mean) * ($1 - mean) }.squareRoot()
+        guard line.scale == 0 || line.slope * spread >= 4 * line.scale else { return nil }
         guard let crossing = line.crossing(limit) else { return nil }
         return (max(0, crossing), line.slope)
     }
@@ -697,9 +741,23 @@ struct ForecastWatch: Codable, Sendable {
 // MARK: - anomaly
 
 struct AnomalyWatch: Codable, Sendable {
+    /// The band a departure left, as it was at the departure's first point.
+    struct Anchor: Codable, Sendable {
+        var expected: Double
+        var lower: Double
+        var upper: Double
+        /// +1 above the band, -1 below.
+        var side: Double
+        var since: Timestamp
+    }
+
     struct Thing: Codable, Sendable {
         var labels: [String: String]
-        var since: Timestamp?
+        var anchor: Anchor?
+        /// The value came back to the band it left: the detector's burst around that return
+        /// (the old level is a jump from the new one) starts no departure.
+        /// (Optional: state saved before it decodes.)
+        var returning: Bool? = false
     }
 
     var things = Things<Thing>()
@@ -719,34 +777,63 @@ struct AnomalyWatch: Codable, Sendable {
                 things.set(key, state, at: time)
                 continue
             }
-            let deviation = point.value - point.expected
-            let side: Bool =
-                switch p.direction {
-                case .above: point.value > point.upper
-                case .below: point.value < point.lower
-                case .both: point.value > point.upper || point.value < point.lower
+            // A departure starts at a point the detector flags, beyond the band on the model's
+            // side by enough, and lasts while the value stays beyond the band it left (the
+            // detectors learn a new level within a few points; `for` asks how long the series
+            // stays away from the old one), until `settle_after` makes the new level the usual.
+            if let anchor = state.anchor {
+                let beyond = anchor.side > 0 ? point.value > anchor.upper : point.value < anchor.lower
+                let settled = p.settleAfter > 0 && time.seconds(since: anchor.since) >= p.settleAfter
+                if !beyond || !Self.large(point.value - anchor.expected, anchor.expected, p) || settled {
+                    state.anchor = nil
+                    state.returning = !settled
                 }
-            let large =
-                abs(deviation) >= p.minDeviation && abs(deviation) >= p.minRelativeDeviation * abs(point.expected)
-            // A burst counts from a point beyond the band (on the model's side, by enough) to
-            // its end: the detectors adapt to a new level within the burst, but the burst lasts
-            // while the series is unsettled, and `for` asks how long that is.
-            if point.inBurst && side && large && state.since == nil { state.since = time }
-            if !point.inBurst { state.since = nil }
-            let condition: AlertCondition = state.since != nil ? .active : .inactive
+            }
+            if !point.inBurst { state.returning = false }
+            if state.anchor == nil, point.inBurst, state.returning != true {
+                let above = point.value > point.upper
+                let below = point.value < point.lower
+                let side =
+                    switch p.direction {
+                    case .above: above
+                    case .below: below
+                    case .both: above || below
+                    }
+                if side && Self.large(point.value - point.expected, point.expected, p) {
+                    state.anchor = Anchor(
+                        expected: point.expected,
+                        lower: point.lower,
+                        upper: point.upper,
+                        side: above ? 1 : -1,
+                        since: time
+                    )
+                }
+            }
+            let condition: AlertCondition = state.anchor != nil ? .active : .inactive
             things.set(key, state, at: time)
-            let halfWidth = (point.upper - point.lower) / 2
+            // While away, the numbers are against the band the series left.
+            let expected = state.anchor?.expected ?? point.expected
+            let lower = state.anchor?.lower ?? point.lower
+            let upper = state.anchor?.upper ?? point.upper
+            let deviation = point.value - expected
+            let halfWidth = (upper - lower) / 2
             let numbers = [
-                "value": F.format(point.value), "expected": F.format(point.expected),
-                "band": "\(F.format(point.lower)) to \(F.format(point.upper))",
-                "lower": F.format(point.lower), "upper": F.format(point.upper),
+                "value": F.format(point.value), "expected": F.format(expected),
+                "band": "\(F.format(lower)) to \(F.format(upper))",
+                "lower": F.format(lower), "upper": F.format(upper),
                 "score": F.format(halfWidth > 0 ? abs(deviation) / halfWidth : 0),
                 "deviation": F.format(deviation), "signal": metric,
                 "direction": deviation >= 0 ? "above" : "below",
-                "since": (state.since ?? time).description,
+                "since": (state.anchor?.since ?? time).description,
             ]
             out.append(Found(labels: state.labels, numbers: numbers, condition: condition))
         }
         return out
+    }
+
+    /// Whether a deviation is large enough for the model: `min_deviation` and
+    /// `min_relative_deviation` of the expected value.
+    static func large(_ deviation: Double, _ expected: Double, _ p: Model.AnomalyParameters) -> Bool {
+        abs(deviation) >= p.minDeviation && abs(deviation) >= p.minRelativeDeviation * abs(expected)
     }
 }
