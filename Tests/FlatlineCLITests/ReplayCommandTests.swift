@@ -207,9 +207,15 @@ struct ReplayCommandTests {
         #expect(model.status != 0)
         #expect(model.standardError.contains("prophet"))
 
-        let threshold = try replay([Self.example, "--threshold", "2"])
+        let threshold = try replay([Self.example, "--model", "ensemble", "--threshold", "2"])
         #expect(threshold.status != 0)
         #expect(threshold.standardError.contains("calibration.threshold"))
+        let surprise = try replay([Self.example, "--threshold", "40"])
+        #expect(surprise.status != 0)
+        #expect(
+            surprise.standardError.contains("surprise.threshold must be from -3 to 30"),
+            "\(surprise.standardError)"
+        )
 
         let format = try replay([Self.example, "--input-format", "parquet"])
         #expect(format.status != 0)

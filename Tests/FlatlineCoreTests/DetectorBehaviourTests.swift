@@ -27,7 +27,10 @@ struct Harness {
 struct DetectorBehaviourTests {
     static let kinds = DetectorKind.allCases
 
-    @Test("calibrated scores are roughly uniform on pure noise", arguments: kinds)
+    @Test(
+        "calibrated scores are roughly uniform on pure noise",
+        arguments: kinds.filter { $0 != .surprise }
+    )
     func calibrationUniform(kind: DetectorKind) throws {
         var configuration = DetectorConfiguration(kind: kind)
         configuration.seasonal.seasons = []
@@ -48,6 +51,31 @@ struct DetectorBehaviourTests {
         #expect(ks < 0.05, "KS distance \(ks)")
         let tail = Double(scores.filter { $0 >= 0.99 }.count) / Double(scores.count)
         #expect(tail > 0.005 && tail < 0.02, "share of scores >= 0.99: \(tail)")
+    }
+
+    @Test("surprise on pure noise: a point of surprise L or more comes 10^-L times an hour", arguments: [1.0, 60])
+    func surpriseRate(step: Double) throws {
+        var harness = try Harness(DetectorConfiguration(kind: .surprise), step: step)
+        let half = harness.detector.configuration.surprise.scoreHalf
+        let series = 20
+        let ticks = 20_000
+        var rng = SplitMix64(seed: 11)
+        var surprises: [Double] = []
+        for i in 0..<ticks {
+            let out = harness.tick(i, (0..<series).map { _ in 100 + 5 * rng.normal() })
+            if i >= 1000 { surprises += out.score.map { $0 > 0 ? half * $0 / (1 - $0) : 0 } }
+        }
+        let hours = Double(surprises.count) * step / 3600
+        // Levels whose expected count is large enough to measure: a few hundred points or more.
+        let levels: [Double] = step == 1 ? [0.01, 0.5] : [0.25, 1, 2]
+        for level in levels {
+            let expected = hours * pow(10, -level)
+            let seen = Double(surprises.filter { $0 >= level }.count)
+            #expect(
+                seen > expected / 2 && seen < expected * 2,
+                "L >= \(level): \(seen) points in \(hours) h, expected \(expected)"
+            )
+        }
     }
 
     @Test("a series warms up before it scores, and an absent series gets no verdict")

@@ -109,6 +109,25 @@ struct StateDirectoryTests {
         #expect(captured.all.allSatisfy { $0.hasPrefix("info restored") })
     }
 
+    @Test("a saved bank is reused only under the detector and interval it learned with")
+    func savedBankFits() throws {
+        let saved = try Self.bank()  // ewma at a 1 s step
+        let captured = Captured()
+        let log = Self.logger(captured)
+        let ewma = DetectorConfiguration(kind: .ewma)
+        #expect(Pipeline.fits(saved, detector: ewma, step: 1, target: "t", logger: log))
+        #expect(captured.all.isEmpty)
+        // The default detector changed under it, or the scrape interval did: learn afresh, say so.
+        #expect(!Pipeline.fits(saved, detector: DetectorConfiguration(), step: 1, target: "t", logger: log))
+        #expect(!Pipeline.fits(saved, detector: ewma, step: 15, target: "t", logger: log))
+        var tuned = ewma
+        tuned.calibration.threshold = 0.99
+        #expect(!Pipeline.fits(saved, detector: tuned, step: 1, target: "t", logger: log))
+        #expect(captured.all.count == 3)
+        #expect(captured.all.first?.contains("saved_detector=ewma") == true, "\(captured.all)")
+        #expect(captured.all.first?.contains("detector=surprise") == true, "\(captured.all)")
+    }
+
     @Test("a missing file is a cold start, said at info")
     func missing() throws {
         let directory = try TestSupport.TemporaryDirectory()

@@ -113,15 +113,19 @@ public struct Detector: Sendable {
 
     /// Bytes of state one series costs (all detectors, the calibrator and the burst state).
     public var bytesPerSeries: Int {
-        estimator.bytesPerSeries + profile.bytesPerSeries + calibrator.bytesPerSeries + suppressor.bytesPerSeries
+        estimator.bytesPerSeries + profile.bytesPerSeries + (usesCalibrator ? calibrator.bytesPerSeries : 0)
+            + suppressor.bytesPerSeries
     }
+
+    /// Whether scores come from the score calibrator (every kind but `surprise`, which has its own tail).
+    private var usesCalibrator: Bool { estimator.surprise == nil }
 
     /// Grows to `capacity` slots; new slots start cold.
     public mutating func reserve(capacity: Int) {
         guard capacity > self.capacity else { return }
         estimator.reserve(capacity: capacity)
         profile.reserve(capacity: capacity)
-        calibrator.reserve(capacity: capacity)
+        if usesCalibrator { calibrator.reserve(capacity: capacity) }
         suppressor.reserve(capacity: capacity)
         estimates.resize(capacity)
     }
@@ -147,6 +151,10 @@ public struct Detector: Sendable {
     public mutating func update(time: Double, values: [Double], into output: inout DetectorOutput) {
         if values.count > self.capacity { reserve(capacity: values.count) }
         output.resize(self.capacity)
+        if estimator.surprise != nil {
+            updateSurprise(time: time, values: values, into: &output)
+            return
+        }
         let n = Swift.min(values.count, self.capacity)
         values.withUnsafeBufferPointer { values in
             suppressor.withStates { bursts in profile.update(values, bursts: bursts) }
@@ -225,7 +233,8 @@ extension Detector: Codable {
         calibrator = try c.decode(ScoreCalibrator.self, forKey: .calibrator)
         suppressor = try c.decode(BurstSuppressor.self, forKey: .suppressor)
         try StateCheck.sameLength(
-            [estimator.capacity, profile.capacity, calibrator.capacity, suppressor.capacity],
+            [estimator.capacity, profile.capacity, suppressor.capacity]
+                + (estimator.surprise == nil ? [calibrator.capacity] : []),
             "detector",
             c.codingPath
         )
@@ -244,6 +253,57 @@ extension Detector: Codable {
 }
 
 extension Detector {
+    /// A tick through the surprise detector: its own forecasts, tail and per-hour surprise;
+    /// the burst suppression, stuck detection, direction and minimum deviation as for the others.
+    private mutating func updateSurprise(time: Double, values: [Double], into output: inout DetectorOutput) {
+        guard var surprise = estimator.surprise else { return }
+        let slots = surprise.capacity
+        estimator.surprise = nil  // owned here for the tick: no copy of its arrays
+        defer { estimator.surprise = surprise }
+        let n = Swift.min(values.count, slots)
+        values.withUnsafeBufferPointer { values in
+            suppressor.withStates { bursts in profile.update(values, bursts: bursts) }
+        }
+        let calibration = configuration.calibration
+        let threshold = surprise.parameters.threshold
+        let half = surprise.parameters.scoreHalf
+        let stuckLog10 = calibration.stuckProbability > 0 ? _log(calibration.stuckProbability) / _log(10) : -.infinity
+        let seriesProfile = profile
+        output.withBuffers { outExpected, outLower, outUpper, outZ, outScore, outAnomaly, outBurst in
+            for i in 0..<slots {
+                let x = i < n ? values[i] : .nan
+                let point = surprise.update(slot: i, time: time, value: x)
+                outZ[i] = point.z
+                outExpected[i] = x.isNaN ? .nan : point.expected
+                guard !point.surprise.isNaN else {
+                    outLower[i] = .nan
+                    outUpper[i] = .nan
+                    outScore[i] = 0
+                    outAnomaly[i] = false
+                    outBurst[i] = suppressor.inBurst(slot: i)
+                    continue
+                }
+                // A deviation on the side that does not count is no surprise.
+                let counts = Self.directional(point.z, calibration.direction) > 0 || point.z == 0
+                let level = counts ? point.surprise : -.infinity
+                let limit = surprise.limit(point, threshold: threshold)
+                outLower[i] = point.expected - limit * point.scale
+                outUpper[i] = point.expected + limit * point.scale
+                outScore[i] = level > 0 ? level / (level + half) : 0
+                let deviation = abs(x - point.expected)
+                let stuck = Self.isStuck(seriesProfile, i, stuckLog10, calibration.stuckMinSamples)
+                let anomalous = (level >= threshold || stuck) && !(deviation < calibration.minDeviation && !stuck)
+                let flagged = suppressor.step(
+                    slot: i,
+                    anomalous: anomalous,
+                    quiet: level < calibration.exitRatio * threshold && !stuck
+                )
+                outAnomaly[i] = flagged
+                outBurst[i] = suppressor.inBurst(slot: i)
+            }
+        }
+    }
+
     /// Whether `slot` repeats one value for longer than its own history makes plausible.
     @inline(__always)
     static func isStuck(_ profile: SeriesProfile, _ slot: Int, _ log10Limit: Double, _ minSamples: Double) -> Bool {
@@ -271,6 +331,9 @@ struct AnyEstimator: Sendable {
     var robust: RobustEstimator?
     var seasonal: SeasonalEstimator?
     var ensemble: EnsembleEstimator?
+    /// The surprise detector scores on its own (its own tail, no calibrator): ``Detector``
+    /// takes its path when this is present.
+    var surprise: SurpriseDetector?
 
     init(_ configuration: DetectorConfiguration, step: Double) {
         switch configuration.kind {
@@ -278,6 +341,7 @@ struct AnyEstimator: Sendable {
         case .robust: robust = RobustEstimator(configuration.robust)
         case .seasonal: seasonal = SeasonalEstimator(configuration.seasonal, step: step)
         case .ensemble: ensemble = EnsembleEstimator(configuration, step: step)
+        case .surprise: surprise = SurpriseDetector(configuration.surprise)
         }
     }
 
@@ -289,17 +353,18 @@ struct AnyEstimator: Sendable {
         return EWMAEstimator(EWMAParameters(), step: 1)
     }
 
-    var capacity: Int { present.capacity }
+    var capacity: Int { surprise?.capacity ?? present.capacity }
 
-    var bytesPerSeries: Int { present.bytesPerSeries }
+    var bytesPerSeries: Int { surprise?.bytesPerSeries ?? present.bytesPerSeries }
 
-    func mode(slot: Int) -> String { present.mode(slot: slot) }
+    func mode(slot: Int) -> String { surprise?.mode(slot: slot) ?? present.mode(slot: slot) }
 
     mutating func reserve(capacity: Int) {
         ewma?.reserve(capacity: capacity)
         robust?.reserve(capacity: capacity)
         seasonal?.reserve(capacity: capacity)
         ensemble?.reserve(capacity: capacity)
+        surprise?.reserve(capacity: capacity)
     }
 
     mutating func reset(slot: Int) {
@@ -307,6 +372,7 @@ struct AnyEstimator: Sendable {
         robust?.reset(slot: slot)
         seasonal?.reset(slot: slot)
         ensemble?.reset(slot: slot)
+        surprise?.reset(slot: slot)
     }
 
     mutating func update(
@@ -323,7 +389,7 @@ struct AnyEstimator: Sendable {
 }
 
 extension AnyEstimator: Codable {
-    private enum CodingKeys: String, CodingKey { case ewma, robust, seasonal, ensemble }
+    private enum CodingKeys: String, CodingKey { case ewma, robust, seasonal, ensemble, surprise }
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -331,7 +397,9 @@ extension AnyEstimator: Codable {
         robust = try c.decodeIfPresent(RobustEstimator.self, forKey: .robust)
         seasonal = try c.decodeIfPresent(SeasonalEstimator.self, forKey: .seasonal)
         ensemble = try c.decodeIfPresent(EnsembleEstimator.self, forKey: .ensemble)
-        let present = [ewma != nil, robust != nil, seasonal != nil, ensemble != nil].filter { $0 }.count
+        surprise = try c.decodeIfPresent(SurpriseDetector.self, forKey: .surprise)
+        let present = [ewma != nil, robust != nil, seasonal != nil, ensemble != nil, surprise != nil].filter { $0 }
+            .count
         try StateCheck.require(present == 1, "detector state must hold exactly one estimator", c.codingPath)
     }
 
@@ -341,5 +409,6 @@ extension AnyEstimator: Codable {
         try c.encodeIfPresent(robust, forKey: .robust)
         try c.encodeIfPresent(seasonal, forKey: .seasonal)
         try c.encodeIfPresent(ensemble, forKey: .ensemble)
+        try c.encodeIfPresent(surprise, forKey: .surprise)
     }
 }

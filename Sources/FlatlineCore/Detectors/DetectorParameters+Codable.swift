@@ -177,7 +177,9 @@ extension CalibrationParameters: Codable {
 }
 
 extension DetectorConfiguration: Codable {
-    private enum CodingKeys: String, CodingKey { case kind, ewma, robust, seasonal, ensemble, floor, calibration }
+    private enum CodingKeys: String, CodingKey {
+        case kind, ewma, robust, seasonal, ensemble, surprise, floor, calibration
+    }
 
     public init(from decoder: any Decoder) throws {
         self.init()
@@ -187,6 +189,7 @@ extension DetectorConfiguration: Codable {
         robust = try c.decodeIfPresent(RobustParameters.self, forKey: .robust) ?? robust
         seasonal = try c.decodeIfPresent(SeasonalParameters.self, forKey: .seasonal) ?? seasonal
         ensemble = try c.decodeIfPresent(EnsembleParameters.self, forKey: .ensemble) ?? ensemble
+        surprise = try c.decodeIfPresent(SurpriseParameters.self, forKey: .surprise) ?? surprise
         floor = try c.decodeIfPresent(ScaleFloor.self, forKey: .floor) ?? floor
         calibration = try c.decodeIfPresent(CalibrationParameters.self, forKey: .calibration) ?? calibration
     }
@@ -198,6 +201,7 @@ extension DetectorConfiguration: Codable {
         try c.encode(robust, forKey: .robust)
         try c.encode(seasonal, forKey: .seasonal)
         try c.encode(ensemble, forKey: .ensemble)
+        try c.encode(surprise, forKey: .surprise)
         try c.encode(floor, forKey: .floor)
         try c.encode(calibration, forKey: .calibration)
     }

@@ -18,6 +18,9 @@ public enum DetectorKind: String, Hashable, Sendable, Codable, CaseIterable {
     case seasonal
     /// A majority vote of the three.
     case ensemble
+    /// Two-speed levels, the onset rule and a tail of the series' own, scored per hour (the
+    /// default; see ``SurpriseParameters``).
+    case surprise
 }
 
 /// Parameters of the EWMA detector.
@@ -159,7 +162,7 @@ public struct CalibrationParameters: Hashable, Sendable {
 /// Everything that defines a detector: which one, and all its parameters.
 public struct DetectorConfiguration: Hashable, Sendable {
     /// Which detector.
-    public var kind: DetectorKind = .ensemble
+    public var kind: DetectorKind = .surprise
     /// EWMA parameters (used by `ewma` and `ensemble`).
     public var ewma = EWMAParameters()
     /// Robust z parameters (used by `robust` and `ensemble`).
@@ -168,12 +171,14 @@ public struct DetectorConfiguration: Hashable, Sendable {
     public var seasonal = SeasonalParameters()
     /// How the ensemble combines the three.
     public var ensemble = EnsembleParameters()
+    /// The surprise detector's parameters (used by `surprise`).
+    public var surprise = SurpriseParameters()
     /// The scale floor of every detector.
     public var floor = ScaleFloor()
     /// Calibration and burst suppression.
     public var calibration = CalibrationParameters()
 
-    public init(kind: DetectorKind = .ensemble) {
+    public init(kind: DetectorKind = .surprise) {
         self.kind = kind
     }
 
@@ -214,6 +219,7 @@ public struct DetectorConfiguration: Hashable, Sendable {
         try require(seasonal.clip > 0 && seasonal.clip.isFinite, "seasonal.clip", "must be positive")
         try require(seasonal.learnSamples >= 24, "seasonal.learn_samples", "must be at least 24")
         try require(ensemble.halfLife.isPositiveFinite, "ensemble.half_life", "must be positive")
+        try surprise.validate()
         try require(ensemble.warmup >= 1, "ensemble.warmup", "must be at least 1")
         try require(floor.relative >= 0 && floor.relative.isFinite, "floor.relative", "must not be negative")
         try require(floor.absolute > 0 && floor.absolute.isFinite, "floor.absolute", "must be positive")
@@ -270,4 +276,42 @@ public struct ParameterError: Error, Hashable, Sendable, CustomStringConvertible
     }
 
     public var description: String { "\(key) \(rule)" }
+}
+
+extension SurpriseParameters {
+    /// Checks every parameter.
+    /// - Throws: ``ParameterError`` naming the first bad key (e.g. `surprise.fast_weight`).
+    public func validate() throws(ParameterError) {
+        func require(_ ok: Bool, _ key: String, _ rule: String) throws(ParameterError) {
+            if !ok { throw ParameterError(key: "surprise." + key, rule: rule) }
+        }
+        func weight(_ value: Double, _ key: String) throws(ParameterError) {
+            try require(value > 0 && value <= 1, key, "must be in (0, 1]")
+        }
+        try weight(slowWeight, "slow_weight")
+        try weight(scaleWeight, "scale_weight")
+        try weight(fastWeight, "fast_weight")
+        try weight(rateWeight, "rate_weight")
+        try weight(shapeWeight, "shape_weight")
+        try weight(stepWeight, "step_weight")
+        try require(clip > 0 && clip.isFinite, "clip", "must be positive")
+        try require(scaleClip > 0 && scaleClip.isFinite, "scale_clip", "must be positive")
+        try require(shiftRun >= 0 && shiftRun <= 1_000_000, "shift_run", "must be from 0 to 1000000")
+        try require(quantumFloor >= 0 && quantumFloor.isFinite, "quantum_floor", "must not be negative")
+        try require(warmup >= 1 && warmup <= 1_000_000, "warmup", "must be from 1 to 1000000")
+        try require(tailStart > 0 && tailStart <= 30, "tail_start", "must be in (0, 30]")
+        try require(priorRate > 0 && priorRate < 1, "prior_rate", "must be in (0, 1)")
+        try require(priorShape > 0 && priorShape.isFinite, "prior_shape", "must be positive")
+        try require(minShape > 0 && minShape.isFinite, "min_shape", "must be positive")
+        try require(perHour >= 0 && perHour.isFinite, "per_hour", "must not be negative")
+        try require(scoreHalf > 0 && scoreHalf.isFinite, "score_half", "must be positive")
+        try require(threshold >= -3 && threshold <= 30, "threshold", "must be from -3 to 30")
+        try require(seasonPeriod >= 0 && seasonPeriod.isFinite, "season_period", "must be 0 (off) or positive")
+        try require(seasonSlots >= 1 && seasonSlots <= 1440, "season_slots", "must be from 1 to 1440")
+        try require(seasonWeight > 0 && seasonWeight < 1, "season_weight", "must be in (0, 1)")
+        try require(seasonCycles >= 0 && seasonCycles.isFinite, "season_cycles", "must not be negative")
+        try require(seasonGain > 0 && seasonGain <= 1, "season_gain", "must be in (0, 1]")
+        try require(seasonPenalty >= 0 && seasonPenalty.isFinite, "season_penalty", "must not be negative")
+        try require(seasonMinPoints >= 2, "season_min_points", "must be at least 2")
+    }
 }

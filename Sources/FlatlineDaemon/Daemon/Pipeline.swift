@@ -122,6 +122,28 @@ public actor Pipeline {
         }
     }
 
+    /// Whether a saved bank was learned with the running detector and step: one learned with
+    /// another detector or interval starts afresh (said in the log) instead of being reused.
+    static func fits(
+        _ saved: DetectionBank,
+        detector: DetectorConfiguration,
+        step: Double,
+        target: String,
+        logger: Logger
+    )
+        -> Bool
+    {
+        if saved.detector.configuration == detector && saved.detector.step == step { return true }
+        logger.notice(
+            "saved detection state was learned with another detector or scrape interval; learning afresh",
+            metadata: [
+                "target": "\(target)", "saved_detector": "\(saved.detector.configuration.kind)",
+                "saved_step": "\(saved.detector.step)", "detector": "\(detector.kind)", "step": "\(step)",
+            ]
+        )
+        return false
+    }
+
     /// One target's round: detection, models, alert states, dispatcher.
     public func ingest(_ batch: ScrapeBatch) {
         firstScrapeDone = true
@@ -130,7 +152,7 @@ public actor Pipeline {
         if let existing = banks[batch.target] {
             bank = existing
         } else if let saved = state?.restoreDetection(source: batch.target, logger: logger),
-            saved.detector.step == settings.step
+            Self.fits(saved, detector: detector, step: settings.step, target: batch.target, logger: logger)
         {
             bank = saved
         } else {

@@ -23,8 +23,8 @@ struct ReplayCommand: ParsableCommand {
     @Argument(help: "The recording to replay.")
     var input: String
 
-    @Option(help: "The detector: ensemble, ewma, robust or seasonal.")
-    var model: DetectorKind = .ensemble
+    @Option(help: "The detector: surprise (the default), ensemble, ewma, robust or seasonal.")
+    var model: DetectorKind = .surprise
 
     @Option(help: "Output format: csv or ndjson.")
     var format: ReplayOutputFormat = .csv
@@ -62,8 +62,18 @@ struct ReplayCommand: ParsableCommand {
     )
     var seasons: SeasonsArgument?
 
-    @Option(help: "Calibrated score at or above which a point is anomalous (default 0.999).")
+    @Option(
+        help:
+            "When a point is anomalous: for surprise, the surprise L (-log10 of such points per hour, default 3); for the others, the calibrated score (default 0.999)."
+    )
     var threshold: Double?
+
+    @Option(
+        name: .customLong("per-hour"),
+        help:
+            "surprise: weight of the per-hour term (1, the default: the same threshold means the same alerts per hour at any step; 0: per point)."
+    )
+    var perHour: Double?
 
     @Option(name: .customLong("min-z"), help: "Raw |z| a point needs as well (default 4).")
     var minZ: Double?
@@ -108,7 +118,14 @@ struct ReplayCommand: ParsableCommand {
     var detectorConfiguration: DetectorConfiguration {
         var configuration = DetectorConfiguration(kind: model)
         if let seasons { configuration.seasonal.seasons = seasons.seasons }
-        if let threshold { configuration.calibration.threshold = threshold }
+        if let threshold {
+            if model == .surprise {
+                configuration.surprise.threshold = threshold
+            } else {
+                configuration.calibration.threshold = threshold
+            }
+        }
+        if let perHour { configuration.surprise.perHour = perHour }
         if let minZ { configuration.calibration.minZ = minZ }
         if let margin { configuration.calibration.margin = margin }
         if let direction { configuration.calibration.direction = direction }

@@ -1,0 +1,720 @@
+/// The default detector: how surprising each point is, as the expected number of such points per
+/// hour on this series, from two forecasts and a tail learned on the series' own errors.
+///
+/// Per series, per point:
+///
+/// 1. **Two forecasts of the next value.** A *slow* level: an EWMA (weight `slowWeight`) whose
+///    update is clipped at `clip` scales, so one spike cannot drag it; after `shiftRun` points in
+///    a row beyond `clip` scales on the same side (a shift that persists) it jumps to the new
+///    level. A *fast* level: an EWMA with weight `fastWeight`, nearly "the last value". Each
+///    has its own scale: 1.2533 × the EW mean absolute error (errors clipped at `scaleClip`
+///    scales; weight `max(scaleWeight, 1/k)` for the k-th, so the first ones average plainly),
+///    never below `quantumFloor` × the series' resolution (the smallest step between two values
+///    seen: 1 for counts).
+/// 2. **The onset rule.** The point's z is the smaller in size of the two forecasts' z: a point
+///    is surprising only when neither the baseline nor "about the previous value" explains it.
+///    A spike scores at its first point; a level shift scores at its onset and then stops.
+/// 3. **A tail of its own.** `-log10 p` of |z| under the series' error distribution: a Pareto
+///    (Hill) tail above `tailStart` scales, with the rate of exceedance *clusters* (runs count
+///    once) learned at `rateWeight` per point and the tail index at `shapeWeight` per
+///    exceedance; below it a normal shape scaled to meet the tail. A series that is
+///    heavy-tailed by nature learns that its big deviations are ordinary.
+/// 4. **Per hour.** The surprise `L = -log10 p + perHour × log10(step / 1 h)`: the expected
+///    number of such points per hour is `10^-L`, so one threshold means the same alert rate on
+///    a series scraped every second and one sampled hourly. The score is `L / (L + scoreHalf)`
+///    (0 when L ≤ 0), in [0, 1), finely resolved in the tail.
+///
+/// 5. **A daily channel.** The same two forecasts and a tail of their own on the value less a
+///    daily profile (`seasonSlots` slots, learned clipped, `seasonWeight` a day); after
+///    `seasonCycles` days, and while its scale is below `seasonGain` of the plain one, the
+///    channel that finds the point more surprising (less `seasonPenalty`) speaks.
+///
+/// The tail index learns each exceedance clipped at the |z| of the threshold, so the points of
+/// an incident are learned as "just anomalous": incidents cannot teach the tail that they are
+/// ordinary.
+///
+/// State per series: 18 numbers and the daily profile (96 × 6 bytes), about 730 bytes; per
+/// point O(1). Chosen on Microsoft's cloud monitoring corpus with NAB's scoring (see the
+/// README's "Detection quality").
+package struct SurpriseDetector: Sendable {
+    package let parameters: SurpriseParameters
+
+    // Per slot, column-wise.
+    private var count: [Double] = []
+    private var previous: [Double] = []
+    private var quantum: [Double] = []
+    private var slow: [Double] = []
+    private var fast: [Double] = []
+    private var slowError: [Double] = []
+    private var fastError: [Double] = []
+    private var rate: [Double] = []
+    private var shape: [Double] = []
+    private var logStep: [Double] = []
+    private var lastTime: [Double] = []
+    private var run: [Int32] = []
+    private var side: [Int8] = []
+    private var inCluster: [Bool] = []
+    // The seasonal channel: the same two forecasts on values less their daily profile, a tail
+    // of its own, and the profile itself (`seasonSlots` per series, with visit counts).
+    private var seasonStart: [Double] = []
+    private var slowD: [Double] = []
+    private var fastD: [Double] = []
+    private var slowErrorD: [Double] = []
+    private var fastErrorD: [Double] = []
+    private var rateD: [Double] = []
+    private var shapeD: [Double] = []
+    private var runD: [Int32] = []
+    private var sideD: [Int8] = []
+    private var inClusterD: [Bool] = []
+    private var profile: [Float] = []
+    private var visits: [UInt16] = []
+
+    /// `-log10` of the two-sided normal tail at `tailStart`, where the two shapes meet.
+    private let bodyAtTail: Double
+
+    package init(_ parameters: SurpriseParameters) {
+        self.parameters = parameters
+        bodyAtTail = Self.normalTail(parameters.tailStart)
+    }
+
+    package var capacity: Int { count.count }
+
+    package var bytesPerSeries: Int {
+        18 * MemoryLayout<Double>.stride + 2 * MemoryLayout<Int32>.stride + 2 * MemoryLayout<Int8>.stride
+            + 2 * MemoryLayout<Bool>.stride
+            + parameters.seasonSlots * (MemoryLayout<Float>.stride + MemoryLayout<UInt16>.stride)
+    }
+
+    package mutating func reserve(capacity: Int) {
+        guard capacity > self.capacity else { return }
+        let extra = capacity - self.capacity
+        count += repeatElement(0, count: extra)
+        previous += repeatElement(.nan, count: extra)
+        quantum += repeatElement(.infinity, count: extra)
+        slow += repeatElement(.nan, count: extra)
+        fast += repeatElement(.nan, count: extra)
+        slowError += repeatElement(0, count: extra)
+        fastError += repeatElement(0, count: extra)
+        rate += repeatElement(parameters.priorRate, count: extra)
+        shape += repeatElement(parameters.priorShape, count: extra)
+        logStep += repeatElement(.nan, count: extra)
+        lastTime += repeatElement(.nan, count: extra)
+        run += repeatElement(0, count: extra)
+        side += repeatElement(0, count: extra)
+        inCluster += repeatElement(false, count: extra)
+        seasonStart += repeatElement(.nan, count: extra)
+        slowD += repeatElement(.nan, count: extra)
+        fastD += repeatElement(.nan, count: extra)
+        slowErrorD += repeatElement(0, count: extra)
+        fastErrorD += repeatElement(0, count: extra)
+        rateD += repeatElement(parameters.priorRate, count: extra)
+        shapeD += repeatElement(parameters.priorShape, count: extra)
+        runD += repeatElement(0, count: extra)
+        sideD += repeatElement(0, count: extra)
+        inClusterD += repeatElement(false, count: extra)
+        profile += repeatElement(0, count: extra * parameters.seasonSlots)
+        visits += repeatElement(0, count: extra * parameters.seasonSlots)
+    }
+
+    package mutating func reset(slot: Int) {
+        guard slot < capacity else { return }
+        count[slot] = 0
+        previous[slot] = .nan
+        quantum[slot] = .infinity
+        slow[slot] = .nan
+        fast[slot] = .nan
+        slowError[slot] = 0
+        fastError[slot] = 0
+        rate[slot] = parameters.priorRate
+        shape[slot] = parameters.priorShape
+        logStep[slot] = .nan
+        lastTime[slot] = .nan
+        run[slot] = 0
+        side[slot] = 0
+        inCluster[slot] = false
+        seasonStart[slot] = .nan
+        slowD[slot] = .nan
+        fastD[slot] = .nan
+        slowErrorD[slot] = 0
+        fastErrorD[slot] = 0
+        rateD[slot] = parameters.priorRate
+        shapeD[slot] = parameters.priorShape
+        runD[slot] = 0
+        sideD[slot] = 0
+        inClusterD[slot] = false
+        let slots = parameters.seasonSlots
+        for k in (slot * slots)..<((slot + 1) * slots) {
+            profile[k] = 0
+            visits[k] = 0
+        }
+    }
+
+    /// `-log10 P(|Z| > a)` for a standard normal Z, stable far into the tail.
+    @inline(__always)
+    static func normalTail(_ a: Double) -> Double {
+        if a < 8 { return -_log(_erfc(a * 0.707_106_781_186_547_6)) / 2.302_585_092_994_046 }
+        let x = a * 0.707_106_781_186_547_6
+        return (x * x + _log(x * 1.772_453_850_905_516)) / 2.302_585_092_994_046
+    }
+
+    /// What one point gave.
+    package struct Point {
+        /// The forecast of the forecaster that explains the point better.
+        var expected: Double
+        /// That forecaster's scale.
+        var scale: Double
+        /// (value − expected) / scale.
+        var z: Double
+        /// The surprise L (NaN while warming up).
+        var surprise: Double
+        /// `-log10` of the exceedance rate and the tail index the point was scored with, and
+        /// the per-hour term: what the band's edge is computed from.
+        var rateLog: Double
+        var tailIndex: Double
+        var perTime: Double
+        /// Subtracted from the tail's `-log10 p` (the seasonal channel's penalty).
+        var penalty = 0.0
+    }
+
+    /// One channel's two forecasts of a value: their scales, errors and z.
+    struct Forecasts {
+        var slowScale: Double
+        var fastScale: Double
+        var slowError: Double
+        var fastError: Double
+        var slowZ: Double
+        var fastZ: Double
+
+        /// The onset rule: the z of the forecast that explains the value better.
+        var useFast: Bool { abs(fastZ) < abs(slowZ) }
+        var z: Double { useFast ? fastZ : slowZ }
+
+        @inline(__always)
+        init(_ x: Double, slow: Double, fast: Double, slowMean: Double, fastMean: Double, floor: Double) {
+            slowScale = Swift.max(1.253_314_137_315_500 * slowMean, floor)
+            fastScale = Swift.max(1.253_314_137_315_500 * fastMean, floor)
+            slowError = x - slow
+            fastError = x - fast
+            slowZ = Self.z(slowError, slowScale)
+            fastZ = Self.z(fastError, fastScale)
+        }
+
+        @inline(__always)
+        static func z(_ error: Double, _ scale: Double) -> Double {
+            scale > 0 ? error / scale : (error == 0 ? 0 : (error > 0 ? SurpriseDetector.bigZ : -SurpriseDetector.bigZ))
+        }
+    }
+
+    /// `-log10 p` of |z| = `a` under a tail of exceedance rate `rate` and index `shape`.
+    @inline(__always)
+    private func tail(_ a: Double, rate: Double, shape: Double) -> (lp: Double, rateLog: Double, index: Double) {
+        let rateLog = -_log(rate) / 2.302_585_092_994_046
+        let index = Swift.max(shape, parameters.minShape)
+        if a <= parameters.tailStart { return (Self.normalTail(a) * rateLog / bodyAtTail, rateLog, index) }
+        return (rateLog + _log(a / parameters.tailStart) / 2.302_585_092_994_046 / index, rateLog, index)
+    }
+
+    /// Learns |z| = `a` into a tail: exceedance clusters (runs count once) and the Hill index.
+    /// The index learns `a` clipped at `cap`, the |z| of the threshold: an incident's points are
+    /// learned as just anomalous, so incidents cannot teach the tail that they are ordinary.
+    @inline(__always)
+    private func learnTail(
+        _ a: Double,
+        cap: Double,
+        rate: inout Double,
+        shape: inout Double,
+        inCluster: inout Bool
+    ) {
+        var start = 0.0
+        if a > parameters.tailStart {
+            if !inCluster {
+                inCluster = true
+                start = 1
+            }
+            shape += parameters.shapeWeight * (_log(Swift.min(a, cap) / parameters.tailStart) - shape)
+        } else {
+            inCluster = false
+        }
+        rate += parameters.rateWeight * (start - rate)
+    }
+
+    /// Learns `x` into a channel's two levels and scales (with weight `w` for the scales).
+    @inline(__always)
+    private func learnLevels(
+        _ x: Double,
+        _ f: Forecasts,
+        weight w: Double,
+        slow: inout Double,
+        fast: inout Double,
+        slowMean: inout Double,
+        fastMean: inout Double,
+        run: inout Int32,
+        side: inout Int8
+    ) {
+        let p = parameters
+        if abs(f.slowZ) > p.clip {
+            let s: Int8 = f.slowZ > 0 ? 1 : -1
+            if s == side {
+                run += 1
+            } else {
+                side = s
+                run = 1
+            }
+        } else {
+            run = 0
+            side = 0
+        }
+        let newFast = fast + p.fastWeight * f.fastError
+        if p.shiftRun > 0 && run >= Int32(clamping: p.shiftRun) {
+            // A shift that persists: the slow level takes the new one.
+            slow = newFast
+            run = 0
+            side = 0
+        } else {
+            let limit = f.slowScale > 0 ? p.clip * f.slowScale : Double.infinity
+            slow += p.slowWeight * Swift.min(Swift.max(f.slowError, -limit), limit)
+        }
+        fast = newFast
+        let kS = f.slowScale > 0 ? p.scaleClip * f.slowScale : Double.infinity
+        let kF = f.fastScale > 0 ? p.scaleClip * f.fastScale : Double.infinity
+        slowMean += w * (Swift.min(abs(f.slowError), kS) - slowMean)
+        fastMean += w * (Swift.min(abs(f.fastError), kF) - fastMean)
+    }
+
+    /// Scores `value` at `time` for `slot` against the state before it, then learns from it.
+    /// NaN: the series has no value now (the clock still moves); the result is NaN.
+    @inline(__always)
+    package mutating func update(slot i: Int, time: Double, value x: Double) -> Point {
+        let p = parameters
+        let previousTime = lastTime[i]
+        if !previousTime.isNaN {
+            let d = time - previousTime
+            if d > 0 {
+                let ld = _log(d)
+                let current = logStep[i]
+                logStep[i] =
+                    current.isNaN
+                    ? ld : current + p.stepWeight * Swift.min(Swift.max(ld - current, -Self.ln4), Self.ln4)
+            }
+        }
+        lastTime[i] = time
+        guard !x.isNaN else {
+            return Point(
+                expected: .nan,
+                scale: .nan,
+                z: .nan,
+                surprise: .nan,
+                rateLog: .nan,
+                tailIndex: .nan,
+                perTime: 0
+            )
+        }
+        let n = count[i]
+        if n == 0 {
+            slow[i] = x
+            fast[i] = x
+            slowD[i] = x
+            fastD[i] = x
+            previous[i] = x
+            seasonStart[i] = time
+            count[i] = 1
+            return Point(expected: x, scale: .nan, z: .nan, surprise: .nan, rateLog: .nan, tailIndex: .nan, perTime: 0)
+        }
+        let ls = logStep[i]
+        let step = ls.isNaN ? 3600 : _exp(ls)
+        // The daily profile's slot for this time, when the series has enough points a cycle.
+        let slots = p.seasonSlots
+        var seasonal = false
+        var phase = 0
+        var slotCount = 0
+        if p.seasonPeriod > 0 {
+            slotCount = Swift.min(Int(saturating: p.seasonPeriod / step + 0.5), slots)
+            if slotCount >= p.seasonMinPoints {
+                seasonal = true
+                var offset = time.truncatingRemainder(dividingBy: p.seasonPeriod)
+                if offset < 0 { offset += p.seasonPeriod }
+                phase = Swift.min(Int(offset / p.seasonPeriod * Double(slotCount)), slotCount - 1)
+            }
+        }
+        let profileIndex = i * slots + phase
+        let seasonalValue = seasonal ? Double(profile[profileIndex]) : 0
+        // 1. The forecasts of both channels, the onset rule.
+        let q = quantum[i]
+        let floor = q.isFinite ? p.quantumFloor * q : 0
+        let raw = Forecasts(
+            x,
+            slow: slow[i],
+            fast: fast[i],
+            slowMean: slowError[i],
+            fastMean: fastError[i],
+            floor: floor
+        )
+        let xd = x - seasonalValue
+        let des = Forecasts(
+            xd,
+            slow: slowD[i],
+            fast: fastD[i],
+            slowMean: slowErrorD[i],
+            fastMean: fastErrorD[i],
+            floor: floor
+        )
+        let cycles = (time - seasonStart[i]) / p.seasonPeriod
+        let useSeasonal = seasonal && cycles >= p.seasonCycles && des.slowScale < p.seasonGain * raw.slowScale
+        // 2. The surprise of each channel, from its tail as it was before this point.
+        let perTime = p.perHour * _log(step / 3600) / 2.302_585_092_994_046
+        let core = tail(abs(raw.z), rate: rate[i], shape: shape[i])
+        let warm = n >= Double(p.warmup)
+        if warm {
+            let cap = tailCap(rateLog: core.rateLog, index: core.index, target: p.threshold - perTime)
+            learnTail(abs(raw.z), cap: cap, rate: &rate[i], shape: &shape[i], inCluster: &inCluster[i])
+        }
+        var lp = core.lp
+        var chosen = (expected: raw.useFast ? fast[i] : slow[i], scale: raw.useFast ? raw.fastScale : raw.slowScale)
+        var z = raw.z
+        var rateLog = core.rateLog
+        var index = core.index
+        var penalty = 0.0
+        if useSeasonal {
+            let other = tail(abs(des.z), rate: rateD[i], shape: shapeD[i])
+            let cap = tailCap(
+                rateLog: other.rateLog,
+                index: other.index,
+                target: p.threshold - perTime + p.seasonPenalty
+            )
+            learnTail(abs(des.z), cap: cap, rate: &rateD[i], shape: &shapeD[i], inCluster: &inClusterD[i])
+            if other.lp - p.seasonPenalty > lp {
+                // The daily profile tells more: its forecast, its scale, its tail (less the
+                // penalty for looking twice).
+                lp = other.lp - p.seasonPenalty
+                chosen = (
+                    expected: (des.useFast ? fastD[i] : slowD[i]) + seasonalValue,
+                    scale: des.useFast ? des.fastScale : des.slowScale
+                )
+                z = des.z
+                rateLog = other.rateLog
+                index = other.index
+                penalty = p.seasonPenalty
+            }
+        }
+        // Learn: the resolution, both channels' levels and scales, the daily profile.
+        let d = abs(x - previous[i])
+        if d > 0 && d < q { quantum[i] = d }
+        previous[i] = x
+        let w = Swift.max(p.scaleWeight, 1 / n)
+        learnLevels(
+            x,
+            raw,
+            weight: w,
+            slow: &slow[i],
+            fast: &fast[i],
+            slowMean: &slowError[i],
+            fastMean: &fastError[i],
+            run: &run[i],
+            side: &side[i]
+        )
+        if seasonal {
+            let slowBefore = slowD[i]
+            learnLevels(
+                xd,
+                des,
+                weight: w,
+                slow: &slowD[i],
+                fast: &fastD[i],
+                slowMean: &slowErrorD[i],
+                fastMean: &fastErrorD[i],
+                run: &runD[i],
+                side: &sideD[i]
+            )
+            // The profile learns the value less the deseasonalized level, clipped, at `seasonWeight`
+            // a cycle however many points each slot gets.
+            let residual = x - slowBefore - seasonalValue
+            let limit = des.slowScale > 0 ? p.clip * des.slowScale : Double.infinity
+            let perCycle = p.seasonPeriod / (step * Double(slotCount))
+            let weight = perCycle <= 1 ? p.seasonWeight : 1 - _pow(1 - p.seasonWeight, 1 / perCycle)
+            let seen = visits[profileIndex]
+            let g = Swift.max(weight, 1 / (Double(seen) + 1))
+            profile[profileIndex] = Float(seasonalValue + g * Swift.min(Swift.max(residual, -limit), limit))
+            if seen < UInt16.max { visits[profileIndex] = seen + 1 }
+        }
+        count[i] = n + 1
+        guard warm else {
+            return Point(
+                expected: chosen.expected,
+                scale: .nan,
+                z: .nan,
+                surprise: .nan,
+                rateLog: .nan,
+                tailIndex: .nan,
+                perTime: 0
+            )
+        }
+        // 4. Per hour (perTime above).
+        return Point(
+            expected: chosen.expected,
+            scale: chosen.scale,
+            z: z,
+            surprise: lp + perTime,
+            rateLog: rateLog,
+            tailIndex: index,
+            perTime: perTime,
+            penalty: penalty
+        )
+    }
+
+    /// The |z| beyond which the tail `(rateLog, index)` gives `-log10 p` over `target`, for the
+    /// index's learning: infinite when the target is within the normal body (nothing to clip).
+    @inline(__always)
+    private func tailCap(rateLog: Double, index: Double, target: Double) -> Double {
+        guard target >= rateLog, rateLog > 0 else { return .infinity }
+        return parameters.tailStart * _exp(Swift.min((target - rateLog) * index * 2.302_585_092_994_046, 700))
+    }
+
+    /// The |z| at which a point of this state reaches surprise `threshold`: the band's half-width
+    /// in scales. Inverts the tail exactly and the normal body from a table.
+    package func limit(_ point: Point, threshold: Double) -> Double {
+        let target = threshold - point.perTime + point.penalty
+        guard target > 0, point.rateLog > 0 else { return 0 }
+        if target >= point.rateLog {
+            let exponent = (target - point.rateLog) * point.tailIndex * 2.302_585_092_994_046
+            return parameters.tailStart * _exp(Swift.min(exponent, 700))
+        }
+        return Self.inverseNormalTail(target * bodyAtTail / point.rateLog)
+    }
+
+    /// `a` with `normalTail(a) == g`, for g in [0, normalTail(8)], by bisection (the band is
+    /// drawn, never decided on, so a few ulps do not matter; 40 steps reach 1e-11).
+    static func inverseNormalTail(_ g: Double) -> Double {
+        guard g > 0 else { return 0 }
+        var lo = 0.0
+        var hi = 40.0
+        for _ in 0..<40 {
+            let mid = 0.5 * (lo + hi)
+            if normalTail(mid) < g { lo = mid } else { hi = mid }
+        }
+        return 0.5 * (lo + hi)
+    }
+
+    package func mode(slot: Int) -> String { "level" }
+
+    static let bigZ = 1e6
+    static let ln4 = 1.386_294_361_119_890_6
+}
+
+/// Parameters of the surprise detector (``SurpriseDetector``): every rate is per point.
+public struct SurpriseParameters: Hashable, Sendable {
+    /// EWMA weight of the slow level.
+    public var slowWeight = 0.02
+    /// EW weight of the mean absolute error behind both scales.
+    public var scaleWeight = 0.02
+    /// EWMA weight of the fast level (nearly "the last value").
+    public var fastWeight = 0.7
+    /// The slow level's update is clipped at this many scales; a point beyond it counts towards
+    /// a shift.
+    public var clip = 3.0
+    /// Errors enter the scales clipped at this many scales.
+    public var scaleClip = 3.0
+    /// Points in a row beyond `clip` on the same side that move the slow level to the new one
+    /// (0: never).
+    public var shiftRun = 12
+    /// The scale's floor in units of the series' resolution.
+    public var quantumFloor = 1.0
+    /// Points before the first score.
+    public var warmup = 10
+    /// Where the tail begins, in scales.
+    public var tailStart = 3.0
+    /// Weight of the exceedance-cluster rate, per point.
+    public var rateWeight = 0.001
+    /// The cluster rate a new series starts from.
+    public var priorRate = 0.005
+    /// Weight of the tail index, per exceedance.
+    public var shapeWeight = 0.05
+    /// The tail index a new series starts from.
+    public var priorShape = 0.2
+    /// The smallest tail index used (the heaviest tail believed).
+    public var minShape = 0.05
+    /// Weight of the per-hour term: 1 makes the surprise "per hour" on every step; 0 per point.
+    public var perHour = 1.0
+    /// The surprise at which the score is one half.
+    public var scoreHalf = 2.0
+    /// EW weight of the sampling-step estimate.
+    public var stepWeight = 0.05
+    /// The surprise at or above which a point is anomalous (flags, the band's edge): 3 is once
+    /// in a thousand hours of the series.
+    public var threshold = 3.0
+    /// The seasonal channel's period in seconds (one day; 0 turns the channel off).
+    public var seasonPeriod = 86_400.0
+    /// Slots of the profile a series keeps for one period (15 minutes each for a day).
+    public var seasonSlots = 96
+    /// How much of the profile one period renews.
+    public var seasonWeight = 0.1
+    /// Periods seen before the channel may score.
+    public var seasonCycles = 2.0
+    /// The channel scores only while its forecast's scale is below this fraction of the plain
+    /// one's: a daily shape that explains most of the series' movement.
+    public var seasonGain = 0.5
+    /// Subtracted from the channel's surprise: the cost of looking at the point twice.
+    public var seasonPenalty = 0.3
+    /// The fewest points a period must hold for the channel (no daily profile of hourly sums
+    /// taken every 6 hours).
+    public var seasonMinPoints = 8
+
+    public init() {}
+}
+
+extension SurpriseDetector: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case parameters, count, previous, quantum, slow, fast, slowError = "slow_error", fastError = "fast_error"
+        case rate, shape, logStep = "log_step", lastTime = "last_time", run, side, inCluster = "in_cluster"
+        case seasonStart = "season_start", slowD = "slow_d", fastD = "fast_d", slowErrorD = "slow_error_d"
+        case fastErrorD = "fast_error_d", rateD = "rate_d", shapeD = "shape_d", runD = "run_d", sideD = "side_d"
+        case inClusterD = "in_cluster_d", profile, visits
+    }
+
+    package init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(try c.decode(SurpriseParameters.self, forKey: .parameters))
+        count = try c.decode(PackedDoubles.self, forKey: .count).values
+        previous = try c.decode(PackedDoubles.self, forKey: .previous).values
+        quantum = try c.decode(PackedDoubles.self, forKey: .quantum).values
+        slow = try c.decode(PackedDoubles.self, forKey: .slow).values
+        fast = try c.decode(PackedDoubles.self, forKey: .fast).values
+        slowError = try c.decode(PackedDoubles.self, forKey: .slowError).values
+        fastError = try c.decode(PackedDoubles.self, forKey: .fastError).values
+        rate = try c.decode(PackedDoubles.self, forKey: .rate).values
+        shape = try c.decode(PackedDoubles.self, forKey: .shape).values
+        logStep = try c.decode(PackedDoubles.self, forKey: .logStep).values
+        lastTime = try c.decode(PackedDoubles.self, forKey: .lastTime).values
+        // Small integers and flags travel as doubles too: one packed form for everything.
+        run = try c.decode(PackedDoubles.self, forKey: .run).values.map { Int32(clamping: Int(saturating: $0)) }
+        side = try c.decode(PackedDoubles.self, forKey: .side).values.map { $0 > 0 ? 1 : $0 < 0 ? -1 : 0 }
+        inCluster = try c.decode(PackedDoubles.self, forKey: .inCluster).values.map { $0 != 0 }
+        seasonStart = try c.decode(PackedDoubles.self, forKey: .seasonStart).values
+        slowD = try c.decode(PackedDoubles.self, forKey: .slowD).values
+        fastD = try c.decode(PackedDoubles.self, forKey: .fastD).values
+        slowErrorD = try c.decode(PackedDoubles.self, forKey: .slowErrorD).values
+        fastErrorD = try c.decode(PackedDoubles.self, forKey: .fastErrorD).values
+        rateD = try c.decode(PackedDoubles.self, forKey: .rateD).values
+        shapeD = try c.decode(PackedDoubles.self, forKey: .shapeD).values
+        runD = try c.decode(PackedDoubles.self, forKey: .runD).values.map { Int32(clamping: Int(saturating: $0)) }
+        sideD = try c.decode(PackedDoubles.self, forKey: .sideD).values.map { $0 > 0 ? 1 : $0 < 0 ? -1 : 0 }
+        inClusterD = try c.decode(PackedDoubles.self, forKey: .inClusterD).values.map { $0 != 0 }
+        profile = try c.decode(PackedFloats.self, forKey: .profile).values
+        visits = try c.decode(PackedFloats.self, forKey: .visits).values.map {
+            UInt16(clamping: Int(saturating: Double($0)))
+        }
+        var columns: [Int] = [count.count, previous.count, quantum.count, slow.count, fast.count]
+        columns += [slowError.count, fastError.count, rate.count, shape.count, logStep.count, lastTime.count]
+        columns += [run.count, side.count, inCluster.count, seasonStart.count, slowD.count, fastD.count]
+        columns += [slowErrorD.count, fastErrorD.count, rateD.count, shapeD.count, runD.count, sideD.count]
+        columns.append(inClusterD.count)
+        try StateCheck.sameLength(columns, "surprise detector", c.codingPath)
+        try StateCheck.require(
+            profile.count == count.count * parameters.seasonSlots && visits.count == profile.count,
+            "surprise detector's daily profile has the wrong size",
+            c.codingPath
+        )
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(parameters, forKey: .parameters)
+        try c.encode(PackedDoubles(count), forKey: .count)
+        try c.encode(PackedDoubles(previous), forKey: .previous)
+        try c.encode(PackedDoubles(quantum), forKey: .quantum)
+        try c.encode(PackedDoubles(slow), forKey: .slow)
+        try c.encode(PackedDoubles(fast), forKey: .fast)
+        try c.encode(PackedDoubles(slowError), forKey: .slowError)
+        try c.encode(PackedDoubles(fastError), forKey: .fastError)
+        try c.encode(PackedDoubles(rate), forKey: .rate)
+        try c.encode(PackedDoubles(shape), forKey: .shape)
+        try c.encode(PackedDoubles(logStep), forKey: .logStep)
+        try c.encode(PackedDoubles(lastTime), forKey: .lastTime)
+        try c.encode(PackedDoubles(run.map(Double.init)), forKey: .run)
+        try c.encode(PackedDoubles(side.map(Double.init)), forKey: .side)
+        try c.encode(PackedDoubles(inCluster.map { $0 ? 1 : 0 }), forKey: .inCluster)
+        try c.encode(PackedDoubles(seasonStart), forKey: .seasonStart)
+        try c.encode(PackedDoubles(slowD), forKey: .slowD)
+        try c.encode(PackedDoubles(fastD), forKey: .fastD)
+        try c.encode(PackedDoubles(slowErrorD), forKey: .slowErrorD)
+        try c.encode(PackedDoubles(fastErrorD), forKey: .fastErrorD)
+        try c.encode(PackedDoubles(rateD), forKey: .rateD)
+        try c.encode(PackedDoubles(shapeD), forKey: .shapeD)
+        try c.encode(PackedDoubles(runD.map(Double.init)), forKey: .runD)
+        try c.encode(PackedDoubles(sideD.map(Double.init)), forKey: .sideD)
+        try c.encode(PackedDoubles(inClusterD.map { $0 ? 1 : 0 }), forKey: .inClusterD)
+        try c.encode(PackedFloats(profile), forKey: .profile)
+        try c.encode(PackedFloats(visits.map(Float.init)), forKey: .visits)
+    }
+}
+
+extension SurpriseParameters: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case slowWeight = "slow_weight", scaleWeight = "scale_weight", fastWeight = "fast_weight", clip
+        case scaleClip = "scale_clip", shiftRun = "shift_run", quantumFloor = "quantum_floor", warmup
+        case tailStart = "tail_start", rateWeight = "rate_weight", priorRate = "prior_rate"
+        case shapeWeight = "shape_weight", priorShape = "prior_shape", minShape = "min_shape", perHour = "per_hour"
+        case scoreHalf = "score_half", stepWeight = "step_weight", threshold
+        case seasonPeriod = "season_period", seasonSlots = "season_slots", seasonWeight = "season_weight"
+        case seasonCycles = "season_cycles", seasonGain = "season_gain", seasonPenalty = "season_penalty"
+        case seasonMinPoints = "season_min_points"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        slowWeight = try c.decodeIfPresent(Double.self, forKey: .slowWeight) ?? slowWeight
+        scaleWeight = try c.decodeIfPresent(Double.self, forKey: .scaleWeight) ?? scaleWeight
+        fastWeight = try c.decodeIfPresent(Double.self, forKey: .fastWeight) ?? fastWeight
+        clip = try c.decodeIfPresent(Double.self, forKey: .clip) ?? clip
+        scaleClip = try c.decodeIfPresent(Double.self, forKey: .scaleClip) ?? scaleClip
+        shiftRun = try c.decodeIfPresent(Int.self, forKey: .shiftRun) ?? shiftRun
+        quantumFloor = try c.decodeIfPresent(Double.self, forKey: .quantumFloor) ?? quantumFloor
+        warmup = try c.decodeIfPresent(Int.self, forKey: .warmup) ?? warmup
+        tailStart = try c.decodeIfPresent(Double.self, forKey: .tailStart) ?? tailStart
+        rateWeight = try c.decodeIfPresent(Double.self, forKey: .rateWeight) ?? rateWeight
+        priorRate = try c.decodeIfPresent(Double.self, forKey: .priorRate) ?? priorRate
+        shapeWeight = try c.decodeIfPresent(Double.self, forKey: .shapeWeight) ?? shapeWeight
+        priorShape = try c.decodeIfPresent(Double.self, forKey: .priorShape) ?? priorShape
+        minShape = try c.decodeIfPresent(Double.self, forKey: .minShape) ?? minShape
+        perHour = try c.decodeIfPresent(Double.self, forKey: .perHour) ?? perHour
+        scoreHalf = try c.decodeIfPresent(Double.self, forKey: .scoreHalf) ?? scoreHalf
+        stepWeight = try c.decodeIfPresent(Double.self, forKey: .stepWeight) ?? stepWeight
+        threshold = try c.decodeIfPresent(Double.self, forKey: .threshold) ?? threshold
+        seasonPeriod = try c.decodeIfPresent(Double.self, forKey: .seasonPeriod) ?? seasonPeriod
+        seasonSlots = try c.decodeIfPresent(Int.self, forKey: .seasonSlots) ?? seasonSlots
+        seasonWeight = try c.decodeIfPresent(Double.self, forKey: .seasonWeight) ?? seasonWeight
+        seasonCycles = try c.decodeIfPresent(Double.self, forKey: .seasonCycles) ?? seasonCycles
+        seasonGain = try c.decodeIfPresent(Double.self, forKey: .seasonGain) ?? seasonGain
+        seasonPenalty = try c.decodeIfPresent(Double.self, forKey: .seasonPenalty) ?? seasonPenalty
+        seasonMinPoints = try c.decodeIfPresent(Int.self, forKey: .seasonMinPoints) ?? seasonMinPoints
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(slowWeight, forKey: .slowWeight)
+        try c.encode(scaleWeight, forKey: .scaleWeight)
+        try c.encode(fastWeight, forKey: .fastWeight)
+        try c.encode(clip, forKey: .clip)
+        try c.encode(scaleClip, forKey: .scaleClip)
+        try c.encode(shiftRun, forKey: .shiftRun)
+        try c.encode(quantumFloor, forKey: .quantumFloor)
+        try c.encode(warmup, forKey: .warmup)
+        try c.encode(tailStart, forKey: .tailStart)
+        try c.encode(rateWeight, forKey: .rateWeight)
+        try c.encode(priorRate, forKey: .priorRate)
+        try c.encode(shapeWeight, forKey: .shapeWeight)
+        try c.encode(priorShape, forKey: .priorShape)
+        try c.encode(minShape, forKey: .minShape)
+        try c.encode(perHour, forKey: .perHour)
+        try c.encode(scoreHalf, forKey: .scoreHalf)
+        try c.encode(stepWeight, forKey: .stepWeight)
+        try c.encode(threshold, forKey: .threshold)
+        try c.encode(seasonPeriod, forKey: .seasonPeriod)
+        try c.encode(seasonSlots, forKey: .seasonSlots)
+        try c.encode(seasonWeight, forKey: .seasonWeight)
+        try c.encode(seasonCycles, forKey: .seasonCycles)
+        try c.encode(seasonGain, forKey: .seasonGain)
+        try c.encode(seasonPenalty, forKey: .seasonPenalty)
+        try c.encode(seasonMinPoints, forKey: .seasonMinPoints)
+    }
+}
