@@ -82,6 +82,8 @@ public struct Detector: Sendable {
     private var calibrator: ScoreCalibrator
     private var suppressor: BurstSuppressor
     private var estimates = Estimates()
+    /// The surprise detector's points of the last tick (scratch, not state).
+    private var surprisePoints: [SurpriseDetector.Point] = []
 
     /// Creates a cold detector.
     ///
@@ -256,23 +258,26 @@ extension Detector {
     /// A tick through the surprise detector: its own forecasts, tail and per-hour surprise;
     /// the burst suppression, stuck detection, direction and minimum deviation as for the others.
     private mutating func updateSurprise(time: Double, values: [Double], into output: inout DetectorOutput) {
-        guard var surprise = estimator.surprise else { return }
-        let slots = surprise.capacity
-        estimator.surprise = nil  // owned here for the tick: no copy of its arrays
-        defer { estimator.surprise = surprise }
+        guard let parameters = estimator.surprise?.parameters, let slots = estimator.surprise?.capacity else { return }
         let n = Swift.min(values.count, slots)
         values.withUnsafeBufferPointer { values in
             suppressor.withStates { bursts in profile.update(values, bursts: bursts) }
         }
         let calibration = configuration.calibration
-        let threshold = surprise.parameters.threshold
-        let half = surprise.parameters.scoreHalf
+        let threshold = parameters.threshold
+        let half = parameters.scoreHalf
+        let tailStart = parameters.tailStart
+        let bodyAtTail = SurpriseDetector.normalTail(tailStart)
         let stuckLog10 = calibration.stuckProbability > 0 ? _log(calibration.stuckProbability) / _log(10) : -.infinity
         let seriesProfile = profile
+        // Every slot's point first, in place (no closure holds the detector: a captured copy
+        // would copy its columns), then the flags.
+        estimator.surprise?.update(time: time, values: values, into: &surprisePoints)
+        let points = surprisePoints
         output.withBuffers { outExpected, outLower, outUpper, outZ, outScore, outAnomaly, outBurst in
-            for i in 0..<slots {
+            for i in 0..<Swift.min(slots, points.count) {
                 let x = i < n ? values[i] : .nan
-                let point = surprise.update(slot: i, time: time, value: x)
+                let point = points[i]
                 outZ[i] = point.z
                 outExpected[i] = x.isNaN ? .nan : point.expected
                 guard !point.surprise.isNaN else {
@@ -286,7 +291,12 @@ extension Detector {
                 // A deviation on the side that does not count is no surprise.
                 let counts = Self.directional(point.z, calibration.direction) > 0 || point.z == 0
                 let level = counts ? point.surprise : -.infinity
-                let limit = surprise.limit(point, threshold: threshold)
+                let limit = SurpriseDetector.limit(
+                    point,
+                    threshold: threshold,
+                    tailStart: tailStart,
+                    bodyAtTail: bodyAtTail
+                )
                 outLower[i] = point.expected - limit * point.scale
                 outUpper[i] = point.expected + limit * point.scale
                 outScore[i] = level > 0 ? level / (level + half) : 0

@@ -207,7 +207,13 @@ package struct SurpriseDetector: Sendable {
 
     /// `-log10 p` of |z| = `a` under a tail of exceedance rate `rate` and index `shape`.
     @inline(__always)
-    private func tail(_ a: Double, rate: Double, shape: Double) -> (lp: Double, rateLog: Double, index: Double) {
+    private static func tail(
+        _ a: Double,
+        rate: Double,
+        shape: Double,
+        _ parameters: SurpriseParameters,
+        bodyAtTail: Double
+    ) -> (lp: Double, rateLog: Double, index: Double) {
         let rateLog = -_log(rate) / 2.302_585_092_994_046
         let index = Swift.max(shape, parameters.minShape)
         if a <= parameters.tailStart { return (Self.normalTail(a) * rateLog / bodyAtTail, rateLog, index) }
@@ -217,10 +223,13 @@ package struct SurpriseDetector: Sendable {
     /// Learns |z| = `a` into a tail: exceedance clusters (runs count once) and the Hill index.
     /// The index learns `a` clipped at `cap`, the |z| of the threshold: an incident's points are
     /// learned as just anomalous, so incidents cannot teach the tail that they are ordinary.
+    /// (Static, like ``learnLevels(_:_:weight:_:slow:fast:slowMean:fastMean:run:side:)``: a
+    /// method of `self` given `&self.column[i]` would copy `self`, and with it every column.)
     @inline(__always)
-    private func learnTail(
+    private static func learnTail(
         _ a: Double,
         cap: Double,
+        _ parameters: SurpriseParameters,
         rate: inout Double,
         shape: inout Double,
         inCluster: inout Bool
@@ -240,10 +249,11 @@ package struct SurpriseDetector: Sendable {
 
     /// Learns `x` into a channel's two levels and scales (with weight `w` for the scales).
     @inline(__always)
-    private func learnLevels(
+    private static func learnLevels(
         _ x: Double,
         _ f: Forecasts,
         weight w: Double,
+        _ p: SurpriseParameters,
         slow: inout Double,
         fast: inout Double,
         slowMean: inout Double,
@@ -251,7 +261,6 @@ package struct SurpriseDetector: Sendable {
         run: inout Int32,
         side: inout Int8
     ) {
-        let p = parameters
         if abs(f.slowZ) > p.clip {
             let s: Int8 = f.slowZ > 0 ? 1 : -1
             if s == side {
@@ -279,6 +288,22 @@ package struct SurpriseDetector: Sendable {
         let kF = f.fastScale > 0 ? p.scaleClip * f.fastScale : Double.infinity
         slowMean += w * (Swift.min(abs(f.slowError), kS) - slowMean)
         fastMean += w * (Swift.min(abs(f.fastError), kF) - fastMean)
+    }
+
+    /// Scores a tick: `values[i]` (NaN or absent: no value) for every slot, into `points`.
+    package mutating func update(time: Double, values: [Double], into points: inout [Point]) {
+        let empty = Point(
+            expected: .nan,
+            scale: .nan,
+            z: .nan,
+            surprise: .nan,
+            rateLog: .nan,
+            tailIndex: .nan,
+            perTime: 0
+        )
+        if points.count != capacity { points = [Point](repeating: empty, count: capacity) }
+        let n = Swift.min(values.count, capacity)
+        for i in 0..<capacity { points[i] = update(slot: i, time: time, value: i < n ? values[i] : .nan) }
     }
 
     /// Scores `value` at `time` for `slot` against the state before it, then learns from it.
@@ -362,11 +387,17 @@ package struct SurpriseDetector: Sendable {
         let useSeasonal = seasonal && cycles >= p.seasonCycles && des.slowScale < p.seasonGain * raw.slowScale
         // 2. The surprise of each channel, from its tail as it was before this point.
         let perTime = p.perHour * _log(step / 3600) / 2.302_585_092_994_046
-        let core = tail(abs(raw.z), rate: rate[i], shape: shape[i])
+        let body = bodyAtTail
+        let core = Self.tail(abs(raw.z), rate: rate[i], shape: shape[i], p, bodyAtTail: body)
         let warm = n >= Double(p.warmup)
         if warm {
-            let cap = tailCap(rateLog: core.rateLog, index: core.index, target: p.threshold - perTime)
-            learnTail(abs(raw.z), cap: cap, rate: &rate[i], shape: &shape[i], inCluster: &inCluster[i])
+            let cap = Self.tailCap(
+                rateLog: core.rateLog,
+                index: core.index,
+                target: p.threshold - perTime,
+                tailStart: p.tailStart
+            )
+            Self.learnTail(abs(raw.z), cap: cap, p, rate: &rate[i], shape: &shape[i], inCluster: &inCluster[i])
         }
         var lp = core.lp
         var chosen = (expected: raw.useFast ? fast[i] : slow[i], scale: raw.useFast ? raw.fastScale : raw.slowScale)
@@ -375,13 +406,14 @@ package struct SurpriseDetector: Sendable {
         var index = core.index
         var penalty = 0.0
         if useSeasonal {
-            let other = tail(abs(des.z), rate: rateD[i], shape: shapeD[i])
-            let cap = tailCap(
+            let other = Self.tail(abs(des.z), rate: rateD[i], shape: shapeD[i], p, bodyAtTail: body)
+            let cap = Self.tailCap(
                 rateLog: other.rateLog,
                 index: other.index,
-                target: p.threshold - perTime + p.seasonPenalty
+                target: p.threshold - perTime + p.seasonPenalty,
+                tailStart: p.tailStart
             )
-            learnTail(abs(des.z), cap: cap, rate: &rateD[i], shape: &shapeD[i], inCluster: &inClusterD[i])
+            Self.learnTail(abs(des.z), cap: cap, p, rate: &rateD[i], shape: &shapeD[i], inCluster: &inClusterD[i])
             if other.lp - p.seasonPenalty > lp {
                 // The daily profile tells more: its forecast, its scale, its tail (less the
                 // penalty for looking twice).
@@ -401,10 +433,11 @@ package struct SurpriseDetector: Sendable {
         if d > 0 && d < q { quantum[i] = d }
         previous[i] = x
         let w = Swift.max(p.scaleWeight, 1 / n)
-        learnLevels(
+        Self.learnLevels(
             x,
             raw,
             weight: w,
+            p,
             slow: &slow[i],
             fast: &fast[i],
             slowMean: &slowError[i],
@@ -414,10 +447,11 @@ package struct SurpriseDetector: Sendable {
         )
         if seasonal {
             let slowBefore = slowD[i]
-            learnLevels(
+            Self.learnLevels(
                 xd,
                 des,
                 weight: w,
+                p,
                 slow: &slowD[i],
                 fast: &fastD[i],
                 slowMean: &slowErrorD[i],
@@ -464,21 +498,27 @@ package struct SurpriseDetector: Sendable {
     /// The |z| beyond which the tail `(rateLog, index)` gives `-log10 p` over `target`, for the
     /// index's learning: infinite when the target is within the normal body (nothing to clip).
     @inline(__always)
-    private func tailCap(rateLog: Double, index: Double, target: Double) -> Double {
+    private static func tailCap(rateLog: Double, index: Double, target: Double, tailStart: Double) -> Double {
         guard target >= rateLog, rateLog > 0 else { return .infinity }
-        return parameters.tailStart * _exp(Swift.min((target - rateLog) * index * 2.302_585_092_994_046, 700))
+        return tailStart * _exp(Swift.min((target - rateLog) * index * 2.302_585_092_994_046, 700))
     }
 
     /// The |z| at which a point of this state reaches surprise `threshold`: the band's half-width
     /// in scales. Inverts the tail exactly and the normal body from a table.
     package func limit(_ point: Point, threshold: Double) -> Double {
+        Self.limit(point, threshold: threshold, tailStart: parameters.tailStart, bodyAtTail: bodyAtTail)
+    }
+
+    /// ``limit(_:threshold:)`` without the detector (no copy of its state in a loop over it).
+    @inline(__always)
+    package static func limit(_ point: Point, threshold: Double, tailStart: Double, bodyAtTail: Double) -> Double {
         let target = threshold - point.perTime + point.penalty
         guard target > 0, point.rateLog > 0 else { return 0 }
         if target >= point.rateLog {
             let exponent = (target - point.rateLog) * point.tailIndex * 2.302_585_092_994_046
-            return parameters.tailStart * _exp(Swift.min(exponent, 700))
+            return tailStart * _exp(Swift.min(exponent, 700))
         }
-        return Self.inverseNormalTail(target * bodyAtTail / point.rateLog)
+        return inverseNormalTail(target * bodyAtTail / point.rateLog)
     }
 
     /// `a` with `normalTail(a) == g`, for g in [0, normalTail(8)], by bisection (the band is
