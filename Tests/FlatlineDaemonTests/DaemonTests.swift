@@ -312,6 +312,26 @@ struct DaemonAPITests {
         }
     }
 
+    @Test("detector: the configuration's section is the detector the pipeline runs")
+    func detectorSection() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        var options = DaemonOptions()
+        options.dataDirectory = directory.file("d").path
+        options.modelsDirectory = TestSupport.repositoryFile("models").path
+        let configured = try Configuration.parse(
+            "scrape_configs: []\ndetector: {kind: ewma, calibration: {min_deviation: 5}}\n",
+            file: "flatline.yml"
+        )
+        let daemon = try Daemon(configuration: configured, options: options, logger: TestSupport.quietLogger)
+        #expect(daemon.pipeline.detector.kind == .ewma)
+        #expect(daemon.pipeline.detector.calibration.minDeviation == 5)
+        let plain = try Configuration.parse("scrape_configs: []\n", file: "flatline.yml")
+        options.dataDirectory = directory.file("p").path
+        let defaults = try Daemon(configuration: plain, options: options, logger: TestSupport.quietLogger)
+        #expect(defaults.pipeline.detector == DetectorConfiguration())
+    }
+
     @Test("bearer auth: the API asks for the token, health and metrics stay open; without a token file all is open")
     func auth() async throws {
         let directory = try TestSupport.TemporaryDirectory()

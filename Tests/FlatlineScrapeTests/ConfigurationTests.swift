@@ -1,3 +1,4 @@
+import FlatlineCore
 import FlatlineIngest
 import FlatlineTestSupport
 import Foundation
@@ -207,6 +208,10 @@ struct ConfigurationTests {
             ),
             ("web:\n  tls_config: {cert_file: c, key_file: k, min_version: TLS10}\n", 2, "min_version", "not TLS12"),
             ("scrape_configs: [\n", 2, "", "not valid YAML"),
+            ("detector:\n  surprise:\n    treshold: 2\n", 3, "detector.surprise.treshold", "unknown key"),
+            ("detector:\n  kind: prophet\n", 2, "detector", "prophet"),
+            ("detector:\n  surprise: {threshold: 40}\n", 2, "detector.surprise.threshold", "must be from -3 to 30"),
+            ("detector:\n  surprise: {threshold: high}\n", 2, "detector", "surprise.threshold: expected a number"),
         ]
     )
     func errors(text: String, line: Int, key: String, reason: String) {
@@ -220,6 +225,31 @@ struct ConfigurationTests {
             if !ok { Issue.record("got \(error)") }
             return ok
         }
+    }
+
+    @Test("detector: the kind and parameters the daemon runs; absent, the defaults")
+    func detectorSection() throws {
+        let text = """
+            detector:
+              kind: surprise
+              surprise:
+                threshold: 2.5
+                season_period: 0
+              calibration:
+                direction: above
+                min_deviation: 10
+            """
+        let configuration = try Configuration.parse(text, file: "d.yml")
+        var expected = DetectorConfiguration()
+        expected.surprise.threshold = 2.5
+        expected.surprise.seasonPeriod = 0
+        expected.calibration.direction = .above
+        expected.calibration.minDeviation = 10
+        #expect(configuration.detector == expected)
+        let ensemble = try Configuration.parse("detector: {kind: ensemble, ewma: {half_life: 4m}}\n", file: "e.yml")
+        #expect(ensemble.detector.kind == .ensemble)
+        #expect(ensemble.detector.ewma.halfLife == .seconds(240))
+        #expect(try Configuration.parse("global: {}\n", file: "n.yml").detector == DetectorConfiguration())
     }
 
     @Test("durations and sizes as Prometheus writes them")

@@ -117,6 +117,7 @@ public final class Daemon: Sendable {
         generation = Mutex(Generation(configuration: configuration, notifier: notifier))
         pipeline = Pipeline(
             models: models,
+            detector: configuration.detector,
             routing: routing,
             detection: Self.detection(configuration),
             notifier: notifier,
@@ -227,6 +228,11 @@ public final class Daemon: Sendable {
         }
         if configuration.web.tls != self.configuration.web.tls {
             logger.warning("web.tls_config changed: it takes effect at the next start")
+        }
+        if configuration.detector != self.configuration.detector {
+            // The banks learned with the running detector; a new one starts with the next run
+            // (and learns afresh: saved state of another detector is not reused).
+            logger.warning("detector changed: it takes effect at the next start")
         }
         await pipeline.reconfigure(routing: routing, detection: Self.detection(configuration), notifier: notifier)
         generation.withLock { $0 = Generation(configuration: configuration, notifier: notifier) }

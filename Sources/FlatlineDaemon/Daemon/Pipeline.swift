@@ -49,7 +49,8 @@ public actor Pipeline {
     }
 
     let models: [Model]
-    let detector: DetectorConfiguration
+    /// The detector every bank runs (the configuration's `detector:`).
+    public nonisolated let detector: DetectorConfiguration
     /// How each target's series are detected, by target name.
     private(set) var detection: [String: DetectionSettings]
     let state: StateDirectory?

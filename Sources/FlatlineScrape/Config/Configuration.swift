@@ -17,6 +17,8 @@ public struct Configuration: Sendable {
     public var alerting: AlertingSettings?
     /// `web`: the daemon's HTTP API.
     public var web = WebSettings()
+    /// `detector`: the detector the daemon runs over every target's series.
+    public var detector = DetectorConfiguration()
     /// The file it was read from.
     public var file: String
 
@@ -265,7 +267,9 @@ extension Configuration {
     public static func parse(_ text: String, file: String, directory: String = ".") throws(ConfigError) -> Configuration
     {
         let root = try YAMLValue.parse(text, file: file)
-        let top = try root.mapping(known: ["global", "scrape_configs", "route", "receivers", "inhibit_rules", "web"])
+        let top = try root.mapping(known: [
+            "global", "scrape_configs", "route", "receivers", "inhibit_rules", "web", "detector",
+        ])
         var global = GlobalSettings()
         if let g = top["global"] {
             let m = try g.mapping(known: [
@@ -300,6 +304,7 @@ extension Configuration {
             owner: root
         )
         var configuration = Configuration(global: global, scrapeConfigs: jobs, alerting: alerting, file: file)
+        if let v = top["detector"] { configuration.detector = try detector(v) }
         if let v = top["web"] {
             let w = try v.mapping(known: ["auth", "tls_config"])
             if let t = w["tls_config"] { configuration.web.tls = try Self.webTLS(t, directory: directory) }

@@ -23,8 +23,11 @@ struct ReplayCommand: ParsableCommand {
     @Argument(help: "The recording to replay.")
     var input: String
 
-    @Option(help: "The detector: surprise (the default), ensemble, ewma, robust or seasonal.")
-    var model: DetectorKind = .surprise
+    @Option(
+        help:
+            "The detector: surprise (the default), ensemble, ewma, robust or seasonal (default: --config's detector: section, else surprise)."
+    )
+    var model: DetectorKind?
 
     @Option(help: "Output format: csv or ndjson.")
     var format: ReplayOutputFormat = .csv
@@ -115,11 +118,14 @@ struct ReplayCommand: ParsableCommand {
     @Flag(help: "Print no summary on standard error.")
     var quiet = false
 
-    var detectorConfiguration: DetectorConfiguration {
-        var configuration = DetectorConfiguration(kind: model)
+    /// The detector: `base` (the configuration file's `detector:` section, or the defaults) with
+    /// the options given on top.
+    func detectorConfiguration(base: DetectorConfiguration = DetectorConfiguration()) -> DetectorConfiguration {
+        var configuration = base
+        if let model { configuration.kind = model }
         if let seasons { configuration.seasonal.seasons = seasons.seasons }
         if let threshold {
-            if model == .surprise {
+            if configuration.kind == .surprise {
                 configuration.surprise.threshold = threshold
             } else {
                 configuration.calibration.threshold = threshold
@@ -135,7 +141,7 @@ struct ReplayCommand: ParsableCommand {
 
     func validate() throws {
         do {
-            try detectorConfiguration.validate()
+            try detectorConfiguration().validate()
         } catch {
             throw ValidationError("\(error)")
         }
@@ -145,10 +151,13 @@ struct ReplayCommand: ParsableCommand {
         let clock = ContinuousClock()
         let started = clock.now
         var file: SeriesFile
+        var detector = detectorConfiguration()
         if let config {
             let configuration: Configuration
             do {
                 configuration = try Configuration.load(path: config)
+                detector = detectorConfiguration(base: configuration.detector)
+                try detector.validate()
             } catch {
                 throw ValidationError("\(error)")
             }
@@ -174,7 +183,7 @@ struct ReplayCommand: ParsableCommand {
         var reported = false
         let result = try Replayer.run(
             file,
-            configuration: detectorConfiguration,
+            configuration: detector,
             step: step?.seconds,
             maxGap: maxGap?.seconds,
             state: state,
