@@ -144,6 +144,23 @@ struct ConfigurationTests {
         #expect(job.limits == ScrapeLimits())
         let unlimited = try Configuration.parse("scrape_configs:\n  - job_name: n\n    max_series: 0\n", file: "f.yml")
         #expect(unlimited.scrapeConfigs.first?.maxSeries == nil)
+        // Closed connections are read by default: churn and slow-consumer cut-offs come from them.
+        #expect(NATSEndpoint.defaults.contains(.connzClosed))
+        // Through the system account the defaults leave out what it cannot read, even with other
+        // nats: settings given.
+        let system = try Configuration.parse(
+            """
+            scrape_configs:
+              - job_name: c
+                kind: nats_system
+                static_configs: [{targets: ['h:4222']}]
+                nats: {page_limit: 100}
+            """,
+            file: "f.yml"
+        )
+        let systemJob = try #require(system.scrapeConfigs.first)
+        #expect(systemJob.nats.pageLimit == 100)
+        #expect(systemJob.nats.endpoints == NATSEndpoint.defaults.filter { $0 != .accstatz && $0 != .connzClosed })
     }
 
     @Test(
@@ -187,7 +204,7 @@ struct ConfigurationTests {
             ),
             (
                 "scrape_configs:\n  - job_name: a\n    kind: nats_system\n    static_configs: [{targets: ['h:4222']}]\n    nats: {endpoints: [varz, accstatz]}\n",
-                5, "scrape_configs[0].nats", "cannot be read through the system account"
+                5, "scrape_configs[0].nats.endpoints", "cannot be read through the system account"
             ),
             (
                 "scrape_configs:\n  - job_name: a\n    kind: nats_system\n", 2, "scrape_configs[0]",

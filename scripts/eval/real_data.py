@@ -8,7 +8,7 @@ By default the corpus is ../shared/datasets/cloud-monitoring/data (Microsoft's c
 series, MIT licence): 60 series in 9 domains with expert labels. The script
 
 1. lays the corpus out as NAB does with make_windows.py (one window per labelled event),
-2. replays every series through `flatline replay` (default ensemble and parameters, plus
+2. replays every series through `flatline replay` (default detector and parameters, plus
    --args) and takes its `score` column as the anomaly score,
 3. computes two naive baselines on the same series, the detectors a data scientist writes
    first: a rolling median/MAD z-score (|x - median| / (1.4826 MAD) over the previous 100

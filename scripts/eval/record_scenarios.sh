@@ -6,7 +6,7 @@
 #
 # Each scenario (scripts/eval/scenarios/NAME.yml) runs against its own nats-server (JetStream,
 # monitoring on 127.0.0.1) and is recorded to OUT_DIR/NAME/recording.ndjson.gz with its ground
-# truth OUT_DIR/NAME/truth.json. Scenarios run side by side; a recording that exists is kept
+# truth OUT_DIR/NAME/truth.json. Scenarios run side by side, PARALLEL (4) at a time; a recording that exists is kept
 # (delete it to record again). Endpoints: varz, connz, jsz, accstatz, healthz, connz_closed.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -14,7 +14,10 @@ flatline="${1:-$root/.build/release/flatline}"
 out="${2:-$root/.build/eval-nats}"
 shift 2 || true
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(flood-then-freeze freeze-in-recovery slow-in-flood short-mild shifted incidents-other quiet quiet-fourth)
+if [ ${#scenarios[@]} -eq 0 ]; then  # every scenario in scripts/eval/scenarios
+    for f in "$root"/scripts/eval/scenarios/*.yml; do scenarios+=("$(basename "$f" .yml)"); done
+fi
+parallel="${PARALLEL:-4}"  # scenarios recorded side by side (each runs its own server and load)
 mkdir -p "$out"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -51,5 +54,8 @@ YAML
     echo "record: $name done" >&2
 }
 
-for name in "${scenarios[@]}"; do record "$name" & done
+for name in "${scenarios[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do sleep 1; done
+    record "$name" &
+done
 wait

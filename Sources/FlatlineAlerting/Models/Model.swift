@@ -34,7 +34,7 @@ public struct Model: Sendable, Hashable {
         case increase(IncreaseParameters)
         /// A gauge's robust trend reaching a limit within a horizon (backlog forecasts).
         case forecast(ForecastParameters)
-        /// The detector bank's verdict (EWMA, robust z, seasonal ensemble) on a series.
+        /// The detector bank's verdict (the configured detector, `surprise` by default) on a series.
         case anomaly(AnomalyParameters)
 
         /// The metric names the kind reads.

@@ -4,8 +4,12 @@ public enum NATSEndpoint: String, Sendable, Hashable, CaseIterable, Codable {
     /// `/connz?state=closed`: the last closed connections and why they closed.
     case connzClosed = "connz_closed"
 
-    /// The endpoints a NATS target scrapes when its configuration names none.
-    public static let defaults: [NATSEndpoint] = [.varz, .connz, .jsz, .accstatz, .healthz, .routez, .leafz, .gatewayz]
+    /// The endpoints a NATS target scrapes when its configuration names none: all but `/subsz`
+    /// and `/accountz`. `connz_closed` is among them because connection churn and the reason a
+    /// client was cut off (a slow consumer) are only there.
+    public static let defaults: [NATSEndpoint] = [
+        .varz, .connz, .jsz, .accstatz, .healthz, .routez, .leafz, .gatewayz, .connzClosed,
+    ]
 
     /// The HTTP path.
     public var path: String {

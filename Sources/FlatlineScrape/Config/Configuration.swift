@@ -530,7 +530,9 @@ extension Configuration {
         }
         if kind == .natsSystem {
             let unsupported = job.nats.endpoints.filter { $0 == .accstatz || $0 == .connzClosed }
-            if !unsupported.isEmpty, let v = m["nats"] {
+            // Only a list the user wrote is a mistake; the defaults simply skip what the system
+            // account cannot read.
+            if !unsupported.isEmpty, let v = m["nats"]?.member("endpoints") {
                 throw v.error(
                     "\(unsupported.map(\.rawValue).joined(separator: ", ")) cannot be read through the system account"
                 )

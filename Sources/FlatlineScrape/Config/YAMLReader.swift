@@ -104,6 +104,12 @@ struct YAMLValue {
         return YAMLMapping(owner: self, members: members)
     }
 
+    /// The member `key` of a mapping, if this is one and has it (no check of the other keys).
+    func member(_ key: String) -> YAMLValue? {
+        guard case .mapping(let mapping) = node, let value = mapping[Node(key)] else { return nil }
+        return child(key, value)
+    }
+
     /// The elements of a sequence.
     func sequence() throws(ConfigError) -> [YAMLValue] {
         guard case .sequence(let sequence) = node else { throw error("expected a list") }
