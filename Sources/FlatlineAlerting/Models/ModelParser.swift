@@ -70,9 +70,11 @@ extension Model {
                 "surge",
                 known: [
                     "messages", "bytes", "factor", "min_rate", "sigmas", "min_payload", "min_duration", "half_life",
-                    "warmup",
+                    "warmup", "window",
                 ]
             )
+            let window = try g.number("window", default: 0)
+            guard window >= 0 else { throw g.fail("surge.window must not be negative") }
             kind = .surge(
                 SurgeParameters(
                     messages: try g.string("messages"),
@@ -83,7 +85,8 @@ extension Model {
                     minPayload: try g.number("min_payload", default: 16),
                     minDuration: try g.number("min_duration", default: 2),
                     halfLife: try g.number("half_life", default: 300),
-                    warmup: try g.number("warmup", default: 120)
+                    warmup: try g.number("warmup", default: 120),
+                    window: window
                 )
             )
         case "threshold":
