@@ -75,6 +75,15 @@ struct ReplayCommandTests {
         #expect(small.status == 0, "\(small.standardError)")
         #expect(small.standardError.contains("n1:8222 /varz: 1 failed scrape (first at line 3: connection refused)"))
         #expect(small.standardError.contains("/bogusz: 1 line of an unknown endpoint skipped"))
+        // A recording cut off (a crash while recording) replays up to the cut, and says so.
+        let whole = try Data(contentsOf: URL(fileURLWithPath: fixture))
+        let cut = directory.file("cut.ndjson.gz")
+        try whole.prefix(whole.count / 2).write(to: cut)
+        let short = try replay([cut.path])
+        #expect(short.status == 0, "\(short.standardError)")
+        #expect(short.standardError.contains("the gzip stream is truncated"), "\(short.standardError)")
+        #expect(short.standardError.contains("replayed what came before"))
+        #expect(short.standardOutput.split(separator: "\n").count > 1000)
         // The counter's rate over the failed scrape: 20 in 2 s.
         #expect(
             small.standardOutput.contains(

@@ -50,7 +50,7 @@ struct DaemonTests {
     }
 
     @Test(
-        "a consumer freeze and a producer flood reach the webhook, explained; the status page charts them in Chromium; state survives a restart"
+        "a consumer freeze and a producer flood reach the webhook, explained; the status page charts them in Chromium; state survives a restart; the live recording replays into the same alerts"
     )
     func freezeEndToEnd() async throws {
         let server = try NATSServerProcess(jetStream: true)
@@ -93,6 +93,7 @@ struct DaemonTests {
             options.port = 0
             options.modelsDirectory = try Self.quickModels(in: directory)
             options.saveEvery = 5
+            options.recordPath = directory.file("live.ndjson.gz").path
             let daemon = try Daemon(configuration: configuration, options: options, logger: TestSupport.quietLogger)
             let running = Task { try await daemon.run(signals: []) }
             // Real traffic with a freeze, from the loadgen command.
@@ -145,6 +146,22 @@ struct DaemonTests {
                 ["-c", "promtool check metrics < \(file.path)"]
             )
             #expect(promtool.status == 0, "\(promtool.standardOutput)\(promtool.standardError)")
+
+            // `--record`: what the daemon scraped replays, with its configuration and models,
+            // into the same incidents.
+            let configFile = try directory.write("flatline.yml", yaml)
+            let events = directory.file("replayed.ndjson")
+            let replayed = try TestSupport.run(
+                TestSupport.flatlineBinary,
+                [
+                    "replay", directory.file("live.ndjson.gz").path, "--config", configFile.path, "--models",
+                    options.modelsDirectory, "--alerts-out", events.path, "--out", "/dev/null", "--quiet",
+                ]
+            )
+            #expect(replayed.status == 0, "\(replayed.standardError)")
+            let replayedAlerts = try String(contentsOf: events, encoding: .utf8)
+            #expect(replayedAlerts.contains("\"alertname\":\"ConsumerFreeze\""), "\(replayedAlerts)")
+            #expect(replayedAlerts.contains("\"alertname\":\"ProducerFlood\""), "\(replayedAlerts)")
         }
         // The flood reached it too, naming the connection that floods.
         let flood = try #require(hook.bodies.withLock { $0.first { $0.contains("ProducerFlood") } })
@@ -310,6 +327,33 @@ struct DaemonAPITests {
         } throws: { error in
             "\(error)".contains("web.tls_config") && "\(error)".contains("/nonexistent/cert.pem")
         }
+    }
+
+    @Test("--record: a recording left by an earlier run is kept under a stamped name, never overwritten")
+    func recordKeepsEarlier() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        var options = DaemonOptions()
+        options.dataDirectory = directory.file("d").path
+        options.modelsDirectory = TestSupport.repositoryFile("models").path
+        options.recordPath = directory.file("live.ndjson.gz").path
+        let configuration = try Configuration.parse("scrape_configs: []\n", file: "flatline.yml")
+        try Data("earlier run\n".utf8).write(to: directory.file("live.ndjson.gz"))
+        for _ in 0..<2 {
+            _ = try Daemon(configuration: configuration, options: options, logger: TestSupport.quietLogger)
+        }
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.url.path).sorted()
+        let kept = names.filter { $0.hasPrefix("live-") && $0.hasSuffix(".ndjson.gz") }
+        // The earlier run's file, and the first start's (empty) one: two kept, one new.
+        #expect(kept.count == 2 && names.contains("live.ndjson.gz"), "\(names)")
+        let stamp = try #require(kept.first?.dropFirst(5).prefix(16))
+        #expect(stamp.count == 16 && stamp.hasSuffix("Z") && stamp.contains("T"), "\(kept)")
+        let contents = try kept.map { try Data(contentsOf: directory.file($0)) }
+        #expect(contents.contains(Data("earlier run\n".utf8)))
+        #expect(
+            Daemon.keptName("/var/lib/flatline/live.ndjson.gz", at: Date(timeIntervalSince1970: 1_796_372_112))
+                == "/var/lib/flatline/live-20261204T081512Z.ndjson.gz"
+        )
     }
 
     @Test("detector: the configuration's section is the detector the pipeline runs")

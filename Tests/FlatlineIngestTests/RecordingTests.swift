@@ -107,7 +107,7 @@ struct RecordingTests {
         #expect(zip(scrapes, scrapes.dropFirst()).allSatisfy { $0.time <= $1.time })
     }
 
-    @Test("a truncated gzip file is an error, not a short recording")
+    @Test("a gzip file cut off (a crash while recording) reads up to its last whole line and says where it was cut")
     func truncatedGzip() throws {
         let directory = try TestSupport.TemporaryDirectory()
         defer { directory.remove() }
@@ -115,14 +115,26 @@ struct RecordingTests {
             Bundle.module.url(forResource: "Fixtures/nats/scenario-freeze-flood.ndjson", withExtension: "gz")
         )
         let whole = try Data(contentsOf: url)
-        let cut = directory.file("cut.ndjson.gz")
-        try whole.prefix(whole.count / 2).write(to: cut)
-        #expect {
-            _ = try Self.readAll(cut.path)
-        } throws: { error in
-            guard let error = error as? RecordingError else { return false }
-            return error.file == cut.path && error.reason.contains("truncated")
+        let all = try Self.readAll(url.path)
+        for fraction in [2, 3] {
+            let cut = directory.file("cut-\(fraction).ndjson.gz")
+            try whole.prefix(whole.count / fraction).write(to: cut)
+            let reader = try RecordingReader(path: cut.path)
+            var read: [RecordedScrape] = []
+            while let scrape = try reader.next() { read.append(scrape) }
+            // A prefix of the whole recording, line for line, and not all of it.
+            #expect(!read.isEmpty && read.count < all.count)
+            #expect(
+                zip(read, all).allSatisfy { $0.line == $1.line && $0.endpoint == $1.endpoint && $0.time == $1.time }
+            )
+            let truncation = try #require(reader.truncation)
+            #expect(truncation.file == cut.path && truncation.reason.contains("truncated"))
+            #expect(truncation.line == read.count + 1, "cut at \(truncation.line) after \(read.count) lines")
         }
+        // A whole file has no truncation.
+        let reader = try RecordingReader(path: url.path)
+        while try reader.next() != nil {}
+        #expect(reader.truncation == nil)
     }
 
     @Test(

@@ -1,5 +1,6 @@
 import FlatlineAlerting
 import FlatlineCore
+import FlatlineIngest
 import FlatlineNotify
 import FlatlineScrape
 import Foundation
@@ -31,6 +32,9 @@ public struct DaemonOptions: Sendable {
     public var shutdownGrace = 10.0
     /// Seconds an HTTP connection to the API may stay idle before it is closed.
     public var idleTimeout = 60.0
+    /// Also write every raw scrape to this recording (the `flatline record` format; gzip when
+    /// the name ends in `.gz`), so a live incident can be replayed.
+    public var recordPath: String?
     public var version = "0.1.0"
 
     public init() {}
@@ -64,6 +68,8 @@ public final class Daemon: Sendable {
     public let metrics: DaemonMetrics
     private let logger: Logger
     private let outbox: Outbox
+    /// Where raw scrapes are recorded (`--record`), across reloads.
+    private let recorder: Recorder?
     private let boundPort = Mutex<Int?>(nil)
     /// HTTPS, from `web.tls_config` at the start.
     private let tls: TLSConfiguration?
@@ -111,6 +117,36 @@ public final class Daemon: Sendable {
             throw DaemonError(reason: "\(error)")
         }
         tls = try configuration.web.tls.map { settings throws(DaemonError) in try Self.serverTLS(settings) }
+        if let path = options.recordPath, FileManager.default.fileExists(atPath: path) {
+            // A recording of an earlier run (perhaps of the incident that made someone restart
+            // the daemon) is kept, not overwritten.
+            let stamped = Self.keptName(path, at: Date())
+            // Restarts within one second (a crash loop) get -2, -3...
+            var kept = stamped
+            var k = 1
+            while FileManager.default.fileExists(atPath: kept) && k < 1000 {
+                k += 1
+                kept = Self.keptName(path, at: Date(), suffix: "-\(k)")
+            }
+            do {
+                try FileManager.default.moveItem(atPath: path, toPath: kept)
+                logger.notice("the previous recording is kept", metadata: ["file": "\(kept)"])
+            } catch {
+                throw DaemonError(reason: "\(path): cannot keep the previous recording as \(kept): \(error)")
+            }
+        }
+        do {
+            recorder = try options.recordPath.map { path throws(RecordingError) in
+                try Recorder(path: path) { error in
+                    logger.error(
+                        "recording stopped: the scrapes from now on are not recorded",
+                        metadata: ["file": "\(path)", "reason": "\(error)"]
+                    )
+                }
+            }
+        } catch {
+            throw DaemonError(reason: "\(error)")
+        }
         metrics = DaemonMetrics(version: options.version)
         let routing = Self.routing(configuration, logger: logger)
         let notifier = try Self.notifier(routing, outbox: outbox, options: options, metrics: metrics, logger: logger)
@@ -125,6 +161,21 @@ public final class Daemon: Sendable {
             metrics: metrics,
             logger: logger
         )
+    }
+
+    /// `dir/live.ndjson.gz` → `dir/live-20261204T081512Z.ndjson.gz`: the time goes before the
+    /// first dot of the file's name, so the name still says its format.
+    package static func keptName(_ path: String, at date: Date, suffix: String = "") -> String {
+        let url = URL(fileURLWithPath: path)
+        let name = url.lastPathComponent
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        let stamp = formatter.string(from: date)
+        let dot = name.firstIndex(of: ".") ?? name.endIndex
+        let kept = name[..<dot] + "-" + stamp + suffix + name[dot...]
+        return url.deletingLastPathComponent().appendingPathComponent(String(kept)).path
     }
 
     /// The HTTPS server's TLS configuration.
@@ -342,9 +393,10 @@ public final class Daemon: Sendable {
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask {
                         do {
-                            try await Scraper(configuration: configuration, logger: logger).run { batch in
-                                await pipeline.ingest(batch)
-                            }
+                            try await Scraper(configuration: configuration, recorder: daemon.recorder, logger: logger)
+                                .run { batch in
+                                    await pipeline.ingest(batch)
+                                }
                         } catch {
                             logger.error("scraping cannot start", metadata: ["error": "\(error)"])
                         }
@@ -373,6 +425,15 @@ public final class Daemon: Sendable {
             await pipeline.flush()
             await pipeline.save()
             logger.info("state saved", metadata: ["data_dir": "\(daemon.options.dataDirectory)"])
+            if let recorder = daemon.recorder, let path = daemon.options.recordPath {
+                do {
+                    try await recorder.close()
+                    let lines = await recorder.count
+                    logger.info("recording closed", metadata: ["file": "\(path)", "lines": "\(lines)"])
+                } catch {
+                    logger.error("recording incomplete", metadata: ["file": "\(path)", "reason": "\(error)"])
+                }
+            }
             let left = await notifier.courier.drain(within: daemon.options.shutdownGrace) ?? 0
             if left > 0 {
                 logger.warning("notifications left in the outbox for the next start", metadata: ["pending": "\(left)"])

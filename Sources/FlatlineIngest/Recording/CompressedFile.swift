@@ -19,6 +19,9 @@ final class LineReader {
     private var finished = false
     /// The 1-based number of the line last returned.
     private(set) var lineNumber = 0
+    /// Set when a gzip stream ended early (a recording cut off by a crash): the whole lines
+    /// before the cut were returned, the partial one after them was not.
+    private(set) var truncation: RecordingError?
 
     init(path: String) throws(RecordingError) {
         guard let file = gzopen(path, "rb") else {
@@ -65,26 +68,45 @@ final class LineReader {
         let n = buffer.withUnsafeMutableBytes { raw in
             gzread(file, raw.baseAddress.map { $0 + old }, UInt32(chunk))
         }
-        if n < 0 { throw readError() }
+        if n < 0 {
+            buffer.removeLast(chunk)
+            try endEarly()
+            return
+        }
         buffer.removeLast(chunk - Int(n))
         if n == 0 {
             finished = true
-            // A gzip stream that stops early (a recording cut off mid-write) reads as an error.
             var code: Int32 = 0
             _ = gzerror(file, &code)
-            if code != Z_OK && code != Z_STREAM_END { throw readError() }
+            if code != Z_OK && code != Z_STREAM_END { try endEarly() }
         }
     }
 
-    /// zlib's error, in words: a gzip stream that ends early is a truncated file.
-    private func readError() -> RecordingError {
+    /// A gzip stream that stops early (a recording cut off mid-write, as by a crash) ends the
+    /// file after its last whole line, and says so in ``truncation``; any other read error is
+    /// thrown.
+    private func endEarly() throws(RecordingError) {
+        finished = true
         var code: Int32 = 0
         let message = gzerror(file, &code).map { String(cString: $0) } ?? "unknown error"
-        let reason =
-            code == Z_BUF_ERROR || message.hasSuffix("unexpected end of file")
-            ? "the gzip stream is truncated (the file was cut off, perhaps while it was being written)"
-            : "read error: " + (message.hasPrefix(path + ": ") ? String(message.dropFirst(path.count + 2)) : message)
-        return RecordingError(file: path, line: lineNumber + 1, reason: reason)
+        guard code == Z_BUF_ERROR || message.hasSuffix("unexpected end of file") else {
+            let reason =
+                "read error: " + (message.hasPrefix(path + ": ") ? String(message.dropFirst(path.count + 2)) : message)
+            throw RecordingError(file: path, line: lineNumber + 1, reason: reason)
+        }
+        // The line being written when the file was cut is incomplete: drop it.
+        let lastNewline = buffer[position...].lastIndex(of: UInt8(ascii: "\n"))
+        let whole = lastNewline.map { $0 + 1 } ?? position
+        let cut = buffer.count - whole
+        buffer.removeLast(cut)
+        searched = Swift.min(searched, buffer.count)
+        let lines = buffer[position...].reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+        truncation = RecordingError(
+            file: path,
+            line: lineNumber + lines + 1,
+            reason: "the gzip stream is truncated (the file was cut off, perhaps while it was being written)"
+                + (cut > 0 ? "; the \(cut) bytes of the line it cut were left out" : "")
+        )
     }
 }
 

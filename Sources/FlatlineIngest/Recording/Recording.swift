@@ -34,6 +34,8 @@ public final class RecordingReader {
     private let lines: LineReader
     /// The file, for messages.
     public var path: String { lines.path }
+    /// Set when the file ended early (a gzip stream cut off): everything before the cut was read.
+    public var truncation: RecordingError? { lines.truncation }
 
     /// Opens a recording.
     /// - Throws: ``RecordingError`` when the file cannot be opened.

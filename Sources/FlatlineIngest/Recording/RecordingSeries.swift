@@ -66,6 +66,9 @@ extension SeriesFile {
         for (endpoint, count) in source.skipped.sorted(by: { $0.key < $1.key }) {
             warnings.append("/\(endpoint): \(count) line\(count == 1 ? "" : "s") of an unknown endpoint skipped")
         }
+        if let truncation = source.truncation {
+            warnings.append("line \(truncation.line): \(truncation.reason); replayed what came before")
+        }
         guard !rows.isEmpty else {
             throw SeriesFileError(file: path, line: 0, reason: "no usable data: the recording yields no samples")
         }

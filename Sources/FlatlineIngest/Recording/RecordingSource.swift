@@ -81,6 +81,8 @@ public struct RecordingSource {
     }
 
     public var path: String { reader.path }
+    /// Set when the recording ended early (cut off by a crash): everything before the cut was read.
+    public var truncation: RecordingError? { reader.truncation }
 
     /// The next scrape's samples, or `nil` at the end of the recording.
     /// - Throws: ``RecordingError`` for a line that is not a recorded scrape.

@@ -25,10 +25,13 @@ public actor Recorder {
     public var path: String { writer.path }
     public var count: Int { writer.count }
     private var failure: RecordingError?
+    private let failed: (@Sendable (RecordingError) -> Void)?
 
+    /// - Parameter failed: told of the first write that fails (the recording stops there).
     /// - Throws: ``RecordingError`` when the file cannot be created.
-    public init(path: String) throws(RecordingError) {
+    public init(path: String, failed: (@Sendable (RecordingError) -> Void)? = nil) throws(RecordingError) {
         writer = try RecordingWriter(path: path)
+        self.failed = failed
     }
 
     func json(_ time: Timestamp, _ target: ScrapeTarget, _ endpoint: String, page: Int, _ body: JSONDocument) {
@@ -78,7 +81,12 @@ public actor Recorder {
 
     private func record(_ body: () throws(RecordingError) -> Void) {
         guard failure == nil else { return }
-        do { try body() } catch { failure = error }
+        do {
+            try body()
+        } catch {
+            failure = error
+            failed?(error)
+        }
     }
 
     /// Finishes the file.

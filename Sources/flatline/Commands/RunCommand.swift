@@ -40,6 +40,9 @@ struct RunCommand: AsyncParsableCommand {
     )
     var saveInterval = DurationArgument(seconds: 300)
 
+    @Option(help: "Also write every raw scrape to this recording (gzip when it ends in .gz), for flatline replay.")
+    var record: String?
+
     @Option(help: "Log lines as text or json.")
     var logFormat = "text"
 
@@ -94,6 +97,7 @@ struct RunCommand: AsyncParsableCommand {
         options.externalURL = externalURL
         options.modelsDirectory = models
         options.saveEvery = saveInterval.seconds
+        options.recordPath = record
         let daemon: Daemon
         do {
             daemon = try Daemon(configuration: configuration, options: options, logger: logger)
