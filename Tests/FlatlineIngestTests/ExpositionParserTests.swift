@@ -56,6 +56,51 @@ struct ExpositionParserTests {
         }
     }
 
+    @Test("series remembered by their bytes (replay) read exactly as parsed afresh, corner cases and repeats included")
+    func internedSeries() throws {
+        func same(_ a: [ExposedSample], _ b: [ExposedSample]) -> Bool {
+            a.count == b.count
+                && zip(a, b).allSatisfy {
+                    $0.labels == $1.labels && $0.value.bitPattern == $1.value.bitPattern && $0.timestamp == $1.timestamp
+                        && $0.kind == $1.kind && $0.type == $1.type && $0.line == $1.line
+                }
+        }
+        // Every corner case twice over (its series repeat), accepted or refused alike.
+        for c in Self.cases {
+            let format: ExpositionFormat = c.file.hasSuffix(".om") ? .openMetrics : .text
+            var input = try Self.bytes(c.file)
+            if format == .text { input += input }
+            let plain = Result { () throws(ExpositionError) in try ExpositionParser(format: format).parse(input) }
+            let interned = Result { () throws(ExpositionError) in
+                try ExpositionParser(format: format, internSeries: true).parse(input)
+            }
+            switch (plain, interned) {
+            case (.success(let a), .success(let b)): #expect(same(a, b), "\(c.file)")
+            case (.failure(let a), .failure(let b)): #expect(a == b, "\(c.file)")
+            default: Issue.record("\(c.file): \(plain) vs \(interned)")
+            }
+        }
+        // Quotes, escapes and braces inside values; a repeat whose value is bad fails as before;
+        // a TYPE declared between repeats still classifies the later samples.
+        let text = #"""
+            a{x="}",y="q\"}"} 1 1000
+            a{x="}",y="q\"}"} 2 2000
+            b 3
+            # TYPE b_total counter
+            b_total 4
+            b_total 5
+            a{x="}",y="q\"}"}  6
+            """# + "\n"
+        let plain = try ExpositionParser(format: .text).parse(Array(text.utf8))
+        let interned = try ExpositionParser(format: .text, internSeries: true).parse(Array(text.utf8))
+        #expect(same(plain, interned))
+        #expect(interned.count == 6 && interned[0].labels["y"] == "q\"}" && interned[5].value == 6)
+        let bad = Array((text + #"a{x="}",y="q\"}"} seven"# + "\n").utf8)
+        #expect(throws: ExpositionError(line: 8, reason: "invalid value \"seven\"")) {
+            try ExpositionParser(format: .text, internSeries: true).parse(bad)
+        }
+    }
+
     @Test("values, escapes, NaN and infinities of the valid text file")
     func validText() throws {
         let samples = try ExpositionParser(format: .text).parse(Self.bytes("valid-0.0.4.prom"))

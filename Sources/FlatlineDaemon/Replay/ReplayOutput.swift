@@ -25,45 +25,73 @@ public struct ReplayWriter: Sendable {
         self.anomaliesOnly = anomaliesOnly
     }
 
-    /// Writes `result` to `sink`, a line at a time.
-    public func write(_ result: ReplayResult, to sink: (String) -> Void) {
+    /// Writes `result` to `sink` as UTF-8, in chunks of about 64 KiB (whole lines).
+    public func write(_ result: ReplayResult, to sink: ([UInt8]) -> Void) {
         let multi = result.file.series.count > 1
-        let seriesText = multi ? result.file.series.map(\.description) : []
+        // Each series' column, escaped once rather than once per row.
+        let seriesColumn: [[UInt8]] =
+            multi
+            ? result.file.series.map { labels in
+                let text = labels.description
+                return Array(
+                    (format == .csv ? Self.csvField(text) + "," : "\"series\":" + Self.jsonString(text) + ",").utf8
+                )
+            } : []
+        var out: [UInt8] = []
+        out.reserveCapacity(1 << 17)
         if format == .csv {
-            sink((multi ? "series," : "") + "timestamp,value,expected,lower,upper,score,anomaly\n")
+            out.append(
+                contentsOf: ((multi ? "series," : "") + "timestamp,value,expected,lower,upper,score,anomaly\n").utf8
+            )
         }
-        var line = ""
+        let comma = UInt8(ascii: ",")
         for (index, row) in result.file.rows.enumerated() {
             let point = result.points[index]
             if anomaliesOnly && !point.anomaly { continue }
-            line.removeAll(keepingCapacity: true)
             switch format {
             case .csv:
-                if multi {
-                    line += Self.csvField(seriesText[row.series])
-                    line += ","
-                }
-                line += Self.csvField(row.timestampText)
-                for value in [point.value, point.expected, point.lower, point.upper] {
-                    line += ","
-                    line += Self.number(value)
-                }
-                line += ","
-                line += Self.number(point.score)
-                line += point.anomaly ? ",1\n" : ",0\n"
+                if multi { out.append(contentsOf: seriesColumn[row.series]) }
+                Self.append(Self.csvField(row.timestampText), to: &out)
+                out.append(comma)
+                Self.append(Self.number(point.value), to: &out)
+                out.append(comma)
+                Self.append(Self.number(point.expected), to: &out)
+                out.append(comma)
+                Self.append(Self.number(point.lower), to: &out)
+                out.append(comma)
+                Self.append(Self.number(point.upper), to: &out)
+                out.append(comma)
+                Self.append(Self.number(point.score), to: &out)
+                Self.append(point.anomaly ? ",1\n" : ",0\n", to: &out)
             case .ndjson:
-                line += "{"
-                if multi { line += "\"series\":" + Self.jsonString(seriesText[row.series]) + "," }
-                line += "\"timestamp\":" + Self.jsonString(row.timestampText)
-                line += ",\"value\":" + Self.jsonNumber(point.value)
-                line += ",\"expected\":" + Self.jsonNumber(point.expected)
-                line += ",\"lower\":" + Self.jsonNumber(point.lower)
-                line += ",\"upper\":" + Self.jsonNumber(point.upper)
-                line += ",\"score\":" + Self.jsonNumber(point.score)
-                line += point.anomaly ? ",\"anomaly\":1}\n" : ",\"anomaly\":0}\n"
+                Self.append("{", to: &out)
+                if multi { out.append(contentsOf: seriesColumn[row.series]) }
+                Self.append("\"timestamp\":" + Self.jsonString(row.timestampText), to: &out)
+                Self.append(",\"value\":", to: &out)
+                Self.append(Self.jsonNumber(point.value), to: &out)
+                Self.append(",\"expected\":", to: &out)
+                Self.append(Self.jsonNumber(point.expected), to: &out)
+                Self.append(",\"lower\":", to: &out)
+                Self.append(Self.jsonNumber(point.lower), to: &out)
+                Self.append(",\"upper\":", to: &out)
+                Self.append(Self.jsonNumber(point.upper), to: &out)
+                Self.append(",\"score\":", to: &out)
+                Self.append(Self.jsonNumber(point.score), to: &out)
+                Self.append(point.anomaly ? ",\"anomaly\":1}\n" : ",\"anomaly\":0}\n", to: &out)
             }
-            sink(line)
+            if out.count >= 1 << 16 {
+                sink(out)
+                out.removeAll(keepingCapacity: true)
+            }
         }
+        if !out.isEmpty { sink(out) }
+    }
+
+    /// Appends `text`'s UTF-8 without an intermediate array.
+    @inline(__always)
+    static func append(_ text: String, to out: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { out.append(contentsOf: $0) }
     }
 
     /// The shortest text that reads back as the same double; empty for NaN and infinities.

@@ -13,9 +13,14 @@ import FlatlineCore
 public struct ExpositionParser: Sendable {
     /// The format to parse.
     public var format: ExpositionFormat
+    /// Remember each series' parsed labels by its bytes, so a series that comes again (a
+    /// replayed file holds each thousands of times) is not parsed and validated again. Off for
+    /// a live scrape, where each series comes once.
+    public var internSeries = false
 
-    public init(format: ExpositionFormat) {
+    public init(format: ExpositionFormat, internSeries: Bool = false) {
         self.format = format
+        self.internSeries = internSeries
     }
 
     /// Parses a whole exposition.
@@ -36,6 +41,7 @@ public struct ExpositionParser: Sendable {
     ) throws(ExpositionError) {
         let buffer = Array(bytes)
         var state = ParseState(format: format)
+        state.internSeries = internSeries
         var start = 0
         var line = 0
         var sawEOF = false
@@ -67,6 +73,11 @@ struct ParseState {
     var types: [String: MetricType] = [:]
     var units: [String: String] = [:]
     var helps: Set<String> = []
+    /// With `internSeries`: the series parsed so far, by the bytes of their name and label block.
+    var internSeries = false
+    var series: [ArraySlice<UInt8>: (labels: LabelSet, name: String)] = [:]
+    /// The most series remembered (a body of distinct series gains nothing from more).
+    static let maxInterned = 1 << 20
 
     init(format: ExpositionFormat) {
         self.format = format
@@ -167,14 +178,25 @@ struct ParseState {
 
     mutating func parseSample(_ line: ArraySlice<UInt8>, _ number: Int) throws(ExpositionError) -> ExposedSample {
         var cursor = Cursor(line)
-        let name = cursor.metricName()
-        guard !name.isEmpty else {
-            throw ExpositionError(line: number, reason: "expected a metric name at the start of the line")
+        // A series seen before in this body: the same bytes parse to the same labels.
+        let seriesEnd = internSeries ? Cursor.seriesEnd(line) : nil
+        let known = seriesEnd.flatMap { series[line[line.startIndex..<$0]] }
+        let name: String
+        var pairs: [(String, String)] = []
+        if let known, let seriesEnd {
+            name = known.name
+            cursor.index = seriesEnd
+        } else {
+            name = cursor.metricName()
+            guard !name.isEmpty else {
+                throw ExpositionError(line: number, reason: "expected a metric name at the start of the line")
+            }
+            pairs = [(LabelSet.metricNameLabel, name)]
+            if cursor.peek == UInt8(ascii: "{") {
+                try parseLabels(&cursor, into: &pairs, number)
+            }
         }
-        var pairs: [(String, String)] = [(LabelSet.metricNameLabel, name)]
-        if cursor.peek == UInt8(ascii: "{") {
-            try parseLabels(&cursor, into: &pairs, number)
-        }
+        let afterSeries = cursor.index
         guard cursor.skipSpaces() > 0 else {
             throw ExpositionError(line: number, reason: "expected a space between the series and its value")
         }
@@ -202,10 +224,18 @@ struct ParseState {
             }
         }
         let labels: LabelSet
-        do {
-            labels = try LabelSet(validating: pairs)
-        } catch {
-            throw ExpositionError(line: number, reason: "\(error)")
+        if let known {
+            labels = known.labels
+        } else {
+            do {
+                labels = try LabelSet(validating: pairs)
+            } catch {
+                throw ExpositionError(line: number, reason: "\(error)")
+            }
+            // Remembered only where the quick scan and the parser agree on where the series ends.
+            if let seriesEnd, seriesEnd == afterSeries, series.count < Self.maxInterned {
+                series[line[line.startIndex..<seriesEnd]] = (labels, name)
+            }
         }
         let (type, kind) = classify(name)
         return ExposedSample(
@@ -381,6 +411,34 @@ struct Cursor {
         let start = index
         index = bytes.endIndex
         return String(decoding: bytes[start..<index], as: UTF8.self)
+    }
+
+    /// Where the series (a metric name and its label block, if any) of a sample line ends: the
+    /// index after the name, or after the `}` that closes the labels (quotes and escapes
+    /// respected); nil when the line ends first or has no name.
+    static func seriesEnd(_ line: ArraySlice<UInt8>) -> Int? {
+        var i = line.startIndex
+        while i < line.endIndex, isNameByte(line[i], first: i == line.startIndex, colon: true) { i += 1 }
+        guard i > line.startIndex else { return nil }
+        guard i < line.endIndex, line[i] == UInt8(ascii: "{") else { return i }
+        i += 1
+        var quoted = false
+        while i < line.endIndex {
+            let b = line[i]
+            if quoted {
+                if b == UInt8(ascii: "\\") {
+                    i += 1
+                } else if b == UInt8(ascii: "\"") {
+                    quoted = false
+                }
+            } else if b == UInt8(ascii: "\"") {
+                quoted = true
+            } else if b == UInt8(ascii: "}") {
+                return i + 1
+            }
+            i += 1
+        }
+        return nil
     }
 
     /// `[a-zA-Z_:][a-zA-Z0-9_:]*`.

@@ -170,7 +170,7 @@ public struct SeriesFile: Sendable {
         var rows: [Row] = []
         var missingTimestamp: Int?
         do throws(ExpositionError) {
-            try ExpositionParser(format: format).parse(bytes) { sample in
+            try ExpositionParser(format: format, internSeries: true).parse(bytes) { sample in
                 guard let timestamp = sample.timestamp, let text = sample.timestampText else {
                     if missingTimestamp == nil { missingTimestamp = sample.line }
                     return

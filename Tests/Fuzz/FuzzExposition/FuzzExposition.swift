@@ -9,6 +9,26 @@ import FuzzSupport
 public func fuzzExposition(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     let type = bytes.first.map { $0 & 1 == 1 } == true ? "application/openmetrics-text; version=1.0.0" : "text/plain"
+    // Replay's parser remembers series by their bytes: it must read exactly what the plain one reads.
+    let format = ExpositionFormat(contentType: type)
+    let plain = Result { () throws(ExpositionError) in try ExpositionParser(format: format).parse(bytes) }
+    let interned = Result { () throws(ExpositionError) in
+        try ExpositionParser(format: format, internSeries: true).parse(bytes)
+    }
+    switch (plain, interned) {
+    case (.success(let a), .success(let b)):
+        let same =
+            a.count == b.count
+            && zip(a, b).allSatisfy {
+                $0.labels == $1.labels && $0.value.bitPattern == $1.value.bitPattern && $0.timestamp == $1.timestamp
+                    && $0.kind == $1.kind && $0.line == $1.line
+            }
+        if !same { fatalError("interned series differ from the plain parse") }
+    case (.failure(let a), .failure(let b)):
+        if a != b { fatalError("interned parse fails differently: \(a) vs \(b)") }
+    default:
+        fatalError("interned parse and plain parse disagree on success")
+    }
     var extractor = TargetExtractor(
         kind: .prometheus,
         targetLabels: ["job": "fuzz", "instance": "fuzz:1"],
