@@ -169,6 +169,9 @@ public struct SeriesFile: Sendable {
         var series: [LabelSet] = []
         var rows: [Row] = []
         var missingTimestamp: Int?
+        // Rows of one series mostly follow each other, and a repeated series comes with the very
+        // labels (same storage) the parser remembered: comparing with the last is cheaper than hashing.
+        var last: (labels: LabelSet, id: Int)?
         do throws(ExpositionError) {
             try ExpositionParser(format: format, internSeries: true).parse(bytes) { sample in
                 guard let timestamp = sample.timestamp, let text = sample.timestampText else {
@@ -176,13 +179,16 @@ public struct SeriesFile: Sendable {
                     return
                 }
                 let id: Int
-                if let known = index[sample.labels] {
+                if let last, last.labels == sample.labels {
+                    id = last.id
+                } else if let known = index[sample.labels] {
                     id = known
                 } else {
                     id = series.count
                     index[sample.labels] = id
                     series.append(sample.labels)
                 }
+                last = (sample.labels, id)
                 rows.append(
                     Row(
                         series: id,
