@@ -322,45 +322,6 @@ struct ModelTests {
         )
     }
 
-    @Test("producer_flood at 1 s scrapes: a producer noisy second by second is judged over 4 s as well")
-    func floodOverWindow() throws {
-        let shipped = try Self.model("producer_flood")
-        guard case .surge(var parameters) = shipped.kind else {
-            Issue.record("producer_flood is not a surge model")
-            return
-        }
-        #expect(parameters.window == 4)
-        parameters.window = 0
-        var perScrape = shipped
-        perScrape.kind = .surge(parameters)
-        // About 30 msgs/s, each second's rate anywhere from 0.2 to 1.8 times that and one second
-        // in twenty a burst of 2.5 times; a 3x flood of 40 s from second 600.
-        func ticks(flood: Bool) throws -> [(Int, [Sample])] {
-            var rng = SplitMix64(seed: 11)
-            var out: [(Int, [Sample])] = []
-            var msgs = 0.0
-            for s in 0..<900 {
-                let burst = rng.next() % 20 == 0 ? 2.5 : 1
-                let noise = (0.2 + 1.6 * Double(rng.next() % 1000) / 1000) * burst
-                let mean = flood && (600..<640).contains(s) ? 90.0 : 30.0
-                msgs += (mean * noise).rounded()
-                out.append((s, try Self.connection(s, cid: "6", msgs: msgs, bytes: msgs * 400)))
-            }
-            return out
-        }
-        func firstFiring(_ events: [String]) -> Int? {
-            events.first { $0.hasSuffix("firing") }.flatMap { Int($0.split(separator: ":")[0]) }
-        }
-        let quiet = try ticks(flood: false)
-        #expect(Self.events(shipped, quiet).isEmpty, "a noisy producer's own swings are no flood")
-        let flooded = try ticks(flood: true)
-        let windowed = try #require(firstFiring(Self.events(shipped, flooded)))
-        #expect((600...612).contains(windowed), "over 4 s: \(windowed)")
-        // Second by second alone, the noise hides it for longer (or for good).
-        let alone = firstFiring(Self.events(perScrape, flooded)) ?? 900
-        #expect(alone > windowed, "per scrape: \(alone), over 4 s: \(windowed)")
-    }
-
     @Test("producer_flood: no alert before the baseline is learned, nor for a quiet client's blip")
     func floodColdStartAndFloor() throws {
         let model = try Self.model("producer_flood")

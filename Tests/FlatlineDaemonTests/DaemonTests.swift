@@ -350,6 +350,22 @@ struct DaemonAPITests {
         #expect(stamp.count == 16 && stamp.hasSuffix("Z") && stamp.contains("T"), "\(kept)")
         let contents = try kept.map { try Data(contentsOf: directory.file($0)) }
         #expect(contents.contains(Data("earlier run\n".utf8)))
+        // A start that fails leaves the recording where it was; a directory is refused.
+        let broken = try Configuration.parse(
+            "scrape_configs: []\nweb: {tls_config: {cert_file: /nonexistent/cert.pem, key_file: /nonexistent/key.pem}}\n",
+            file: "flatline.yml"
+        )
+        #expect(throws: DaemonError.self) {
+            _ = try Daemon(configuration: broken, options: options, logger: TestSupport.quietLogger)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.url.path).sorted() == names)
+        var intoDirectory = options
+        intoDirectory.recordPath = directory.file("d").path
+        #expect {
+            _ = try Daemon(configuration: configuration, options: intoDirectory, logger: TestSupport.quietLogger)
+        } throws: { error in
+            "\(error)".contains("is a directory")
+        }
         #expect(
             Daemon.keptName("/var/lib/flatline/live.ndjson.gz", at: Date(timeIntervalSince1970: 1_796_372_112))
                 == "/var/lib/flatline/live-20261204T081512Z.ndjson.gz"

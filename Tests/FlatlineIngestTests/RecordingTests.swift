@@ -34,6 +34,12 @@ struct RecordingTests {
         try writer.close()
     }
 
+    /// A gzip fixture's text, through another tool (gzip itself).
+    static func readAllText(_ url: URL) throws -> String {
+        let result = try TestSupport.run(URL(fileURLWithPath: "/bin/sh"), ["-c", "gzip -dc '\(url.path)'"])
+        return result.standardOutput
+    }
+
     static func readAll(_ path: String) throws -> [RecordedScrape] {
         let reader = try RecordingReader(path: path)
         var all: [RecordedScrape] = []
@@ -131,6 +137,18 @@ struct RecordingTests {
             #expect(truncation.file == cut.path && truncation.reason.contains("truncated"))
             #expect(truncation.line == read.count + 1, "cut at \(truncation.line) after \(read.count) lines")
         }
+        // A plain file cut while its last line was being written: the whole lines are read.
+        let plain = directory.file("cut.ndjson")
+        let text = try Self.readAllText(url)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let cutText = lines.prefix(5).joined(separator: "\n") + "\n" + lines[5].prefix(40)
+        try Data(cutText.utf8).write(to: plain)
+        let plainReader = try RecordingReader(path: plain.path)
+        var plainRead = 0
+        while try plainReader.next() != nil { plainRead += 1 }
+        #expect(plainRead == 5)
+        let cutLine = try #require(plainReader.truncation)
+        #expect(cutLine.line == 6 && cutLine.reason.contains("cut off"), "\(cutLine)")
         // A whole file has no truncation.
         let reader = try RecordingReader(path: url.path)
         while try reader.next() != nil {}

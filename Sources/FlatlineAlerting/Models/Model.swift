@@ -130,9 +130,6 @@ public struct Model: Sendable, Hashable {
         public var halfLife: Double
         /// Seconds of normal traffic before the baseline is trusted (cold start).
         public var warmup: Double
-        /// Also judge the rate over this many seconds, when scrapes come faster (0: off): a
-        /// flood of a producer that is noisy second by second shows in its rate over a few.
-        public var window: Double = 0
     }
 
     /// A gauge, or its ratio to another series of the same thing, beyond `value`; clears back

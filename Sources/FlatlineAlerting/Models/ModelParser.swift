@@ -70,11 +70,9 @@ extension Model {
                 "surge",
                 known: [
                     "messages", "bytes", "factor", "min_rate", "sigmas", "min_payload", "min_duration", "half_life",
-                    "warmup", "window",
+                    "warmup",
                 ]
             )
-            let window = try g.number("window", default: 0)
-            guard window >= 0 else { throw g.fail("surge.window must not be negative") }
             kind = .surge(
                 SurgeParameters(
                     messages: try g.string("messages"),
@@ -85,8 +83,7 @@ extension Model {
                     minPayload: try g.number("min_payload", default: 16),
                     minDuration: try g.number("min_duration", default: 2),
                     halfLife: try g.number("half_life", default: 300),
-                    warmup: try g.number("warmup", default: 120),
-                    window: window
+                    warmup: try g.number("warmup", default: 120)
                 )
             )
         case "threshold":

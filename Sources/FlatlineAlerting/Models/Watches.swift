@@ -348,22 +348,7 @@ struct SurgeWatch: Codable, Sendable {
         /// Seconds the current surge has lasted, and when it began.
         var streak = 0.0
         var streakStart: Timestamp?
-        /// Counter readings of the last `window` seconds and the one before them (oldest first),
-        /// for the rate over the window; and that rate's exponentially weighted variance (normal
-        /// traffic only). Absent in state saved before windows existed.
-        var recent: [Reading]?
-        var varianceWindow: Double?
     }
-
-    struct Reading: Codable, Sendable {
-        var time: Timestamp
-        var messages: Double
-        var bytes: Double
-    }
-
-    /// The most readings a window keeps (a 5 s window at 100 ms scrapes); past it the oldest go
-    /// and the window is shorter.
-    static let maxReadings = 64
 
     var things = Things<Thing>()
 
@@ -393,48 +378,43 @@ struct SurgeWatch: Codable, Sendable {
             else {
                 // First sight, or the counters restarted: a new starting point.
                 (state.lastTime, state.lastMessages, state.lastBytes) = (time, messages, bytes)
-                state.recent = [Reading(time: time, messages: messages, bytes: bytes)]
                 continue
             }
             let dt = time.seconds - lastTime.seconds
-            let instant = Rate(messages: (messages - lastMessages) / dt, bytes: (bytes - lastBytes) / dt)
+            let rate = (messages - lastMessages) / dt
+            let byteRate = (bytes - lastBytes) / dt
             (state.lastTime, state.lastMessages, state.lastBytes) = (time, messages, bytes)
-            // Over the window as well, when scrapes come faster than it: a noisy producer's
-            // one-second rates hide a flood its five-second rate shows.
-            let windowed = Self.windowRate(&state, p, Reading(time: time, messages: messages, bytes: bytes), dt: dt)
-            let warm = state.learned >= p.warmup
-            let now = Self.judge(instant, state.baselineMessages, state.baselineBytes, state.varianceMessages, p, warm)
-            let overWindow = windowed.map {
-                Self.judge($0, state.baselineMessages, state.baselineBytes, state.varianceWindow, p, warm)
-            }
-            let surging = now.surging || overWindow?.surging == true
-            // The figures an alert shows: the window's when only it surges.
-            let shown = !now.surging && overWindow?.surging == true ? (windowed ?? instant) : instant
-            let threshold = !now.surging && overWindow?.surging == true ? (overWindow?.threshold ?? 0) : now.threshold
+            let surplus = rate - state.baselineMessages
+            let surplusBytes = byteRate - state.baselineBytes
+            let spread = (state.varianceMessages ?? 0).squareRoot()
+            let threshold = max(
+                p.factor * state.baselineMessages,
+                state.baselineMessages + p.minRate,
+                state.baselineMessages + p.sigmas * spread
+            )
+            let surging =
+                state.learned >= p.warmup && rate >= threshold
+                && (p.bytes == nil || surplusBytes >= p.minPayload * surplus)
             // Between the baseline and the threshold lies a band where a surge pauses but does
             // not end: a flood whose rate hovers near the threshold (a partly flooded scrape
             // interval, a noisy second) keeps its streak, and the baseline does not learn from it.
-            let midway = now.midway || overWindow?.midway == true
+            let midway = state.baselineMessages + (threshold - state.baselineMessages) / 2
             if surging {
                 if state.streak == 0 { state.streakStart = lastTime }
                 state.streak += dt
-            } else if state.streak > 0 && midway && warm {
+            } else if state.streak > 0 && rate >= midway && state.learned >= p.warmup {
                 // Paused: neither longer nor over.
             } else {
                 state.streak = 0
                 state.streakStart = nil
                 // The baseline learns only from normal traffic, so a flood does not become normal.
                 let alpha = state.learned == 0 ? 1 : 1 - _exp2(-dt / p.halfLife)
-                let deviation = instant.messages - state.baselineMessages
+                let deviation = rate - state.baselineMessages
                 state.varianceMessages =
                     state.learned == 0
                     ? 0 : (1 - alpha) * ((state.varianceMessages ?? 0) + alpha * deviation * deviation)
-                if let windowed {
-                    let d = windowed.messages - state.baselineMessages
-                    state.varianceWindow = state.varianceWindow.map { (1 - alpha) * ($0 + alpha * d * d) } ?? 0
-                }
                 state.baselineMessages += alpha * deviation
-                state.baselineBytes += alpha * (instant.bytes - state.baselineBytes)
+                state.baselineBytes += alpha * (byteRate - state.baselineBytes)
                 state.learned += dt
             }
             let condition: AlertCondition
@@ -442,15 +422,14 @@ struct SurgeWatch: Codable, Sendable {
                 condition = .active
             } else if surging {
                 condition = .unchanged
-            } else if !midway {
+            } else if rate < midway {
                 condition = .inactive
             } else {
                 condition = .unchanged
             }
-            let rate = shown.messages
             let numbers = [
                 "value": F.format(rate), "threshold": F.format(threshold),
-                "baseline": F.format(state.baselineMessages), "bytes": F.format(shown.bytes),
+                "baseline": F.format(state.baselineMessages), "bytes": F.format(byteRate),
                 "ratio": F.format(state.baselineMessages > 0 ? rate / state.baselineMessages : 0),
                 "since": (state.streakStart ?? time).description,
                 "expected": "about \(F.format(state.baselineMessages))/s",
@@ -459,53 +438,6 @@ struct SurgeWatch: Codable, Sendable {
             out.append(Found(labels: state.labels, numbers: numbers, condition: condition))
         }
         return out
-    }
-
-    struct Rate {
-        var messages: Double
-        var bytes: Double
-    }
-
-    /// Whether `rate` surges over a baseline with `variance`: at `factor` times it, `min_rate`
-    /// and `sigmas` of its spread above it, the surplus carrying payload; and whether it is at
-    /// least midway to that threshold (where a surge pauses rather than ends).
-    static func judge(
-        _ rate: Rate,
-        _ baseline: Double,
-        _ baselineBytes: Double,
-        _ variance: Double?,
-        _ p: Model.SurgeParameters,
-        _ warm: Bool
-    ) -> (surging: Bool, midway: Bool, threshold: Double) {
-        let spread = (variance ?? 0).squareRoot()
-        let threshold = max(p.factor * baseline, baseline + p.minRate, baseline + p.sigmas * spread)
-        let surplus = rate.messages - baseline
-        let surging =
-            warm && rate.messages >= threshold
-            && (p.bytes == nil || rate.bytes - baselineBytes >= p.minPayload * surplus)
-        return (surging, rate.messages >= baseline + (threshold - baseline) / 2, threshold)
-    }
-
-    /// Adds `reading` to the thing's recent ones and returns the rate over the last `window`
-    /// seconds: nil while the readings do not span the window yet, or when the window is not
-    /// longer than this scrape interval (the rate over the interval says it all).
-    static func windowRate(_ state: inout Thing, _ p: Model.SurgeParameters, _ reading: Reading, dt: Double) -> Rate? {
-        guard p.window > dt else {
-            state.recent = nil
-            state.varianceWindow = nil
-            return nil
-        }
-        var recent = state.recent ?? []
-        recent.append(reading)
-        // Keep one reading at or before the window's start, none older.
-        let start = reading.time.seconds - p.window
-        while recent.count > 1 && recent[1].time.seconds <= start { recent.removeFirst() }
-        if recent.count > maxReadings { recent.removeFirst(recent.count - maxReadings) }
-        state.recent = recent
-        guard let first = recent.first, first.time.seconds <= start else { return nil }
-        let span = reading.time.seconds - first.time.seconds
-        guard span > 0, reading.messages >= first.messages, reading.bytes >= first.bytes else { return nil }
-        return Rate(messages: (reading.messages - first.messages) / span, bytes: (reading.bytes - first.bytes) / span)
     }
 }
 

@@ -117,7 +117,27 @@ public final class Daemon: Sendable {
             throw DaemonError(reason: "\(error)")
         }
         tls = try configuration.web.tls.map { settings throws(DaemonError) in try Self.serverTLS(settings) }
-        if let path = options.recordPath, FileManager.default.fileExists(atPath: path) {
+        metrics = DaemonMetrics(version: options.version)
+        let routing = Self.routing(configuration, logger: logger)
+        let notifier = try Self.notifier(routing, outbox: outbox, options: options, metrics: metrics, logger: logger)
+        generation = Mutex(Generation(configuration: configuration, notifier: notifier))
+        pipeline = Pipeline(
+            models: models,
+            detector: configuration.detector,
+            routing: routing,
+            detection: Self.detection(configuration),
+            notifier: notifier,
+            state: state,
+            metrics: metrics,
+            logger: logger
+        )
+        // Last, once everything else is known to be usable: a start that fails leaves an earlier
+        // recording where it was.
+        var isDirectory: ObjCBool = false
+        if let path = options.recordPath, FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard !isDirectory.boolValue else {
+                throw DaemonError(reason: "--record \(path): is a directory, not a file")
+            }
             // A recording of an earlier run (perhaps of the incident that made someone restart
             // the daemon) is kept, not overwritten.
             let stamped = Self.keptName(path, at: Date())
@@ -147,20 +167,6 @@ public final class Daemon: Sendable {
         } catch {
             throw DaemonError(reason: "\(error)")
         }
-        metrics = DaemonMetrics(version: options.version)
-        let routing = Self.routing(configuration, logger: logger)
-        let notifier = try Self.notifier(routing, outbox: outbox, options: options, metrics: metrics, logger: logger)
-        generation = Mutex(Generation(configuration: configuration, notifier: notifier))
-        pipeline = Pipeline(
-            models: models,
-            detector: configuration.detector,
-            routing: routing,
-            detection: Self.detection(configuration),
-            notifier: notifier,
-            state: state,
-            metrics: metrics,
-            logger: logger
-        )
     }
 
     /// `dir/live.ndjson.gz` → `dir/live-20261204T081512Z.ndjson.gz`: the time goes before the

@@ -22,6 +22,18 @@ final class LineReader {
     /// Set when a gzip stream ended early (a recording cut off by a crash): the whole lines
     /// before the cut were returned, the partial one after them was not.
     private(set) var truncation: RecordingError?
+    /// Whether the line last returned was the file's last and had no newline: a plain file cut
+    /// off while a line was being written ends that way.
+    private(set) var unterminated = false
+
+    /// Records that the last line, unterminated, was cut off mid-write and is left out.
+    func cutLastLine() {
+        truncation = RecordingError(
+            file: path,
+            line: lineNumber,
+            reason: "the last line is cut off (the file was cut while it was being written); it was left out"
+        )
+    }
 
     init(path: String) throws(RecordingError) {
         guard let file = gzopen(path, "rb") else {
@@ -50,6 +62,7 @@ final class LineReader {
                 let line = buffer[position...]
                 position = buffer.count
                 lineNumber += 1
+                unterminated = true
                 return line
             }
             try fill()
@@ -139,6 +152,7 @@ final class CompressedWriter {
     deinit { try? close() }
 
     func write(_ bytes: [UInt8]) throws(RecordingError) {
+        guard !closed else { throw RecordingError(file: path, line: 0, reason: "written after it was closed") }
         guard !bytes.isEmpty else { return }
         let written: Int = bytes.withUnsafeBytes { raw in
             switch sink {
@@ -153,6 +167,7 @@ final class CompressedWriter {
 
     /// Pushes buffered bytes to the file (a gzip flush point: what is written so far can be read).
     func flush() throws(RecordingError) {
+        guard !closed else { throw RecordingError(file: path, line: 0, reason: "flushed after it was closed") }
         let ok: Bool
         switch sink {
         case .gzip(let file): ok = gzflush(file, Z_SYNC_FLUSH) == Z_OK

@@ -53,6 +53,11 @@ public final class RecordingReader {
             do {
                 document = try JSONDocument(parsing: Array(raw))
             } catch {
+                // The last line of a plain file cut off by a crash: what came before is whole.
+                if lines.unterminated && lines.truncation == nil {
+                    lines.cutLastLine()
+                    return nil
+                }
                 throw RecordingError(file: path, line: line, reason: "\(error)")
             }
             let root = document.root

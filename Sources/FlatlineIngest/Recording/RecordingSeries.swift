@@ -70,7 +70,8 @@ extension SeriesFile {
             warnings.append("line \(truncation.line): \(truncation.reason); replayed what came before")
         }
         guard !rows.isEmpty else {
-            throw SeriesFileError(file: path, line: 0, reason: "no usable data: the recording yields no samples")
+            let cut = source.truncation.map { "; \($0.reason) at line \($0.line)" } ?? ""
+            throw SeriesFileError(file: path, line: 0, reason: "no usable data: the recording yields no samples" + cut)
         }
         return SeriesFile(name: path, format: .recording, series: series, rows: rows, warnings: warnings)
     }

@@ -27,9 +27,15 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(
         help:
-            "Which tables: estimators, detectors, kernels, ingest, nats, notify, daemon (comma-separated; default all)."
+            "Which tables: estimators, detectors, kernels, ingest, replay, nats, notify, daemon (comma-separated; default all)."
     )
-    var parts: String = "estimators,detectors,kernels,ingest,nats,notify,daemon"
+    var parts: String = "estimators,detectors,kernels,ingest,replay,nats,notify,daemon"
+
+    @Option(
+        name: .customLong("replay-size"),
+        help: "Series and points per series of the replay part (default 1000 and 5760: a day at 15 s)."
+    )
+    var replaySize: [Int] = [1000, 5760]
 
     @Option(
         name: .customLong("daemon-series"),
@@ -71,16 +77,21 @@ struct BenchCommand: AsyncParsableCommand {
     var step: DurationArgument = DurationArgument(seconds: 15)
 
     func validate() throws {
-        let known: Set<String> = ["estimators", "detectors", "kernels", "ingest", "nats", "notify", "daemon"]
+        let known: Set<String> = [
+            "estimators", "detectors", "kernels", "ingest", "replay", "nats", "notify", "daemon",
+        ]
         for part in parts.split(separator: ",") where !known.contains(String(part)) {
             throw ValidationError(
-                "unknown part '\(part)'; choose from estimators, detectors, kernels, ingest, nats, notify, daemon"
+                "unknown part '\(part)'; choose from estimators, detectors, kernels, ingest, replay, nats, notify, daemon"
             )
         }
         guard daemonSeries.count == 2, daemonSeries.allSatisfy({ $0 > 0 }), daemonScrapes > 0, daemonRounds > 0 else {
             throw ValidationError(
                 "--daemon-series takes two positive counts (latency, footprint); --daemon-scrapes and --daemon-rounds must be positive"
             )
+        }
+        guard replaySize.count == 2, replaySize.allSatisfy({ (1...10_000_000).contains($0) }) else {
+            throw ValidationError("--replay-size takes two counts from 1 to 10000000: series, then points per series")
         }
         guard natsMessages > 0, natsRequestSeconds > 0 else {
             throw ValidationError("--nats-messages and --nats-request-seconds must be positive")
@@ -166,6 +177,7 @@ struct BenchCommand: AsyncParsableCommand {
             print("of BLAS/LAPACK for seasonal; the ensemble's reference is the three run back to back.")
         }
         if wanted.contains("ingest") { try runIngest() }
+        if wanted.contains("replay") { try runReplay() }
         if wanted.contains("nats") { try await runNATS() }
         if wanted.contains("notify") { try await runNotify() }
         if wanted.contains("daemon") { try await runDaemon() }
@@ -280,6 +292,32 @@ struct BenchCommand: AsyncParsableCommand {
         )
         print("reference = Foundation's JSONSerialization reading the same fields (JSON), a naive split-and-convert")
         print("parser (exposition); Python parses only. Target: a 10,000-connection /connz page set in under 50 ms.")
+    }
+
+    func runReplay() throws {
+        let series = quick ? 100 : replaySize[0]
+        let points = quick ? 1000 : replaySize[1]
+        let bench = ReplayBenchmark(
+            executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
+            series: series,
+            points: points
+        ) { Stderr.write("\rbench: \($0)…                ") }
+        let rows = try bench.run()
+        Stderr.write("\r\u{1B}[K")
+        print(
+            "\nReplay end to end (flatline replay in its own process, one core), \(series.formatted) series × \(points.formatted) points at 15 s"
+        )
+        Self.table(
+            ["case", "samples", "seconds", "M samples/s", "peak RSS MB"],
+            rows.map { row in
+                [
+                    row.name, row.samples.formatted, String(format: "%.2f", row.seconds),
+                    String(format: "%.2f", Double(row.samples) / max(row.seconds, 1e-9) / 1e6),
+                    row.peakKilobytes.map { String(format: "%.0f", Double($0) / 1024) } ?? "-",
+                ]
+            }
+        )
+        print("detection alone and the parser alone run in the bench's own process (no RSS of their own).")
     }
 
     func runNATS() async throws {
