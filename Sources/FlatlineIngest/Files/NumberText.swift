@@ -14,9 +14,12 @@ package enum NumberText {
             negative = bytes[0] == UInt8(ascii: "-")
             i = 1
         }
-        let word = String(decoding: bytes[i...], as: UTF8.self).lowercased()
-        if word == "inf" || word == "infinity" { return negative ? -.infinity : .infinity }
-        if word == "nan" { return i == 0 ? .nan : nil }
+        // Words only where one can begin (most values are digits: no String for them).
+        if i < bytes.count, bytes[i] | 0x20 == UInt8(ascii: "i") || bytes[i] | 0x20 == UInt8(ascii: "n") {
+            let word = String(decoding: bytes[i...], as: UTF8.self).lowercased()
+            if word == "inf" || word == "infinity" { return negative ? -.infinity : .infinity }
+            if word == "nan" { return i == 0 ? .nan : nil }
+        }
         var digits = 0
         while i < bytes.count, isDigit(bytes[i]) {
             i += 1
@@ -41,7 +44,7 @@ package enum NumberText {
             guard expDigits > 0 else { return nil }
         }
         guard i == bytes.count else { return nil }
-        return Double(String(text))
+        return Double(text)
     }
 
     /// A timestamp written as `YYYY-MM-DD HH:MM:SS[.fff]` (UTC), RFC 3339
