@@ -125,6 +125,28 @@ struct ReplayCommandTests {
         #expect(missing.standardError.contains("cannot read the models directory"))
     }
 
+    @Test("--config: its detector: section is the detector replayed, for a CSV as for a recording")
+    func configDetector() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let config = try directory.write("flatline.yml", "detector: {kind: ewma, ewma: {half_life: 8 samples}}\n")
+        let configured = try replay([Self.example, "--config", config.path, "--quiet"])
+        #expect(configured.status == 0, "\(configured.standardError)")
+        let flags = try directory.write("ewma.yml", "detector: {kind: ewma}\n")
+        let plainEWMA = try replay([Self.example, "--config", flags.path, "--quiet"])
+        let model = try replay([Self.example, "--model", "ewma", "--quiet"])
+        let surprise = try replay([Self.example, "--quiet"])
+        // The section's kind is what --model ewma gives; its parameters count; the default differs.
+        #expect(plainEWMA.standardOutput == model.standardOutput)
+        #expect(configured.standardOutput != model.standardOutput)
+        #expect(model.standardOutput != surprise.standardOutput)
+        // A bad section is refused with its key.
+        let bad = try directory.write("bad.yml", "detector: {surprise: {threshold: 99}}\n")
+        let refused = try replay([Self.example, "--config", bad.path])
+        #expect(refused.status != 0)
+        #expect(refused.standardError.contains("detector.surprise.threshold"), "\(refused.standardError)")
+    }
+
     @Test("the same input gives the same output, byte for byte")
     func deterministic() throws {
         let a = try replay([Self.serverExample, "--quiet"])

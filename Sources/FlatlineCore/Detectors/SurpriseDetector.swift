@@ -570,7 +570,8 @@ public struct SurpriseParameters: Hashable, Sendable {
     public var shapeWeight = 0.05
     /// The tail index a new series starts from.
     public var priorShape = 0.2
-    /// The smallest tail index used (the heaviest tail believed).
+    /// The smallest tail index used (the lightest tail believed: it caps how fast the surprise
+    /// grows with |z|).
     public var minShape = 0.05
     /// Weight of the per-hour term: 1 makes the surprise "per hour" on every step; 0 per point.
     public var perHour = 1.0

@@ -43,7 +43,7 @@ struct ReplayCommand: ParsableCommand {
 
     @Option(
         help:
-            "For a recording: the configuration it was recorded with, so each job's relabel_configs, required_labels and max_series apply as they did live."
+            "The daemon's configuration: its detector: section is the detector replayed (the options below override what they name), and for a recording each job's relabel_configs, required_labels and max_series apply as they did live."
     )
     var config: String?
 
@@ -139,6 +139,18 @@ struct ReplayCommand: ParsableCommand {
         return configuration
     }
 
+    /// A recording by its name (`.ndjson`, `.ndjson.gz`, `.gz`) or its first byte (`{`, or gzip's).
+    static func looksLikeRecording(_ path: String) -> Bool {
+        let lower = path.lowercased()
+        if lower.hasSuffix(".ndjson") || lower.hasSuffix(".ndjson.gz") || lower.hasSuffix(".gz") { return true }
+        if lower.hasSuffix(".csv") || lower.hasSuffix(".prom") || lower.hasSuffix(".om") { return false }
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        let head = (try? handle.read(upToCount: 64)) ?? Data()
+        if head.starts(with: [0x1F, 0x8B]) { return true }
+        return head.first { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 } == UInt8(ascii: "{")
+    }
+
     func validate() throws {
         do {
             try detectorConfiguration().validate()
@@ -161,7 +173,11 @@ struct ReplayCommand: ParsableCommand {
             } catch {
                 throw ValidationError("\(error)")
             }
-            file = try SeriesFile.loadRecording(path: input, jobs: configuration.recordingJobs, kind: kind)
+            if inputFormat == .recording || (inputFormat == nil && Self.looksLikeRecording(input)) {
+                file = try SeriesFile.loadRecording(path: input, jobs: configuration.recordingJobs, kind: kind)
+            } else {
+                file = try SeriesFile.load(path: input, format: inputFormat, kind: kind)
+            }
         } else {
             file = try SeriesFile.load(path: input, format: inputFormat, kind: kind)
         }
