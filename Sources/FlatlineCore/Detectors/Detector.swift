@@ -258,7 +258,9 @@ extension Detector {
     /// A tick through the surprise detector: its own forecasts, tail and per-hour surprise;
     /// the burst suppression, stuck detection, direction and minimum deviation as for the others.
     private mutating func updateSurprise(time: Double, values: [Double], into output: inout DetectorOutput) {
-        guard let parameters = estimator.surprise?.parameters, let slots = estimator.surprise?.capacity else { return }
+        guard let parameters = estimator.surprise?.parameters, let slots = estimator.surprise?.capacity,
+            let bodyAtTail = estimator.surprise?.bodyAtTail
+        else { return }
         let n = Swift.min(values.count, slots)
         values.withUnsafeBufferPointer { values in
             suppressor.withStates { bursts in profile.update(values, bursts: bursts) }
@@ -267,7 +269,6 @@ extension Detector {
         let threshold = parameters.threshold
         let half = parameters.scoreHalf
         let tailStart = parameters.tailStart
-        let bodyAtTail = SurpriseDetector.normalTail(tailStart)
         let stuckLog10 = calibration.stuckProbability > 0 ? _log(calibration.stuckProbability) / _log(10) : -.infinity
         let seriesProfile = profile
         // Every slot's point first, in place (no closure holds the detector: a captured copy

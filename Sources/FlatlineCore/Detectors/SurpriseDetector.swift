@@ -70,7 +70,7 @@ package struct SurpriseDetector: Sendable {
     private var visits: [UInt16] = []
 
     /// `-log10` of the two-sided normal tail at `tailStart`, where the two shapes meet.
-    private let bodyAtTail: Double
+    package let bodyAtTail: Double
 
     package init(_ parameters: SurpriseParameters) {
         self.parameters = parameters

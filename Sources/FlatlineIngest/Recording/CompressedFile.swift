@@ -107,16 +107,14 @@ final class LineReader {
                 "read error: " + (message.hasPrefix(path + ": ") ? String(message.dropFirst(path.count + 2)) : message)
             throw RecordingError(file: path, line: lineNumber + 1, reason: reason)
         }
-        // The line being written when the file was cut is incomplete: drop it.
-        let lastNewline = buffer[position...].lastIndex(of: UInt8(ascii: "\n"))
-        let whole = lastNewline.map { $0 + 1 } ?? position
-        let cut = buffer.count - whole
+        // The line being written when the file was cut is incomplete: drop it. (Only reads that
+        // found no newline past `position` get here, so all that is left unread is that line.)
+        let cut = buffer.count - position
         buffer.removeLast(cut)
-        searched = Swift.min(searched, buffer.count)
-        let lines = buffer[position...].reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+        searched = position
         truncation = RecordingError(
             file: path,
-            line: lineNumber + lines + 1,
+            line: lineNumber + 1,
             reason: "the gzip stream is truncated (the file was cut off, perhaps while it was being written)"
                 + (cut > 0 ? "; the \(cut) bytes of the line it cut were left out" : "")
         )

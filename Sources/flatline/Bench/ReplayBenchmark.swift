@@ -123,7 +123,7 @@ struct ReplayBenchmark {
         }
         var out: [UInt8] = []
         out.reserveCapacity(1 << 20)
-        let file = try Output(path: path)
+        let file = try OutputSink(path: path)
         out.append(contentsOf: "# TYPE bench_rate gauge\n".utf8)
         for i in 0..<series {
             let prefix = Array("bench_rate{series=\"s\(i)\",job=\"bench\"} ".utf8)
@@ -133,11 +133,14 @@ struct ReplayBenchmark {
                 out.append(UInt8(ascii: " "))
                 out.append(contentsOf: String(Int(source.time(t))).utf8)
                 out.append(UInt8(ascii: "\n"))
-                if out.count >= 1 << 20 { try file.write(&out) }
+                if out.count >= 1 << 20 {
+                    file.write(out)
+                    out.removeAll(keepingCapacity: true)
+                }
             }
         }
         out.append(contentsOf: "# EOF\n".utf8)
-        try file.write(&out)
+        file.write(out)
         try file.close()
     }
 
@@ -168,35 +171,17 @@ struct ReplayBenchmark {
     private func writeCSV(_ source: TickSource, to path: String) throws {
         let one = TickSource(series: 1, step: 15, seed: 11)
         var values = [0.0]
-        let file = try Output(path: path)
+        let file = try OutputSink(path: path)
         var out = Array("timestamp,value\n".utf8)
         for t in 0..<(series * points) {
             one.fill(t, into: &values)
             out.append(contentsOf: "\(Int(one.time(t))),\(values[0])\n".utf8)
-            if out.count >= 1 << 20 { try file.write(&out) }
+            if out.count >= 1 << 20 {
+                file.write(out)
+                out.removeAll(keepingCapacity: true)
+            }
         }
-        try file.write(&out)
+        file.write(out)
         try file.close()
-    }
-
-    /// A file written in large chunks.
-    private final class Output {
-        private let file: UnsafeMutablePointer<FILE>
-        private let path: String
-
-        init(path: String) throws {
-            guard let file = fopen(path, "wb") else { throw BenchError("cannot create \(path)") }
-            self.file = file
-            self.path = path
-        }
-
-        func write(_ bytes: inout [UInt8]) throws {
-            guard fwrite(bytes, 1, bytes.count, file) == bytes.count else { throw BenchError("cannot write \(path)") }
-            bytes.removeAll(keepingCapacity: true)
-        }
-
-        func close() throws {
-            guard fclose(file) == 0 else { throw BenchError("cannot write \(path)") }
-        }
     }
 }
