@@ -30,7 +30,8 @@ struct ModelTests {
         let names = try Self.shipped().map(\.name)
         #expect(
             names == [
-                "connection_churn", "consumer_backlog_forecast", "consumer_freeze", "consumer_stream_limit_forecast",
+                "connection_churn", "consumer_backlog_forecast", "consumer_freeze", "consumer_max_deliveries",
+                "consumer_stream_limit_forecast",
                 "gateway_loss", "jetstream_account_storage_near_limit", "jetstream_memory_near_limit",
                 "jetstream_storage_near_limit", "leafnode_loss", "producer_flood", "route_loss",
                 "server_traffic_anomaly", "server_unhealthy", "slow_consumer", "slow_consumer_disconnect",

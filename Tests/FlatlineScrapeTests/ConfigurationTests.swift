@@ -214,6 +214,22 @@ struct ConfigurationTests {
                 "scrape_configs:\n  - job_name: a\n    kind: nats_system\n    static_configs: [{targets: ['h:4222']}]\n    nats_system: {user: sys}\n",
                 5, "nats_system", "user needs password_file"
             ),
+            (
+                "scrape_configs:\n  - job_name: a\n    kind: nats_events\n", 2, "scrape_configs[0]",
+                "nats_events needs a server address"
+            ),
+            (
+                "scrape_configs:\n  - job_name: a\n    kind: nats_events\n    static_configs: [{targets: ['h:4222']}]\n    nats_auth: {user: app, timeout: 2s}\n",
+                5, "nats_auth.timeout", "unknown key"
+            ),
+            (
+                "scrape_configs:\n  - job_name: a\n    kind: nats\n    static_configs: [{targets: ['h:8222']}]\n    nats_auth: {user: app}\n",
+                5, "scrape_configs[0].nats_auth", "only for kind nats_events"
+            ),
+            (
+                "scrape_configs:\n  - job_name: a\n    kind: nats_system\n    static_configs: [{targets: ['h:4222']}]\n    nats_system: {events: sometimes}\n",
+                5, "nats_system.events", "true or false"
+            ),
             ("web:\n  tls_config: {cert_file: c.pem}\n", 2, "web.tls_config", "needs cert_file and key_file"),
             (
                 "web:\n  tls_config:\n    cert_file: c\n    key_file: k\n    client_auth_type: Always\n", 5,
@@ -345,7 +361,7 @@ struct ConfigurationTests {
         let shipped = TestSupport.repositoryFile("models").path
         let ok = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--models", shipped])
         #expect(ok.status == 0, "\(ok.standardError)")
-        #expect(ok.standardOutput.contains("OK, 16 models"))
+        #expect(ok.standardOutput.contains("OK, 17 models"))
         #expect(ok.standardOutput.contains("consumer_freeze (stall): ConsumerFreeze, critical"))
         let directory = try TestSupport.TemporaryDirectory()
         defer { directory.remove() }

@@ -569,7 +569,9 @@ struct IncreaseWatch: Codable, Sendable {
                 // A counter that went down restarted: all of its value is new.
                 let increase = s.sample.counterReset || value < last ? value : value - last
                 if increase > 0 { state.increases.append(Point(time: time, value: increase)) }
-            } else if p.newSeriesFromZero && time > started && value > 0 {
+            } else if p.newSeriesFromZero && (time > started || s.sample.counterReset) && value > 0 {
+                // New since the model started, or a counter that says it counts from zero (one
+                // an event created): all of its value is new.
                 state.increases.append(Point(time: time, value: value))
             }
             state.last = value

@@ -147,6 +147,12 @@ public actor Pipeline {
 
     /// One target's round: detection, models, alert states, dispatcher.
     public func ingest(_ batch: ScrapeBatch) {
+        if batch.event {
+            // Counters an event moved between scrapes: the models see them at once; detection,
+            // the target's health and the scrape metrics wait for the next scrape.
+            evaluate(time: batch.time, samples: batch.samples, verdicts: [])
+            return
+        }
         firstScrapeDone = true
         let settings = detection[batch.target] ?? DetectionSettings()
         var bank: DetectionBank
@@ -188,23 +194,7 @@ public actor Pipeline {
                 anomaly: point.inBurst
             )
         }
-        let observations = evaluator.observe(time: batch.time, samples: batch.samples, verdicts: verdicts)
-        let events = engine.evaluate(at: batch.time, observations)
-        let now = Self.now()
-        for event in events {
-            dispatcher.update(event.alert, at: now)
-            logger.info(
-                "alert \(event.status.rawValue)",
-                metadata: [
-                    "alertname": "\(event.alert.labels["alertname"] ?? "")",
-                    "fingerprint": "\(event.alert.fingerprint)",
-                    "summary": "\(event.alert.annotations["summary"] ?? "")",
-                ]
-            )
-        }
-        // Alerts that changed are due now when their group waits for nothing: no need to wait
-        // for the next flush tick.
-        if !events.isEmpty { flush() }
+        evaluate(time: batch.time, samples: batch.samples, verdicts: verdicts)
         metrics?.scraped(
             job: batch.labels["job"] ?? "",
             target: batch.target,
@@ -229,6 +219,27 @@ public actor Pipeline {
                 ? nil : batch.errors.keys.sorted().map { "\($0): \(batch.errors[$0] ?? "")" }.joined(separator: "; "),
             samples: batch.samples.count
         )
+    }
+
+    /// The models' verdict on a tick's samples, into alert states and the dispatcher.
+    private func evaluate(time: Timestamp, samples: [Sample], verdicts: [SampleVerdict]) {
+        let observations = evaluator.observe(time: time, samples: samples, verdicts: verdicts)
+        let events = engine.evaluate(at: time, observations)
+        let now = Self.now()
+        for event in events {
+            dispatcher.update(event.alert, at: now)
+            logger.info(
+                "alert \(event.status.rawValue)",
+                metadata: [
+                    "alertname": "\(event.alert.labels["alertname"] ?? "")",
+                    "fingerprint": "\(event.alert.fingerprint)",
+                    "summary": "\(event.alert.annotations["summary"] ?? "")",
+                ]
+            )
+        }
+        // Alerts that changed are due now when their group waits for nothing: no need to wait
+        // for the next flush tick.
+        if !events.isEmpty { flush() }
     }
 
     private func remember(_ labels: LabelSet, _ point: SeriesHistory.Point, rate: Bool) {

@@ -142,7 +142,7 @@ extension NATSExtractor {
                     group = "other"
                 }
                 freshByGroup[group, default: [:]][reason, default: 0] += 1
-                if reason.hasPrefix("Slow Consumer") { slowCutoffs[group, default: 0] += 1 }
+                if reason.hasPrefix("Slow Consumer"), countSlowCutoff(cid) { slowCutoffs[group, default: 0] += 1 }
             }
         }
         closedPrimed = true
@@ -210,14 +210,54 @@ extension NATSExtractor {
         guard !closedPrimed, let count = slowConsumers, let before = slowConsumersAtConnz, count > before else {
             return
         }
-        let rises = Int(saturating: min(count - before, 1e6))
-        let gone = lastConnections.filter { connections[$0.key] == nil }
+        // Rises a disconnect event already counted are not attributed again.
+        let explained = min(count - before, eventCredit)
+        eventCredit -= explained
+        let rises = Int(saturating: min(count - before - explained, 1e6))
+        guard rises > 0 else { return }
+        let gone = lastConnections.filter { connections[$0.key] == nil && !slowCutoffCids.contains($0.key) }
             .sorted { ($0.value.pending, $0.key) > ($1.value.pending, $1.key) }
         for k in 0..<rises {
-            var group = k < gone.count ? gone[k].value.group : "unattributed"
+            var group = "unattributed"
+            if k < gone.count, countSlowCutoff(gone[k].key) { group = gone[k].value.group }
             if slowCutoffs[group] == nil, slowCutoffs.count >= Self.maxSlowCutoffGroups { group = "unattributed" }
             slowCutoffs[group, default: 0] += 1
         }
+    }
+
+    /// Connections remembered as counted at most (cids only grow, so the oldest are long gone).
+    static let maxCountedCutoffs = 10_000
+
+    /// Marks connection `cid` as counted; `false` when it already was.
+    mutating func countSlowCutoff(_ cid: Int) -> Bool {
+        if slowCutoffCids.count >= Self.maxCountedCutoffs, let oldest = slowCutoffCids.min() {
+            slowCutoffCids.remove(oldest)
+        }
+        return slowCutoffCids.insert(cid).inserted
+    }
+
+    /// A connection the server just cut off as a slow consumer, told by its disconnect event
+    /// (`$SYS.ACCOUNT.<account>.DISCONNECT` with a `Slow Consumer` reason): counted at once, so
+    /// the cut-off is known within a second whatever the scrape interval. Returns the client
+    /// group's `flatline_nats_client_group_slow_consumers_total` at `time`, or nothing when a
+    /// scrape counted the connection already. Scrapes later do not count it again.
+    public mutating func slowConsumerDisconnected(cid: Int, clientName: String, at time: Timestamp) -> [Sample] {
+        guard countSlowCutoff(cid) else { return [] }
+        var group = Self.clientGroup(forName: clientName.truncated(200))
+        if slowCutoffs[group] == nil, slowCutoffs.count >= Self.maxSlowCutoffGroups { group = "unattributed" }
+        let total = slowCutoffs[group, default: 0] + 1
+        slowCutoffs[group] = total
+        eventCredit = min(eventCredit + 1, 1e6)
+        var out = SampleBuilder(time: time, base: base, counterReset: false)
+        out.add(
+            "flatline_nats_client_group_slow_consumers_total",
+            total,
+            .counter,
+            labels: out.labels([("client_group", group)]),
+            // A group's first cut-off: its counter starts here, from zero.
+            counterReset: total == 1
+        )
+        return out.samples
     }
 
     /// `flatline_nats_client_group_slow_consumers_total{client_group}`: connections the server

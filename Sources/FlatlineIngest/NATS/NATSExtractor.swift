@@ -64,7 +64,7 @@ public struct NATSExtractor: Sendable {
     private var serverStart: Timestamp?
     private var lastServerID: [NATSEndpoint: String] = [:]
     private var lastBodyTime: [NATSEndpoint: Timestamp] = [:]
-    private var base: [Label]
+    private(set) var base: [Label]
     var groups = ClientGroupTotals()
     var closedSeen: Set<Int> = []
     var closedTotals: [String: Double] = [:]
@@ -78,6 +78,12 @@ public struct NATSExtractor: Sendable {
     /// `/varz` `slow_consumers` as last read, and as it was at the last `/connz`.
     var slowConsumers: Double?
     var slowConsumersAtConnz: Double?
+    /// Connections already counted in ``slowCutoffs`` (by a disconnect event or a scrape), so
+    /// the other path does not count them again.
+    var slowCutoffCids: Set<Int> = []
+    /// Cut-offs counted from disconnect events whose `/varz` `slow_consumers` rise has not been
+    /// seen yet: a rise they explain is not attributed again.
+    var eventCredit: Double = 0
     /// The connections of the last `/connz`: their client group and the bytes pending for them.
     var lastConnections: [Int: (group: String, pending: Double)] = [:]
     /// Samples not given since the last ``takeDrops()``, by reason.
@@ -140,6 +146,8 @@ public struct NATSExtractor: Sendable {
             slowConsumers = nil
             slowConsumersAtConnz = nil
             lastConnections = [:]
+            slowCutoffCids = []
+            eventCredit = 0
         }
         if endpoint == .varz, let count = d.number(body, "slow_consumers"), count.isFinite { slowConsumers = count }
         var out = SampleBuilder(time: time, base: base, counterReset: reset)

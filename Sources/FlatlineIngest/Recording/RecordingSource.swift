@@ -155,6 +155,22 @@ public struct RecordingSource {
                     scrapeTime: first.time
                 )
                 result.samples = validator.validate(samples, scrapeTime: first.time).valid
+            case NATSEvent.recordingEndpoint:
+                // An event told between scrapes, counted as it was live.
+                var samples: [Sample] = []
+                switch try NATSEvent.parse(first.document, root: bodyNode) {
+                case .clientDisconnect(let event) where event.isSlowConsumer:
+                    samples = extractor.slowConsumerDisconnected(
+                        cid: event.cid,
+                        clientName: event.clientName,
+                        at: event.time
+                    )
+                case .consumerAdvisory(let advisory):
+                    samples = extractor.advisory(advisory)
+                default:
+                    break
+                }
+                result.samples = validator.validate(samples, scrapeTime: first.time).valid
             default:
                 guard let endpoint = NATSEndpoint(rawValue: first.endpoint) else {
                     skipped[first.endpoint, default: 0] += pages.count

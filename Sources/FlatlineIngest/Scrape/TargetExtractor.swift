@@ -8,6 +8,8 @@ public enum TargetKind: String, Sendable, Hashable, CaseIterable, Codable {
     case prometheus
     /// A NATS cluster through the system account: the same bodies, requested over NATS.
     case natsSystem = "nats_system"
+    /// JetStream advisories of one account, subscribed to over NATS (no scrapes).
+    case natsEvents = "nats_events"
 }
 
 /// How one scrape of a target went, as the series `up`, `scrape_duration_seconds`,
@@ -36,6 +38,7 @@ public struct TargetExtractor: Sendable {
     /// The target's labels (`job`, `instance`, static labels), sorted.
     public let targetLabels: [String: String]
     private var nats: NATSExtractor
+    private var advisories: ConsumerAdvisoryCounter
     private var relabeler: Relabeler
     private let base: [Label]
     /// The job's limits on one body.
@@ -53,6 +56,7 @@ public struct TargetExtractor: Sendable {
         self.kind = kind
         self.targetLabels = targetLabels
         nats = NATSExtractor(targetLabels: targetLabels, options: options)
+        advisories = ConsumerAdvisoryCounter(targetLabels: targetLabels)
         relabeler = Relabeler(rules: relabel)
         base = nats.targetLabels
         self.limits = limits
@@ -68,6 +72,20 @@ public struct TargetExtractor: Sendable {
         let samples = relabel(try nats.extract(endpoint, pages: pages, scrapeTime: scrapeTime))
         try limits.check(samples, endpoint: endpoint.rawValue)
         return samples
+    }
+
+    /// A connection the server cut off as a slow consumer, told by a disconnect event: the
+    /// client group's slow-consumer counter at `time` (relabeled as scrapes are), or nothing when
+    /// a scrape counted it already (see ``NATSExtractor/slowConsumerDisconnected(cid:clientName:at:)``).
+    public mutating func slowConsumerDisconnected(cid: Int, clientName: String, at time: Timestamp) -> [Sample] {
+        guard kind == .nats || kind == .natsSystem else { return [] }
+        return relabel(nats.slowConsumerDisconnected(cid: cid, clientName: clientName, at: time))
+    }
+
+    /// A JetStream consumer advisory counted: its consumer's counter at the advisory's time,
+    /// relabeled as scrapes are.
+    public mutating func advisory(_ advisory: NATSEvent.ConsumerAdvisory) -> [Sample] {
+        relabel(advisories.count(advisory))
     }
 
     /// Samples the extraction could not give since the last call (a time field that is no

@@ -124,6 +124,9 @@ public struct NATSSystemSettings: Sendable, Hashable {
     public var timeout = 2.0
     /// Stop waiting once this many servers answered.
     public var expectedServers: Int?
+    /// Also listen to the servers' disconnect events, so a client cut off as a slow consumer is
+    /// known within a second whatever the scrape interval (a second connection).
+    public var events = true
 }
 
 /// How requests authenticate.
@@ -220,7 +223,7 @@ extension ScrapeConfiguration {
         case .none: break
         }
         if let tls { files += [tls.caFile, tls.certFile, tls.keyFile].compactMap { $0 } }
-        if kind == .natsSystem {
+        if kind == .natsSystem || kind == .natsEvents {
             files += [system.passwordFile, system.tokenFile, system.credentialsFile, system.nkeySeedFile].compactMap {
                 $0
             }
@@ -451,7 +454,8 @@ extension Configuration {
 
     static let jobKeys: Set<String> = [
         "job_name", "kind", "scheme", "metrics_path", "scrape_interval", "scrape_timeout", "static_configs", "nats",
-        "nats_system", "max_series", "body_size_limit", "bearer_token_file", "basic_auth", "oauth2", "tls_config",
+        "nats_system", "nats_auth", "max_series", "body_size_limit", "bearer_token_file", "basic_auth", "oauth2",
+        "tls_config",
         "relabel_configs", "metric_relabel_configs", "required_labels", "sample_limit", "label_limit",
         "label_name_length_limit", "label_value_length_limit",
     ]
@@ -467,7 +471,7 @@ extension Configuration {
         if let v = m["kind"] {
             let text = try v.string()
             guard let parsed = TargetKind(rawValue: text) else {
-                throw v.error("\"\(text)\" is not a kind (nats, prometheus, nats_system)")
+                throw v.error("\"\(text)\" is not a kind (nats, prometheus, nats_system, nats_events)")
             }
             kind = parsed
         }
@@ -528,6 +532,13 @@ extension Configuration {
             guard kind == .natsSystem else { throw v.error("only for kind nats_system") }
             job.system = try systemSettings(v, directory: directory)
         }
+        if let v = m["nats_auth"] {
+            guard kind == .natsEvents else { throw v.error("only for kind nats_events") }
+            job.system = try systemSettings(v, directory: directory, events: true)
+        }
+        if kind == .natsEvents, job.targets.isEmpty {
+            throw value.error("nats_events needs a server address in static_configs")
+        }
         if kind == .natsSystem {
             let unsupported = job.nats.endpoints.filter { $0 == .accstatz || $0 == .connzClosed }
             // Only a list the user wrote is a mistake; the defaults simply skip what the system
@@ -568,7 +579,7 @@ extension Configuration {
     }
 
     private static func checkAddress(_ address: String, kind: TargetKind, at value: YAMLValue) throws(ConfigError) {
-        if kind == .natsSystem {
+        if kind == .natsSystem || kind == .natsEvents {
             guard address.hasPrefix("nats://") || address.hasPrefix("tls://") || !address.contains("://") else {
                 throw value.error("\"\(address)\" is not a NATS server address (host:port or nats://host:port)")
             }
@@ -623,11 +634,14 @@ extension Configuration {
         return settings
     }
 
-    private static func systemSettings(_ value: YAMLValue, directory: String) throws(ConfigError) -> NATSSystemSettings
+    /// A `nats_system:` block, or with `events` a `nats_events` job's `nats_auth:` (credentials only).
+    private static func systemSettings(_ value: YAMLValue, directory: String, events: Bool = false) throws(ConfigError)
+        -> NATSSystemSettings
     {
-        let m = try value.mapping(known: [
-            "user", "password_file", "token_file", "credentials_file", "nkey_seed_file", "timeout", "expected_servers",
-        ])
+        let credentials: Set<String> = ["user", "password_file", "token_file", "credentials_file", "nkey_seed_file"]
+        let m = try value.mapping(
+            known: events ? credentials : credentials.union(["timeout", "expected_servers", "events"])
+        )
         var settings = NATSSystemSettings()
         settings.user = try m["user"]?.string()
         settings.passwordFile = try m["password_file"].map { f throws(ConfigError) in try file(f, directory: directory)
@@ -640,6 +654,7 @@ extension Configuration {
         }
         if let v = m["timeout"] { settings.timeout = try positive(v, v.duration()) }
         if let v = m["expected_servers"] { settings.expectedServers = try v.int(min: 1) }
+        if let v = m["events"] { settings.events = try v.bool() }
         if settings.user != nil && settings.passwordFile == nil { throw value.error("user needs password_file") }
         return settings
     }

@@ -49,7 +49,7 @@ public final class Scraper: Sendable {
         sink: @escaping @Sendable (ScrapeBatch) async -> Void
     ) async throws(ScrapeError) {
         var fetchers: [String: HTTPFetcher] = [:]
-        for job in configuration.scrapeConfigs where job.kind != .natsSystem {
+        for job in configuration.scrapeConfigs where job.kind != .natsSystem && job.kind != .natsEvents {
             do {
                 fetchers[job.jobName] = try HTTPFetcher(job: job)
             } catch {
@@ -66,15 +66,34 @@ public final class Scraper: Sendable {
                 guard let first = configuration.targets.first(where: { $0.job.jobName == job.jobName }) else {
                     continue
                 }
+                let servers = SystemServers()
                 group.addTask {
-                    var scraper = SystemScraper(job: job, global: global, recorder: recorder, logger: logger)
+                    var scraper = SystemScraper(
+                        job: job,
+                        global: global,
+                        recorder: recorder,
+                        servers: servers,
+                        logger: logger
+                    )
                     await Self.loop(target: first, rounds: rounds, immediately: immediately) {
                         for batch in await scraper.scrape() { await sink(batch) }
                     }
                     await scraper.close()
                 }
+                if job.system.events && rounds == nil {
+                    group.addTask {
+                        let watcher = SystemEventWatcher(job: job, servers: servers, recorder: recorder, logger: logger)
+                        await watcher.run(sink: sink)
+                    }
+                }
             }
-            for target in configuration.targets where target.job.kind != .natsSystem {
+            // An events job is a subscription, not scrapes: it runs until the end.
+            for job in configuration.scrapeConfigs where job.kind == .natsEvents && rounds == nil {
+                group.addTask {
+                    await AdvisoryWatcher(job: job, global: global, recorder: recorder, logger: logger).run(sink: sink)
+                }
+            }
+            for target in configuration.targets where target.job.kind != .natsSystem && target.job.kind != .natsEvents {
                 guard let fetcher = fetchers[target.job.jobName] else { continue }
                 group.addTask {
                     var scraper = TargetScraper(

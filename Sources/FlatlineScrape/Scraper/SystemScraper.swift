@@ -3,6 +3,7 @@ import FlatlineIngest
 import FlatlineNATS
 import Foundation
 import Logging
+import Synchronization
 
 extension NATSEndpoint {
     /// The system-account request for the endpoint, when servers answer one.
@@ -22,6 +23,13 @@ extension NATSEndpoint {
     }
 }
 
+/// The servers a system-account job knows and what each keeps between rounds, shared by the
+/// job's scraper and its ``SystemEventWatcher``: a disconnect event counts on the same
+/// extractor the scrapes do, so neither counts a cut-off the other did.
+final class SystemServers: Sendable {
+    let states = Mutex<[String: TargetState]>([:])
+}
+
 /// Scrapes a whole cluster through the system account, as NATS Surveyor does: one
 /// `$SYS.REQ.SERVER.PING.<ENDPOINT>` request per endpoint, one reply per server. Each server is
 /// a target of its own (`instance` is its name), with the same extraction, validation and
@@ -34,7 +42,8 @@ struct SystemScraper {
     let logger: Logger
     private var client: NATSClient?
     private var runner: Task<Void, any Error>?
-    private var servers: [String: TargetState] = [:]
+    /// Every server's state, shared with the job's ``SystemEventWatcher``.
+    let servers: SystemServers
     /// When each server last answered: servers silent for `stale_after` are forgotten.
     private var lastReply: [String: Timestamp] = [:]
     /// Replies from servers past ``maxServers``, ignored so far (a rogue `$SYS` responder
@@ -44,8 +53,15 @@ struct SystemScraper {
     static let maxServers = 1000
     private var failures = FailureLog()
 
-    init(job: ScrapeConfiguration, global: GlobalSettings, recorder: Recorder?, logger: Logger) {
+    init(
+        job: ScrapeConfiguration,
+        global: GlobalSettings,
+        recorder: Recorder?,
+        servers: SystemServers = SystemServers(),
+        logger: Logger
+    ) {
         self.job = job
+        self.servers = servers
         self.global = global
         self.recorder = recorder
         var logger = logger
@@ -54,7 +70,7 @@ struct SystemScraper {
     }
 
     /// A target for one server of the cluster.
-    private func target(named name: String) -> ScrapeTarget {
+    func target(named name: String) -> ScrapeTarget {
         var labels = global.externalLabels
         labels["job"] = job.jobName
         labels["instance"] = Redaction.redactingUserinfo(name)
@@ -66,10 +82,28 @@ struct SystemScraper {
     private mutating func connected() async throws(ScrapeError) -> NATSClient {
         if let client, client.isConnected { return client }
         if let client { return client }
+        let configuration = try Self.clientConfiguration(job, name: "flatline-\(job.jobName)")
+        let client = NATSClient(configuration: configuration, logger: logger)
+        self.client = client
+        runner = Task { try await client.run() }
+        do {
+            try await client.waitUntilConnected(timeout: Duration.clamped(seconds: job.scrapeTimeout))
+        } catch {
+            throw ScrapeError(
+                reason: "cannot connect to \(job.targets.map(\.address).joined(separator: ",")): \(error)"
+            )
+        }
+        return client
+    }
+
+    /// The connection settings of a job: its servers, credentials and TLS.
+    static func clientConfiguration(_ job: ScrapeConfiguration, name: String) throws(ScrapeError)
+        -> NATSClientConfiguration
+    {
         var configuration: NATSClientConfiguration
         do {
             let urls = job.targets.map { $0.address.contains("://") ? $0.address : "nats://" + $0.address }
-            configuration = try NATSClientConfiguration(urls: urls, name: "flatline-\(job.jobName)")
+            configuration = try NATSClientConfiguration(urls: urls, name: name)
         } catch {
             throw ScrapeError(reason: "\(error)")
         }
@@ -97,17 +131,7 @@ struct SystemScraper {
                 insecureSkipVerify: tls.insecureSkipVerify
             )
         }
-        let client = NATSClient(configuration: configuration, logger: logger)
-        self.client = client
-        runner = Task { try await client.run() }
-        do {
-            try await client.waitUntilConnected(timeout: Duration.clamped(seconds: job.scrapeTimeout))
-        } catch {
-            throw ScrapeError(
-                reason: "cannot connect to \(job.targets.map(\.address).joined(separator: ",")): \(error)"
-            )
-        }
-        return client
+        return configuration
     }
 
     mutating func close() async {
@@ -161,22 +185,25 @@ struct SystemScraper {
                 }
                 for reply in replies {
                     let name = reply.server.name
-                    if servers[name] == nil {
-                        guard servers.count < Self.maxServers else {
-                            ignoredReplies += 1
-                            errors["", default: [:]]["servers"] =
-                                "more than \(Self.maxServers) servers answered; \(ignoredReplies) replies ignored"
-                            continue
-                        }
-                        servers[name] = TargetState(target: target(named: name), global: global)
+                    let fresh = target(named: name)
+                    let known: ScrapeTarget? = servers.states.withLock { states in
+                        if let state = states[name] { return state.target }
+                        guard states.count < Self.maxServers else { return nil }
+                        states[name] = TargetState(target: fresh, global: global)
+                        return fresh
+                    }
+                    guard let target = known else {
+                        ignoredReplies += 1
+                        errors["", default: [:]]["servers"] =
+                            "more than \(Self.maxServers) servers answered; \(ignoredReplies) replies ignored"
+                        continue
                     }
                     seen.insert(name)
                     lastReply[name] = time
-                    guard let state = servers[name] else { continue }
                     guard let data = reply.data else {
                         let reason = reply.error ?? "no data"
                         errors[name, default: [:]][endpoint.rawValue] = reason
-                        await recorder?.error(time, state.target, endpoint.rawValue, reason)
+                        await recorder?.error(time, target, endpoint.rawValue, reason)
                         continue
                     }
                     do {
@@ -187,14 +214,13 @@ struct SystemScraper {
                             client: client
                         )
                         for (k, page) in pages.enumerated() {
-                            await recorder?.json(time, state.target, endpoint.rawValue, page: k + 1, page)
+                            await recorder?.json(time, target, endpoint.rawValue, page: k + 1, page)
                         }
-                        samples[name, default: []] +=
-                            try servers[name]?.extractor.samples(
-                                endpoint,
-                                pages: pages.map { JSONPage(document: $0) },
-                                scrapeTime: time
-                            ) ?? []
+                        let bodies = pages.map { JSONPage(document: $0) }
+                        samples[name, default: []] += try servers.states.withLock {
+                            (states) throws(ExtractionError) -> [Sample] in
+                            try states[name]?.extractor.samples(endpoint, pages: bodies, scrapeTime: time) ?? []
+                        }
                     } catch let error as ExtractionError {
                         errors[name, default: [:]][endpoint.rawValue] = error.description
                     } catch {
@@ -208,29 +234,34 @@ struct SystemScraper {
         // Servers silent for stale_after are gone (removed from the cluster, or names a rogue
         // responder made up); the others that did not answer this round are down (or cut off).
         let cutoff = time.advanced(bySeconds: -global.staleAfter)
-        for (name, last) in lastReply where last < cutoff {
-            servers[name] = nil
-            lastReply[name] = nil
+        let gone = lastReply.filter { $0.value < cutoff }.keys
+        for name in gone { lastReply[name] = nil }
+        let names = servers.states.withLock { states in
+            for name in gone { states[name] = nil }
+            return states.keys.sorted()
         }
-        for name in servers.keys where !seen.contains(name) {
+        for name in names where !seen.contains(name) {
             errors[name, default: [:]]["reply"] = "no reply within \(job.system.timeout) s"
         }
         let duration = (clock.now - started).seconds
         var batches: [ScrapeBatch] = []
-        for name in servers.keys.sorted() {
-            guard var state = servers[name] else { continue }
+        for name in names {
             // A failure of the whole request (the connection) is every server's failure.
             let serverErrors = (errors[name] ?? [:]).merging(errors[""] ?? [:]) { own, _ in own }
-            batches.append(
-                await state.finish(
+            let closed = servers.states.withLock { states -> (ScrapeTarget, ScrapeBatch)? in
+                guard var state = states[name] else { return nil }
+                let batch = state.close(
                     samples: samples[name] ?? [],
                     errors: serverErrors,
                     time: time,
-                    durationSeconds: duration,
-                    recorder: recorder
+                    durationSeconds: duration
                 )
-            )
-            servers[name] = state
+                states[name] = state
+                return (state.target, batch)
+            }
+            guard let (target, batch) = closed else { continue }
+            await recorder?.health(time, target, batch.health)
+            batches.append(batch)
         }
         if batches.isEmpty, let failure = errors[""] {
             // Nobody answered at all: one batch for the job, so the failure is seen.

@@ -17,6 +17,9 @@ public struct ScrapeBatch: Sendable {
     public var errors: [String: String]
     /// Drops by reason in this round.
     public var drops: DropCounts
+    /// Samples an event of the server brought between scrapes (a slow consumer's disconnect),
+    /// at the event's time: no scrape, so the target's health is not touched.
+    public var event = false
 }
 
 /// Writes raw scrapes to a recording; shared by every target's task.
@@ -132,6 +135,8 @@ struct TargetScraper {
             } catch {
                 errors["metrics"] = error.reason
             }
+        case .natsEvents:
+            break
         case .nats, .natsSystem:
             for endpoint in target.job.nats.endpoints {
                 do {

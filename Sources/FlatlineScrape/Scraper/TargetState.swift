@@ -34,6 +34,18 @@ struct TargetState {
         durationSeconds: Double,
         recorder: Recorder?
     ) async -> ScrapeBatch {
+        let batch = close(samples: samples, errors: errors, time: time, durationSeconds: durationSeconds)
+        await recorder?.health(time, target, batch.health)
+        return batch
+    }
+
+    /// ``finish(samples:errors:time:durationSeconds:recorder:)`` without the recording.
+    mutating func close(
+        samples: [Sample],
+        errors: [String: String],
+        time: Timestamp,
+        durationSeconds: Double
+    ) -> ScrapeBatch {
         let (valid, validated) = validator.validate(samples, scrapeTime: time)
         let extraction = extractor.takeDrops()
         validator.count(extraction)
@@ -45,7 +57,6 @@ struct TargetState {
             samplesScraped: samples.count,
             samplesDropped: drops.total
         )
-        await recorder?.health(time, target, health)
         return ScrapeBatch(
             target: target.name,
             labels: target.labels,
@@ -54,6 +65,26 @@ struct TargetState {
             health: health,
             errors: errors,
             drops: drops
+        )
+    }
+
+    /// Samples an event brought, validated as a scrape's are, as a batch at the event's time.
+    mutating func event(samples: [Sample], time: Timestamp) -> ScrapeBatch {
+        let (valid, drops) = validator.validate(samples, scrapeTime: time)
+        return ScrapeBatch(
+            target: target.name,
+            labels: target.labels,
+            time: time,
+            samples: valid,
+            health: ScrapeHealth(
+                up: true,
+                durationSeconds: 0,
+                samplesScraped: samples.count,
+                samplesDropped: drops.total
+            ),
+            errors: [:],
+            drops: drops,
+            event: true
         )
     }
 }

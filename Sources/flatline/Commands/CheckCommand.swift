@@ -75,10 +75,12 @@ struct CheckCommand: ParsableCommand {
         var text =
             "\(config): OK, \(configuration.scrapeConfigs.count) job\(configuration.scrapeConfigs.count == 1 ? "" : "s")\n"
         for job in configuration.scrapeConfigs {
-            let every = DurationFormat.text(job.scrapeInterval)
-            text += "  \(job.jobName) (\(job.kind.rawValue), every \(every)): "
+            let every =
+                job.kind == .natsEvents ? "advisories as they come" : "every \(DurationFormat.text(job.scrapeInterval))"
+            text += "  \(job.jobName) (\(job.kind.rawValue), \(every)): "
             text += job.targets.map(\.address).joined(separator: ", ")
             if job.kind == .nats { text += " [" + job.nats.endpoints.map(\.rawValue).joined(separator: " ") + "]" }
+            if job.kind == .natsSystem && job.system.events { text += " (+ disconnect events)" }
             text += "\n"
         }
         if let alerting = configuration.alerting {

@@ -3,7 +3,8 @@ import FlatlineIngest
 import FuzzSupport
 
 /// libFuzzer: a JSON body through the tape parser and, twice (so the extractor compares with a
-/// previous body), through the NATS extractor of every endpoint.
+/// previous body), through the NATS extractor of every endpoint; then as an event (a disconnect
+/// or a JetStream advisory), counted as the event watchers count it.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzNATSBodies(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
@@ -21,6 +22,15 @@ public func fuzzNATSBodies(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         _ = extractor.takeDrops()
         _ = try? endpoint.pageTotal(page)
         _ = endpoint.pageCount(page)
+    }
+    var extractor = TargetExtractor(kind: .nats, targetLabels: ["job": "fuzz", "instance": "fuzz:1"])
+    switch try? NATSEvent.parse(bytes) {
+    case .clientDisconnect(let event):
+        _ = extractor.slowConsumerDisconnected(cid: event.cid, clientName: event.clientName, at: event.time)
+    case .consumerAdvisory(let advisory):
+        _ = extractor.advisory(advisory)
+    default:
+        break
     }
     return 0
 }
