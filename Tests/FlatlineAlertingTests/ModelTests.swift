@@ -117,6 +117,143 @@ struct ModelTests {
         return out
     }
 
+    /// ``consumer(_:floor:pending:ackPending:delivered:)`` with the server's own clocks: seconds
+    /// since the last acknowledgement and since the last delivery.
+    static func consumer(
+        _ second: Int,
+        floor: Double,
+        pending: Double,
+        ackPending: Double,
+        lastAck: Double,
+        lastDelivery: Double
+    ) throws -> [Sample] {
+        let labels = ["instance": "n1", "account": "$G", "stream": "ORDERS", "consumer": "worker"]
+        return try consumer(second, floor: floor, pending: pending, ackPending: ackPending) + [
+            try sample("jetstream_consumer_last_ack_seconds", lastAck, labels, at: second),
+            try sample("jetstream_consumer_last_delivery_seconds", lastDelivery, labels, at: second),
+        ]
+    }
+
+    @Test(
+        "consumer_freeze at 30 s scrapes with the server's clocks: a freeze seen by one scrape 20 s into it fires there, though in-flight acks moved the floor",
+        arguments: [false, true]
+    )
+    func freezeSeenByOneScrape(waitingBefore: Bool) throws {
+        let model = try Self.model("consumer_freeze")
+        var ticks: [(Int, [Sample])] = []
+        var floor = 0.0
+        for s in stride(from: 0, to: 300, by: 30) {
+            floor += 600
+            // Caught up at most scrapes (nothing waiting), or always a few in flight.
+            let inFlight: Double = waitingBefore || (s / 30) % 2 == 0 ? 12 : 0
+            ticks.append(
+                (
+                    s,
+                    try Self.consumer(
+                        s,
+                        floor: floor,
+                        pending: 0,
+                        ackPending: inFlight,
+                        lastAck: 0.3,
+                        lastDelivery: 0.1
+                    )
+                )
+            )
+        }
+        // Nobody pulls from 280 s: at 300 s the floor moved by the last acks of 280 s, and 400
+        // messages wait, nothing acked or delivered for 20 s.
+        ticks.append(
+            (300, try Self.consumer(300, floor: floor + 9, pending: 400, ackPending: 0, lastAck: 20, lastDelivery: 20))
+        )
+        ticks.append(
+            (
+                330,
+                try Self.consumer(330, floor: floor + 1000, pending: 0, ackPending: 10, lastAck: 0.2, lastDelivery: 0.1)
+            )
+        )
+        #expect(Self.events(model, ticks) == ["300:firing", "330:resolved"])
+    }
+
+    @Test(
+        "consumer_freeze with the server's clocks: work that arrives after a quiet spell and is being taken is no freeze"
+    )
+    func burstAfterQuiet() throws {
+        let model = try Self.model("consumer_freeze")
+        var ticks: [(Int, [Sample])] = []
+        for s in stride(from: 0, to: 150, by: 15) {
+            ticks.append(
+                (
+                    s,
+                    try Self.consumer(
+                        s,
+                        floor: Double(s * 10),
+                        pending: 2,
+                        ackPending: 5,
+                        lastAck: 0.4,
+                        lastDelivery: 0.2
+                    )
+                )
+            )
+        }
+        // Quiet for ten minutes: nothing waits, the last ack grows old.
+        for s in stride(from: 150, to: 750, by: 15) {
+            ticks.append(
+                (
+                    s,
+                    try Self.consumer(
+                        s,
+                        floor: 1490,
+                        pending: 0,
+                        ackPending: 0,
+                        lastAck: Double(s - 150),
+                        lastDelivery: Double(s - 150)
+                    )
+                )
+            )
+        }
+        // A burst lands just before the scrape: fetched (delivered 0.2 s ago), not acked yet.
+        ticks.append(
+            (750, try Self.consumer(750, floor: 1490, pending: 300, ackPending: 10, lastAck: 600, lastDelivery: 0.2))
+        )
+        ticks.append(
+            (765, try Self.consumer(765, floor: 1800, pending: 0, ackPending: 0, lastAck: 0.3, lastDelivery: 0.3))
+        )
+        #expect(Self.events(model, ticks).isEmpty)
+        // The same burst that nobody takes: it waited since the last empty scrape, at most.
+        ticks.removeLast(2)
+        ticks.append(
+            (750, try Self.consumer(750, floor: 1490, pending: 300, ackPending: 0, lastAck: 600, lastDelivery: 600))
+        )
+        #expect(Self.events(model, ticks) == ["750:firing"])
+    }
+
+    @Test("consumer_freeze with the server's clocks: acks that do not move the floor (one held message) are no freeze")
+    func heldMessageWithClocks() throws {
+        let model = try Self.model("consumer_freeze")
+        var ticks: [(Int, [Sample])] = []
+        for s in stride(from: 0, to: 300, by: 15) {
+            ticks.append(
+                (
+                    s,
+                    try Self.consumer(
+                        s,
+                        floor: Double(s * 10),
+                        pending: 1,
+                        ackPending: 4,
+                        lastAck: 0.5,
+                        lastDelivery: 0.2
+                    )
+                )
+            )
+        }
+        for s in stride(from: 300, to: 360, by: 15) {
+            ticks.append(
+                (s, try Self.consumer(s, floor: 2990, pending: 1, ackPending: 20, lastAck: 0.4, lastDelivery: 0.1))
+            )
+        }
+        #expect(Self.events(model, ticks).isEmpty)
+    }
+
     @Test(
         "consumer_freeze at 15 and 30 s scrapes: a consumer that advanced at every scrape is frozen after one scrape without progress",
         arguments: [15, 30]

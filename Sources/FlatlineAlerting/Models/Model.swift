@@ -40,7 +40,12 @@ public struct Model: Sendable, Hashable {
         /// The metric names the kind reads.
         public var metrics: Set<String> {
             switch self {
-            case .stall(let p): Set([p.progress] + p.waiting + p.draining + (p.delivered.map { [$0] } ?? []))
+            case .stall(let p):
+                Set(
+                    [p.progress] + p.waiting + p.draining + (p.delivered.map { [$0] } ?? [])
+                        + (p.idle.map { [$0] } ?? [])
+                        + (p.untaken.map { [$0] } ?? [])
+                )
             case .growth(let p): [p.metric]
             case .surge(let p): Set([p.messages] + (p.bytes.map { [$0] } ?? []))
             case .threshold(let p): Set([p.metric] + (p.ratioTo.map { [$0] } ?? []))
@@ -84,6 +89,15 @@ public struct Model: Sendable, Hashable {
         /// A counter of work handed out (`delivered.stream_seq`): when it advanced by more than
         /// the `draining` gauges rose, what was handed out was finished, which is progress too.
         public var delivered: String?
+        /// A gauge in which the server itself tells the seconds since the thing last made progress
+        /// (`jetstream_consumer_last_ack_seconds`, from the consumer's last acknowledgement): read
+        /// at any one scrape, it says how long a stall has lasted whatever the scrape interval,
+        /// where progress between scrapes can only say it at the second silent scrape.
+        public var idle: String? = nil
+        /// A gauge of the seconds since work was last handed out (`jetstream_consumer_last_delivery_seconds`).
+        /// Work first seen waiting at this scrape may have arrived just before it: a stall
+        /// reaching back before the scrape is believed only when nothing was taken meanwhile.
+        public var untaken: String? = nil
         /// Never sooner than this many seconds without progress...
         public var stallAfter: Double
         /// ...nor sooner than this many times the thing's usual gap between advances.

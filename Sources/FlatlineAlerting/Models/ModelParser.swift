@@ -34,7 +34,10 @@ extension Model {
         case "stall":
             let s = try top.section(
                 "stall",
-                known: ["progress", "waiting", "draining", "delivered", "stall_after", "stall_factor", "stall_scrapes"]
+                known: [
+                    "progress", "waiting", "draining", "delivered", "idle", "untaken", "stall_after", "stall_factor",
+                    "stall_scrapes",
+                ]
             )
             let waiting = try s.strings("waiting")
             guard !waiting.isEmpty else { throw s.fail("stall.waiting must list gauges") }
@@ -44,6 +47,8 @@ extension Model {
                     waiting: waiting,
                     draining: try s.strings("draining"),
                     delivered: s.optionalString("delivered"),
+                    idle: s.optionalString("idle"),
+                    untaken: s.optionalString("untaken"),
                     stallAfter: try s.number("stall_after", default: 10),
                     stallFactor: try s.number("stall_factor", default: 4),
                     stallScrapes: try s.positive("stall_scrapes", default: 1)

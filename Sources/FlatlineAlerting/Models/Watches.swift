@@ -162,9 +162,25 @@ struct StallWatch: Codable, Sendable {
         /// scrape interval), exponentially weighted.
         var observed: Timestamp?
         var interval: Double?
+        /// The `idle` gauge as last read, and when (the server's seconds since the last progress).
+        var idle: Double?
+        var idleAt: Timestamp?
+        /// Recent `idle` readings while work waited and the thing was not stalled.
+        var idles: [Double]?
+        /// The first tick of the current spell with work waiting, and the last tick without:
+        /// a stall is never older than the work it stalls (work that arrives after a quiet hour
+        /// is not an hour late).
+        var waitingSince: Timestamp?
+        var lastEmpty: Timestamp?
+        /// The `untaken` gauge as last read, and when.
+        var untaken: Double?
+        var untakenAt: Timestamp?
     }
 
     var things = Things<Thing>()
+
+    /// `idle` readings needed before they decide instead of progress between scrapes.
+    static let minIdles = 3
 
     mutating func observe(_ p: Model.StallParameters, time: Timestamp, seen: [Seen]) -> [Found] {
         var touched: [String] = []
@@ -175,6 +191,17 @@ struct StallWatch: Codable, Sendable {
             let name = s.sample.labels.metricName
             var state = things[s.key] ?? Thing(labels: s.labels)
             state.labels = s.labels  // a client's name may come after its first scrape
+            if name == p.idle || name == p.untaken {
+                if name == p.idle {
+                    state.idle = s.sample.value
+                    state.idleAt = time
+                } else {
+                    state.untaken = s.sample.value
+                    state.untakenAt = time
+                }
+                things.set(s.key, state, at: time)
+                continue
+            }
             if p.draining.contains(name) || name == p.delivered {
                 work[s.key, default: [:]][name] = s.sample.value
                 if !p.waiting.contains(name) && name != p.progress {
@@ -218,13 +245,30 @@ struct StallWatch: Codable, Sendable {
         }
         var out: [Found] = []
         for key in touched {
-            guard let state = things[key], let lastAdvance = state.lastAdvance else { continue }
+            guard var state = things[key], let lastAdvance = state.lastAdvance else { continue }
             let waitingNow = state.waiting.values.reduce(0, +)
-            let since = time.seconds - lastAdvance.seconds
-            let usual = ModelEvaluator.median(state.gaps) ?? 0
-            let threshold = Self.threshold(p, usualGap: usual, interval: state.interval)
+            let waited = Self.waited(&state, waitingNow: waitingNow, time: time)
+            var since = min(time.seconds - lastAdvance.seconds, waited)
+            var usual = ModelEvaluator.median(state.gaps) ?? 0
+            var threshold = Self.threshold(p, usualGap: usual, interval: state.interval)
             let condition: AlertCondition
-            if waitingNow <= 0 || since == 0 {
+            let idle = state.idleAt == time ? state.idle.flatMap { $0.isFinite && $0 >= 0 ? $0 : nil } : nil
+            if let idle, let idles = state.idles, idles.count >= Self.minIdles {
+                // The server says how long the thing has been idle: that decides, at any scrape
+                // interval. Its usual idle at a random moment is about half its usual gap.
+                usual = 2 * (ModelEvaluator.median(idles) ?? 0)
+                threshold = max(p.stallAfter, p.stallFactor * usual)
+                since = min(idle, waited)
+                if waitingNow <= 0 || idle < threshold / 2 {
+                    condition = .inactive
+                } else if since + min(0.25 * (state.interval ?? 0), 0.1 * threshold) >= threshold {
+                    // Scrapes are not exactly evenly spaced: a little early rather than a whole
+                    // scrape late.
+                    condition = .active
+                } else {
+                    condition = .unchanged
+                }
+            } else if waitingNow <= 0 || since == 0 {
                 condition = .inactive
             } else if since + 0.25 * (state.interval ?? 0) >= threshold {
                 // A quarter of a scrape early: scrapes are not exactly evenly spaced, and a
@@ -234,9 +278,16 @@ struct StallWatch: Codable, Sendable {
                 // Stopped, but not yet for long enough: neither start nor clear.
                 condition = .unchanged
             }
+            if let idle, waitingNow > 0 || idle < p.stallAfter, condition != .active, idle < threshold {
+                var idles = state.idles ?? []
+                idles.append(idle)
+                if idles.count > 32 { idles.removeFirst(idles.count - 32) }
+                state.idles = idles
+            }
+            things.set(key, state, at: time)
             let numbers = [
                 "value": F.format(since), "threshold": F.format(threshold), "waiting": F.format(waitingNow),
-                "since": lastAdvance.description, "usual_gap": F.format(usual),
+                "since": time.advanced(bySeconds: -since).description, "usual_gap": F.format(usual),
                 "expected": "progress at least every \(F.format(threshold)) s while work waits",
                 "score": F.format(since / threshold),
             ]
@@ -247,6 +298,27 @@ struct StallWatch: Codable, Sendable {
 }
 
 extension StallWatch {
+    /// How long work has waited, at most: from the first tick of a spell with work waiting. For
+    /// a spell that starts at this tick the work came after the last tick without, perhaps just
+    /// before this one: it counts from that last tick only when nothing was handed out meanwhile
+    /// (the `untaken` gauge, when the model has one), else not at all.
+    static func waited(_ state: inout Thing, waitingNow: Double, time: Timestamp) -> Double {
+        guard waitingNow > 0 else {
+            state.waitingSince = nil
+            state.lastEmpty = time
+            return 0
+        }
+        if let since = state.waitingSince { return time.seconds - since.seconds }
+        var estimate = 0.0
+        if let lastEmpty = state.lastEmpty, state.untakenAt == time, let untaken = state.untaken, untaken.isFinite,
+            untaken >= 0
+        {
+            estimate = min(time.seconds - lastEmpty.seconds, untaken)
+        }
+        state.waitingSince = time.advanced(bySeconds: -estimate)
+        return estimate
+    }
+
     /// Whether work was finished between two ticks, besides the progress counter: a `draining`
     /// gauge fell, or the `delivered` counter advanced by more than the `draining` gauges rose
     /// (messages handed out and not left outstanding were acknowledged). A worker that fetches
