@@ -35,6 +35,9 @@ public struct DaemonOptions: Sendable {
     /// Also write every raw scrape to this recording (the `flatline record` format; gzip when
     /// the name ends in `.gz`), so a live incident can be replayed.
     public var recordPath: String?
+    /// The write-ahead log under the data directory (`nil`: none, a crash loses what was
+    /// learned since the last save).
+    public var writeAheadLog: WriteAheadLogSettings? = WriteAheadLogSettings()
     public var version = "0.1.0"
 
     public init() {}
@@ -129,6 +132,7 @@ public final class Daemon: Sendable {
             notifier: notifier,
             state: state,
             metrics: metrics,
+            writeAheadLog: options.writeAheadLog,
             logger: logger
         )
         // Last, once everything else is known to be usable: a start that fails leaves an earlier
@@ -353,6 +357,8 @@ public final class Daemon: Sendable {
             let pipeline = daemon.pipeline
             let logger = daemon.logger
             let saveEvery = daemon.options.saveEvery
+            // Before the first scrape: learning continues where a crash stopped it.
+            await pipeline.recover()
             await cancelWhenGracefulShutdown {
                 await withTaskGroup(of: Void.self) { group in
                     if trapHangup {

@@ -71,6 +71,26 @@ public final class DaemonMetrics: Sendable {
         }
     }
 
+    /// A recovery from the write-ahead log at start: batches fed again, segments cut at a bad record.
+    func walRecovered(batches: Int, cutSegments: Int) {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "flatline_wal_replayed_batches",
+                unitName: "total",
+                helpText: "Batches fed again from the write-ahead log at start (learning a crash would have lost)."
+            ),
+            labels: []
+        ).increment(by: Int64(batches))
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "flatline_wal_cut_segments",
+                unitName: "total",
+                helpText: "Write-ahead log segments cut at a record cut short or failing its checksum."
+            ),
+            labels: []
+        ).increment(by: Int64(cutSegments))
+    }
+
     func state(series count: Int, alerts: [String: Int]) {
         series.set(to: Double(count))
         for (state, gauge) in alertsByState { gauge.set(to: Double(alerts[state] ?? 0)) }

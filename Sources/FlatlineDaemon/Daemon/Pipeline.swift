@@ -75,6 +75,12 @@ public actor Pipeline {
     let maxChartedSeries: Int
     /// Points kept per charted series.
     let historyPoints: Int
+    /// The batches fed since the last snapshot (under the data directory), for recovery.
+    private var wal: WriteAheadLog?
+    /// Feeding the write-ahead log again at start: nothing is notified, nothing appended.
+    private var replaying = false
+    /// Whether the last append to the write-ahead log failed (logged once per failing spell).
+    private var walFailing = false
 
     public init(
         models: [Model],
@@ -87,9 +93,20 @@ public actor Pipeline {
         maxChartedSeries: Int = 2_000,
         historyPoints: Int = 120,
         metrics: DaemonMetrics? = nil,
+        writeAheadLog: WriteAheadLogSettings? = WriteAheadLogSettings(),
         logger: Logger
     ) {
         self.metrics = metrics
+        if let state, let writeAheadLog {
+            do {
+                wal = try WriteAheadLog(directory: state.path + "/wal", options: writeAheadLog, logger: logger)
+            } catch {
+                logger.error(
+                    "no write-ahead log: a crash loses what was learned since the last save",
+                    metadata: ["error": "\(error)"]
+                )
+            }
+        }
         self.models = models
         self.detector = detector
         self.detection = detection
@@ -147,6 +164,27 @@ public actor Pipeline {
 
     /// One target's round: detection, models, alert states, dispatcher.
     public func ingest(_ batch: ScrapeBatch) {
+        if let wal, !replaying {
+            do {
+                try wal.append(batch)
+                if walFailing {
+                    walFailing = false
+                    logger.info("write-ahead log written again")
+                }
+            } catch {
+                if !walFailing {
+                    logger.error("cannot write the write-ahead log; evaluating anyway", metadata: ["error": "\(error)"])
+                }
+                walFailing = true
+            }
+            if wal.size > wal.options.maxBytes {
+                logger.notice(
+                    "write-ahead log past its size limit: saving state to truncate it",
+                    metadata: ["bytes": "\(wal.size)"]
+                )
+                save()
+            }
+        }
         if batch.event {
             // Counters an event moved between scrapes: the models see them at once; detection,
             // the target's health and the scrape metrics wait for the next scrape.
@@ -228,7 +266,8 @@ public actor Pipeline {
         let now = Self.now()
         for event in events {
             dispatcher.update(event.alert, at: now)
-            logger.info(
+            logger.log(
+                level: replaying ? .debug : .info,
                 "alert \(event.status.rawValue)",
                 metadata: [
                     "alertname": "\(event.alert.labels["alertname"] ?? "")",
@@ -239,7 +278,30 @@ public actor Pipeline {
         }
         // Alerts that changed are due now when their group waits for nothing: no need to wait
         // for the next flush tick.
-        if !events.isEmpty { flush() }
+        if !events.isEmpty && !replaying { flush() }
+    }
+
+    /// Feeds the write-ahead log (the batches since the last save) through the pipeline again,
+    /// so learning continues where a crash stopped it; then saves, which truncates the log.
+    /// Alerts it fires or resolves are notified at the next flush, as after any restart.
+    /// Call once, before the first scrape.
+    @discardableResult
+    public func recover() -> (batches: Int, cutSegments: Int) {
+        guard let wal else { return (0, 0) }
+        replaying = true
+        let report = wal.replay { batch in ingest(batch) }
+        replaying = false
+        guard report.batches > 0 || report.cutSegments > 0 else { return (0, 0) }
+        logger.info(
+            "continued from the write-ahead log",
+            metadata: [
+                "batches": "\(report.batches)", "segments": "\(report.segments)",
+                "segments_cut": "\(report.cutSegments)", "bytes_cut": "\(report.cutBytes)",
+            ]
+        )
+        metrics?.walRecovered(batches: report.batches, cutSegments: report.cutSegments)
+        save()
+        return (report.batches, report.cutSegments)
     }
 
     private func remember(_ labels: LabelSet, _ point: SeriesHistory.Point, rate: Bool) {
@@ -304,12 +366,18 @@ public actor Pipeline {
     public func save() {
         guard let state else { return }
         // Every file on its own: one that cannot be written never keeps the others from disk.
+        var saved = true
         func attempt(_ what: String, _ body: () throws(StateFileError) -> Void) {
             do {
                 try body()
             } catch {
+                saved = false
                 logger.error("cannot save state", metadata: ["state": "\(what)", "error": "\(error)"])
             }
+        }
+        defer {
+            // What the log held is in the snapshot now, unless a file could not be written.
+            if saved { wal?.checkpoint() }
         }
         for (target, bank) in banks.sorted(by: { $0.key < $1.key }) {
             attempt("detection of \(target)") { () throws(StateFileError) in try state.save(bank, source: target) }

@@ -20,6 +20,26 @@ public struct ScrapeBatch: Sendable {
     /// Samples an event of the server brought between scrapes (a slow consumer's disconnect),
     /// at the event's time: no scrape, so the target's health is not touched.
     public var event = false
+
+    public init(
+        target: String,
+        labels: [String: String],
+        time: Timestamp,
+        samples: [Sample],
+        health: ScrapeHealth,
+        errors: [String: String],
+        drops: DropCounts,
+        event: Bool = false
+    ) {
+        self.target = target
+        self.labels = labels
+        self.time = time
+        self.samples = samples
+        self.health = health
+        self.errors = errors
+        self.drops = drops
+        self.event = event
+    }
 }
 
 /// Writes raw scrapes to a recording; shared by every target's task.

@@ -36,12 +36,21 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("save-interval"),
-        help: "How often learned state is saved (a shutdown saves too); a crash loses at most this much learning."
+        help: "How often learned state is saved (a shutdown saves too); a save truncates the write-ahead log."
     )
     var saveInterval = DurationArgument(seconds: 300)
 
     @Option(help: "Also write every raw scrape to this recording (gzip when it ends in .gz), for flatline replay.")
     var record: String?
+
+    @Option(help: "Size of a write-ahead log segment (a new one starts past it), e.g. 64MiB.")
+    var walSegmentSize = "64MiB"
+
+    @Option(help: "Past this size of the write-ahead log, state is saved and the log truncated, e.g. 1GiB.")
+    var walMaxSize = "1GiB"
+
+    @Flag(help: "No write-ahead log: a crash loses what was learned since the last save.")
+    var noWal = false
 
     @Option(help: "Log lines as text or json.")
     var logFormat = "text"
@@ -55,6 +64,13 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("--log-level must be trace, debug, info, notice, warning, error or critical")
         }
         guard saveInterval.seconds >= 1 else { throw ValidationError("--save-interval must be at least 1s") }
+        for (flag, text) in [("--wal-segment-size", walSegmentSize), ("--wal-max-size", walMaxSize)] {
+            guard let bytes = ByteSize.parse(text), bytes >= 4096 else {
+                throw ValidationError(
+                    "\(flag) must be a size of at least 4KiB (64MiB, 1GiB, or bytes), not \"\(text)\""
+                )
+            }
+        }
         guard Self.split(listen) != nil else {
             throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9464")
         }
@@ -98,6 +114,14 @@ struct RunCommand: AsyncParsableCommand {
         options.modelsDirectory = models
         options.saveEvery = saveInterval.seconds
         options.recordPath = record
+        if noWal {
+            options.writeAheadLog = nil
+        } else {
+            var wal = WriteAheadLogSettings()
+            wal.segmentBytes = ByteSize.parse(walSegmentSize) ?? wal.segmentBytes
+            wal.maxBytes = ByteSize.parse(walMaxSize) ?? wal.maxBytes
+            options.writeAheadLog = wal
+        }
         let daemon: Daemon
         do {
             daemon = try Daemon(configuration: configuration, options: options, logger: logger)
