@@ -1,7 +1,6 @@
 import AsyncHTTPClient
 import FlatlineAlerting
 import FlatlineCore
-import FlatlineDaemon
 import FlatlineIngest
 import FlatlineScrape
 import FlatlineTestSupport
@@ -12,6 +11,8 @@ import NIOHTTP1
 import NIOSSL
 import Synchronization
 import Testing
+
+@testable import FlatlineDaemon
 
 /// `flatline run` in-process against a real nats-server with real traffic: a consumer freeze
 /// reaches a webhook with its labels and explanation; /metrics parses and passes promtool; a
@@ -162,6 +163,39 @@ struct DaemonTests {
             let replayedAlerts = try String(contentsOf: events, encoding: .utf8)
             #expect(replayedAlerts.contains("\"alertname\":\"ConsumerFreeze\""), "\(replayedAlerts)")
             #expect(replayedAlerts.contains("\"alertname\":\"ProducerFlood\""), "\(replayedAlerts)")
+            // One pipeline: every alert the daemon raised, the replay raised with the same name,
+            // fingerprint and start, and resolved at the same time (the last of each).
+            var replayedByFingerprint: [String: (name: String, firing: String, resolved: String?)] = [:]
+            for line in replayedAlerts.split(separator: "\n") {
+                let record = try JSONDecoder().decode(AlertEventRecord.self, from: Data(line.utf8))
+                var entry =
+                    replayedByFingerprint[record.fingerprint] ?? (
+                        record.labels["alertname"] ?? "", record.startsAt, nil
+                    )
+                if record.status == "firing" {
+                    entry.firing = record.startsAt
+                    entry.resolved = nil
+                } else {
+                    entry.resolved = record.ts
+                }
+                replayedByFingerprint[record.fingerprint] = entry
+            }
+            let live = await daemon.pipeline.engine.alerts.values.filter { $0.firedAt != nil }
+            #expect(!live.isEmpty)
+            for alert in live {
+                let entry = replayedByFingerprint[alert.fingerprint.description]
+                #expect(entry?.name == alert.labels["alertname"], "\(alert.labels) not replayed")
+                #expect(entry?.firing == alert.firedAt?.description, "\(alert.labels): \(String(describing: entry))")
+                #expect(
+                    entry?.resolved == alert.resolvedAt?.description,
+                    "\(alert.labels): \(String(describing: entry))"
+                )
+            }
+            let liveFingerprints = Set(live.map(\.fingerprint.description))
+            #expect(
+                Set(replayedByFingerprint.keys).subtracting(liveFingerprints).isEmpty,
+                "replay raised alerts the daemon did not"
+            )
         }
         // The flood reached it too, naming the connection that floods.
         let flood = try #require(hook.bodies.withLock { $0.first { $0.contains("ProducerFlood") } })

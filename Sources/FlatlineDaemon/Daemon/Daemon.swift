@@ -249,8 +249,17 @@ public final class Daemon: Sendable {
         }
     }
 
-    static func detection(_ configuration: Configuration) -> [String: DetectionSettings] {
+    /// How each target's series are detected, by target name; and by `JOB/*` for the targets a
+    /// job finds as it runs (the servers of a `nats_system` job, a `nats_events` connection).
+    public static func detection(_ configuration: Configuration) -> [String: DetectionSettings] {
         var out: [String: DetectionSettings] = [:]
+        for job in configuration.scrapeConfigs {
+            out[job.jobName + "/*"] = DetectionSettings(
+                step: job.scrapeInterval,
+                maxSeries: job.maxSeries,
+                staleAfter: configuration.global.staleAfter
+            )
+        }
         for target in configuration.targets {
             out[target.name] = DetectionSettings(
                 step: target.job.scrapeInterval,

@@ -162,8 +162,18 @@ public actor Pipeline {
         return false
     }
 
+    /// A target's detection settings: its own, else its job's (`JOB/*`: servers a `nats_system`
+    /// job found), the job taken from the target's name (`JOB/ADDRESS`) when not given.
+    static func settings(_ detection: [String: DetectionSettings], target: String, job: String?) -> DetectionSettings? {
+        if let own = detection[target] { return own }
+        let jobName = job ?? target.split(separator: "/", maxSplits: 1).first.map(String.init) ?? ""
+        return detection[jobName + "/*"]
+    }
+
     /// One target's round: detection, models, alert states, dispatcher.
-    public func ingest(_ batch: ScrapeBatch) {
+    /// - Returns: the alerts that fired or resolved (for a replay's `--alerts-out`).
+    @discardableResult
+    public func ingest(_ batch: ScrapeBatch) -> [AlertEvent] {
         if let wal, !replaying {
             do {
                 try wal.append(batch)
@@ -188,11 +198,10 @@ public actor Pipeline {
         if batch.event {
             // Counters an event moved between scrapes: the models see them at once; detection,
             // the target's health and the scrape metrics wait for the next scrape.
-            evaluate(time: batch.time, samples: batch.samples, verdicts: [])
-            return
+            return evaluate(time: batch.time, samples: batch.samples, verdicts: [])
         }
         firstScrapeDone = true
-        let settings = detection[batch.target] ?? DetectionSettings()
+        let settings = Self.settings(detection, target: batch.target, job: batch.labels["job"]) ?? DetectionSettings()
         var bank: DetectionBank
         if let existing = banks[batch.target] {
             bank = existing
@@ -210,7 +219,7 @@ public actor Pipeline {
                 )
             } catch {
                 logger.error("cannot set up detection", metadata: ["target": "\(batch.target)", "error": "\(error)"])
-                return
+                return []
             }
         }
         let verdicts = bank.process(time: batch.time, samples: batch.samples)
@@ -232,7 +241,7 @@ public actor Pipeline {
                 anomaly: point.inBurst
             )
         }
-        evaluate(time: batch.time, samples: batch.samples, verdicts: verdicts)
+        let events = evaluate(time: batch.time, samples: batch.samples, verdicts: verdicts)
         metrics?.scraped(
             job: batch.labels["job"] ?? "",
             target: batch.target,
@@ -257,10 +266,11 @@ public actor Pipeline {
                 ? nil : batch.errors.keys.sorted().map { "\($0): \(batch.errors[$0] ?? "")" }.joined(separator: "; "),
             samples: batch.samples.count
         )
+        return events
     }
 
     /// The models' verdict on a tick's samples, into alert states and the dispatcher.
-    private func evaluate(time: Timestamp, samples: [Sample], verdicts: [SampleVerdict]) {
+    private func evaluate(time: Timestamp, samples: [Sample], verdicts: [SampleVerdict]) -> [AlertEvent] {
         let observations = evaluator.observe(time: time, samples: samples, verdicts: verdicts)
         let events = engine.evaluate(at: time, observations)
         let now = Self.now()
@@ -279,6 +289,7 @@ public actor Pipeline {
         // Alerts that changed are due now when their group waits for nothing: no need to wait
         // for the next flush tick.
         if !events.isEmpty && !replaying { flush() }
+        return events
     }
 
     /// Feeds the write-ahead log (the batches since the last save) through the pipeline again,
@@ -397,8 +408,8 @@ public actor Pipeline {
         dispatcher = next
         self.detection = detection
         self.notifier = notifier
-        for target in banks.keys where detection[target] == nil { banks[target] = nil }
-        targets = targets.filter { detection[$0.key] != nil }
+        for (target, _) in banks where Self.settings(detection, target: target, job: nil) == nil { banks[target] = nil }
+        targets = targets.filter { Self.settings(detection, target: $0.key, job: $0.value.job) != nil }
     }
 
     // MARK: Silences

@@ -5,8 +5,9 @@ import FlatlineDaemon
 import FlatlineIngest
 import FlatlineScrape
 import Foundation
+import Logging
 
-struct ReplayCommand: ParsableCommand {
+struct ReplayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
         abstract: "Run recorded series through the detectors, faster than real time.",
@@ -159,11 +160,14 @@ struct ReplayCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         let clock = ContinuousClock()
         let started = clock.now
         var file: SeriesFile
         var detector = detectorConfiguration()
+        // A recording replayed with the daemon's configuration: its alerts come from the daemon's
+        // own pipeline (per-target rounds, banks and steps), as the daemon raised them.
+        var daemonConfiguration: Configuration?
         if let config {
             let configuration: Configuration
             do {
@@ -175,6 +179,7 @@ struct ReplayCommand: ParsableCommand {
             }
             if inputFormat == .recording || (inputFormat == nil && Self.looksLikeRecording(input)) {
                 file = try SeriesFile.loadRecording(path: input, jobs: configuration.recordingJobs, kind: kind)
+                daemonConfiguration = configuration
             } else {
                 file = try SeriesFile.load(path: input, format: inputFormat, kind: kind)
             }
@@ -220,14 +225,26 @@ struct ReplayCommand: ParsableCommand {
         try sink.close()
         if let saveState { try StateFile.save(result.bank, to: saveState) }
         if let alertsOut {
+            var events = result.alertEvents
+            if let daemonConfiguration {
+                let logger = Logger(label: "flatline.replay") { label in
+                    var handler = StreamLogHandler.standardError(label: label)
+                    handler.logLevel = quiet ? .critical : .error
+                    return handler
+                }
+                events = try await DaemonReplay.run(
+                    recording: input,
+                    configuration: daemonConfiguration,
+                    models: loadedModels,
+                    logger: logger
+                ).events
+            }
             let alerts = try OutputSink(path: alertsOut)
-            for event in result.alertEvents { alerts.write(AlertEventLine.json(event) + "\n") }
+            for event in events { alerts.write(AlertEventLine.json(event) + "\n") }
             try alerts.close()
             if !quiet {
-                let firing = result.alertEvents.filter { $0.status == .firing }.count
-                Stderr.write(
-                    "replay: \(alertsOut): \(firing) alerts fired, \(result.alertEvents.count - firing) resolved\n"
-                )
+                let firing = events.filter { $0.status == .firing }.count
+                Stderr.write("replay: \(alertsOut): \(firing) alerts fired, \(events.count - firing) resolved\n")
             }
         }
 

@@ -1,0 +1,199 @@
+import FlatlineCore
+import FlatlineIngest
+
+/// A recording read back as the batches the daemon fed its pipeline: per target, the bodies of
+/// one round through the target's own extractor, and at the round's `"scrape"` line the same
+/// validation and scrape series the live scraper adds (``TargetState``, the same code), stamped
+/// with the round's time; events as event batches at their own time. With the configuration the
+/// daemon ran with, a replay of its `--record` file evaluates exactly what it evaluated.
+///
+/// A target's job comes from its recorded `job` label (the configuration's settings for that
+/// job: extraction, relabeling, limits, `max_series`); an unknown job gets the defaults. A round
+/// without a `"scrape"` line (recordings of other tools) ends when one of its endpoints comes
+/// again for that target, or the recording ends; its time is its first body's.
+public struct RecordedRounds {
+    private let reader: RecordingReader
+    private let configuration: Configuration
+    private var lookahead: RecordedScrape?
+    private var states: [String: TargetState] = [:]
+    private var open: [String: Round] = [:]
+    private var ready: [ScrapeBatch] = []
+    private var finished = false
+    /// Lines of endpoints this version does not know, by endpoint; skipped, and counted here.
+    public private(set) var skipped: [String: Int] = [:]
+
+    private struct Round {
+        var time: Timestamp
+        var samples: [Sample] = []
+        var errors: [String: String] = [:]
+        var endpoints: Set<String> = []
+    }
+
+    /// - Throws: ``RecordingError`` when the recording cannot be opened.
+    public init(path: String, configuration: Configuration) throws(RecordingError) {
+        reader = try RecordingReader(path: path)
+        self.configuration = configuration
+    }
+
+    public var path: String { reader.path }
+    /// Set when the recording ended early (cut off by a crash): everything before the cut was read.
+    public var truncation: RecordingError? { reader.truncation }
+
+    /// The next batch, or `nil` at the end.
+    /// - Throws: ``RecordingError`` for a line that is not a recorded scrape.
+    public mutating func next() throws(RecordingError) -> ScrapeBatch? {
+        while ready.isEmpty && !finished {
+            guard let pages = try nextScrape() else {
+                finished = true
+                // Rounds the recording ended in, oldest first.
+                for key in open.keys.sorted(by: {
+                    (open[$0]?.time.milliseconds ?? 0, $0) < (open[$1]?.time.milliseconds ?? 0, $1)
+                }) {
+                    close(key, health: nil)
+                }
+                break
+            }
+            handle(pages)
+        }
+        return ready.isEmpty ? nil : ready.removeFirst()
+    }
+
+    /// One scrape: a line and the later pages that follow it.
+    private mutating func nextScrape() throws(RecordingError) -> [RecordedScrape]? {
+        var next = lookahead
+        lookahead = nil
+        if next == nil { next = try reader.next() }
+        guard let first = next else { return nil }
+        var pages = [first]
+        while let following = try reader.next() {
+            if following.page > 1, following.endpoint == first.endpoint, following.target == first.target {
+                pages.append(following)
+            } else {
+                lookahead = following
+                break
+            }
+        }
+        return pages
+    }
+
+    private func labels(_ scrape: RecordedScrape) -> [String: String] {
+        let d = scrape.document
+        var labels: [String: String] = [:]
+        if let node = d.member(d.root, "labels"), d.kind(node) == .object {
+            for (key, value) in d.members(node) {
+                guard let name = d.string(key), let text = d.string(value), LabelSet.isValidLabelName(name) else {
+                    continue
+                }
+                labels[name] = text
+            }
+        }
+        if labels.isEmpty { labels = ["job": "nats", "instance": scrape.target ?? "recording"] }
+        return labels
+    }
+
+    private mutating func handle(_ pages: [RecordedScrape]) {
+        let first = pages[0]
+        let labels = labels(first)
+        let key = labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{1}")
+        var state =
+            states[key]
+            ?? {
+                let jobName = labels["job"] ?? "nats"
+                let job =
+                    configuration.scrapeConfigs.first { $0.jobName == jobName }
+                    ?? ScrapeConfiguration(
+                        jobName: jobName,
+                        kind: first.endpoint == "metrics" ? .prometheus : .nats,
+                        scrapeInterval: configuration.global.scrapeInterval,
+                        scrapeTimeout: configuration.global.scrapeTimeout,
+                        targets: []
+                    )
+                let address = first.target ?? labels["instance"] ?? "recording"
+                return TargetState(
+                    target: ScrapeTarget(job: job, address: address, labels: labels),
+                    global: configuration.global
+                )
+            }()
+        defer { states[key] = state }
+        if first.endpoint == "scrape" {
+            states[key] = state
+            close(key, health: first)
+            state = states[key] ?? state
+            return
+        }
+        if first.endpoint == NATSEvent.recordingEndpoint {
+            guard let body = first.body else { return }
+            var samples: [Sample] = []
+            switch try? NATSEvent.parse(first.document, root: body) {
+            case .clientDisconnect(let event) where event.isSlowConsumer:
+                samples = state.extractor.slowConsumerDisconnected(
+                    cid: event.cid,
+                    clientName: event.clientName,
+                    at: event.time
+                )
+            case .consumerAdvisory(let advisory):
+                samples = state.extractor.advisory(advisory)
+            default:
+                break
+            }
+            let batch = state.event(samples: samples, time: first.time)
+            if !batch.samples.isEmpty { ready.append(batch) }
+            return
+        }
+        // An endpoint again while its round is open: the earlier round had no "scrape" line.
+        if let round = open[key], round.endpoints.contains(first.endpoint) {
+            states[key] = state
+            close(key, health: nil)
+            state = states[key] ?? state
+        }
+        var round = open[key] ?? Round(time: first.time)
+        round.endpoints.insert(first.endpoint)
+        defer { open[key] = round }
+        if let error = first.error {
+            round.errors[first.endpoint] = error
+            return
+        }
+        do {
+            switch first.endpoint {
+            case "metrics":
+                guard let node = first.body, let text = first.document.string(node) else {
+                    round.errors["metrics"] = "a metrics body must be a JSON string"
+                    return
+                }
+                round.samples += try state.extractor.samples(
+                    exposition: Array(text.utf8),
+                    contentType: first.contentType,
+                    scrapeTime: first.time
+                )
+            default:
+                guard let endpoint = NATSEndpoint(rawValue: first.endpoint) else {
+                    skipped[first.endpoint, default: 0] += pages.count
+                    return
+                }
+                let bodies = pages.compactMap { page in page.body.map { JSONPage(document: page.document, node: $0) } }
+                round.samples += try state.extractor.samples(endpoint, pages: bodies, scrapeTime: first.time)
+            }
+        } catch {
+            round.errors[first.endpoint] = error.description
+        }
+    }
+
+    /// Ends a target's round as the live scraper does, with the recorded health when there is one.
+    private mutating func close(_ key: String, health line: RecordedScrape?) {
+        guard var state = states[key] else { return }
+        let round = open[key] ?? Round(time: line?.time ?? Timestamp(milliseconds: 0))
+        open[key] = nil
+        var duration = 0.0
+        if let line, let node = line.body {
+            duration = line.document.number(node, "duration_seconds") ?? 0
+        }
+        let batch = state.close(
+            samples: round.samples,
+            errors: round.errors,
+            time: line?.time ?? round.time,
+            durationSeconds: duration.isFinite ? duration : 0
+        )
+        states[key] = state
+        ready.append(batch)
+    }
+}
