@@ -96,9 +96,10 @@ final class WriteAheadLog {
         record += payload
         if descriptor < 0 || segmentSize >= options.segmentBytes { try openNext() }
         let written = record.withUnsafeBytes { raw -> Int in
+            guard let base = raw.baseAddress else { return 0 }
             var offset = 0
             while offset < raw.count {
-                let n = write(descriptor, raw.baseAddress! + offset, raw.count - offset)
+                let n = write(descriptor, base + offset, raw.count - offset)
                 if n < 0 {
                     if errno == EINTR { continue }
                     return -1
