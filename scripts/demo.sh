@@ -49,7 +49,7 @@ receivers:
 YAML
 sleep 1
 "$bin" run --config "$dir/flatline.yml" --data-dir "$dir/data" --listen "127.0.0.1:$api_port" \
-    --models "$root/models" --log-level warning &
+    --models "$root/models" --log-level warning --record "$dir/live.ndjson.gz" &
 run_pid=$!
 pids+=($run_pid)
 echo
@@ -119,4 +119,28 @@ show(during)
 if after:
     print(f"  after the traffic stopped (its workers gone with messages left): {len(after)}")
     show(after)
+PY
+
+# One pipeline: the daemon's recording, replayed with the same configuration, raises the same
+# alerts (name, fingerprint, start) as the receiver got from the daemon.
+"$bin" replay "$dir/live.ndjson.gz" --config "$dir/flatline.yml" --models "$root/models" \
+    --out /dev/null --alerts-out "$dir/replayed.ndjson" --quiet
+python3 - "$dir/received.ndjson" "$dir/replayed.ndjson" <<'PY'
+import json, sys
+def starts(path):
+    out = set()
+    for line in open(path):
+        if line.strip():
+            a = json.loads(line)
+            if a["status"] == "firing":
+                out.add((a["labels"].get("alertname"), a["fingerprint"], a["startsAt"]))
+    return out
+live, replayed = starts(sys.argv[1]), starts(sys.argv[2])
+print()
+if live == replayed:
+    print(f"Replaying the daemon's recording (--record) with its configuration: the same {len(live)} alerts, same fingerprints and starts.")
+else:
+    print("Replaying the daemon's recording with its configuration gave other alerts:")
+    for a in sorted(live - replayed): print("  only live:    ", *a)
+    for a in sorted(replayed - live): print("  only replayed:", *a)
 PY

@@ -84,6 +84,10 @@ struct ReplayCommandTests {
         #expect(short.standardError.contains("the gzip stream is truncated"), "\(short.standardError)")
         #expect(short.standardError.contains("replayed what came before"))
         #expect(short.standardOutput.split(separator: "\n").count > 1000)
+        // --quiet drops the summary, never the warning.
+        let quietShort = try replay([cut.path, "--quiet"])
+        #expect(quietShort.standardError.contains("the gzip stream is truncated"), "\(quietShort.standardError)")
+        #expect(!quietShort.standardError.contains("series,"))
         // The counter's rate over the failed scrape: 20 in 2 s.
         #expect(
             small.standardOutput.contains(

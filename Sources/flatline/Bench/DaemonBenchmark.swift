@@ -40,6 +40,8 @@ struct DaemonBenchmark {
     let executable: URL
     /// The shipped models (the latency run adds its trigger model to a copy).
     let models: String
+    /// More arguments for `flatline run` (`--no-wal`).
+    var extraArguments: [String] = []
     let progress: @Sendable (String) -> Void
 
     /// The target and receiver: `/metrics` with `series` series (half gauges, half counters,
@@ -288,10 +290,11 @@ struct DaemonBenchmark {
             try config.write(to: configFile, atomically: true, encoding: .utf8)
             let process = Process()
             process.executableURL = executable
-            process.arguments = [
-                "run", "--config", configFile.path, "--data-dir", directory.appendingPathComponent("data").path,
-                "--models", modelsCopy.path, "--listen", "127.0.0.1:0", "--log-level", "warning",
-            ]
+            process.arguments =
+                [
+                    "run", "--config", configFile.path, "--data-dir", directory.appendingPathComponent("data").path,
+                    "--models", modelsCopy.path, "--listen", "127.0.0.1:0", "--log-level", "warning",
+                ] + extraArguments
             let log = directory.appendingPathComponent("daemon.log")
             _ = FileManager.default.createFile(atPath: log.path, contents: nil)
             process.standardOutput = FileHandle.nullDevice

@@ -52,6 +52,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("daemon-rounds"), help: "Alerts the latency run measures, one per 1 s scrape.")
     var daemonRounds: Int = 100
 
+    @Flag(name: .customLong("daemon-no-wal"), help: "Run the daemon part's daemon without its write-ahead log.")
+    var daemonNoWAL = false
+
     @Option(help: "The models the daemon part runs with.")
     var models: String = "models"
 
@@ -189,7 +192,8 @@ struct BenchCommand: AsyncParsableCommand {
         }
         let bench = DaemonBenchmark(
             executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
-            models: models
+            models: models,
+            extraArguments: daemonNoWAL ? ["--no-wal"] : []
         ) { Stderr.write("\rbench: \($0)…                ") }
         // --quick: small and fast (a look, or a test); otherwise the sizes the targets are for.
         let latencySeries = quick ? 1_000 : daemonSeries[0]
@@ -203,7 +207,9 @@ struct BenchCommand: AsyncParsableCommand {
             scrapes: quick ? 2 : daemonScrapes
         )
         Stderr.write("\r\u{1B}[K")
-        print("\nThe daemon (flatline run in its own process, a local target and webhook)")
+        print(
+            "\nThe daemon (flatline run in its own process, a local target and webhook\(daemonNoWAL ? "; no write-ahead log" : ""))"
+        )
         Self.table(
             ["measure", "value", "run"],
             [

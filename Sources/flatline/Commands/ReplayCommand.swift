@@ -186,9 +186,8 @@ struct ReplayCommand: AsyncParsableCommand {
         } else {
             file = try SeriesFile.load(path: input, format: inputFormat, kind: kind)
         }
-        if !quiet {
-            for warning in file.warnings { Stderr.write("replay: \(input): \(warning)\n") }
-        }
+        // Warnings (a recording cut short, lines skipped) are said even with --quiet.
+        for warning in file.warnings { Stderr.write("replay: \(input): \(warning)\n") }
         let state = try loadState.map { path throws(StateFileError) in try StateFile.load(from: path) }
         var loadedModels: [Model] = []
         if alertsOut != nil {
