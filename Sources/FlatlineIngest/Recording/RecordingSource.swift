@@ -157,19 +157,8 @@ public struct RecordingSource {
                 result.samples = validator.validate(samples, scrapeTime: first.time).valid
             case NATSEvent.recordingEndpoint:
                 // An event told between scrapes, counted as it was live.
-                var samples: [Sample] = []
-                switch try NATSEvent.parse(first.document, root: bodyNode) {
-                case .clientDisconnect(let event) where event.isSlowConsumer:
-                    samples = extractor.slowConsumerDisconnected(
-                        cid: event.cid,
-                        clientName: event.clientName,
-                        at: event.time
-                    )
-                case .consumerAdvisory(let advisory):
-                    samples = extractor.advisory(advisory)
-                default:
-                    break
-                }
+                let samples =
+                    try NATSEvent.parse(first.document, root: bodyNode).map { extractor.samples(event: $0) } ?? []
                 result.samples = validator.validate(samples, scrapeTime: first.time).valid
             default:
                 guard let endpoint = NATSEndpoint(rawValue: first.endpoint) else {
@@ -191,6 +180,16 @@ public struct RecordingSource {
     }
 
     private func targetLabels(_ scrape: RecordedScrape) -> [String: String] {
+        Self.targetLabels(scrape, defaultJob: defaultJob, defaultInstance: defaultInstance)
+    }
+
+    /// A line's target labels: its recorded `"labels"` (valid names only), else `job` and
+    /// `instance` from the defaults and the line's `"target"`.
+    public static func targetLabels(
+        _ scrape: RecordedScrape,
+        defaultJob: String = "nats",
+        defaultInstance: String = "recording"
+    ) -> [String: String] {
         let d = scrape.document
         if let node = d.member(d.root, "labels"), d.kind(node) == .object {
             var labels: [String: String] = [:]

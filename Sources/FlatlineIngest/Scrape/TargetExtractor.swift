@@ -82,6 +82,19 @@ public struct TargetExtractor: Sendable {
         return relabel(nats.slowConsumerDisconnected(cid: cid, clientName: clientName, at: time))
     }
 
+    /// What an event brings: a slow consumer's disconnect counted on its client group, an
+    /// advisory on its consumer; nothing for other events.
+    public mutating func samples(event: NATSEvent) -> [Sample] {
+        switch event {
+        case .clientDisconnect(let disconnect) where disconnect.isSlowConsumer:
+            slowConsumerDisconnected(cid: disconnect.cid, clientName: disconnect.clientName, at: disconnect.time)
+        case .consumerAdvisory(let advisory):
+            self.advisory(advisory)
+        default:
+            []
+        }
+    }
+
     /// A JetStream consumer advisory counted: its consumer's counter at the advisory's time,
     /// relabeled as scrapes are.
     public mutating func advisory(_ advisory: NATSEvent.ConsumerAdvisory) -> [Sample] {

@@ -76,24 +76,9 @@ public struct RecordedRounds {
         return pages
     }
 
-    private func labels(_ scrape: RecordedScrape) -> [String: String] {
-        let d = scrape.document
-        var labels: [String: String] = [:]
-        if let node = d.member(d.root, "labels"), d.kind(node) == .object {
-            for (key, value) in d.members(node) {
-                guard let name = d.string(key), let text = d.string(value), LabelSet.isValidLabelName(name) else {
-                    continue
-                }
-                labels[name] = text
-            }
-        }
-        if labels.isEmpty { labels = ["job": "nats", "instance": scrape.target ?? "recording"] }
-        return labels
-    }
-
     private mutating func handle(_ pages: [RecordedScrape]) {
         let first = pages[0]
-        let labels = labels(first)
+        let labels = RecordingSource.targetLabels(first)
         let key = labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{1}")
         var state =
             states[key]
@@ -123,19 +108,8 @@ public struct RecordedRounds {
         }
         if first.endpoint == NATSEvent.recordingEndpoint {
             guard let body = first.body else { return }
-            var samples: [Sample] = []
-            switch try? NATSEvent.parse(first.document, root: body) {
-            case .clientDisconnect(let event) where event.isSlowConsumer:
-                samples = state.extractor.slowConsumerDisconnected(
-                    cid: event.cid,
-                    clientName: event.clientName,
-                    at: event.time
-                )
-            case .consumerAdvisory(let advisory):
-                samples = state.extractor.advisory(advisory)
-            default:
-                break
-            }
+            let event = (try? NATSEvent.parse(first.document, root: body)) ?? nil
+            let samples = event.map { state.extractor.samples(event: $0) } ?? []
             let batch = state.event(samples: samples, time: first.time)
             if !batch.samples.isEmpty { ready.append(batch) }
             return

@@ -24,14 +24,7 @@ public func fuzzNATSBodies(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         _ = endpoint.pageCount(page)
     }
     var extractor = TargetExtractor(kind: .nats, targetLabels: ["job": "fuzz", "instance": "fuzz:1"])
-    switch try? NATSEvent.parse(bytes) {
-    case .clientDisconnect(let event):
-        _ = extractor.slowConsumerDisconnected(cid: event.cid, clientName: event.clientName, at: event.time)
-    case .consumerAdvisory(let advisory):
-        _ = extractor.advisory(advisory)
-    default:
-        break
-    }
+    if let event = (try? NATSEvent.parse(bytes)) ?? nil { _ = extractor.samples(event: event) }
     return 0
 }
 
