@@ -3,6 +3,8 @@ import FlatlineIngest
 import FlatlineScrape
 import FlatlineTestSupport
 import Foundation
+import Hummingbird
+import NIOCore
 import Synchronization
 import Testing
 
@@ -270,5 +272,86 @@ extension WriteAheadLogTests {
         }
         let alerted = try #require(hook.bodies.withLock { $0.first { $0.contains("ProducerFlood") } })
         #expect(alerted.contains("telemetry-producer"), "\(alerted)")
+    }
+}
+
+extension WriteAheadLogTests {
+    /// A Prometheus target whose `x` is 10, and a webhook that keeps what it is sent.
+    final class TargetAndHook: Sendable {
+        let bodies = Mutex<[String]>([])
+
+        func router() -> Router<BasicRequestContext> {
+            let router = Router()
+            router.get("/metrics") { _, _ -> Response in
+                Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "# TYPE x gauge\nx 10\n")))
+            }
+            router.post("/hook") { request, _ -> Response in
+                let body = try await request.body.collect(upTo: 1 << 20)
+                self.bodies.withLock { $0.append(String(buffer: body)) }
+                return Response(status: .ok)
+            }
+            return router
+        }
+
+        /// Firing notifications of `alertname` received.
+        func firing(_ alertname: String) -> Int {
+            bodies.withLock { bodies in
+                bodies.filter { $0.contains(alertname) && $0.contains(#""status":"firing""#) }.count
+            }
+        }
+    }
+
+    @Test(
+        "killed with SIGKILL after an alert was told, restarted: the alert is not told again (the notification log)",
+        .timeLimit(.minutes(2))
+    )
+    func toldOnce() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let models = directory.file("models")
+        try FileManager.default.createDirectory(at: models, withIntermediateDirectories: true)
+        _ = try directory.write(
+            "models/too_high.yml",
+            """
+            name: too_high
+            kind: threshold
+            group_by: [instance]
+            threshold: {metric: x, above: 5}
+            alert: {name: TooHigh, severity: warning, summary: "x is {{value}}", description: "x is high"}
+            """
+        )
+        let server = TargetAndHook()
+        try await TestHTTPServer.run(server.router()) { port in
+            let config = try directory.write(
+                "flatline.yml",
+                """
+                global: {scrape_interval: 1s}
+                scrape_configs:
+                  - job_name: app
+                    static_configs: [{targets: ["127.0.0.1:\(port)"]}]
+                route: {receiver: hook, group_by: [alertname], group_wait: 0s, group_interval: 1s, repeat_interval: 1h}
+                receivers:
+                  - name: hook
+                    webhook_configs: [{url: "http://127.0.0.1:\(port)/hook"}]
+                """
+            )
+            let data = directory.file("data").path
+            let listen = try NATSServerProcess.freePort()
+            let first = try Self.daemon(config: config.path, data: data, models: models.path, port: listen)
+            let deadline = ContinuousClock.now + .seconds(20)
+            while server.firing("TooHigh") == 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try #require(server.firing("TooHigh") == 1, "the alert was never told")
+            try await Task.sleep(for: .seconds(1))
+            kill(first.processIdentifier, SIGKILL)
+            first.waitUntilExit()
+            let second = try Self.daemon(config: config.path, data: data, models: models.path, port: listen)
+            // Several scrapes and flushes: the alert fires on, and is not told again.
+            try await Task.sleep(for: .seconds(6))
+            second.terminate()
+            second.waitUntilExit()
+            #expect(server.firing("TooHigh") == 1, "told \(server.firing("TooHigh")) times")
+        }
     }
 }

@@ -176,6 +176,42 @@ struct RoutingTests {
         #expect(lines == ["0:r:firing:a"])
     }
 
+    @Test(
+        "a restored notification log: what a group was told is not told again until repeat_interval; old entries are dropped"
+    )
+    func notificationLog() throws {
+        let a = ["alertname": "X", "g": "1", "n": "a"]
+        let b = ["alertname": "Y", "g": "1", "n": "b"]
+        let settings = try Self.configuration(Self.timerYAML)
+        var before = Dispatcher(tree: RoutingTree(settings.route))
+        before.update(Self.alert(a, firedAt: 0), at: Self.at(0))
+        #expect(before.flush(at: Self.at(10)).count == 1)
+        let log = before.notificationLog
+        #expect(log.values.map(\.firing) == [[AlertFingerprint(labels: a)]])
+        // A restart at 60 s: the firing alert comes back, plus a new one of the same group.
+        var after = Dispatcher(tree: RoutingTree(settings.route))
+        after.restore(notificationLog: log, at: Self.at(60), maxAge: 3600)
+        after.update(Self.alert(a, firedAt: 0), at: Self.at(60))
+        #expect(after.flush(at: Self.at(60)).isEmpty)
+        after.update(Self.alert(b, firedAt: 70), at: Self.at(70))
+        let told = after.flush(at: Self.at(90))
+        #expect(told.map { $0.alerts.map { $0.labels["n"] ?? "" } } == [["a", "b"]])
+        // Unchanged since the restart: the repeat comes repeat_interval after what was told.
+        var quiet = Dispatcher(tree: RoutingTree(settings.route))
+        quiet.restore(notificationLog: log, at: Self.at(60), maxAge: 3600)
+        quiet.update(Self.alert(a, firedAt: 0), at: Self.at(60))
+        var times: [Int] = []
+        for t in stride(from: 60, through: 200, by: 1) where !quiet.flush(at: Self.at(Double(t))).isEmpty {
+            times.append(t)
+        }
+        #expect(times == [130], "\(times)")  // told at 10 s, repeated 2 minutes after
+        // An entry older than maxAge is forgotten: the alert is told again.
+        var stale = Dispatcher(tree: RoutingTree(settings.route))
+        stale.restore(notificationLog: log, at: Self.at(7200), maxAge: 3600)
+        stale.update(Self.alert(a, firedAt: 0), at: Self.at(7200))
+        #expect(stale.flush(at: Self.at(7200)).count == 1)
+    }
+
     @Test("inhibition: a critical alert mutes warnings of the same instance, not others")
     func inhibition() throws {
         let yaml = """

@@ -130,9 +130,13 @@ public actor Pipeline {
                 let cutoff = Self.now().advanced(bySeconds: -86_400)
                 dispatcher.silences = saved.filter { $0.endsAt > cutoff }
             }
+            if let log = state.restoreNotificationLog(logger: logger) {
+                dispatcher.restore(notificationLog: log, at: Self.now(), maxAge: Self.notificationLogAge)
+            }
             if let saved = state.restoreAlerts(logger: logger) {
                 engine = saved
-                // Firing alerts are told again after a restart (the receiver dedups by group).
+                // Firing alerts go back to the dispatcher; the notification log says which were
+                // told already, so a restart does not tell them again before repeat_interval.
                 for alert in engine.alerts(in: .firing) {
                     dispatcher.update(alert, at: Self.now())
                 }
@@ -332,6 +336,9 @@ public actor Pipeline {
     }
 
     /// Notifications due now, committed to the outbox.
+    /// How long what a group was told is remembered across a restart.
+    static let notificationLogAge = 86_400.0
+
     public func flush() {
         // The dispatcher marks groups notified (and drops resolved alerts) as it flushes: keep
         // its state from before, so a commit that fails (a full disk, an SQLite error) puts it
@@ -346,6 +353,7 @@ public actor Pipeline {
                 commitFailing = false
                 logger.info("notifications committed again")
             }
+            saveNotificationLog()
         } catch {
             dispatcher = before
             if !commitFailing {
@@ -357,6 +365,23 @@ public actor Pipeline {
             commitFailing = true
         }
     }
+
+    /// Writes what each group was told, after the outbox took it: a crash right after does not
+    /// make the next start tell it again.
+    private func saveNotificationLog() {
+        guard let state else { return }
+        do {
+            try state.save(notificationLog: dispatcher.notificationLog)
+            notificationLogFailing = false
+        } catch {
+            if !notificationLogFailing {
+                logger.error("cannot save the notification log", metadata: ["error": "\(error)"])
+            }
+            notificationLogFailing = true
+        }
+    }
+
+    private var notificationLogFailing = false
 
     /// Whether the last commit of notifications failed (logged once per failing spell).
     private(set) var commitFailing = false
@@ -404,6 +429,8 @@ public actor Pipeline {
         var next = Dispatcher(tree: RoutingTree(routing.route), inhibitRules: routing.inhibitRules)
         next.silences = dispatcher.silences
         let now = Self.now()
+        // Groups that keep their key keep what they were told.
+        next.restore(notificationLog: dispatcher.notificationLog, at: now, maxAge: Self.notificationLogAge)
         for alert in engine.alerts(in: .firing) { next.update(alert, at: now) }
         dispatcher = next
         self.detection = detection

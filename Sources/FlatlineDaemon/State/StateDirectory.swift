@@ -60,6 +60,32 @@ public struct StateDirectory: Sendable {
     /// The file of the silences.
     public var silencesFile: String { path + "/silences.json" }
 
+    /// What the dispatcher last told each group (written after every flush that told something).
+    public var notificationsFile: String { path + "/notifications.json" }
+    static let notificationsFormat = "flatline-notification-log"
+    static let notificationsVersion = 1
+
+    public func save(notificationLog: [String: Dispatcher.NotificationLogEntry]) throws(StateFileError) {
+        try StateFile.save(
+            notificationLog,
+            format: Self.notificationsFormat,
+            version: Self.notificationsVersion,
+            to: notificationsFile
+        )
+    }
+
+    /// The saved notification log, or `nil` when there is none.
+    public func restoreNotificationLog(logger: Logger) -> [String: Dispatcher.NotificationLogEntry]? {
+        restore(notificationsFile, what: "notification log", logger: logger) { path throws(StateFileError) in
+            try StateFile.load(
+                [String: Dispatcher.NotificationLogEntry].self,
+                format: Self.notificationsFormat,
+                version: Self.notificationsVersion,
+                from: path
+            )
+        }
+    }
+
     /// The file of the models' learned state.
     public var modelsFile: String { path + "/models.json" }
 

@@ -123,9 +123,65 @@ public struct Dispatcher: Sendable {
         var notifiedResolved: Set<AlertFingerprint> = []
     }
 
+    /// What was last told about one group: when, and which alerts as firing and as resolved.
+    /// Alertmanager keeps the same (its notification log) so a restart does not tell again what
+    /// a receiver already heard.
+    public struct NotificationLogEntry: Sendable, Hashable, Codable {
+        public var lastNotified: Timestamp
+        public var firing: [AlertFingerprint]
+        public var resolved: [AlertFingerprint]
+
+        public init(lastNotified: Timestamp, firing: [AlertFingerprint], resolved: [AlertFingerprint]) {
+            self.lastNotified = lastNotified
+            self.firing = firing
+            self.resolved = resolved
+        }
+    }
+
+    /// Entries of a saved notification log whose group has not formed again yet.
+    private var restoredLog: [String: NotificationLogEntry] = [:]
+
     public init(tree: RoutingTree, inhibitRules: [InhibitRuleSettings] = []) {
         self.tree = tree
         self.inhibitRules = inhibitRules
+    }
+
+    /// What was last told about each group, by group key (groups told something, and saved
+    /// entries whose group has not formed again yet).
+    public var notificationLog: [String: NotificationLogEntry] {
+        var log = restoredLog
+        for (key, group) in groups {
+            guard let last = group.lastNotified else { continue }
+            log[key] = NotificationLogEntry(
+                lastNotified: last,
+                firing: group.notifiedFiring.sorted(),
+                resolved: group.notifiedResolved.sorted()
+            )
+        }
+        return log
+    }
+
+    /// Continues from a saved notification log: a group that forms again knows what it told
+    /// (firing alerts already told are not told again until `repeat_interval`). Entries older
+    /// than `maxAge` seconds before `time` are dropped.
+    public mutating func restore(
+        notificationLog log: [String: NotificationLogEntry],
+        at time: Timestamp,
+        maxAge: Double
+    ) {
+        restoredLog = log.filter { time.seconds - $0.value.lastNotified.seconds <= maxAge }
+        for (key, entry) in restoredLog {
+            guard var group = groups[key] else { continue }
+            Self.apply(entry, to: &group)
+            groups[key] = group
+            restoredLog[key] = nil
+        }
+    }
+
+    private static func apply(_ entry: NotificationLogEntry, to group: inout Group) {
+        group.lastNotified = entry.lastNotified
+        group.notifiedFiring = Set(entry.firing)
+        group.notifiedResolved = Set(entry.resolved)
     }
 
     /// The number of aggregation groups.
@@ -150,6 +206,7 @@ public struct Dispatcher: Sendable {
                     labels: groupLabels,
                     nextFlush: time.advanced(bySeconds: groupWait)
                 )
+            if let entry = restoredLog.removeValue(forKey: key) { Self.apply(entry, to: &group) }
             if group.alerts.isEmpty && group.lastNotified == nil, let fired = alert.firedAt,
                 time.seconds - fired.seconds >= groupWait
             {
