@@ -74,7 +74,7 @@ final class WriteAheadLog {
             guard name.hasSuffix(".wal"), let sequence = UInt64(name.dropLast(4)) else { return nil }
             let path = directory + "/" + name
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-            return (sequence, path, size ?? 0)
+            return (sequence, path, size)
         }
         .sorted { $0.0 < $1.0 }
     }

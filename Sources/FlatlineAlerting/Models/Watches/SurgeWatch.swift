@@ -1,0 +1,114 @@
+import FlatlineCore
+
+private typealias F = HumanNumber
+
+struct SurgeWatch: Codable, Sendable {
+    struct Thing: Codable, Sendable {
+        var labels: [String: String]
+        var lastTime: Timestamp?
+        var lastMessages: Double?
+        var lastBytes: Double?
+        var baselineMessages = 0.0
+        var baselineBytes = 0.0
+        /// Exponentially weighted variance of the message rate (normal traffic only): a
+        /// producer that is noisy by nature needs a larger surge.
+        var varianceMessages: Double? = 0
+        /// Seconds of normal traffic the baseline learned from.
+        var learned = 0.0
+        /// Seconds the current surge has lasted, and when it began.
+        var streak = 0.0
+        var streakStart: Timestamp?
+    }
+
+    var things = Things<Thing>()
+
+    mutating func observe(_ p: Model.SurgeParameters, time: Timestamp, seen: [Seen]) -> [Found] {
+        // A connection's message and byte counters arrive in the same tick; pair them first.
+        var current: [String: (labels: [String: String], messages: Double?, bytes: Double?)] = [:]
+        for s in seen {
+            var entry = current[s.key] ?? (s.labels, nil, nil)
+            if s.sample.labels.metricName == p.messages {
+                entry.messages = s.sample.value
+            } else {
+                entry.bytes = s.sample.value
+            }
+            current[s.key] = entry
+        }
+        var out: [Found] = []
+        for key in current.keys.sorted() {
+            guard let entry = current[key], let messages = entry.messages else { continue }
+            let bytes = entry.bytes ?? 0
+            if p.bytes != nil && entry.bytes == nil { continue }
+            var state = things[key] ?? Thing(labels: entry.labels)
+            // Descriptive labels (a client's name) may arrive after the first scrape.
+            state.labels = entry.labels
+            defer { things.set(key, state, at: time) }
+            guard let lastTime = state.lastTime, let lastMessages = state.lastMessages,
+                let lastBytes = state.lastBytes, time > lastTime, messages >= lastMessages, bytes >= lastBytes
+            else {
+                // First sight, or the counters restarted: a new starting point.
+                (state.lastTime, state.lastMessages, state.lastBytes) = (time, messages, bytes)
+                continue
+            }
+            let dt = time.seconds - lastTime.seconds
+            let rate = (messages - lastMessages) / dt
+            let byteRate = (bytes - lastBytes) / dt
+            (state.lastTime, state.lastMessages, state.lastBytes) = (time, messages, bytes)
+            let surplus = rate - state.baselineMessages
+            let surplusBytes = byteRate - state.baselineBytes
+            let spread = (state.varianceMessages ?? 0).squareRoot()
+            let threshold = max(
+                p.factor * state.baselineMessages,
+                state.baselineMessages + p.minRate,
+                state.baselineMessages + p.sigmas * spread
+            )
+            let surging =
+                state.learned >= p.warmup && rate >= threshold
+                && (p.bytes == nil || surplusBytes >= p.minPayload * surplus)
+            // Between the baseline and the threshold lies a band where a surge pauses but does
+            // not end: a flood whose rate hovers near the threshold (a partly flooded scrape
+            // interval, a noisy second) keeps its streak, and the baseline does not learn from it.
+            let midway = state.baselineMessages + (threshold - state.baselineMessages) / 2
+            if surging {
+                if state.streak == 0 { state.streakStart = lastTime }
+                state.streak += dt
+            } else if state.streak > 0 && rate >= midway && state.learned >= p.warmup {
+                // Paused: neither longer nor over.
+            } else {
+                state.streak = 0
+                state.streakStart = nil
+                // The baseline learns only from normal traffic, so a flood does not become normal.
+                let alpha = state.learned == 0 ? 1 : 1 - _exp2(-dt / p.halfLife)
+                let deviation = rate - state.baselineMessages
+                state.varianceMessages =
+                    state.learned == 0
+                    ? 0 : (1 - alpha) * ((state.varianceMessages ?? 0) + alpha * deviation * deviation)
+                state.baselineMessages += alpha * deviation
+                state.baselineBytes += alpha * (byteRate - state.baselineBytes)
+                state.learned += dt
+            }
+            let condition: AlertCondition
+            if state.streak >= p.minDuration {
+                condition = .active
+            } else if surging {
+                condition = .unchanged
+            } else if rate < midway {
+                condition = .inactive
+            } else {
+                condition = .unchanged
+            }
+            let numbers = [
+                "value": F.format(rate), "threshold": F.format(threshold),
+                "baseline": F.format(state.baselineMessages), "bytes": F.format(byteRate),
+                "ratio": F.format(state.baselineMessages > 0 ? rate / state.baselineMessages : 0),
+                "since": (state.streakStart ?? time).description,
+                "expected": "about \(F.format(state.baselineMessages))/s",
+                "band": "up to \(F.format(threshold))/s", "score": F.format(rate / max(threshold, 1e-9)),
+            ]
+            out.append(Found(labels: state.labels, numbers: numbers, condition: condition))
+        }
+        return out
+    }
+}
+
+extension SurgeWatch: Watch {}
