@@ -236,6 +236,29 @@ struct ModelKindTests {
         #expect(shippedFiring.count <= 1 && shippedFiring.allSatisfy { $0 < 1800 }, "\(shippedFiring)")
     }
 
+    @Test("consumer_backlog_forecast: in its first two windows a consumer has no history to tell a swing from a trend")
+    func backlogForecastNeedsHistory() throws {
+        let shipped = try M.model("consumer_backlog_forecast")
+        guard case .forecast(var parameters) = shipped.kind else {
+            Issue.record("consumer_backlog_forecast is not a forecast model")
+            return
+        }
+        // A backlog rising 3 a second from the consumer's first scrape (30 s apart) for 9 minutes.
+        var ticks: [(Int, [Sample])] = []
+        for s in stride(from: 0, to: 570, by: 30) {
+            ticks.append((s, try Self.consumer(s, ackPending: 20 + Double(s * 3), maxAckPending: 2000)))
+        }
+        #expect(Self.run([shipped], ticks).events.isEmpty, "\(Self.run([shipped], ticks).events)")
+        // Without the peak rule (and so without the history it needs), the same rise fires.
+        var plain = shipped
+        parameters.beyondPeak = 0
+        plain.kind = .forecast(parameters)
+        #expect(Self.run([plain], ticks).events.first?.hasSuffix("firing:ConsumerBacklogForecast") == true)
+        // At the limit it fires at once, history or not.
+        ticks.append((570, try Self.consumer(570, ackPending: 2000, maxAckPending: 2000)))
+        #expect(Self.run([shipped], ticks).events.first == "570:firing:ConsumerBacklogForecast")
+    }
+
     @Test("forecast confirmations: one window's trend is not enough; reaching the limit fires at once")
     func forecastConfirmations() throws {
         let shipped = try M.model("consumer_backlog_forecast")

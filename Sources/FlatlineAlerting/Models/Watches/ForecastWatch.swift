@@ -12,6 +12,9 @@ struct ForecastWatch: Codable, Sendable {
         var confirmed: Int? = 0
         /// The highest value of each minute that left the window (for `beyond_peak`).
         var peaks: [Point]? = []
+        /// When the thing was first seen: `beyond_peak` needs a window's worth of history before
+        /// the window to know the value's usual peaks.
+        var firstSeen: Timestamp?
     }
 
     var things = Things<Thing>()
@@ -31,6 +34,7 @@ struct ForecastWatch: Codable, Sendable {
             var state = things[s.key] ?? Thing(labels: s.labels)
             state.labels = s.labels  // a client's name may come after its first scrape
             if s.sample.labels.metricName == p.metric {
+                if state.firstSeen == nil { state.firstSeen = time }
                 if let limitOn = p.limitOn, let key = ModelEvaluator.key(s.sample.labels, limitOn) {
                     state.limit = limits[key]
                 }
@@ -81,7 +85,12 @@ struct ForecastWatch: Codable, Sendable {
                 numbers["at"] = time.description
                 numbers["score"] = "1"
             } else if let trend = Self.trend(state.points, p, limit: limit),
-                Self.beyondPeak(current, state.peaks ?? [], p)
+                Self.beyondPeak(
+                    current,
+                    state.peaks ?? [],
+                    p,
+                    history: state.firstSeen.map { time.seconds - $0.seconds }
+                )
             {
                 let eta = trend.eta
                 numbers["eta"] = "in " + DurationText.human(seconds: eta)
@@ -116,11 +125,14 @@ struct ForecastWatch: Codable, Sendable {
         return try? RobustLine.fit(x: points.map { $0.time.seconds - last.time.seconds }, y: points.map(\.value)).slope
     }
 
-    /// Whether the value now passed the highest value of the history before the window (always,
-    /// without `beyond_peak` or without history): a trend's extrapolation at the top of a
-    /// swing is not enough.
-    static func beyondPeak(_ now: Double, _ peaks: [Point], _ p: Model.ForecastParameters) -> Bool {
-        guard p.beyondPeak > 0, let peak = peaks.map(\.value).max() else { return true }
+    /// Whether the value now passed the highest value of the history before the window (always
+    /// without `beyond_peak`): a trend's extrapolation at the top of a swing is not enough. A
+    /// thing seen for less than two windows has no history to judge by (a swing and a trend look
+    /// alike over one window): no forecast yet; the limit itself still fires.
+    static func beyondPeak(_ now: Double, _ peaks: [Point], _ p: Model.ForecastParameters, history: Double?) -> Bool {
+        guard p.beyondPeak > 0 else { return true }
+        guard let history, history >= 2 * p.window else { return false }
+        guard let peak = peaks.map(\.value).max() else { return true }
         return now > peak
     }
 
