@@ -171,3 +171,64 @@ public struct RecordedRounds {
         ready.append(batch)
     }
 }
+
+extension RecordedRounds {
+    /// The configuration a recording was made with, as far as the recording tells: one job per
+    /// recorded `job` label, `prometheus` when its targets were read as expositions, else
+    /// `nats`, each with its scrape interval (the median spacing of its targets' rounds, from
+    /// their `"scrape"` lines, else their `/varz` or `metrics` bodies). For replaying a recording
+    /// through the daemon's pipeline when no configuration is given.
+    /// - Throws: ``RecordingError`` for a line that is not a recorded scrape.
+    public static func inferConfiguration(path: String, detector: DetectorConfiguration) throws(RecordingError)
+        -> Configuration
+    {
+        let reader = try RecordingReader(path: path)
+        // Per target: its job, the times of its "scrape" lines, and of its /varz or metrics bodies.
+        var rounds: [String: (job: String, scrapes: [Int64], bodies: [Int64])] = [:]
+        var prometheus: Set<String> = []
+        var jobs: [String] = []
+        while let line = try reader.next() {
+            let labels = RecordingSource.targetLabels(line)
+            let job = labels["job"] ?? "nats"
+            if !jobs.contains(job) { jobs.append(job) }
+            if line.endpoint == "metrics" { prometheus.insert(job) }
+            let key = labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{1}")
+            var entry = rounds[key] ?? (job, [], [])
+            switch line.endpoint {
+            case "scrape": entry.scrapes.append(line.time.milliseconds)
+            case "varz", "metrics": entry.bodies.append(line.time.milliseconds)
+            default: continue
+            }
+            rounds[key] = entry
+        }
+        func median(_ values: [Double]) -> Double? {
+            guard !values.isEmpty else { return nil }
+            return values.sorted()[values.count / 2]
+        }
+        var spacing: [String: [Double]] = [:]
+        for entry in rounds.values {
+            let times = Array(Set(entry.scrapes.isEmpty ? entry.bodies : entry.scrapes)).sorted()
+            guard times.count > 1 else { continue }
+            let gaps = zip(times.dropFirst(), times).map { Double($0 - $1) / 1000 }.filter { $0 > 0 }
+            if let gap = median(gaps) { spacing[entry.job, default: []].append(gap) }
+        }
+        var configuration = Configuration(global: GlobalSettings(), scrapeConfigs: [], alerting: nil, file: path)
+        configuration.detector = detector
+        let overall = median(spacing.values.flatMap { $0 }) ?? configuration.global.scrapeInterval
+        configuration.global.scrapeInterval = overall
+        configuration.global.scrapeTimeout = min(configuration.global.scrapeTimeout, overall)
+        for job in jobs {
+            let interval = median(spacing[job] ?? []) ?? overall
+            configuration.scrapeConfigs.append(
+                ScrapeConfiguration(
+                    jobName: job,
+                    kind: prometheus.contains(job) ? .prometheus : .nats,
+                    scrapeInterval: interval,
+                    scrapeTimeout: min(configuration.global.scrapeTimeout, interval),
+                    targets: []
+                )
+            )
+        }
+        return configuration
+    }
+}

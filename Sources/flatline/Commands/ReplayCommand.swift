@@ -185,6 +185,15 @@ struct ReplayCommand: AsyncParsableCommand {
             }
         } else {
             file = try SeriesFile.load(path: input, format: inputFormat, kind: kind)
+            if alertsOut != nil, inputFormat == .recording || (inputFormat == nil && Self.looksLikeRecording(input)) {
+                // No configuration: the one the recording was made with, as far as it tells (its
+                // jobs and their scrape intervals; --step overrides the intervals).
+                var inferred = try RecordedRounds.inferConfiguration(path: input, detector: detector)
+                if let step {
+                    for k in inferred.scrapeConfigs.indices { inferred.scrapeConfigs[k].scrapeInterval = step.seconds }
+                }
+                daemonConfiguration = inferred
+            }
         }
         // Warnings (a recording cut short, lines skipped) are said even with --quiet.
         for warning in file.warnings { Stderr.write("replay: \(input): \(warning)\n") }
