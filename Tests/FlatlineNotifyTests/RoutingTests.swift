@@ -196,6 +196,8 @@ struct RoutingTests {
         after.update(Self.alert(b, firedAt: 70), at: Self.at(70))
         let told = after.flush(at: Self.at(90))
         #expect(told.map { $0.alerts.map { $0.labels["n"] ?? "" } } == [["a", "b"]])
+        // The group's sequence carries on: this is its second notification.
+        #expect(told.map(\.sequence) == [2])
         // Unchanged since the restart: the repeat comes repeat_interval after what was told.
         var quiet = Dispatcher(tree: RoutingTree(settings.route))
         quiet.restore(notificationLog: log, at: Self.at(60), maxAge: 3600)
@@ -210,6 +212,33 @@ struct RoutingTests {
         stale.restore(notificationLog: log, at: Self.at(7200), maxAge: 3600)
         stale.update(Self.alert(a, firedAt: 0), at: Self.at(7200))
         #expect(stale.flush(at: Self.at(7200)).count == 1)
+    }
+
+    @Test(
+        "idempotency keys: the same notification made again after a crash keeps its key; the next one, a repeat or a re-formed group, gets another"
+    )
+    func idempotencyKeys() {
+        let a = ["alertname": "X", "g": "1", "n": "a"]
+        func note(_ sequence: Int, at time: Double, firedAt: Double = 0) -> GroupNotification {
+            GroupNotification(
+                receiver: "r",
+                groupKey: "{}:{g=\"1\"}",
+                groupLabels: ["g": "1"],
+                alerts: [Self.alert(a, firedAt: firedAt)],
+                time: Self.at(time),
+                sequence: sequence
+            )
+        }
+        let key = { (n: GroupNotification) in Notifier.idempotencyKey("webhook/r/0", n) }
+        // Made at 10 s, lost with the process before the log was written, made again at 70 s.
+        #expect(key(note(1, at: 10)) == key(note(1, at: 70)))
+        // The repeat two minutes later, and the group formed again by a later firing.
+        #expect(key(note(2, at: 130)) != key(note(1, at: 10)))
+        #expect(key(note(1, at: 4000, firedAt: 3990)) != key(note(1, at: 10)))
+        // Another integration of the same receiver.
+        #expect(Notifier.idempotencyKey("webhook/r/1", note(1, at: 10)) != key(note(1, at: 10)))
+        // Re-sends outside a sequence are named by their time.
+        #expect(key(note(0, at: 10)) != key(note(0, at: 70)))
     }
 
     @Test("inhibition: a critical alert mutes warnings of the same instance, not others")

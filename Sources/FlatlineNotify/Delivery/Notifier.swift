@@ -193,8 +193,18 @@ public final class Notifier: Sendable {
 
     /// A key naming one notification to one integration: the same for every attempt and
     /// across restarts (it is stored with the notification), different for the next one.
+    /// A group's notification is named by its place in the group's sequence and by the alerts
+    /// it tells (when each began, and its state), not by the moment it was made: told again after
+    /// a crash that came between the outbox and the notification log, it keeps its key, so a
+    /// receiver that dedups by key hears it once. Re-sends outside a sequence are named by time.
     static func idempotencyKey(_ integration: String, _ notification: GroupNotification) -> String {
-        var text = integration + "\n" + notification.groupKey + "\n" + String(notification.time.milliseconds)
+        var text = integration + "\n" + notification.groupKey + "\n"
+        if notification.sequence > 0 {
+            let began = notification.alerts.map { ($0.firedAt ?? $0.activeSince).milliseconds }.min() ?? 0
+            text += "#\(notification.sequence)@\(began)"
+        } else {
+            text += String(notification.time.milliseconds)
+        }
         for alert in notification.alerts {
             text += "\n" + alert.fingerprint.description + (alert.state == .firing ? "+" : "-")
         }

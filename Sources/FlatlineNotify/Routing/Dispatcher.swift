@@ -77,19 +77,24 @@ public struct GroupNotification: Sendable, Hashable {
     public var alerts: [Alert]
     /// When the dispatcher made it.
     public var time: Timestamp
+    /// The group's count of notifications, this one included (kept across restarts by the
+    /// notification log); 0 for messages outside a group's sequence (Alertmanager re-sends).
+    public var sequence: Int
 
     public init(
         receiver: String,
         groupKey: String,
         groupLabels: [String: String],
         alerts: [Alert],
-        time: Timestamp
+        time: Timestamp,
+        sequence: Int = 0
     ) {
         self.receiver = receiver
         self.groupKey = groupKey
         self.groupLabels = groupLabels
         self.alerts = alerts
         self.time = time
+        self.sequence = sequence
     }
 
     /// `firing` when any alert in it fires, else `resolved`.
@@ -121,6 +126,8 @@ public struct Dispatcher: Sendable {
         var lastNotified: Timestamp?
         var notifiedFiring: Set<AlertFingerprint> = []
         var notifiedResolved: Set<AlertFingerprint> = []
+        /// Notifications made for this group so far.
+        var sequence = 0
     }
 
     /// What was last told about one group: when, and which alerts as firing and as resolved.
@@ -130,11 +137,14 @@ public struct Dispatcher: Sendable {
         public var lastNotified: Timestamp
         public var firing: [AlertFingerprint]
         public var resolved: [AlertFingerprint]
+        /// The group's count of notifications.
+        public var sequence: Int?
 
-        public init(lastNotified: Timestamp, firing: [AlertFingerprint], resolved: [AlertFingerprint]) {
+        public init(lastNotified: Timestamp, firing: [AlertFingerprint], resolved: [AlertFingerprint], sequence: Int) {
             self.lastNotified = lastNotified
             self.firing = firing
             self.resolved = resolved
+            self.sequence = sequence
         }
     }
 
@@ -155,7 +165,8 @@ public struct Dispatcher: Sendable {
             log[key] = NotificationLogEntry(
                 lastNotified: last,
                 firing: group.notifiedFiring.sorted(),
-                resolved: group.notifiedResolved.sorted()
+                resolved: group.notifiedResolved.sorted(),
+                sequence: group.sequence
             )
         }
         return log
@@ -182,6 +193,7 @@ public struct Dispatcher: Sendable {
         group.lastNotified = entry.lastNotified
         group.notifiedFiring = Set(entry.firing)
         group.notifiedResolved = Set(entry.resolved)
+        group.sequence = max(0, entry.sequence ?? 0)
     }
 
     /// The number of aggregation groups.
@@ -252,13 +264,15 @@ public struct Dispatcher: Sendable {
                 needed = false
             }
             if needed {
+                group.sequence &+= 1
                 out.append(
                     GroupNotification(
                         receiver: receiver,
                         groupKey: group.key,
                         groupLabels: group.labels,
                         alerts: visible.map { (labelSetText($0.labels), $0) }.sorted { $0.0 < $1.0 }.map(\.1),
-                        time: time
+                        time: time,
+                        sequence: group.sequence
                     )
                 )
                 group.lastNotified = time
