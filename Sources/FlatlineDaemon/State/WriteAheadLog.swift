@@ -280,6 +280,10 @@ enum WALRecord {
     }
 
     static let version: UInt8 = 1
+    /// The latest time a record may hold (the year 9999), either side of 1970.
+    static let maxMilliseconds: Int64 = 253_402_300_799_999
+    /// The largest count a record may hold: far above any real round, far below a sum that traps.
+    static let maxCount: Int64 = 1 << 40
 
     static func encode(_ batch: ScrapeBatch) -> [UInt8] {
         var out: [UInt8] = [version, (batch.event ? 1 : 0) | (batch.health.up ? 2 : 0)]
@@ -361,6 +365,17 @@ enum WALRecord {
             }
             return n
         }
+        // Times and counts from a file are bounded before anything computes with them.
+        func timestamp() throws(Failure) -> Timestamp {
+            let milliseconds = Int64(bitPattern: try u64())
+            guard abs(milliseconds) <= maxMilliseconds else { throw Failure("a time out of range at byte \(at - 8)") }
+            return Timestamp(milliseconds: milliseconds)
+        }
+        func amount() throws(Failure) -> Int {
+            let n = Int64(bitPattern: try u64())
+            guard n >= 0, n <= maxCount else { throw Failure("a count out of range at byte \(at - 8)") }
+            return Int(n)
+        }
         func pairs() throws(Failure) -> [String: String] {
             var d: [String: String] = [:]
             for _ in 0..<(try count(8)) { d[try string()] = try string() }
@@ -369,18 +384,18 @@ enum WALRecord {
         do throws(Failure) {
             guard try u8() == version else { throw Failure("unknown record version") }
             let flags = try u8()
-            let time = Timestamp(milliseconds: Int64(bitPattern: try u64()))
+            let time = try timestamp()
             let duration = Double(bitPattern: try u64())
-            let scraped = Int(Int64(bitPattern: try u64()))
-            let dropped = Int(Int64(bitPattern: try u64()))
+            let scraped = try amount()
+            let dropped = try amount()
             let target = try string()
             let labels = try pairs()
             let errors = try pairs()
             var drops = DropCounts()
             for _ in 0..<(try count(12)) {
                 let name = try string()
-                let n = Int(Int64(bitPattern: try u64()))
-                guard let reason = DropReason(rawValue: name), n >= 0 else { throw Failure("unknown drop reason") }
+                let n = try amount()
+                guard let reason = DropReason(rawValue: name) else { throw Failure("unknown drop reason") }
                 drops.add(reason, count: n)
             }
             var samples: [Sample] = []
@@ -388,7 +403,7 @@ enum WALRecord {
                 var list: [(String, String)] = []
                 for _ in 0..<(try count(8)) { list.append((try string(), try string())) }
                 let value = Double(bitPattern: try u64())
-                let timestamp = Timestamp(milliseconds: Int64(bitPattern: try u64()))
+                let sampleTime = try timestamp()
                 let kind = try u8()
                 let labelSet: LabelSet
                 do {
@@ -400,7 +415,7 @@ enum WALRecord {
                     Sample(
                         labels: labelSet,
                         value: value,
-                        timestamp: timestamp,
+                        timestamp: sampleTime,
                         kind: kind & 1 == 1 ? .counter : .gauge,
                         counterReset: kind & 2 == 2
                     )
@@ -416,8 +431,8 @@ enum WALRecord {
                     health: ScrapeHealth(
                         up: flags & 2 == 2,
                         durationSeconds: duration,
-                        samplesScraped: max(0, scraped),
-                        samplesDropped: max(0, dropped)
+                        samplesScraped: scraped,
+                        samplesDropped: dropped
                     ),
                     errors: errors,
                     drops: drops,

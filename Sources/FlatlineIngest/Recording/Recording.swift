@@ -32,6 +32,8 @@ public struct RecordedScrape: Sendable {
 /// Reads a recording line by line (plain or gzip).
 public final class RecordingReader {
     private let lines: LineReader
+    /// A line read past the end of a scrape's pages, for the next ``nextScrape()``.
+    private var lookahead: RecordedScrape?
     /// The file, for messages.
     public var path: String { lines.path }
     /// Set when the file ended early (a gzip stream cut off): everything before the cut was read.
@@ -43,7 +45,28 @@ public final class RecordingReader {
         lines = try LineReader(path: path)
     }
 
-    /// The next scrape, or `nil` at the end. Blank lines are skipped.
+    /// The next scrape with all its pages: a line and the later pages (`page` > 1, same
+    /// endpoint and target) that follow it directly; `nil` at the end.
+    /// - Throws: ``RecordingError`` as ``next()`` does.
+    public func nextScrape() throws(RecordingError) -> [RecordedScrape]? {
+        var next = lookahead
+        lookahead = nil
+        if next == nil { next = try self.next() }
+        guard let first = next else { return nil }
+        var pages = [first]
+        while let following = try self.next() {
+            if following.page > 1, following.endpoint == first.endpoint, following.target == first.target {
+                pages.append(following)
+            } else {
+                lookahead = following
+                break
+            }
+        }
+        return pages
+    }
+
+    /// The next line's scrape, or `nil` at the end. Blank lines are skipped. Mixed with
+    /// ``nextScrape()`` it does not see the line that one read ahead.
     /// - Throws: ``RecordingError`` naming the line: not JSON, or a required key missing.
     public func next() throws(RecordingError) -> RecordedScrape? {
         while let raw = try lines.next() {

@@ -21,7 +21,6 @@ public struct RecordedBatch: Sendable {
 /// recordings of a single server made by other tools).
 public struct RecordingSource {
     private let reader: RecordingReader
-    private var lookahead: RecordedScrape?
     private var extractors: [String: TargetExtractor] = [:]
     private var validators: [String: SampleValidator] = [:]
     /// The checks every target's samples pass, as on the live path.
@@ -87,24 +86,10 @@ public struct RecordingSource {
     /// The next scrape's samples, or `nil` at the end of the recording.
     /// - Throws: ``RecordingError`` for a line that is not a recorded scrape.
     public mutating func next() throws(RecordingError) -> RecordedBatch? {
-        while true {
-            let pending = lookahead
-            lookahead = nil
-            var next = pending
-            if next == nil { next = try reader.next() }
-            guard let first = next else { return nil }
-            var pages = [first]
-            // Later pages of a paged scrape follow their first page directly.
-            while let following = try reader.next() {
-                if following.page > 1, following.endpoint == first.endpoint, following.target == first.target {
-                    pages.append(following)
-                } else {
-                    lookahead = following
-                    break
-                }
-            }
+        while let pages = try reader.nextScrape() {
             if let batch = try batch(pages) { return batch }
         }
+        return nil
     }
 
     private mutating func batch(_ pages: [RecordedScrape]) throws(RecordingError) -> RecordedBatch? {

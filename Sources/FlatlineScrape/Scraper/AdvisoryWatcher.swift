@@ -61,16 +61,11 @@ struct AdvisoryWatcher: Sendable {
 
     /// One advisory: the batch it brings, if any.
     func handle(_ body: [UInt8]) async -> ScrapeBatch? {
-        let event: NATSEvent?
-        do {
-            event = try NATSEvent.parse(body)
-        } catch {
-            let invalid = state.statistics.withLock {
+        let event = EventListener.parse(body, subject: "$JS.EVENT.ADVISORY.CONSUMER", logger: logger) {
+            state.statistics.withLock {
                 $0.invalid += 1
                 return $0.invalid
             }
-            EventListener.logInvalid(error, count: invalid, subject: "$JS.EVENT.ADVISORY.CONSUMER", logger: logger)
-            return nil
         }
         guard case .consumerAdvisory(let advisory) = event else { return nil }
         state.statistics.withLock { $0.counted[advisory.kind.rawValue, default: 0] += 1 }

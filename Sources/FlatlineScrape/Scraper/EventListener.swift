@@ -93,14 +93,21 @@ enum EventListener {
         }
     }
 
-    /// Logs a body that is no event: the first, then every thousandth (a server, or a rogue
-    /// publisher, sending garbage must not flood the log).
-    static func logInvalid(_ error: ExtractionError, count: Int, subject: String, logger: Logger) {
-        guard count == 1 || count % 1000 == 0 else { return }
-        logger.warning(
-            "ignoring a body that is no event",
-            metadata: ["subject": "\(subject)", "reason": "\(error.reason)", "ignored": "\(count)"]
-        )
+    /// An event body parsed; one that is no event is counted (`countInvalid` returns the count
+    /// so far) and logged: the first, then every thousandth (a server, or a rogue publisher,
+    /// sending garbage must not flood the log).
+    static func parse(_ body: [UInt8], subject: String, logger: Logger, countInvalid: () -> Int) -> NATSEvent? {
+        do {
+            return try NATSEvent.parse(body)
+        } catch {
+            let count = countInvalid()
+            guard count == 1 || count % 1000 == 0 else { return nil }
+            logger.warning(
+                "ignoring a body that is no event",
+                metadata: ["subject": "\(subject)", "reason": "\(error.reason)", "ignored": "\(count)"]
+            )
+            return nil
+        }
     }
 }
 

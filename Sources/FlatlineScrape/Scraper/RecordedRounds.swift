@@ -14,7 +14,6 @@ import FlatlineIngest
 public struct RecordedRounds {
     private let reader: RecordingReader
     private let configuration: Configuration
-    private var lookahead: RecordedScrape?
     private var states: [String: TargetState] = [:]
     private var open: [String: Round] = [:]
     private var ready: [ScrapeBatch] = []
@@ -43,37 +42,21 @@ public struct RecordedRounds {
     /// - Throws: ``RecordingError`` for a line that is not a recorded scrape.
     public mutating func next() throws(RecordingError) -> ScrapeBatch? {
         while ready.isEmpty && !finished {
-            guard let pages = try nextScrape() else {
+            guard let pages = try reader.nextScrape() else {
                 finished = true
                 // Rounds the recording ended in, oldest first.
                 for key in open.keys.sorted(by: {
                     (open[$0]?.time.milliseconds ?? 0, $0) < (open[$1]?.time.milliseconds ?? 0, $1)
                 }) {
-                    close(key, health: nil)
+                    guard var state = states[key] else { continue }
+                    close(key, &state, health: nil)
+                    states[key] = state
                 }
                 break
             }
             handle(pages)
         }
         return ready.isEmpty ? nil : ready.removeFirst()
-    }
-
-    /// One scrape: a line and the later pages that follow it.
-    private mutating func nextScrape() throws(RecordingError) -> [RecordedScrape]? {
-        var next = lookahead
-        lookahead = nil
-        if next == nil { next = try reader.next() }
-        guard let first = next else { return nil }
-        var pages = [first]
-        while let following = try reader.next() {
-            if following.page > 1, following.endpoint == first.endpoint, following.target == first.target {
-                pages.append(following)
-            } else {
-                lookahead = following
-                break
-            }
-        }
-        return pages
     }
 
     private mutating func handle(_ pages: [RecordedScrape]) {
@@ -101,9 +84,7 @@ public struct RecordedRounds {
             }()
         defer { states[key] = state }
         if first.endpoint == "scrape" {
-            states[key] = state
-            close(key, health: first)
-            state = states[key] ?? state
+            close(key, &state, health: first)
             return
         }
         if first.endpoint == NATSEvent.recordingEndpoint {
@@ -116,9 +97,7 @@ public struct RecordedRounds {
         }
         // An endpoint again while its round is open: the earlier round had no "scrape" line.
         if let round = open[key], round.endpoints.contains(first.endpoint) {
-            states[key] = state
-            close(key, health: nil)
-            state = states[key] ?? state
+            close(key, &state, health: nil)
         }
         var round = open[key] ?? Round(time: first.time)
         round.endpoints.insert(first.endpoint)
@@ -153,8 +132,7 @@ public struct RecordedRounds {
     }
 
     /// Ends a target's round as the live scraper does, with the recorded health when there is one.
-    private mutating func close(_ key: String, health line: RecordedScrape?) {
-        guard var state = states[key] else { return }
+    private mutating func close(_ key: String, _ state: inout TargetState, health line: RecordedScrape?) {
         let round = open[key] ?? Round(time: line?.time ?? Timestamp(milliseconds: 0))
         open[key] = nil
         var duration = 0.0
@@ -167,7 +145,6 @@ public struct RecordedRounds {
             time: line?.time ?? round.time,
             durationSeconds: duration.isFinite ? duration : 0
         )
-        states[key] = state
         ready.append(batch)
     }
 }
@@ -209,7 +186,8 @@ extension RecordedRounds {
         for entry in rounds.values {
             let times = Array(Set(entry.scrapes.isEmpty ? entry.bodies : entry.scrapes)).sorted()
             guard times.count > 1 else { continue }
-            let gaps = zip(times.dropFirst(), times).map { Double($0 - $1) / 1000 }.filter { $0 > 0 }
+            // In floating point: times from a file may be far apart, and no difference may trap.
+            let gaps = zip(times.dropFirst(), times).map { (Double($0) - Double($1)) / 1000 }.filter { $0 > 0 }
             if let gap = median(gaps) { spacing[entry.job, default: []].append(gap) }
         }
         var configuration = Configuration(global: GlobalSettings(), scrapeConfigs: [], alerting: nil, file: path)

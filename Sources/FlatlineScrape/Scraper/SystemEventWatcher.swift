@@ -49,16 +49,11 @@ struct SystemEventWatcher: Sendable {
 
     /// One event: the batch it brings, if any.
     func handle(_ body: [UInt8]) async -> ScrapeBatch? {
-        let event: NATSEvent?
-        do {
-            event = try NATSEvent.parse(body)
-        } catch {
-            let invalid = statistics.value.withLock {
+        let event = EventListener.parse(body, subject: Self.subject, logger: logger) {
+            statistics.value.withLock {
                 $0.invalid += 1
                 return $0.invalid
             }
-            EventListener.logInvalid(error, count: invalid, subject: Self.subject, logger: logger)
-            return nil
         }
         guard case .clientDisconnect(let disconnect) = event else { return nil }
         statistics.value.withLock { $0.events += 1 }

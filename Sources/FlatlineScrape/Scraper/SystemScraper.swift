@@ -185,12 +185,15 @@ struct SystemScraper {
                 }
                 for reply in replies {
                     let name = reply.server.name
-                    let fresh = target(named: name)
-                    let known: ScrapeTarget? = servers.states.withLock { states in
-                        if let state = states[name] { return state.target }
-                        guard states.count < Self.maxServers else { return nil }
-                        states[name] = TargetState(target: fresh, global: global)
-                        return fresh
+                    var known = servers.states.withLock { $0[name]?.target }
+                    if known == nil {
+                        // A server first heard from (only this task adds servers).
+                        let fresh = target(named: name)
+                        known = servers.states.withLock { states in
+                            guard states.count < Self.maxServers else { return nil }
+                            states[name] = TargetState(target: fresh, global: global)
+                            return fresh
+                        }
                     }
                     guard let target = known else {
                         ignoredReplies += 1

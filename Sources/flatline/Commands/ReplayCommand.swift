@@ -216,7 +216,8 @@ struct ReplayCommand: AsyncParsableCommand {
             step: step?.seconds,
             maxGap: maxGap?.seconds,
             state: state,
-            models: loadedModels
+            // A recording's alerts come from the daemon's pipeline below, not from this pass.
+            models: daemonConfiguration == nil ? loadedModels : []
         ) { done, total in
             guard !quiet, done & 63 == 0 || done == total else { return }
             let now = clock.now
