@@ -312,3 +312,68 @@ struct ReplayEdgeCaseTests {
         #expect(stepped.standardOutput.split(separator: "\n").count == 2)
     }
 }
+
+extension ReplayCommandTests {
+    /// Prometheus text of `series` series on schedules of their own: some every 15 s, some 7 s
+    /// later, samples missing now and then, counters with a reset, a NaN.
+    static func irregular(series: Int, points: Int) -> String {
+        var generator = UInt64(42)
+        func next() -> UInt64 {
+            generator = generator &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return generator >> 33
+        }
+        var lines = ["# TYPE requests_total counter", "# TYPE temperature gauge"]
+        var counters = [Int](repeating: 0, count: series)
+        for k in 0..<points {
+            for s in 0..<series {
+                if next() % 30 == 0 { continue }
+                let time = 1_700_000_000_000 + k * 15_000 + (s % 7 == 0 ? 7_000 : 0)
+                if s % 2 == 0 {
+                    counters[s] += Int(next() % 50) * (k > 150 && k < 160 && s == 4 ? 20 : 1)
+                    if k == 100 && s == 8 { counters[s] = 0 }
+                    lines.append("requests_total{svc=\"s\(s)\"} \(counters[s]) \(time)")
+                } else {
+                    let value = Double(next() % 1000) / 100 + (k == 120 && s == 3 ? 80 : 10)
+                    lines.append("temperature{svc=\"s\(s)\"} \(k == 50 && s == 5 ? "NaN" : String(value)) \(time)")
+                }
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    @Test(
+        "series split over cores give the same bytes as one core, for each detector whose series are independent",
+        arguments: ["surprise", "ewma", "robust"]
+    )
+    func splitOverCores(model: String) throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let file = try directory.write("many.prom", Self.irregular(series: 150, points: 240))
+        let one = try replay([file.path, "--model", model, "--jobs", "1"])
+        let two = try replay([file.path, "--model", model, "--jobs", "2"])
+        #expect(one.status == 0 && two.status == 0, "\(one.standardError)\(two.standardError)")
+        #expect(two.standardError.contains("series scored on 2 cores"), "\(two.standardError)")
+        #expect(!one.standardError.contains("cores"), "\(one.standardError)")
+        #expect(one.standardOutput == two.standardOutput)
+        #expect(one.standardOutput.contains(",1\n"), "something is flagged, so the flags are compared too")
+        let ndjsonOne = try replay([file.path, "--model", model, "--jobs", "1", "--format", "ndjson", "--quiet"])
+        let ndjsonTwo = try replay([file.path, "--model", model, "--jobs", "2", "--format", "ndjson", "--quiet"])
+        #expect(ndjsonOne.standardOutput == ndjsonTwo.standardOutput)
+    }
+
+    @Test("--out opens the path as it is: a symbolic link stays a link and its target gets the rows")
+    func outputThroughLink() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let target = directory.file("target.csv").path
+        let link = directory.file("link.csv").path
+        try "old content that is longer than nothing\n".write(toFile: target, atomically: false, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
+        let result = try replay([Self.example, "--quiet", "--out", link])
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == target)
+        let written = try String(contentsOfFile: target, encoding: .utf8)
+        #expect(written.hasPrefix("timestamp,value,expected,lower,upper,score,anomaly\n"))
+        #expect(written == (try replay([Self.example, "--quiet"])).standardOutput)
+    }
+}

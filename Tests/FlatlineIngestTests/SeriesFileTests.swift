@@ -136,3 +136,84 @@ struct SeriesFileTests {
         #expect(throws: SeriesFileError.self) { try SeriesFile.load(path: "/nonexistent/file.csv") }
     }
 }
+
+@Suite("Number text")
+struct NumberTextTests {
+    /// What the C library reads, bit for bit (it reads every decimal correctly rounded).
+    static func reference(_ text: String) -> UInt64 { strtod(text, nil).bitPattern }
+
+    @Test(
+        "decimals read as the C library reads them, exact or not, and what Prometheus refuses is refused",
+        arguments: [
+            ("0", true), ("-0", true), ("0.000", true), ("3.2", true), ("4.46667", true), ("1704067215", true),
+            ("1e22", true), ("1e23", true), ("1.5e-22", true), ("1.5e-23", true), (".5", true), ("5.", true),
+            ("+3", true), ("9007199254740992", true), ("9007199254740993", true),
+            ("123456789012345678901234", true), ("0.1234567890123456789012", true), ("1e400", true),
+            ("1e-400", true), ("00000000000000000000001.5", true), ("1e", false), ("1e+", false),
+            ("--1", false), ("0x10", false), ("1_0", false), ("", false), (".", false), ("1.2.3", false),
+            ("e5", false),
+        ] as [(String, Bool)]
+    )
+    func decimals(text: String, valid: Bool) {
+        let parsed = NumberText.parseDouble(text)
+        if valid {
+            #expect(parsed?.bitPattern == Self.reference(text), "\(text)")
+        } else {
+            #expect(parsed == nil, "\(text)")
+        }
+    }
+
+    @Test("Inf, Infinity and NaN in any case; NaN takes no sign")
+    func words() {
+        #expect(NumberText.parseDouble("Inf") == .infinity)
+        #expect(NumberText.parseDouble("-inf") == -.infinity)
+        #expect(NumberText.parseDouble("+Infinity") == .infinity)
+        #expect(NumberText.parseDouble("NaN")?.isNaN == true)
+        #expect(NumberText.parseDouble("nan")?.isNaN == true)
+        #expect(NumberText.parseDouble("-NaN") == nil)
+        #expect(NumberText.parseDouble("Infinit") == nil)
+    }
+
+    @Test("100,000 random decimals of every length and exponent read as the C library reads them")
+    func randomDecimals() {
+        var generator = SplitMix(seed: 20_261_204)
+        for _ in 0..<100_000 {
+            var text = generator.next() % 4 == 0 ? "-" : ""
+            let digits = Int(generator.next() % 24) + 1
+            let point = Int(generator.next() % UInt64(digits + 1))
+            for k in 0..<digits {
+                if k == point && k > 0 { text += "." }
+                text += String(generator.next() % 10)
+            }
+            if generator.next() % 3 == 0 { text += "e" + String(Int(generator.next() % 80) - 40) }
+            #expect(NumberText.parseDouble(text)?.bitPattern == Self.reference(text), "\(text)")
+        }
+    }
+
+    @Test("integer milliseconds: digits only, no overflow")
+    func digits() {
+        func parse(_ text: String) -> Int64? {
+            var text = text
+            return text.withUTF8 { NumberText.parseDigits($0) }
+        }
+        #expect(parse("1700000000000") == 1_700_000_000_000)
+        #expect(parse("9223372036854775807") == Int64.max)
+        #expect(parse("9223372036854775808") == nil)
+        #expect(parse("-5") == nil)
+        #expect(parse("") == nil)
+        #expect(parse("12a") == nil)
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so a failure can be run again.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

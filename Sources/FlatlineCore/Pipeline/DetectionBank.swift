@@ -155,15 +155,10 @@ public struct DetectionBank: Sendable {
     ///   - samples: the samples; their own timestamps are ignored in favour of `time`.
     /// - Returns: one verdict per sample, in order.
     public mutating func process(time: Timestamp, samples: [Sample]) -> [SampleVerdict] {
-        if let lastTick, time <= lastTick {
-            for _ in samples { drops.add(.outOfOrder) }
-            return samples.map { _ in .dropped(.outOfOrder) }
-        }
-        sweepIfDue(time)
         var verdicts = [SampleVerdict](repeating: .dropped(.nonFinite), count: samples.count)
+        guard begin(time, verdicts: &verdicts) else { return verdicts }
         var placed: [(index: Int, slot: Int)] = []
         placed.reserveCapacity(samples.count)
-        tickNumber += 1
         for (index, sample) in samples.enumerated() {
             guard sample.value.isFinite else {
                 drops.add(.nonFinite)
@@ -171,52 +166,156 @@ public struct DetectionBank: Sendable {
                 continue
             }
             let slot: Int
-            let isNew: Bool
             do {
-                (slot, isNew) = try store.slot(for: sample.labels, kind: sample.kind, at: time)
+                slot = try self.slot(for: sample.labels, kind: sample.kind, at: time)
             } catch {
                 let reason: DropReason = error.kind == .tooManyLabels ? .labelLimit : .seriesLimit
                 drops.add(reason)
                 verdicts[index] = .dropped(reason)
                 continue
             }
-            if slot >= values.count {
-                values.append(contentsOf: repeatElement(.nan, count: store.capacity - values.count))
-                marks.append(contentsOf: repeatElement(0, count: store.capacity - marks.count))
-            }
-            if isNew {
-                detector.reset(slot: slot)
-                rates.reset(slot: slot)
-            }
-            guard marks[slot] != tickNumber else {
-                drops.add(.duplicate)
-                verdicts[index] = .dropped(.duplicate)
+            place(
+                index,
+                slot: slot,
+                value: sample.value,
+                kind: sample.kind,
+                time: time,
+                reset: sample.counterReset,
+                verdicts: &verdicts,
+                placed: &placed
+            )
+        }
+        finish(time, placed: placed, verdicts: &verdicts)
+        return verdicts
+    }
+
+    /// A sample whose series already has its slot (from ``slot(for:kind:at:)``), for a caller
+    /// that resolves each series once rather than hashing its labels every tick.
+    public struct SlottedSample: Hashable, Sendable {
+        /// The series' slot; ignored when the value is not finite (the sample is dropped).
+        public var slot: Int
+        public var value: Double
+        public var counterReset: Bool
+
+        public init(slot: Int, value: Double, counterReset: Bool = false) {
+            self.slot = slot
+            self.value = value
+            self.counterReset = counterReset
+        }
+    }
+
+    /// ``process(time:samples:)`` for samples whose slots are known: the same validation,
+    /// rates and scores. `verdicts` is overwritten with one verdict per sample.
+    public mutating func process(
+        time: Timestamp,
+        slotted samples: [SlottedSample],
+        into verdicts: inout [SampleVerdict]
+    ) {
+        verdicts.removeAll(keepingCapacity: true)
+        verdicts.append(contentsOf: repeatElement(.dropped(.nonFinite), count: samples.count))
+        guard begin(time, verdicts: &verdicts) else { return }
+        var placed: [(index: Int, slot: Int)] = []
+        placed.reserveCapacity(samples.count)
+        for (index, sample) in samples.enumerated() {
+            guard sample.value.isFinite else {
+                drops.add(.nonFinite)
                 continue
             }
-            marks[slot] = tickNumber
-            let kind = store.entry(at: slot)?.kind ?? sample.kind
-            switch kind {
-            case .gauge:
-                values[slot] = sample.value
+            store.touch(slot: sample.slot, at: time)
+            let kind = store.entry(at: sample.slot)?.kind ?? .gauge
+            place(
+                index,
+                slot: sample.slot,
+                value: sample.value,
+                kind: kind,
+                time: time,
+                reset: sample.counterReset,
+                verdicts: &verdicts,
+                placed: &placed
+            )
+        }
+        finish(time, placed: placed, verdicts: &verdicts)
+    }
+
+    /// The slot of a series, taken when it is new (its detector and rate state start cold).
+    /// - Throws: ``SeriesStoreError`` past ``SeriesStore/maxSeries`` or the label limit.
+    public mutating func slot(for labels: LabelSet, kind: MetricKind, at time: Timestamp) throws(SeriesStoreError)
+        -> Int
+    {
+        let (slot, isNew) = try store.slot(for: labels, kind: kind, at: time)
+        if slot >= values.count {
+            values.append(contentsOf: repeatElement(.nan, count: store.capacity - values.count))
+            marks.append(contentsOf: repeatElement(0, count: store.capacity - marks.count))
+        }
+        if isNew {
+            detector.reset(slot: slot)
+            rates.reset(slot: slot)
+        }
+        return slot
+    }
+
+    /// Counts a sample the caller dropped before it reached the bank.
+    public mutating func countDrop(_ reason: DropReason) {
+        drops.add(reason)
+    }
+
+    /// Starts a tick: false (every sample dropped as out of order) when it is not newer than the last.
+    private mutating func begin(_ time: Timestamp, verdicts: inout [SampleVerdict]) -> Bool {
+        if let lastTick, time <= lastTick {
+            drops.add(.outOfOrder, count: verdicts.count)
+            for k in verdicts.indices { verdicts[k] = .dropped(.outOfOrder) }
+            return false
+        }
+        sweepIfDue(time)
+        tickNumber += 1
+        return true
+    }
+
+    /// One finite sample of a series with a slot: duplicates dropped, counters made rates.
+    @inline(__always)
+    private mutating func place(
+        _ index: Int,
+        slot: Int,
+        value: Double,
+        kind sampleKind: MetricKind,
+        time: Timestamp,
+        reset: Bool,
+        verdicts: inout [SampleVerdict],
+        placed: inout [(index: Int, slot: Int)]
+    ) {
+        guard marks[slot] != tickNumber else {
+            drops.add(.duplicate)
+            verdicts[index] = .dropped(.duplicate)
+            return
+        }
+        marks[slot] = tickNumber
+        let kind = store.entry(at: slot)?.kind ?? sampleKind
+        switch kind {
+        case .gauge:
+            values[slot] = value
+            placed.append((index, slot))
+        case .counter:
+            let observation = rates.observe(value, at: time, slot: slot, restarted: reset)
+            switch observation {
+            case .rate(let r):
+                values[slot] = r
                 placed.append((index, slot))
-            case .counter:
-                let observation = rates.observe(sample.value, at: time, slot: slot, restarted: sample.counterReset)
-                switch observation {
-                case .rate(let r):
-                    values[slot] = r
-                    placed.append((index, slot))
-                case .reset(let r):
-                    counterResets += 1
-                    values[slot] = r
-                    placed.append((index, slot))
-                case .first, .gap:
-                    verdicts[index] = .pending(slot: slot)
-                case .notNewer:
-                    drops.add(.outOfOrder)
-                    verdicts[index] = .dropped(.outOfOrder)
-                }
+            case .reset(let r):
+                counterResets += 1
+                values[slot] = r
+                placed.append((index, slot))
+            case .first, .gap:
+                verdicts[index] = .pending(slot: slot)
+            case .notNewer:
+                drops.add(.outOfOrder)
+                verdicts[index] = .dropped(.outOfOrder)
             }
         }
+    }
+
+    /// Scores the tick's placed samples.
+    private mutating func finish(_ time: Timestamp, placed: [(index: Int, slot: Int)], verdicts: inout [SampleVerdict])
+    {
         lastTick = time
         detector.update(time: time.seconds, values: values, into: &output)
         for (index, slot) in placed {
@@ -235,7 +334,6 @@ public struct DetectionBank: Sendable {
             )
             values[slot] = .nan
         }
-        return verdicts
     }
 
     private mutating func sweepIfDue(_ time: Timestamp) {

@@ -60,6 +60,13 @@ public struct SeriesStore: Sendable {
         entries.enumerated().compactMap { slot, entry in entry.map { (slot, $0) } }
     }
 
+    /// Marks the series in `slot` seen at `time` (as ``slot(for:kind:at:)`` does).
+    public mutating func touch(slot: Int, at time: Timestamp) {
+        guard slot >= 0, slot < entries.count, var entry = entries[slot], entry.lastSeen < time else { return }
+        entry.lastSeen = time
+        entries[slot] = entry
+    }
+
     /// The slot of `labels`, creating it (or reusing a free one) for a new series.
     ///
     /// - Parameters:

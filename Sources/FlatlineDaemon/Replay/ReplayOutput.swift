@@ -1,3 +1,4 @@
+import Dispatch
 import FlatlineCore
 import FlatlineIngest
 
@@ -25,8 +26,14 @@ public struct ReplayWriter: Sendable {
         self.anomaliesOnly = anomaliesOnly
     }
 
-    /// Writes `result` to `sink` as UTF-8, in chunks of about 64 KiB (whole lines).
-    public func write(_ result: ReplayResult, to sink: ([UInt8]) -> Void) {
+    /// Rows formatted as one piece of output.
+    static let chunkRows = 16_384
+
+    /// Writes `result` to `sink` as UTF-8, in pieces of whole lines (about 1 MiB each).
+    ///
+    /// - Parameter threads: how many pieces are formatted at once; the output is the same bytes
+    ///   whatever the count.
+    public func write(_ result: ReplayResult, threads: Int = 1, to sink: ([UInt8]) -> Void) {
         let multi = result.file.series.count > 1
         // Each series' column, escaped once rather than once per row.
         let seriesColumn: [[UInt8]] =
@@ -37,54 +44,91 @@ public struct ReplayWriter: Sendable {
                     (format == .csv ? Self.csvField(text) + "," : "\"series\":" + Self.jsonString(text) + ",").utf8
                 )
             } : []
-        var out: [UInt8] = []
-        out.reserveCapacity(1 << 17)
         if format == .csv {
-            out.append(
-                contentsOf: ((multi ? "series," : "") + "timestamp,value,expected,lower,upper,score,anomaly\n").utf8
-            )
+            sink(Array(((multi ? "series," : "") + "timestamp,value,expected,lower,upper,score,anomaly\n").utf8))
         }
+        let rows = result.file.rows.count
+        let chunks = (rows + Self.chunkRows - 1) / Self.chunkRows
+        let batch = Swift.max(1, threads) * 2
+        var pieces = [[UInt8]](repeating: [], count: batch)
+        var first = 0
+        while first < chunks {
+            let count = Swift.min(batch, chunks - first)
+            pieces.withUnsafeMutableBufferPointer { pieces in
+                let out = UnsafeSendable(pieces)
+                let start = first
+                let render: @Sendable (Int) -> Void = { k in
+                    let lower = (start + k) * Self.chunkRows
+                    out.value[k] = self.render(
+                        result,
+                        rows: lower..<Swift.min(rows, lower + Self.chunkRows),
+                        multi: multi,
+                        seriesColumn: seriesColumn
+                    )
+                }
+                if threads > 1 && count > 1 {
+                    DispatchQueue.concurrentPerform(iterations: count, execute: render)
+                } else {
+                    for k in 0..<count { render(k) }
+                }
+            }
+            for k in 0..<count where !pieces[k].isEmpty { sink(pieces[k]) }
+            first += count
+        }
+    }
+
+    /// The lines of `rows`.
+    func render(_ result: ReplayResult, rows: Range<Int>, multi: Bool, seriesColumn: [[UInt8]]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(rows.count * (format == .csv ? 64 : 160))
         let comma = UInt8(ascii: ",")
-        for (index, row) in result.file.rows.enumerated() {
+        for index in rows {
             let point = result.points[index]
             if anomaliesOnly && !point.anomaly { continue }
+            let row = result.file.rows[index]
             switch format {
             case .csv:
                 if multi { out.append(contentsOf: seriesColumn[row.series]) }
                 Self.append(Self.csvField(row.timestampText), to: &out)
                 out.append(comma)
-                Self.append(Self.number(point.value), to: &out)
+                Self.appendNumber(point.value, empty: "", to: &out)
                 out.append(comma)
-                Self.append(Self.number(point.expected), to: &out)
+                Self.appendNumber(point.expected, empty: "", to: &out)
                 out.append(comma)
-                Self.append(Self.number(point.lower), to: &out)
+                Self.appendNumber(point.lower, empty: "", to: &out)
                 out.append(comma)
-                Self.append(Self.number(point.upper), to: &out)
+                Self.appendNumber(point.upper, empty: "", to: &out)
                 out.append(comma)
-                Self.append(Self.number(point.score), to: &out)
+                Self.appendNumber(point.score, empty: "", to: &out)
                 Self.append(point.anomaly ? ",1\n" : ",0\n", to: &out)
             case .ndjson:
                 Self.append("{", to: &out)
                 if multi { out.append(contentsOf: seriesColumn[row.series]) }
                 Self.append("\"timestamp\":" + Self.jsonString(row.timestampText), to: &out)
                 Self.append(",\"value\":", to: &out)
-                Self.append(Self.jsonNumber(point.value), to: &out)
+                Self.appendNumber(point.value, empty: "null", to: &out)
                 Self.append(",\"expected\":", to: &out)
-                Self.append(Self.jsonNumber(point.expected), to: &out)
+                Self.appendNumber(point.expected, empty: "null", to: &out)
                 Self.append(",\"lower\":", to: &out)
-                Self.append(Self.jsonNumber(point.lower), to: &out)
+                Self.appendNumber(point.lower, empty: "null", to: &out)
                 Self.append(",\"upper\":", to: &out)
-                Self.append(Self.jsonNumber(point.upper), to: &out)
+                Self.appendNumber(point.upper, empty: "null", to: &out)
                 Self.append(",\"score\":", to: &out)
-                Self.append(Self.jsonNumber(point.score), to: &out)
+                Self.appendNumber(point.score, empty: "null", to: &out)
                 Self.append(point.anomaly ? ",\"anomaly\":1}\n" : ",\"anomaly\":0}\n", to: &out)
             }
-            if out.count >= 1 << 16 {
-                sink(out)
-                out.removeAll(keepingCapacity: true)
-            }
         }
-        if !out.isEmpty { sink(out) }
+        return out
+    }
+
+    /// The shortest text that reads back as `value`, or `empty` for NaN and infinities.
+    @inline(__always)
+    static func appendNumber(_ value: Double, empty: StaticString, to out: inout [UInt8]) {
+        if value.isFinite {
+            append(value.description, to: &out)
+        } else {
+            empty.withUTF8Buffer { out.append(contentsOf: $0) }
+        }
     }
 
     /// Appends `text`'s UTF-8 without an intermediate array.
@@ -92,15 +136,6 @@ public struct ReplayWriter: Sendable {
     static func append(_ text: String, to out: inout [UInt8]) {
         var text = text
         text.withUTF8 { out.append(contentsOf: $0) }
-    }
-
-    /// The shortest text that reads back as the same double; empty for NaN and infinities.
-    static func number(_ value: Double) -> String {
-        value.isFinite ? value.description : ""
-    }
-
-    static func jsonNumber(_ value: Double) -> String {
-        value.isFinite ? value.description : "null"
     }
 
     static func csvField(_ text: String) -> String {
@@ -125,4 +160,11 @@ extension String {
         }
         return out
     }
+}
+
+/// A pointer handed to the threads of one parallel step, each of which writes only its own
+/// elements.
+struct UnsafeSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

@@ -1,3 +1,4 @@
+import Dispatch
 import FlatlineAlerting
 import FlatlineCore
 import FlatlineIngest
@@ -43,6 +44,8 @@ public struct ReplaySummary: Hashable, Sendable {
     /// The nominal sampling interval used, in seconds.
     public var step = 0.0
     public var ticks = 0
+    /// How many cores scored the series side by side.
+    public var parts = 1
 }
 
 /// The result of replaying a file.
@@ -52,8 +55,9 @@ public struct ReplayResult: Sendable {
     /// One point per row of the file, in file order.
     public var points: [ReplayPoint]
     public var summary: ReplaySummary
-    /// The detection state after the last row, to save and continue from.
-    public var bank: DetectionBank
+    /// The detection state after the last row, to save and continue from; nil when the series
+    /// were split over several cores (replay with `threads: 1` to keep it).
+    public var bank: DetectionBank?
     /// Alerts that fired or resolved, in time order, when models were given.
     public var alertEvents: [AlertEvent] = []
 }
@@ -71,7 +75,11 @@ public enum Replayer {
     ///     median spacing of each series, then the median over series).
     ///   - maxGap: the longest gap in seconds a counter rate is taken across; `nil` for no limit.
     ///   - state: a bank saved by an earlier replay to continue from.
-    ///   - progress: called after each tick with (ticks done, ticks in all).
+    ///   - threads: how many cores may score series side by side. Series are split over them
+    ///     only where that changes nothing (detectors whose series learn nothing from each other,
+    ///     no models, no state to continue from); every tick reaches every part, so the result
+    ///     is the same, value for value, as on one core.
+    ///   - progress: called now and then with (ticks done, ticks in all), from one thread.
     /// - Throws: ``ReplayError`` when the step cannot be inferred or a parameter is bad.
     public static func run(
         _ file: SeriesFile,
@@ -80,12 +88,10 @@ public enum Replayer {
         maxGap: Double? = nil,
         state: DetectionBank? = nil,
         models: [Model] = [],
+        threads: Int = 1,
         progress: (Int, Int) -> Void = { _, _ in }
     ) throws(ReplayError) -> ReplayResult {
-        var evaluator = ModelEvaluator(models: models)
-        var engine = AlertEngine()
-        var alertEvents: [AlertEvent] = []
-        var bank: DetectionBank
+        let bank: DetectionBank
         if let state {
             bank = state
         } else {
@@ -101,36 +107,185 @@ public enum Replayer {
         summary.series = file.series.count
         summary.rows = file.rows.count
         summary.step = bank.detector.step
-        let dropsBefore = bank.drops
-        let resetsBefore = bank.counterResets
 
-        var points = file.rows.map { row in
-            ReplayPoint(status: row.value == nil ? .missing : .pending, value: row.value ?? .nan)
+        let ticks = Ticks(file)
+        let independent: Set<DetectorKind> = [.surprise, .ewma, .robust]
+        let parts =
+            models.isEmpty && state == nil && independent.contains(bank.detector.configuration.kind)
+            ? Swift.max(1, Swift.min(threads, file.series.count / 64)) : 1
+        var points = [ReplayPoint](repeating: ReplayPoint(status: .missing, value: .nan), count: file.rows.count)
+        var banks = [DetectionBank](repeating: bank, count: parts)
+        var alertEvents: [AlertEvent] = []
+        points.withUnsafeMutableBufferPointer { points in
+            banks.withUnsafeMutableBufferPointer { banks in
+                let shared = UnsafeSendable((points: points, banks: banks))
+                if parts == 1 {
+                    alertEvents = score(
+                        file,
+                        ticks,
+                        part: 0,
+                        of: 1,
+                        bank: &shared.value.banks[0],
+                        points: shared.value.points,
+                        models: models,
+                        progress: progress
+                    )
+                } else {
+                    // Progress is the first part's: the parts move at about the same pace.
+                    withoutActuallyEscaping(progress) { progress in
+                        let report = UnsafeSendable(progress)
+                        DispatchQueue.concurrentPerform(iterations: parts) { part in
+                            _ = score(
+                                file,
+                                ticks,
+                                part: part,
+                                of: parts,
+                                bank: &shared.value.banks[part],
+                                points: shared.value.points,
+                                models: [],
+                                progress: part == 0 ? report.value : { _, _ in }
+                            )
+                        }
+                    }
+                }
+            }
         }
-        // Rows grouped into ticks by timestamp; a stable sort keeps file order within a tick.
-        let order = file.rows.indices.sorted {
-            let a = file.rows[$0].timestamp
-            let b = file.rows[$1].timestamp
-            return a != b ? a < b : $0 < $1
+
+        for point in points {
+            switch point.status {
+            case .scored:
+                summary.scored += 1
+                if point.anomaly { summary.anomalies += 1 }
+            case .pending: summary.pending += 1
+            case .missing: summary.missing += 1
+            case .dropped: break
+            }
         }
-        var ticks = 0
-        var tickCount = 0
-        var previous: Timestamp?
-        for i in order where previous != file.rows[i].timestamp {
-            previous = file.rows[i].timestamp
-            tickCount += 1
+        for part in banks {
+            for reason in DropReason.allCases {
+                summary.drops.add(reason, count: part.drops[reason] - bank.drops[reason])
+            }
+            summary.counterResets += part.counterResets - bank.counterResets
         }
-        var start = 0
+        summary.ticks = ticks.times.count
+        summary.parts = parts
+        return ReplayResult(
+            file: file,
+            points: points,
+            summary: summary,
+            bank: parts == 1 ? banks[0] : nil,
+            alertEvents: alertEvents
+        )
+    }
+
+    /// The rows of a file grouped into ticks by timestamp, ticks in time order, rows of a tick in
+    /// file order (a counting sort: one pass to number the times, one to place the rows).
+    struct Ticks: Sendable {
+        /// Each tick's time.
+        var times: [Timestamp] = []
+        /// Row indices, tick by tick.
+        var order: [Int32] = []
+        /// Where each tick's rows begin in `order` (one more entry than ticks).
+        var starts: [Int] = []
+
+        init(_ file: SeriesFile) {
+            var numberOf: [Int64: Int] = [:]
+            var firstTimes: [Timestamp] = []
+            var tickOfRow = [Int32](repeating: 0, count: file.rows.count)
+            var last: (ms: Int64, number: Int)?
+            for (k, row) in file.rows.enumerated() {
+                let ms = row.timestamp.milliseconds
+                let number: Int
+                if let last, last.ms == ms {
+                    number = last.number
+                } else if let known = numberOf[ms] {
+                    number = known
+                } else {
+                    number = firstTimes.count
+                    numberOf[ms] = number
+                    firstTimes.append(row.timestamp)
+                }
+                last = (ms, number)
+                tickOfRow[k] = Int32(truncatingIfNeeded: number)
+            }
+            let byTime = firstTimes.indices.sorted { firstTimes[$0] < firstTimes[$1] }
+            var rank = [Int](repeating: 0, count: firstTimes.count)
+            for (position, number) in byTime.enumerated() { rank[number] = position }
+            times = byTime.map { firstTimes[$0] }
+            var counts = [Int](repeating: 0, count: times.count + 1)
+            for k in tickOfRow.indices {
+                let tick = rank[Int(tickOfRow[k])]
+                tickOfRow[k] = Int32(truncatingIfNeeded: tick)
+                counts[tick + 1] += 1
+            }
+            for t in 0..<times.count { counts[t + 1] += counts[t] }
+            starts = counts
+            var next = counts
+            order = [Int32](repeating: 0, count: file.rows.count)
+            for k in tickOfRow.indices {
+                let tick = Int(tickOfRow[k])
+                order[next[tick]] = Int32(truncatingIfNeeded: k)
+                next[tick] += 1
+            }
+        }
+    }
+
+    /// Scores the series of one part (series `part`, `part + parts`, ...) through every tick,
+    /// writing their rows' points; the alert events when models are given (one part only).
+    private static func score(
+        _ file: SeriesFile,
+        _ ticks: Ticks,
+        part: Int,
+        of parts: Int,
+        bank: inout DetectionBank,
+        points: UnsafeMutableBufferPointer<ReplayPoint>,
+        models: [Model],
+        progress: (Int, Int) -> Void
+    ) -> [AlertEvent] {
+        var evaluator = ModelEvaluator(models: models)
+        var engine = AlertEngine()
+        var alertEvents: [AlertEvent] = []
+        // Each series' slot once it has one (-1: not yet), or why its samples are dropped.
+        var slots = [Int](repeating: -1, count: file.series.count)
+        var refused: [Int: DropReason] = [:]
+        var batch: [DetectionBank.SlottedSample] = []
+        var rowsOfBatch: [Int] = []
         var samples: [Sample] = []
-        var indices: [Int] = []
-        while start < order.count {
-            let time = file.rows[order[start]].timestamp
-            var end = start
+        var verdicts: [SampleVerdict] = []
+        for (t, time) in ticks.times.enumerated() {
+            batch.removeAll(keepingCapacity: true)
+            rowsOfBatch.removeAll(keepingCapacity: true)
             samples.removeAll(keepingCapacity: true)
-            indices.removeAll(keepingCapacity: true)
-            while end < order.count && file.rows[order[end]].timestamp == time {
-                let row = file.rows[order[end]]
-                if let value = row.value {
+            for position in ticks.starts[t]..<ticks.starts[t + 1] {
+                let index = Int(ticks.order[position])
+                let row = file.rows[index]
+                guard row.series % parts == part else { continue }
+                guard let value = row.value else {
+                    points[index] = ReplayPoint(status: .missing, value: .nan)
+                    continue
+                }
+                points[index] = ReplayPoint(status: .pending, value: value)
+                var slot = slots[row.series]
+                if slot < 0 && value.isFinite {
+                    if let reason = refused[row.series] {
+                        points[index].status = .dropped(reason)
+                        bank.countDrop(reason)
+                        continue
+                    }
+                    do {
+                        slot = try bank.slot(for: file.series[row.series], kind: row.kind, at: time)
+                        slots[row.series] = slot
+                    } catch {
+                        let reason: DropReason = error.kind == .tooManyLabels ? .labelLimit : .seriesLimit
+                        refused[row.series] = reason
+                        points[index].status = .dropped(reason)
+                        bank.countDrop(reason)
+                        continue
+                    }
+                }
+                batch.append(DetectionBank.SlottedSample(slot: slot, value: value, counterReset: row.counterReset))
+                rowsOfBatch.append(index)
+                if !models.isEmpty {
                     samples.append(
                         Sample(
                             labels: file.series[row.series],
@@ -140,11 +295,9 @@ public enum Replayer {
                             counterReset: row.counterReset
                         )
                     )
-                    indices.append(order[end])
                 }
-                end += 1
             }
-            let verdicts = bank.process(time: time, samples: samples)
+            bank.process(time: time, slotted: batch, into: &verdicts)
             if !models.isEmpty {
                 alertEvents += engine.evaluate(
                     at: time,
@@ -152,7 +305,7 @@ public enum Replayer {
                 )
             }
             for (k, verdict) in verdicts.enumerated() {
-                let index = indices[k]
+                let index = rowsOfBatch[k]
                 switch verdict {
                 case .scored(let p):
                     points[index] = ReplayPoint(
@@ -173,25 +326,9 @@ public enum Replayer {
                     points[index].status = .dropped(reason)
                 }
             }
-            ticks += 1
-            progress(ticks, tickCount)
-            start = end
+            if t & 63 == 63 || t == ticks.times.count - 1 { progress(t + 1, ticks.times.count) }
         }
-
-        for point in points {
-            switch point.status {
-            case .scored:
-                summary.scored += 1
-                if point.anomaly { summary.anomalies += 1 }
-            case .pending: summary.pending += 1
-            case .missing: summary.missing += 1
-            case .dropped: break
-            }
-        }
-        for reason in DropReason.allCases { summary.drops.add(reason, count: bank.drops[reason] - dropsBefore[reason]) }
-        summary.counterResets = bank.counterResets - resetsBefore
-        summary.ticks = ticks
-        return ReplayResult(file: file, points: points, summary: summary, bank: bank, alertEvents: alertEvents)
+        return alertEvents
     }
 
     /// The median over series of each series' median spacing between distinct timestamps.

@@ -1,5 +1,13 @@
 import FlatlineCore
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Parses the Prometheus text format 0.0.4 and OpenMetrics 1.0 the way Prometheus 2.42 does.
 ///
 /// What Prometheus accepts, this accepts: `NaN`, `±Inf`, lowercase `inf`/`nan`/`infinity`,
@@ -40,31 +48,94 @@ public struct ExpositionParser: Sendable {
         _ body: (ExposedSample) -> Void
     ) throws(ExpositionError) {
         let buffer = Array(bytes)
+        var series: [LabelSet] = []
+        try parseRaw(buffer) { sample, new in
+            if let new { series.append(new.labels) }
+            body(
+                ExposedSample(
+                    labels: series[sample.series],
+                    value: sample.value,
+                    timestamp: sample.timestamp,
+                    timestampText: sample.timestampBytes.map { Substring(String(decoding: buffer[$0], as: UTF8.self)) },
+                    type: sample.type,
+                    kind: sample.kind,
+                    line: sample.line
+                )
+            )
+        }
+    }
+
+    /// Parses a whole exposition without building a sample per line: each sample names its series
+    /// by number (in order of first appearance; with ``internSeries``, the same bytes are the same
+    /// number), and `new` carries the series the first time its number comes. Timestamps are
+    /// given as the range of their text in `buffer`.
+    /// - Throws: ``ExpositionError`` naming the first bad line (samples before it were handed over).
+    package func parseRaw(
+        _ buffer: [UInt8],
+        _ body: (RawSample, _ new: ParsedSeries?) -> Void
+    ) throws(ExpositionError) {
         var state = ParseState(format: format)
         state.internSeries = internSeries
         var start = 0
         var line = 0
         var sawEOF = false
-        while start < buffer.count {
-            line += 1
-            var end = start
-            while end < buffer.count && buffer[end] != UInt8(ascii: "\n") { end += 1 }
-            let slice = buffer[start..<end]
-            let isLast = end >= buffer.count - 1
-            if sawEOF {
-                throw ExpositionError(line: line, reason: "unexpected data after # EOF")
+        try buffer.withUnsafeBufferPointer { bytes throws(ExpositionError) in
+            while start < bytes.count {
+                line += 1
+                let end = Self.lineEnd(bytes, from: start)
+                let slice = buffer[start..<end]
+                let isLast = end >= bytes.count - 1
+                if sawEOF {
+                    throw ExpositionError(line: line, reason: "unexpected data after # EOF")
+                }
+                if let sample = try state.parseLine(slice, bytes, line: line, sawEOF: &sawEOF) {
+                    body(sample, state.newSeries)
+                    state.newSeries = nil
+                }
+                if sawEOF && !isLast {
+                    // Only a single final newline may follow "# EOF".
+                    throw ExpositionError(line: line + 1, reason: "unexpected data after # EOF")
+                }
+                start = end + 1
             }
-            if let sample = try state.parseLine(slice, line: line, sawEOF: &sawEOF) { body(sample) }
-            if sawEOF && !isLast {
-                // Only a single final newline may follow "# EOF".
-                throw ExpositionError(line: line + 1, reason: "unexpected data after # EOF")
-            }
-            start = end + 1
         }
         if format == .openMetrics && !sawEOF {
             throw ExpositionError(line: 0, reason: "data does not end with # EOF")
         }
     }
+
+    /// The index of the next newline at or after `start`, or the end.
+    @inline(__always)
+    static func lineEnd(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+        guard let base = bytes.baseAddress, start < bytes.count else { return bytes.count }
+        guard let found = memchr(base + start, 0x0A, bytes.count - start) else { return bytes.count }
+        return base.distance(to: found.assumingMemoryBound(to: UInt8.self))
+    }
+}
+
+/// A series of a parsed exposition: its labels and metric name, and what its family declared.
+package struct ParsedSeries: Sendable {
+    package var labels: LabelSet
+    package var name: String
+    var type: MetricType
+    var kind: MetricKind
+    /// ``ParseState/typeGeneration`` when `type` and `kind` were decided.
+    var generation: Int
+}
+
+/// One sample line as read: its series by number, its value and timestamp.
+package struct RawSample: Sendable {
+    /// The series' number (see ``ExpositionParser/parseRaw(_:_:)``).
+    package var series: Int
+    package var value: Double
+    /// The declared type of its family, and counter or gauge (as in ``ExposedSample``).
+    package var type: MetricType
+    package var kind: MetricKind
+    package var timestamp: Timestamp?
+    /// Where the timestamp's text is in the body.
+    package var timestampBytes: Range<Int>?
+    /// The 1-based line.
+    package var line: Int
 }
 
 /// Per-body parsing state: declared types and units.
@@ -73,9 +144,17 @@ struct ParseState {
     var types: [String: MetricType] = [:]
     var units: [String: String] = [:]
     var helps: Set<String> = []
-    /// With `internSeries`: the series parsed so far, by the bytes of their name and label block.
+    /// Every series so far, by number.
+    var series: [ParsedSeries] = []
+    /// The series the last sample line brought first, for the caller.
+    var newSeries: ParsedSeries?
+    /// Bumped by every `# TYPE`, so a remembered series' type is decided again after one.
+    var typeGeneration = 0
+    /// With `internSeries`: the series' numbers by the bytes of their name and label block, and
+    /// the last line's (a file's lines mostly repeat the series of the line before).
     var internSeries = false
-    var series: [ArraySlice<UInt8>: (labels: LabelSet, name: String)] = [:]
+    var numbers: [ArraySlice<UInt8>: Int] = [:]
+    var lastSeries: (bytes: Range<Int>, number: Int)?
     /// The most series remembered (a body of distinct series gains nothing from more).
     static let maxInterned = 1 << 20
 
@@ -85,9 +164,12 @@ struct ParseState {
 
     var isOpenMetrics: Bool { format == .openMetrics }
 
-    mutating func parseLine(_ line: ArraySlice<UInt8>, line number: Int, sawEOF: inout Bool) throws(ExpositionError)
-        -> ExposedSample?
-    {
+    mutating func parseLine(
+        _ line: ArraySlice<UInt8>,
+        _ body: UnsafeBufferPointer<UInt8>,
+        line number: Int,
+        sawEOF: inout Bool
+    ) throws(ExpositionError) -> RawSample? {
         guard let first = line.first else {
             if isOpenMetrics {
                 throw ExpositionError(line: number, reason: "blank lines are not allowed in OpenMetrics")
@@ -108,7 +190,7 @@ struct ParseState {
             // Prometheus 2.42 reads the whitespace as part of the metric name and rejects it.
             throw ExpositionError(line: number, reason: "a sample line must not start with whitespace")
         }
-        return try parseSample(line, number)
+        return try parseSample(line, body, number)
     }
 
     // MARK: Comments and metadata
@@ -156,6 +238,7 @@ struct ParseState {
                 throw ExpositionError(line: number, reason: "second # TYPE for \(name)")
             }
             types[name] = type
+            typeGeneration &+= 1
         case "UNIT":
             cursor.skipSpaces()
             let unit = cursor.rest()
@@ -176,17 +259,29 @@ struct ParseState {
 
     // MARK: Samples
 
-    mutating func parseSample(_ line: ArraySlice<UInt8>, _ number: Int) throws(ExpositionError) -> ExposedSample {
+    mutating func parseSample(
+        _ line: ArraySlice<UInt8>,
+        _ body: UnsafeBufferPointer<UInt8>,
+        _ number: Int
+    ) throws(ExpositionError) -> RawSample {
         var cursor = Cursor(line)
         // A series seen before in this body: the same bytes parse to the same labels.
-        let seriesEnd = internSeries ? Cursor.seriesEnd(line) : nil
-        let known = seriesEnd.flatMap { series[line[line.startIndex..<$0]] }
-        let name: String
+        var known: Int?
+        var seriesBytes: Range<Int>?
+        if internSeries, let end = Cursor.seriesEnd(line) {
+            let range = line.startIndex..<end
+            seriesBytes = range
+            if let last = lastSeries, Self.same(body, last.bytes, range) {
+                known = last.number
+            } else if let number = numbers[line[range]] {
+                known = number
+                lastSeries = (range, number)
+            }
+            if known != nil { cursor.index = end }
+        }
+        var name = ""
         var pairs: [(String, String)] = []
-        if let known, let seriesEnd {
-            name = known.name
-            cursor.index = seriesEnd
-        } else {
+        if known == nil {
             name = cursor.metricName()
             guard !name.isEmpty else {
                 throw ExpositionError(line: number, reason: "expected a metric name at the start of the line")
@@ -200,16 +295,16 @@ struct ParseState {
         guard cursor.skipSpaces() > 0 else {
             throw ExpositionError(line: number, reason: "expected a space between the series and its value")
         }
-        let valueText = cursor.token()
-        guard let value = Self.parseValue(valueText) else {
-            throw ExpositionError(line: number, reason: "invalid value \"\(Self.printable(valueText))\"")
+        let valueBytes = cursor.tokenRange()
+        guard let value = NumberText.parseDouble(UnsafeBufferPointer(rebasing: body[valueBytes])) else {
+            throw ExpositionError(line: number, reason: "invalid value \"\(Self.printable(body, valueBytes))\"")
         }
         var timestamp: Timestamp?
-        var timestampText: Substring?
+        var timestampBytes: Range<Int>?
         if cursor.skipSpaces() > 0 && !cursor.atEnd && cursor.peek != UInt8(ascii: "#") {
-            let text = cursor.token()
-            timestampText = Substring(text)
-            timestamp = try parseTimestamp(text, number)
+            let range = cursor.tokenRange()
+            timestampBytes = range
+            timestamp = try parseTimestamp(body, range, number)
             cursor.skipSpaces()
         }
         if !cursor.atEnd {
@@ -223,30 +318,47 @@ struct ParseState {
                 )
             }
         }
-        let labels: LabelSet
+        let id: Int
         if let known {
-            labels = known.labels
+            id = known
+            if series[id].generation != typeGeneration {
+                (series[id].type, series[id].kind) = classify(series[id].name)
+                series[id].generation = typeGeneration
+            }
         } else {
+            let labels: LabelSet
             do {
                 labels = try LabelSet(validating: pairs)
             } catch {
                 throw ExpositionError(line: number, reason: "\(error)")
             }
+            let (type, kind) = classify(name)
+            id = series.count
+            let parsed = ParsedSeries(labels: labels, name: name, type: type, kind: kind, generation: typeGeneration)
+            series.append(parsed)
+            newSeries = parsed
             // Remembered only where the quick scan and the parser agree on where the series ends.
-            if let seriesEnd, seriesEnd == afterSeries, series.count < Self.maxInterned {
-                series[line[line.startIndex..<seriesEnd]] = (labels, name)
+            if let seriesBytes, seriesBytes.upperBound == afterSeries, numbers.count < Self.maxInterned {
+                numbers[line[seriesBytes]] = id
+                lastSeries = (seriesBytes, id)
             }
         }
-        let (type, kind) = classify(name)
-        return ExposedSample(
-            labels: labels,
+        return RawSample(
+            series: id,
             value: value,
+            type: series[id].type,
+            kind: series[id].kind,
             timestamp: timestamp,
-            timestampText: timestampText,
-            type: type,
-            kind: kind,
+            timestampBytes: timestampBytes,
             line: number
         )
+    }
+
+    /// Whether two ranges of `body` hold the same bytes.
+    @inline(__always)
+    static func same(_ body: UnsafeBufferPointer<UInt8>, _ a: Range<Int>, _ b: Range<Int>) -> Bool {
+        guard a.count == b.count, let base = body.baseAddress else { return false }
+        return memcmp(base + a.lowerBound, base + b.lowerBound, a.count) == 0
     }
 
     func parseLabels(_ cursor: inout Cursor, into pairs: inout [(String, String)], _ number: Int)
@@ -301,19 +413,22 @@ struct ParseState {
         }
     }
 
-    func parseTimestamp(_ text: String, _ number: Int) throws(ExpositionError) -> Timestamp {
+    func parseTimestamp(_ body: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ number: Int) throws(ExpositionError)
+        -> Timestamp
+    {
+        let text = UnsafeBufferPointer(rebasing: body[range])
         if isOpenMetrics {
-            guard let seconds = Self.parseValue(text), seconds.isFinite, let t = Timestamp(seconds: seconds) else {
-                throw ExpositionError(line: number, reason: "invalid timestamp \"\(Self.printable(text))\"")
+            guard let seconds = NumberText.parseDouble(text), seconds.isFinite, let t = Timestamp(seconds: seconds)
+            else {
+                throw ExpositionError(line: number, reason: "invalid timestamp \"\(Self.printable(body, range))\"")
             }
             return t
         }
-        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-            let ms = Int64(text)
-        else {
+        guard let ms = NumberText.parseDigits(text) else {
             throw ExpositionError(
                 line: number,
-                reason: "invalid timestamp \"\(Self.printable(text))\": the text format takes integer milliseconds"
+                reason:
+                    "invalid timestamp \"\(Self.printable(body, range))\": the text format takes integer milliseconds"
             )
         }
         return Timestamp(milliseconds: ms)
@@ -363,6 +478,11 @@ struct ParseState {
 
     static func parseValue(_ text: String) -> Double? { NumberText.parseDouble(text) }
 
+    /// A range of the body as text for an error message.
+    static func printable(_ body: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
+        printable(String(decoding: UnsafeBufferPointer(rebasing: body[range]), as: UTF8.self))
+    }
+
     /// Text for an error message, with control characters made visible.
     static func printable(_ text: String) -> String {
         var out = ""
@@ -398,6 +518,13 @@ struct Cursor {
         let start = index
         while let b = peek, b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") { index += 1 }
         return index - start
+    }
+
+    /// Where everything up to the next space, tab or end is.
+    mutating func tokenRange() -> Range<Int> {
+        let start = index
+        while let b = peek, b != UInt8(ascii: " ") && b != UInt8(ascii: "\t") { index += 1 }
+        return start..<index
     }
 
     /// Everything up to the next space, tab or end.

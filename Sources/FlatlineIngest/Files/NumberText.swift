@@ -6,45 +6,122 @@ package enum NumberText {
     /// fraction and exponent, `NaN`, `Inf`/`Infinity` with an optional sign, case-insensitive.
     /// Hex and `_` separators are rejected.
     package static func parseDouble(_ text: some StringProtocol) -> Double? {
-        let bytes = Array(text.utf8)
-        guard !bytes.isEmpty else { return nil }
+        var text = String(text)
+        return text.withUTF8 { parseDouble($0) }
+    }
+
+    /// ``parseDouble(_:)-(StringProtocol)`` on bytes. Correctly rounded: decimals of at most 19
+    /// significant digits whose value and power of ten are exact doubles (most numbers in
+    /// monitoring data) are one multiplication or division; the rest go to the C library.
+    package static func parseDouble(_ b: UnsafeBufferPointer<UInt8>) -> Double? {
+        let count = b.count
+        guard count > 0 else { return nil }
         var i = 0
         var negative = false
-        if bytes[0] == UInt8(ascii: "+") || bytes[0] == UInt8(ascii: "-") {
-            negative = bytes[0] == UInt8(ascii: "-")
+        if b[0] == UInt8(ascii: "+") || b[0] == UInt8(ascii: "-") {
+            negative = b[0] == UInt8(ascii: "-")
             i = 1
         }
-        // Words only where one can begin (most values are digits: no String for them).
-        if i < bytes.count, bytes[i] | 0x20 == UInt8(ascii: "i") || bytes[i] | 0x20 == UInt8(ascii: "n") {
-            let word = String(decoding: bytes[i...], as: UTF8.self).lowercased()
-            if word == "inf" || word == "infinity" { return negative ? -.infinity : .infinity }
-            if word == "nan" { return i == 0 ? .nan : nil }
+        if i < count, b[i] | 0x20 == UInt8(ascii: "i") || b[i] | 0x20 == UInt8(ascii: "n") {
+            if isWord(b, from: i, "inf") || isWord(b, from: i, "infinity") { return negative ? -.infinity : .infinity }
+            if isWord(b, from: i, "nan") { return i == 0 ? .nan : nil }
+            return nil
         }
+        var mantissa: UInt64 = 0
+        var significant = 0
+        var exponent = 0
+        var exact = true
         var digits = 0
-        while i < bytes.count, isDigit(bytes[i]) {
+        while i < count, isDigit(b[i]) {
+            let d = UInt64(b[i] &- UInt8(ascii: "0"))
+            if mantissa != 0 || d != 0 {
+                if significant < 19 {
+                    mantissa = mantissa &* 10 &+ d
+                    significant += 1
+                } else {
+                    exact = false
+                    exponent &+= 1
+                }
+            }
             i += 1
             digits += 1
         }
-        if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
+        if i < count, b[i] == UInt8(ascii: ".") {
             i += 1
-            while i < bytes.count, isDigit(bytes[i]) {
+            while i < count, isDigit(b[i]) {
+                let d = UInt64(b[i] &- UInt8(ascii: "0"))
+                if mantissa != 0 || d != 0 {
+                    if significant < 19 {
+                        mantissa = mantissa &* 10 &+ d
+                        significant += 1
+                        exponent &-= 1
+                    } else {
+                        exact = false
+                    }
+                } else {
+                    exponent &-= 1
+                }
                 i += 1
                 digits += 1
             }
         }
         guard digits > 0 else { return nil }
-        if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
+        if i < count, b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E") {
             i += 1
-            if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
+            var negativeExponent = false
+            if i < count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
+                negativeExponent = b[i] == UInt8(ascii: "-")
+                i += 1
+            }
+            var written = 0
             var expDigits = 0
-            while i < bytes.count, isDigit(bytes[i]) {
+            while i < count, isDigit(b[i]) {
+                // Past a few digits the value is 0 or infinite anyway: the C library decides.
+                if written < 100_000 { written = written * 10 + Int(b[i] &- UInt8(ascii: "0")) }
                 i += 1
                 expDigits += 1
             }
             guard expDigits > 0 else { return nil }
+            exponent &+= negativeExponent ? -written : written
         }
-        guard i == bytes.count else { return nil }
-        return Double(text)
+        guard i == count else { return nil }
+        if mantissa == 0 && exact { return negative ? -0.0 : 0.0 }
+        if exact, mantissa <= 1 << 53, exponent >= -22, exponent <= 22 {
+            let m = Double(mantissa)
+            let value = exponent < 0 ? m / powersOfTen[-exponent] : m * powersOfTen[exponent]
+            return negative ? -value : value
+        }
+        return Double(String(decoding: b, as: UTF8.self))
+    }
+
+    /// 10⁰ … 10²², every one exact in a double.
+    private static let powersOfTen: [Double] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+        1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ]
+
+    /// Whether `b` from `start` to its end is `word`, ignoring ASCII case (`word` lowercase).
+    @inline(__always)
+    static func isWord(_ b: UnsafeBufferPointer<UInt8>, from start: Int, _ word: StaticString) -> Bool {
+        guard b.count - start == word.utf8CodeUnitCount else { return false }
+        return word.withUTF8Buffer { w in
+            for k in 0..<w.count where b[start + k] | 0x20 != w[k] { return false }
+            return true
+        }
+    }
+
+    /// Unsigned decimal digits as an Int64; nil when empty, anything else is in it, or it overflows.
+    package static func parseDigits(_ b: UnsafeBufferPointer<UInt8>) -> Int64? {
+        guard !b.isEmpty else { return nil }
+        var value: Int64 = 0
+        for byte in b {
+            guard isDigit(byte) else { return nil }
+            let (times, o1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, o2) = times.addingReportingOverflow(Int64(byte &- UInt8(ascii: "0")))
+            guard !o1, !o2 else { return nil }
+            value = sum
+        }
+        return value
     }
 
     /// A timestamp written as `YYYY-MM-DD HH:MM:SS[.fff]` (UTC), RFC 3339

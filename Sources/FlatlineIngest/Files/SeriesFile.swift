@@ -169,31 +169,30 @@ public struct SeriesFile: Sendable {
         var series: [LabelSet] = []
         var rows: [Row] = []
         var missingTimestamp: Int?
-        // Rows of one series mostly follow each other, and a repeated series comes with the very
-        // labels (same storage) the parser remembered: comparing with the last is cheaper than hashing.
-        var last: (labels: LabelSet, id: Int)?
+        // The parser numbers series by their bytes; two spellings of one label set are one series.
+        var idOfNumber: [Int] = []
+        // One row a line at most: counted first, so the rows never move while they grow.
+        rows.reserveCapacity(Self.lineCount(bytes))
         do throws(ExpositionError) {
-            try ExpositionParser(format: format, internSeries: true).parse(bytes) { sample in
-                guard let timestamp = sample.timestamp, let text = sample.timestampText else {
+            try ExpositionParser(format: format, internSeries: true).parseRaw(bytes) { sample, new in
+                if let new {
+                    if let known = index[new.labels] {
+                        idOfNumber.append(known)
+                    } else {
+                        index[new.labels] = series.count
+                        idOfNumber.append(series.count)
+                        series.append(new.labels)
+                    }
+                }
+                guard let timestamp = sample.timestamp, let text = sample.timestampBytes else {
                     if missingTimestamp == nil { missingTimestamp = sample.line }
                     return
                 }
-                let id: Int
-                if let last, last.labels == sample.labels {
-                    id = last.id
-                } else if let known = index[sample.labels] {
-                    id = known
-                } else {
-                    id = series.count
-                    index[sample.labels] = id
-                    series.append(sample.labels)
-                }
-                last = (sample.labels, id)
                 rows.append(
                     Row(
-                        series: id,
+                        series: idOfNumber[sample.series],
                         timestamp: timestamp,
-                        timestampText: String(text),
+                        timestampText: String(decoding: bytes[text], as: UTF8.self),
                         value: sample.value,
                         kind: sample.kind,
                         line: sample.line
@@ -211,6 +210,22 @@ public struct SeriesFile: Sendable {
             )
         }
         return SeriesFile(name: name, format: .prometheus, series: series, rows: rows)
+    }
+}
+
+extension SeriesFile {
+    /// How many lines `bytes` holds (a last line without a newline counts).
+    static func lineCount(_ bytes: [UInt8]) -> Int {
+        bytes.withUnsafeBufferPointer { b in
+            guard let base = b.baseAddress else { return 0 }
+            var count = 0
+            var at = 0
+            while at < b.count, let found = memchr(base + at, 0x0A, b.count - at) {
+                count += 1
+                at = base.distance(to: found.assumingMemoryBound(to: UInt8.self)) + 1
+            }
+            return count + (b.last == 0x0A || b.isEmpty ? 0 : 1)
+        }
     }
 }
 
@@ -239,12 +254,18 @@ package enum FileBytes {
             throw SeriesFileError(file: path, line: 0, reason: "cannot open: \(String(cString: strerror(errno)))")
         }
         defer { fclose(handle) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        // A regular file is read in one go into an array of its size; a pipe grows as it comes.
+        var status = stat()
+        let size = fstat(fileno(handle), &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG ? Int(status.st_size) : 0
+        var bytes = [UInt8](repeating: 0, count: Swift.max(size, 1 << 16))
+        var filled = 0
         while true {
-            let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, handle) }
-            if n > 0 { bytes.append(contentsOf: chunk[0..<n]) }
-            if n < chunk.count {
+            if filled == bytes.count { bytes.append(contentsOf: repeatElement(0, count: bytes.count)) }
+            let n = bytes.withUnsafeMutableBytes { buffer in
+                buffer.baseAddress.map { fread($0 + filled, 1, buffer.count - filled, handle) } ?? 0
+            }
+            filled += n
+            if filled < bytes.count {
                 if ferror(handle) != 0 {
                     throw SeriesFileError(
                         file: path,
@@ -255,6 +276,7 @@ package enum FileBytes {
                 break
             }
         }
+        bytes.removeSubrange(filled...)
         return bytes
     }
 }

@@ -116,6 +116,12 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(name: .customLong("save-state"), help: "Save the detection state after the last row, to continue later.")
     var saveState: String?
 
+    @Option(help: "How many cores to use (default: all). The output is the same bytes whatever the count.")
+    var jobs: Int?
+
+    /// The cores to use.
+    var threads: Int { Swift.max(1, jobs ?? ProcessInfo.processInfo.activeProcessorCount) }
+
     @Flag(help: "Print no summary on standard error.")
     var quiet = false
 
@@ -153,6 +159,7 @@ struct ReplayCommand: AsyncParsableCommand {
     }
 
     func validate() throws {
+        if let jobs, !(1...1024).contains(jobs) { throw ValidationError("--jobs must be from 1 to 1024") }
         do {
             try detectorConfiguration().validate()
         } catch {
@@ -217,7 +224,9 @@ struct ReplayCommand: AsyncParsableCommand {
             maxGap: maxGap?.seconds,
             state: state,
             // A recording's alerts come from the daemon's pipeline below, not from this pass.
-            models: daemonConfiguration == nil ? loadedModels : []
+            models: daemonConfiguration == nil ? loadedModels : [],
+            // A state to save is one bank: the series stay on one core.
+            threads: saveState == nil ? threads : 1
         ) { done, total in
             guard !quiet, done & 63 == 0 || done == total else { return }
             let now = clock.now
@@ -230,9 +239,9 @@ struct ReplayCommand: AsyncParsableCommand {
         if reported { Stderr.write("\n") }
 
         let sink = try OutputSink(path: out)
-        ReplayWriter(format: format, anomaliesOnly: anomaliesOnly).write(result) { sink.write($0) }
+        ReplayWriter(format: format, anomaliesOnly: anomaliesOnly).write(result, threads: threads) { sink.write($0) }
         try sink.close()
-        if let saveState { try StateFile.save(result.bank, to: saveState) }
+        if let saveState, let bank = result.bank { try StateFile.save(bank, to: saveState) }
         if let alertsOut {
             var events = result.alertEvents
             if let daemonConfiguration {
@@ -277,6 +286,7 @@ struct ReplayCommand: AsyncParsableCommand {
         text +=
             "), \(s.anomalies) anomal\(s.anomalies == 1 ? "y" : "ies"), step \(DurationText.format(seconds: s.step))"
         if s.counterResets > 0 { text += ", \(s.counterResets) counter resets" }
+        if s.parts > 1 { text += ", series scored on \(s.parts) cores" }
         let rate = seconds > 0 ? Double(s.rows) / seconds : 0
         text += String(format: ", %.2f s (%.0f points/s)", seconds, rate)
         return text
@@ -290,27 +300,34 @@ enum Stderr {
     }
 }
 
-/// Buffered output to a file or standard output.
+/// Buffered output to a file or standard output. A path is opened as it is (created or
+/// truncated, never replaced), so `/dev/null`, a pipe or a symbolic link stays what it is.
 final class OutputSink {
-    private let handle: FileHandle
+    private let descriptor: Int32
     private let path: String?
     private var buffer: [UInt8] = []
+    private var failure: String?
 
     init(path: String?) throws {
         self.path = path
         if let path {
-            guard FileManager.default.createFile(atPath: path, contents: nil) else {
-                throw ValidationError("cannot create \(path)")
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0 else {
+                throw ValidationError("cannot create \(path): \(String(cString: strerror(errno)))")
             }
-            guard let handle = FileHandle(forWritingAtPath: path) else { throw ValidationError("cannot open \(path)") }
-            self.handle = handle
+            descriptor = fd
         } else {
-            handle = FileHandle.standardOutput
+            descriptor = STDOUT_FILENO
         }
         buffer.reserveCapacity(1 << 16)
     }
 
     func write(_ bytes: [UInt8]) {
+        if bytes.count >= 1 << 16 {
+            flush()
+            bytes.withUnsafeBytes { writeAll($0) }
+            return
+        }
         buffer.append(contentsOf: bytes)
         if buffer.count >= 1 << 16 { flush() }
     }
@@ -322,13 +339,32 @@ final class OutputSink {
 
     func flush() {
         guard !buffer.isEmpty else { return }
-        handle.write(Data(buffer))
+        buffer.withUnsafeBytes { writeAll($0) }
         buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes every byte, or remembers why not (said by ``close()``).
+    private func writeAll(_ bytes: UnsafeRawBufferPointer) {
+        guard failure == nil, var base = bytes.baseAddress else { return }
+        var left = bytes.count
+        while left > 0 {
+            let n = Glibc.write(descriptor, base, left)
+            if n < 0 {
+                if errno == EINTR { continue }
+                failure = String(cString: strerror(errno))
+                return
+            }
+            left -= n
+            base += n
+        }
     }
 
     func close() throws {
         flush()
-        if path != nil { try handle.close() }
+        if path != nil, Glibc.close(descriptor) != 0, failure == nil {
+            failure = String(cString: strerror(errno))
+        }
+        if let failure { throw ValidationError("cannot write \(path ?? "standard output"): \(failure)") }
     }
 }
 
