@@ -40,7 +40,7 @@ struct SeriesFileTests {
         #expect(file.format == .csv)
         #expect(file.series.count == 1)
         #expect(file.rows.map(\.value) == [1.5, 2])
-        #expect(file.rows.map(\.timestampText) == ["1700000000", "1700000060"])
+        #expect(file.rows.map(file.timestampText) == ["1700000000", "1700000060"])
         #expect(file.rows[1].line == 3)
         #expect(file.rows.allSatisfy { $0.kind == .gauge })
     }
@@ -109,7 +109,7 @@ struct SeriesFileTests {
             )
             #expect(file.rows.map(\.series) == [0, 1, 0, 2])
             #expect(file.rows[2].timestamp == Timestamp(milliseconds: 1_700_000_015_500))
-            #expect(file.rows[2].timestampText == "1700000015.5")
+            #expect(file.timestampText(file.rows[2]) == "1700000015.5")
             #expect(file.rows.prefix(3).allSatisfy { $0.kind == .counter })
             #expect(file.rows[3].kind == .gauge)
         }
@@ -215,5 +215,61 @@ struct SplitMix {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+@Suite("Series files read in pieces")
+struct SeriesFilePiecesTests {
+    /// About 6 MB of OpenMetrics (more than one piece's worth): series after series, a second
+    /// family declared halfway, two spellings of one label set, a counter.
+    static func body(series: Int = 400, points: Int = 300, corrupt: Int? = nil) -> [UInt8] {
+        var lines = ["# TYPE load gauge", "# HELP load The load."]
+        var line = 2
+        for s in 0..<series {
+            if s == series / 2 {
+                lines += ["# TYPE jobs counter"]
+                line += 1
+            }
+            for t in 0..<points {
+                line += 1
+                let name = s >= series / 2 ? "jobs_total" : "load"
+                let labels = s == 7 && t % 2 == 1 ? "{ zone=\"b\",host=\"h\(s)\"}" : "{host=\"h\(s)\",zone=\"b\"}"
+                let value = line == corrupt ? "x1" : String(Double(t * s % 97) / 8)
+                lines.append("\(name)\(labels) \(value) \(1_700_000_000 + t * 15)")
+            }
+        }
+        return Array((lines.joined(separator: "\n") + "\n# EOF\n").utf8)
+    }
+
+    @Test("a large file read on several threads is the file read on one: series, rows, lines, kinds and texts")
+    func sameFile() throws {
+        let bytes = Self.body()
+        #expect(bytes.count > 1 << 22)
+        let one = try SeriesFile.parse(bytes, name: "a.om", threads: 1)
+        let four = try SeriesFile.parse(bytes, name: "a.om", threads: 4)
+        #expect(one.series == four.series)
+        #expect(one.series.count == 400)
+        #expect(one.rows.count == 400 * 300)
+        // Texts may be kept at other places: compared as text below.
+        func withoutText(_ row: SeriesFile.Row) -> SeriesFile.Row {
+            var row = row
+            row.text = SeriesFile.TextSpan(offset: 0, count: 0)
+            return row
+        }
+        #expect(one.rows.map(withoutText) == four.rows.map(withoutText))
+        #expect(one.rows.map(one.timestampText) == four.rows.map(four.timestampText))
+        #expect(four.rows.last?.kind == .counter && four.rows.first?.kind == .gauge)
+        #expect(four.rows.last?.line == 400 * 300 + 3)
+        #expect(one.series[7] == four.series[7])
+    }
+
+    @Test("a bad line in any piece is named as one thread names it", arguments: [50, 100_000, 119_000])
+    func badLine(line: Int) {
+        let bytes = Self.body(corrupt: line)
+        for threads in [1, 4] {
+            #expect(throws: SeriesFileError(file: "a.om", line: line, reason: "invalid value \"x1\"")) {
+                try SeriesFile.parse(bytes, name: "a.om", threads: threads)
+            }
+        }
     }
 }

@@ -89,7 +89,7 @@ public struct ReplayWriter: Sendable {
             switch format {
             case .csv:
                 if multi { out.append(contentsOf: seriesColumn[row.series]) }
-                Self.append(Self.csvField(row.timestampText), to: &out)
+                Self.appendText(result.file, row, json: false, to: &out)
                 out.append(comma)
                 Self.appendNumber(point.value, empty: "", to: &out)
                 out.append(comma)
@@ -104,7 +104,8 @@ public struct ReplayWriter: Sendable {
             case .ndjson:
                 Self.append("{", to: &out)
                 if multi { out.append(contentsOf: seriesColumn[row.series]) }
-                Self.append("\"timestamp\":" + Self.jsonString(row.timestampText), to: &out)
+                Self.append("\"timestamp\":", to: &out)
+                Self.appendText(result.file, row, json: true, to: &out)
                 Self.append(",\"value\":", to: &out)
                 Self.appendNumber(point.value, empty: "null", to: &out)
                 Self.append(",\"expected\":", to: &out)
@@ -119,6 +120,25 @@ public struct ReplayWriter: Sendable {
             }
         }
         return out
+    }
+
+    /// A row's timestamp text: as it is when nothing in it needs quoting (digits, dates, times:
+    /// always, for what the readers accept), else escaped for CSV or JSON.
+    @inline(__always)
+    static func appendText(_ file: SeriesFile, _ row: SeriesFile.Row, json: Bool, to out: inout [UInt8]) {
+        let end = Swift.min(file.texts.count, row.text.offset + row.text.count)
+        let text = file.texts[Swift.min(row.text.offset, end)..<end]
+        let plain = text.allSatisfy {
+            $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ",") && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\")
+        }
+        if plain {
+            if json { out.append(UInt8(ascii: "\"")) }
+            out.append(contentsOf: text)
+            if json { out.append(UInt8(ascii: "\"")) }
+        } else {
+            let string = String(decoding: text, as: UTF8.self)
+            append(json ? jsonString(string) : csvField(string), to: &out)
+        }
     }
 
     /// The shortest text that reads back as `value`, or `empty` for NaN and infinities.

@@ -76,32 +76,83 @@ public struct ExpositionParser: Sendable {
     ) throws(ExpositionError) {
         var state = ParseState(format: format)
         state.internSeries = internSeries
-        var start = 0
-        var line = 0
-        var sawEOF = false
+        _ = try parseLines(buffer, 0..<buffer.count, state: &state, firstLine: 1, body)
+        try finish(state)
+    }
+
+    /// Parses the lines of `buffer` in `range` (whole lines) with `state` as the lines before
+    /// left it, numbering them from `firstLine`; returns how many lines there were. A body split
+    /// into pieces is parsed piece by piece, each from the declarations before it
+    /// (``declarations(_:before:)``), then ``finish(_:)`` with the last piece's state.
+    package func parseLines(
+        _ buffer: [UInt8],
+        _ range: Range<Int>,
+        state: inout ParseState,
+        firstLine: Int,
+        _ body: (RawSample, _ new: ParsedSeries?) -> Void
+    ) throws(ExpositionError) -> Int {
+        var start = range.lowerBound
+        var line = firstLine - 1
         try buffer.withUnsafeBufferPointer { bytes throws(ExpositionError) in
-            while start < bytes.count {
+            while start < range.upperBound {
                 line += 1
-                let end = Self.lineEnd(bytes, from: start)
+                let end = Swift.min(Self.lineEnd(bytes, from: start), range.upperBound)
                 let slice = buffer[start..<end]
                 let isLast = end >= bytes.count - 1
-                if sawEOF {
+                if state.sawEOF {
                     throw ExpositionError(line: line, reason: "unexpected data after # EOF")
                 }
-                if let sample = try state.parseLine(slice, bytes, line: line, sawEOF: &sawEOF) {
+                if let sample = try state.parseLine(slice, bytes, line: line) {
                     body(sample, state.newSeries)
                     state.newSeries = nil
                 }
-                if sawEOF && !isLast {
+                if state.sawEOF && !isLast {
                     // Only a single final newline may follow "# EOF".
                     throw ExpositionError(line: line + 1, reason: "unexpected data after # EOF")
                 }
                 start = end + 1
             }
         }
-        if format == .openMetrics && !sawEOF {
+        return line - firstLine + 1
+    }
+
+    /// The checks of a whole body, after its last line.
+    package func finish(_ state: ParseState) throws(ExpositionError) {
+        if format == .openMetrics && !state.sawEOF {
             throw ExpositionError(line: 0, reason: "data does not end with # EOF")
         }
+    }
+
+    /// The state the comment lines of `buffer` before `offset` (a line's start) leave: what a
+    /// piece of the body that starts there is parsed from. Sample lines are skipped unread, so
+    /// this is quick; errors are those of the comment lines.
+    package func declarations(_ buffer: [UInt8], before offset: Int) throws(ExpositionError) -> ParseState {
+        var state = ParseState(format: format)
+        state.internSeries = internSeries
+        try buffer.withUnsafeBufferPointer { bytes throws(ExpositionError) in
+            guard let base = bytes.baseAddress else { return }
+            var start = 0
+            while start < offset {
+                if bytes[start] == UInt8(ascii: "#") {
+                    let end = Swift.min(Self.lineEnd(bytes, from: start), offset)
+                    try state.parseComment(buffer[start..<end], 0)
+                    start = end + 1
+                    continue
+                }
+                // The next '#' that starts a line ('#' inside a sample line is rare).
+                var at = start + 1
+                while true {
+                    guard at < offset, let found = memchr(base + at, Int32(UInt8(ascii: "#")), offset - at) else {
+                        return
+                    }
+                    at = base.distance(to: found.assumingMemoryBound(to: UInt8.self))
+                    if bytes[at - 1] == 0x0A { break }
+                    at += 1
+                }
+                start = at
+            }
+        }
+        return state
     }
 
     /// The index of the next newline at or after `start`, or the end.
@@ -139,11 +190,13 @@ package struct RawSample: Sendable {
 }
 
 /// Per-body parsing state: declared types and units.
-struct ParseState {
+package struct ParseState: Sendable {
     let format: ExpositionFormat
     var types: [String: MetricType] = [:]
     var units: [String: String] = [:]
     var helps: Set<String> = []
+    /// The OpenMetrics `# EOF` line has been read.
+    var sawEOF = false
     /// Every series so far, by number.
     var series: [ParsedSeries] = []
     /// The series the last sample line brought first, for the caller.
@@ -167,8 +220,7 @@ struct ParseState {
     mutating func parseLine(
         _ line: ArraySlice<UInt8>,
         _ body: UnsafeBufferPointer<UInt8>,
-        line number: Int,
-        sawEOF: inout Bool
+        line number: Int
     ) throws(ExpositionError) -> RawSample? {
         guard let first = line.first else {
             if isOpenMetrics {
@@ -177,7 +229,7 @@ struct ParseState {
             return nil
         }
         if first == UInt8(ascii: "#") {
-            try parseComment(line, number, &sawEOF)
+            try parseComment(line, number)
             return nil
         }
         if first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") {
@@ -195,7 +247,7 @@ struct ParseState {
 
     // MARK: Comments and metadata
 
-    mutating func parseComment(_ line: ArraySlice<UInt8>, _ number: Int, _ sawEOF: inout Bool) throws(ExpositionError) {
+    mutating func parseComment(_ line: ArraySlice<UInt8>, _ number: Int) throws(ExpositionError) {
         var cursor = Cursor(line)
         cursor.advance()  // '#'
         let hadSpace = cursor.skipSpaces() > 0

@@ -13,6 +13,7 @@ enum CSVSeries {
 
     static func parse(_ bytes: [UInt8], name: String) throws(SeriesFileError) -> SeriesFile {
         var rows: [SeriesFile.Row] = []
+        var texts = TextArena()
         var timeColumn = 0
         var valueColumn = 1
         var columns = 0
@@ -80,7 +81,7 @@ enum CSVSeries {
                 SeriesFile.Row(
                     series: 0,
                     timestamp: timestamp,
-                    timestampText: timeText,
+                    text: texts.add(String(timeText), time: timestamp),
                     value: value,
                     kind: .gauge,
                     line: lineNumber
@@ -94,7 +95,7 @@ enum CSVSeries {
         do {
             series = try LabelSet(validating: [(LabelSet.metricNameLabel, "value")])
         } catch {}
-        return SeriesFile(name: name, format: .csv, series: [series], rows: rows)
+        return SeriesFile(name: name, format: .csv, series: [series], rows: rows, texts: texts.bytes)
     }
 
     /// Splits one line at commas, honouring double quotes (`""` inside quotes is a quote).

@@ -1,3 +1,4 @@
+import Dispatch
 import FlatlineCore
 
 #if canImport(Glibc)
@@ -27,27 +28,37 @@ public struct SeriesFile: Sendable {
         public static var accepted: String { allCases.map(\.rawValue).joined(separator: ", ") }
     }
 
-    /// One sample of the file.
+    /// One sample of the file. Every field is a plain value, so millions of rows are one block
+    /// of memory, freed at once.
     public struct Row: Hashable, Sendable {
         /// Index into ``SeriesFile/series``.
         public var series: Int
         /// When it was observed.
         public var timestamp: Timestamp
-        /// The timestamp exactly as written in the file.
-        public var timestampText: String
-        /// The value; `nil` for a CSV row whose value is empty (a missing sample).
-        public var value: Double?
+        /// Where the timestamp, exactly as written in the file, is in ``SeriesFile/texts``.
+        public var text: TextSpan
+        private var rawValue: Double
+        private var hasValue: Bool
         /// Counter or gauge.
         public var kind: MetricKind
-        /// The 1-based line in the file.
-        public var line: Int
         /// A counter whose source is known to have restarted before this sample.
         public var counterReset = false
+        /// The 1-based line in the file.
+        public var line: Int
+
+        /// The value; `nil` for a CSV row whose value is empty (a missing sample).
+        public var value: Double? {
+            get { hasValue ? rawValue : nil }
+            set {
+                hasValue = newValue != nil
+                rawValue = newValue ?? .nan
+            }
+        }
 
         public init(
             series: Int,
             timestamp: Timestamp,
-            timestampText: String,
+            text: TextSpan,
             value: Double?,
             kind: MetricKind,
             line: Int,
@@ -55,12 +66,33 @@ public struct SeriesFile: Sendable {
         ) {
             self.series = series
             self.timestamp = timestamp
-            self.timestampText = timestampText
-            self.value = value
+            self.text = text
+            self.rawValue = value ?? .nan
+            self.hasValue = value != nil
             self.kind = kind
             self.line = line
             self.counterReset = counterReset
         }
+    }
+
+    /// A piece of ``SeriesFile/texts``.
+    public struct TextSpan: Hashable, Sendable {
+        public var offset: Int
+        public var count: Int
+
+        public init(offset: Int, count: Int) {
+            self.offset = offset
+            self.count = count
+        }
+    }
+
+    /// The timestamps' texts as written, each distinct text stored about once (rows point into it).
+    public var texts: [UInt8] = []
+
+    /// A row's timestamp exactly as written in the file.
+    public func timestampText(_ row: Row) -> String {
+        let end = Swift.min(texts.count, row.text.offset + row.text.count)
+        return String(decoding: texts[Swift.min(row.text.offset, end)..<end], as: UTF8.self)
     }
 
     /// The file's name, for messages.
@@ -74,7 +106,15 @@ public struct SeriesFile: Sendable {
     /// What the reader skipped or could not read (a recording's failed scrapes), for the summary.
     public var warnings: [String] = []
 
-    public init(name: String, format: Format, series: [LabelSet], rows: [Row], warnings: [String] = []) {
+    public init(
+        name: String,
+        format: Format,
+        series: [LabelSet],
+        rows: [Row],
+        texts: [UInt8] = [],
+        warnings: [String] = []
+    ) {
+        self.texts = texts
         self.name = name
         self.format = format
         self.series = series
@@ -89,10 +129,15 @@ public struct SeriesFile: Sendable {
     ///   - format: the format, or `nil` to tell it from the name and the content.
     ///   - kind: force every series to be a counter or a gauge; `nil` takes the file's `TYPE`
     ///     metadata (CSV series are gauges).
+    ///   - threads: how many cores may parse pieces of a large text file side by side (the
+    ///     result is the same).
     /// - Throws: ``SeriesFileError`` naming the file, the line and the reason.
-    public static func load(path: String, format: Format? = nil, kind: MetricKind? = nil) throws(SeriesFileError)
-        -> SeriesFile
-    {
+    public static func load(
+        path: String,
+        format: Format? = nil,
+        kind: MetricKind? = nil,
+        threads: Int = 1
+    ) throws(SeriesFileError) -> SeriesFile {
         if format == .recording || (format == nil && isRecordingName(path)) {
             return try loadRecording(path: path, kind: kind)
         }
@@ -100,15 +145,16 @@ public struct SeriesFile: Sendable {
         if format == nil, bytes.starts(with: [0x1F, 0x8B]) || (try? detectFormat(bytes, name: path)) == .recording {
             return try load(path: path, format: .recording, kind: kind)
         }
-        return try parse(bytes, name: path, format: format, kind: kind)
+        return try parse(bytes, name: path, format: format, kind: kind, threads: threads)
     }
 
-    /// Parses file contents (see ``load(path:format:kind:)``).
+    /// Parses file contents (see ``load(path:format:kind:threads:)``).
     public static func parse(
         _ bytes: [UInt8],
         name: String,
         format: Format? = nil,
-        kind: MetricKind? = nil
+        kind: MetricKind? = nil,
+        threads: Int = 1
     ) throws(SeriesFileError) -> SeriesFile {
         let resolved: Format
         if let format { resolved = format } else { resolved = try detectFormat(bytes, name: name) }
@@ -117,7 +163,14 @@ public struct SeriesFile: Sendable {
         case .csv:
             file = try CSVSeries.parse(bytes, name: name)
         case .prometheus, .openmetrics:
-            file = try parseExposition(bytes, name: name, format: resolved == .openmetrics ? .openMetrics : .text)
+            let exposition: ExpositionFormat = resolved == .openmetrics ? .openMetrics : .text
+            if threads > 1, bytes.count >= 1 << 22,
+                let pieces = parseExposition(bytes, name: name, format: exposition, pieces: threads * 2)
+            {
+                file = pieces
+            } else {
+                file = try parseExposition(bytes, name: name, format: exposition)
+            }
             file.format = resolved
         case .recording:
             throw SeriesFileError(file: name, line: 0, reason: "a recording is read from its file (load(path:))")
@@ -171,8 +224,9 @@ public struct SeriesFile: Sendable {
         var missingTimestamp: Int?
         // The parser numbers series by their bytes; two spellings of one label set are one series.
         var idOfNumber: [Int] = []
+        var texts = TextArena()
         // One row a line at most: counted first, so the rows never move while they grow.
-        rows.reserveCapacity(Self.lineCount(bytes))
+        rows.reserveCapacity(Self.lineCount(bytes, 0..<bytes.count))
         do throws(ExpositionError) {
             try ExpositionParser(format: format, internSeries: true).parseRaw(bytes) { sample, new in
                 if let new {
@@ -192,7 +246,7 @@ public struct SeriesFile: Sendable {
                     Row(
                         series: idOfNumber[sample.series],
                         timestamp: timestamp,
-                        timestampText: String(decoding: bytes[text], as: UTF8.self),
+                        text: texts.add(bytes, text, time: timestamp),
                         value: sample.value,
                         kind: sample.kind,
                         line: sample.line
@@ -209,24 +263,167 @@ public struct SeriesFile: Sendable {
                 reason: "sample has no timestamp; replay needs every sample timestamped"
             )
         }
-        return SeriesFile(name: name, format: .prometheus, series: series, rows: rows)
+        return SeriesFile(name: name, format: .prometheus, series: series, rows: rows, texts: texts.bytes)
     }
 }
 
 extension SeriesFile {
-    /// How many lines `bytes` holds (a last line without a newline counts).
-    static func lineCount(_ bytes: [UInt8]) -> Int {
+    /// What one piece of a text file parsed to: its rows with the piece's own series numbers
+    /// and line numbers, the series in the order the piece first saw them.
+    private struct Piece: Sendable {
+        var rows: [Row] = []
+        var series: [LabelSet] = []
+        var texts = TextArena()
+        var lines = 0
+        var missingTimestamp: Int?
+        var state: ParseState?
+        var failed = false
+    }
+
+    /// ``parseExposition(_:name:format:)`` in `count` pieces of whole lines on as many threads,
+    /// joined in order: the same file. Nil when any piece fails: the whole body is then parsed
+    /// in one go, which names the first bad line.
+    static func parseExposition(_ bytes: [UInt8], name: String, format: ExpositionFormat, pieces count: Int)
+        -> SeriesFile?
+    {
+        let parser = ExpositionParser(format: format, internSeries: true)
+        var bounds = [0]
+        bytes.withUnsafeBufferPointer { b in
+            for k in 1..<count {
+                let guess = Swift.max(bounds[bounds.count - 1], b.count / count * k)
+                let end = ExpositionParser.lineEnd(b, from: guess)
+                if end + 1 < b.count { bounds.append(end + 1) }
+            }
+        }
+        bounds.append(bytes.count)
+        let ranges = (0..<(bounds.count - 1)).map { bounds[$0]..<bounds[$0 + 1] }.filter { !$0.isEmpty }
+        var pieces = [Piece](repeating: Piece(), count: ranges.count)
+        pieces.withUnsafeMutableBufferPointer { pieces in
+            let out = UnsafeSendablePointer(pieces)
+            DispatchQueue.concurrentPerform(iterations: ranges.count) { k in
+                var piece = Piece()
+                do throws(ExpositionError) {
+                    var state = try parser.declarations(bytes, before: ranges[k].lowerBound)
+                    piece.rows.reserveCapacity(SeriesFile.lineCount(bytes, ranges[k]))
+                    piece.lines = try parser.parseLines(bytes, ranges[k], state: &state, firstLine: 1) { sample, new in
+                        if let new { piece.series.append(new.labels) }
+                        guard let timestamp = sample.timestamp, let text = sample.timestampBytes else {
+                            if piece.missingTimestamp == nil { piece.missingTimestamp = sample.line }
+                            return
+                        }
+                        piece.rows.append(
+                            Row(
+                                series: sample.series,
+                                timestamp: timestamp,
+                                text: piece.texts.add(bytes, text, time: timestamp),
+                                value: sample.value,
+                                kind: sample.kind,
+                                line: sample.line
+                            )
+                        )
+                    }
+                    if k == ranges.count - 1 {
+                        try parser.finish(state)
+                    }
+                } catch {
+                    piece.failed = true
+                }
+                out.value[k] = piece
+            }
+        }
+        guard !pieces.contains(where: \.failed), !pieces.contains(where: { $0.missingTimestamp != nil }) else {
+            return nil
+        }
+        var index: [LabelSet: Int] = [:]
+        var series: [LabelSet] = []
+        var rows: [Row] = []
+        rows.reserveCapacity(pieces.reduce(0) { $0 + $1.rows.count })
+        var texts: [UInt8] = []
+        texts.reserveCapacity(pieces.reduce(0) { $0 + $1.texts.bytes.count })
+        var lineOffset = 0
+        for k in pieces.indices {
+            let textOffset = texts.count
+            texts.append(contentsOf: pieces[k].texts.bytes)
+            let ids = pieces[k].series.map { labels in
+                if let known = index[labels] { return known }
+                index[labels] = series.count
+                series.append(labels)
+                return series.count - 1
+            }
+            for var row in pieces[k].rows {
+                row.series = ids[row.series]
+                row.line += lineOffset
+                row.text.offset += textOffset
+                rows.append(row)
+            }
+            lineOffset += pieces[k].lines
+            pieces[k].rows = []
+        }
+        return SeriesFile(name: name, format: .prometheus, series: series, rows: rows, texts: texts)
+    }
+
+    /// How many lines `range` of `bytes` holds (a last line without a newline counts).
+    static func lineCount(_ bytes: [UInt8], _ range: Range<Int>) -> Int {
         bytes.withUnsafeBufferPointer { b in
             guard let base = b.baseAddress else { return 0 }
             var count = 0
-            var at = 0
-            while at < b.count, let found = memchr(base + at, 0x0A, b.count - at) {
+            var at = range.lowerBound
+            while at < range.upperBound, let found = memchr(base + at, 0x0A, range.upperBound - at) {
                 count += 1
                 at = base.distance(to: found.assumingMemoryBound(to: UInt8.self)) + 1
             }
-            return count + (b.last == 0x0A || b.isEmpty ? 0 : 1)
+            return count + (at < range.upperBound ? 1 : 0)
         }
     }
+}
+
+/// Where a file's timestamp texts are kept while it is read: each text is added once per
+/// recent time (a small table by time remembers where the last text of a time went), so a file
+/// of many series on one schedule stores each tick's text about once.
+package struct TextArena: Sendable {
+    package private(set) var bytes: [UInt8] = []
+    private var recent = [(time: Int64, span: SeriesFile.TextSpan)](
+        repeating: (Int64.min, SeriesFile.TextSpan(offset: 0, count: 0)),
+        count: 1 << 13
+    )
+
+    package init() {}
+
+    /// Where the text `range` of `source` (the text of `time`) is kept.
+    package mutating func add(_ source: [UInt8], _ range: Range<Int>, time: Timestamp) -> SeriesFile.TextSpan {
+        source.withUnsafeBufferPointer { add(UnsafeBufferPointer(rebasing: $0[range]), time: time) }
+    }
+
+    /// Where `text` (the text of `time`) is kept.
+    package mutating func add(_ text: String, time: Timestamp) -> SeriesFile.TextSpan {
+        var text = text
+        return text.withUTF8 { add($0, time: time) }
+    }
+
+    package mutating func add(_ text: UnsafeBufferPointer<UInt8>, time: Timestamp) -> SeriesFile.TextSpan {
+        let ms = time.milliseconds
+        let slot = Int(truncatingIfNeeded: (UInt64(bitPattern: ms) &* 0x9E37_79B9_7F4A_7C15) >> 51)
+        let known = recent[slot]
+        if known.time == ms, known.span.count == text.count,
+            bytes.withUnsafeBufferPointer({ b in
+                guard let base = b.baseAddress, let other = text.baseAddress else { return text.isEmpty }
+                return memcmp(base + known.span.offset, other, text.count) == 0
+            })
+        {
+            return known.span
+        }
+        let span = SeriesFile.TextSpan(offset: bytes.count, count: text.count)
+        bytes.append(contentsOf: text)
+        recent[slot] = (ms, span)
+        return span
+    }
+}
+
+/// A buffer handed to the threads of one parallel step, each of which writes only its own
+/// elements.
+struct UnsafeSendablePointer<Element>: @unchecked Sendable {
+    let value: UnsafeMutableBufferPointer<Element>
+    init(_ value: UnsafeMutableBufferPointer<Element>) { self.value = value }
 }
 
 /// A file that cannot be replayed, with where and why.
@@ -257,15 +454,14 @@ package enum FileBytes {
         // A regular file is read in one go into an array of its size; a pipe grows as it comes.
         var status = stat()
         let size = fstat(fileno(handle), &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG ? Int(status.st_size) : 0
-        var bytes = [UInt8](repeating: 0, count: Swift.max(size, 1 << 16))
-        var filled = 0
+        var bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            count = buffer.baseAddress.map { fread($0, 1, size, handle) } ?? 0
+        }
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
-            if filled == bytes.count { bytes.append(contentsOf: repeatElement(0, count: bytes.count)) }
-            let n = bytes.withUnsafeMutableBytes { buffer in
-                buffer.baseAddress.map { fread($0 + filled, 1, buffer.count - filled, handle) } ?? 0
-            }
-            filled += n
-            if filled < bytes.count {
+            let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, handle) }
+            if n > 0 { bytes.append(contentsOf: chunk[0..<n]) }
+            if n < chunk.count {
                 if ferror(handle) != 0 {
                     throw SeriesFileError(
                         file: path,
@@ -276,7 +472,6 @@ package enum FileBytes {
                 break
             }
         }
-        bytes.removeSubrange(filled...)
         return bytes
     }
 }

@@ -23,6 +23,7 @@ extension SeriesFile {
         var series: [LabelSet] = []
         var index: [LabelSet: Int] = [:]
         var rows: [Row] = []
+        var texts = TextArena()
         var failures: [String: (count: Int, first: Int, reason: String)] = [:]
         var source = try RecordingSource(path: path, options: options, relabel: relabel)
         source.jobs = jobs
@@ -46,7 +47,7 @@ extension SeriesFile {
                     Row(
                         series: slot,
                         timestamp: sample.timestamp,
-                        timestampText: sample.timestamp.description,
+                        text: texts.add(sample.timestamp.description, time: sample.timestamp),
                         value: sample.value,
                         kind: kind ?? sample.kind,
                         line: batch.line,
@@ -73,6 +74,13 @@ extension SeriesFile {
             let cut = source.truncation.map { "; \($0.reason) at line \($0.line)" } ?? ""
             throw SeriesFileError(file: path, line: 0, reason: "no usable data: the recording yields no samples" + cut)
         }
-        return SeriesFile(name: path, format: .recording, series: series, rows: rows, warnings: warnings)
+        return SeriesFile(
+            name: path,
+            format: .recording,
+            series: series,
+            rows: rows,
+            texts: texts.bytes,
+            warnings: warnings
+        )
     }
 }

@@ -43,10 +43,12 @@ struct ReplayBenchmark {
         try writeCSV(source, to: csv)
         let total = series * points
         var rows: [Row] = []
+        let cores = ProcessInfo.processInfo.activeProcessorCount
         let cases: [(String, String, [String])] = [
-            ("OpenMetrics → CSV", om, []),
-            ("OpenMetrics → NDJSON", om, ["--format", "ndjson"]),
-            ("OpenMetrics → anomalies only", om, ["--anomalies-only"]),
+            ("OpenMetrics → CSV, \(cores) cores", om, []),
+            ("OpenMetrics → CSV, one core", om, ["--jobs", "1"]),
+            ("OpenMetrics → NDJSON, \(cores) cores", om, ["--format", "ndjson"]),
+            ("OpenMetrics → anomalies only, \(cores) cores", om, ["--anomalies-only"]),
             ("recording → CSV", recording, []),
             ("CSV, one series → CSV", csv, []),
         ]
@@ -61,15 +63,27 @@ struct ReplayBenchmark {
         let bytes = try FileBytes.read(om)
         for intern in [true, false] {
             let started = ContinuousClock.now
-            let parsed = try ExpositionParser(format: .openMetrics, internSeries: intern).parse(bytes).count
+            var parsed = 0
+            try ExpositionParser(format: .openMetrics, internSeries: intern).parseRaw(bytes) { _, _ in parsed += 1 }
             rows.append(
                 Row(
-                    name: intern ? "exposition parser (replay: series remembered)" : "exposition parser (live scrape)",
+                    name: intern
+                        ? "exposition parser, one core (replay: series remembered)"
+                        : "exposition parser, one core (live scrape)",
                     samples: parsed,
                     seconds: Self.seconds(ContinuousClock.now - started)
                 )
             )
         }
+        let started = ContinuousClock.now
+        let file = try SeriesFile.parse(bytes, name: om, format: .openmetrics, threads: cores)
+        rows.append(
+            Row(
+                name: "the file's rows (parser, \(cores) cores)",
+                samples: file.rows.count,
+                seconds: Self.seconds(ContinuousClock.now - started)
+            )
+        )
         return rows
     }
 

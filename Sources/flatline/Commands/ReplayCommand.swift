@@ -188,10 +188,10 @@ struct ReplayCommand: AsyncParsableCommand {
                 file = try SeriesFile.loadRecording(path: input, jobs: configuration.recordingJobs, kind: kind)
                 daemonConfiguration = configuration
             } else {
-                file = try SeriesFile.load(path: input, format: inputFormat, kind: kind)
+                file = try SeriesFile.load(path: input, format: inputFormat, kind: kind, threads: threads)
             }
         } else {
-            file = try SeriesFile.load(path: input, format: inputFormat, kind: kind)
+            file = try SeriesFile.load(path: input, format: inputFormat, kind: kind, threads: threads)
             if alertsOut != nil, inputFormat == .recording || (inputFormat == nil && Self.looksLikeRecording(input)) {
                 // No configuration: the one the recording was made with, as far as it tells (its
                 // jobs and their scrape intervals; --step overrides the intervals).
