@@ -79,75 +79,84 @@ public struct ReplayWriter: Sendable {
 
     /// The lines of `rows`.
     func render(_ result: ReplayResult, rows: Range<Int>, multi: Bool, seriesColumn: [[UInt8]]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(rows.count * (format == .csv ? 64 : 160))
-        let comma = UInt8(ascii: ",")
-        for index in rows {
-            let point = result.points[index]
-            if anomaliesOnly && !point.anomaly { continue }
-            let row = result.file.rows[index]
-            switch format {
-            case .csv:
-                if multi { out.append(contentsOf: seriesColumn[row.series]) }
-                Self.appendText(result.file, row, json: false, to: &out)
-                out.append(comma)
-                Self.appendNumber(point.value, empty: "", to: &out)
-                out.append(comma)
-                Self.appendNumber(point.expected, empty: "", to: &out)
-                out.append(comma)
-                Self.appendNumber(point.lower, empty: "", to: &out)
-                out.append(comma)
-                Self.appendNumber(point.upper, empty: "", to: &out)
-                out.append(comma)
-                Self.appendNumber(point.score, empty: "", to: &out)
-                Self.append(point.anomaly ? ",1\n" : ",0\n", to: &out)
-            case .ndjson:
-                Self.append("{", to: &out)
-                if multi { out.append(contentsOf: seriesColumn[row.series]) }
-                Self.append("\"timestamp\":", to: &out)
-                Self.appendText(result.file, row, json: true, to: &out)
-                Self.append(",\"value\":", to: &out)
-                Self.appendNumber(point.value, empty: "null", to: &out)
-                Self.append(",\"expected\":", to: &out)
-                Self.appendNumber(point.expected, empty: "null", to: &out)
-                Self.append(",\"lower\":", to: &out)
-                Self.appendNumber(point.lower, empty: "null", to: &out)
-                Self.append(",\"upper\":", to: &out)
-                Self.appendNumber(point.upper, empty: "null", to: &out)
-                Self.append(",\"score\":", to: &out)
-                Self.appendNumber(point.score, empty: "null", to: &out)
-                Self.append(point.anomaly ? ",\"anomaly\":1}\n" : ",\"anomaly\":0}\n", to: &out)
+        // The longest a line can be: every number at its longest (24 bytes), the longest series
+        // and timestamp (escaped, at most six bytes a byte).
+        let widestSeries = multi ? (seriesColumn.map(\.count).max() ?? 0) : 0
+        let widestText = rows.reduce(0) { Swift.max($0, result.file.rows[$1].text.count) } * 6 + 2
+        let perLine = widestSeries + widestText + 5 * 24 + 64
+        return [UInt8](unsafeUninitializedCapacity: rows.count * perLine) { buffer, initialized in
+            guard let base = buffer.baseAddress else { return }
+            var out = ByteWriter(base)
+            result.points.withUnsafeBufferPointer { points in
+                result.file.rows.withUnsafeBufferPointer { fileRows in
+                    result.file.texts.withUnsafeBufferPointer { texts in
+                        for index in rows {
+                            let point = points[index]
+                            if anomaliesOnly && !point.anomaly { continue }
+                            let row = fileRows[index]
+                            let text = Self.text(texts, row.text)
+                            switch format {
+                            case .csv:
+                                if multi { seriesColumn[row.series].withUnsafeBufferPointer { out.append($0) } }
+                                Self.appendText(text, json: false, to: &out)
+                                out.append(UInt8(ascii: ","))
+                                out.append(number: point.value, empty: "")
+                                out.append(UInt8(ascii: ","))
+                                out.append(number: point.expected, empty: "")
+                                out.append(UInt8(ascii: ","))
+                                out.append(number: point.lower, empty: "")
+                                out.append(UInt8(ascii: ","))
+                                out.append(number: point.upper, empty: "")
+                                out.append(UInt8(ascii: ","))
+                                out.append(number: point.score, empty: "")
+                                out.append(point.anomaly ? ",1\n" : ",0\n")
+                            case .ndjson:
+                                out.append("{")
+                                if multi { seriesColumn[row.series].withUnsafeBufferPointer { out.append($0) } }
+                                out.append("\"timestamp\":")
+                                Self.appendText(text, json: true, to: &out)
+                                out.append(",\"value\":")
+                                out.append(number: point.value, empty: "null")
+                                out.append(",\"expected\":")
+                                out.append(number: point.expected, empty: "null")
+                                out.append(",\"lower\":")
+                                out.append(number: point.lower, empty: "null")
+                                out.append(",\"upper\":")
+                                out.append(number: point.upper, empty: "null")
+                                out.append(",\"score\":")
+                                out.append(number: point.score, empty: "null")
+                                out.append(point.anomaly ? ",\"anomaly\":1}\n" : ",\"anomaly\":0}\n")
+                            }
+                        }
+                    }
+                }
             }
+            initialized = out.count
         }
-        return out
+    }
+
+    /// The bytes of `span` in `texts` (empty when out of range).
+    @inline(__always)
+    static func text(_ texts: UnsafeBufferPointer<UInt8>, _ span: SeriesFile.TextSpan) -> UnsafeBufferPointer<UInt8> {
+        let end = Swift.min(texts.count, span.offset + span.count)
+        return UnsafeBufferPointer(rebasing: texts[Swift.min(span.offset, end)..<end])
     }
 
     /// A row's timestamp text: as it is when nothing in it needs quoting (digits, dates, times:
     /// always, for what the readers accept), else escaped for CSV or JSON.
     @inline(__always)
-    static func appendText(_ file: SeriesFile, _ row: SeriesFile.Row, json: Bool, to out: inout [UInt8]) {
-        let end = Swift.min(file.texts.count, row.text.offset + row.text.count)
-        let text = file.texts[Swift.min(row.text.offset, end)..<end]
+    static func appendText(_ text: UnsafeBufferPointer<UInt8>, json: Bool, to out: inout ByteWriter) {
         let plain = text.allSatisfy {
             $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ",") && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\")
         }
         if plain {
             if json { out.append(UInt8(ascii: "\"")) }
-            out.append(contentsOf: text)
+            out.append(text)
             if json { out.append(UInt8(ascii: "\"")) }
         } else {
             let string = String(decoding: text, as: UTF8.self)
-            append(json ? jsonString(string) : csvField(string), to: &out)
-        }
-    }
-
-    /// The shortest text that reads back as `value`, or `empty` for NaN and infinities.
-    @inline(__always)
-    static func appendNumber(_ value: Double, empty: StaticString, to out: inout [UInt8]) {
-        if value.isFinite {
-            append(value.description, to: &out)
-        } else {
-            empty.withUTF8Buffer { out.append(contentsOf: $0) }
+            var escaped = json ? jsonString(string) : csvField(string)
+            escaped.withUTF8 { out.append($0) }
         }
     }
 
@@ -187,4 +196,43 @@ extension String {
 struct UnsafeSendable<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }
+}
+
+/// Bytes written at a pointer into memory the caller sized for them.
+struct ByteWriter {
+    private let base: UnsafeMutablePointer<UInt8>
+    private(set) var count = 0
+
+    init(_ base: UnsafeMutablePointer<UInt8>) {
+        self.base = base
+    }
+
+    @inline(__always)
+    mutating func append(_ byte: UInt8) {
+        (base + count).initialize(to: byte)
+        count += 1
+    }
+
+    @inline(__always)
+    mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let source = bytes.baseAddress else { return }
+        (base + count).initialize(from: source, count: bytes.count)
+        count += bytes.count
+    }
+
+    @inline(__always)
+    mutating func append(_ text: StaticString) {
+        text.withUTF8Buffer { append($0) }
+    }
+
+    /// The shortest text that reads back as `value`, or `empty` for NaN and infinities.
+    @inline(__always)
+    mutating func append(number value: Double, empty: StaticString) {
+        if value.isFinite {
+            var text = value.description
+            text.withUTF8 { append($0) }
+        } else {
+            append(empty)
+        }
+    }
 }

@@ -97,12 +97,12 @@ public struct ExpositionParser: Sendable {
             while start < range.upperBound {
                 line += 1
                 let end = Swift.min(Self.lineEnd(bytes, from: start), range.upperBound)
-                let slice = buffer[start..<end]
+                let slice = bytes[start..<end]
                 let isLast = end >= bytes.count - 1
                 if state.sawEOF {
                     throw ExpositionError(line: line, reason: "unexpected data after # EOF")
                 }
-                if let sample = try state.parseLine(slice, bytes, line: line) {
+                if let sample = try state.parseLine(slice, bytes, buffer, line: line) {
                     body(sample, state.newSeries)
                     state.newSeries = nil
                 }
@@ -135,7 +135,7 @@ public struct ExpositionParser: Sendable {
             while start < offset {
                 if bytes[start] == UInt8(ascii: "#") {
                     let end = Swift.min(Self.lineEnd(bytes, from: start), offset)
-                    try state.parseComment(buffer[start..<end], 0)
+                    try state.parseComment(bytes[start..<end], 0)
                     start = end + 1
                     continue
                 }
@@ -189,6 +189,9 @@ package struct RawSample: Sendable {
     package var line: Int
 }
 
+/// One line of a body being parsed, with the body's own indices.
+typealias Line = Slice<UnsafeBufferPointer<UInt8>>
+
 /// Per-body parsing state: declared types and units.
 package struct ParseState: Sendable {
     let format: ExpositionFormat
@@ -218,8 +221,9 @@ package struct ParseState: Sendable {
     var isOpenMetrics: Bool { format == .openMetrics }
 
     mutating func parseLine(
-        _ line: ArraySlice<UInt8>,
+        _ line: Line,
         _ body: UnsafeBufferPointer<UInt8>,
+        _ buffer: [UInt8],
         line number: Int
     ) throws(ExpositionError) -> RawSample? {
         guard let first = line.first else {
@@ -242,12 +246,12 @@ package struct ParseState: Sendable {
             // Prometheus 2.42 reads the whitespace as part of the metric name and rejects it.
             throw ExpositionError(line: number, reason: "a sample line must not start with whitespace")
         }
-        return try parseSample(line, body, number)
+        return try parseSample(line, body, buffer, number)
     }
 
     // MARK: Comments and metadata
 
-    mutating func parseComment(_ line: ArraySlice<UInt8>, _ number: Int) throws(ExpositionError) {
+    mutating func parseComment(_ line: Line, _ number: Int) throws(ExpositionError) {
         var cursor = Cursor(line)
         cursor.advance()  // '#'
         let hadSpace = cursor.skipSpaces() > 0
@@ -312,8 +316,9 @@ package struct ParseState: Sendable {
     // MARK: Samples
 
     mutating func parseSample(
-        _ line: ArraySlice<UInt8>,
+        _ line: Line,
         _ body: UnsafeBufferPointer<UInt8>,
+        _ buffer: [UInt8],
         _ number: Int
     ) throws(ExpositionError) -> RawSample {
         var cursor = Cursor(line)
@@ -325,7 +330,7 @@ package struct ParseState: Sendable {
             seriesBytes = range
             if let last = lastSeries, Self.same(body, last.bytes, range) {
                 known = last.number
-            } else if let number = numbers[line[range]] {
+            } else if let number = numbers[buffer[range]] {
                 known = number
                 lastSeries = (range, number)
             }
@@ -391,7 +396,7 @@ package struct ParseState: Sendable {
             newSeries = parsed
             // Remembered only where the quick scan and the parser agree on where the series ends.
             if let seriesBytes, seriesBytes.upperBound == afterSeries, numbers.count < Self.maxInterned {
-                numbers[line[seriesBytes]] = id
+                numbers[buffer[seriesBytes]] = id
                 lastSeries = (seriesBytes, id)
             }
         }
@@ -551,10 +556,10 @@ package struct ParseState: Sendable {
 
 /// A read position in one line.
 struct Cursor {
-    let bytes: ArraySlice<UInt8>
+    let bytes: Line
     var index: Int
 
-    init(_ bytes: ArraySlice<UInt8>) {
+    init(_ bytes: Line) {
         self.bytes = bytes
         index = bytes.startIndex
     }
@@ -595,7 +600,7 @@ struct Cursor {
     /// Where the series (a metric name and its label block, if any) of a sample line ends: the
     /// index after the name, or after the `}` that closes the labels (quotes and escapes
     /// respected); nil when the line ends first or has no name.
-    static func seriesEnd(_ line: ArraySlice<UInt8>) -> Int? {
+    static func seriesEnd(_ line: Line) -> Int? {
         var i = line.startIndex
         while i < line.endIndex, isNameByte(line[i], first: i == line.startIndex, colon: true) { i += 1 }
         guard i > line.startIndex else { return nil }
