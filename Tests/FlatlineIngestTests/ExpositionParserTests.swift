@@ -192,3 +192,95 @@ struct ExpositionParserTests {
         #expect(ExpositionFormat(contentType: nil) == .text)
     }
 }
+
+/// A target's successive scrapes: series the last body had are taken from memory, and must be
+/// exactly what parsing them again gives.
+@Suite("Exposition bodies of one target, scrape after scrape")
+struct SeriesMemoryTests {
+    static let time = Timestamp(milliseconds: 1_700_000_000_000)
+
+    /// The samples of `bodies` in turn through one extractor, and each through a fresh one.
+    static func both(_ bodies: [String], targetLabels: [String: String] = ["job": "j", "instance": "t:1"]) throws
+        -> (remembered: [[Sample]], fresh: [[Sample]])
+    {
+        var extractor = TargetExtractor(kind: .prometheus, targetLabels: targetLabels)
+        var remembered: [[Sample]] = []
+        var fresh: [[Sample]] = []
+        for body in bodies {
+            remembered.append(try extractor.samples(exposition: Array(body.utf8), contentType: nil, scrapeTime: time))
+            var once = TargetExtractor(kind: .prometheus, targetLabels: targetLabels)
+            fresh.append(try once.samples(exposition: Array(body.utf8), contentType: nil, scrapeTime: time))
+        }
+        return (remembered, fresh)
+    }
+
+    @Test("the same body again, a series gone and back, a new one, a changed value: as parsed afresh")
+    func sameAsFresh() throws {
+        let bodies = [
+            "a{x=\"1\"} 1\na{x=\"2\"} 2\nb 3\n",
+            "a{x=\"1\"} 1\na{x=\"2\"} 2\nb 3\n",
+            "a{x=\"2\"} 5\nc{y=\"é\"} 1\n",
+            "a{x=\"1\"} 7\nb 3\nc{y=\"é\"} 1\n",
+        ]
+        let (remembered, fresh) = try Self.both(bodies)
+        #expect(remembered == fresh)
+        #expect(
+            remembered[3].map(\.labels.description) == [
+                #"a{instance="t:1",job="j",x="1"}"#, #"b{instance="t:1",job="j"}"#,
+                #"c{instance="t:1",job="j",y="é"}"#,
+            ]
+        )
+    }
+
+    @Test("a family's type changes between scrapes: the remembered series follows each body's declarations")
+    func typeChanges() throws {
+        let bodies = [
+            "# TYPE req gauge\nreq_total 1\n",
+            "# TYPE req counter\nreq_total 2\n",
+            "req_total 3\n",
+            "# TYPE req_total gauge\nreq_total 4\n",
+        ]
+        let (remembered, fresh) = try Self.both(bodies)
+        #expect(remembered == fresh)
+        // A gauge family's _total is a gauge; undeclared, _total is a counter.
+        #expect(remembered.map { $0[0].kind } == [.gauge, .counter, .counter, .gauge])
+    }
+
+    @Test("a label the target also sets stays exported_ on every scrape")
+    func exportedLabels() throws {
+        let bodies = ["m{job=\"inner\"} 1\n", "m{job=\"inner\"} 2\n"]
+        let (remembered, fresh) = try Self.both(bodies)
+        #expect(remembered == fresh)
+        #expect(remembered[1][0].labels["exported_job"] == "inner")
+        #expect(remembered[1][0].labels["job"] == "j")
+    }
+
+    @Test("a bad body between good ones fails alone; the next good one is read whole")
+    func badBodyBetween() throws {
+        var extractor = TargetExtractor(kind: .prometheus, targetLabels: ["job": "j", "instance": "t:1"])
+        let good = Array("a{x=\"1\"} 1\nb 2\n".utf8)
+        let first = try extractor.samples(exposition: good, contentType: nil, scrapeTime: Self.time)
+        #expect(throws: ExtractionError.self) {
+            try extractor.samples(
+                exposition: Array("a{x=\"1\"} 1\nb{ 2\n".utf8),
+                contentType: nil,
+                scrapeTime: Self.time
+            )
+        }
+        #expect(try extractor.samples(exposition: good, contentType: nil, scrapeTime: Self.time) == first)
+    }
+
+    @Test("memory keeps at most its limit of series a body; the rest are parsed every time")
+    func limit() throws {
+        var memory = SeriesMemory(base: [], limit: 2)
+        let body = Array("a 1\nb 2\nc 3\nd 4\n".utf8)
+        for _ in 0..<3 {
+            var names: [String] = []
+            try ExpositionParser(format: .text).parseRaw(body, memory: &memory) { _, new in
+                if let new { names.append(new.name) }
+            }
+            #expect(names == ["a", "b", "c", "d"])
+            #expect(memory.count == 2)
+        }
+    }
+}

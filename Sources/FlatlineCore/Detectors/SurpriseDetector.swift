@@ -68,6 +68,10 @@ package struct SurpriseDetector: Sendable {
     private var inClusterD: [Bool] = []
     private var profile: [Float] = []
     private var visits: [UInt16] = []
+    /// The last argument and result of the functions every series of a tick calls with the
+    /// same argument (the time since the last tick, the step): a repeat is not computed again.
+    /// Not state: the same results whether it hits or not.
+    private var memo = Memo()
 
     /// `-log10` of the two-sided normal tail at `tailStart`, where the two shapes meet.
     package let bodyAtTail: Double
@@ -315,7 +319,7 @@ package struct SurpriseDetector: Sendable {
         if !previousTime.isNaN {
             let d = time - previousTime
             if d > 0 {
-                let ld = _log(d)
+                let ld = memo.log(d)
                 let current = logStep[i]
                 logStep[i] =
                     current.isNaN
@@ -346,7 +350,7 @@ package struct SurpriseDetector: Sendable {
             return Point(expected: x, scale: .nan, z: .nan, surprise: .nan, rateLog: .nan, tailIndex: .nan, perTime: 0)
         }
         let ls = logStep[i]
-        let step = ls.isNaN ? 3600 : _exp(ls)
+        let step = ls.isNaN ? 3600 : memo.exp(ls)
         // The daily profile's slot for this time, when the series has enough points a cycle.
         let slots = p.seasonSlots
         var seasonal = false
@@ -386,7 +390,7 @@ package struct SurpriseDetector: Sendable {
         let cycles = (time - seasonStart[i]) / p.seasonPeriod
         let useSeasonal = seasonal && cycles >= p.seasonCycles && des.slowScale < p.seasonGain * raw.slowScale
         // 2. The surprise of each channel, from its tail as it was before this point.
-        let perTime = p.perHour * _log(step / 3600) / 2.302_585_092_994_046
+        let perTime = p.perHour * memo.logPerHour(step / 3600) / 2.302_585_092_994_046
         let body = bodyAtTail
         let core = Self.tail(abs(raw.z), rate: rate[i], shape: shape[i], p, bodyAtTail: body)
         let warm = n >= Double(p.warmup)
@@ -464,7 +468,7 @@ package struct SurpriseDetector: Sendable {
             let residual = x - slowBefore - seasonalValue
             let limit = des.slowScale > 0 ? p.clip * des.slowScale : Double.infinity
             let perCycle = p.seasonPeriod / (step * Double(slotCount))
-            let weight = perCycle <= 1 ? p.seasonWeight : 1 - _pow(1 - p.seasonWeight, 1 / perCycle)
+            let weight = perCycle <= 1 ? p.seasonWeight : 1 - memo.pow(1 - p.seasonWeight, 1 / perCycle)
             let seen = visits[profileIndex]
             let g = Swift.max(weight, 1 / (Double(seen) + 1))
             profile[profileIndex] = Float(seasonalValue + g * Swift.min(Swift.max(residual, -limit), limit))
@@ -535,6 +539,56 @@ package struct SurpriseDetector: Sendable {
     }
 
     package func mode(slot: Int) -> String { "level" }
+
+    /// One remembered call per function (see ``memo``).
+    struct Memo: Sendable {
+        private var logArgument = Double.nan
+        private var logResult = Double.nan
+        private var expArgument = Double.nan
+        private var expResult = Double.nan
+        private var perHourArgument = Double.nan
+        private var perHourResult = Double.nan
+        private var powBase = Double.nan
+        private var powExponent = Double.nan
+        private var powResult = Double.nan
+
+        @inline(__always)
+        mutating func log(_ x: Double) -> Double {
+            if x != logArgument {
+                logArgument = x
+                logResult = _log(x)
+            }
+            return logResult
+        }
+
+        @inline(__always)
+        mutating func logPerHour(_ x: Double) -> Double {
+            if x != perHourArgument {
+                perHourArgument = x
+                perHourResult = _log(x)
+            }
+            return perHourResult
+        }
+
+        @inline(__always)
+        mutating func exp(_ x: Double) -> Double {
+            if x != expArgument {
+                expArgument = x
+                expResult = _exp(x)
+            }
+            return expResult
+        }
+
+        @inline(__always)
+        mutating func pow(_ x: Double, _ y: Double) -> Double {
+            if x != powBase || y != powExponent {
+                powBase = x
+                powExponent = y
+                powResult = _pow(x, y)
+            }
+            return powResult
+        }
+    }
 
     static let bigZ = 1e6
     static let ln4 = 1.386_294_361_119_890_6

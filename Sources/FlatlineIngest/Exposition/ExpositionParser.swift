@@ -116,6 +116,27 @@ public struct ExpositionParser: Sendable {
         return line - firstLine + 1
     }
 
+    /// ``parseRaw(_:_:)`` for one of a source's successive bodies (a target's scrapes):
+    /// series the previous body had are taken from `memory` instead of parsed again, and
+    /// `memory` then holds this body's series.
+    package func parseRaw(
+        _ buffer: [UInt8],
+        memory: inout SeriesMemory,
+        _ body: (RawSample, _ new: ParsedSeries?) -> Void
+    ) throws(ExpositionError) {
+        var state = ParseState(format: format)
+        state.internSeries = internSeries
+        state.memory = memory
+        state.remembers = true
+        memory = SeriesMemory(base: [], limit: 0)  // not a copy to write on: the state holds it
+        defer {
+            state.memory.endBody()
+            memory = state.memory
+        }
+        _ = try parseLines(buffer, 0..<buffer.count, state: &state, firstLine: 1, body)
+        try finish(state)
+    }
+
     /// The checks of a whole body, after its last line.
     package func finish(_ state: ParseState) throws(ExpositionError) {
         if format == .openMetrics && !state.sawEOF {
@@ -168,10 +189,135 @@ public struct ExpositionParser: Sendable {
 package struct ParsedSeries: Sendable {
     package var labels: LabelSet
     package var name: String
+    /// `labels` with the source's own labels merged in (``SeriesMemory/base``).
+    package var merged: LabelSet
     var type: MetricType
     var kind: MetricKind
     /// ``ParseState/typeGeneration`` when `type` and `kind` were decided.
     var generation: Int
+}
+
+/// What one source's bodies parsed to, kept from one body to the next (see
+/// ``ExpositionParser/parseRaw(_:memory:_:)``): the series of the last two bodies by their
+/// bytes, at most `limit` a body.
+package struct SeriesMemory: Sendable {
+    /// Labels every series of the source gets (a target's own), merged in once per series.
+    package let base: [Label]
+    package let limit: Int
+    var previous: Table
+    var current: Table
+
+    package init(base: [Label], limit: Int) {
+        self.base = base
+        self.limit = limit
+        previous = Table(limit: limit)
+        current = Table(limit: limit)
+    }
+
+    /// The most series a body leaves for the next: more than any target a job lets through.
+    package static let defaultLimit = 1 << 20
+
+    /// How many series the last body had.
+    package var count: Int { previous.count }
+
+    mutating func endBody() {
+        previous = current
+        current = Table(limit: limit)
+        current.reserve(previous.count, bytes: previous.keys.count)
+    }
+
+    /// Series by a 64-bit hash of their bytes, with the bytes kept to check a match (two series
+    /// with one hash: the second is not remembered, only parsed again).
+    struct Table: Sendable {
+        let limit: Int
+        private var index: [UInt64: Int] = [:]
+        private var entries: [ParsedSeries] = []
+        private(set) var keys: [UInt8] = []
+        private var spans: [Range<Int>] = []
+
+        init(limit: Int) {
+            self.limit = limit
+        }
+
+        var count: Int { entries.count }
+
+        mutating func reserve(_ count: Int, bytes: Int) {
+            index.reserveCapacity(count)
+            entries.reserveCapacity(count)
+            spans.reserveCapacity(count)
+            keys.reserveCapacity(bytes)
+        }
+
+        func find(_ hash: UInt64, _ bytes: UnsafeBufferPointer<UInt8>) -> ParsedSeries? {
+            guard let k = index[hash] else { return nil }
+            let span = spans[k]
+            guard span.count == bytes.count else { return nil }
+            let same = keys.withUnsafeBufferPointer { keys in
+                guard let a = keys.baseAddress, let b = bytes.baseAddress else { return bytes.isEmpty }
+                return memcmp(a + span.lowerBound, b, span.count) == 0
+            }
+            return same ? entries[k] : nil
+        }
+
+        mutating func add(_ hash: UInt64, _ bytes: UnsafeBufferPointer<UInt8>, _ parsed: ParsedSeries) {
+            guard entries.count < limit, index[hash] == nil else { return }
+            index[hash] = entries.count
+            spans.append(keys.count..<(keys.count + bytes.count))
+            keys.append(contentsOf: bytes)
+            entries.append(parsed)
+        }
+    }
+
+    /// A quick 64-bit hash of a series' bytes, eight at a time (the table's dictionary hashes
+    /// it again with the process's random seed, so crafted bytes gain nothing but misses).
+    static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        var h: UInt64 = 0x243F_6A88_85A3_08D3 ^ UInt64(bytes.count)
+        guard let base = bytes.baseAddress else { return h }
+        let raw = UnsafeRawPointer(base)
+        var i = 0
+        while i + 8 <= bytes.count {
+            let word = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            h = (h ^ word) &* 0x9E37_79B9_7F4A_7C15
+            h ^= h >> 32
+            i += 8
+        }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < bytes.count {
+            tail |= UInt64(bytes[i]) << shift
+            shift += 8
+            i += 1
+        }
+        h = (h ^ tail) &* 0xBF58_476D_1CE4_E5B9
+        return h ^ (h >> 31)
+    }
+}
+
+/// A series' bytes as a dictionary key, hashed in one pass over the bytes (a `[UInt8]` key is
+/// hashed byte by byte).
+struct SeriesBytes<Bytes: RandomAccessCollection<UInt8> & Hashable & Sendable>: Hashable, Sendable {
+    let bytes: Bytes
+
+    init(_ bytes: Bytes) {
+        self.bytes = bytes
+    }
+
+    func hash(into hasher: inout Hasher) {
+        let done: Void? = bytes.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        if done == nil { bytes.forEach { hasher.combine($0) } }
+    }
+
+    static func == (a: Self, b: Self) -> Bool {
+        guard a.bytes.count == b.bytes.count else { return false }
+        let same: Bool? =
+            a.bytes.withContiguousStorageIfAvailable { x in
+                b.bytes.withContiguousStorageIfAvailable { y in
+                    guard let p = x.baseAddress, let q = y.baseAddress else { return true }
+                    return memcmp(p, q, x.count) == 0
+                }
+            } ?? nil
+        return same ?? a.bytes.elementsEqual(b.bytes)
+    }
 }
 
 /// One sample line as read: its series by number, its value and timestamp.
@@ -200,8 +346,9 @@ package struct ParseState: Sendable {
     var helps: Set<String> = []
     /// The OpenMetrics `# EOF` line has been read.
     var sawEOF = false
-    /// Every series so far, by number.
+    /// Every series so far, by number (kept when interning: a later line may name one).
     var series: [ParsedSeries] = []
+    var seriesCount = 0
     /// The series the last sample line brought first, for the caller.
     var newSeries: ParsedSeries?
     /// Bumped by every `# TYPE`, so a remembered series' type is decided again after one.
@@ -209,8 +356,13 @@ package struct ParseState: Sendable {
     /// With `internSeries`: the series' numbers by the bytes of their name and label block, and
     /// the last line's (a file's lines mostly repeat the series of the line before).
     var internSeries = false
-    var numbers: [ArraySlice<UInt8>: Int] = [:]
+    var numbers: [SeriesBytes<ArraySlice<UInt8>>: Int] = [:]
     var lastSeries: (bytes: Range<Int>, number: Int)?
+    /// What earlier bodies of the same source parsed to, when the caller keeps it.
+    var memory = SeriesMemory(base: [], limit: 0)
+    var remembers = false
+    /// The last name ``classify(_:)`` decided, under which declarations.
+    var lastClassified: (name: String, generation: Int, type: MetricType, kind: MetricKind)?
     /// The most series remembered (a body of distinct series gains nothing from more).
     static let maxInterned = 1 << 20
 
@@ -325,20 +477,31 @@ package struct ParseState: Sendable {
         // A series seen before in this body: the same bytes parse to the same labels.
         var known: Int?
         var seriesBytes: Range<Int>?
-        if internSeries, let end = Cursor.seriesEnd(line) {
+        // A series an earlier body of the same source had: its labels as parsed then.
+        var remembered: ParsedSeries?
+        var memoryHash: UInt64?
+        if internSeries || remembers, let end = Cursor.seriesEnd(line) {
             let range = line.startIndex..<end
             seriesBytes = range
-            if let last = lastSeries, Self.same(body, last.bytes, range) {
-                known = last.number
-            } else if let number = numbers[buffer[range]] {
-                known = number
-                lastSeries = (range, number)
+            if internSeries {
+                if let last = lastSeries, Self.same(body, last.bytes, range) {
+                    known = last.number
+                } else if let number = numbers[SeriesBytes(buffer[range])] {
+                    known = number
+                    lastSeries = (range, number)
+                }
             }
-            if known != nil { cursor.index = end }
+            if known == nil, remembers {
+                let bytes = UnsafeBufferPointer(rebasing: body[range])
+                let hash = SeriesMemory.hash(bytes)
+                remembered = memory.previous.find(hash, bytes) ?? memory.current.find(hash, bytes)
+                memoryHash = hash
+            }
+            if known != nil || remembered != nil { cursor.index = end }
         }
         var name = ""
         var pairs: [(String, String)] = []
-        if known == nil {
+        if known == nil && remembered == nil {
             name = cursor.metricName()
             guard !name.isEmpty else {
                 throw ExpositionError(line: number, reason: "expected a metric name at the start of the line")
@@ -383,22 +546,53 @@ package struct ParseState: Sendable {
                 series[id].generation = typeGeneration
             }
         } else {
-            let labels: LabelSet
-            do {
-                labels = try LabelSet(validating: pairs)
-            } catch {
-                throw ExpositionError(line: number, reason: "\(error)")
+            var parsed: ParsedSeries
+            if let remembered {
+                parsed = remembered
+                (parsed.type, parsed.kind) = classify(parsed.name)
+                parsed.generation = typeGeneration
+            } else {
+                let labels: LabelSet
+                do {
+                    labels = try LabelSet(validating: pairs)
+                } catch {
+                    throw ExpositionError(line: number, reason: "\(error)")
+                }
+                let (type, kind) = classify(name)
+                let base = memory.base
+                parsed = ParsedSeries(
+                    labels: labels,
+                    name: name,
+                    merged: base.isEmpty
+                        ? labels : LabelSet(uncheckedSorted: LabelSet.mergingTargetLabels(base, into: labels.labels)),
+                    type: type,
+                    kind: kind,
+                    generation: typeGeneration
+                )
             }
-            let (type, kind) = classify(name)
-            id = series.count
-            let parsed = ParsedSeries(labels: labels, name: name, type: type, kind: kind, generation: typeGeneration)
-            series.append(parsed)
+            id = seriesCount
+            seriesCount += 1
             newSeries = parsed
             // Remembered only where the quick scan and the parser agree on where the series ends.
-            if let seriesBytes, seriesBytes.upperBound == afterSeries, numbers.count < Self.maxInterned {
-                numbers[buffer[seriesBytes]] = id
-                lastSeries = (seriesBytes, id)
+            if let seriesBytes, seriesBytes.upperBound == afterSeries {
+                if let hash = memoryHash {
+                    memory.current.add(hash, UnsafeBufferPointer(rebasing: body[seriesBytes]), parsed)
+                }
+                if internSeries, numbers.count < Self.maxInterned {
+                    numbers[SeriesBytes(buffer[seriesBytes])] = id
+                    lastSeries = (seriesBytes, id)
+                }
             }
+            if internSeries { series.append(parsed) }
+            return RawSample(
+                series: id,
+                value: value,
+                type: parsed.type,
+                kind: parsed.kind,
+                timestamp: timestamp,
+                timestampBytes: timestampBytes,
+                line: number
+            )
         }
         return RawSample(
             series: id,
@@ -509,8 +703,18 @@ package struct ParseState: Sendable {
         guard cursor.atEnd else { throw ExpositionError(line: number, reason: "unexpected text after the exemplar") }
     }
 
+    /// ``decide(_:)`` with the last answer remembered: the series of one family come together.
+    mutating func classify(_ name: String) -> (MetricType, MetricKind) {
+        if let last = lastClassified, last.generation == typeGeneration, last.name == name {
+            return (last.type, last.kind)
+        }
+        let (type, kind) = decide(name)
+        lastClassified = (name, typeGeneration, type, kind)
+        return (type, kind)
+    }
+
     /// The declared family type of a sample name, and whether it counts up.
-    func classify(_ name: String) -> (MetricType, MetricKind) {
+    func decide(_ name: String) -> (MetricType, MetricKind) {
         if let type = types[name] {
             switch type {
             case .counter: return (type, isOpenMetrics && name.hasSuffix("_created") ? .gauge : .counter)

@@ -41,6 +41,8 @@ public struct TargetExtractor: Sendable {
     private var advisories: ConsumerAdvisoryCounter
     private var relabeler: Relabeler
     private let base: [Label]
+    /// The series of the last exposition body, so the next scrape parses only what changed.
+    private var memory: SeriesMemory
     /// The job's limits on one body.
     public let limits: ScrapeLimits
     /// Samples the relabeling rules dropped, so far.
@@ -59,6 +61,7 @@ public struct TargetExtractor: Sendable {
         advisories = ConsumerAdvisoryCounter(targetLabels: targetLabels)
         relabeler = Relabeler(rules: relabel)
         base = nats.targetLabels
+        memory = SeriesMemory(base: nats.targetLabels, limit: SeriesMemory.defaultLimit)
         self.limits = limits
     }
 
@@ -117,17 +120,17 @@ public struct TargetExtractor: Sendable {
     ) throws(ExtractionError) -> [Sample] {
         let parser = ExpositionParser(format: ExpositionFormat(contentType: contentType))
         var out: [Sample] = []
-        let base = base
+        // Each series' labels with the target's merged in, by its number in this body.
+        var labels: [LabelSet] = []
         do {
-            try parser.parse(body) { exposed in
+            try parser.parseRaw(Array(body), memory: &memory) { sample, new in
+                if let new { labels.append(new.merged) }
                 out.append(
                     Sample(
-                        labels: LabelSet(
-                            uncheckedSorted: LabelSet.mergingTargetLabels(base, into: exposed.labels.labels)
-                        ),
-                        value: exposed.value,
-                        timestamp: exposed.timestamp ?? scrapeTime,
-                        kind: exposed.kind
+                        labels: labels[sample.series],
+                        value: sample.value,
+                        timestamp: sample.timestamp ?? scrapeTime,
+                        kind: sample.kind
                     )
                 )
             }

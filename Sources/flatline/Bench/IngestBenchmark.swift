@@ -205,6 +205,22 @@ struct IngestBenchmark {
                 pythonMilliseconds: nil
             )
         )
+        // A target's next scrape: the series of the last one are remembered by their bytes.
+        var extractor = TargetExtractor(kind: .prometheus, targetLabels: ["job": "bench", "instance": "bench:9100"])
+        _ = try extractor.samples(exposition: text, contentType: nil, scrapeTime: Timestamp(milliseconds: 0))
+        let nextTime = try Self.time(repeats: repeats) {
+            samples = try extractor.samples(exposition: text, contentType: nil, scrapeTime: Timestamp(milliseconds: 0))
+                .count
+        }
+        rows.append(
+            Row(
+                name: "exposition, a target's next scrape",
+                milliseconds: nextTime,
+                samples: samples,
+                foundationMilliseconds: naive,
+                pythonMilliseconds: nil
+            )
+        )
         return rows
     }
 
