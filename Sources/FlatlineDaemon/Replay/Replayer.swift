@@ -189,6 +189,18 @@ public enum Replayer {
         var starts: [Int] = []
 
         init(_ file: SeriesFile) {
+            // A file in time order (one series, or a tick after another): the ticks are its runs.
+            if file.rows.indices.dropFirst().allSatisfy({ file.rows[$0 - 1].timestamp <= file.rows[$0].timestamp }) {
+                order = (0..<file.rows.count).map { Int32(truncatingIfNeeded: $0) }
+                starts = [0]
+                for (k, row) in file.rows.enumerated() where k == 0 || file.rows[k - 1].timestamp != row.timestamp {
+                    times.append(row.timestamp)
+                    if k > 0 { starts.append(k) }
+                }
+                starts.append(file.rows.count)
+                if file.rows.isEmpty { starts = [0] }
+                return
+            }
             var numberOf: [Int64: Int] = [:]
             var firstTimes: [Timestamp] = []
             var tickOfRow = [Int32](repeating: 0, count: file.rows.count)

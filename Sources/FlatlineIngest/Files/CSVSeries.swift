@@ -20,15 +20,59 @@ enum CSVSeries {
         var headerSeen = false
         var lineNumber = 0
         var start = 0
+        var ranges: [Range<Int>] = []
         while start < bytes.count {
             lineNumber += 1
-            var end = start
-            while end < bytes.count && bytes[end] != UInt8(ascii: "\n") { end += 1 }
+            let end = bytes.withUnsafeBufferPointer { ExpositionParser.lineEnd($0, from: start) }
             var lineEnd = end
             if lineEnd > start && bytes[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
             let line = bytes[start..<lineEnd]
             start = end + 1
             if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
+            // A data line without quotes (nearly all): its fields as byte ranges, no Strings.
+            if headerSeen, !line.contains(UInt8(ascii: "\"")) {
+                fieldRanges(line, into: &ranges)
+                guard ranges.count == columns else {
+                    throw SeriesFileError(
+                        file: name,
+                        line: lineNumber,
+                        reason: "expected \(columns) fields like the header, found \(ranges.count)"
+                    )
+                }
+                let row = try bytes.withUnsafeBufferPointer { b throws(SeriesFileError) in
+                    let timeText = UnsafeBufferPointer(rebasing: b[ranges[timeColumn]])
+                    guard let timestamp = NumberText.parseTimestamp(timeText) else {
+                        throw SeriesFileError(
+                            file: name,
+                            line: lineNumber,
+                            reason:
+                                "timestamp \"\(String(decoding: timeText, as: UTF8.self))\" is not YYYY-MM-DD HH:MM:SS, RFC 3339 or Unix seconds"
+                        )
+                    }
+                    let valueText = UnsafeBufferPointer(rebasing: b[ranges[valueColumn]])
+                    var value: Double?
+                    if !valueText.isEmpty {
+                        guard let parsed = NumberText.parseDouble(valueText) else {
+                            throw SeriesFileError(
+                                file: name,
+                                line: lineNumber,
+                                reason: "value \"\(String(decoding: valueText, as: UTF8.self))\" is not a number"
+                            )
+                        }
+                        value = parsed
+                    }
+                    return SeriesFile.Row(
+                        series: 0,
+                        timestamp: timestamp,
+                        text: texts.add(timeText, time: timestamp),
+                        value: value,
+                        kind: .gauge,
+                        line: lineNumber
+                    )
+                }
+                rows.append(row)
+                continue
+            }
             let fields = try split(line, name: name, line: lineNumber)
             if !headerSeen {
                 headerSeen = true
@@ -96,6 +140,25 @@ enum CSVSeries {
             series = try LabelSet(validating: [(LabelSet.metricNameLabel, "value")])
         } catch {}
         return SeriesFile(name: name, format: .csv, series: [series], rows: rows, texts: texts.bytes)
+    }
+
+    /// Where the fields of a line without quotes are, each without the spaces and tabs around it.
+    static func fieldRanges(_ line: ArraySlice<UInt8>, into ranges: inout [Range<Int>]) {
+        ranges.removeAll(keepingCapacity: true)
+        var fieldStart = line.startIndex
+        var i = line.startIndex
+        while true {
+            if i == line.endIndex || line[i] == UInt8(ascii: ",") {
+                var a = fieldStart
+                var b = i
+                while a < b, line[a] == UInt8(ascii: " ") || line[a] == UInt8(ascii: "\t") { a += 1 }
+                while b > a, line[b - 1] == UInt8(ascii: " ") || line[b - 1] == UInt8(ascii: "\t") { b -= 1 }
+                ranges.append(a..<b)
+                if i == line.endIndex { return }
+                fieldStart = i + 1
+            }
+            i += 1
+        }
     }
 
     /// Splits one line at commas, honouring double quotes (`""` inside quotes is a quote).

@@ -128,11 +128,16 @@ package enum NumberText {
     /// (`YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)`), or Unix time in seconds (integer or decimal; values
     /// above 10¹¹ are taken as milliseconds).
     package static func parseTimestamp(_ text: some StringProtocol) -> Timestamp? {
-        let t = text.utf8
+        var text = String(text)
+        return text.withUTF8 { parseTimestamp($0) }
+    }
+
+    /// ``parseTimestamp(_:)-(StringProtocol)`` on bytes.
+    package static func parseTimestamp(_ t: UnsafeBufferPointer<UInt8>) -> Timestamp? {
         guard let first = t.first else { return nil }
         if isDigit(first) || first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: ".") {
-            if t.count >= 10, Array(t)[4] == UInt8(ascii: "-") { return parseCalendar(Array(t)) }
-            guard let seconds = parseDouble(text), seconds.isFinite else { return nil }
+            if t.count >= 10, t[4] == UInt8(ascii: "-") { return parseCalendar(Array(t)) }
+            guard let seconds = parseDouble(t), seconds.isFinite else { return nil }
             // Out of range (`1e19`) is no time at all, never a trap.
             return abs(seconds) > 1e11 ? Timestamp(exactMilliseconds: seconds) : Timestamp(seconds: seconds)
         }
