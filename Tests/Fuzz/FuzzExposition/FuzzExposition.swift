@@ -4,7 +4,8 @@ import Foundation
 import FuzzSupport
 
 /// libFuzzer: an exposition body (text format, or OpenMetrics when the first byte is odd) through
-/// a target's extraction, then every sample's labels through what the daemon does with them.
+/// a target's extraction (twice: the second scrape reads remembered series), then every sample's
+/// labels through what the daemon does with them.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzExposition(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
@@ -41,6 +42,17 @@ public func fuzzExposition(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             scrapeTime: Timestamp(milliseconds: 0)
         )
     else { return 0 }
+    // The target's next scrape of the same body reads its series from memory: the same samples.
+    let again = try? extractor.samples(exposition: bytes, contentType: type, scrapeTime: Timestamp(milliseconds: 0))
+    let same =
+        again.map { again in
+            again.count == samples.count
+                && zip(again, samples).allSatisfy {
+                    $0.labels == $1.labels && $0.value.bitPattern == $1.value.bitPattern
+                        && $0.timestamp == $1.timestamp && $0.kind == $1.kind
+                }
+        } ?? false
+    if !same { fatalError("a remembered series differs from the series parsed afresh") }
     var store = SeriesStore(maxSeries: 1000)
     for sample in samples {
         _ = sample.labels.dictionary
