@@ -176,7 +176,7 @@ struct NumberTextTests {
 
     @Test("100,000 random decimals of every length and exponent read as the C library reads them")
     func randomDecimals() {
-        var generator = SplitMix(seed: 20_261_204)
+        var generator = SplitMix64(seed: 20_261_204)
         for _ in 0..<100_000 {
             var text = generator.next() % 4 == 0 ? "-" : ""
             let digits = Int(generator.next() % 24) + 1
@@ -202,74 +202,5 @@ struct NumberTextTests {
         #expect(parse("-5") == nil)
         #expect(parse("") == nil)
         #expect(parse("12a") == nil)
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so a failure can be run again.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-@Suite("Series files read in pieces")
-struct SeriesFilePiecesTests {
-    /// About 6 MB of OpenMetrics (more than one piece's worth): series after series, a second
-    /// family declared halfway, two spellings of one label set, a counter.
-    static func body(series: Int = 400, points: Int = 300, corrupt: Int? = nil) -> [UInt8] {
-        var lines = ["# TYPE load gauge", "# HELP load The load."]
-        var line = 2
-        for s in 0..<series {
-            if s == series / 2 {
-                lines += ["# TYPE jobs counter"]
-                line += 1
-            }
-            for t in 0..<points {
-                line += 1
-                let name = s >= series / 2 ? "jobs_total" : "load"
-                let labels = s == 7 && t % 2 == 1 ? "{ zone=\"b\",host=\"h\(s)\"}" : "{host=\"h\(s)\",zone=\"b\"}"
-                let value = line == corrupt ? "x1" : String(Double(t * s % 97) / 8)
-                lines.append("\(name)\(labels) \(value) \(1_700_000_000 + t * 15)")
-            }
-        }
-        return Array((lines.joined(separator: "\n") + "\n# EOF\n").utf8)
-    }
-
-    @Test("a large file read on several threads is the file read on one: series, rows, lines, kinds and texts")
-    func sameFile() throws {
-        let bytes = Self.body()
-        #expect(bytes.count > 1 << 22)
-        let one = try SeriesFile.parse(bytes, name: "a.om", threads: 1)
-        let four = try SeriesFile.parse(bytes, name: "a.om", threads: 4)
-        #expect(one.series == four.series)
-        #expect(one.series.count == 400)
-        #expect(one.rows.count == 400 * 300)
-        // Texts may be kept at other places: compared as text below.
-        func withoutText(_ row: SeriesFile.Row) -> SeriesFile.Row {
-            var row = row
-            row.text = SeriesFile.TextSpan(offset: 0, count: 0)
-            return row
-        }
-        #expect(one.rows.map(withoutText) == four.rows.map(withoutText))
-        #expect(one.rows.map(one.timestampText) == four.rows.map(four.timestampText))
-        #expect(four.rows.last?.kind == .counter && four.rows.first?.kind == .gauge)
-        #expect(four.rows.last?.line == 400 * 300 + 3)
-        #expect(one.series[7] == four.series[7])
-    }
-
-    @Test("a bad line in any piece is named as one thread names it", arguments: [50, 100_000, 119_000])
-    func badLine(line: Int) {
-        let bytes = Self.body(corrupt: line)
-        for threads in [1, 4] {
-            #expect(throws: SeriesFileError(file: "a.om", line: line, reason: "invalid value \"x1\"")) {
-                try SeriesFile.parse(bytes, name: "a.om", threads: threads)
-            }
-        }
     }
 }

@@ -319,7 +319,7 @@ package struct SurpriseDetector: Sendable {
         if !previousTime.isNaN {
             let d = time - previousTime
             if d > 0 {
-                let ld = memo.log(d)
+                let ld = memo.log(d) { x, _ in _log(x) }
                 let current = logStep[i]
                 logStep[i] =
                     current.isNaN
@@ -350,7 +350,7 @@ package struct SurpriseDetector: Sendable {
             return Point(expected: x, scale: .nan, z: .nan, surprise: .nan, rateLog: .nan, tailIndex: .nan, perTime: 0)
         }
         let ls = logStep[i]
-        let step = ls.isNaN ? 3600 : memo.exp(ls)
+        let step = ls.isNaN ? 3600 : memo.exp(ls) { x, _ in _exp(x) }
         // The daily profile's slot for this time, when the series has enough points a cycle.
         let slots = p.seasonSlots
         var seasonal = false
@@ -390,7 +390,7 @@ package struct SurpriseDetector: Sendable {
         let cycles = (time - seasonStart[i]) / p.seasonPeriod
         let useSeasonal = seasonal && cycles >= p.seasonCycles && des.slowScale < p.seasonGain * raw.slowScale
         // 2. The surprise of each channel, from its tail as it was before this point.
-        let perTime = p.perHour * memo.logPerHour(step / 3600) / 2.302_585_092_994_046
+        let perTime = p.perHour * memo.logPerHour(step / 3600) { x, _ in _log(x) } / 2.302_585_092_994_046
         let body = bodyAtTail
         let core = Self.tail(abs(raw.z), rate: rate[i], shape: shape[i], p, bodyAtTail: body)
         let warm = n >= Double(p.warmup)
@@ -468,7 +468,8 @@ package struct SurpriseDetector: Sendable {
             let residual = x - slowBefore - seasonalValue
             let limit = des.slowScale > 0 ? p.clip * des.slowScale : Double.infinity
             let perCycle = p.seasonPeriod / (step * Double(slotCount))
-            let weight = perCycle <= 1 ? p.seasonWeight : 1 - memo.pow(1 - p.seasonWeight, 1 / perCycle)
+            let weight =
+                perCycle <= 1 ? p.seasonWeight : 1 - memo.pow(1 - p.seasonWeight, 1 / perCycle) { x, y in _pow(x, y) }
             let seen = visits[profileIndex]
             let g = Swift.max(weight, 1 / (Double(seen) + 1))
             profile[profileIndex] = Float(seasonalValue + g * Swift.min(Swift.max(residual, -limit), limit))
@@ -542,51 +543,24 @@ package struct SurpriseDetector: Sendable {
 
     /// One remembered call per function (see ``memo``).
     struct Memo: Sendable {
-        private var logArgument = Double.nan
-        private var logResult = Double.nan
-        private var expArgument = Double.nan
-        private var expResult = Double.nan
-        private var perHourArgument = Double.nan
-        private var perHourResult = Double.nan
-        private var powBase = Double.nan
-        private var powExponent = Double.nan
-        private var powResult = Double.nan
+        var log = LastCall()
+        var logPerHour = LastCall()
+        var exp = LastCall()
+        var pow = LastCall()
+    }
+
+    /// A pure function's last argument and result.
+    struct LastCall: Sendable {
+        private var argument = (Double.nan, Double.nan)
+        private var result = Double.nan
 
         @inline(__always)
-        mutating func log(_ x: Double) -> Double {
-            if x != logArgument {
-                logArgument = x
-                logResult = _log(x)
+        mutating func callAsFunction(_ x: Double, _ y: Double = 0, _ f: (Double, Double) -> Double) -> Double {
+            if x != argument.0 || y != argument.1 {
+                argument = (x, y)
+                result = f(x, y)
             }
-            return logResult
-        }
-
-        @inline(__always)
-        mutating func logPerHour(_ x: Double) -> Double {
-            if x != perHourArgument {
-                perHourArgument = x
-                perHourResult = _log(x)
-            }
-            return perHourResult
-        }
-
-        @inline(__always)
-        mutating func exp(_ x: Double) -> Double {
-            if x != expArgument {
-                expArgument = x
-                expResult = _exp(x)
-            }
-            return expResult
-        }
-
-        @inline(__always)
-        mutating func pow(_ x: Double, _ y: Double) -> Double {
-            if x != powBase || y != powExponent {
-                powBase = x
-                powExponent = y
-                powResult = _pow(x, y)
-            }
-            return powResult
+            return result
         }
     }
 

@@ -160,13 +160,6 @@ public struct ReplayWriter: Sendable {
         }
     }
 
-    /// Appends `text`'s UTF-8 without an intermediate array.
-    @inline(__always)
-    static func append(_ text: String, to out: inout [UInt8]) {
-        var text = text
-        text.withUTF8 { out.append(contentsOf: $0) }
-    }
-
     static func csvField(_ text: String) -> String {
         guard text.utf8.contains(where: { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == 10 || $0 == 13 })
         else { return text }

@@ -293,30 +293,27 @@ package struct SeriesMemory: Sendable {
     }
 }
 
-/// A series' bytes as a dictionary key, hashed in one pass over the bytes (a `[UInt8]` key is
-/// hashed byte by byte).
-struct SeriesBytes<Bytes: RandomAccessCollection<UInt8> & Hashable & Sendable>: Hashable, Sendable {
-    let bytes: Bytes
+/// A series' bytes as a dictionary key, hashed in one pass over the bytes (an `ArraySlice<UInt8>`
+/// key is hashed byte by byte).
+struct SeriesBytes: Hashable, Sendable {
+    let bytes: ArraySlice<UInt8>
 
-    init(_ bytes: Bytes) {
+    init(_ bytes: ArraySlice<UInt8>) {
         self.bytes = bytes
     }
 
     func hash(into hasher: inout Hasher) {
-        let done: Void? = bytes.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
-        if done == nil { bytes.forEach { hasher.combine($0) } }
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
     }
 
     static func == (a: Self, b: Self) -> Bool {
-        guard a.bytes.count == b.bytes.count else { return false }
-        let same: Bool? =
-            a.bytes.withContiguousStorageIfAvailable { x in
-                b.bytes.withContiguousStorageIfAvailable { y in
+        a.bytes.count == b.bytes.count
+            && a.bytes.withUnsafeBytes { x in
+                b.bytes.withUnsafeBytes { y in
                     guard let p = x.baseAddress, let q = y.baseAddress else { return true }
                     return memcmp(p, q, x.count) == 0
                 }
-            } ?? nil
-        return same ?? a.bytes.elementsEqual(b.bytes)
+            }
     }
 }
 
@@ -356,7 +353,7 @@ package struct ParseState: Sendable {
     /// With `internSeries`: the series' numbers by the bytes of their name and label block, and
     /// the last line's (a file's lines mostly repeat the series of the line before).
     var internSeries = false
-    var numbers: [SeriesBytes<ArraySlice<UInt8>>: Int] = [:]
+    var numbers: [SeriesBytes: Int] = [:]
     var lastSeries: (bytes: Range<Int>, number: Int)?
     /// What earlier bodies of the same source parsed to, when the caller keeps it.
     var memory = SeriesMemory(base: [], limit: 0)

@@ -40,34 +40,12 @@ enum CSVSeries {
                     )
                 }
                 let row = try bytes.withUnsafeBufferPointer { b throws(SeriesFileError) in
-                    let timeText = UnsafeBufferPointer(rebasing: b[ranges[timeColumn]])
-                    guard let timestamp = NumberText.parseTimestamp(timeText) else {
-                        throw SeriesFileError(
-                            file: name,
-                            line: lineNumber,
-                            reason:
-                                "timestamp \"\(String(decoding: timeText, as: UTF8.self))\" is not YYYY-MM-DD HH:MM:SS, RFC 3339 or Unix seconds"
-                        )
-                    }
-                    let valueText = UnsafeBufferPointer(rebasing: b[ranges[valueColumn]])
-                    var value: Double?
-                    if !valueText.isEmpty {
-                        guard let parsed = NumberText.parseDouble(valueText) else {
-                            throw SeriesFileError(
-                                file: name,
-                                line: lineNumber,
-                                reason: "value \"\(String(decoding: valueText, as: UTF8.self))\" is not a number"
-                            )
-                        }
-                        value = parsed
-                    }
-                    return SeriesFile.Row(
-                        series: 0,
-                        timestamp: timestamp,
-                        text: texts.add(timeText, time: timestamp),
-                        value: value,
-                        kind: .gauge,
-                        line: lineNumber
+                    try Self.row(
+                        time: UnsafeBufferPointer(rebasing: b[ranges[timeColumn]]),
+                        value: UnsafeBufferPointer(rebasing: b[ranges[valueColumn]]),
+                        name: name,
+                        line: lineNumber,
+                        texts: &texts
                     )
                 }
                 rows.append(row)
@@ -101,36 +79,15 @@ enum CSVSeries {
                     reason: "expected \(columns) fields like the header, found \(fields.count)"
                 )
             }
-            let timeText = fields[timeColumn].trimmed
-            guard let timestamp = NumberText.parseTimestamp(timeText) else {
-                throw SeriesFileError(
-                    file: name,
-                    line: lineNumber,
-                    reason: "timestamp \"\(timeText)\" is not YYYY-MM-DD HH:MM:SS, RFC 3339 or Unix seconds"
-                )
-            }
-            let valueText = fields[valueColumn].trimmed
-            var value: Double?
-            if !valueText.isEmpty {
-                guard let parsed = NumberText.parseDouble(valueText) else {
-                    throw SeriesFileError(
-                        file: name,
-                        line: lineNumber,
-                        reason: "value \"\(valueText)\" is not a number"
-                    )
+            // A quoted line (rare): its fields' bytes.
+            let timeText = Array(fields[timeColumn].trimmed.utf8)
+            let valueText = Array(fields[valueColumn].trimmed.utf8)
+            let row = try timeText.withUnsafeBufferPointer { time throws(SeriesFileError) in
+                try valueText.withUnsafeBufferPointer { value throws(SeriesFileError) in
+                    try Self.row(time: time, value: value, name: name, line: lineNumber, texts: &texts)
                 }
-                value = parsed
             }
-            rows.append(
-                SeriesFile.Row(
-                    series: 0,
-                    timestamp: timestamp,
-                    text: texts.add(String(timeText), time: timestamp),
-                    value: value,
-                    kind: .gauge,
-                    line: lineNumber
-                )
-            )
+            rows.append(row)
         }
         guard !rows.isEmpty else {
             throw SeriesFileError(file: name, line: 0, reason: "no usable data: no data rows after the header")
@@ -140,6 +97,43 @@ enum CSVSeries {
             series = try LabelSet(validating: [(LabelSet.metricNameLabel, "value")])
         } catch {}
         return SeriesFile(name: name, format: .csv, series: [series], rows: rows, texts: texts.bytes)
+    }
+
+    /// One data row from its timestamp and value fields (trimmed); an empty value is a missing sample.
+    static func row(
+        time: UnsafeBufferPointer<UInt8>,
+        value valueText: UnsafeBufferPointer<UInt8>,
+        name: String,
+        line: Int,
+        texts: inout TextArena
+    ) throws(SeriesFileError) -> SeriesFile.Row {
+        guard let timestamp = NumberText.parseTimestamp(time) else {
+            throw SeriesFileError(
+                file: name,
+                line: line,
+                reason:
+                    "timestamp \"\(String(decoding: time, as: UTF8.self))\" is not YYYY-MM-DD HH:MM:SS, RFC 3339 or Unix seconds"
+            )
+        }
+        var value: Double?
+        if !valueText.isEmpty {
+            guard let parsed = NumberText.parseDouble(valueText) else {
+                throw SeriesFileError(
+                    file: name,
+                    line: line,
+                    reason: "value \"\(String(decoding: valueText, as: UTF8.self))\" is not a number"
+                )
+            }
+            value = parsed
+        }
+        return SeriesFile.Row(
+            series: 0,
+            timestamp: timestamp,
+            text: texts.add(time, time: timestamp),
+            value: value,
+            kind: .gauge,
+            line: line
+        )
     }
 
     /// Where the fields of a line without quotes are, each without the spaces and tabs around it.

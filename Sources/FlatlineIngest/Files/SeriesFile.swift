@@ -276,7 +276,6 @@ extension SeriesFile {
         var texts = TextArena()
         var lines = 0
         var missingTimestamp: Int?
-        var state: ParseState?
         var failed = false
     }
 
@@ -453,7 +452,9 @@ package enum FileBytes {
         defer { fclose(handle) }
         // A regular file is read in one go into an array of its size; a pipe grows as it comes.
         var status = stat()
-        let size = fstat(fileno(handle), &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG ? Int(status.st_size) : 0
+        let size =
+            fstat(fileno(handle), &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG
+            ? Swift.max(0, Int(status.st_size)) : 0
         var bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
             count = buffer.baseAddress.map { fread($0, 1, size, handle) } ?? 0
         }
