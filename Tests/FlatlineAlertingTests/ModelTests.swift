@@ -475,6 +475,42 @@ struct ModelTests {
         #expect(Self.events(model, ticks).isEmpty)
     }
 
+    @Test("producer_flood: a slow producer that triples is a flood over 15 s scrapes, not over 1 s (min_rate_interval)")
+    func floodSurplusFollowsTheInterval() throws {
+        let model = try Self.model("producer_flood")
+        guard case .surge(let p) = model.kind else {
+            Issue.record("producer_flood is not a surge model")
+            return
+        }
+        #expect(SurgeWatch.minSurplus(p, over: 1) == 20)
+        #expect(SurgeWatch.minSurplus(p, over: 0.5) == 20, "never more than min_rate")
+        #expect(abs(SurgeWatch.minSurplus(p, over: 15) - 20 / 15.0.squareRoot()) < 1e-12)
+        #expect(abs(SurgeWatch.minSurplus(p, over: 30) - 20 / 30.0.squareRoot()) < 1e-12)
+        var everyInterval = p
+        everyInterval.minRateInterval = 0
+        #expect(SurgeWatch.minSurplus(everyInterval, over: 15) == 20)
+
+        // 8 msgs/s that become 24 for two minutes: 16/s above the baseline, under min_rate
+        // (20) for one second, over its 15 s share (5.2).
+        func run(_ model: Model, every step: Int) throws -> [String] {
+            var ticks: [(Int, [Sample])] = []
+            var msgs = 0.0
+            for s in 0..<900 {
+                msgs += (600..<720).contains(s) ? 24 : 8 + Double(s % 2)
+                if s % step == 0 {
+                    ticks.append((s, try Self.connection(s, cid: "6", msgs: msgs, bytes: msgs * 1000)))
+                }
+            }
+            return Self.events(model, ticks)
+        }
+        #expect(try run(model, every: 1).isEmpty, "16 msgs/s more for one second is under min_rate")
+        let at15 = try run(model, every: 15)
+        #expect(at15.first == "615:firing", "\(at15)")
+        var fixed = model
+        fixed.kind = .surge(everyInterval)
+        #expect(try run(fixed, every: 15).isEmpty, "without min_rate_interval the surplus must be 20 at every interval")
+    }
+
     @Test("annotations are filled from the alert's labels and the model's numbers")
     func annotations() throws {
         let model = try Self.model("consumer_freeze")

@@ -132,6 +132,11 @@ public struct Model: Sendable, Hashable {
         public var factor: Double
         /// ...and this many per second above it...
         public var minRate: Double
+        /// ...over an interval of this many seconds; over a longer interval `dt` the surplus
+        /// needed is `minRate × √(minRateInterval / dt)`, since the noise of a count grows as its
+        /// square root: a surplus that is noise over one second is a flood sustained over 15.
+        /// 0: `minRate` at every interval.
+        public var minRateInterval: Double = 0
         /// ...and this many of its own standard deviations above it (a noisy producer's peaks
         /// are no flood).
         public var sigmas: Double

@@ -197,17 +197,19 @@ public enum RuleFiles {
         }
         if let m = model("producer_flood"), case .surge(let p) = m.kind {
             let baseline = "avg_over_time(rate(gnatsd_connz_in_msgs[5m])[1h:1m] offset 5m)"
+            // The surplus a flood needs over the rule's 2-minute rate window.
+            let minSurplus = HumanNumber.format(SurgeWatch.minSurplus(p, over: 120))
             rules.append(
                 Rule(
                     alert: "NATSProducerFlood",
                     model: m.name,
                     expr:
-                        "rate(gnatsd_connz_in_msgs[2m]) > \(HumanNumber.format(p.factor)) * \(baseline) and rate(gnatsd_connz_in_msgs[2m]) - \(baseline) > \(HumanNumber.format(p.minRate)) and rate(gnatsd_connz_in_msgs[2m]) - \(baseline) > \(HumanNumber.format(p.sigmas)) * stddev_over_time(rate(gnatsd_connz_in_msgs[2m])[1h:1m] offset 5m)",
+                        "rate(gnatsd_connz_in_msgs[2m]) > \(HumanNumber.format(p.factor)) * \(baseline) and rate(gnatsd_connz_in_msgs[2m]) - \(baseline) > \(minSurplus) and rate(gnatsd_connz_in_msgs[2m]) - \(baseline) > \(HumanNumber.format(p.sigmas)) * stddev_over_time(rate(gnatsd_connz_in_msgs[2m])[1h:1m] offset 5m)",
                     forDuration: "0s",
                     severity: "warning",
                     summary: "Client {{ $labels.name }} (cid {{ $labels.cid }}) publishes far above its usual rate",
                     description:
-                        "Connection {{ $labels.cid }} ({{ $labels.name }}) on {{ $labels.server_id }} publishes more than \(HumanNumber.format(p.factor)) times its rate of the hour before, \(HumanNumber.format(p.minRate)) msgs/s and \(HumanNumber.format(p.sigmas)) standard deviations more. Needs the exporter's -connz_detailed.",
+                        "Connection {{ $labels.cid }} ({{ $labels.name }}) on {{ $labels.server_id }} publishes more than \(HumanNumber.format(p.factor)) times its rate of the hour before, \(minSurplus) msgs/s and \(HumanNumber.format(p.sigmas)) standard deviations more. Needs the exporter's -connz_detailed.",
                     series: [
                         (
                             "gnatsd_connz_in_msgs"

@@ -59,7 +59,7 @@ struct SurgeWatch: Codable, Sendable {
             let spread = (state.varianceMessages ?? 0).squareRoot()
             let threshold = max(
                 p.factor * state.baselineMessages,
-                state.baselineMessages + p.minRate,
+                state.baselineMessages + Self.minSurplus(p, over: dt),
                 state.baselineMessages + p.sigmas * spread
             )
             let surging =
@@ -112,3 +112,13 @@ struct SurgeWatch: Codable, Sendable {
 }
 
 extension SurgeWatch: Watch {}
+
+extension SurgeWatch {
+    /// The surplus rate a surge needs over an interval of `dt` seconds: `min_rate`, or with
+    /// `min_rate_interval` the same significance for a count whose noise grows as its square
+    /// root (never more than `min_rate`).
+    static func minSurplus(_ p: Model.SurgeParameters, over dt: Double) -> Double {
+        guard p.minRateInterval > 0, dt > p.minRateInterval else { return p.minRate }
+        return p.minRate * (p.minRateInterval / dt).squareRoot()
+    }
+}
