@@ -268,6 +268,61 @@ struct ReplayCommandTests {
         let newer = try directory.write("newer.json", #"{"format":"flatline-detection-state","version":99}"#)
         let future = try replay([Self.example, "--load-state", newer.path])
         #expect(future.standardError.contains("version 99 is not supported"), "\(future.standardError)")
+
+        let both = try replay([Self.example, "--prometheus", "http://127.0.0.1:9090"])
+        #expect(both.standardError.contains("give a file or --prometheus, not both"))
+        let noQuery = try replay(["--prometheus", "http://127.0.0.1:9090", "--start", "1h"])
+        #expect(noQuery.standardError.contains("--prometheus needs --query"))
+        let badStart = try replay(["--prometheus", "http://127.0.0.1:9090", "--query", "up", "--start", "yesterday"])
+        #expect(badStart.standardError.contains("--start \"yesterday\" is not RFC 3339"), "\(badStart.standardError)")
+        let strayQuery = try replay([Self.example, "--query", "up"])
+        #expect(strayQuery.standardError.contains("go with --prometheus"))
+    }
+
+    @Test("--prometheus: a history read back from a real Prometheus replays to the same bytes as its file")
+    func fromPrometheus() throws {
+        // Two gauges every 15 s for half a day, a daily-like swing with a spike in each.
+        let start = 1_767_225_600
+        let points = 3_000
+        var text = "# TYPE app_latency_seconds gauge\n"
+        for instance in ["a", "b"] {
+            for k in 0..<points {
+                let swing = (sin(Double(k) / 240 * 2 * .pi) * 40).rounded() / 4
+                let spike = k == (instance == "a" ? 2_500 : 2_700) ? 60.0 : 0
+                let noise = Double((k * 7919) % 13) / 8
+                text +=
+                    "app_latency_seconds{instance=\"\(instance)\"} \(20 + swing + spike + noise) \(start + 15 * k)\n"
+            }
+        }
+        text += "# EOF\n"
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let file = try directory.write("history.om", text)
+        let prometheus = try PrometheusProcess(history: text)
+        defer { prometheus.stop() }
+
+        let fromFile = try replay([file.path, "--out", directory.file("file.csv").path])
+        #expect(fromFile.status == 0, "\(fromFile.standardError)")
+        let fromAPI = try replay([
+            "--prometheus", prometheus.url, "--query", "app_latency_seconds", "--start", String(start),
+            "--end", String(start + 15 * (points - 1)), "--step", "15s", "--out", directory.file("api.csv").path,
+        ])
+        #expect(fromAPI.status == 0, "\(fromAPI.standardError)")
+        #expect(fromAPI.standardError.contains("2 series, 6000 points"), "\(fromAPI.standardError)")
+        let expected = try String(contentsOf: directory.file("file.csv"), encoding: .utf8)
+        let got = try String(contentsOf: directory.file("api.csv"), encoding: .utf8)
+        #expect(got == expected)
+        let flagged = got.split(separator: "\n").filter { $0.hasSuffix(",1") }
+        #expect(flagged.contains { $0.hasPrefix("\"app_latency_seconds{instance=\"\"a\"\"}\",\(start + 15 * 2_500),") })
+        #expect(flagged.contains { $0.hasPrefix("\"app_latency_seconds{instance=\"\"b\"\"}\",\(start + 15 * 2_700),") })
+
+        // A query Prometheus refuses: its reason, and a failing exit.
+        let bad = try replay([
+            "--prometheus", prometheus.url, "--query", "rate(app_latency_seconds[", "--start", String(start),
+            "--end", String(start + 600),
+        ])
+        #expect(bad.status != 0)
+        #expect(bad.standardError.contains("Prometheus said bad_data"), "\(bad.standardError)")
     }
 }
 

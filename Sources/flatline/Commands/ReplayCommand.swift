@@ -18,11 +18,44 @@ struct ReplayCommand: AsyncParsableCommand {
             (NDJSON, plain or .gz), which goes through the same extraction as live scrapes. Writes one row per input row, in input order: \
             timestamp,value,expected,lower,upper,score,anomaly (with a leading series column when \
             the input holds several series). The same input gives the same output, byte for byte.
+
+            With --prometheus URL --query Q --start T instead of INPUT, the series are read from a \
+            Prometheus server's HTTP API (/api/v1/query_range, in chunks of 10,000 steps of --step, \
+            default 15s): a model is backtested on what Prometheus already holds.
             """
     )
 
-    @Argument(help: "The recording to replay.")
-    var input: String
+    @Argument(help: "The recording to replay (none with --prometheus).")
+    var input: String?
+
+    @Option(
+        help: "Read the series from this Prometheus server's HTTP API instead of a file, e.g. http://127.0.0.1:9090."
+    )
+    var prometheus: String?
+
+    @Option(
+        help:
+            "With --prometheus: a PromQL expression to read (give it again for more); counters are read as gauges unless --kind counter, so query rate(x[5m]) or the raw counter with --kind counter."
+    )
+    var query: [String] = []
+
+    @Option(
+        help:
+            "With --prometheus: the first time, as RFC 3339, Unix seconds, or a duration before --end (e.g. 14d)."
+    )
+    var start: String?
+
+    @Option(help: "With --prometheus: the last time, as RFC 3339, Unix seconds or now (the default).")
+    var end: String = "now"
+
+    @Option(
+        name: .customLong("bearer-token-file"),
+        help: "With --prometheus: send this file's token as a bearer token."
+    )
+    var bearerTokenFile: String?
+
+    /// The input as messages name it.
+    var source: String { input ?? prometheus.map { Redaction.redactingUserinfo($0) } ?? "" }
 
     @Option(
         help:
@@ -51,7 +84,10 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(help: "Treat every series as a counter or a gauge (default: the file's TYPE lines; CSV series are gauges).")
     var kind: MetricKind?
 
-    @Option(help: "Nominal sampling interval, e.g. 15s or 5m (default: inferred from the timestamps).")
+    @Option(
+        help:
+            "Nominal sampling interval, e.g. 15s or 5m (default: inferred from the timestamps); with --prometheus, the query's step (default 15s)."
+    )
     var step: DurationArgument?
 
     @Option(
@@ -160,11 +196,79 @@ struct ReplayCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let jobs, !(1...1024).contains(jobs) { throw ValidationError("--jobs must be from 1 to 1024") }
+        switch (input, prometheus) {
+        case (nil, nil): throw ValidationError("give a file to replay, or --prometheus URL with --query and --start")
+        case (.some, .some): throw ValidationError("give a file or --prometheus, not both")
+        case (.some, nil):
+            if !query.isEmpty || start != nil || end != "now" || bearerTokenFile != nil {
+                throw ValidationError("--query, --start, --end and --bearer-token-file go with --prometheus")
+            }
+        case (nil, .some):
+            if query.isEmpty { throw ValidationError("--prometheus needs --query") }
+            if start == nil { throw ValidationError("--prometheus needs --start") }
+            if config != nil || inputFormat != nil {
+                throw ValidationError("--config and --input-format are for files, not --prometheus")
+            }
+            _ = try prometheusRange(now: Timestamp(milliseconds: 0))
+        }
         do {
             try detectorConfiguration().validate()
         } catch {
             throw ValidationError("\(error)")
         }
+    }
+
+    /// What --prometheus, --query, --start, --end and --step ask for.
+    func prometheusRange(now: Timestamp) throws -> PrometheusRange {
+        guard let prometheus, let start else { throw ValidationError("--prometheus needs --query and --start") }
+        let endTime: Timestamp
+        if end == "now" {
+            endTime = now
+        } else if let parsed = NumberText.parseTimestamp(end) {
+            endTime = parsed
+        } else {
+            throw ValidationError("--end \"\(end)\" is not RFC 3339, Unix seconds or now")
+        }
+        let startTime: Timestamp
+        if let parsed = NumberText.parseTimestamp(start) {
+            startTime = parsed
+        } else if let before = DurationText.parse(start), before > 0,
+            let time = Timestamp(exactMilliseconds: Double(endTime.milliseconds) - before * 1000)
+        {
+            startTime = time
+        } else {
+            throw ValidationError("--start \"\(start)\" is not RFC 3339, Unix seconds or a duration before --end")
+        }
+        var range = PrometheusRange(
+            url: prometheus,
+            queries: query,
+            start: startTime,
+            end: endTime,
+            step: step?.seconds ?? 15
+        )
+        range.bearerTokenFile = bearerTokenFile
+        do {
+            try range.validate()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        return range
+    }
+
+    /// The series of --prometheus, with progress on standard error.
+    func loadPrometheus() async throws -> SeriesFile {
+        let range = try prometheusRange(now: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)))
+        let quiet = quiet
+        let clock = ContinuousClock()
+        let started = clock.now
+        let file = try await range.load(kind: kind) { done, total in
+            guard !quiet, clock.now - started > .seconds(2) || done == total, total > 1 else { return }
+            Stderr.write("\rreplay: read \(done)/\(total) ranges from Prometheus" + (done == total ? "\n" : ""))
+        }
+        if file.rows.isEmpty {
+            Stderr.write("replay: \(source): the queries returned no samples from \(range.start) to \(range.end)\n")
+        }
+        return file
     }
 
     func run() async throws {
@@ -175,7 +279,10 @@ struct ReplayCommand: AsyncParsableCommand {
         // A recording replayed with the daemon's configuration: its alerts come from the daemon's
         // own pipeline (per-target rounds, banks and steps), as the daemon raised them.
         var daemonConfiguration: Configuration?
-        if let config {
+        let input = self.input ?? ""
+        if prometheus != nil {
+            file = try await loadPrometheus()
+        } else if let config {
             let configuration: Configuration
             do {
                 configuration = try Configuration.load(path: config)
@@ -203,7 +310,7 @@ struct ReplayCommand: AsyncParsableCommand {
             }
         }
         // Warnings (a recording cut short, lines skipped) are said even with --quiet.
-        for warning in file.warnings { Stderr.write("replay: \(input): \(warning)\n") }
+        for warning in file.warnings { Stderr.write("replay: \(source): \(warning)\n") }
         let state = try loadState.map { path throws(StateFileError) in try StateFile.load(from: path) }
         var loadedModels: [Model] = []
         if alertsOut != nil {
@@ -270,7 +377,7 @@ struct ReplayCommand: AsyncParsableCommand {
             let seconds =
                 Double((clock.now - started).components.attoseconds) / 1e18
                 + Double((clock.now - started).components.seconds)
-            Stderr.write(Self.summary(result.summary, input: input, seconds: seconds) + "\n")
+            Stderr.write(Self.summary(result.summary, input: source, seconds: seconds) + "\n")
         }
     }
 

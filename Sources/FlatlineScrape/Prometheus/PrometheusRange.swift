@@ -1,0 +1,348 @@
+import FlatlineCore
+import FlatlineIngest
+import Foundation
+
+/// Series read from a Prometheus server's HTTP API (`GET /api/v1/query_range`), so a model can
+/// be backtested on what Prometheus already holds without a recording.
+///
+/// A long range is read in chunks of at most ``pointsPerRequest`` steps (Prometheus refuses more
+/// than 11,000 points per series in one answer), each within its own deadline and body limit.
+/// The result is a ``SeriesFile`` like an OpenMetrics file's: the series in the order Prometheus
+/// first returned them, each series' samples in time order, series after series.
+public struct PrometheusRange: Sendable {
+    /// The server, e.g. `http://127.0.0.1:9090` (a path prefix such as `/prometheus` is kept).
+    public var url: String
+    /// PromQL expressions; each must return an instant vector (`rate(x[5m])`, a selector, ...).
+    public var queries: [String]
+    /// The first and last evaluation times.
+    public var start: Timestamp
+    public var end: Timestamp
+    /// Seconds between evaluation times.
+    public var step: Double
+    /// Seconds each request may take, body included.
+    public var timeout: Double = 120
+    /// The largest answer read, in bytes.
+    public var bodySizeLimit = 256 << 20
+    /// The most series all queries together may return.
+    public var maxSeries = 1_000_000
+    /// Steps per request (Prometheus's own limit is 11,000 points per series).
+    public var pointsPerRequest = 10_000
+    /// `Authorization: Bearer` with the token read from this file.
+    public var bearerTokenFile: String?
+
+    public init(url: String, queries: [String], start: Timestamp, end: Timestamp, step: Double) {
+        self.url = url
+        self.queries = queries
+        self.start = start
+        self.end = end
+        self.step = step
+    }
+
+    /// The requests' time ranges: `[start, end]` cut into pieces of at most
+    /// ``pointsPerRequest`` steps that neither overlap nor leave a step out.
+    public func chunks() -> [(start: Timestamp, end: Timestamp)] {
+        guard step.isFinite, step > 0, step < 1e12, end >= start else { return [] }
+        let stepMilliseconds = Swift.max(1, Int64((step * 1000).rounded()))
+        let perChunk = Int64(Swift.max(1, pointsPerRequest)) &* stepMilliseconds
+        var out: [(Timestamp, Timestamp)] = []
+        var from = start.milliseconds
+        while from <= end.milliseconds {
+            let (last, overflow) = from.addingReportingOverflow(perChunk - stepMilliseconds)
+            let to = overflow ? end.milliseconds : Swift.min(last, end.milliseconds)
+            out.append((Timestamp(milliseconds: from), Timestamp(milliseconds: to)))
+            let (next, nextOverflow) = to.addingReportingOverflow(stepMilliseconds)
+            if nextOverflow { break }
+            from = next
+        }
+        return out
+    }
+
+    /// Checks the settings before anything is requested.
+    /// - Throws: ``PrometheusRangeError`` naming the setting.
+    public func validate() throws(PrometheusRangeError) {
+        guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(),
+            ["http", "https"].contains(scheme),
+            parsed.host != nil
+        else {
+            throw PrometheusRangeError(
+                "--prometheus \"\(Redaction.redactingUserinfo(url))\" is not an http:// or https:// URL"
+            )
+        }
+        guard !queries.isEmpty else { throw PrometheusRangeError("no --query given") }
+        guard step.isFinite, step >= 0.001, step <= 1e9 else {
+            throw PrometheusRangeError("--step must be from 1ms to 1e9 s")
+        }
+        guard end >= start else { throw PrometheusRangeError("--start (\(start)) is after --end (\(end))") }
+        // A range of more than 100 million steps is a typo, not a backtest.
+        guard (end.seconds - start.seconds) / step <= 1e8 else {
+            throw PrometheusRangeError("--start to --end is more than 100,000,000 steps of \(step) s: widen --step")
+        }
+    }
+
+    /// Reads every query over the whole range.
+    ///
+    /// - Parameters:
+    ///   - kind: every series is this kind (`nil`: gauges, since what a query returns, such as a
+    ///     `rate()`, is usually one; a raw counter needs `.counter`).
+    ///   - progress: called after each request with the requests done and their total.
+    /// - Throws: ``PrometheusRangeError`` for a refused connection, an HTTP error, Prometheus's
+    ///   own error (a bad query), an answer too large or malformed, or too many series.
+    public func load(
+        kind: MetricKind? = nil,
+        progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }
+    ) async throws(PrometheusRangeError) -> SeriesFile {
+        try validate()
+        guard let parsed = URL(string: url), let host = parsed.host else {
+            throw PrometheusRangeError("--prometheus \"\(url)\" is not a URL")
+        }
+        var job = ScrapeConfiguration(
+            jobName: "prometheus-api",
+            kind: .prometheus,
+            scrapeInterval: timeout,
+            scrapeTimeout: timeout,
+            targets: []
+        )
+        job.scheme = parsed.scheme?.lowercased() ?? "http"
+        job.bodySizeLimit = bodySizeLimit
+        if let bearerTokenFile { job.authorization = .bearerTokenFile(bearerTokenFile) }
+        let port = parsed.port.map { ":\($0)" } ?? ""
+        let address = (host.contains(":") ? "[\(host)]" : host) + port
+        let prefix = parsed.path.hasSuffix("/") ? String(parsed.path.dropLast()) : parsed.path
+        let fetcher: HTTPFetcher
+        do {
+            fetcher = try HTTPFetcher(job: job)
+        } catch {
+            throw PrometheusRangeError("\(error)")
+        }
+        let collected: Collected
+        do throws(PrometheusRangeError) {
+            collected = try await read(
+                with: fetcher,
+                address: address,
+                prefix: prefix,
+                kind: kind ?? .gauge,
+                progress: progress
+            )
+        } catch {
+            await fetcher.shutdown()
+            throw error
+        }
+        await fetcher.shutdown()
+        return collected.file(name: Redaction.redactingUserinfo(url))
+    }
+
+    /// Every query over every chunk, one request at a time.
+    private func read(
+        with fetcher: HTTPFetcher,
+        address: String,
+        prefix: String,
+        kind: MetricKind,
+        progress: (_ done: Int, _ total: Int) -> Void
+    ) async throws(PrometheusRangeError) -> Collected {
+        let pieces = chunks()
+        let total = pieces.count * queries.count
+        var collected = Collected(kind: kind, maxSeries: maxSeries)
+        var done = 0
+        for query in queries {
+            for piece in pieces {
+                let path =
+                    prefix + "/api/v1/query_range?"
+                    + Self.formEncoded([
+                        ("query", query), ("start", Self.seconds(piece.start)), ("end", Self.seconds(piece.end)),
+                        ("step", Self.seconds(step)),
+                    ])
+                let body: FetchedBody
+                do {
+                    body = try await fetcher.get(
+                        fetcher.url(address, path),
+                        accept: "application/json",
+                        deadline: ContinuousClock.now + .seconds(timeout),
+                        // Prometheus says why a query failed in a JSON body with a 4xx/5xx status.
+                        acceptErrorStatus: true
+                    )
+                } catch {
+                    throw PrometheusRangeError("query \"\(query)\" (\(piece.start) to \(piece.end)): \(error)")
+                }
+                do throws(PrometheusRangeError) {
+                    try collected.add(Self.decode(body.bytes, status: body.status))
+                } catch {
+                    throw PrometheusRangeError("query \"\(query)\" (\(piece.start) to \(piece.end)): \(error.reason)")
+                }
+                done += 1
+                progress(done, total)
+            }
+        }
+        return collected
+    }
+
+    /// Seconds as Prometheus takes them: an integer when whole, else milliseconds.
+    static func seconds(_ time: Timestamp) -> String {
+        let ms = time.milliseconds
+        if ms % 1000 == 0 { return String(ms / 1000) }
+        let sign = ms < 0 ? "-" : ""
+        let magnitude = ms.magnitude
+        let fraction = String(magnitude % 1000)
+        return sign + String(magnitude / 1000) + "." + String(repeating: "0", count: 3 - fraction.count) + fraction
+    }
+
+    static func seconds(_ value: Double) -> String {
+        seconds(Timestamp(exactMilliseconds: value * 1000) ?? Timestamp(milliseconds: 0))
+    }
+
+    /// `application/x-www-form-urlencoded` pairs: everything but unreserved characters escaped
+    /// (a `+` in PromQL stays a plus).
+    static func formEncoded(_ pairs: [(String, String)]) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        func escape(_ text: String) -> String {
+            text.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
+        }
+        return pairs.map { escape($0.0) + "=" + escape($0.1) }.joined(separator: "&")
+    }
+
+    /// One answer of `query_range`.
+    struct Answer: Decodable {
+        struct Series: Decodable {
+            var metric: [String: String]
+            var values: [Point]
+        }
+        struct Point: Decodable {
+            var time: Double
+            var value: String
+
+            init(from decoder: any Decoder) throws {
+                var pair = try decoder.unkeyedContainer()
+                time = try pair.decode(Double.self)
+                value = try pair.decode(String.self)
+            }
+        }
+        struct Data: Decodable {
+            var resultType: String
+            var result: [Series]
+        }
+        var status: String
+        var data: Data?
+        var errorType: String?
+        var error: String?
+    }
+
+    /// The series of one answer.
+    /// - Throws: ``PrometheusRangeError`` with Prometheus's own error, or what is wrong with the body.
+    static func decode(_ bytes: [UInt8], status: UInt) throws(PrometheusRangeError) -> [Answer.Series] {
+        let answer: Answer
+        do {
+            answer = try JSONDecoder().decode(Answer.self, from: Data(bytes))
+        } catch {
+            let head = String(decoding: bytes.prefix(200), as: UTF8.self).trimmingCharacters(
+                in: .whitespacesAndNewlines
+            )
+            throw PrometheusRangeError(
+                "HTTP \(status): not a Prometheus API answer\(head.isEmpty ? "" : ": " + head)"
+            )
+        }
+        guard answer.status == "success", (200..<300).contains(status) else {
+            throw PrometheusRangeError(
+                "Prometheus said \(answer.errorType ?? "error") (HTTP \(status)): \(answer.error ?? "no reason given")"
+            )
+        }
+        guard let data = answer.data else { throw PrometheusRangeError("the answer has no data") }
+        guard data.resultType == "matrix" else {
+            throw PrometheusRangeError("the answer is a \(data.resultType), not a range of series (matrix)")
+        }
+        return data.result
+    }
+
+    /// The series gathered over every answer.
+    struct Collected {
+        var kind: MetricKind
+        var maxSeries: Int
+        var index: [LabelSet: Int] = [:]
+        var series: [LabelSet] = []
+        /// Per series: its points by time, over every chunk.
+        var points: [[(Timestamp, Double)]] = []
+        var dropped = 0
+
+        init(kind: MetricKind, maxSeries: Int) {
+            self.kind = kind
+            self.maxSeries = maxSeries
+        }
+
+        mutating func add(_ answer: [Answer.Series]) throws(PrometheusRangeError) {
+            for one in answer {
+                let labels: LabelSet
+                do {
+                    labels = try LabelSet(validating: one.metric)
+                } catch {
+                    throw PrometheusRangeError("a series has a bad label: \(error)")
+                }
+                let id: Int
+                if let known = index[labels] {
+                    id = known
+                } else {
+                    guard series.count < maxSeries else {
+                        throw PrometheusRangeError("more than \(maxSeries) series: narrow the query")
+                    }
+                    id = series.count
+                    index[labels] = id
+                    series.append(labels)
+                    points.append([])
+                }
+                for point in one.values {
+                    guard let time = Timestamp(exactMilliseconds: point.time * 1000) else {
+                        throw PrometheusRangeError("a sample's time \(point.time) is out of range")
+                    }
+                    guard let value = NumberText.parseDouble(point.value) else {
+                        throw PrometheusRangeError("a sample's value \"\(point.value.prefix(40))\" is not a number")
+                    }
+                    // A later chunk starts after the last step of the one before.
+                    if let last = points[id].last?.0, time <= last {
+                        dropped += 1
+                        continue
+                    }
+                    points[id].append((time, value))
+                }
+            }
+        }
+
+        func file(name: String) -> SeriesFile {
+            var texts = TextArena()
+            var rows: [SeriesFile.Row] = []
+            rows.reserveCapacity(points.reduce(0) { $0 + $1.count })
+            for (id, list) in points.enumerated() {
+                for (time, value) in list {
+                    rows.append(
+                        SeriesFile.Row(
+                            series: id,
+                            timestamp: time,
+                            text: texts.add(PrometheusRange.seconds(time), time: time),
+                            value: value,
+                            kind: kind,
+                            line: rows.count + 1
+                        )
+                    )
+                }
+            }
+            var warnings: [String] = []
+            if dropped > 0 { warnings.append("\(dropped) samples repeated across requests were read once") }
+            return SeriesFile(
+                name: name,
+                format: .openmetrics,
+                series: series,
+                rows: rows,
+                texts: texts.bytes,
+                warnings: warnings
+            )
+        }
+    }
+}
+
+/// Why a range could not be read from Prometheus.
+public struct PrometheusRangeError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var reason: String
+
+    public init(_ reason: String) {
+        self.reason = Redaction.redactingUserinfo(reason.truncated())
+    }
+
+    public var description: String { reason }
+}
