@@ -368,6 +368,16 @@ public final class Daemon: Sendable {
             let saveEvery = daemon.options.saveEvery
             // Before the first scrape: learning continues where a crash stopped it.
             await pipeline.recover()
+            // A target that starts cold reads its history from Prometheus first (`backfill:`).
+            if let backfill = daemon.configuration.backfill {
+                await Backfill.run(
+                    backfill,
+                    targets: daemon.configuration.targets,
+                    pipeline: pipeline,
+                    logger: logger,
+                    now: Pipeline.now()
+                )
+            }
             await cancelWhenGracefulShutdown {
                 await withTaskGroup(of: Void.self) { group in
                     if trapHangup {

@@ -81,6 +81,9 @@ public actor Pipeline {
     private var replaying = false
     /// Whether the last append to the write-ahead log failed (logged once per failing spell).
     private var walFailing = false
+    /// Feeding a target's history from Prometheus (`backfill:`): the past teaches the detectors
+    /// and the models, but tells nobody, counts no scrape and leaves no alert.
+    private var backfilling = false
 
     public init(
         models: [Model],
@@ -199,6 +202,7 @@ public actor Pipeline {
                 save()
             }
         }
+        if backfilling { return ingestPast(batch) }
         if batch.event {
             // Counters an event moved between scrapes: the models see them at once; detection,
             // the target's health and the scrape metrics wait for the next scrape.
@@ -213,18 +217,10 @@ public actor Pipeline {
             Self.fits(saved, detector: detector, step: settings.step, target: batch.target, logger: logger)
         {
             bank = saved
+        } else if let fresh = newBank(target: batch.target, settings: settings) {
+            bank = fresh
         } else {
-            do {
-                bank = try DetectionBank(
-                    configuration: detector,
-                    step: settings.step,
-                    maxSeries: settings.maxSeries,
-                    staleAfter: settings.staleAfter
-                )
-            } catch {
-                logger.error("cannot set up detection", metadata: ["target": "\(batch.target)", "error": "\(error)"])
-                return []
-            }
+            return []
         }
         let verdicts = bank.process(time: batch.time, samples: batch.samples)
         banks[batch.target] = bank
@@ -271,6 +267,60 @@ public actor Pipeline {
             samples: batch.samples.count
         )
         return events
+    }
+
+    /// Whether a target starts cold: nothing learned for it in memory, nothing saved.
+    public func isCold(target: String) -> Bool {
+        guard banks[target] == nil else { return false }
+        guard let state else { return true }
+        return !FileManager.default.fileExists(atPath: state.detectionFile(target))
+    }
+
+    /// A cold target's history (`backfill:`), each batch one past round in time order, through
+    /// detection and the models as the target's own rounds would go: nothing is notified or
+    /// written to the write-ahead log, and the alerts it raises are forgotten by
+    /// ``endBackfill()``.
+    public func ingestHistory(_ batches: [ScrapeBatch]) {
+        backfilling = true
+        for batch in batches { ingest(batch) }
+        backfilling = false
+    }
+
+    /// After the history: its alerts are the past, not news (the models keep what they learned);
+    /// a save keeps what was learned, so a restart does not read the history again.
+    public func endBackfill() {
+        engine = AlertEngine()
+        save()
+    }
+
+    /// One past round: the bank and the models learn, the status page's charts fill.
+    private func ingestPast(_ batch: ScrapeBatch) -> [AlertEvent] {
+        let settings = Self.settings(detection, target: batch.target, job: batch.labels["job"]) ?? DetectionSettings()
+        guard let bank = banks[batch.target] ?? newBank(target: batch.target, settings: settings) else { return [] }
+        var learning = bank
+        let verdicts = learning.process(time: batch.time, samples: batch.samples)
+        banks[batch.target] = learning
+        for (sample, verdict) in zip(batch.samples, verdicts) {
+            guard let point = verdict.point, chartedMetrics.contains(sample.labels.metricName) else { continue }
+            remember(sample.labels, SeriesHistory.Point(time: batch.time, point), rate: sample.kind == .counter)
+        }
+        let observations = evaluator.observe(time: batch.time, samples: batch.samples, verdicts: verdicts)
+        return engine.evaluate(at: batch.time, observations)
+    }
+
+    /// A target's detection bank, learning from nothing.
+    private func newBank(target: String, settings: DetectionSettings) -> DetectionBank? {
+        do {
+            return try DetectionBank(
+                configuration: detector,
+                step: settings.step,
+                maxSeries: settings.maxSeries,
+                staleAfter: settings.staleAfter
+            )
+        } catch {
+            logger.error("cannot set up detection", metadata: ["target": "\(target)", "error": "\(error)"])
+            return nil
+        }
     }
 
     /// The models' verdict on a tick's samples, into alert states and the dispatcher.

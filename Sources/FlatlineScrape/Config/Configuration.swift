@@ -19,6 +19,8 @@ public struct Configuration: Sendable {
     public var web = WebSettings()
     /// `detector`: the detector the daemon runs over every target's series.
     public var detector = DetectorConfiguration()
+    /// `backfill`: history from Prometheus for targets that start cold; `nil`: none.
+    public var backfill: BackfillSettings?
     /// The file it was read from.
     public var file: String
 
@@ -33,6 +35,24 @@ public struct Configuration: Sendable {
                 return ScrapeTarget(job: job, address: target.address, labels: labels)
             }
         }
+    }
+}
+
+/// `backfill`: on a cold start (no saved state for a target), the target's history is read from a
+/// Prometheus server that scraped it and fed through the pipeline before the first scrape, so the
+/// detectors' seasons and the models' baselines are learned from the first minute.
+public struct BackfillSettings: Sendable, Hashable {
+    /// The Prometheus server, e.g. `http://prometheus:9090`.
+    public var url: String
+    /// How far back to read.
+    public var lookback: Double = 7 * 86_400
+    /// `Authorization: Bearer` with this file's token.
+    public var bearerTokenFile: String?
+    /// Seconds each request to Prometheus may take.
+    public var timeout: Double = 120
+
+    public init(url: String) {
+        self.url = url
     }
 }
 
@@ -271,7 +291,7 @@ extension Configuration {
     {
         let root = try YAMLValue.parse(text, file: file)
         let top = try root.mapping(known: [
-            "global", "scrape_configs", "route", "receivers", "inhibit_rules", "web", "detector",
+            "global", "scrape_configs", "route", "receivers", "inhibit_rules", "web", "detector", "backfill",
         ])
         var global = GlobalSettings()
         if let g = top["global"] {
@@ -308,6 +328,7 @@ extension Configuration {
         )
         var configuration = Configuration(global: global, scrapeConfigs: jobs, alerting: alerting, file: file)
         if let v = top["detector"] { configuration.detector = try detector(v) }
+        if let v = top["backfill"] { configuration.backfill = try backfill(v, directory: directory) }
         if let v = top["web"] {
             let w = try v.mapping(known: ["auth", "tls_config"])
             if let t = w["tls_config"] { configuration.web.tls = try Self.webTLS(t, directory: directory) }
@@ -324,6 +345,27 @@ extension Configuration {
             }
         }
         return configuration
+    }
+
+    static func backfill(_ value: YAMLValue, directory: String) throws(ConfigError) -> BackfillSettings {
+        let m = try value.mapping(known: ["url", "lookback", "bearer_token_file", "timeout"])
+        guard let u = m["url"] else { throw value.error("backfill: url is required") }
+        let url = try u.string()
+        let lower = url.lowercased()
+        let rest =
+            lower.hasPrefix("http://") ? lower.dropFirst(7) : lower.hasPrefix("https://") ? lower.dropFirst(8) : ""
+        guard let first = rest.first, first != "/", first != ":" else {
+            throw u.error("\"\(Redaction.redactingUserinfo(url))\" is not an http:// or https:// URL")
+        }
+        var settings = BackfillSettings(url: url)
+        if let v = m["lookback"] {
+            settings.lookback = try positive(v, v.duration())
+            // A year of history at a 1 s interval is 31 million steps a series: far enough.
+            guard settings.lookback <= 366 * 86_400 else { throw v.error("lookback is longer than a year") }
+        }
+        if let v = m["timeout"] { settings.timeout = try positive(v, v.duration()) }
+        if let v = m["bearer_token_file"] { settings.bearerTokenFile = try Self.file(v, directory: directory) }
+        return settings
     }
 
     static func webTLS(_ value: YAMLValue, directory: String) throws(ConfigError) -> WebTLSSettings {

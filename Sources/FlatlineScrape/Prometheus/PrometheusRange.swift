@@ -91,7 +91,93 @@ public struct PrometheusRange: Sendable {
         kind: MetricKind? = nil,
         progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }
     ) async throws(PrometheusRangeError) -> SeriesFile {
+        var collected = Collected(kind: kind ?? .gauge, maxSeries: maxSeries)
+        try await read(progress: progress) { answer async throws(PrometheusRangeError) in try collected.add(answer) }
+        return collected.file(name: Redaction.redactingUserinfo(url))
+    }
+
+    /// One series of one answer: its labels, and its points in time order.
+    public struct Series: Sendable {
+        public var labels: LabelSet
+        public var points: [(time: Timestamp, value: Double)]
+
+        public init(labels: LabelSet, points: [(time: Timestamp, value: Double)]) {
+            self.labels = labels
+            self.points = points
+        }
+    }
+
+    /// Reads the range request by request, in time order (every query for the first chunk of
+    /// time, then the next), handing each answer to `body` as it arrives: memory holds one answer.
+    ///
+    /// - Throws: ``PrometheusRangeError`` for a refused connection, an HTTP error, Prometheus's
+    ///   own error (a bad query), an answer too large or malformed; or what `body` throws.
+    public func read(
+        progress: (_ done: Int, _ total: Int) -> Void = { _, _ in },
+        _ body: ([Series]) async throws(PrometheusRangeError) -> Void
+    ) async throws(PrometheusRangeError) {
         try validate()
+        let (fetcher, address, prefix) = try connection()
+        do throws(PrometheusRangeError) {
+            try await read(with: fetcher, address: address, prefix: prefix, progress: progress, body)
+        } catch {
+            await fetcher.shutdown()
+            throw error
+        }
+        await fetcher.shutdown()
+    }
+
+    /// The metric families' types as Prometheus learned them from its scrapes
+    /// (`GET /api/v1/metadata`: `counter`, `gauge`, `histogram`, ...); empty for history it never
+    /// scraped (blocks made by `promtool`).
+    /// - Throws: ``PrometheusRangeError`` when Prometheus cannot be reached or answers nonsense.
+    public func metadata() async throws(PrometheusRangeError) -> [String: String] {
+        let (fetcher, address, prefix) = try connection()
+        struct Answer: Decodable {
+            struct Entry: Decodable { var type: String }
+            var status: String
+            var data: [String: [Entry]]?
+            var error: String?
+        }
+        let body: FetchedBody
+        do {
+            body = try await fetcher.get(
+                fetcher.url(address, prefix + "/api/v1/metadata"),
+                accept: "application/json",
+                deadline: ContinuousClock.now + .seconds(timeout)
+            )
+        } catch {
+            await fetcher.shutdown()
+            throw PrometheusRangeError("metadata: \(error)")
+        }
+        await fetcher.shutdown()
+        guard let answer = try? JSONDecoder().decode(Answer.self, from: Data(body.bytes)), answer.status == "success"
+        else {
+            throw PrometheusRangeError("metadata: not a Prometheus API answer")
+        }
+        return (answer.data ?? [:]).compactMapValues { $0.first?.type }
+    }
+
+    /// How a series of metric `name` is scored, from its family's type in `types`
+    /// (``metadata()``), else by its name as replay takes an undeclared one: `_total` is a counter.
+    public static func kind(of name: String, types: [String: String]) -> MetricKind {
+        switch types[name] {
+        case "counter": return .counter
+        case "gauge", "unknown", "untyped", "info", "stateset": return .gauge
+        default: break
+        }
+        for suffix in ["_total", "_bucket", "_count", "_sum"] where name.hasSuffix(suffix) {
+            let family = String(name.dropLast(suffix.count))
+            switch (types[family], suffix) {
+            case ("counter", "_total"), ("histogram", _), ("summary", "_count"), ("summary", "_sum"): return .counter
+            default: continue
+            }
+        }
+        return name.hasSuffix("_total") ? .counter : .gauge
+    }
+
+    /// A client for the server, its `host:port` and its path prefix.
+    private func connection() throws(PrometheusRangeError) -> (HTTPFetcher, String, String) {
         guard let parsed = URL(string: url), let host = parsed.host else {
             throw PrometheusRangeError("--prometheus \"\(url)\" is not a URL")
         }
@@ -108,27 +194,11 @@ public struct PrometheusRange: Sendable {
         let port = parsed.port.map { ":\($0)" } ?? ""
         let address = (host.contains(":") ? "[\(host)]" : host) + port
         let prefix = parsed.path.hasSuffix("/") ? String(parsed.path.dropLast()) : parsed.path
-        let fetcher: HTTPFetcher
         do {
-            fetcher = try HTTPFetcher(job: job)
+            return (try HTTPFetcher(job: job), address, prefix)
         } catch {
             throw PrometheusRangeError("\(error)")
         }
-        let collected: Collected
-        do throws(PrometheusRangeError) {
-            collected = try await read(
-                with: fetcher,
-                address: address,
-                prefix: prefix,
-                kind: kind ?? .gauge,
-                progress: progress
-            )
-        } catch {
-            await fetcher.shutdown()
-            throw error
-        }
-        await fetcher.shutdown()
-        return collected.file(name: Redaction.redactingUserinfo(url))
     }
 
     /// Every query over every chunk, one request at a time.
@@ -136,15 +206,14 @@ public struct PrometheusRange: Sendable {
         with fetcher: HTTPFetcher,
         address: String,
         prefix: String,
-        kind: MetricKind,
-        progress: (_ done: Int, _ total: Int) -> Void
-    ) async throws(PrometheusRangeError) -> Collected {
+        progress: (_ done: Int, _ total: Int) -> Void,
+        _ handle: ([Series]) async throws(PrometheusRangeError) -> Void
+    ) async throws(PrometheusRangeError) {
         let pieces = chunks()
         let total = pieces.count * queries.count
-        var collected = Collected(kind: kind, maxSeries: maxSeries)
         var done = 0
-        for query in queries {
-            for piece in pieces {
+        for piece in pieces {
+            for query in queries {
                 let path =
                     prefix + "/api/v1/query_range?"
                     + Self.formEncoded([
@@ -163,16 +232,44 @@ public struct PrometheusRange: Sendable {
                 } catch {
                     throw PrometheusRangeError("query \"\(query)\" (\(piece.start) to \(piece.end)): \(error)")
                 }
+                let series: [Series]
                 do throws(PrometheusRangeError) {
-                    try collected.add(Self.decode(body.bytes, status: body.status))
+                    series = try Self.series(Self.decode(body.bytes, status: body.status))
                 } catch {
                     throw PrometheusRangeError("query \"\(query)\" (\(piece.start) to \(piece.end)): \(error.reason)")
                 }
+                try await handle(series)
                 done += 1
                 progress(done, total)
             }
         }
-        return collected
+    }
+
+    /// An answer's series, every label, time and value checked.
+    static func series(_ answer: [Answer.Series]) throws(PrometheusRangeError) -> [Series] {
+        var out: [Series] = []
+        out.reserveCapacity(answer.count)
+        for one in answer {
+            let labels: LabelSet
+            do {
+                labels = try LabelSet(validating: one.metric)
+            } catch {
+                throw PrometheusRangeError("a series has a bad label: \(error)")
+            }
+            var points: [(time: Timestamp, value: Double)] = []
+            points.reserveCapacity(one.values.count)
+            for point in one.values {
+                guard let time = Timestamp(exactMilliseconds: point.time * 1000) else {
+                    throw PrometheusRangeError("a sample's time \(point.time) is out of range")
+                }
+                guard let value = NumberText.parseDouble(point.value) else {
+                    throw PrometheusRangeError("a sample's value \"\(point.value.prefix(40))\" is not a number")
+                }
+                points.append((time, value))
+            }
+            out.append(Series(labels: labels, points: points))
+        }
+        return out
     }
 
     /// Seconds as Prometheus takes them: an integer when whole, else milliseconds.
@@ -267,33 +364,21 @@ public struct PrometheusRange: Sendable {
             self.maxSeries = maxSeries
         }
 
-        mutating func add(_ answer: [Answer.Series]) throws(PrometheusRangeError) {
+        mutating func add(_ answer: [Series]) throws(PrometheusRangeError) {
             for one in answer {
-                let labels: LabelSet
-                do {
-                    labels = try LabelSet(validating: one.metric)
-                } catch {
-                    throw PrometheusRangeError("a series has a bad label: \(error)")
-                }
                 let id: Int
-                if let known = index[labels] {
+                if let known = index[one.labels] {
                     id = known
                 } else {
                     guard series.count < maxSeries else {
                         throw PrometheusRangeError("more than \(maxSeries) series: narrow the query")
                     }
                     id = series.count
-                    index[labels] = id
-                    series.append(labels)
+                    index[one.labels] = id
+                    series.append(one.labels)
                     points.append([])
                 }
-                for point in one.values {
-                    guard let time = Timestamp(exactMilliseconds: point.time * 1000) else {
-                        throw PrometheusRangeError("a sample's time \(point.time) is out of range")
-                    }
-                    guard let value = NumberText.parseDouble(point.value) else {
-                        throw PrometheusRangeError("a sample's value \"\(point.value.prefix(40))\" is not a number")
-                    }
+                for (time, value) in one.points {
                     // A later chunk starts after the last step of the one before.
                     if let last = points[id].last?.0, time <= last {
                         dropped += 1

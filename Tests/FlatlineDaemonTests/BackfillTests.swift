@@ -1,0 +1,167 @@
+import FlatlineCore
+import FlatlineScrape
+import FlatlineTestSupport
+import Foundation
+import Hummingbird
+import NIOHTTP1
+import Testing
+
+@testable import FlatlineDaemon
+
+/// `backfill:`: a daemon that starts cold reads its targets' history from a real Prometheus
+/// (its TSDB filled by promtool) before the first scrape.
+@Suite("Backfill from Prometheus", .serialized)
+struct BackfillTests {
+    struct SeriesView: Decodable {
+        var labels: [String: String]
+        var value: Double
+        var expected: Double?
+        var lower: Double?
+        var upper: Double?
+        var anomalous: Bool
+    }
+
+    struct Envelope: Decodable { var data: [SeriesView] }
+
+    /// Two weeks of a daily swing, every minute up to a minute ago, peaking now (180, its trough 20).
+    static func history(port: Int, now: Int) -> String {
+        var text = "# TYPE app_latency_seconds gauge\n"
+        let end = now - 60
+        for k in stride(from: 14 * 1_440, through: 0, by: -1) {
+            let time = end - 60 * k
+            let phase = Double(time - now) / 86_400 + 0.25
+            let noise = Double((k * 7_919) % 13) / 4
+            let value = 100 + 80 * sin(2 * .pi * phase) + noise
+            text +=
+                "app_latency_seconds{job=\"app\",instance=\"127.0.0.1:\(port)\"} \(String(format: "%.2f", value)) \(time)\n"
+        }
+        return text + "# EOF\n"
+    }
+
+    /// The target's series as the daemon judged its first scrape (waiting up to `seconds`).
+    static func firstVerdict(_ port: Int, seconds: Int) async throws -> SeriesView? {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
+            // (Asynchronously: two daemons are polled at once, and a blocking GET would hold one
+            // of the few threads their own actors need to answer it.)
+            let (_, text) = try await DaemonAPITests.request(
+                .GET,
+                "http://127.0.0.1:\(port)/api/v1/series?match=__name__%3D%22app_latency_seconds%22"
+            )
+            if let found = try JSONDecoder().decode(Envelope.self, from: Data(text.utf8)).data.first { return found }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return nil
+    }
+
+    @Test(
+        "two weeks of a daily series: the first live scrape is judged against its season (a night's value at the peak is anomalous) and has a band; cold, it has neither"
+    )
+    func warmStart() async throws {
+        let router = Router()
+        // What the target says now: 25, a night's value at the hour of the daily peak.
+        router.get("/metrics") { _, _ in "# TYPE app_latency_seconds gauge\napp_latency_seconds 25\n" }
+        try await TestHTTPServer.run(router) { targetPort in
+            let directory = try TestSupport.TemporaryDirectory()
+            defer { directory.remove() }
+            let now = Int(Date().timeIntervalSince1970)
+            let prometheus = try PrometheusProcess(history: Self.history(port: targetPort, now: now))
+            defer { prometheus.stop() }
+            let jobs = """
+                scrape_configs:
+                  - job_name: app
+                    kind: prometheus
+                    scrape_interval: 60s
+                    static_configs: [{targets: ["127.0.0.1:\(targetPort)"]}]
+
+                """
+            // The same target watched by a daemon with backfill and one without, side by side
+            // (each waits for its target's offset in the 60 s interval, as Prometheus spreads them).
+            let warmData = directory.file("warm").path
+            let coldData = directory.file("cold").path
+            async let warmVerdict = DaemonAPITests.withDaemon(
+                data: warmData,
+                yaml: jobs + "backfill: {url: \"\(prometheus.url)\", lookback: 14d}\n"
+            ) { port in
+                try await Self.firstVerdict(port, seconds: 120)
+            }
+            async let coldVerdict = DaemonAPITests.withDaemon(data: coldData, yaml: jobs) { port in
+                // Once the target's first round is in, whatever the series shows is its verdict.
+                let deadline = ContinuousClock.now + .seconds(75)
+                while ContinuousClock.now < deadline {
+                    let (_, targets) = try await DaemonAPITests.request(.GET, "http://127.0.0.1:\(port)/api/v1/targets")
+                    if targets.contains("\"health\":\"up\"") { break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                return try await Self.firstVerdict(port, seconds: 1)
+            }
+            let (warm, cold) = try await (warmVerdict, coldVerdict)
+            let judged = try #require(warm, "the first scrape was not judged within two minutes")
+            #expect(judged.value == 25)
+            let expected = try #require(judged.expected, "no band on the first scrape")
+            #expect(expected > 120, "expected the daily peak, got \(expected)")
+            #expect(judged.lower != nil && judged.upper != nil)
+            #expect(judged.anomalous, "\(judged)")
+            // What was learned was saved: the next start does not read the history again.
+            let saved = try StateDirectory(path: warmData).detectionFile("app/127.0.0.1:\(targetPort)")
+            #expect(FileManager.default.fileExists(atPath: saved))
+
+            // Cold, the first scrape is only what it is: no season to judge it by.
+            let first = try #require(cold, "the cold daemon never showed the series")
+            #expect(first.expected == nil || first.expected == 25, "\(first)")
+            #expect(!first.anomalous)
+        }
+    }
+
+    @Test("history becomes rounds in time order with the target's labels; counters by Prometheus's types, else by name")
+    func rounds() throws {
+        let configuration = try Configuration.parse(
+            """
+            global: {external_labels: {region: eu}}
+            scrape_configs:
+              - job_name: app
+                kind: prometheus
+                static_configs: [{targets: ["10.0.0.1:9100"], labels: {team: a}}]
+            backfill: {url: "http://prometheus:9090"}
+            """,
+            file: "flatline.yml"
+        )
+        #expect(configuration.backfill?.lookback == 7.0 * 86_400)
+        let target = try #require(configuration.targets.first)
+        func labels(_ name: String) throws -> LabelSet {
+            try LabelSet(validating: ["__name__": name, "job": "app", "instance": "10.0.0.1:9100"])
+        }
+        let t0 = Timestamp(milliseconds: 60_000)
+        let t1 = Timestamp(milliseconds: 120_000)
+        let answer = [
+            PrometheusRange.Series(
+                labels: try labels("requests_total"),
+                points: [(t1, 9), (t0, 3)].sorted { $0.0 < $1.0 }
+            ),
+            PrometheusRange.Series(labels: try labels("latency_seconds_bucket"), points: [(t1, 4)]),
+            PrometheusRange.Series(labels: try labels("queue"), points: [(t0, 1), (t1, 2)]),
+        ]
+        let batches = Backfill.rounds(answer, of: target, types: ["latency_seconds": "histogram"])
+        #expect(batches.map(\.time) == [t0, t1])
+        #expect(batches.map(\.samples.count) == [2, 3])
+        #expect(batches.allSatisfy { $0.target == "app/10.0.0.1:9100" && !$0.event })
+        let last = try #require(batches.last)
+        for sample in last.samples {
+            #expect(sample.labels["region"] == "eu" && sample.labels["team"] == "a", "live scrapes carry these")
+        }
+        let kinds = Dictionary(uniqueKeysWithValues: last.samples.map { ($0.labels.metricName, $0.kind) })
+        #expect(kinds == ["requests_total": .counter, "latency_seconds_bucket": .counter, "queue": .gauge])
+        #expect(PrometheusRange.kind(of: "queue_total", types: ["queue_total": "gauge"]) == .gauge)
+        #expect(PrometheusRange.kind(of: "rpc_sum", types: ["rpc": "summary"]) == .counter)
+
+        #expect(throws: ConfigError.self) {
+            try Configuration.parse("backfill: {url: \"ftp://x\"}\n", file: "flatline.yml")
+        }
+        #expect(throws: ConfigError.self) {
+            try Configuration.parse("backfill: {lookback: 1d}\n", file: "flatline.yml")
+        }
+        #expect(throws: ConfigError.self) {
+            try Configuration.parse("backfill: {url: \"http://p:9090\", lookback: 2y}\n", file: "flatline.yml")
+        }
+    }
+}
