@@ -148,6 +148,7 @@ struct PrometheusRangeTests {
             #expect(await reason("value").contains("a sample's value \"0x1p3\" is not a number"))
             #expect(await reason("time").contains("a sample's time 1e+300 is out of range"))
             #expect(await reason("many") { $0.maxSeries = 1 }.contains("more than 1 series: narrow the query"))
+            #expect(await reason("many") { $0.maxSamples = 1 }.contains("more than 1 samples: narrow the query"))
             #expect(
                 await reason("large") { $0.bodySizeLimit = 1_000 }.contains(
                     "body larger than body_size_limit (1000 bytes)"

@@ -81,9 +81,6 @@ public actor Pipeline {
     private var replaying = false
     /// Whether the last append to the write-ahead log failed (logged once per failing spell).
     private var walFailing = false
-    /// Feeding a target's history from Prometheus (`backfill:`): the past teaches the detectors
-    /// and the models, but tells nobody, counts no scrape and leaves no alert.
-    private var backfilling = false
 
     public init(
         models: [Model],
@@ -202,7 +199,6 @@ public actor Pipeline {
                 save()
             }
         }
-        if backfilling { return ingestPast(batch) }
         if batch.event {
             // Counters an event moved between scrapes: the models see them at once; detection,
             // the target's health and the scrape metrics wait for the next scrape.
@@ -281,9 +277,7 @@ public actor Pipeline {
     /// written to the write-ahead log, and the alerts it raises are forgotten by
     /// ``endBackfill()``.
     public func ingestHistory(_ batches: [ScrapeBatch]) {
-        backfilling = true
-        for batch in batches { ingest(batch) }
-        backfilling = false
+        for batch in batches { ingestPast(batch) }
     }
 
     /// After the history: its alerts are the past, not news (the models keep what they learned);
@@ -293,7 +287,9 @@ public actor Pipeline {
         save()
     }
 
-    /// One past round: the bank and the models learn, the status page's charts fill.
+    /// One past round: the bank and the models learn, the status page's charts fill; it tells
+    /// nobody, counts no scrape and goes to no write-ahead log.
+    @discardableResult
     private func ingestPast(_ batch: ScrapeBatch) -> [AlertEvent] {
         let settings = Self.settings(detection, target: batch.target, job: batch.labels["job"]) ?? DetectionSettings()
         guard let bank = banks[batch.target] ?? newBank(target: batch.target, settings: settings) else { return [] }

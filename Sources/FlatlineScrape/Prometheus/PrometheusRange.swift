@@ -23,8 +23,10 @@ public struct PrometheusRange: Sendable {
     public var timeout: Double = 120
     /// The largest answer read, in bytes.
     public var bodySizeLimit = 256 << 20
-    /// The most series all queries together may return.
+    /// The most series all queries together may return, and the most samples ``load(kind:progress:)``
+    /// gathers (about 64 bytes each in memory).
     public var maxSeries = 1_000_000
+    public var maxSamples = 100_000_000
     /// Steps per request (Prometheus's own limit is 11,000 points per series).
     public var pointsPerRequest = 10_000
     /// `Authorization: Bearer` with the token read from this file.
@@ -91,7 +93,7 @@ public struct PrometheusRange: Sendable {
         kind: MetricKind? = nil,
         progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }
     ) async throws(PrometheusRangeError) -> SeriesFile {
-        var collected = Collected(kind: kind ?? .gauge, maxSeries: maxSeries)
+        var collected = Collected(kind: kind ?? .gauge, maxSeries: maxSeries, maxSamples: maxSamples)
         try await read(progress: progress) { answer async throws(PrometheusRangeError) in try collected.add(answer) }
         return collected.file(name: Redaction.redactingUserinfo(url))
     }
@@ -353,15 +355,18 @@ public struct PrometheusRange: Sendable {
     struct Collected {
         var kind: MetricKind
         var maxSeries: Int
+        var maxSamples: Int
+        var samples = 0
         var index: [LabelSet: Int] = [:]
         var series: [LabelSet] = []
         /// Per series: its points by time, over every chunk.
         var points: [[(Timestamp, Double)]] = []
         var dropped = 0
 
-        init(kind: MetricKind, maxSeries: Int) {
+        init(kind: MetricKind, maxSeries: Int, maxSamples: Int) {
             self.kind = kind
             self.maxSeries = maxSeries
+            self.maxSamples = maxSamples
         }
 
         mutating func add(_ answer: [Series]) throws(PrometheusRangeError) {
@@ -377,6 +382,12 @@ public struct PrometheusRange: Sendable {
                     index[one.labels] = id
                     series.append(one.labels)
                     points.append([])
+                }
+                samples += one.points.count
+                guard samples <= maxSamples else {
+                    throw PrometheusRangeError(
+                        "more than \(maxSamples) samples: narrow the query or the range, or widen --step"
+                    )
                 }
                 for (time, value) in one.points {
                     // A later chunk starts after the last step of the one before.
