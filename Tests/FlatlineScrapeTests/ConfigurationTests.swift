@@ -331,6 +331,21 @@ struct ConfigurationTests {
         let systemCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", system.path])
         #expect(systemCheck.status == 1)
         #expect(systemCheck.standardError.contains("cannot read \(directory.url.path)/sys.pw"))
+        let backfill = try directory.write(
+            "backfill.yml",
+            "scrape_configs:\n  - job_name: app\n    static_configs: [{targets: ['h:9100']}]\n"
+                + "backfill: {url: 'http://prometheus:9090', lookback: 14d}\n"
+        )
+        let backfillCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", backfill.path])
+        #expect(backfillCheck.status == 0, "\(backfillCheck.standardError)")
+        #expect(backfillCheck.standardOutput.contains("backfill: 2w of history from http://prometheus:9090 for app"))
+        let token = try directory.write(
+            "token.yml",
+            "backfill: {url: 'http://prometheus:9090', bearer_token_file: prom.token}\n"
+        )
+        let tokenCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", token.path])
+        #expect(tokenCheck.status == 1)
+        #expect(tokenCheck.standardError.contains("backfill: cannot read \(directory.url.path)/prom.token"))
     }
 
     @Test("flatline check: routes and receivers are summed up; an unreadable signature secret is a problem")

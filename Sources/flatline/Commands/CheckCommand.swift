@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlatlineAlerting
+import FlatlineCore
 import FlatlineIngest
 import FlatlineScrape
 import Foundation
@@ -61,6 +62,9 @@ struct CheckCommand: ParsableCommand {
                 problems.append("\(config): job \(job.jobName): cannot read \(file)")
             }
         }
+        if let file = configuration.backfill?.bearerTokenFile, !FileManager.default.isReadableFile(atPath: file) {
+            problems.append("\(config): backfill: cannot read \(file)")
+        }
         for receiver in configuration.alerting?.receivers ?? [] {
             for webhook in receiver.webhooks {
                 var files = [webhook.signatureSecretFile].compactMap { $0 }
@@ -76,12 +80,19 @@ struct CheckCommand: ParsableCommand {
             "\(config): OK, \(configuration.scrapeConfigs.count) job\(configuration.scrapeConfigs.count == 1 ? "" : "s")\n"
         for job in configuration.scrapeConfigs {
             let every =
-                job.kind == .natsEvents ? "advisories as they come" : "every \(DurationFormat.text(job.scrapeInterval))"
+                job.kind == .natsEvents
+                ? "advisories as they come" : "every \(DurationText.format(seconds: job.scrapeInterval))"
             text += "  \(job.jobName) (\(job.kind.rawValue), \(every)): "
             text += job.targets.map(\.address).joined(separator: ", ")
             if job.kind == .nats { text += " [" + job.nats.endpoints.map(\.rawValue).joined(separator: " ") + "]" }
             if job.kind == .natsSystem && job.system.events { text += " (+ disconnect events)" }
             text += "\n"
+        }
+        if let backfill = configuration.backfill {
+            let jobs = configuration.scrapeConfigs.filter { $0.kind == .prometheus }.map(\.jobName)
+            text += "  backfill: \(DurationText.format(seconds: backfill.lookback)) of history from "
+            text += Redaction.redactingUserinfo(backfill.url)
+            text += jobs.isEmpty ? " (no prometheus job to backfill)\n" : " for " + jobs.joined(separator: ", ") + "\n"
         }
         if let alerting = configuration.alerting {
             text +=
@@ -99,14 +110,5 @@ struct CheckCommand: ParsableCommand {
             }
         }
         print(text, terminator: "")
-    }
-}
-
-/// Durations as the configuration writes them.
-enum DurationFormat {
-    static func text(_ seconds: Double) -> String {
-        if seconds >= 60, seconds.truncatingRemainder(dividingBy: 60) == 0 { return "\(Int(seconds / 60))m" }
-        if seconds == seconds.rounded() { return "\(Int(seconds))s" }
-        return "\(Int((seconds * 1000).rounded()))ms"
     }
 }
