@@ -56,6 +56,10 @@ public actor Pipeline {
     let state: StateDirectory?
     let metrics: DaemonMetrics?
     let logger: Logger
+    /// What time it is for the dispatcher, resends and silences: the wall clock in the daemon,
+    /// the recording's own time in a replay. Detection and the models run on each batch's time;
+    /// nothing here reads a clock of its own.
+    let clock: @Sendable () -> Timestamp
     private var banks: [String: DetectionBank] = [:]
     private var evaluator: ModelEvaluator
     private(set) var engine: AlertEngine
@@ -94,8 +98,10 @@ public actor Pipeline {
         historyPoints: Int = 120,
         metrics: DaemonMetrics? = nil,
         writeAheadLog: WriteAheadLogSettings? = WriteAheadLogSettings(),
+        clock: @escaping @Sendable () -> Timestamp = Pipeline.now,
         logger: Logger
     ) {
+        self.clock = clock
         self.metrics = metrics
         if let state, let writeAheadLog {
             do {
@@ -127,18 +133,18 @@ public actor Pipeline {
             }
             if let saved = state.restoreSilences(logger: logger) {
                 // Silences that ended more than a day ago are history.
-                let cutoff = Self.now().advanced(bySeconds: -86_400)
+                let cutoff = clock().advanced(bySeconds: -86_400)
                 dispatcher.silences = saved.filter { $0.endsAt > cutoff }
             }
             if let log = state.restoreNotificationLog(logger: logger) {
-                dispatcher.restore(notificationLog: log, at: Self.now(), maxAge: Self.notificationLogAge)
+                dispatcher.restore(notificationLog: log, at: clock(), maxAge: Self.notificationLogAge)
             }
             if let saved = state.restoreAlerts(logger: logger) {
                 engine = saved
                 // Firing alerts go back to the dispatcher; the notification log says which were
                 // told already, so a restart does not tell them again before repeat_interval.
                 for alert in engine.alerts(in: .firing) {
-                    dispatcher.update(alert, at: Self.now())
+                    dispatcher.update(alert, at: clock())
                 }
             }
         }
@@ -323,7 +329,7 @@ public actor Pipeline {
     private func evaluate(time: Timestamp, samples: [Sample], verdicts: [SampleVerdict]) -> [AlertEvent] {
         let observations = evaluator.observe(time: time, samples: samples, verdicts: verdicts)
         let events = engine.evaluate(at: time, observations)
-        let now = Self.now()
+        let now = clock()
         for event in events {
             dispatcher.update(event.alert, at: now)
             logger.log(
@@ -391,10 +397,10 @@ public actor Pipeline {
         // back and the same notifications, resolves included, are committed once the disk
         // recovers, at the next flush.
         let before = dispatcher
-        let notifications = dispatcher.flush(at: Self.now())
+        let notifications = dispatcher.flush(at: clock())
         guard !notifications.isEmpty, let notifier else { return }
         do {
-            try notifier.submit(notifications, tree: dispatcher.tree, now: Date().timeIntervalSince1970)
+            try notifier.submit(notifications, tree: dispatcher.tree, now: clock().seconds)
             if commitFailing {
                 commitFailing = false
                 logger.info("notifications committed again")
@@ -434,7 +440,7 @@ public actor Pipeline {
 
     /// Alerts due for re-sending, to the Alertmanager receivers (Prometheus' every minute).
     public func resend(interval: Double = 60) {
-        let now = Self.now()
+        let now = clock()
         let due = engine.dueForResend(at: now, interval: interval)
         guard !due.isEmpty, let notifier else { return }
         do {
@@ -474,7 +480,7 @@ public actor Pipeline {
     public func reconfigure(routing: AlertingSettings, detection: [String: DetectionSettings], notifier: Notifier) {
         var next = Dispatcher(tree: RoutingTree(routing.route), inhibitRules: routing.inhibitRules)
         next.silences = dispatcher.silences
-        let now = Self.now()
+        let now = clock()
         // Groups that keep their key keep what they were told.
         next.restore(notificationLog: dispatcher.notificationLog, at: now, maxAge: Self.notificationLogAge)
         for alert in engine.alerts(in: .firing) { next.update(alert, at: now) }
@@ -516,7 +522,7 @@ public actor Pipeline {
             throw DaemonError(reason: "endsAt must be after startsAt")
         }
         // Expired silences are kept for the list, the oldest forgotten first; live ones are capped.
-        let now = Self.now()
+        let now = clock()
         let live = dispatcher.silences.filter { $0.endsAt > now }.count
         guard live < Self.maxSilences else {
             throw DaemonError(reason: "there are already \(Self.maxSilences) pending or active silences")
@@ -539,7 +545,7 @@ public actor Pipeline {
     /// Ends a silence now. Returns whether there was one with that id.
     public func expireSilence(id: String) -> Bool {
         guard let index = dispatcher.silences.firstIndex(where: { $0.id == id }) else { return false }
-        let now = Self.now()
+        let now = clock()
         if dispatcher.silences[index].endsAt > now { dispatcher.silences[index].endsAt = now }
         saveSilences()
         return true
@@ -580,7 +586,7 @@ public actor Pipeline {
             panels.append(StatusPage.AlertPanel(alert: alert, charts: charts))
         }
         return StatusPage.Snapshot(
-            now: Self.now(),
+            now: clock(),
             version: version,
             targets: targetStatuses,
             active: panels,
@@ -610,5 +616,5 @@ public actor Pipeline {
         return Array(out.prefix(limit))
     }
 
-    static func now() -> Timestamp { Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)) }
+    public static func now() -> Timestamp { Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)) }
 }

@@ -3,6 +3,7 @@ import FlatlineCore
 import FlatlineIngest
 import FlatlineScrape
 import Logging
+import Synchronization
 
 /// A recording made with `flatline run --record` replayed through the daemon's own pipeline:
 /// the same per-target rounds (``RecordedRounds``: extraction, validation and scrape series as
@@ -32,6 +33,8 @@ public enum DaemonReplay {
         progress: (Int) -> Void = { _ in }
     ) async throws(RecordingError) -> Result {
         var rounds = try RecordedRounds(path: path, configuration: configuration)
+        // The recording's clock: the time of the batch being fed.
+        let now = Mutex(Timestamp(milliseconds: 0))
         let pipeline = Pipeline(
             models: models,
             detector: configuration.detector,
@@ -40,10 +43,12 @@ public enum DaemonReplay {
             notifier: nil,
             state: nil,
             writeAheadLog: nil,
+            clock: { now.withLock { $0 } },
             logger: logger
         )
         var result = Result()
         while let batch = try rounds.next() {
+            now.withLock { $0 = batch.time }
             result.events += await pipeline.ingest(batch)
             result.batches += 1
             progress(result.batches)
