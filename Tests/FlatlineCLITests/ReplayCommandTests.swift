@@ -316,6 +316,13 @@ struct ReplayCommandTests {
         #expect(flagged.contains { $0.hasPrefix("\"app_latency_seconds{instance=\"\"a\"\"}\",\(start + 15 * 2_500),") })
         #expect(flagged.contains { $0.hasPrefix("\"app_latency_seconds{instance=\"\"b\"\"}\",\(start + 15 * 2_700),") })
 
+        // An absolute start and no end: up to now.
+        let untilNow = try replay([
+            "--prometheus", prometheus.url, "--query", "app_latency_seconds", "--start", String(start),
+            "--step", "15s", "--quiet", "--anomalies-only",
+        ])
+        #expect(untilNow.status == 0, "\(untilNow.standardError)")
+
         // A query Prometheus refuses: its reason, and a failing exit.
         let bad = try replay([
             "--prometheus", prometheus.url, "--query", "rate(app_latency_seconds[", "--start", String(start),

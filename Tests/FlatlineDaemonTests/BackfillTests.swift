@@ -1,4 +1,6 @@
+import FlatlineAlerting
 import FlatlineCore
+import FlatlineIngest
 import FlatlineScrape
 import FlatlineTestSupport
 import Foundation
@@ -102,9 +104,6 @@ struct BackfillTests {
             #expect(expected > 120, "expected the daily peak, got \(expected)")
             #expect(judged.lower != nil && judged.upper != nil)
             #expect(judged.anomalous, "\(judged)")
-            // What was learned was saved: the next start does not read the history again.
-            let saved = try StateDirectory(path: warmData).detectionFile("app/127.0.0.1:\(targetPort)")
-            #expect(FileManager.default.fileExists(atPath: saved))
 
             // Cold, the first scrape is only what it is: no season to judge it by.
             let first = try #require(cold, "the cold daemon never showed the series")
@@ -163,5 +162,76 @@ struct BackfillTests {
         #expect(throws: ConfigError.self) {
             try Configuration.parse("backfill: {url: \"http://p:9090\", lookback: 2y}\n", file: "flatline.yml")
         }
+    }
+}
+
+/// The past fed by a backfill never touches the live alerts, the write-ahead log or the outbox.
+@Suite("Backfill and the live alerts")
+struct BackfillAlertTests {
+    @Test("a live alert survives a backfill; the history's own alerts are dropped; nothing goes to the write-ahead log")
+    func liveAlertsSurvive() async throws {
+        let model = try Model.parse(
+            """
+            name: queue_high
+            description: a queue above 10
+            kind: threshold
+            group_by: [instance]
+            threshold: {metric: queue, above: 10}
+            alert: {name: QueueHigh, severity: warning, for: 0s, summary: "queue {{value}}", description: "the queue is high"}
+            """,
+            file: "queue_high.yml"
+        )
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let state = try StateDirectory(path: directory.file("data").path)
+        let pipeline = Pipeline(
+            models: [model],
+            routing: AlertingSettings(route: RouteSettings(receiver: "none"), receivers: []),
+            detection: [:],
+            notifier: nil,
+            state: state,
+            logger: TestSupport.quietLogger
+        )
+        func batch(_ target: String, _ value: Double, at second: Int64) throws -> ScrapeBatch {
+            let time = Timestamp(milliseconds: 1_767_225_600_000 + second * 1000)
+            let labels = ["job": "app", "instance": target]
+            return ScrapeBatch(
+                target: "app/\(target)",
+                labels: labels,
+                time: time,
+                samples: [
+                    Sample(
+                        labels: try LabelSet(validating: labels.merging(["__name__": "queue"]) { a, _ in a }),
+                        value: value,
+                        timestamp: time
+                    )
+                ],
+                health: ScrapeHealth(up: true, durationSeconds: 0, samplesScraped: 1, samplesDropped: 0),
+                errors: [:],
+                drops: DropCounts()
+            )
+        }
+        let fired = await pipeline.ingest(try batch("a:1", 20, at: 100))
+        #expect(fired.map { $0.status.rawValue } == ["firing"])
+        func walBytes() throws -> Int {
+            let wal = directory.file("data/wal").path
+            return try FileManager.default.contentsOfDirectory(atPath: wal).reduce(0) { total, name in
+                total + ((try FileManager.default.attributesOfItem(atPath: wal + "/" + name)[.size] as? Int) ?? 0)
+            }
+        }
+        let walBefore = try walBytes()
+        #expect(walBefore > 0, "the live round is in the write-ahead log")
+
+        #expect(await pipeline.isCold(target: "app/b:1"))
+        #expect(!(await pipeline.isCold(target: "app/a:1")))
+        var history: [ScrapeBatch] = []
+        for second in 0..<5 { history.append(try batch("b:1", 50, at: Int64(second))) }
+        await pipeline.ingestHistory(history)
+        #expect(try walBytes() == walBefore, "history goes to no write-ahead log")
+        await pipeline.endBackfill()
+        let alerts = await pipeline.alerts()
+        #expect(alerts.map { $0.labels["instance"] } == ["a:1"], "\(alerts.map { $0.labels })")
+        #expect(alerts.first?.state == .firing)
+        #expect(!(await pipeline.isCold(target: "app/b:1")), "what the history taught is saved")
     }
 }

@@ -116,6 +116,10 @@ struct PrometheusRangeTests {
                 #"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1e300,"1"]]}]}}"#,
             "many":
                 #"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"1"},"values":[[1,"1"]]},{"metric":{"a":"2"},"values":[[1,"1"]]}]}}"#,
+            "future":
+                #"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[4102444800,"1"]]}]}}"#,
+            "native":
+                #"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"h"},"histograms":[[15,{"count":"1"}]]},{"metric":{"a":"f"},"values":[[15,"2"]]}]}}"#,
         ]
         for (name, body) in bodies {
             router.get("/\(name)/api/v1/query_range") { _, _ in body }
@@ -148,6 +152,17 @@ struct PrometheusRangeTests {
             #expect(await reason("value").contains("a sample's value \"0x1p3\" is not a number"))
             #expect(await reason("time").contains("a sample's time 1e+300 is out of range"))
             #expect(await reason("many") { $0.maxSeries = 1 }.contains("more than 1 series: narrow the query"))
+            #expect(
+                await reason("future").contains(
+                    "a sample's time 2100-01-01T00:00:00.000Z is outside the range asked for"
+                )
+            )
+            #expect(await reason("native") == "no error", "a native histogram is left out, not an error")
+            #expect(
+                await reason("many") { $0.queries = ["a", "b"] }.contains(
+                    "queries \"a\" and \"b\" both return {a=\"1\"}"
+                )
+            )
             #expect(await reason("many") { $0.maxSamples = 1 }.contains("more than 1 samples: narrow the query"))
             #expect(
                 await reason("large") { $0.bodySizeLimit = 1_000 }.contains(
@@ -177,6 +192,10 @@ struct PrometheusRangeTests {
         #expect(throws: PrometheusRangeError.self) { try range(step: 0).validate() }
         #expect(throws: PrometheusRangeError.self) { try range(step: .infinity).validate() }
         #expect(throws: PrometheusRangeError.self) { try range(end: 1_000_000_000_000, step: 1).validate() }
+        #expect(throws: PrometheusRangeError.self) { try range("http://u:secret@127.0.0.1:9090").validate() }
+        var huge = range()
+        huge.pointsPerRequest = .max
+        #expect(huge.chunks().count == 1, "no overflow, Prometheus's own limit at most")
         var cut = range(start: 1_000, end: 1_000 + 15_000 * 24)
         cut.pointsPerRequest = 10
         let chunks = cut.chunks().map { ($0.start.milliseconds, $0.end.milliseconds) }
@@ -186,5 +205,6 @@ struct PrometheusRangeTests {
         #expect(PrometheusRange.seconds(Timestamp(milliseconds: 1_500)) == "1.500")
         #expect(PrometheusRange.seconds(Timestamp(milliseconds: -1_050)) == "-1.050")
         #expect(PrometheusRange.formEncoded([("query", "a + b{x=\"1\"}")]) == "query=a%20%2B%20b%7Bx%3D%221%22%7D")
+        #expect(PrometheusRange.formEncoded([("q", "é")]) == "q=%C3%A9")
     }
 }

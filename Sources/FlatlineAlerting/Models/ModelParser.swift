@@ -84,7 +84,7 @@ extension Model {
                     bytes: g.optionalString("bytes"),
                     factor: try g.number("factor", default: 2.5),
                     minRate: try g.number("min_rate", default: 20),
-                    minRateInterval: try g.number("min_rate_interval", default: 0),
+                    minRateInterval: try g.nonNegative("min_rate_interval", default: 0),
                     sigmas: try g.number("sigmas", default: 5),
                     minPayload: try g.number("min_payload", default: 16),
                     minDuration: try g.number("min_duration", default: 2),

@@ -270,7 +270,7 @@ public enum RuleFiles {
                     alert: "NATSConnectionChurn",
                     model: m.name,
                     expr:
-                        "rate(gnatsd_varz_total_connections[5m]) > \(HumanNumber.format(p.factor)) * \(baseline) and rate(gnatsd_varz_total_connections[5m]) - \(baseline) > \(HumanNumber.format(p.minRate))",
+                        "rate(gnatsd_varz_total_connections[5m]) > \(HumanNumber.format(p.factor)) * \(baseline) and rate(gnatsd_varz_total_connections[5m]) - \(baseline) > \(HumanNumber.format(SurgeWatch.minSurplus(p, over: 300)))",
                     forDuration: "0s",
                     severity: "warning",
                     summary: "Clients reconnect to {{ $labels.server_id }} far more often than usual",

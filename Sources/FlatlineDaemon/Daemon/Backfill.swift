@@ -11,21 +11,21 @@ import Logging
 /// scrapes (`job`, `instance`, the target's own labels). A NATS job's series are Flatline's own
 /// extraction from JSON, which Prometheus does not hold under those names.
 enum Backfill {
-    /// Reads and feeds every cold target's history, one target at a time, `lookback` up to
-    /// `now` at the job's scrape interval, in requests of 1,000 steps. A failure is logged and
-    /// the target keeps what it learned up to it.
+    /// Reads and feeds every cold target's history, one target at a time, `lookback` up to the
+    /// moment its turn comes, at the job's scrape interval, in requests of 1,000 steps. A
+    /// Prometheus that does not answer the first request means no backfill; a target's failure
+    /// is logged and it keeps what it learned up to it. Stops when the task is cancelled.
     static func run(
         _ settings: BackfillSettings,
         targets: [ScrapeTarget],
         pipeline: Pipeline,
         logger: Logger,
-        now: Timestamp
+        clock: () -> Timestamp = Pipeline.now
     ) async {
+        let begun = clock()
         var skippedJobs = Set<String>()
-        var types: [String: String]?
-        var fed = 0
+        var cold: [ScrapeTarget] = []
         for target in targets {
-            if Task.isCancelled { break }
             let job = target.job
             guard job.kind == .prometheus else {
                 if skippedJobs.insert(job.jobName).inserted {
@@ -36,74 +36,109 @@ enum Backfill {
                 }
                 continue
             }
-            guard await pipeline.isCold(target: target.name) else {
+            if await pipeline.isCold(target: target.name) {
+                cold.append(target)
+            } else {
                 logger.info("backfill: the target has learned state already", metadata: ["target": "\(target.name)"])
-                continue
             }
-            guard let start = Timestamp(exactMilliseconds: Double(now.milliseconds) - settings.lookback * 1000) else {
-                continue
-            }
-            let selector =
-                "{job=\"\(LabelSet.escape(job.jobName))\",instance=\"\(LabelSet.escape(target.address))\"}"
-            var range = PrometheusRange(
-                url: settings.url,
-                queries: [selector],
-                start: start,
-                end: now,
-                step: job.scrapeInterval
+        }
+        guard !cold.isEmpty else { return }
+        // The metric types, and a probe: a Prometheus that does not answer costs one timeout,
+        // not one per target.
+        var probe = PrometheusRange(url: settings.url, queries: ["up"], start: begun, end: begun, step: 1)
+        probe.timeout = settings.timeout
+        probe.bearerTokenFile = settings.bearerTokenFile
+        let types: [String: String]
+        do {
+            types = try await probe.metadata()
+        } catch {
+            logger.error(
+                "backfill: Prometheus does not answer; every target starts cold",
+                metadata: ["error": "\(error)"]
             )
-            range.pointsPerRequest = 1_000
-            range.timeout = settings.timeout
-            range.bearerTokenFile = settings.bearerTokenFile
-            range.maxSeries = job.maxSeries ?? ScrapeConfiguration.defaultMaxSeries
-            if types == nil {
-                do {
-                    types = try await range.metadata()
-                } catch {
-                    logger.notice(
-                        "backfill: no metric types from Prometheus; names ending in _total are taken as counters",
-                        metadata: ["error": "\(error)"]
-                    )
-                    types = [:]
-                }
-            }
-            let kinds = types ?? [:]
-            var rounds = 0
-            var samples = 0
-            var series = Set<LabelSet>()
-            let clock = ContinuousClock()
-            var lastReport = clock.now
-            do {
-                try await range.read(progress: { done, total in
-                    guard clock.now - lastReport > .seconds(10) || done == total else { return }
-                    lastReport = clock.now
-                    logger.info(
-                        "backfilling",
-                        metadata: ["target": "\(target.name)", "requests": "\(done)/\(total)"]
-                    )
-                }) { answer async throws(PrometheusRangeError) in
-                    let batches = Self.rounds(answer, of: target, types: kinds)
-                    rounds += batches.count
-                    for one in answer where !one.points.isEmpty { series.insert(one.labels) }
-                    samples += batches.reduce(0) { $0 + $1.samples.count }
-                    await pipeline.ingestHistory(batches)
-                }
-            } catch {
-                logger.error(
-                    "backfill failed; the target continues from what it read",
-                    metadata: ["target": "\(target.name)", "error": "\(error)"]
-                )
-            }
+            return
+        }
+        var fed = 0
+        for target in cold {
+            if Task.isCancelled { break }
+            await feed(target, settings: settings, types: types, pipeline: pipeline, logger: logger, end: clock())
             fed += 1
-            logger.info(
-                "backfilled from Prometheus",
-                metadata: [
-                    "target": "\(target.name)", "series": "\(series.count)", "samples": "\(samples)",
-                    "rounds": "\(rounds)", "since": "\(start)",
-                ]
+        }
+        await pipeline.endBackfill()
+        // A series not seen for `stale_after` (10 minutes by default) is forgotten at its
+        // target's first scrape: history read that long before it is lost.
+        let took = clock().seconds - begun.seconds
+        if took > 600 {
+            logger.warning(
+                "backfill took longer than a series stays remembered without samples (10 minutes by default): targets read first may start cold; shorten backfill.lookback",
+                metadata: ["seconds": "\(Int(took))", "targets": "\(fed)"]
             )
         }
-        if fed > 0 { await pipeline.endBackfill() }
+    }
+
+    /// Names of Prometheus's own scrape series that Flatline's scrapes do not have.
+    static func foreign(_ name: String) -> Bool {
+        name.hasPrefix("scrape_")
+            && !["scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_dropped"].contains(name)
+    }
+
+    /// One cold target's history up to `end`, at its job's scrape interval.
+    private static func feed(
+        _ target: ScrapeTarget,
+        settings: BackfillSettings,
+        types: [String: String],
+        pipeline: Pipeline,
+        logger: Logger,
+        end: Timestamp
+    ) async {
+        let job = target.job
+        guard let start = Timestamp(exactMilliseconds: Double(end.milliseconds) - settings.lookback * 1000) else {
+            return
+        }
+        // The labels the live series carry (a static label may set `instance`).
+        let jobLabel = target.labels["job"] ?? job.jobName
+        let instance = target.labels["instance"] ?? target.address
+        var range = PrometheusRange(
+            url: settings.url,
+            queries: ["{job=\"\(LabelSet.escape(jobLabel))\",instance=\"\(LabelSet.escape(instance))\"}"],
+            start: start,
+            end: end,
+            step: job.scrapeInterval
+        )
+        range.pointsPerRequest = 1_000
+        range.timeout = settings.timeout
+        range.bearerTokenFile = settings.bearerTokenFile
+        var rounds = 0
+        var samples = 0
+        var series = Set<LabelSet>()
+        let clock = ContinuousClock()
+        var lastReport = clock.now
+        do {
+            try await range.read(progress: { done, total in
+                guard clock.now - lastReport > .seconds(10) || done == total else { return }
+                lastReport = clock.now
+                logger.info("backfilling", metadata: ["target": "\(target.name)", "requests": "\(done)/\(total)"])
+            }) { answer, _ async throws(PrometheusRangeError) in
+                let own = answer.filter { !Self.foreign($0.labels.metricName) }
+                let batches = Self.rounds(own, of: target, types: types)
+                rounds += batches.count
+                for one in own where !one.points.isEmpty { series.insert(one.labels) }
+                samples += batches.reduce(0) { $0 + $1.samples.count }
+                await pipeline.ingestHistory(batches)
+            }
+        } catch {
+            logger.error(
+                "backfill failed; the target continues from what it read",
+                metadata: ["target": "\(target.name)", "error": "\(error)"]
+            )
+        }
+        logger.info(
+            "backfilled from Prometheus",
+            metadata: [
+                "target": "\(target.name)", "series": "\(series.count)", "samples": "\(samples)",
+                "rounds": "\(rounds)", "since": "\(start)",
+            ]
+        )
     }
 
     /// One answer as the target's past rounds: its samples grouped by time, in time order, with

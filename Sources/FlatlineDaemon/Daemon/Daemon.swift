@@ -368,16 +368,6 @@ public final class Daemon: Sendable {
             let saveEvery = daemon.options.saveEvery
             // Before the first scrape: learning continues where a crash stopped it.
             await pipeline.recover()
-            // A target that starts cold reads its history from Prometheus first (`backfill:`).
-            if let backfill = daemon.configuration.backfill {
-                await Backfill.run(
-                    backfill,
-                    targets: daemon.configuration.targets,
-                    pipeline: pipeline,
-                    logger: logger,
-                    now: Pipeline.now()
-                )
-            }
             await cancelWhenGracefulShutdown {
                 await withTaskGroup(of: Void.self) { group in
                     if trapHangup {
@@ -406,7 +396,19 @@ public final class Daemon: Sendable {
                             await pipeline.save()
                         }
                     }
-                    group.addTask { await runGenerations(logger: logger) }
+                    group.addTask {
+                        // A target that starts cold reads its history from Prometheus before the
+                        // first scrape (`backfill:`), while notifications, resends and saves go on.
+                        if let backfill = daemon.configuration.backfill {
+                            await Backfill.run(
+                                backfill,
+                                targets: daemon.configuration.targets,
+                                pipeline: pipeline,
+                                logger: logger
+                            )
+                        }
+                        await runGenerations(logger: logger)
+                    }
                     await group.next()
                     group.cancelAll()
                 }

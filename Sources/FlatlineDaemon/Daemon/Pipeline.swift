@@ -85,6 +85,9 @@ public actor Pipeline {
     private var replaying = false
     /// Whether the last append to the write-ahead log failed (logged once per failing spell).
     private var walFailing = false
+    /// The alert states of history fed by `backfill:`: its own, so the past never touches the
+    /// live alerts; dropped at its end.
+    private var pastEngine = AlertEngine()
 
     public init(
         models: [Model],
@@ -286,10 +289,11 @@ public actor Pipeline {
         for batch in batches { ingestPast(batch) }
     }
 
-    /// After the history: its alerts are the past, not news (the models keep what they learned);
-    /// a save keeps what was learned, so a restart does not read the history again.
+    /// After the history: its alerts are the past, not news (the models keep what they learned;
+    /// the live alerts, restored or recovered, are untouched); a save keeps what was learned, so a
+    /// restart does not read the history again.
     public func endBackfill() {
-        engine = AlertEngine()
+        pastEngine = AlertEngine()
         save()
     }
 
@@ -307,7 +311,7 @@ public actor Pipeline {
             remember(sample.labels, SeriesHistory.Point(time: batch.time, point), rate: sample.kind == .counter)
         }
         let observations = evaluator.observe(time: batch.time, samples: batch.samples, verdicts: verdicts)
-        return engine.evaluate(at: batch.time, observations)
+        return pastEngine.evaluate(at: batch.time, observations)
     }
 
     /// A target's detection bank, learning from nothing.

@@ -27,7 +27,7 @@ public struct PrometheusRange: Sendable {
     /// gathers (about 64 bytes each in memory).
     public var maxSeries = 1_000_000
     public var maxSamples = 100_000_000
-    /// Steps per request (Prometheus's own limit is 11,000 points per series).
+    /// Steps per request (Prometheus's own limit is 11,000 points per series; more is taken as that).
     public var pointsPerRequest = 10_000
     /// `Authorization: Bearer` with the token read from this file.
     public var bearerTokenFile: String?
@@ -45,7 +45,9 @@ public struct PrometheusRange: Sendable {
     public func chunks() -> [(start: Timestamp, end: Timestamp)] {
         guard step.isFinite, step > 0, step < 1e12, end >= start else { return [] }
         let stepMilliseconds = Swift.max(1, Int64((step * 1000).rounded()))
-        let perChunk = Int64(Swift.max(1, pointsPerRequest)) &* stepMilliseconds
+        let steps = Int64(Swift.min(Swift.max(1, pointsPerRequest), 11_000))
+        let (perChunk, overflow) = steps.multipliedReportingOverflow(by: stepMilliseconds)
+        guard !overflow else { return [(start, end)] }
         var out: [(Timestamp, Timestamp)] = []
         var from = start.milliseconds
         while from <= end.milliseconds {
@@ -67,17 +69,22 @@ public struct PrometheusRange: Sendable {
             parsed.host != nil
         else {
             throw PrometheusRangeError(
-                "--prometheus \"\(Redaction.redactingUserinfo(url))\" is not an http:// or https:// URL"
+                "Prometheus URL \"\(Redaction.redactingUserinfo(url))\" is not an http:// or https:// URL"
             )
         }
-        guard !queries.isEmpty else { throw PrometheusRangeError("no --query given") }
-        guard step.isFinite, step >= 0.001, step <= 1e9 else {
-            throw PrometheusRangeError("--step must be from 1ms to 1e9 s")
+        guard parsed.user == nil && parsed.password == nil else {
+            throw PrometheusRangeError(
+                "Prometheus URL \"\(Redaction.redactingUserinfo(url))\": credentials in the URL are not sent; use a bearer token file"
+            )
         }
-        guard end >= start else { throw PrometheusRangeError("--start (\(start)) is after --end (\(end))") }
+        guard !queries.isEmpty else { throw PrometheusRangeError("no query given") }
+        guard step.isFinite, step >= 0.001, step <= 1e9 else {
+            throw PrometheusRangeError("the step must be from 1ms to 1e9 s")
+        }
+        guard end >= start else { throw PrometheusRangeError("the start (\(start)) is after the end (\(end))") }
         // A range of more than 100 million steps is a typo, not a backtest.
         guard (end.seconds - start.seconds) / step <= 1e8 else {
-            throw PrometheusRangeError("--start to --end is more than 100,000,000 steps of \(step) s: widen --step")
+            throw PrometheusRangeError("the range is more than 100,000,000 steps of \(step) s: widen the step")
         }
     }
 
@@ -94,7 +101,9 @@ public struct PrometheusRange: Sendable {
         progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }
     ) async throws(PrometheusRangeError) -> SeriesFile {
         var collected = Collected(kind: kind ?? .gauge, maxSeries: maxSeries, maxSamples: maxSamples)
-        try await read(progress: progress) { answer async throws(PrometheusRangeError) in try collected.add(answer) }
+        try await read(progress: progress) { answer, query async throws(PrometheusRangeError) in
+            try collected.add(answer, query: query, queries: queries)
+        }
         return collected.file(name: Redaction.redactingUserinfo(url))
     }
 
@@ -116,7 +125,7 @@ public struct PrometheusRange: Sendable {
     ///   own error (a bad query), an answer too large or malformed; or what `body` throws.
     public func read(
         progress: (_ done: Int, _ total: Int) -> Void = { _, _ in },
-        _ body: ([Series]) async throws(PrometheusRangeError) -> Void
+        _ body: (_ series: [Series], _ query: Int) async throws(PrometheusRangeError) -> Void
     ) async throws(PrometheusRangeError) {
         try validate()
         let (fetcher, address, prefix) = try connection()
@@ -150,12 +159,12 @@ public struct PrometheusRange: Sendable {
             )
         } catch {
             await fetcher.shutdown()
-            throw PrometheusRangeError("metadata: \(error)")
+            throw PrometheusRangeError("\(Redaction.redactingUserinfo(url)) metadata: \(error)")
         }
         await fetcher.shutdown()
         guard let answer = try? JSONDecoder().decode(Answer.self, from: Data(body.bytes)), answer.status == "success"
         else {
-            throw PrometheusRangeError("metadata: not a Prometheus API answer")
+            throw PrometheusRangeError("\(Redaction.redactingUserinfo(url)) metadata: not a Prometheus API answer")
         }
         return (answer.data ?? [:]).compactMapValues { $0.first?.type }
     }
@@ -181,7 +190,7 @@ public struct PrometheusRange: Sendable {
     /// A client for the server, its `host:port` and its path prefix.
     private func connection() throws(PrometheusRangeError) -> (HTTPFetcher, String, String) {
         guard let parsed = URL(string: url), let host = parsed.host else {
-            throw PrometheusRangeError("--prometheus \"\(url)\" is not a URL")
+            throw PrometheusRangeError("Prometheus URL \"\(Redaction.redactingUserinfo(url))\" is not a URL")
         }
         var job = ScrapeConfiguration(
             jobName: "prometheus-api",
@@ -209,13 +218,14 @@ public struct PrometheusRange: Sendable {
         address: String,
         prefix: String,
         progress: (_ done: Int, _ total: Int) -> Void,
-        _ handle: ([Series]) async throws(PrometheusRangeError) -> Void
+        _ handle: (_ series: [Series], _ query: Int) async throws(PrometheusRangeError) -> Void
     ) async throws(PrometheusRangeError) {
         let pieces = chunks()
         let total = pieces.count * queries.count
         var done = 0
         for piece in pieces {
-            for query in queries {
+            for (number, query) in queries.enumerated() {
+                guard !Task.isCancelled else { throw PrometheusRangeError("cancelled") }
                 let path =
                     prefix + "/api/v1/query_range?"
                     + Self.formEncoded([
@@ -236,22 +246,27 @@ public struct PrometheusRange: Sendable {
                 }
                 let series: [Series]
                 do throws(PrometheusRangeError) {
-                    series = try Self.series(Self.decode(body.bytes, status: body.status))
+                    series = try Self.series(Self.decode(body.bytes, status: body.status), within: piece)
                 } catch {
                     throw PrometheusRangeError("query \"\(query)\" (\(piece.start) to \(piece.end)): \(error.reason)")
                 }
-                try await handle(series)
+                try await handle(series, number)
                 done += 1
                 progress(done, total)
             }
         }
     }
 
-    /// An answer's series, every label, time and value checked.
-    static func series(_ answer: [Answer.Series]) throws(PrometheusRangeError) -> [Series] {
+    /// An answer's series, every label, time and value checked; every time within the range asked
+    /// for (a time ahead of it would put a detector's clock in the future). Series with no float
+    /// samples (native histograms) are left out.
+    static func series(_ answer: [Answer.Series], within range: (start: Timestamp, end: Timestamp))
+        throws(PrometheusRangeError) -> [Series]
+    {
         var out: [Series] = []
         out.reserveCapacity(answer.count)
         for one in answer {
+            guard let values = one.values else { continue }
             let labels: LabelSet
             do {
                 labels = try LabelSet(validating: one.metric)
@@ -259,10 +274,15 @@ public struct PrometheusRange: Sendable {
                 throw PrometheusRangeError("a series has a bad label: \(error)")
             }
             var points: [(time: Timestamp, value: Double)] = []
-            points.reserveCapacity(one.values.count)
-            for point in one.values {
+            points.reserveCapacity(values.count)
+            for point in values {
                 guard let time = Timestamp(exactMilliseconds: point.time * 1000) else {
                     throw PrometheusRangeError("a sample's time \(point.time) is out of range")
+                }
+                guard time >= range.start && time <= range.end else {
+                    throw PrometheusRangeError(
+                        "a sample's time \(time) is outside the range asked for (\(range.start) to \(range.end))"
+                    )
                 }
                 guard let value = NumberText.parseDouble(point.value) else {
                     throw PrometheusRangeError("a sample's value \"\(point.value.prefix(40))\" is not a number")
@@ -291,8 +311,7 @@ public struct PrometheusRange: Sendable {
     /// `application/x-www-form-urlencoded` pairs: everything but unreserved characters escaped
     /// (a `+` in PromQL stays a plus).
     static func formEncoded(_ pairs: [(String, String)]) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
+        let allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
         func escape(_ text: String) -> String {
             text.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
         }
@@ -303,7 +322,8 @@ public struct PrometheusRange: Sendable {
     struct Answer: Decodable {
         struct Series: Decodable {
             var metric: [String: String]
-            var values: [Point]
+            /// Absent for a native histogram (`histograms` instead).
+            var values: [Point]?
         }
         struct Point: Decodable {
             var time: Double
@@ -359,6 +379,8 @@ public struct PrometheusRange: Sendable {
         var samples = 0
         var index: [LabelSet: Int] = [:]
         var series: [LabelSet] = []
+        /// Which query gave each series.
+        var origin: [Int] = []
         /// Per series: its points by time, over every chunk.
         var points: [[(Timestamp, Double)]] = []
         var dropped = 0
@@ -369,10 +391,16 @@ public struct PrometheusRange: Sendable {
             self.maxSamples = maxSamples
         }
 
-        mutating func add(_ answer: [Series]) throws(PrometheusRangeError) {
+        mutating func add(_ answer: [Series], query: Int, queries: [String]) throws(PrometheusRangeError) {
             for one in answer {
                 let id: Int
                 if let known = index[one.labels] {
+                    guard origin[known] == query else {
+                        throw PrometheusRangeError(
+                            "queries \"\(queries[origin[known]])\" and \"\(queries[query])\" both return \(one.labels): "
+                                + "give their series distinct labels (label_replace) or read them one at a time"
+                        )
+                    }
                     id = known
                 } else {
                     guard series.count < maxSeries else {
@@ -381,6 +409,7 @@ public struct PrometheusRange: Sendable {
                     id = series.count
                     index[one.labels] = id
                     series.append(one.labels)
+                    origin.append(query)
                     points.append([])
                 }
                 samples += one.points.count
@@ -419,7 +448,7 @@ public struct PrometheusRange: Sendable {
                 }
             }
             var warnings: [String] = []
-            if dropped > 0 { warnings.append("\(dropped) samples repeated across requests were read once") }
+            if dropped > 0 { warnings.append("\(dropped) samples not after their series' previous one were left out") }
             return SeriesFile(
                 name: name,
                 format: .openmetrics,

@@ -209,7 +209,7 @@ struct ReplayCommand: AsyncParsableCommand {
             if config != nil || inputFormat != nil {
                 throw ValidationError("--config and --input-format are for files, not --prometheus")
             }
-            _ = try prometheusRange(now: Timestamp(milliseconds: 0))
+            _ = try prometheusRange(now: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)))
         }
         do {
             try detectorConfiguration().validate()
