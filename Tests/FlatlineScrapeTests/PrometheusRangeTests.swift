@@ -125,6 +125,14 @@ struct PrometheusRangeTests {
             router.get("/\(name)/api/v1/query_range") { _, _ in body }
         }
         router.get("/large/api/v1/query_range") { _, _ in String(repeating: " ", count: 5_000) }
+        // One series with a point at every step asked for: the body grows with the range.
+        router.get("/sized/api/v1/query_range") { request, _ -> String in
+            let start = Int(request.uri.queryParameters.get("start") ?? "") ?? 0
+            let end = Int(request.uri.queryParameters.get("end") ?? "") ?? 0
+            let points = stride(from: start, through: end, by: 1).map { "[\($0),\"\($0 * 2)\"]" }
+            return #"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"1"},"values":["#
+                + points.joined(separator: ",") + "]}]}}"
+        }
         router.get("/slow/api/v1/query_range") { _, _ in
             try await Task.sleep(for: .seconds(30))
             return "{}"
@@ -169,6 +177,22 @@ struct PrometheusRangeTests {
                     "body larger than body_size_limit (1000 bytes)"
                 )
             )
+            // Too large at 61 steps for a 600-byte limit: asked again in halves, every step read once.
+            var sized = PrometheusRange(
+                url: "http://127.0.0.1:\(port)/sized",
+                queries: ["up"],
+                start: Timestamp(milliseconds: 0),
+                end: Timestamp(milliseconds: 60_000),
+                step: 1
+            )
+            sized.bodySizeLimit = 600
+            let file = try await sized.load()
+            #expect(file.rows.map(\.timestamp.milliseconds) == Array(stride(from: 0, through: 60_000, by: 1_000)))
+            #expect(file.rows.map(\.value) == (0...60).map { Double($0 * 2) })
+            #expect(
+                await reason("sized") { $0.bodySizeLimit = 20 }.contains("body larger than body_size_limit (20 bytes)")
+            )
+
             let slow = await reason("slow") { $0.timeout = 0.5 }
             #expect(slow.contains("timed out"), "\(slow)")
         }

@@ -225,36 +225,61 @@ public struct PrometheusRange: Sendable {
         var done = 0
         for piece in pieces {
             for (number, query) in queries.enumerated() {
-                guard !Task.isCancelled else { throw PrometheusRangeError("cancelled") }
-                let path =
-                    prefix + "/api/v1/query_range?"
-                    + Self.formEncoded([
-                        ("query", query), ("start", Self.seconds(piece.start)), ("end", Self.seconds(piece.end)),
-                        ("step", Self.seconds(step)),
-                    ])
-                let body: FetchedBody
-                do {
-                    body = try await fetcher.get(
-                        fetcher.url(address, path),
-                        accept: "application/json",
-                        deadline: ContinuousClock.now + .seconds(timeout),
-                        // Prometheus says why a query failed in a JSON body with a 4xx/5xx status.
-                        acceptErrorStatus: true
-                    )
-                } catch {
-                    throw PrometheusRangeError("query \"\(query)\" (\(piece.start) to \(piece.end)): \(error)")
+                // An answer too large for the body limit is asked for again in halves of the
+                // time range, down to a single step.
+                var pending = [piece]
+                while let part = pending.popLast() {
+                    guard !Task.isCancelled else { throw PrometheusRangeError("cancelled") }
+                    let path =
+                        prefix + "/api/v1/query_range?"
+                        + Self.formEncoded([
+                            ("query", query), ("start", Self.seconds(part.start)), ("end", Self.seconds(part.end)),
+                            ("step", Self.seconds(step)),
+                        ])
+                    let body: FetchedBody
+                    do {
+                        body = try await fetcher.get(
+                            fetcher.url(address, path),
+                            accept: "application/json",
+                            deadline: ContinuousClock.now + .seconds(timeout),
+                            // Prometheus says why a query failed in a JSON body with a 4xx/5xx status.
+                            acceptErrorStatus: true
+                        )
+                    } catch {
+                        if error.reason.hasPrefix("body larger than"), let halves = halves(of: part) {
+                            // Later half first on the stack: the earlier one is read first.
+                            pending += [halves.1, halves.0]
+                            continue
+                        }
+                        throw PrometheusRangeError("query \"\(query)\" (\(part.start) to \(part.end)): \(error)")
+                    }
+                    let series: [Series]
+                    do throws(PrometheusRangeError) {
+                        series = try Self.series(Self.decode(body.bytes, status: body.status), within: part)
+                    } catch {
+                        throw PrometheusRangeError("query \"\(query)\" (\(part.start) to \(part.end)): \(error.reason)")
+                    }
+                    try await handle(series, number)
                 }
-                let series: [Series]
-                do throws(PrometheusRangeError) {
-                    series = try Self.series(Self.decode(body.bytes, status: body.status), within: piece)
-                } catch {
-                    throw PrometheusRangeError("query \"\(query)\" (\(piece.start) to \(piece.end)): \(error.reason)")
-                }
-                try await handle(series, number)
                 done += 1
                 progress(done, total)
             }
         }
+    }
+
+    /// A time range of more than one step cut into two that neither overlap nor skip a step; nil
+    /// for a single step.
+    func halves(of part: (start: Timestamp, end: Timestamp)) -> (
+        (start: Timestamp, end: Timestamp), (start: Timestamp, end: Timestamp)
+    )? {
+        let stepMilliseconds = Swift.max(1, Int64((step * 1000).rounded()))
+        let steps = (part.end.milliseconds - part.start.milliseconds) / stepMilliseconds
+        guard steps >= 1 else { return nil }
+        let firstEnd = part.start.milliseconds + (steps - 1) / 2 * stepMilliseconds
+        return (
+            (part.start, Timestamp(milliseconds: firstEnd)),
+            (Timestamp(milliseconds: firstEnd + stepMilliseconds), part.end)
+        )
     }
 
     /// An answer's series, every label, time and value checked; every time within the range asked
