@@ -27,33 +27,23 @@ public final class AlertmanagerProcess: @unchecked Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let config = directory.appendingPathComponent("alertmanager.yml")
         try Data(configuration.utf8).write(to: config)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = [
-            "--config.file=\(config.path)", "--storage.path=\(directory.appendingPathComponent("data").path)",
-            "--web.listen-address=127.0.0.1:\(port)", "--cluster.listen-address=",
-        ]
-        let log = directory.appendingPathComponent("alertmanager.log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        self.process = process
-        let deadline = Date().addingTimeInterval(15)
-        while Date() < deadline {
-            if NATSServerProcess.accepts(port: port),
-                let ready = try? NATSServerProcess.httpGet(port: port, path: "/-/ready"),
-                String(decoding: ready, as: UTF8.self).contains("OK")
-            {
-                return
-            }
-            guard process.isRunning else { break }
-            usleep(50_000)
+        let port = port
+        do {
+            process = try ServerProcess.start(
+                binary,
+                [
+                    "--config.file=\(config.path)", "--storage.path=\(directory.appendingPathComponent("data").path)",
+                    "--web.listen-address=127.0.0.1:\(port)", "--cluster.listen-address=",
+                ],
+                log: directory.appendingPathComponent("alertmanager.log"),
+                name: "Alertmanager",
+                port: port,
+                within: 15
+            ) { ServerProcess.answers(port: port, path: "/-/ready", containing: "OK") }
+        } catch {
+            stop()
+            throw error
         }
-        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        stop()
-        throw TestError("Alertmanager did not start on port \(port): \(text.suffix(2000))")
     }
 
     /// Alertmanager's current alerts (`GET /api/v2/alerts`).
@@ -63,13 +53,7 @@ public final class AlertmanagerProcess: @unchecked Sendable {
     }
 
     public func stop() {
-        if let process, process.isRunning {
-            process.terminate()
-            let deadline = Date().addingTimeInterval(5)
-            while process.isRunning && Date() < deadline { usleep(10_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
-        }
+        ServerProcess.stop(process, grace: 5)
         process = nil
         try? FileManager.default.removeItem(at: directory)
     }

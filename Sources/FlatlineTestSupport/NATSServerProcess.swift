@@ -57,25 +57,19 @@ public final class NATSServerProcess: @unchecked Sendable {
     }
 
     private func launch() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: arguments[0])
-        process.arguments = Array(arguments.dropFirst())
-        let log = directory.appendingPathComponent("server.log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        self.process = process
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if Self.accepts(port: port) && Self.accepts(port: monitoringPort) { return }
-            guard process.isRunning else { break }
-            usleep(20_000)
+        do {
+            process = try ServerProcess.start(
+                arguments[0],
+                Array(arguments.dropFirst()),
+                log: directory.appendingPathComponent("server.log"),
+                name: "nats-server",
+                port: port,
+                within: 10
+            ) { Self.accepts(port: port) && Self.accepts(port: monitoringPort) }
+        } catch {
+            stop()
+            throw error
         }
-        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        stop()
-        throw TestError("nats-server did not start on port \(port): \(text.suffix(2000))")
     }
 
     /// The server's log so far.
@@ -98,13 +92,7 @@ public final class NATSServerProcess: @unchecked Sendable {
 
     /// Stops the server and removes its files.
     public func stop() {
-        if let process, process.isRunning {
-            process.terminate()
-            let deadline = Date().addingTimeInterval(5)
-            while process.isRunning && Date() < deadline { usleep(10_000) }
-            if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
-        }
+        ServerProcess.stop(process, grace: 5)
         process = nil
         try? FileManager.default.removeItem(at: directory)
     }

@@ -45,44 +45,28 @@ public final class PrometheusProcess: @unchecked Sendable {
         }
         let config = directory.appendingPathComponent("prometheus.yml")
         try Data("global:\n  scrape_interval: 1m\n".utf8).write(to: config)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = [
-            "--config.file=\(config.path)", "--storage.tsdb.path=\(data.path)",
-            // The history is old: kept whatever its age.
-            "--storage.tsdb.retention.time=100y", "--web.listen-address=127.0.0.1:\(port)",
-        ]
-        let log = directory.appendingPathComponent("prometheus.log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        self.process = process
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            if NATSServerProcess.accepts(port: port),
-                let ready = try? NATSServerProcess.httpGet(port: port, path: "/-/ready"),
-                String(decoding: ready, as: UTF8.self).contains("Ready")
-            {
-                return
-            }
-            guard process.isRunning else { break }
-            usleep(50_000)
+        let port = port
+        do {
+            process = try ServerProcess.start(
+                binary,
+                [
+                    "--config.file=\(config.path)", "--storage.tsdb.path=\(data.path)",
+                    // The history is old: kept whatever its age.
+                    "--storage.tsdb.retention.time=100y", "--web.listen-address=127.0.0.1:\(port)",
+                ],
+                log: directory.appendingPathComponent("prometheus.log"),
+                name: "Prometheus",
+                port: port,
+                within: 30
+            ) { ServerProcess.answers(port: port, path: "/-/ready", containing: "Ready") }
+        } catch {
+            stop()
+            throw error
         }
-        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        stop()
-        throw TestError("Prometheus did not start on port \(port): \(text.suffix(2000))")
     }
 
     public func stop() {
-        if let process, process.isRunning {
-            process.terminate()
-            let deadline = Date().addingTimeInterval(10)
-            while process.isRunning && Date() < deadline { usleep(10_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
-        }
+        ServerProcess.stop(process, grace: 10)
         process = nil
         try? FileManager.default.removeItem(at: directory)
     }

@@ -71,7 +71,7 @@ enum Backfill {
         if took > 600 {
             logger.warning(
                 "backfill took longer than a series stays remembered without samples (10 minutes by default): targets read first may start cold; shorten backfill.lookback",
-                metadata: ["seconds": "\(Int(took))", "targets": "\(fed)"]
+                metadata: ["seconds": "\(took.rounded())", "targets": "\(fed)"]
             )
         }
     }

@@ -40,11 +40,17 @@ public struct PrometheusRange: Sendable {
         self.step = step
     }
 
+    /// The step in milliseconds (at least 1), or nil for a step that is not a finite positive
+    /// number of at most 1e12 seconds.
+    var stepMilliseconds: Int64? {
+        guard step.isFinite, step > 0, step < 1e12 else { return nil }
+        return Swift.max(1, Int64(exactly: (step * 1000).rounded()) ?? 1)
+    }
+
     /// The requests' time ranges: `[start, end]` cut into pieces of at most
     /// ``pointsPerRequest`` steps that neither overlap nor leave a step out.
     public func chunks() -> [(start: Timestamp, end: Timestamp)] {
-        guard step.isFinite, step > 0, step < 1e12, end >= start else { return [] }
-        let stepMilliseconds = Swift.max(1, Int64((step * 1000).rounded()))
+        guard let stepMilliseconds, end >= start else { return [] }
         let steps = Int64(Swift.min(Swift.max(1, pointsPerRequest), 11_000))
         let (perChunk, overflow) = steps.multipliedReportingOverflow(by: stepMilliseconds)
         guard !overflow else { return [(start, end)] }
@@ -272,7 +278,7 @@ public struct PrometheusRange: Sendable {
     func halves(of part: (start: Timestamp, end: Timestamp)) -> (
         (start: Timestamp, end: Timestamp), (start: Timestamp, end: Timestamp)
     )? {
-        let stepMilliseconds = Swift.max(1, Int64((step * 1000).rounded()))
+        guard let stepMilliseconds else { return nil }
         let steps = (part.end.milliseconds - part.start.milliseconds) / stepMilliseconds
         guard steps >= 1 else { return nil }
         let firstEnd = part.start.milliseconds + (steps - 1) / 2 * stepMilliseconds

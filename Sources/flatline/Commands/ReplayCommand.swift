@@ -209,7 +209,7 @@ struct ReplayCommand: AsyncParsableCommand {
             if config != nil || inputFormat != nil {
                 throw ValidationError("--config and --input-format are for files, not --prometheus")
             }
-            _ = try prometheusRange(now: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)))
+            _ = try prometheusRange(now: Pipeline.now())
         }
         do {
             try detectorConfiguration().validate()
@@ -257,7 +257,7 @@ struct ReplayCommand: AsyncParsableCommand {
 
     /// The series of --prometheus, with progress on standard error.
     func loadPrometheus() async throws -> SeriesFile {
-        let range = try prometheusRange(now: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)))
+        let range = try prometheusRange(now: Pipeline.now())
         let quiet = quiet
         let clock = ContinuousClock()
         let started = clock.now
