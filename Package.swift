@@ -112,7 +112,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
-        // Wiring of the parts: replay today, the daemon later.
+        // The daemon (one pipeline, its API, its state and its cluster) and replay through it.
         .target(
             name: "FlatlineDaemon",
             dependencies: [
@@ -121,6 +121,7 @@ let package = Package(
                 "FlatlineAlerting",
                 "FlatlineScrape",
                 "FlatlineNotify",
+                "FlatlineNATS",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),

@@ -458,7 +458,7 @@ struct DaemonAPITests {
             guard line.hasPrefix("  /"), line.hasSuffix(":") else { return nil }
             return String(line.dropFirst(2).dropLast())
         }
-        #expect(paths.count == 10)
+        #expect(paths.count == 11)
         let directory = try TestSupport.TemporaryDirectory()
         defer { directory.remove() }
         let statuses = try await Self.withDaemon(data: directory.file("d").path) { port in

@@ -1,5 +1,6 @@
 import FlatlineCore
 import FlatlineIngest
+import FlatlineNATS
 import FlatlineTestSupport
 import Foundation
 import Testing
@@ -231,6 +232,16 @@ struct ConfigurationTests {
                 5, "nats_system.events", "true or false"
             ),
             ("web:\n  tls_config: {cert_file: c.pem}\n", 2, "web.tls_config", "needs cert_file and key_file"),
+            ("cluster:\n  name: flatline\n", 2, "cluster", "nats (the coordinating NATS) is required"),
+            ("cluster:\n  nats: {user: u}\n", 2, "cluster.nats", "url is required"),
+            ("cluster:\n  nats: {url: 'http://h:4222'}\n", 2, "cluster.nats.url", "not a NATS server address"),
+            ("cluster:\n  nats: {url: 'h:4222', token: t}\n", 2, "cluster.nats.token", "unknown key"),
+            ("cluster:\n  nats: {url: 'h:4222', user: u}\n", 2, "cluster.nats", "user needs password_file"),
+            ("cluster:\n  nats: {url: 'h:4222'}\n  name: 'a.b'\n", 3, "cluster.name", "not a cluster name"),
+            ("cluster:\n  nats: {url: 'h:4222'}\n  replica: 'a b'\n", 3, "cluster.replica", "not a replica name"),
+            ("cluster:\n  nats: {url: 'h:4222'}\n  lease: 500ms\n", 3, "cluster.lease", "from 1s to 10m"),
+            ("cluster:\n  nats: {url: 'h:4222'}\n  replicas_per_shard: 0\n", 3, "replicas_per_shard", "at least 1"),
+            ("cluster:\n  nats: {url: 'h:4222'}\n  replicas_per_shard: 17\n", 3, "replicas_per_shard", "more than 16"),
             (
                 "web:\n  tls_config:\n    cert_file: c\n    key_file: k\n    client_auth_type: Always\n", 5,
                 "web.tls_config.client_auth_type", "not one of NoClientCert"
@@ -346,6 +357,69 @@ struct ConfigurationTests {
         let tokenCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", token.path])
         #expect(tokenCheck.status == 1)
         #expect(tokenCheck.standardError.contains("backfill: cannot read \(directory.url.path)/prom.token"))
+        let cluster = try directory.write(
+            "cluster.yml",
+            "cluster: {replica: a, lease: 5s, nats: {url: 'nats://u:secret@n1:4222'}}\n"
+        )
+        let clusterCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", cluster.path])
+        #expect(clusterCheck.status == 0, "\(clusterCheck.standardError)")
+        #expect(
+            clusterCheck.standardOutput.contains(
+                "cluster: flatline, replica a, lease 5s, 2 replicas per target, through nats://<secret>@n1:4222"
+            ),
+            "\(clusterCheck.standardOutput)"
+        )
+        let clusterFile = try directory.write(
+            "cluster-token.yml",
+            "cluster: {nats: {url: 'n1:4222', token_file: nats.token}}\n"
+        )
+        let clusterFileCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", clusterFile.path])
+        #expect(clusterFileCheck.status == 1)
+        #expect(clusterFileCheck.standardError.contains("cluster: cannot read \(directory.url.path)/nats.token"))
+    }
+
+    @Test("cluster: every key, the defaults, and the credentials and TLS files of the coordinating NATS")
+    func cluster() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        _ = try directory.write("nats.pw", "s3cret\n")
+        let configuration = try Configuration.parse(
+            """
+            cluster:
+              name: prod_alerting
+              replica: east-1
+              nats:
+                url: nats://n1:4222, nats://n2:4222
+                user: flatline
+                password_file: nats.pw
+                tls_config: {ca_file: ca.pem}
+              lease: 30s
+              replicas_per_shard: 1
+            """,
+            file: "c.yml",
+            directory: directory.url.path
+        )
+        let cluster = try #require(configuration.cluster)
+        #expect(cluster.name == "prod_alerting" && cluster.replica == "east-1")
+        #expect(cluster.nats.urls == ["nats://n1:4222", "nats://n2:4222"])
+        #expect(cluster.nats.credentials.user == "flatline")
+        #expect(cluster.nats.files == [directory.file("nats.pw").path, directory.file("ca.pem").path])
+        #expect(cluster.lease == 30 && cluster.replicasPerShard == 1)
+        let client = try cluster.nats.clientConfiguration(name: "x")
+        #expect(client.servers.map(\.description) == ["n1:4222", "n2:4222"])
+        guard case .userPassword(let user, let password) = client.authentication else {
+            Issue.record("\(client.authentication) is not a user and password")
+            return
+        }
+        #expect(user == "flatline" && password == "s3cret")
+        #expect(client.tls?.caFile == directory.file("ca.pem").path)
+
+        let defaults = try #require(
+            try Configuration.parse("cluster: {nats: {url: [h:4222]}}\n", file: "d.yml").cluster
+        )
+        #expect(defaults.name == "flatline" && defaults.lease == 10 && defaults.replicasPerShard == 2)
+        #expect(defaults.replica == ClusterSettings.defaultReplica && ClusterSettings.isValidName(defaults.replica))
+        #expect(try Configuration.parse("scrape_configs: []\n", file: "n.yml").cluster == nil)
     }
 
     @Test("flatline check: routes and receivers are summed up; an unreadable signature secret is a problem")

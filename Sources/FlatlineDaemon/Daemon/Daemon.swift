@@ -39,6 +39,8 @@ public struct DaemonOptions: Sendable {
     /// learned since the last save).
     public var writeAheadLog: WriteAheadLogSettings? = WriteAheadLogSettings()
     public var version = "0.1.0"
+    /// This replica's name, over the configuration's `cluster.replica` (`--cluster.replica`).
+    public var clusterReplica: String?
 
     public init() {}
 }
@@ -69,6 +71,8 @@ public final class Daemon: Sendable {
     public let options: DaemonOptions
     public let pipeline: Pipeline
     public let metrics: DaemonMetrics
+    /// This replica's part in its cluster (`cluster:`); `nil`: it runs alone.
+    public let cluster: Cluster?
     private let logger: Logger
     private let outbox: Outbox
     /// Where raw scrapes are recorded (`--record`), across reloads.
@@ -97,6 +101,7 @@ public final class Daemon: Sendable {
     /// Sets everything up; nothing runs until ``run(signals:)``.
     /// - Throws: ``DaemonError`` for models, a data directory or receivers that cannot be used.
     public init(configuration: Configuration, options: DaemonOptions, logger: Logger) throws(DaemonError) {
+        let configuration = Self.named(configuration, options)
         var options = options
         if options.externalURL == nil {
             let scheme = configuration.web.tls == nil ? "http" : "https"
@@ -120,7 +125,17 @@ public final class Daemon: Sendable {
             throw DaemonError(reason: "\(error)")
         }
         tls = try configuration.web.tls.map { settings throws(DaemonError) in try Self.serverTLS(settings) }
-        metrics = DaemonMetrics(version: options.version)
+        metrics = DaemonMetrics(version: options.version, clustered: configuration.cluster != nil)
+        let clusterMetrics = metrics.cluster
+        cluster = configuration.cluster.map { settings in
+            Cluster(
+                settings: settings,
+                version: options.version,
+                api: options.externalURL,
+                metrics: clusterMetrics,
+                logger: logger
+            )
+        }
         let routing = Self.routing(configuration, logger: logger)
         let notifier = try Self.notifier(routing, outbox: outbox, options: options, metrics: metrics, logger: logger)
         generation = Mutex(Generation(configuration: configuration, notifier: notifier))
@@ -171,6 +186,14 @@ public final class Daemon: Sendable {
         } catch {
             throw DaemonError(reason: "\(error)")
         }
+    }
+
+    /// The configuration with `--cluster.replica` in place of its `cluster.replica`.
+    private static func named(_ configuration: Configuration, _ options: DaemonOptions) -> Configuration {
+        guard let replica = options.clusterReplica else { return configuration }
+        var configuration = configuration
+        configuration.cluster?.replica = replica
+        return configuration
     }
 
     /// `dir/live.ndjson.gz` → `dir/live-20261204T081512Z.ndjson.gz`: the time goes before the
@@ -277,7 +300,7 @@ public final class Daemon: Sendable {
     /// - Throws: ``DaemonError`` with the reason the new configuration was refused.
     @discardableResult
     public func reload() async throws(DaemonError) -> String {
-        let configuration: Configuration
+        var configuration: Configuration
         do {
             if let file = options.configFile {
                 configuration = try Configuration.load(path: file)
@@ -288,6 +311,7 @@ public final class Daemon: Sendable {
             logger.error("reload refused: the running configuration stays", metadata: ["reason": "\(error)"])
             throw DaemonError(reason: "\(error)")
         }
+        configuration = Self.named(configuration, options)
         let routing = Self.routing(configuration, logger: logger)
         let notifier: Notifier
         do {
@@ -298,6 +322,9 @@ public final class Daemon: Sendable {
         }
         if configuration.web.tls != self.configuration.web.tls {
             logger.warning("web.tls_config changed: it takes effect at the next start")
+        }
+        if configuration.cluster != self.configuration.cluster {
+            logger.warning("cluster changed: it takes effect at the next start")
         }
         if configuration.detector != self.configuration.detector {
             // The banks learned with the running detector; a new one starts with the next run
@@ -370,6 +397,10 @@ public final class Daemon: Sendable {
             await pipeline.recover()
             await cancelWhenGracefulShutdown {
                 await withTaskGroup(of: Void.self) { group in
+                    if let cluster = daemon.cluster {
+                        // Runs until the end, leaving the cluster then.
+                        group.addTask { await cluster.run() }
+                    }
                     if trapHangup {
                         group.addTask {
                             for await _ in await UnixSignalsSequence(trapping: .sighup) {
@@ -423,13 +454,23 @@ public final class Daemon: Sendable {
                 let configuration = daemon.configuration
                 let notifier = daemon.notifier
                 let pipeline = daemon.pipeline
+                let cluster = daemon.cluster
+                cluster?.track(Scraper.units(of: configuration))
+                let owns: (@Sendable (String) -> Bool)? = Self.ownership(cluster)
+                let userAgent = cluster.map { "flatline (replica \($0.settings.replica))" } ?? "flatline"
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask {
                         do {
-                            try await Scraper(configuration: configuration, recorder: daemon.recorder, logger: logger)
-                                .run { batch in
-                                    await pipeline.ingest(batch)
-                                }
+                            try await Scraper(
+                                configuration: configuration,
+                                recorder: daemon.recorder,
+                                userAgent: userAgent,
+                                owns: owns,
+                                logger: logger
+                            )
+                            .run { batch in
+                                await pipeline.ingest(batch)
+                            }
                         } catch {
                             logger.error("scraping cannot start", metadata: ["error": "\(error)"])
                         }
@@ -448,6 +489,12 @@ public final class Daemon: Sendable {
                 }
                 if notifier !== daemon.notifier { await notifier.shutdown() }
             }
+        }
+
+        /// Whether this process scrapes a unit: its cluster's share, or everything.
+        private static func ownership(_ cluster: Cluster?) -> (@Sendable (String) -> Bool)? {
+            guard let cluster else { return nil }
+            return { unit in cluster.owns(unit) }
         }
 
         /// Shutting down: tell what is due, save, and let the outbox drain for a while.

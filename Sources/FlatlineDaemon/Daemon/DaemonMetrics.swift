@@ -6,12 +6,15 @@ import Prometheus
 public final class DaemonMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     public let notify: NotifyMetrics
+    /// `flatline_cluster_*`, for a daemon with `cluster:`.
+    public let cluster: ClusterMetrics?
     private let series: Gauge
     private let alertsByState: [String: Gauge]
 
-    public init(version: String) {
+    public init(version: String, clustered: Bool = false) {
         registry = PrometheusCollectorRegistry()
         notify = NotifyMetrics(registry: registry)
+        cluster = clustered ? ClusterMetrics(registry: registry) : nil
         registry.makeGauge(
             descriptor: MetricNameDescriptor(
                 metricName: "flatline_build",

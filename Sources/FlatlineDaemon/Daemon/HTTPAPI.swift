@@ -181,6 +181,9 @@ enum HTTPAPI {
         router.get("/api/v1/targets") { _, _ -> Response in
             json(Envelope(data: await pipeline.targetStatuses))
         }
+        router.get("/api/v1/cluster") { _, _ -> Response in
+            json(Envelope(data: daemon.cluster?.status ?? .alone))
+        }
         router.get("/api/v1/series") { request, _ -> Response in
             var matchers: [LabelMatcher] = []
             for text in request.uri.queryParameters.getAll("match") {

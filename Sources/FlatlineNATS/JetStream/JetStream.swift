@@ -26,6 +26,25 @@ public struct JetStream: Sendable {
         try await call("STREAM.CREATE.\(configuration.name)", body: configuration)
     }
 
+    /// Changes a stream's configuration (limits, ages; not its name or storage).
+    @discardableResult
+    public func updateStream(_ configuration: StreamConfiguration) async throws -> StreamInfo {
+        try await call("STREAM.UPDATE.\(configuration.name)", body: configuration)
+    }
+
+    /// One stored message: by sequence, the last on a subject, or the first at or after a
+    /// sequence on a subject (wildcards allowed); `nil` when there is none.
+    public func message(stream: String, _ query: MessageQuery) async throws -> StoredMessage? {
+        struct Response: Decodable { var message: StoredMessage }
+        do {
+            let response: Response = try await call("STREAM.MSG.GET.\(stream)", body: query)
+            return response.message
+        } catch let error as NATSError where error.apiErrorCode == 10037 {
+            // "no message found"
+            return nil
+        }
+    }
+
     /// A stream's configuration and state.
     public func streamInfo(_ name: String) async throws -> StreamInfo {
         try await call("STREAM.INFO.\(name)", body: Empty?.none)
@@ -84,8 +103,7 @@ public struct JetStream: Sendable {
         let inbox = "_INBOX." + NATSClient.randomToken(22)
         let subscription = try client.subscribe(to: inbox)
         defer { try? subscription.unsubscribe() }
-        let nanoseconds = expires.components.seconds * 1_000_000_000 + expires.components.attoseconds / 1_000_000_000
-        let body = try JSONEncoder().encode(PullRequest(batch: batch, expires: nanoseconds))
+        let body = try JSONEncoder().encode(PullRequest(batch: batch, expires: expires.wholeNanoseconds))
         try await client.publish([UInt8](body), to: "\(prefix).CONSUMER.MSG.NEXT.\(stream).\(consumer)", replyTo: inbox)
         return try await withThrowingTaskGroup(of: [JetStreamMessage].self) { group in
             group.addTask {
@@ -116,7 +134,7 @@ public struct JetStream: Sendable {
     private struct Empty: Encodable {}
     private struct Success: Decodable { var success: Bool }
 
-    private func call<Body: Encodable, Response: Decodable>(_ api: String, body: Body?) async throws -> Response {
+    func call<Body: Encodable, Response: Decodable>(_ api: String, body: Body?) async throws -> Response {
         let payload: [UInt8]
         if let body {
             payload = [UInt8](try JSONEncoder().encode(body))

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A stream's configuration (the subset Flatline and its traffic generator use; unknown fields
 /// the server adds are ignored).
 public struct StreamConfiguration: Codable, Hashable, Sendable {
@@ -16,6 +18,17 @@ public struct StreamConfiguration: Codable, Hashable, Sendable {
     /// Nanoseconds; 0 for no limit.
     public var maxAge: Int64 = 0
     public var discard: Discard = .old
+    /// Messages kept per subject (a key-value bucket's history); -1 for no limit.
+    public var maxMessagesPerSubject: Int = -1
+    /// Nanoseconds within which a repeated `Nats-Msg-Id` is dropped as a duplicate; `nil`: the
+    /// server's default (2 minutes).
+    public var duplicateWindow: Int64?
+    /// `Nats-Rollup` headers may purge a subject (key-value buckets).
+    public var allowRollup = false
+    /// Messages cannot be deleted one by one (key-value buckets).
+    public var denyDelete = false
+    /// Any server with the stream answers direct gets (key-value reads).
+    public var allowDirect = false
 
     public init(name: String, subjects: [String]) {
         self.name = name
@@ -24,7 +37,9 @@ public struct StreamConfiguration: Codable, Hashable, Sendable {
 
     private enum CodingKeys: String, CodingKey {
         case name, subjects, retention, storage, replicas = "num_replicas", maxMessages = "max_msgs"
-        case maxBytes = "max_bytes", maxAge = "max_age", discard
+        case maxBytes = "max_bytes", maxAge = "max_age", discard, maxMessagesPerSubject = "max_msgs_per_subject"
+        case duplicateWindow = "duplicate_window", allowRollup = "allow_rollup_hdrs", denyDelete = "deny_delete"
+        case allowDirect = "allow_direct"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -38,6 +53,11 @@ public struct StreamConfiguration: Codable, Hashable, Sendable {
         maxBytes = try c.decodeIfPresent(Int.self, forKey: .maxBytes) ?? -1
         maxAge = try c.decodeIfPresent(Int64.self, forKey: .maxAge) ?? 0
         discard = try c.decodeIfPresent(Discard.self, forKey: .discard) ?? .old
+        maxMessagesPerSubject = try c.decodeIfPresent(Int.self, forKey: .maxMessagesPerSubject) ?? -1
+        duplicateWindow = try c.decodeIfPresent(Int64.self, forKey: .duplicateWindow)
+        allowRollup = try c.decodeIfPresent(Bool.self, forKey: .allowRollup) ?? false
+        denyDelete = try c.decodeIfPresent(Bool.self, forKey: .denyDelete) ?? false
+        allowDirect = try c.decodeIfPresent(Bool.self, forKey: .allowDirect) ?? false
     }
 }
 
@@ -160,4 +180,60 @@ struct APIErrorBody: Decodable {
         private enum CodingKeys: String, CodingKey { case code, errCode = "err_code", description }
     }
     var error: Detail?
+}
+
+/// Which stored message `STREAM.MSG.GET` returns.
+public struct MessageQuery: Encodable, Hashable, Sendable {
+    public var sequence: UInt64?
+    public var lastBySubject: String?
+    public var nextBySubject: String?
+
+    /// The message with this sequence.
+    public static func sequence(_ sequence: UInt64) -> MessageQuery {
+        MessageQuery(sequence: sequence)
+    }
+
+    /// The last message on `subject`.
+    public static func last(on subject: String) -> MessageQuery {
+        MessageQuery(lastBySubject: subject)
+    }
+
+    /// The first message at or after `sequence` on `subject` (wildcards allowed).
+    public static func next(on subject: String, from sequence: UInt64) -> MessageQuery {
+        MessageQuery(sequence: sequence, nextBySubject: subject)
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case sequence = "seq", lastBySubject = "last_by_subj", nextBySubject = "next_by_subj"
+    }
+}
+
+/// A message as the stream stores it.
+public struct StoredMessage: Decodable, Hashable, Sendable {
+    public var subject: String
+    public var sequence: UInt64
+    public var headers: NATSHeaders?
+    public var data: [UInt8]
+    /// When the stream stored it, as the server wrote it (RFC 3339 with nanoseconds).
+    public var time: String
+
+    private enum CodingKeys: String, CodingKey { case subject, sequence = "seq", headers = "hdrs", data, time }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        subject = try c.decode(String.self, forKey: .subject)
+        sequence = try c.decode(UInt64.self, forKey: .sequence)
+        time = try c.decodeIfPresent(String.self, forKey: .time) ?? ""
+        let data = try c.decodeIfPresent(String.self, forKey: .data) ?? ""
+        guard let bytes = Data(base64Encoded: data) else {
+            throw DecodingError.dataCorruptedError(forKey: .data, in: c, debugDescription: "not base64")
+        }
+        self.data = [UInt8](bytes)
+        if let text = try c.decodeIfPresent(String.self, forKey: .headers), !text.isEmpty {
+            guard let bytes = Data(base64Encoded: text), let parsed = NATSHeaders.parse(bytes) else {
+                throw DecodingError.dataCorruptedError(forKey: .headers, in: c, debugDescription: "not NATS headers")
+            }
+            headers = parsed
+        }
+    }
 }

@@ -21,6 +21,9 @@ public struct Configuration: Sendable {
     public var detector = DetectorConfiguration()
     /// `backfill`: history from Prometheus for targets that start cold; `nil`: none.
     public var backfill: BackfillSettings?
+    /// `cluster`: replicas that share the targets through NATS JetStream; `nil`: this process
+    /// runs alone.
+    public var cluster: ClusterSettings?
     /// The file it was read from.
     public var file: String
 
@@ -53,6 +56,63 @@ public struct BackfillSettings: Sendable, Hashable {
 
     public init(url: String) {
         self.url = url
+    }
+}
+
+/// `cluster`: several Flatline processes with one configuration share its targets. Each replica
+/// registers in a JetStream key-value bucket on the coordinating NATS and renews its entry; the
+/// targets are spread over the live replicas by rendezvous hashing, each evaluated by
+/// `replicasPerShard` of them.
+public struct ClusterSettings: Sendable, Hashable {
+    /// The prefix of the buckets and streams Flatline keeps on the coordinating NATS.
+    public var name = "flatline"
+    /// This replica's name, unique in the cluster (by default the host's name).
+    public var replica: String
+    /// The coordinating NATS.
+    public var nats: NATSConnectionSettings
+    /// Seconds a replica stays a member without renewing its entry.
+    public var lease = 10.0
+    /// How many replicas evaluate each target: 2 or more is high availability, 1 is sharding only.
+    public var replicasPerShard = 2
+
+    public init(replica: String, nats: NATSConnectionSettings) {
+        self.replica = replica
+        self.nats = nats
+    }
+
+    /// The host's name as a replica name: up to the first dot, letters, digits, `-` and `_`.
+    public static var defaultReplica: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let bytes = gethostname(&buffer, 255) == 0 ? buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) } : []
+        let name = String(decoding: bytes, as: UTF8.self).prefix { $0 != "." }
+        let cleaned = String(name.map { isNameCharacter($0) ? $0 : "-" }.prefix(64))
+        return cleaned.isEmpty ? "flatline" : cleaned
+    }
+
+    /// `[A-Za-z0-9_-]`: what a bucket, a stream and a key token may all hold.
+    public static func isValidName(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.count <= 48 && text.allSatisfy(isNameCharacter)
+    }
+
+    private static func isNameCharacter(_ c: Character) -> Bool {
+        c.isASCII && (c.isLetter || c.isNumber || c == "-" || c == "_")
+    }
+}
+
+/// A connection to NATS: its servers, credentials and TLS.
+public struct NATSConnectionSettings: Sendable, Hashable {
+    /// `nats://host:port`, `tls://host:port` or `host:port`; several for a cluster.
+    public var urls: [String]
+    public var credentials = NATSSystemSettings()
+    public var tls: TLSSettings?
+
+    public init(urls: [String]) {
+        self.urls = urls
+    }
+
+    /// The files it reads: credentials and TLS.
+    public var files: [String] {
+        credentials.files + [tls?.caFile, tls?.certFile, tls?.keyFile].compactMap { $0 }
     }
 }
 
@@ -147,6 +207,9 @@ public struct NATSSystemSettings: Sendable, Hashable {
     /// Also listen to the servers' disconnect events, so a client cut off as a slow consumer is
     /// known within a second whatever the scrape interval (a second connection).
     public var events = true
+
+    /// The credentials files it names.
+    public var files: [String] { [passwordFile, tokenFile, credentialsFile, nkeySeedFile].compactMap { $0 } }
 }
 
 /// How requests authenticate.
@@ -243,11 +306,7 @@ extension ScrapeConfiguration {
         case .none: break
         }
         if let tls { files += [tls.caFile, tls.certFile, tls.keyFile].compactMap { $0 } }
-        if kind == .natsSystem || kind == .natsEvents {
-            files += [system.passwordFile, system.tokenFile, system.credentialsFile, system.nkeySeedFile].compactMap {
-                $0
-            }
-        }
+        if kind == .natsSystem || kind == .natsEvents { files += system.files }
         return files
     }
 }
@@ -292,6 +351,7 @@ extension Configuration {
         let root = try YAMLValue.parse(text, file: file)
         let top = try root.mapping(known: [
             "global", "scrape_configs", "route", "receivers", "inhibit_rules", "web", "detector", "backfill",
+            "cluster",
         ])
         var global = GlobalSettings()
         if let g = top["global"] {
@@ -329,6 +389,7 @@ extension Configuration {
         var configuration = Configuration(global: global, scrapeConfigs: jobs, alerting: alerting, file: file)
         if let v = top["detector"] { configuration.detector = try detector(v) }
         if let v = top["backfill"] { configuration.backfill = try backfill(v, directory: directory) }
+        if let v = top["cluster"] { configuration.cluster = try cluster(v, directory: directory) }
         if let v = top["web"] {
             let w = try v.mapping(known: ["auth", "tls_config"])
             if let t = w["tls_config"] { configuration.web.tls = try Self.webTLS(t, directory: directory) }
@@ -365,6 +426,53 @@ extension Configuration {
         }
         if let v = m["timeout"] { settings.timeout = try positive(v, v.duration()) }
         if let v = m["bearer_token_file"] { settings.bearerTokenFile = try Self.file(v, directory: directory) }
+        return settings
+    }
+
+    static func cluster(_ value: YAMLValue, directory: String) throws(ConfigError) -> ClusterSettings {
+        let m = try value.mapping(known: ["name", "replica", "nats", "lease", "replicas_per_shard"])
+        guard let n = m["nats"] else { throw value.error("cluster: nats (the coordinating NATS) is required") }
+        let c = try n.mapping(known: [
+            "url", "user", "password_file", "token_file", "credentials_file", "nkey_seed_file", "tls_config",
+        ])
+        guard let u = c["url"] else { throw n.error("nats: url is required") }
+        // One URL, a comma-separated list (as NATS tools take), or a YAML list.
+        let listed: [String]
+        if let list = try? u.strings() { listed = list } else { listed = [try u.string()] }
+        let urls = listed.flatMap { $0.split(separator: ",") }.map { String($0.filter { $0 != " " }) }
+        guard !urls.isEmpty else { throw u.error("no NATS server address") }
+        for url in urls {
+            let rest =
+                url.hasPrefix("nats://") ? url.dropFirst(7) : url.hasPrefix("tls://") ? url.dropFirst(6) : url[...]
+            guard !rest.isEmpty, !rest.contains("://"), !rest.contains("/") else {
+                throw u.error("\"\(Redaction.redactingUserinfo(url))\" is not a NATS server address (nats://host:port)")
+            }
+        }
+        var nats = NATSConnectionSettings(urls: urls)
+        nats.credentials = try systemSettings(n, directory: directory, events: true, extra: ["url", "tls_config"])
+        nats.tls = try httpSettings(c, owner: n, directory: directory).1
+        var settings = ClusterSettings(replica: ClusterSettings.defaultReplica, nats: nats)
+        if let v = m["name"] {
+            settings.name = try v.string()
+            guard ClusterSettings.isValidName(settings.name) else {
+                throw v.error("\"\(settings.name)\" is not a cluster name (1 to 48 letters, digits, - and _)")
+            }
+        }
+        if let v = m["replica"] {
+            settings.replica = try v.string()
+            guard ClusterSettings.isValidName(settings.replica) else {
+                throw v.error("\"\(settings.replica)\" is not a replica name (1 to 48 letters, digits, - and _)")
+            }
+        }
+        if let v = m["lease"] {
+            settings.lease = try v.duration()
+            // Renewed every third of it: shorter than a second would be mostly renewing.
+            guard (1...600).contains(settings.lease) else { throw v.error("lease must be from 1s to 10m") }
+        }
+        if let v = m["replicas_per_shard"] {
+            settings.replicasPerShard = try v.int(min: 1)
+            guard settings.replicasPerShard <= 16 else { throw v.error("replicas_per_shard is more than 16") }
+        }
         return settings
     }
 
@@ -677,12 +785,15 @@ extension Configuration {
     }
 
     /// A `nats_system:` block, or with `events` a `nats_events` job's `nats_auth:` (credentials only).
-    private static func systemSettings(_ value: YAMLValue, directory: String, events: Bool = false) throws(ConfigError)
-        -> NATSSystemSettings
-    {
+    private static func systemSettings(
+        _ value: YAMLValue,
+        directory: String,
+        events: Bool = false,
+        extra: Set<String> = []
+    ) throws(ConfigError) -> NATSSystemSettings {
         let credentials: Set<String> = ["user", "password_file", "token_file", "credentials_file", "nkey_seed_file"]
         let m = try value.mapping(
-            known: events ? credentials : credentials.union(["timeout", "expected_servers", "events"])
+            known: (events ? credentials : credentials.union(["timeout", "expected_servers", "events"])).union(extra)
         )
         var settings = NATSSystemSettings()
         settings.user = try m["user"]?.string()

@@ -31,10 +31,13 @@ package final class HTTPFetcher: Sendable {
     let client: HTTPClient
     let job: ScrapeConfiguration
     private let authorizer: RequestAuthorizer
+    private let userAgent: String
 
+    /// - Parameter userAgent: what the requests say they come from.
     /// - Throws: ``ConfigError`` when a certificate or key cannot be loaded.
-    init(job: ScrapeConfiguration) throws(ScrapeError) {
+    init(job: ScrapeConfiguration, userAgent: String = "flatline") throws(ScrapeError) {
         self.job = job
+        self.userAgent = userAgent
         var configuration = HTTPClient.Configuration()
         // Redirects are followed by `get` itself, and only within the target (scheme, host and
         // port unchanged): credentials never go to another host.
@@ -107,7 +110,7 @@ package final class HTTPFetcher: Sendable {
         while true {
             var request = HTTPClientRequest(url: current)
             request.headers.add(name: "Accept", value: accept)
-            request.headers.add(name: "User-Agent", value: "flatline")
+            request.headers.add(name: "User-Agent", value: userAgent)
             request.headers.add(name: "X-Prometheus-Scrape-Timeout-Seconds", value: String(job.scrapeTimeout))
             let remaining = deadline - ContinuousClock.now
             guard remaining > .zero else { throw ScrapeError(reason: "timed out after \(job.scrapeTimeout) s") }

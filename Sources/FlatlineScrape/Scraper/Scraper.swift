@@ -14,13 +14,39 @@ public final class Scraper: Sendable {
     public let configuration: Configuration
     private let logger: Logger
     private let recorder: Recorder?
+    private let owns: (@Sendable (String) -> Bool)?
+    private let userAgent: String
 
     /// - Parameters:
     ///   - recorder: where raw scrapes are recorded, if anywhere.
-    public init(configuration: Configuration, recorder: Recorder? = nil, logger: Logger) {
+    ///   - userAgent: the `User-Agent` of HTTP scrapes.
+    ///   - owns: whether this process scrapes a unit (see ``units(of:)``) now, asked before each
+    ///     round; `nil`: every unit, always.
+    public init(
+        configuration: Configuration,
+        recorder: Recorder? = nil,
+        userAgent: String = "flatline",
+        owns: (@Sendable (String) -> Bool)? = nil,
+        logger: Logger
+    ) {
         self.configuration = configuration
         self.recorder = recorder
+        self.userAgent = userAgent
+        self.owns = owns
         self.logger = logger
+    }
+
+    /// What is scraped as one: a target of an HTTP job; a `nats_system` or `nats_events` job as a
+    /// whole (one connection), by its first target's name.
+    public static func units(of configuration: Configuration) -> [String] {
+        var seen = Set<String>()
+        var out: [String] = []
+        for target in configuration.targets {
+            let system = target.job.kind == .natsSystem || target.job.kind == .natsEvents
+            guard !system || seen.insert(target.job.jobName).inserted else { continue }
+            out.append(target.name)
+        }
+        return out
     }
 
     /// The offset of a target's scrapes within its interval, in seconds: the same for the same
@@ -51,7 +77,7 @@ public final class Scraper: Sendable {
         var fetchers: [String: HTTPFetcher] = [:]
         for job in configuration.scrapeConfigs where job.kind != .natsSystem && job.kind != .natsEvents {
             do {
-                fetchers[job.jobName] = try HTTPFetcher(job: job)
+                fetchers[job.jobName] = try HTTPFetcher(job: job, userAgent: userAgent)
             } catch {
                 for fetcher in fetchers.values { await fetcher.shutdown() }
                 throw ScrapeError(reason: "job \(job.jobName): \(error.reason)")
@@ -60,6 +86,7 @@ public final class Scraper: Sendable {
         let global = configuration.global
         let logger = logger
         let recorder = recorder
+        let owns = owns
         await withTaskGroup(of: Void.self) { group in
             // A system-account job is one connection to the cluster; its servers are its targets.
             for job in configuration.scrapeConfigs where job.kind == .natsSystem {
@@ -75,22 +102,35 @@ public final class Scraper: Sendable {
                         servers: servers,
                         logger: logger
                     )
-                    await Self.loop(target: first, rounds: rounds, immediately: immediately) {
+                    await Self.loop(target: first, rounds: rounds, immediately: immediately, owns: owns) {
                         for batch in await scraper.scrape() { await sink(batch) }
                     }
                     await scraper.close()
                 }
                 if job.system.events && rounds == nil {
                     group.addTask {
-                        let watcher = SystemEventWatcher(job: job, servers: servers, recorder: recorder, logger: logger)
-                        await watcher.run(sink: sink)
+                        await Self.whileOwned(first.name, owns: owns) {
+                            let watcher = SystemEventWatcher(
+                                job: job,
+                                servers: servers,
+                                recorder: recorder,
+                                logger: logger
+                            )
+                            await watcher.run(sink: sink)
+                        }
                     }
                 }
             }
             // An events job is a subscription, not scrapes: it runs until the end.
             for job in configuration.scrapeConfigs where job.kind == .natsEvents && rounds == nil {
+                guard let first = configuration.targets.first(where: { $0.job.jobName == job.jobName }) else {
+                    continue
+                }
                 group.addTask {
-                    await AdvisoryWatcher(job: job, global: global, recorder: recorder, logger: logger).run(sink: sink)
+                    await Self.whileOwned(first.name, owns: owns) {
+                        await AdvisoryWatcher(job: job, global: global, recorder: recorder, logger: logger)
+                            .run(sink: sink)
+                    }
                 }
             }
             for target in configuration.targets where target.job.kind != .natsSystem && target.job.kind != .natsEvents {
@@ -103,7 +143,7 @@ public final class Scraper: Sendable {
                         recorder: recorder,
                         logger: logger
                     )
-                    await Self.loop(target: target, rounds: rounds, immediately: immediately) {
+                    await Self.loop(target: target, rounds: rounds, immediately: immediately, owns: owns) {
                         await sink(await scraper.scrape())
                     }
                 }
@@ -112,11 +152,40 @@ public final class Scraper: Sendable {
         for fetcher in fetchers.values { await fetcher.shutdown() }
     }
 
-    /// Runs `round` on the target's schedule.
+    /// Runs `body` while this process owns the unit: cancelled when it stops owning it, started
+    /// again when it owns it again (ownership is looked at every second).
+    private static func whileOwned(
+        _ unit: String,
+        owns: (@Sendable (String) -> Bool)?,
+        body: @escaping @Sendable () async -> Void
+    ) async {
+        guard let owns else { return await body() }
+        while !Task.isCancelled {
+            while !owns(unit) {
+                do { try await Task.sleep(for: .seconds(1)) } catch { return }
+            }
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await body() }
+                group.addTask {
+                    while owns(unit) {
+                        do { try await Task.sleep(for: .seconds(1)) } catch { return }
+                    }
+                }
+                await group.next()
+                group.cancelAll()
+            }
+            // A body that ended on its own is not restarted in a tight loop.
+            do { try await Task.sleep(for: .seconds(1)) } catch { return }
+        }
+    }
+
+    /// Runs `round` on the target's schedule, skipping the rounds of a unit this process does
+    /// not own.
     private static func loop(
         target: ScrapeTarget,
         rounds: Int?,
         immediately: Bool,
+        owns: (@Sendable (String) -> Bool)? = nil,
         round: () async -> Void
     ) async {
         let interval = target.job.scrapeInterval
@@ -136,6 +205,7 @@ public final class Scraper: Sendable {
                 }
             }
             first = false
+            if let owns, !owns(target.name) { continue }
             await round()
             done += 1
             if let rounds, done >= rounds { return }

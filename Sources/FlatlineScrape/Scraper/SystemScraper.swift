@@ -100,38 +100,10 @@ struct SystemScraper {
     static func clientConfiguration(_ job: ScrapeConfiguration, name: String) throws(ScrapeError)
         -> NATSClientConfiguration
     {
-        var configuration: NATSClientConfiguration
-        do {
-            let urls = job.targets.map { $0.address.contains("://") ? $0.address : "nats://" + $0.address }
-            configuration = try NATSClientConfiguration(urls: urls, name: name)
-        } catch {
-            throw ScrapeError(reason: "\(error)")
-        }
-        let system = job.system
-        do {
-            if let user = system.user, let passwordFile = system.passwordFile {
-                configuration.authentication = .userPassword(
-                    user: user,
-                    password: try FileSecret(path: passwordFile).value()
-                )
-            } else if let tokenFile = system.tokenFile {
-                configuration.authentication = .token(try FileSecret(path: tokenFile).value())
-            } else if let credentials = system.credentialsFile {
-                configuration.authentication = .credentials(path: credentials)
-            } else if let seedFile = system.nkeySeedFile {
-                configuration.authentication = .nkey(seed: try FileSecret(path: seedFile).value())
-            }
-        }
-        if let tls = job.tls {
-            configuration.tls = NATSTLSOptions(
-                caFile: tls.caFile,
-                certificateFile: tls.certFile,
-                keyFile: tls.keyFile,
-                serverName: tls.serverName,
-                insecureSkipVerify: tls.insecureSkipVerify
-            )
-        }
-        return configuration
+        var connection = NATSConnectionSettings(urls: job.targets.map(\.address))
+        connection.credentials = job.system
+        connection.tls = job.tls
+        return try connection.clientConfiguration(name: name)
     }
 
     mutating func close() async {
@@ -321,5 +293,44 @@ struct SystemScraper {
             documents.append(try JSONDocument(parsing: [UInt8](data)))
         }
         return documents
+    }
+}
+
+extension NATSConnectionSettings {
+    /// The client's settings: the servers (`nats://` added to a bare `host:port`), the
+    /// credentials read from their files, and TLS.
+    /// - Throws: ``ScrapeError`` for an address or a credentials file that cannot be used.
+    public func clientConfiguration(name: String) throws(ScrapeError) -> NATSClientConfiguration {
+        var configuration: NATSClientConfiguration
+        do {
+            configuration = try NATSClientConfiguration(
+                urls: urls.map { $0.contains("://") ? $0 : "nats://" + $0 },
+                name: name
+            )
+        } catch {
+            throw ScrapeError(reason: "\(error)")
+        }
+        if let user = credentials.user, let passwordFile = credentials.passwordFile {
+            configuration.authentication = .userPassword(
+                user: user,
+                password: try FileSecret(path: passwordFile).value()
+            )
+        } else if let tokenFile = credentials.tokenFile {
+            configuration.authentication = .token(try FileSecret(path: tokenFile).value())
+        } else if let path = credentials.credentialsFile {
+            configuration.authentication = .credentials(path: path)
+        } else if let seedFile = credentials.nkeySeedFile {
+            configuration.authentication = .nkey(seed: try FileSecret(path: seedFile).value())
+        }
+        if let tls {
+            configuration.tls = NATSTLSOptions(
+                caFile: tls.caFile,
+                certificateFile: tls.certFile,
+                keyFile: tls.keyFile,
+                serverName: tls.serverName,
+                insecureSkipVerify: tls.insecureSkipVerify
+            )
+        }
+        return configuration
     }
 }

@@ -65,6 +65,9 @@ struct CheckCommand: ParsableCommand {
         if let file = configuration.backfill?.bearerTokenFile, !FileManager.default.isReadableFile(atPath: file) {
             problems.append("\(config): backfill: cannot read \(file)")
         }
+        for file in configuration.cluster?.nats.files ?? [] where !FileManager.default.isReadableFile(atPath: file) {
+            problems.append("\(config): cluster: cannot read \(file)")
+        }
         for receiver in configuration.alerting?.receivers ?? [] {
             for webhook in receiver.webhooks {
                 var files = [webhook.signatureSecretFile].compactMap { $0 }
@@ -93,6 +96,13 @@ struct CheckCommand: ParsableCommand {
             text += "  backfill: \(DurationText.format(seconds: backfill.lookback)) of history from "
             text += Redaction.redactingUserinfo(backfill.url)
             text += jobs.isEmpty ? " (no prometheus job to backfill)\n" : " for " + jobs.joined(separator: ", ") + "\n"
+        }
+        if let cluster = configuration.cluster {
+            text +=
+                "  cluster: \(cluster.name), replica \(cluster.replica), lease \(DurationText.format(seconds: cluster.lease)), "
+            text +=
+                "\(cluster.replicasPerShard) replica\(cluster.replicasPerShard == 1 ? "" : "s") per target, through "
+            text += cluster.nats.urls.map(Redaction.redactingUserinfo).joined(separator: ",") + "\n"
         }
         if let alerting = configuration.alerting {
             text +=

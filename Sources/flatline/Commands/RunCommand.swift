@@ -52,6 +52,13 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "No write-ahead log: a crash loses what was learned since the last save.")
     var noWal = false
 
+    @Option(
+        name: .customLong("cluster.replica"),
+        help:
+            "This replica's name in its cluster (overrides cluster.replica: one configuration file for every replica)."
+    )
+    var clusterReplica: String?
+
     @Option(help: "Log lines as text or json.")
     var logFormat = "text"
 
@@ -70,6 +77,11 @@ struct RunCommand: AsyncParsableCommand {
                     "\(flag) must be a size of at least 4KiB (64MiB, 1GiB, or bytes), not \"\(text)\""
                 )
             }
+        }
+        if let clusterReplica, !ClusterSettings.isValidName(clusterReplica) {
+            throw ValidationError(
+                "--cluster.replica \"\(clusterReplica)\" is not a name (1 to 48 letters, digits, - and _)"
+            )
         }
         guard Self.split(listen) != nil else {
             throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9464")
@@ -103,7 +115,11 @@ struct RunCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
+        if clusterReplica != nil, configuration.cluster == nil {
+            throw ValidationError("--cluster.replica: the configuration has no cluster: section")
+        }
         var options = DaemonOptions()
+        options.clusterReplica = clusterReplica
         options.configFile = config
         options.dataDirectory = dataDir
         if let (host, port) = Self.split(listen) {

@@ -1,0 +1,150 @@
+import FlatlineScrape
+import FlatlineTestSupport
+import Foundation
+import Testing
+
+@testable import FlatlineDaemon
+
+@Suite("Cluster membership and ownership", .timeLimit(.minutes(2)))
+struct ClusterTests {
+    static let units = (0..<3000).map { "job\($0 % 7)/host-\($0):9100" }
+
+    @Test("rendezvous: shares are even, and a member leaving or joining moves only its own share")
+    func rendezvous() {
+        let three = ["a", "b", "c"]
+        let owner = Dictionary(
+            uniqueKeysWithValues: Self.units.map { ($0, Cluster.owners(of: $0, among: three, count: 1)) }
+        )
+        for name in three {
+            let share = owner.values.filter { $0 == [name] }.count
+            // 1000 expected; a binomial's 4 standard deviations are ±103.
+            #expect((880...1120).contains(share), "\(name) owns \(share) of 3000")
+        }
+        // c leaves: a's and b's units stay; c's spread over both.
+        let two = Dictionary(
+            uniqueKeysWithValues: Self.units.map { ($0, Cluster.owners(of: $0, among: ["a", "b"], count: 1)) }
+        )
+        for unit in Self.units where owner[unit] != ["c"] { #expect(two[unit] == owner[unit]) }
+        let cShare = Self.units.filter { owner[$0] == ["c"] }
+        let toA = cShare.filter { two[$0] == ["a"] }.count
+        #expect(abs(toA - (cShare.count - toA)) < cShare.count / 4, "\(toA) of \(cShare.count) to a")
+        // d joins: only units that move to d move.
+        let four = Dictionary(
+            uniqueKeysWithValues: Self.units.map { ($0, Cluster.owners(of: $0, among: three + ["d"], count: 1)) }
+        )
+        for unit in Self.units where four[unit] != ["d"] { #expect(four[unit] == owner[unit]) }
+        // Two per unit: distinct, and the first is the single owner.
+        for unit in Self.units.prefix(300) {
+            let pair = Cluster.owners(of: unit, among: three, count: 2)
+            #expect(pair.count == 2 && pair[0] != pair[1] && [pair[0]] == owner[unit])
+        }
+        #expect(Cluster.owners(of: "x", among: ["a"], count: 2) == ["a"])
+        // The order members are listed in does not matter.
+        #expect(
+            Cluster.owners(of: "x", among: ["c", "a", "b"], count: 3) == Cluster.owners(of: "x", among: three, count: 3)
+        )
+    }
+
+    static func settings(_ server: NATSServerProcess, replica: String, lease: Double = 1.5) -> ClusterSettings {
+        var settings = ClusterSettings(replica: replica, nats: NATSConnectionSettings(urls: [server.url]))
+        settings.name = "unit"
+        settings.lease = lease
+        settings.replicasPerShard = 1
+        return settings
+    }
+
+    static func wait(for seconds: Double, until condition: () -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while !condition() {
+            guard ContinuousClock.now < deadline else { return false }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return true
+    }
+
+    @Test("a second live process with the same name waits and owns nothing; it joins when the first leaves")
+    func nameHeld() async throws {
+        let server = try NATSServerProcess(jetStream: true)
+        defer { server.stop() }
+        let first = Cluster(
+            settings: Self.settings(server, replica: "a"),
+            version: "t",
+            api: nil,
+            metrics: nil,
+            logger: TestSupport.quietLogger
+        )
+        let second = Cluster(
+            settings: Self.settings(server, replica: "a"),
+            version: "t",
+            api: nil,
+            metrics: nil,
+            logger: TestSupport.quietLogger
+        )
+        first.track(["u1", "u2"])
+        second.track(["u1", "u2"])
+        let firstRun = Task { await first.run() }
+        #expect(try await Self.wait(for: 10) { first.status.phase == .member })
+        let secondRun = Task { await second.run() }
+        // Several renewals later the second is still waiting: the name is held.
+        try await Task.sleep(for: .seconds(2))
+        #expect(second.status.phase == .joining)
+        #expect(!second.owns("u1") && !second.owns("u2"))
+        #expect(first.owns("u1") && first.owns("u2"))
+        #expect(first.status.members.map(\.name) == ["a"])
+        // The first leaves (deleting its entry): the second takes the name at its next attempt.
+        firstRun.cancel()
+        await firstRun.value
+        #expect(try await Self.wait(for: 2) { second.status.phase == .member })
+        #expect(second.owns("u1"))
+        secondRun.cancel()
+        await secondRun.value
+    }
+
+    @Test("out of touch with NATS for a lease: alone, owning everything; back: a member again")
+    func partition() async throws {
+        let server = try NATSServerProcess(jetStream: true)
+        defer { server.stop() }
+        let metrics = DaemonMetrics(version: "t", clustered: true)
+        let a = Cluster(
+            settings: Self.settings(server, replica: "a"),
+            version: "t",
+            api: nil,
+            metrics: metrics.cluster,
+            logger: TestSupport.quietLogger
+        )
+        let b = Cluster(
+            settings: Self.settings(server, replica: "b"),
+            version: "t",
+            api: nil,
+            metrics: nil,
+            logger: TestSupport.quietLogger
+        )
+        let units = (0..<20).map { "u\($0)" }
+        a.track(units)
+        b.track(units)
+        let runs = [Task { await a.run() }, Task { await b.run() }]
+        defer { for run in runs { run.cancel() } }
+        #expect(try await Self.wait(for: 10) { a.status.members.count == 2 && b.status.members.count == 2 })
+        // Each owns its share, together all of them, once.
+        for unit in units { #expect(a.owns(unit) != b.owns(unit)) }
+        let shareOfA = units.filter(a.owns).count
+
+        server.kill()
+        #expect(try await Self.wait(for: 10) { a.status.phase == .alone && b.status.phase == .alone })
+        #expect(units.allSatisfy(a.owns) && units.allSatisfy(b.owns))
+        let text = metrics.exposition([])
+        #expect(text.contains("flatline_cluster_alone 1"), "\(text)")
+        #expect(!text.contains("flatline_cluster_lease_renew_failures_total 0\n"))
+
+        try server.restart()
+        #expect(
+            try await Self.wait(for: 15) {
+                a.status.phase == .member && b.status.phase == .member && a.status.members.count == 2
+            }
+        )
+        #expect(units.filter(a.owns).count == shareOfA)
+        #expect(metrics.exposition([]).contains("flatline_cluster_alone 0"))
+        for run in runs { run.cancel() }
+        for run in runs { await run.value }
+    }
+}
