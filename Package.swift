@@ -213,6 +213,7 @@ let package = Package(
                 "FlatlineAlerting",
                 "FlatlineIngest",
                 "FlatlineScrape",
+                "FlatlineNATS",
                 "FlatlineCore",
                 "FlatlineTestSupport",
                 .product(name: "Logging", package: "swift-log"),

@@ -189,6 +189,179 @@ struct ClusterCommandTests {
         }
     }
 
+    /// A webhook receiver that keeps each notification with its `Idempotency-Key` and the replica
+    /// that delivered it.
+    final class Receiver: Sendable {
+        struct Notification: Sendable {
+            var key: String
+            var replica: String
+            /// The group, its status, and its alerts' fingerprints and states.
+            var content: String
+            var alertnames: Set<String>
+            var status: String
+        }
+        let received = Mutex<[Notification]>([])
+
+        func router() -> Router<BasicRequestContext> {
+            let router = Router()
+            router.post("/hook") { request, _ -> HTTPResponse.Status in
+                let body = try await request.body.collect(upTo: 1 << 20)
+                struct Payload: Decodable {
+                    struct Alert: Decodable {
+                        var status: String
+                        var fingerprint: String
+                        var labels: [String: String]
+                    }
+                    var groupKey: String
+                    var status: String
+                    var alerts: [Alert]
+                }
+                let payload = try JSONDecoder().decode(Payload.self, from: Data(body.readableBytesView))
+                let agent = request.headers[.userAgent] ?? ""
+                let replica = agent.range(of: "(replica ").map { String(agent[$0.upperBound...].prefix { $0 != ")" }) }
+                let told = payload.alerts.map { $0.fingerprint + ":" + $0.status }.sorted()
+                let notification = Notification(
+                    key: request.headers.first { $0.name.canonicalName == "idempotency-key" }?.value ?? "",
+                    replica: replica ?? "?",
+                    content: ([payload.groupKey, payload.status] + told).joined(separator: "|"),
+                    alertnames: Set(payload.alerts.compactMap { $0.labels["alertname"] }),
+                    status: payload.status
+                )
+                self.received.withLock { $0.append(notification) }
+                return .ok
+            }
+            return router
+        }
+
+        /// Notifications telling of `alertname` with `status` (`firing`, `resolved`).
+        func told(_ alertname: String, _ status: String) -> [Notification] {
+            received.withLock { $0.filter { $0.alertnames.contains(alertname) && $0.status == status } }
+        }
+    }
+
+    @Test(
+        "an HA pair: the replica that delivered the freeze is killed; the flood and both resolves still arrive, nothing under two keys",
+        .timeLimit(.minutes(4))
+    )
+    func highAvailability() async throws {
+        let server = try NATSServerProcess(jetStream: true)
+        defer { server.stop() }
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        // The flood model trusts its baseline after 20 s of normal traffic (2 minutes shipped).
+        let models = directory.file("models")
+        try FileManager.default.copyItem(at: TestSupport.repositoryFile("models"), to: models)
+        let flood = models.appendingPathComponent("producer_flood.yml")
+        let text = try String(contentsOf: flood, encoding: .utf8)
+        let quick = text.replacingOccurrences(of: "warmup: 2m ", with: "warmup: 20s ")
+        try #require(quick != text, "producer_flood.yml has no `warmup: 2m` to shorten")
+        try quick.write(to: flood, atomically: true, encoding: .utf8)
+        let scenario = try directory.write(
+            "scenario.yml",
+            """
+            name: ha-test
+            seed: 5
+            duration: 95s
+            streams: [{name: ORDERS, subjects: ["orders.>"]}]
+            consumers: [{stream: ORDERS, name: worker, capacity: 500, max_ack_pending: 100, ack_wait: 5s}]
+            publishers:
+              - {name: orders-producer, subject: orders.new, rate: 20, payload: 200}
+              - {name: telemetry-producer, subject: telemetry.host, rate: 40, payload: 300}
+            incidents:
+              - {kind: freeze, target: ORDERS/worker, mode: nofetch, at: 25s, duration: 20s}
+              - {kind: flood, target: telemetry-producer, multiplier: 10, at: 60s, duration: 15s}
+            """
+        )
+        let receiver = Receiver()
+        try await TestHTTPServer.run(receiver.router()) { hookPort in
+            let config = try directory.write(
+                "flatline.yml",
+                """
+                global: {scrape_interval: 1s}
+                cluster:
+                  name: hatest
+                  nats: {url: "\(server.url)"}
+                  lease: 3s
+                scrape_configs:
+                  - job_name: nats
+                    kind: nats
+                    static_configs: [{targets: ["127.0.0.1:\(server.monitoringPort)"]}]
+                    nats: {endpoints: [varz, connz, jsz]}
+                route: {receiver: hook, group_by: [incident], group_wait: 0s, group_interval: 5s}
+                receivers:
+                  - name: hook
+                    webhook_configs: [{url: "http://127.0.0.1:\(hookPort)/hook"}]
+                """
+            )
+            var replicas: [String: Process] = [:]
+            for name in ["a", "b"] {
+                replicas[name] = try RunCommandTests.start(
+                    [
+                        "--config", config.path, "--data-dir", directory.file("data-\(name)").path,
+                        "--listen", "127.0.0.1:\(try NATSServerProcess.freePort())", "--models", models.path,
+                        "--cluster.replica", name,
+                    ],
+                    log: directory.file("\(name).log")
+                )
+            }
+            defer {
+                for process in replicas.values where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            }
+            func logs() -> String {
+                ["a", "b"].map { name in
+                    "--- \(name)\n" + ((try? String(contentsOf: directory.file("\(name).log"), encoding: .utf8)) ?? "")
+                }.joined(separator: "\n")
+            }
+            let loadgen = Process()
+            loadgen.executableURL = TestSupport.flatlineBinary
+            loadgen.arguments = ["loadgen", "--server", server.url, "--scenario", scenario.path]
+            loadgen.standardOutput = FileHandle.nullDevice
+            loadgen.standardError = FileHandle.nullDevice
+            let started = ContinuousClock.now
+            try loadgen.run()
+            defer { if loadgen.isRunning { loadgen.terminate() } }
+
+            func wait(until deadline: Duration, for condition: () -> Bool) async throws -> Bool {
+                while !condition() {
+                    guard ContinuousClock.now < started + deadline else { return false }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                return true
+            }
+            // The freeze fires; whichever replica delivered it is killed.
+            #expect(
+                try await wait(until: .seconds(60)) { !receiver.told("ConsumerFreeze", "firing").isEmpty },
+                "\(logs())"
+            )
+            let deliverer = try #require(receiver.told("ConsumerFreeze", "firing").first?.replica)
+            let victim = try #require(replicas[deliverer], "delivered by \(deliverer)")
+            kill(victim.processIdentifier, SIGKILL)
+            victim.waitUntilExit()
+            let survivor = deliverer == "a" ? "b" : "a"
+
+            // The survivor tells the freeze's end and the whole flood.
+            #expect(
+                try await wait(until: .seconds(150)) {
+                    !receiver.told("ConsumerFreeze", "resolved").isEmpty
+                        && !receiver.told("ProducerFlood", "firing").isEmpty
+                        && !receiver.told("ProducerFlood", "resolved").isEmpty
+                },
+                "\(receiver.received.withLock { $0.map(\.content) })\n\(logs())"
+            )
+            for (name, status) in [
+                ("ConsumerFreeze", "resolved"), ("ProducerFlood", "firing"), ("ProducerFlood", "resolved"),
+            ] {
+                #expect(receiver.told(name, status).allSatisfy { $0.replica == survivor }, "\(name) \(status)")
+            }
+            // Both replicas told everything up to the kill; each thing arrived once, under one key.
+            let all = receiver.received.withLock { $0 }
+            for (content, copies) in Dictionary(grouping: all, by: \.content) {
+                #expect(copies.count == 1, "\(content) arrived \(copies.count) times, keys \(Set(copies.map(\.key)))")
+            }
+            #expect(all.allSatisfy { !$0.key.isEmpty })
+        }
+    }
+
     struct ClusterView: Decodable {
         struct Member: Decodable { var name: String }
         var members: [Member]

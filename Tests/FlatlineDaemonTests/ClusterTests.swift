@@ -1,6 +1,11 @@
+import FlatlineNATS
+import FlatlineNotify
 import FlatlineScrape
 import FlatlineTestSupport
 import Foundation
+import Hummingbird
+import NIOCore
+import Synchronization
 import Testing
 
 @testable import FlatlineDaemon
@@ -146,5 +151,87 @@ struct ClusterTests {
         #expect(metrics.exposition([]).contains("flatline_cluster_alone 0"))
         for run in runs { run.cancel() }
         for run in runs { await run.value }
+    }
+
+    @Test(
+        "shared delivery: one notification handed over twice is delivered once; a failing receiver gets it again, in order, under one key"
+    )
+    func sharedDelivery() async throws {
+        let server = try NATSServerProcess(jetStream: true)
+        defer { server.stop() }
+        // The receiver refuses the first two attempts (503), then takes everything.
+        let received = Mutex<[(key: String, body: String, status: Int)]>([])
+        let router = Router()
+        router.post("/hook") { request, _ -> HTTPResponse.Status in
+            let body = String(buffer: try await request.body.collect(upTo: 1 << 16))
+            let key = request.headers.first { $0.name.canonicalName == "idempotency-key" }?.value ?? ""
+            return received.withLock { list in
+                let status = list.count < 2 ? 503 : 200
+                list.append((key, body, status))
+                return status == 200 ? .ok : .serviceUnavailable
+            }
+        }
+        try await TestHTTPServer.run(router) { port in
+            let cluster = Cluster(
+                settings: Self.settings(server, replica: "a"),
+                version: "t",
+                api: nil,
+                metrics: nil,
+                logger: TestSupport.quietLogger
+            )
+            let running = Task { await cluster.run() }
+            defer { running.cancel() }
+            #expect(try await Self.wait(for: 10) { cluster.phase == .member })
+            var policy = RetryPolicy()
+            policy.initialDelay = 0.3
+            policy.jitter = 0
+            let metrics = DaemonMetrics(version: "t", clustered: true)
+            let shared = SharedDelivery(
+                cluster: cluster,
+                window: 60,
+                policy: policy,
+                metrics: metrics.cluster,
+                logger: TestSupport.quietLogger
+            )
+            let webhook = try WebhookIntegration(
+                id: "hook/webhook/0",
+                settings: WebhookSettings(url: "http://127.0.0.1:\(port)/hook")
+            )
+            let forward = shared.forward(webhook)
+            func item(_ key: String, _ body: String) -> OutboxItem {
+                OutboxItem(
+                    id: 1,
+                    integration: webhook.id,
+                    receiver: "hook",
+                    groupKey: "g",
+                    idempotencyKey: key,
+                    body: Data(body.utf8),
+                    createdAt: Date().timeIntervalSince1970,
+                    nextAttemptAt: 0,
+                    attempts: 0
+                )
+            }
+            // Two replicas hand over the firing (same key), then one the resolve.
+            #expect(await forward.deliver(item("firing", "firing from a")) == .delivered)
+            #expect(await forward.deliver(item("firing", "firing from b")) == .delivered)
+            #expect(await forward.deliver(item("resolved", "resolved")) == .delivered)
+            let pulling = Task { await shared.run(integrations: [webhook]) }
+            defer { pulling.cancel() }
+            #expect(try await Self.wait(for: 20) { received.withLock { $0.filter { $0.status == 200 }.count } >= 2 })
+            try await Task.sleep(for: .milliseconds(500))
+            let all = received.withLock { $0 }
+            // Attempts 1 and 2 failed, the third delivered: all the firing, under one key; then
+            // the resolve, which waited for it. b's copy never went anywhere.
+            #expect(all.map(\.body) == ["firing from a", "firing from a", "firing from a", "resolved"])
+            #expect(Set(all.prefix(3).map(\.key)).count == 1)
+            #expect(all[3].key != all[0].key)
+            let text = metrics.exposition([])
+            #expect(text.contains(#"flatline_cluster_notifications_total{outcome="retried"} 2"#), "\(text)")
+            #expect(text.contains(#"flatline_cluster_notifications_total{outcome="delivered"} 2"#))
+            // Nothing is left in the stream: each was acknowledged.
+            let js = try #require(cluster.jetStream)
+            #expect(try await js.streamInfo(shared.stream).state.messages == 0)
+            await webhook.shutdown()
+        }
     }
 }

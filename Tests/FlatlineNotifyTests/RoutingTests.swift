@@ -239,6 +239,24 @@ struct RoutingTests {
         #expect(Notifier.idempotencyKey("webhook/r/1", note(1, at: 10)) != key(note(1, at: 10)))
         // Re-sends outside a sequence are named by their time.
         #expect(key(note(0, at: 10)) != key(note(0, at: 70)))
+
+        // Shared keys (a cluster): what is told, not where it stands in one replica's sequence or
+        // when its alert began there, nor the order the replica lists the alerts in.
+        let shared = { (n: GroupNotification) in Notifier.idempotencyKey("webhook/r/0", n, shared: true) }
+        #expect(shared(note(1, at: 10)) == shared(note(3, at: 12, firedAt: 2)))
+        #expect(shared(note(1, at: 10)) != key(note(1, at: 10)))
+        var two = note(1, at: 10)
+        two.alerts.append(Self.alert(["alertname": "X", "g": "1", "n": "b"], firedAt: 0))
+        var reversed = two
+        reversed.alerts.reverse()
+        #expect(shared(two) == shared(reversed))
+        #expect(shared(two) != shared(note(1, at: 10)))
+        var resolved = note(1, at: 10)
+        resolved.alerts[0].state = .resolved
+        #expect(shared(resolved) != shared(note(1, at: 10)))
+        #expect(Notifier.idempotencyKey("webhook/r/1", note(1, at: 10), shared: true) != shared(note(1, at: 10)))
+        // Re-sends are still named by their time.
+        #expect(shared(note(0, at: 10)) != shared(note(0, at: 70)))
     }
 
     @Test("inhibition: a critical alert mutes warnings of the same instance, not others")

@@ -63,7 +63,15 @@ public final class Cluster: Sendable {
         var bucket: KeyValue?
         /// Renewals are failing (logged when it starts and when it ends, not at every try).
         var failing = false
+        /// The coordinating NATS's JetStream, while running.
+        var jetStream: JetStream?
     }
+
+    /// The coordinating NATS's JetStream while the cluster runs (for the shared delivery).
+    public var jetStream: JetStream? { state.withLock { $0.jetStream } }
+
+    /// Where this replica stands now.
+    public var phase: Phase { state.withLock { $0.phase } }
 
     /// The bucket holding the members.
     public var bucket: String { settings.name + "-members" }
@@ -170,6 +178,7 @@ public final class Cluster: Sendable {
         let client = NATSClient(configuration: configuration, logger: logger)
         let timeout = Duration.clamped(seconds: min(5, max(0.5, settings.lease / 3)))
         let jetStream = JetStream(client: client, timeout: timeout)
+        state.withLock { $0.jetStream = jetStream }
         // Detached: the connection stays up after a cancellation or a graceful shutdown (which
         // closes clients run in the service group's tasks), to leave.
         let logger = logger
@@ -192,6 +201,7 @@ public final class Cluster: Sendable {
         // Leaving: the others take this replica's share now instead of a lease from now. Not
         // cancelled with this task.
         await Task { await self.leave() }.value
+        state.withLock { $0.jetStream = nil }
         client.close()
         await connection.value
     }
@@ -291,9 +301,7 @@ public final class Cluster: Sendable {
                 )
             }
         } else {
-            let info = jetStream.client.serverInfo
-            let servers = info?.cluster == nil ? 1 : max(1, info?.connectURLs.count ?? 1)
-            configuration.replicas = min(3, servers)
+            configuration.replicas = Self.copies(jetStream)
             do {
                 kv = try await KeyValue.create(configuration, in: jetStream)
             } catch let error as NATSError where configuration.replicas > 1 && error.code == .jetStream {
@@ -390,6 +398,14 @@ public final class Cluster: Sendable {
     }
 
     // MARK: Plumbing
+
+    /// How many copies to keep of what the cluster stores: 3 when the coordinating NATS is a
+    /// cluster of 3 or more servers (as many as it has when fewer), 1 when it is one server.
+    static func copies(_ jetStream: JetStream) -> Int {
+        let info = jetStream.client.serverInfo
+        let servers = info?.cluster == nil ? 1 : max(1, info?.connectURLs.count ?? 1)
+        return min(3, servers)
+    }
 
     /// FNV-1a over the replica, a zero byte and the unit, then a 64-bit finalizer: stable across
     /// processes and platforms (`Hasher` is seeded per process), and well spread.

@@ -7,6 +7,7 @@ public final class ClusterMetrics: Sendable {
     let alone: Gauge
     let renewFailures: Counter
     let takeovers: Counter
+    private let notifications: [String: Counter]
 
     init(registry: PrometheusCollectorRegistry) {
         func gauge(_ name: String, _ help: String) -> Gauge {
@@ -38,5 +39,21 @@ public final class ClusterMetrics: Sendable {
             "flatline_cluster_takeovers",
             "Targets this replica took over from replicas that left."
         )
+        var byOutcome: [String: Counter] = [:]
+        for outcome in ["delivered", "retried", "rejected", "expired"] {
+            byOutcome[outcome] = registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    metricName: "flatline_cluster_notifications",
+                    unitName: "total",
+                    helpText: "Attempts of this replica at notifications pulled from the cluster's stream, by outcome."
+                ),
+                labels: [("outcome", outcome)]
+            )
+        }
+        notifications = byOutcome
+    }
+
+    func notification(_ outcome: String) {
+        notifications[outcome]?.increment()
     }
 }

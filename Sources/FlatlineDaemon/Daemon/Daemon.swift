@@ -73,6 +73,8 @@ public final class Daemon: Sendable {
     public let metrics: DaemonMetrics
     /// This replica's part in its cluster (`cluster:`); `nil`: it runs alone.
     public let cluster: Cluster?
+    /// Notifications through the cluster, with `cluster:`.
+    public let sharedDelivery: SharedDelivery?
     private let logger: Logger
     private let outbox: Outbox
     /// Where raw scrapes are recorded (`--record`), across reloads.
@@ -126,8 +128,9 @@ public final class Daemon: Sendable {
         }
         tls = try configuration.web.tls.map { settings throws(DaemonError) in try Self.serverTLS(settings) }
         metrics = DaemonMetrics(version: options.version, clustered: configuration.cluster != nil)
+        let routing = Self.routing(configuration, logger: logger)
         let clusterMetrics = metrics.cluster
-        cluster = configuration.cluster.map { settings in
+        let cluster = configuration.cluster.map { settings in
             Cluster(
                 settings: settings,
                 version: options.version,
@@ -136,8 +139,23 @@ public final class Daemon: Sendable {
                 logger: logger
             )
         }
-        let routing = Self.routing(configuration, logger: logger)
-        let notifier = try Self.notifier(routing, outbox: outbox, options: options, metrics: metrics, logger: logger)
+        self.cluster = cluster
+        sharedDelivery = cluster.map { cluster in
+            SharedDelivery(
+                cluster: cluster,
+                window: Self.duplicateWindow(routing),
+                metrics: clusterMetrics,
+                logger: logger
+            )
+        }
+        let notifier = try Self.notifier(
+            routing,
+            outbox: outbox,
+            options: options,
+            metrics: metrics,
+            shared: sharedDelivery,
+            logger: logger
+        )
         generation = Mutex(Generation(configuration: configuration, notifier: notifier))
         pipeline = Pipeline(
             models: models,
@@ -257,19 +275,40 @@ public final class Daemon: Sendable {
         outbox: Outbox,
         options: DaemonOptions,
         metrics: DaemonMetrics,
+        shared: SharedDelivery?,
         logger: Logger
     ) throws(DaemonError) -> Notifier {
+        var forward: (@Sendable (any Integration) -> any Integration)?
+        var userAgent = "Flatline"
+        if let shared {
+            forward = { integration in shared.forward(integration) }
+            userAgent = "Flatline (replica \(shared.cluster.settings.replica))"
+        }
         do {
             return try Notifier(
                 settings: routing,
                 outbox: outbox,
                 externalURL: options.externalURL ?? "",
                 metrics: metrics.notify,
+                userAgent: userAgent,
+                sharedKeys: shared != nil,
+                forward: forward,
                 logger: logger
             )
         } catch {
             throw DaemonError(reason: "\(error)")
         }
+    }
+
+    /// The shortest `group_interval` of the routes: within it a replica never tells a group the
+    /// same thing twice, so equal notifications closer than that are one told by two replicas.
+    static func duplicateWindow(_ routing: AlertingSettings) -> Double {
+        // An unset group_interval is the parent's (300 s at the root, as Alertmanager's).
+        func shortest(_ route: RouteSettings, inherited: Double) -> Double {
+            let own = route.groupInterval ?? inherited
+            return route.routes.map { shortest($0, inherited: own) }.reduce(own, min)
+        }
+        return shortest(routing.route, inherited: 300)
     }
 
     /// How each target's series are detected, by target name; and by `JOB/*` for the targets a
@@ -315,7 +354,14 @@ public final class Daemon: Sendable {
         let routing = Self.routing(configuration, logger: logger)
         let notifier: Notifier
         do {
-            notifier = try Self.notifier(routing, outbox: outbox, options: options, metrics: metrics, logger: logger)
+            notifier = try Self.notifier(
+                routing,
+                outbox: outbox,
+                options: options,
+                metrics: metrics,
+                shared: sharedDelivery,
+                logger: logger
+            )
         } catch {
             logger.error("reload refused: the running configuration stays", metadata: ["reason": "\(error)"])
             throw error
@@ -331,6 +377,7 @@ public final class Daemon: Sendable {
             // (and learns afresh: saved state of another detector is not reused).
             logger.warning("detector changed: it takes effect at the next start")
         }
+        sharedDelivery?.setWindow(Self.duplicateWindow(routing))
         await pipeline.reconfigure(routing: routing, detection: Self.detection(configuration), notifier: notifier)
         generation.withLock { $0 = Generation(configuration: configuration, notifier: notifier) }
         reloadCount.withLock { $0 += 1 }
@@ -478,6 +525,9 @@ public final class Daemon: Sendable {
                         while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
                     }
                     group.addTask { await notifier.courier.run() }
+                    if let shared = daemon.sharedDelivery {
+                        group.addTask { await shared.run(integrations: notifier.receivers.values.flatMap { $0 }) }
+                    }
                     group.addTask {
                         // Ends this generation when a reload installed the next.
                         while !Task.isCancelled, daemon.reloadCount.withLock({ $0 }) == seen {

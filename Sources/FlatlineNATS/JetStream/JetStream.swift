@@ -201,6 +201,10 @@ public struct JetStreamMessage: Sendable {
     public func ack() async throws { try await reply("+ACK") }
     /// Asks for redelivery now.
     public func nak() async throws { try await reply("-NAK") }
+    /// Asks for redelivery after `delay`.
+    public func nak(delay: Duration) async throws {
+        try await reply("-NAK {\"delay\": \(max(0, delay.wholeNanoseconds))}")
+    }
     /// Stops redelivery for good.
     public func term() async throws { try await reply("+TERM") }
     /// Says the message is still being worked on, resetting its ack timer.

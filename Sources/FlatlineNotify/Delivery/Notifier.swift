@@ -16,7 +16,16 @@ public final class Notifier: Sendable {
     public let externalURL: String
     /// Integrations by receiver name.
     public let receivers: [String: [any Integration]]
+    /// Whether a notification's idempotency key names what it tells only (its group, its alerts
+    /// and their states), not where it stands in this process's sequence of the group: replicas
+    /// that tell the same thing then give it the same key (see ``idempotencyKey(_:_:shared:)``).
+    public let sharedKeys: Bool
 
+    /// - Parameters:
+    ///   - userAgent: what webhook requests say they come from.
+    ///   - sharedKeys: see ``sharedKeys``.
+    ///   - forward: what the outbox's courier delivers through instead of each integration (a
+    ///     cluster's shared delivery); `nil`: the integrations themselves.
     /// - Throws: ``NotifierError`` when an integration cannot be set up (TLS files, a NATS URL).
     public init(
         settings: AlertingSettings,
@@ -24,17 +33,27 @@ public final class Notifier: Sendable {
         externalURL: String,
         policy: RetryPolicy = RetryPolicy(),
         metrics: NotifyMetrics? = nil,
+        userAgent: String = "Flatline",
+        sharedKeys: Bool = false,
+        forward: (@Sendable (any Integration) -> any Integration)? = nil,
         logger: Logger
     ) throws(NotifierError) {
         self.outbox = outbox
         self.externalURL = externalURL
+        self.sharedKeys = sharedKeys
         var receivers: [String: [any Integration]] = [:]
         var all: [any Integration] = []
         for receiver in settings.receivers {
             var list: [any Integration] = []
             do {
                 for (i, webhook) in receiver.webhooks.enumerated() {
-                    list.append(try WebhookIntegration(id: "\(receiver.name)/webhook/\(i)", settings: webhook))
+                    list.append(
+                        try WebhookIntegration(
+                            id: "\(receiver.name)/webhook/\(i)",
+                            settings: webhook,
+                            userAgent: userAgent
+                        )
+                    )
                 }
                 for (i, push) in receiver.alertmanagers.enumerated() {
                     for (j, url) in push.urls.enumerated() {
@@ -64,7 +83,13 @@ public final class Notifier: Sendable {
             all += list
         }
         self.receivers = receivers
-        courier = Courier(outbox: outbox, integrations: all, policy: policy, metrics: metrics, logger: logger)
+        courier = Courier(
+            outbox: outbox,
+            integrations: forward.map { all.map($0) } ?? all,
+            policy: policy,
+            metrics: metrics,
+            logger: logger
+        )
         retireOrphans(keeping: Set(all.map(\.id)), logger: logger)
     }
 
@@ -126,7 +151,7 @@ public final class Notifier: Sendable {
                         integration: integration.id,
                         receiver: notification.receiver,
                         groupKey: notification.groupKey,
-                        idempotencyKey: Self.idempotencyKey(integration.id, notification),
+                        idempotencyKey: Self.idempotencyKey(integration.id, notification, shared: sharedKeys),
                         body: body
                     )
                 )
@@ -197,19 +222,29 @@ public final class Notifier: Sendable {
     /// it tells (when each began, and its state), not by the moment it was made: told again after
     /// a crash that came between the outbox and the notification log, it keeps its key, so a
     /// receiver that dedups by key hears it once. Re-sends outside a sequence are named by time.
-    static func idempotencyKey(_ integration: String, _ notification: GroupNotification) -> String {
+    /// `shared`: a group's notification is named by its group and the alerts it tells and their
+    /// states only, the same on every replica that tells it (a cluster then delivers it once).
+    static func idempotencyKey(_ integration: String, _ notification: GroupNotification, shared: Bool = false)
+        -> String
+    {
         var text = integration + "\n" + notification.groupKey + "\n"
-        if notification.sequence > 0 {
+        if shared && notification.sequence > 0 {
+            text += "shared"
+        } else if notification.sequence > 0 {
             let began = notification.alerts.map { ($0.firedAt ?? $0.activeSince).milliseconds }.min() ?? 0
             text += "#\(notification.sequence)@\(began)"
         } else {
             text += String(notification.time.milliseconds)
         }
-        for alert in notification.alerts {
-            text += "\n" + alert.fingerprint.description + (alert.state == .firing ? "+" : "-")
-        }
+        // In the order of their fingerprints: replicas may list a group's alerts in another order.
+        let told = notification.alerts.map { $0.fingerprint.description + ($0.state == .firing ? "+" : "-") }
+        for alert in shared ? told.sorted() : told { text += "\n" + alert }
+        return uuidKey(text)
+    }
+
+    /// A text's SHA-256 in UUID form: what most idempotency-key schemes expect.
+    public static func uuidKey(_ text: String) -> String {
         let digest = hexadecimal(SHA256.hash(data: Data(text.utf8)).prefix(16))
-        // UUID form: what most idempotency-key schemes expect.
         let c = Array(digest)
         return String(c[0..<8]) + "-" + String(c[8..<12]) + "-" + String(c[12..<16]) + "-" + String(c[16..<20]) + "-"
             + String(c[20..<32])

@@ -18,6 +18,30 @@ public struct OutboxItem: Sendable, Hashable {
     public var nextAttemptAt: Double
     public var attempts: Int
     public var lastError: String?
+
+    public init(
+        id: Int64,
+        integration: String,
+        receiver: String,
+        groupKey: String,
+        idempotencyKey: String,
+        body: Data,
+        createdAt: Double,
+        nextAttemptAt: Double,
+        attempts: Int,
+        lastError: String? = nil
+    ) {
+        self.id = id
+        self.integration = integration
+        self.receiver = receiver
+        self.groupKey = groupKey
+        self.idempotencyKey = idempotencyKey
+        self.body = body
+        self.createdAt = createdAt
+        self.nextAttemptAt = nextAttemptAt
+        self.attempts = attempts
+        self.lastError = lastError
+    }
 }
 
 /// A notification to put in the outbox.
