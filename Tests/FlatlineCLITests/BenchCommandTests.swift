@@ -46,6 +46,30 @@ struct BenchCommandTests {
     }
 
     @Test(
+        "the cluster part runs three replicas on a 3-node nats-server cluster: every target held once, a SIGKILL taken over"
+    )
+    func cluster() throws {
+        let result = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["bench", "--parts", "cluster", "--quick", "--models", TestSupport.repositoryFile("models").path],
+            timeout: 180
+        )
+        #expect(result.status == 0, "\(result.standardError)")
+        let rows = result.standardOutput.split(separator: "\n").map {
+            $0.split(separator: " ", omittingEmptySubsequences: true)
+        }
+        let replicas = rows.filter { $0.count == 6 && ["a", "b", "c"].contains(String($0[0])) }
+        #expect(replicas.count == 3, "\(result.standardOutput)")
+        // Together they hold every target, each its share.
+        let targets = replicas.compactMap { Int($0[1]) }
+        #expect(targets.reduce(0, +) == 20 && targets.allSatisfy { $0 > 0 }, "\(result.standardOutput)")
+        #expect(replicas.allSatisfy { (Double($0[3]) ?? 0) > 0 && (Double($0[4]) ?? 0) > 0 })
+        // Replicas started together wait for each other: none took another's targets at the start.
+        #expect(replicas.allSatisfy { $0[5] == $0[1] }, "\(result.standardOutput)")
+        #expect(result.standardOutput.contains("the survivors scraped all of them within"), "\(result.standardOutput)")
+    }
+
+    @Test(
         "the daemon part runs flatline run against a local target and webhook: every alert delivered, CPU and memory read"
     )
     func daemon() throws {

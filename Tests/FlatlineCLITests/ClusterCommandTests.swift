@@ -152,6 +152,14 @@ struct ClusterCommandTests {
             let status = try await Self.cluster(port: replicas["a"]?.port ?? 0)
             #expect(status.members == ["a", "b", "c"], "\(status)")
             for (n, owner) in initial { #expect(status.shards["t\(n)/127.0.0.1:\(port)"] == [owner]) }
+            // The status page says the same.
+            let page = String(
+                decoding: try NATSServerProcess.httpGet(port: replicas["a"]?.port ?? 0, path: "/"),
+                as: UTF8.self
+            )
+            let owned = initial.values.filter { $0 == "a" }.count
+            #expect(page.contains("<strong>a</strong>, member, evaluating \(owned) of 30 targets"), "\(page)")
+            #expect(page.contains("<tr><td>b</td>") && page.contains("<tr><td>a (this one)</td>"))
 
             // SIGKILL: b's entry lapses within a lease, the others take its targets.
             let share = initial.filter { $0.value == "b" }.map(\.key)

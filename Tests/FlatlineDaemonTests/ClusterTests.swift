@@ -129,7 +129,11 @@ struct ClusterTests {
         b.track(units)
         let runs = [Task { await a.run() }, Task { await b.run() }]
         defer { for run in runs { run.cancel() } }
-        #expect(try await Self.wait(for: 10) { a.status.members.count == 2 && b.status.members.count == 2 })
+        #expect(
+            try await Self.wait(for: 10) {
+                a.phase == .member && b.phase == .member && a.status.members.count == 2 && b.status.members.count == 2
+            }
+        )
         // Each owns its share, together all of them, once.
         for unit in units { #expect(a.owns(unit) != b.owns(unit)) }
         let shareOfA = units.filter(a.owns).count

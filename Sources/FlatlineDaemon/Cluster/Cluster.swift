@@ -34,7 +34,9 @@ public final class Cluster: Sendable {
 
     /// Where this replica stands.
     public enum Phase: String, Sendable, Encodable {
-        /// Not (yet) a member: owns nothing. Its name may be held by a live process.
+        /// Not (yet) a member: owns nothing. Just registered (it waits a lease at the process's
+        /// first join, a third of one later, for the others started with it), or its name is held
+        /// by a live process.
         case joining
         /// A member: owns its share.
         case member
@@ -65,6 +67,10 @@ public final class Cluster: Sendable {
         var failing = false
         /// The coordinating NATS's JetStream, while running.
         var jetStream: JetStream?
+        /// When this replica took its key (the last time).
+        var registeredAt: ContinuousClock.Instant?
+        /// Whether it has been a member before, in this process.
+        var wasMember = false
     }
 
     /// The coordinating NATS's JetStream while the cluster runs (for the shared delivery).
@@ -357,10 +363,18 @@ public final class Cluster: Sendable {
             let before = Set(s.units.filter { Self.owns($0, s, me: me.replica, count: count) })
             let previous = Set(s.members.keys)
             let wasAlone = s.phase == .alone
+            // Just registered: a look at the members a while later before owning anything, so
+            // replicas started together (whose first tries may fail while one of them makes the
+            // bucket) do not each take everything for a moment: a whole lease at the process's
+            // first join, a third of one when it joins again.
+            if revision != nil && s.revision == nil { s.registeredAt = .now }
+            let settle = s.wasMember ? tick : Duration.clamped(seconds: settings.lease)
+            let settled = revision != nil && s.registeredAt.map { ContinuousClock.now - $0 >= settle } == true
+            if settled { s.wasMember = true }
             s.members = members
             s.revision = revision
             s.lastContact = .now
-            s.phase = revision == nil ? .joining : .member
+            s.phase = settled ? .member : .joining
             let after = Set(s.units.filter { Self.owns($0, s, me: me.replica, count: count) })
             let left = wasAlone ? [] : previous.subtracting(members.keys).sorted()
             let joined = previous.isEmpty ? [] : Set(members.keys).subtracting(previous).sorted()

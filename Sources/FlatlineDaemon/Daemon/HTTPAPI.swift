@@ -140,7 +140,8 @@ enum HTTPAPI {
         router.add(middleware: BearerAuth(daemon: daemon))
         let pipeline = daemon.pipeline
         router.get("/") { _, _ -> Response in
-            let snapshot = await pipeline.statusSnapshot(version: daemon.options.version)
+            var snapshot = await pipeline.statusSnapshot(version: daemon.options.version)
+            snapshot.cluster = daemon.cluster?.status
             return text(StatusPage.render(snapshot), type: "text/html; charset=utf-8")
         }
         router.get("/healthz") { _, _ in text("ok\n") }

@@ -33,6 +33,8 @@ enum StatusPage {
         var series: Int
         /// Seconds between the page's reloads; 0: none.
         var refresh: Int = 15
+        /// This replica's cluster, with `cluster:`.
+        var cluster: ClusterStatus?
     }
 
     static func render(_ snapshot: Snapshot) -> String {
@@ -59,6 +61,7 @@ enum StatusPage {
         html += targetsSection(snapshot.targets)
         html += resolvedSection(snapshot.resolved)
         html += silencesSection(snapshot.silences, now: snapshot.now)
+        if let cluster = snapshot.cluster { html += clusterSection(cluster) }
         html += """
             <footer>JSON: <a href="api/v1/alerts">alerts</a> · <a href="api/v1/targets">targets</a> · \
             <a href="api/v1/series">series</a> · <a href="api/v1/silences">silences</a> · \
@@ -124,6 +127,28 @@ enum StatusPage {
                 <tr class="\(cssClass(target.health))"><td>\(escape(target.target))</td><td>\(escape(target.job))</td>\
                 <td class="health">\(escape(target.health))</td><td>\(escape(target.lastScrape ?? ""))</td>\
                 <td>\(duration)</td><td>\(target.samples)</td><td>\(escape(target.lastError ?? ""))</td></tr>
+
+                """
+        }
+        return html + "</tbody></table></section>\n"
+    }
+
+    private static func clusterSection(_ cluster: ClusterStatus) -> String {
+        let owned = cluster.shards.filter { $0.value.contains(cluster.replica ?? "") }.count
+        var html = """
+            <section id="cluster"><h2>Cluster \(escape(cluster.name ?? ""))</h2>
+            <p>This replica: <strong>\(escape(cluster.replica ?? ""))</strong>, \(escape(cluster.phase.rawValue)), \
+            evaluating \(owned) of \(cluster.shards.count) targets.</p>
+            <table><thead><tr><th>replica</th><th>started</th><th>version</th><th>targets</th><th>API</th></tr>\
+            </thead><tbody>
+
+            """
+        for member in cluster.members {
+            let targets = cluster.shards.filter { $0.value.contains(member.name) }.count
+            let api = member.api.map { "<a href=\"\(escape($0))\">\(escape($0))</a>" } ?? ""
+            html += """
+                <tr><td>\(escape(member.name))\(member.this ? " (this one)" : "")</td><td>\(escape(member.started))</td>\
+                <td>\(escape(member.version))</td><td>\(targets)</td><td>\(api)</td></tr>
 
                 """
         }

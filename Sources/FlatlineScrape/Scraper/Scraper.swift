@@ -192,20 +192,30 @@ public final class Scraper: Sendable {
         let offset = offset(for: target)
         var done = 0
         var first = immediately
+        // Whether this process owned the unit at its last slot. One it did not own is looked at
+        // every second, and scraped as soon as it is (a target taken over from a replica that
+        // left has missed its slots): a takeover does not wait up to an interval.
+        var owned = owns?(target.name) ?? true
         while !Task.isCancelled {
             if !first {
                 let now = Date().timeIntervalSince1970
                 // The next slot at `offset` within an interval, strictly after now.
                 var next = (now / interval).rounded(.down) * interval + offset
                 while next <= now { next += interval }
-                do {
-                    try await Task.sleep(for: Duration.clamped(seconds: next - now))
-                } catch {
-                    return
+                var left = next - now
+                while left > 0 {
+                    do {
+                        try await Task.sleep(for: Duration.clamped(seconds: owned ? left : min(1, left)))
+                    } catch {
+                        return
+                    }
+                    if !owned, let owns, owns(target.name) { break }
+                    left = next - Date().timeIntervalSince1970
                 }
             }
             first = false
-            if let owns, !owns(target.name) { continue }
+            owned = owns?(target.name) ?? true
+            if !owned { continue }
             await round()
             done += 1
             if let rounds, done >= rounds { return }

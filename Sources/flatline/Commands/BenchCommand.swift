@@ -27,9 +27,15 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(
         help:
-            "Which tables: estimators, detectors, kernels, ingest, replay, nats, notify, daemon (comma-separated; default all)."
+            "Which tables: estimators, detectors, kernels, ingest, replay, nats, notify, daemon, cluster (comma-separated; default all)."
     )
-    var parts: String = "estimators,detectors,kernels,ingest,replay,nats,notify,daemon"
+    var parts: String = "estimators,detectors,kernels,ingest,replay,nats,notify,daemon,cluster"
+
+    @Option(
+        name: .customLong("cluster-size"),
+        help: "Targets and series in all of the cluster part (default 100 and 1000000; --quick: 20 and 20000)."
+    )
+    var clusterSize: [Int] = [100, 1_000_000]
 
     @Option(
         name: .customLong("replay-size"),
@@ -81,11 +87,18 @@ struct BenchCommand: AsyncParsableCommand {
 
     func validate() throws {
         let known: Set<String> = [
-            "estimators", "detectors", "kernels", "ingest", "replay", "nats", "notify", "daemon",
+            "estimators", "detectors", "kernels", "ingest", "replay", "nats", "notify", "daemon", "cluster",
         ]
         for part in parts.split(separator: ",") where !known.contains(String(part)) {
             throw ValidationError(
-                "unknown part '\(part)'; choose from estimators, detectors, kernels, ingest, replay, nats, notify, daemon"
+                "unknown part '\(part)'; choose from estimators, detectors, kernels, ingest, replay, nats, notify, daemon, cluster"
+            )
+        }
+        guard clusterSize.count == 2, (1...10_000).contains(clusterSize[0]), (1...10_000_000).contains(clusterSize[1]),
+            clusterSize[1] >= clusterSize[0]
+        else {
+            throw ValidationError(
+                "--cluster-size takes two counts: targets (1 to 10000), then series in all (at least one a target, at most 10000000)"
             )
         }
         guard daemonSeries.count == 2, daemonSeries.allSatisfy({ $0 > 0 }), daemonScrapes > 0, daemonRounds > 0 else {
@@ -184,6 +197,52 @@ struct BenchCommand: AsyncParsableCommand {
         if wanted.contains("nats") { try await runNATS() }
         if wanted.contains("notify") { try await runNotify() }
         if wanted.contains("daemon") { try await runDaemon() }
+        if wanted.contains("cluster") { try await runCluster() }
+    }
+
+    func runCluster() async throws {
+        guard FileManager.default.fileExists(atPath: models + "/consumer_freeze.yml") else {
+            throw ValidationError("the cluster part needs the shipped models: \(models) has none (--models DIR)")
+        }
+        let bench = ClusterBenchmark(
+            executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
+            models: models
+        ) { Stderr.write("\rbench: \($0)…                ") }
+        let targets = quick ? 20 : clusterSize[0]
+        let series = quick ? 20_000 : clusterSize[1]
+        let interval = quick ? 1.0 : 15.0
+        let lease = quick ? 3.0 : 10.0
+        let result = try await bench.run(
+            targets: targets,
+            series: series,
+            interval: interval,
+            lease: lease,
+            scrapes: quick ? 2 : 4
+        )
+        Stderr.write("\r\u{1B}[K")
+        print(
+            "\nA cluster: 3 flatline run replicas, a 3-node nats-server cluster with JetStream, \(result.targets.formatted) targets, \(result.series.formatted) series every \(DurationText.format(seconds: interval)), lease \(DurationText.format(seconds: lease))"
+        )
+        Self.table(
+            ["replica", "targets", "series", "CPU % of a core", "RSS MiB", "targets ever scraped"],
+            result.replicas.map { replica in
+                [
+                    replica.name, replica.targets.formatted, replica.series.formatted,
+                    String(format: "%.1f", replica.cpuPercent),
+                    String(format: "%.0f", Double(replica.rssBytes) / 1_048_576), replica.everScraped.formatted,
+                ]
+            }
+        )
+        print(
+            String(
+                format:
+                    "SIGKILL of replica %@ (%d targets): the survivors scraped all of them within %.1f s (2 × lease = %.0f s).",
+                result.killed,
+                result.killedTargets,
+                result.takeoverSeconds,
+                2 * lease
+            )
+        )
     }
 
     func runDaemon() async throws {
