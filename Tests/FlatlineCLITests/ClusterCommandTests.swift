@@ -197,6 +197,98 @@ struct ClusterCommandTests {
         }
     }
 
+    @Test("a target taken over starts warm: its detection state comes from the replica that had it")
+    func warmTakeover() async throws {
+        let server = try NATSServerProcess(jetStream: true)
+        defer { server.stop() }
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let log = ScrapeLog()
+        let router = Router()
+        let round = Mutex(0)
+        router.get("/t/:n") { request, context -> String in
+            log.record(context.parameters.get("n") ?? "?", userAgent: request.headers[.userAgent] ?? "")
+            let k = round.withLock { value in
+                value += 1
+                return value
+            }
+            return "# TYPE flatline_test_depth gauge\nflatline_test_depth \(100 + k % 7)\n"
+        }
+        try await TestHTTPServer.run(router) { port in
+            var yaml = """
+                global: {scrape_interval: 1s}
+                cluster:
+                  name: warmtest
+                  nats: {url: "\(server.url)"}
+                  lease: 2s
+                  replicas_per_shard: 1
+                scrape_configs:
+
+                """
+            for n in 0..<6 {
+                yaml += """
+                      - job_name: t\(n)
+                        metrics_path: /t/\(n)
+                        static_configs: [{targets: ["127.0.0.1:\(port)"]}]
+
+                    """
+            }
+            let config = try directory.write("flatline.yml", yaml)
+            var replicas: [String: Process] = [:]
+            for name in ["a", "b"] {
+                replicas[name] = try RunCommandTests.start(
+                    [
+                        "--config", config.path, "--data-dir", directory.file("data-\(name)").path,
+                        "--listen", "127.0.0.1:\(try NATSServerProcess.freePort())",
+                        "--models", TestSupport.repositoryFile("models").path, "--cluster.replica", name,
+                        "--save-interval", "1s",
+                    ],
+                    log: directory.file("\(name).log")
+                )
+            }
+            defer {
+                for process in replicas.values where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            }
+            func text(_ name: String) -> String {
+                (try? String(contentsOf: directory.file("\(name).log"), encoding: .utf8)) ?? ""
+            }
+            // Both hold a share and have saved (and shared) it a few times.
+            let deadline = ContinuousClock.now + .seconds(30)
+            var owners: [String: String] = [:]
+            while ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(500))
+                let seen = log.owners(last: .seconds(2))
+                guard seen.count == 6, seen.values.allSatisfy({ $0.count == 1 }) else { continue }
+                owners = seen.compactMapValues(\.first)
+                if Set(owners.values) == ["a", "b"] { break }
+            }
+            try #require(Set(owners.values) == ["a", "b"], "\(text("a"))\n\(text("b"))")
+            try await Task.sleep(for: .seconds(4))
+            let victim = owners.values.filter { $0 == "a" }.count >= 3 ? "a" : "b"
+            let survivor = victim == "a" ? "b" : "a"
+            let share = owners.filter { $0.value == victim }.map(\.key).sorted()
+            kill(replicas[victim]?.processIdentifier ?? 0, SIGKILL)
+            // The survivor takes each of them over warm: the shared state becomes its file and
+            // is restored at the first scrape, instead of "starting cold".
+            let takenBy = ContinuousClock.now + .seconds(20)
+            func warm(_ n: String) -> Bool {
+                let said = text(survivor)
+                let target = "t\(n)/127.0.0.1:\(port)"
+                return said.contains(
+                    "target=\(target) [FlatlineDaemon] cluster: detection state taken over from the cluster"
+                )
+                    && said.contains("restored detection state of \(target)")
+            }
+            while !share.allSatisfy(warm), ContinuousClock.now < takenBy {
+                try await Task.sleep(for: .milliseconds(300))
+            }
+            for n in share { #expect(warm(n), "t\(n): \(text(survivor))") }
+            for n in share {
+                #expect(!text(survivor).contains("no saved detection state of t\(n)/127.0.0.1:\(port): starting cold"))
+            }
+        }
+    }
+
     /// A webhook receiver that keeps each notification with its `Idempotency-Key` and the replica
     /// that delivered it.
     final class Receiver: Sendable {

@@ -75,6 +75,8 @@ public final class Daemon: Sendable {
     public let cluster: Cluster?
     /// Notifications through the cluster, with `cluster:`.
     public let sharedDelivery: SharedDelivery?
+    /// Learned state through the cluster, with `cluster:`.
+    public let sharedState: SharedState?
     private let logger: Logger
     private let outbox: Outbox
     /// Where raw scrapes are recorded (`--record`), across reloads.
@@ -148,6 +150,7 @@ public final class Daemon: Sendable {
                 logger: logger
             )
         }
+        sharedState = cluster.map { cluster in SharedState(cluster: cluster, state: state, logger: logger) }
         let notifier = try Self.notifier(
             routing,
             outbox: outbox,
@@ -442,12 +445,10 @@ public final class Daemon: Sendable {
             let saveEvery = daemon.options.saveEvery
             // Before the first scrape: learning continues where a crash stopped it.
             await pipeline.recover()
+            // The cluster runs until the state is saved and shared at the end, then leaves.
+            let membership = daemon.cluster.map { cluster in Task { await cluster.run() } }
             await cancelWhenGracefulShutdown {
                 await withTaskGroup(of: Void.self) { group in
-                    if let cluster = daemon.cluster {
-                        // Runs until the end, leaving the cluster then.
-                        group.addTask { await cluster.run() }
-                    }
                     if trapHangup {
                         group.addTask {
                             for await _ in await UnixSignalsSequence(trapping: .sighup) {
@@ -472,6 +473,7 @@ public final class Daemon: Sendable {
                             try? await Task.sleep(for: Duration.clamped(seconds: saveEvery))
                             if Task.isCancelled { break }
                             await pipeline.save()
+                            await daemon.sharedState?.upload(units: Scraper.units(of: daemon.configuration))
                         }
                     }
                     group.addTask {
@@ -492,6 +494,8 @@ public final class Daemon: Sendable {
                 }
             }
             await finish()
+            membership?.cancel()
+            await membership?.value
         }
 
         /// Scrapers and courier of the running configuration, until a reload or the end.
@@ -504,6 +508,7 @@ public final class Daemon: Sendable {
                 let cluster = daemon.cluster
                 cluster?.track(Scraper.units(of: configuration))
                 let owns: (@Sendable (String) -> Bool)? = Self.ownership(cluster)
+                let taking = Self.takingOver(daemon.sharedState, pipeline: pipeline)
                 let userAgent = cluster.map { "flatline (replica \($0.settings.replica))" } ?? "flatline"
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask {
@@ -513,6 +518,7 @@ public final class Daemon: Sendable {
                                 recorder: daemon.recorder,
                                 userAgent: userAgent,
                                 owns: owns,
+                                taking: taking,
                                 logger: logger
                             )
                             .run { batch in
@@ -547,6 +553,14 @@ public final class Daemon: Sendable {
             return { unit in cluster.owns(unit) }
         }
 
+        /// Before the first scrape of a target taken over: its shared state, if it is cold here.
+        private static func takingOver(_ shared: SharedState?, pipeline: Pipeline) -> (
+            @Sendable (String) async -> Void
+        )? {
+            guard let shared else { return nil }
+            return { unit in await shared.takeOver(unit, pipeline: pipeline) }
+        }
+
         /// Shutting down: tell what is due, save, and let the outbox drain for a while.
         private func finish() async {
             let pipeline = daemon.pipeline
@@ -555,6 +569,7 @@ public final class Daemon: Sendable {
             await pipeline.flush()
             await pipeline.save()
             logger.info("state saved", metadata: ["data_dir": "\(daemon.options.dataDirectory)"])
+            await daemon.sharedState?.upload(units: Scraper.units(of: daemon.configuration))
             if let recorder = daemon.recorder, let path = daemon.options.recordPath {
                 do {
                     try await recorder.close()

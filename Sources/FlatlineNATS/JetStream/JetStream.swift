@@ -45,6 +45,16 @@ public struct JetStream: Sendable {
         }
     }
 
+    /// Removes a stream's messages on `subject` (wildcards allowed).
+    /// - Returns: how many were removed.
+    @discardableResult
+    public func purge(stream: String, subject: String) async throws -> Int {
+        struct Request: Encodable { var filter: String }
+        struct Response: Decodable { var success: Bool; var purged: Int? }
+        let response: Response = try await call("STREAM.PURGE.\(stream)", body: Request(filter: subject))
+        return response.purged ?? 0
+    }
+
     /// A stream's configuration and state.
     public func streamInfo(_ name: String) async throws -> StreamInfo {
         try await call("STREAM.INFO.\(name)", body: Empty?.none)

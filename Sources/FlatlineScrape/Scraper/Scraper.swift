@@ -15,6 +15,7 @@ public final class Scraper: Sendable {
     private let logger: Logger
     private let recorder: Recorder?
     private let owns: (@Sendable (String) -> Bool)?
+    private let taking: (@Sendable (String) async -> Void)?
     private let userAgent: String
 
     /// - Parameters:
@@ -22,17 +23,21 @@ public final class Scraper: Sendable {
     ///   - userAgent: the `User-Agent` of HTTP scrapes.
     ///   - owns: whether this process scrapes a unit (see ``units(of:)``) now, asked before each
     ///     round; `nil`: every unit, always.
+    ///   - taking: called before the first round of a unit this process did not own before
+    ///     (learned state taken over).
     public init(
         configuration: Configuration,
         recorder: Recorder? = nil,
         userAgent: String = "flatline",
         owns: (@Sendable (String) -> Bool)? = nil,
+        taking: (@Sendable (String) async -> Void)? = nil,
         logger: Logger
     ) {
         self.configuration = configuration
         self.recorder = recorder
         self.userAgent = userAgent
         self.owns = owns
+        self.taking = taking
         self.logger = logger
     }
 
@@ -87,6 +92,7 @@ public final class Scraper: Sendable {
         let logger = logger
         let recorder = recorder
         let owns = owns
+        let taking = taking
         await withTaskGroup(of: Void.self) { group in
             // A system-account job is one connection to the cluster; its servers are its targets.
             for job in configuration.scrapeConfigs where job.kind == .natsSystem {
@@ -102,7 +108,8 @@ public final class Scraper: Sendable {
                         servers: servers,
                         logger: logger
                     )
-                    await Self.loop(target: first, rounds: rounds, immediately: immediately, owns: owns) {
+                    await Self.loop(target: first, rounds: rounds, immediately: immediately, owns: owns, taking: taking)
+                    {
                         for batch in await scraper.scrape() { await sink(batch) }
                     }
                     await scraper.close()
@@ -143,7 +150,13 @@ public final class Scraper: Sendable {
                         recorder: recorder,
                         logger: logger
                     )
-                    await Self.loop(target: target, rounds: rounds, immediately: immediately, owns: owns) {
+                    await Self.loop(
+                        target: target,
+                        rounds: rounds,
+                        immediately: immediately,
+                        owns: owns,
+                        taking: taking
+                    ) {
                         await sink(await scraper.scrape())
                     }
                 }
@@ -186,6 +199,7 @@ public final class Scraper: Sendable {
         rounds: Int?,
         immediately: Bool,
         owns: (@Sendable (String) -> Bool)? = nil,
+        taking: (@Sendable (String) async -> Void)? = nil,
         round: () async -> Void
     ) async {
         let interval = target.job.scrapeInterval
@@ -196,6 +210,9 @@ public final class Scraper: Sendable {
         // every second, and scraped as soon as it is (a target taken over from a replica that
         // left has missed its slots): a takeover does not wait up to an interval.
         var owned = owns?(target.name) ?? true
+        // Whether the unit was owned at the last round (false at the start: the first owned
+        // round takes over whatever was shared of it).
+        var scraping = false
         while !Task.isCancelled {
             if !first {
                 let now = Date().timeIntervalSince1970
@@ -215,7 +232,12 @@ public final class Scraper: Sendable {
             }
             first = false
             owned = owns?(target.name) ?? true
-            if !owned { continue }
+            guard owned else {
+                scraping = false
+                continue
+            }
+            if !scraping, let taking { await taking(target.name) }
+            scraping = true
             await round()
             done += 1
             if let rounds, done >= rounds { return }

@@ -1,0 +1,101 @@
+import FlatlineNATS
+import FlatlineScrape
+import Foundation
+import Logging
+import Synchronization
+
+/// Learned detection state through the cluster, so a replica that takes a target over starts
+/// warm: after each save, every replica puts the detection state of each target it evaluates
+/// (its file in the data directory, as saved) into the JetStream object store `<name>-state`,
+/// one object per target; before the first scrape of a target it now evaluates and knows nothing
+/// of (no bank in memory, no file), it takes that object as its file, which the pipeline then
+/// restores as it restores its own.
+public final class SharedState: Sendable {
+    public let cluster: Cluster
+    private let state: StateDirectory
+    private let logger: Logger
+    private let store = Mutex<ObjectStore?>(nil)
+    private let failing = Mutex(false)
+
+    /// The largest state object taken (a target of some hundred thousand series).
+    public static let maxBytes = 1 << 30
+
+    public var bucket: String { cluster.settings.name + "-state" }
+
+    public init(cluster: Cluster, state: StateDirectory, logger: Logger) {
+        self.cluster = cluster
+        self.state = state
+        self.logger = logger
+    }
+
+    private func objects() async throws -> ObjectStore? {
+        if let store = store.withLock({ $0 }) { return store }
+        guard cluster.phase != .alone, let jetStream = cluster.jetStream else { return nil }
+        let made = try await ObjectStore.create(bucket: bucket, replicas: Cluster.copies(jetStream), in: jetStream)
+        store.withLock { $0 = made }
+        return made
+    }
+
+    /// After a save: the saved detection state of every unit this replica evaluates.
+    /// - Returns: how many objects were written.
+    @discardableResult
+    public func upload(units: [String]) async -> Int {
+        var written = 0
+        do {
+            guard let store = try await objects() else { return 0 }
+            for unit in units where cluster.owns(unit) {
+                guard let data = FileManager.default.contents(atPath: state.detectionFile(unit)),
+                    data.count <= Self.maxBytes
+                else { continue }
+                try await store.put(unit, bytes: [UInt8](data))
+                written += 1
+            }
+            if failing.withLock({ s in
+                defer { s = false }; return s
+            }) {
+                logger.notice("cluster: learned state is shared again")
+            }
+        } catch {
+            self.store.withLock { $0 = nil }
+            if !failing.withLock({ s in
+                defer { s = true }; return s
+            }) {
+                logger.warning(
+                    "cluster: cannot share learned state; a replica taking a target over starts it cold",
+                    metadata: ["error": "\(error)"]
+                )
+            }
+        }
+        return written
+    }
+
+    /// Before the first scrape of a unit this replica now evaluates: if it knows nothing of it,
+    /// the detection state its previous owner shared becomes its file.
+    public func takeOver(_ unit: String, pipeline: Pipeline) async {
+        guard await pipeline.isCold(target: unit) else { return }
+        do {
+            guard let store = try await objects(),
+                let (info, bytes) = try await store.get(unit, maxBytes: Self.maxBytes)
+            else { return }
+            let path = state.detectionFile(unit)
+            let temporary = path + ".cluster-\(getpid())"
+            guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {
+                throw StateFileError(path: temporary, reason: "cannot write")
+            }
+            // A file the pipeline made meanwhile (it scraped first) is left alone.
+            guard await pipeline.isCold(target: unit), rename(temporary, path) == 0 else {
+                unlink(temporary)
+                return
+            }
+            logger.notice(
+                "cluster: detection state taken over from the cluster",
+                metadata: ["target": "\(unit)", "bytes": "\(bytes.count)", "saved": "\(info.mtime ?? "?")"]
+            )
+        } catch {
+            logger.warning(
+                "cluster: cannot take the shared state of a target over; it starts cold",
+                metadata: ["target": "\(unit)", "error": "\(error)"]
+            )
+        }
+    }
+}

@@ -1,0 +1,158 @@
+import Crypto
+import Foundation
+
+/// A JetStream object store bucket: the stream `OBJ_<bucket>`, an object's chunks on
+/// `$O.<bucket>.C.<nuid>` and its description on `$O.<bucket>.M.<name in base64url>`, as the
+/// NATS clients and the `nats object` command lay it out.
+///
+/// ``put(_:bytes:)`` writes the chunks, then the description (rolling up the previous one), then
+/// purges the previous version's chunks; ``get(_:maxBytes:)`` reads the description and the
+/// chunks and checks their size and SHA-256 digest.
+public struct ObjectStore: Sendable {
+    /// What the store says of an object.
+    public struct Info: Codable, Hashable, Sendable {
+        public var name: String
+        public var bucket: String
+        public var nuid: String
+        public var size: Int
+        public var chunks: Int
+        /// `SHA-256=` and the digest in base64url.
+        public var digest: String
+        /// RFC 3339.
+        public var mtime: String?
+        public var deleted: Bool?
+    }
+
+    public let jetStream: JetStream
+    public let bucket: String
+    /// Bytes per chunk.
+    public var chunkSize = 128 * 1024
+
+    public var stream: String { "OBJ_" + bucket }
+
+    /// A bucket that exists (see ``create(bucket:replicas:in:)``).
+    public init(bucket: String, jetStream: JetStream) throws(NATSError) {
+        guard KeyValue.isValidBucket(bucket) else {
+            throw NATSError(.invalidArgument, "\"\(bucket)\" is not a bucket name (letters, digits, - and _)")
+        }
+        self.bucket = bucket
+        self.jetStream = jetStream
+    }
+
+    /// Makes the bucket (file storage, `replicas` copies), or binds to the existing one.
+    public static func create(bucket: String, replicas: Int = 1, in jetStream: JetStream) async throws -> ObjectStore {
+        let store = try ObjectStore(bucket: bucket, jetStream: jetStream)
+        var stream = StreamConfiguration(name: store.stream, subjects: ["$O.\(bucket).C.>", "$O.\(bucket).M.>"])
+        stream.storage = .file
+        stream.replicas = replicas
+        stream.allowRollup = true
+        stream.allowDirect = true
+        do {
+            try await jetStream.createStream(stream)
+        } catch let error as NATSError where error.apiErrorCode == 10058 {
+            // It exists with other settings: used as it is.
+            _ = try await jetStream.streamInfo(store.stream)
+        }
+        return store
+    }
+
+    /// Stores `bytes` as `name`, replacing what was there.
+    @discardableResult
+    public func put(_ name: String, bytes: [UInt8]) async throws -> Info {
+        guard !name.isEmpty, name.utf8.count <= 1024 else {
+            throw NATSError(.invalidArgument, "an object name is 1 to 1024 bytes")
+        }
+        let previous = try await info(name)
+        let nuid = NATSClient.randomToken(22)
+        let chunkSubject = "$O.\(bucket).C.\(nuid)"
+        var chunks = 0
+        var offset = 0
+        repeat {
+            let end = min(bytes.count, offset + chunkSize)
+            try await jetStream.publish(bytes[offset..<end], to: chunkSubject)
+            chunks += 1
+            offset = end
+        } while offset < bytes.count
+        let info = Info(
+            name: name,
+            bucket: bucket,
+            nuid: nuid,
+            size: bytes.count,
+            chunks: bytes.isEmpty ? 0 : chunks,
+            digest: Self.digest(bytes),
+            mtime: Date().formatted(.iso8601),
+            deleted: nil
+        )
+        var headers = NATSHeaders()
+        headers.set("sub", for: "Nats-Rollup")
+        do {
+            try await jetStream.publish(Array(try JSONEncoder().encode(info)), to: metaSubject(name), headers: headers)
+        } catch {
+            // The description never landed: the new chunks are garbage.
+            _ = try? await jetStream.purge(stream: stream, subject: chunkSubject)
+            throw error
+        }
+        if let previous, previous.nuid != nuid {
+            try await jetStream.purge(stream: stream, subject: "$O.\(bucket).C.\(previous.nuid)")
+        }
+        return info
+    }
+
+    /// The object's description; `nil` when there is none (or it was deleted).
+    public func info(_ name: String) async throws -> Info? {
+        guard let message = try await jetStream.message(stream: stream, .last(on: metaSubject(name))) else {
+            return nil
+        }
+        let info: Info
+        do {
+            info = try JSONDecoder().decode(Info.self, from: Data(message.data))
+        } catch {
+            throw NATSError(.protocolViolation, "object \(name) in \(bucket): unreadable description: \(error)")
+        }
+        return info.deleted == true ? nil : info
+    }
+
+    /// The object's bytes; `nil` when there is none.
+    /// - Throws: ``NATSError`` when it is larger than `maxBytes`, or its chunks do not add up to
+    ///   its size and digest.
+    public func get(_ name: String, maxBytes: Int = 1 << 30) async throws -> (info: Info, bytes: [UInt8])? {
+        guard let info = try await info(name) else { return nil }
+        guard info.size >= 0, info.size <= maxBytes, info.chunks >= 0 else {
+            throw NATSError(.invalidArgument, "object \(name) in \(bucket): \(info.size) bytes, more than \(maxBytes)")
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(info.size)
+        let subject = "$O.\(bucket).C.\(info.nuid)"
+        var sequence: UInt64 = 1
+        for _ in 0..<info.chunks {
+            guard let chunk = try await jetStream.message(stream: stream, .next(on: subject, from: sequence)) else {
+                break
+            }
+            bytes += chunk.data
+            guard bytes.count <= info.size else { break }
+            guard chunk.sequence < UInt64.max else { break }
+            sequence = chunk.sequence + 1
+        }
+        guard bytes.count == info.size, Self.digest(bytes) == info.digest else {
+            throw NATSError(
+                .protocolViolation,
+                "object \(name) in \(bucket): its chunks (\(bytes.count) bytes) do not match its size (\(info.size)) and digest"
+            )
+        }
+        return (info, bytes)
+    }
+
+    private func metaSubject(_ name: String) -> String {
+        let encoded = Data(name.utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
+        return "$O.\(bucket).M.\(encoded)"
+    }
+
+    static func digest(_ bytes: [UInt8]) -> String {
+        let hash = Data(SHA256.hash(data: bytes)).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
+        return "SHA-256=" + hash
+    }
+}

@@ -1,0 +1,47 @@
+import FlatlineTestSupport
+import Foundation
+import Testing
+
+@testable import FlatlineNATS
+
+@Suite("JetStream object store", .timeLimit(.minutes(1)))
+struct ObjectStoreTests {
+    @Test("objects of many chunks come back whole; a new version replaces the old and its chunks are purged")
+    func roundTrip() async throws {
+        let server = try NATSServerProcess(jetStream: true)
+        defer { server.stop() }
+        try await TestSupport.withNATSClient(server.url) { client in
+            let js = JetStream(client: client)
+            var store = try await ObjectStore.create(bucket: "state", in: js)
+            store.chunkSize = 1000
+            #expect(try await store.get("nats/127.0.0.1:8222") == nil)
+            var rng = SystemRandomNumberGenerator()
+            let first = (0..<4500).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let info = try await store.put("nats/127.0.0.1:8222", bytes: first)
+            #expect(info.chunks == 5 && info.size == 4500)
+            // The layout the NATS tools use: chunks under C, the description under M.
+            let stream = try await js.streamInfo("OBJ_state")
+            #expect(stream.config.subjects == ["$O.state.C.>", "$O.state.M.>"])
+            #expect(stream.state.messages == 6)
+            let got = try #require(try await store.get("nats/127.0.0.1:8222"))
+            #expect(got.bytes == first)
+            #expect(got.info.digest == info.digest)
+
+            // A second version: read back as written; the first one's chunks are gone.
+            let second = Array("smaller".utf8)
+            try await store.put("nats/127.0.0.1:8222", bytes: second)
+            #expect(try await store.get("nats/127.0.0.1:8222")?.bytes == second)
+            #expect(try await js.streamInfo("OBJ_state").state.messages == 2)
+            // Empty objects, and a size limit on reading.
+            try await store.put("empty", bytes: [])
+            #expect(try await store.get("empty")?.bytes == [])
+            await #expect(throws: NATSError.self) { try await store.get("nats/127.0.0.1:8222", maxBytes: 3) }
+            // Chunks that do not match the description are refused, not returned.
+            let description = try #require(try await store.info("nats/127.0.0.1:8222"))
+            try await js.publish(Array("tampered".utf8), to: "$O.state.C.\(description.nuid)")
+            try await js.purge(stream: "OBJ_state", subject: "$O.state.C.\(description.nuid)")
+            try await js.publish(Array("tampere".utf8), to: "$O.state.C.\(description.nuid)")
+            await #expect(throws: NATSError.self) { try await store.get("nats/127.0.0.1:8222") }
+        }
+    }
+}
