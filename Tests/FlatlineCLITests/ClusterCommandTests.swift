@@ -152,6 +152,12 @@ struct ClusterCommandTests {
             let status = try await Self.cluster(port: replicas["a"]?.port ?? 0)
             #expect(status.members == ["a", "b", "c"], "\(status)")
             for (n, owner) in initial { #expect(status.shards["t\(n)/127.0.0.1:\(port)"] == [owner]) }
+            // One of them leads the cluster's singleton work.
+            var leaders: [String] = []
+            for name in ["a", "b", "c"] where try await Self.leads(port: replicas[name]?.port ?? 0) {
+                leaders.append(name)
+            }
+            #expect(leaders.count == 1, "leaders: \(leaders)")
             // The status page says the same.
             let page = String(
                 decoding: try NATSServerProcess.httpGet(port: replicas["a"]?.port ?? 0, path: "/"),
@@ -171,6 +177,18 @@ struct ClusterCommandTests {
             #expect(moved.count == share.count)
             let slowest = moved.map { $0 - killed }.max() ?? .zero
             #expect(slowest <= .seconds(2 * Self.lease), "slowest takeover \(slowest)")
+            // Exactly one survivor leads (b may have led: its lease lapses with its key).
+            let leadBy = ContinuousClock.now + .seconds(2 * Self.lease)
+            var leading: [String] = []
+            repeat {
+                leading = []
+                for name in ["a", "c"] where try await Self.leads(port: replicas[name]?.port ?? 0) {
+                    leading.append(name)
+                }
+                if leading.count == 1 { break }
+                try await Task.sleep(for: .milliseconds(300))
+            } while ContinuousClock.now < leadBy
+            #expect(leading.count == 1, "leaders after the kill: \(leading)")
             // Targets that were not b's stayed where they were.
             for (n, owner) in initial where owner != "b" { #expect(after[n] == owner) }
             let metrics = try await Self.metrics(port: replicas["a"]?.port ?? 0)
@@ -473,6 +491,15 @@ struct ClusterCommandTests {
         struct Envelope: Decodable { var data: ClusterView }
         let view = try JSONDecoder().decode(Envelope.self, from: body).data
         return (view.members.map(\.name), view.shards)
+    }
+
+    static func leads(port: Int) async throws -> Bool {
+        let body = try NATSServerProcess.httpGet(port: port, path: "/api/v1/cluster")
+        struct Envelope: Decodable {
+            struct Data: Decodable { var leader: Bool }
+            var data: Data
+        }
+        return try JSONDecoder().decode(Envelope.self, from: body).data.leader
     }
 
     static func metrics(port: Int) async throws -> String {

@@ -238,4 +238,61 @@ struct ClusterTests {
             await webhook.shutdown()
         }
     }
+
+    @Test(
+        "one leader at a time (create-if-absent, renewed by revision); it prunes the shared state; the next one takes over"
+    )
+    func leader() async throws {
+        let server = try NATSServerProcess(jetStream: true)
+        defer { server.stop() }
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let a = Cluster(
+            settings: Self.settings(server, replica: "a"),
+            version: "t",
+            api: nil,
+            metrics: nil,
+            logger: TestSupport.quietLogger
+        )
+        let b = Cluster(
+            settings: Self.settings(server, replica: "b"),
+            version: "t",
+            api: nil,
+            metrics: nil,
+            logger: TestSupport.quietLogger
+        )
+        let runA = Task { await a.run() }
+        let runB = Task { await b.run() }
+        defer {
+            runA.cancel()
+            runB.cancel()
+        }
+        #expect(try await Self.wait(for: 10) { a.phase == .member && b.phase == .member && (a.isLeader || b.isLeader) })
+        // A few renewals later still exactly one.
+        for _ in 0..<4 {
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(a.isLeader != b.isLeader)
+            #expect(a.status.leader == a.isLeader && b.status.leader == b.isLeader)
+        }
+        let (leader, leaderRun, other) = a.isLeader ? (a, runA, b) : (b, runB, a)
+
+        // Its singleton work: shared state of targets no longer configured is deleted.
+        let shared = SharedState(
+            cluster: leader,
+            state: try StateDirectory(path: directory.file("data").path),
+            logger: TestSupport.quietLogger
+        )
+        let js = try #require(leader.jetStream)
+        let store = try await ObjectStore.create(bucket: shared.bucket, in: js)
+        try await store.put("job/kept:1", bytes: [1, 2, 3])
+        try await store.put("job/gone:1", bytes: [4, 5, 6])
+        #expect(await shared.prune(keeping: ["job/kept:1", "job/other:1"]) == 1)
+        #expect(try await store.list().map(\.name) == ["job/kept:1"])
+
+        // The leader leaves (its lease deleted with its key): the other leads.
+        leaderRun.cancel()
+        await leaderRun.value
+        #expect(try await Self.wait(for: 5) { other.isLeader })
+        #expect(!leader.isLeader)
+    }
 }

@@ -42,6 +42,14 @@ struct ObjectStoreTests {
             try await js.purge(stream: "OBJ_state", subject: "$O.state.C.\(description.nuid)")
             try await js.publish(Array("tampere".utf8), to: "$O.state.C.\(description.nuid)")
             await #expect(throws: NATSError.self) { try await store.get("nats/127.0.0.1:8222") }
+
+            // Listed by name; a deleted one is gone, with its chunks.
+            #expect(try await store.list().map(\.name) == ["empty", "nats/127.0.0.1:8222"])
+            try await store.put("other", bytes: Array(repeating: 7, count: 2500))
+            try await store.delete("other")
+            #expect(try await store.get("other") == nil)
+            #expect(try await store.list().map(\.name) == ["empty", "nats/127.0.0.1:8222"])
+            #expect(try await js.streamInfo("OBJ_state").state.messages == 4)
         }
     }
 }

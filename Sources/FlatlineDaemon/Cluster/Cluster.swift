@@ -71,7 +71,16 @@ public final class Cluster: Sendable {
         var registeredAt: ContinuousClock.Instant?
         /// Whether it has been a member before, in this process.
         var wasMember = false
+        /// The leader key's revision while this replica holds it.
+        var leaderRevision: UInt64?
     }
+
+    /// The key of the leader lease (a replica's name holds no dot, so no replica has it).
+    public static let leaderKey = "cluster.leader"
+
+    /// Whether this replica holds the cluster's leader lease, and with it the cluster's singleton
+    /// work (see ``leading(_:)``).
+    public var isLeader: Bool { state.withLock { $0.phase == .member && $0.leaderRevision != nil } }
 
     /// The coordinating NATS's JetStream while the cluster runs (for the shared delivery).
     public var jetStream: JetStream? { state.withLock { $0.jetStream } }
@@ -147,6 +156,7 @@ public final class Cluster: Sendable {
                 clustered: true,
                 name: settings.name,
                 replica: me.replica,
+                leader: s.phase == .member && s.leaderRevision != nil,
                 phase: s.phase,
                 lease: settings.lease,
                 replicasPerShard: settings.replicasPerShard,
@@ -214,8 +224,12 @@ public final class Cluster: Sendable {
 
     /// Gives the key up (only if this process still holds it).
     private func leave() async {
-        let (bucket, revision) = state.withLock { ($0.bucket, $0.revision) }
+        let (bucket, revision, leader) = state.withLock { ($0.bucket, $0.revision, $0.leaderRevision) }
         guard let bucket, let revision else { return }
+        if let leader {
+            try? await bucket.delete(Self.leaderKey, revision: leader)
+            state.withLock { $0.leaderRevision = nil }
+        }
         do {
             try await bucket.delete(me.replica, revision: revision)
             logger.info("cluster: left", metadata: ["replica": "\(me.replica)"])
@@ -255,6 +269,7 @@ public final class Cluster: Sendable {
             }
             if revision != nil { members[me.replica] = me }
             update(members: members, revision: revision)
+            try await lead(bucket)
             if state.withLock({ s in
                 defer { s.failing = false }; return s.failing
             }) {
@@ -276,6 +291,37 @@ public final class Cluster: Sendable {
                 )
             }
             if alone { becomeAlone() }
+        }
+    }
+
+    /// Takes the leader lease if nobody holds it (create-if-absent), or renews it
+    /// (update-by-revision); a member only. It lapses with the bucket's age limit like a member's
+    /// key, so a leader that dies is replaced within a lease and a third.
+    private func lead(_ bucket: KeyValue) async throws {
+        let (phase, held) = state.withLock { ($0.phase, $0.leaderRevision) }
+        let value = Array(try JSONEncoder().encode(me))
+        guard phase == .member else {
+            if let held {
+                try? await bucket.delete(Self.leaderKey, revision: held)
+                state.withLock { $0.leaderRevision = nil }
+            }
+            return
+        }
+        do {
+            let revision: UInt64
+            if let held {
+                revision = try await bucket.update(Self.leaderKey, value: value, revision: held)
+            } else {
+                revision = try await bucket.create(Self.leaderKey, value: value)
+                logger.notice(
+                    "cluster: this replica leads the cluster's singleton work",
+                    metadata: ["replica": "\(me.replica)"]
+                )
+            }
+            state.withLock { $0.leaderRevision = revision }
+        } catch let error as NATSError where error.apiErrorCode == KeyValue.wrongRevision {
+            if held != nil { logger.warning("cluster: this replica lost the leader lease") }
+            state.withLock { $0.leaderRevision = nil }
         }
     }
 
@@ -402,6 +448,7 @@ public final class Cluster: Sendable {
         let units = state.withLock { s -> Int in
             s.phase = .alone
             s.revision = nil
+            s.leaderRevision = nil
             return s.units.count
         }
         metrics?.alone.set(to: 1)
@@ -460,6 +507,8 @@ public struct ClusterStatus: Encodable, Sendable {
     public var clustered: Bool
     public var name: String?
     public var replica: String?
+    /// This replica holds the cluster's leader lease (its singleton work); alone: true.
+    public var leader: Bool
     public var phase: Cluster.Phase
     public var lease: Double?
     public var replicasPerShard: Int?
@@ -473,6 +522,7 @@ public struct ClusterStatus: Encodable, Sendable {
         clustered: false,
         name: nil,
         replica: nil,
+        leader: true,
         phase: .alone,
         lease: nil,
         replicasPerShard: nil,
@@ -481,7 +531,7 @@ public struct ClusterStatus: Encodable, Sendable {
     )
 
     private enum CodingKeys: String, CodingKey {
-        case clustered, name, replica, phase, lease, members, shards
+        case clustered, name, replica, leader, phase, lease, members, shards
         case replicasPerShard = "replicas_per_shard"
     }
 }

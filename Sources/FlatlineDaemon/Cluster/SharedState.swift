@@ -98,4 +98,29 @@ public final class SharedState: Sendable {
             )
         }
     }
+
+    /// The leader's singleton work: the shared state of targets the configuration no longer has
+    /// is deleted, so the store does not keep every target that ever was.
+    /// - Returns: how many objects were deleted.
+    @discardableResult
+    public func prune(keeping units: [String]) async -> Int {
+        let keep = Set(units)
+        var deleted = 0
+        do {
+            guard let store = try await objects() else { return 0 }
+            for info in try await store.list() where !keep.contains(info.name) {
+                try await store.delete(info.name)
+                deleted += 1
+            }
+        } catch {
+            logger.warning("cluster: cannot prune the shared state", metadata: ["error": "\(error)"])
+        }
+        if deleted > 0 {
+            logger.info(
+                "cluster: shared state of targets no longer configured deleted",
+                metadata: ["objects": "\(deleted)"]
+            )
+        }
+        return deleted
+    }
 }

@@ -468,6 +468,17 @@ public final class Daemon: Sendable {
                             await pipeline.resend()
                         }
                     }
+                    if let cluster = daemon.cluster, let shared = daemon.sharedState {
+                        // The cluster's singleton work, by the replica holding the leader lease.
+                        group.addTask {
+                            while !Task.isCancelled {
+                                try? await Task.sleep(for: .seconds(60))
+                                if cluster.isLeader {
+                                    await shared.prune(keeping: Scraper.units(of: daemon.configuration))
+                                }
+                            }
+                        }
+                    }
                     group.addTask {
                         while !Task.isCancelled {
                             try? await Task.sleep(for: Duration.clamped(seconds: saveEvery))

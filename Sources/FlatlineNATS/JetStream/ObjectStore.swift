@@ -67,18 +67,18 @@ public struct ObjectStore: Sendable {
         let chunkSubject = "$O.\(bucket).C.\(nuid)"
         var chunks = 0
         var offset = 0
-        repeat {
-            let end = min(bytes.count, offset + chunkSize)
+        while offset < bytes.count {
+            let end = min(bytes.count, offset + max(1, chunkSize))
             try await jetStream.publish(bytes[offset..<end], to: chunkSubject)
             chunks += 1
             offset = end
-        } while offset < bytes.count
+        }
         let info = Info(
             name: name,
             bucket: bucket,
             nuid: nuid,
             size: bytes.count,
-            chunks: bytes.isEmpty ? 0 : chunks,
+            chunks: chunks,
             digest: Self.digest(bytes),
             mtime: Date().formatted(.iso8601),
             deleted: nil
@@ -140,6 +140,38 @@ public struct ObjectStore: Sendable {
             )
         }
         return (info, bytes)
+    }
+
+    /// The descriptions of every object, at most `limit`.
+    public func list(limit: Int = 1_000_000) async throws -> [Info] {
+        var out: [String: Info] = [:]
+        var sequence: UInt64 = 1
+        var read = 0
+        while let message = try await jetStream.message(stream: stream, .next(on: "$O.\(bucket).M.>", from: sequence)) {
+            read += 1
+            guard read <= limit else {
+                throw NATSError(.invalidArgument, "object store \(bucket): more than \(limit) objects to read")
+            }
+            if let info = try? JSONDecoder().decode(Info.self, from: Data(message.data)) { out[info.name] = info }
+            guard message.sequence < UInt64.max else { break }
+            sequence = message.sequence + 1
+        }
+        return out.values.filter { $0.deleted != true }.sorted { $0.name < $1.name }
+    }
+
+    /// Deletes an object: a description that says so replaces its own, and its chunks are purged.
+    public func delete(_ name: String) async throws {
+        guard var info = try await info(name) else { return }
+        let chunks = info.nuid
+        info.deleted = true
+        info.size = 0
+        info.chunks = 0
+        info.digest = Self.digest([])
+        info.mtime = Date().formatted(.iso8601)
+        var headers = NATSHeaders()
+        headers.set("sub", for: "Nats-Rollup")
+        try await jetStream.publish(Array(try JSONEncoder().encode(info)), to: metaSubject(name), headers: headers)
+        try await jetStream.purge(stream: stream, subject: "$O.\(bucket).C.\(chunks)")
     }
 
     private func metaSubject(_ name: String) -> String {
