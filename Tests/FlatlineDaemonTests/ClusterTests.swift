@@ -99,7 +99,7 @@ struct ClusterTests {
         // The first leaves (deleting its entry): the second takes the name at its next attempt.
         firstRun.cancel()
         await firstRun.value
-        #expect(try await Self.wait(for: 2) { second.status.phase == .member })
+        #expect(try await Self.wait(for: 5) { second.status.phase == .member })
         #expect(second.owns("u1"))
         secondRun.cancel()
         await secondRun.value

@@ -279,7 +279,10 @@ public final class Cluster: Sendable {
             metrics?.renewFailures.increment()
             let (first, alone) = state.withLock { s in
                 // A bucket that is gone (a new NATS, a deleted stream) is made again.
-                if let error = error as? NATSError, error.apiErrorCode == 10059 { s.bucket = nil }
+                // (A publish to a stream that is gone gets no responder, not 10059.)
+                if let error = error as? NATSError, error.apiErrorCode == 10059 || error.code == .noResponders {
+                    s.bucket = nil
+                }
                 defer { s.failing = true }
                 let lapsed = ContinuousClock.now - s.lastContact > Duration.clamped(seconds: settings.lease)
                 return (!s.failing, s.phase != .alone && lapsed)

@@ -209,7 +209,9 @@ public final class SharedDelivery: Sendable {
         // By integration and group, in the stream's order; groups side by side.
         var order: [String] = []
         var groups: [String: [(JetStreamMessage, Envelope)]] = [:]
-        for message in messages {
+        // In the stream's order (redeliveries may come back out of it).
+        let sorted = messages.sorted { ($0.metadata?.streamSequence ?? 0) < ($1.metadata?.streamSequence ?? 0) }
+        for message in sorted {
             guard
                 let envelope = try? JSONDecoder().decode(
                     Envelope.self,
@@ -276,6 +278,9 @@ public final class SharedDelivery: Sendable {
                 nextAttemptAt: envelope.createdAt,
                 attempts: attempts
             )
+            // Each attempt may take the integration's timeout: the ack wait starts again first, so
+            // a long batch is not handed to another replica meanwhile.
+            try? await message.inProgress()
             switch await integration.deliver(item) {
             case .delivered:
                 try? await message.ack()
