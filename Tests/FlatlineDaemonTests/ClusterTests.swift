@@ -157,22 +157,27 @@ struct ClusterTests {
         for run in runs { await run.value }
     }
 
-    @Test(
-        "shared delivery: one notification handed over twice is delivered once; a failing receiver gets it again, in order, under one key"
-    )
-    func sharedDelivery() async throws {
-        let server = try NATSServerProcess(jetStream: true)
-        defer { server.stop() }
-        // The receiver refuses the first two attempts (503), then takes everything.
+    /// A member `a` of a cluster on `server`, its shared delivery (retries after 0.3 s) and a
+    /// webhook to a receiver on 127.0.0.1 that answers each request with `status(count so far)`;
+    /// `body` gets them and what the receiver was sent.
+    static func withSharedDelivery(
+        _ server: NATSServerProcess,
+        status: @escaping @Sendable (Int) -> HTTPResponse.Status,
+        _ body:
+            @Sendable (
+                _ cluster: Cluster, _ shared: SharedDelivery, _ webhook: WebhookIntegration, _ metrics: DaemonMetrics,
+                _ received: @Sendable () -> [(key: String, body: String, status: Int)]
+            ) async throws -> Void
+    ) async throws {
         let received = Mutex<[(key: String, body: String, status: Int)]>([])
         let router = Router()
         router.post("/hook") { request, _ -> HTTPResponse.Status in
             let body = String(buffer: try await request.body.collect(upTo: 1 << 16))
             let key = request.headers.first { $0.name.canonicalName == "idempotency-key" }?.value ?? ""
             return received.withLock { list in
-                let status = list.count < 2 ? 503 : 200
-                list.append((key, body, status))
-                return status == 200 ? .ok : .serviceUnavailable
+                let answer = status(list.count)
+                list.append((key, body, Int(answer.code)))
+                return answer
             }
         }
         try await TestHTTPServer.run(router) { port in
@@ -201,41 +206,89 @@ struct ClusterTests {
                 id: "hook/webhook/0",
                 settings: WebhookSettings(url: "http://127.0.0.1:\(port)/hook")
             )
+            try await body(cluster, shared, webhook, metrics) { received.withLock { $0 } }
+            await webhook.shutdown()
+        }
+    }
+
+    static func item(_ key: String, _ body: String, group: String = "g") -> OutboxItem {
+        OutboxItem(
+            id: 1,
+            integration: "hook/webhook/0",
+            receiver: "hook",
+            groupKey: group,
+            idempotencyKey: key,
+            body: Data(body.utf8),
+            createdAt: Date().timeIntervalSince1970,
+            nextAttemptAt: 0,
+            attempts: 0
+        )
+    }
+
+    @Test(
+        "shared delivery: one notification handed over twice is delivered once; a failing receiver gets it again, in order, under one key"
+    )
+    func sharedDelivery() async throws {
+        let server = try NATSServerProcess(jetStream: true)
+        defer { server.stop() }
+        // The receiver refuses the first two attempts (503), then takes everything.
+        try await Self.withSharedDelivery(server, status: { $0 < 2 ? .serviceUnavailable : .ok }) {
+            cluster,
+            shared,
+            webhook,
+            metrics,
+            received in
             let forward = shared.forward(webhook)
-            func item(_ key: String, _ body: String) -> OutboxItem {
-                OutboxItem(
-                    id: 1,
-                    integration: webhook.id,
-                    receiver: "hook",
-                    groupKey: "g",
-                    idempotencyKey: key,
-                    body: Data(body.utf8),
-                    createdAt: Date().timeIntervalSince1970,
-                    nextAttemptAt: 0,
-                    attempts: 0
-                )
-            }
             // Two replicas hand over the firing (same key), then one the resolve.
-            #expect(await forward.deliver(item("firing", "firing from a")) == .delivered)
-            #expect(await forward.deliver(item("firing", "firing from b")) == .delivered)
-            #expect(await forward.deliver(item("resolved", "resolved")) == .delivered)
+            #expect(await forward.deliver(Self.item("firing", "firing from a")) == .delivered)
+            #expect(await forward.deliver(Self.item("firing", "firing from b")) == .delivered)
+            #expect(await forward.deliver(Self.item("resolved", "resolved")) == .delivered)
             let pulling = Task { await shared.run(integrations: [webhook]) }
             defer { pulling.cancel() }
-            #expect(try await Self.wait(for: 20) { received.withLock { $0.filter { $0.status == 200 }.count } >= 2 })
+            #expect(try await Self.wait(for: 20) { received().filter { $0.status == 200 }.count >= 2 })
             try await Task.sleep(for: .milliseconds(500))
-            let all = received.withLock { $0 }
+            let all = received()
             // Attempts 1 and 2 failed, the third delivered: all the firing, under one key; then
             // the resolve, which waited for it. b's copy never went anywhere.
             #expect(all.map(\.body) == ["firing from a", "firing from a", "firing from a", "resolved"])
             #expect(Set(all.prefix(3).map(\.key)).count == 1)
-            #expect(all[3].key != all[0].key)
+            #expect(all.count == 4 && all[3].key != all[0].key)
             let text = metrics.exposition([])
             #expect(text.contains(#"flatline_cluster_notifications_total{outcome="retried"} 2"#), "\(text)")
             #expect(text.contains(#"flatline_cluster_notifications_total{outcome="delivered"} 2"#))
             // Nothing is left in the stream: each was acknowledged.
             let js = try #require(cluster.jetStream)
             #expect(try await js.streamInfo(shared.stream).state.messages == 0)
-            await webhook.shutdown()
+        }
+    }
+
+    @Test(
+        "shared delivery keeps a group's order across replicas: a resolve waits while another replica retries its firing"
+    )
+    func orderAcrossReplicas() async throws {
+        let server = try NATSServerProcess(jetStream: true)
+        defer { server.stop() }
+        try await Self.withSharedDelivery(server, status: { _ in .ok }) { cluster, shared, webhook, metrics, received in
+            let forward = shared.forward(webhook)
+            #expect(await forward.deliver(Self.item("firing", "firing")) == .delivered)
+            #expect(await forward.deliver(Self.item("resolved", "resolved")) == .delivered)
+            // Another group, on its own subject, is not held by this one.
+            #expect(await forward.deliver(Self.item("other", "other group", group: "h")) == .delivered)
+            let js = try #require(cluster.jetStream)
+            // Another replica pulled the firing and failed: it asks for it again in 3 s.
+            let held = try await js.fetch(stream: shared.stream, consumer: SharedDelivery.consumer, batch: 1)
+            #expect(held.count == 1 && held.first?.metadata?.streamSequence == 1)
+            try await held.first?.nak(delay: .seconds(3))
+            let pulling = Task { await shared.run(integrations: [webhook]) }
+            defer { pulling.cancel() }
+            #expect(try await Self.wait(for: 20) { received().count >= 3 })
+            try await Task.sleep(for: .milliseconds(300))
+            let bodies = received().map(\.body)
+            // The other group went at once; the resolve only after its firing came back.
+            #expect(bodies == ["other group", "firing", "resolved"], "\(bodies)")
+            let text = metrics.exposition([])
+            #expect(!text.contains(#"flatline_cluster_notifications_total{outcome="waited"} 0"#), "\(text)")
+            #expect(try await js.streamInfo(shared.stream).state.messages == 0)
         }
     }
 

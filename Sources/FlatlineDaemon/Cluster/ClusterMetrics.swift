@@ -40,7 +40,7 @@ public final class ClusterMetrics: Sendable {
             "Targets this replica took over from replicas that left."
         )
         var byOutcome: [String: Counter] = [:]
-        for outcome in ["delivered", "retried", "rejected", "expired"] {
+        for outcome in ["delivered", "retried", "rejected", "expired", "waited"] {
             byOutcome[outcome] = registry.makeCounter(
                 descriptor: MetricNameDescriptor(
                     metricName: "flatline_cluster_notifications",

@@ -21,6 +21,12 @@ import Synchronization
 /// redelivered to another after the acknowledgement wait. The `Idempotency-Key` a receiver sees
 /// is made from the stream's sequence: the same for every attempt, on any replica.
 ///
+/// A group's notifications keep their order across replicas: each group has its own subject
+/// (`<name>.notifications.<hash of integration and group>`), and a replica delivers a
+/// notification only when it is the oldest of its subject still in the stream (acknowledged ones
+/// leave a work queue). One being retried, or held by a replica that died, holds the group's later
+/// ones on every replica until it is delivered, given up or handed to another.
+///
 /// Out of touch with the coordinating NATS for longer than a lease (``Cluster/Phase/alone``), a
 /// replica delivers its notifications itself.
 public final class SharedDelivery: Sendable {
@@ -39,10 +45,17 @@ public final class SharedDelivery: Sendable {
     private let unknown = Mutex<Set<String>>([])
 
     public var stream: String { cluster.settings.name + "-notifications" }
+    /// The subjects' common prefix; a group's notifications go to `<prefix>.<hash>`.
     public var subject: String { cluster.settings.name + ".notifications" }
+    /// The subject of one group's notifications.
+    public func subject(integration: String, groupKey: String) -> String {
+        subject + "." + String(Cluster.score(integration, groupKey), radix: 16)
+    }
     public static let consumer = "delivery"
     /// How long a pulled notification may go unacknowledged before another replica gets it.
     public static let ackWait = 60.0
+    /// How long a notification waiting for an earlier one of its group is put back for.
+    static let orderWait = Duration.seconds(1)
 
     /// What goes through the stream.
     struct Envelope: Codable {
@@ -119,7 +132,11 @@ public final class SharedDelivery: Sendable {
         )
         var headers = NATSHeaders()
         headers.set(item.idempotencyKey, for: "Nats-Msg-Id")
-        let ack = try await jetStream.publish(Array(try JSONEncoder().encode(envelope)), to: subject, headers: headers)
+        let ack = try await jetStream.publish(
+            Array(try JSONEncoder().encode(envelope)),
+            to: subject(integration: item.integration, groupKey: item.groupKey),
+            headers: headers
+        )
         logger.debug(
             ack.duplicate
                 ? "notification already handed to the cluster by another replica"
@@ -134,7 +151,8 @@ public final class SharedDelivery: Sendable {
     private func prepare(_ jetStream: JetStream) async throws {
         let wanted = window.withLock { $0 }
         guard prepared.withLock({ $0 }) != wanted else { return }
-        var configuration = StreamConfiguration(name: stream, subjects: [subject])
+        // The bare prefix is the subject of earlier versions: their messages are still delivered.
+        var configuration = StreamConfiguration(name: stream, subjects: [subject, subject + ".>"])
         configuration.retention = .workqueue
         configuration.storage = .file
         configuration.discard = .new
@@ -150,6 +168,7 @@ public final class SharedDelivery: Sendable {
             var existing = try await jetStream.streamInfo(stream).config
             existing.duplicateWindow = configuration.duplicateWindow
             existing.maxAge = configuration.maxAge
+            existing.subjects = configuration.subjects
             try await jetStream.updateStream(existing)
         } catch let error as NATSError where configuration.replicas > 1 && error.code == .jetStream {
             configuration.replicas = 1
@@ -192,7 +211,7 @@ public final class SharedDelivery: Sendable {
                     failing = false
                     logger.notice("cluster: pulling notifications again")
                 }
-                await deliver(messages, byID: byID)
+                await deliver(messages, byID: byID, jetStream: jetStream)
             } catch {
                 if !failing {
                     logger.warning("cluster: cannot pull notifications", metadata: ["error": "\(error)"])
@@ -205,7 +224,7 @@ public final class SharedDelivery: Sendable {
         }
     }
 
-    private func deliver(_ messages: [JetStreamMessage], byID: [String: any Integration]) async {
+    private func deliver(_ messages: [JetStreamMessage], byID: [String: any Integration], jetStream: JetStream) async {
         // By integration and group, in the stream's order; groups side by side.
         var order: [String] = []
         var groups: [String: [(JetStreamMessage, Envelope)]] = [:]
@@ -232,15 +251,26 @@ public final class SharedDelivery: Sendable {
         await withTaskGroup(of: Void.self) { tasks in
             for group in order {
                 let list = groups[group] ?? []
-                tasks.addTask { await self.deliver(group: group, list, byID: byID) }
+                tasks.addTask { await self.deliver(group: group, list, byID: byID, jetStream: jetStream) }
             }
         }
     }
 
-    private func deliver(group: String, _ list: [(JetStreamMessage, Envelope)], byID: [String: any Integration]) async {
+    private func deliver(
+        group: String,
+        _ list: [(JetStreamMessage, Envelope)],
+        byID: [String: any Integration],
+        jetStream: JetStream
+    ) async {
         let waiting = blocked.withLock { $0[group] }.map { $0 - ContinuousClock.now } ?? .zero
         if waiting > .zero {
             for (message, _) in list { try? await message.nak(delay: waiting) }
+            return
+        }
+        if let (head, _) = list.first, await waitsForEarlier(head, in: jetStream) {
+            // An earlier one of the group is being retried or held elsewhere: ask again soon.
+            metrics?.notification("waited")
+            for (message, _) in list { try? await message.nak(delay: Self.orderWait) }
             return
         }
         for (index, (message, envelope)) in list.enumerated() {
@@ -317,5 +347,18 @@ public final class SharedDelivery: Sendable {
             }
         }
         blocked.withLock { _ = $0.removeValue(forKey: group) }
+    }
+
+    /// Whether the stream still holds an earlier notification on `message`'s subject (its group's).
+    /// When the stream cannot be asked, the message is delivered: order gives way to delivery.
+    private func waitsForEarlier(_ message: JetStreamMessage, in jetStream: JetStream) async -> Bool {
+        guard let sequence = message.metadata?.streamSequence, sequence > 1 else { return false }
+        do {
+            let oldest = try await jetStream.message(stream: stream, .next(on: message.message.subject, from: 1))
+            return (oldest?.sequence ?? sequence) < sequence
+        } catch {
+            logger.debug("cluster: cannot look for earlier notifications", metadata: ["error": "\(error)"])
+            return false
+        }
     }
 }

@@ -115,7 +115,9 @@ public struct JetStream: Sendable {
         defer { try? subscription.unsubscribe() }
         let body = try JSONEncoder().encode(PullRequest(batch: batch, expires: expires.wholeNanoseconds))
         try await client.publish([UInt8](body), to: "\(prefix).CONSUMER.MSG.NEXT.\(stream).\(consumer)", replyTo: inbox)
-        return try await withThrowingTaskGroup(of: [JetStreamMessage].self) { group in
+        // The timer ends the subscription, which ends the collector with what it has: messages
+        // received are never dropped (they would come back only after the ack wait).
+        return try await withThrowingTaskGroup(of: [JetStreamMessage]?.self) { group in
             group.addTask {
                 var messages: [JetStreamMessage] = []
                 for await message in subscription {
@@ -130,12 +132,15 @@ public struct JetStream: Sendable {
                 return messages
             }
             group.addTask {
-                try await Task.sleep(for: expires + .milliseconds(500))
-                try subscription.unsubscribe()
-                return []
+                try? await Task.sleep(for: expires + .milliseconds(500))
+                try? subscription.unsubscribe()
+                return nil
             }
             defer { group.cancelAll() }
-            return try await group.next() ?? []
+            while let result = try await group.next() {
+                if let messages = result { return messages }
+            }
+            return []
         }
     }
 
