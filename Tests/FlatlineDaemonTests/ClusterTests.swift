@@ -58,6 +58,21 @@ struct ClusterTests {
         return settings
     }
 
+    static func cluster(
+        _ server: NATSServerProcess,
+        _ replica: String,
+        lease: Double = 1.5,
+        metrics: ClusterMetrics? = nil
+    ) -> Cluster {
+        Cluster(
+            settings: settings(server, replica: replica, lease: lease),
+            version: "t",
+            api: nil,
+            metrics: metrics,
+            logger: TestSupport.quietLogger
+        )
+    }
+
     static func wait(for seconds: Double, until condition: () -> Bool) async throws -> Bool {
         let deadline = ContinuousClock.now + .seconds(seconds)
         while !condition() {
@@ -71,20 +86,8 @@ struct ClusterTests {
     func nameHeld() async throws {
         let server = try NATSServerProcess(jetStream: true)
         defer { server.stop() }
-        let first = Cluster(
-            settings: Self.settings(server, replica: "a"),
-            version: "t",
-            api: nil,
-            metrics: nil,
-            logger: TestSupport.quietLogger
-        )
-        let second = Cluster(
-            settings: Self.settings(server, replica: "a"),
-            version: "t",
-            api: nil,
-            metrics: nil,
-            logger: TestSupport.quietLogger
-        )
+        let first = Self.cluster(server, "a")
+        let second = Self.cluster(server, "a")
         first.track(["u1", "u2"])
         second.track(["u1", "u2"])
         let firstRun = Task { await first.run() }
@@ -105,25 +108,53 @@ struct ClusterTests {
         await secondRun.value
     }
 
+    @Test("a replica that is settling is not ranked by the others: its share stays with them until it owns it")
+    func settling() async throws {
+        let server = try NATSServerProcess(jetStream: true)
+        defer { server.stop() }
+        // A 3 s lease: b settles for 3 s after its first join.
+        let a = Self.cluster(server, "a", lease: 3)
+        let b = Self.cluster(server, "b", lease: 3)
+        let units = (0..<40).map { "u\($0)" }
+        a.track(units)
+        b.track(units)
+        let runA = Task { await a.run() }
+        defer { runA.cancel() }
+        #expect(try await Self.wait(for: 10) { a.phase == .member })
+        let runB = Task { await b.run() }
+        defer { runB.cancel() }
+        // Until both are members and a has given b its share, every unit has an owner.
+        var sawSettling = false
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline {
+            let orphans = units.filter { !a.owns($0) && !b.owns($0) }
+            #expect(orphans.isEmpty, "unowned while b settles: \(orphans)")
+            if b.phase == .joining && a.status.members.count == 2 {
+                sawSettling = true
+                #expect(a.status.members.first { $0.name == "b" }?.settled == false)
+            }
+            if b.phase == .member && a.status.members.allSatisfy(\.settled) && units.contains(where: b.owns)
+                && !units.allSatisfy(a.owns)
+            {
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(sawSettling, "a never saw b settling")
+        // Then the shares are the rendezvous ones, each unit once.
+        #expect(try await Self.wait(for: 5) { units.allSatisfy { a.owns($0) != b.owns($0) } })
+        for unit in units {
+            #expect(b.owns(unit) == (Cluster.owners(of: unit, among: ["a", "b"], count: 1) == ["b"]))
+        }
+    }
+
     @Test("out of touch with NATS for a lease: alone, owning everything; back: a member again")
     func partition() async throws {
         let server = try NATSServerProcess(jetStream: true)
         defer { server.stop() }
         let metrics = DaemonMetrics(version: "t", clustered: true)
-        let a = Cluster(
-            settings: Self.settings(server, replica: "a"),
-            version: "t",
-            api: nil,
-            metrics: metrics.cluster,
-            logger: TestSupport.quietLogger
-        )
-        let b = Cluster(
-            settings: Self.settings(server, replica: "b"),
-            version: "t",
-            api: nil,
-            metrics: nil,
-            logger: TestSupport.quietLogger
-        )
+        let a = Self.cluster(server, "a", metrics: metrics.cluster)
+        let b = Self.cluster(server, "b")
         let units = (0..<20).map { "u\($0)" }
         a.track(units)
         b.track(units)
@@ -131,7 +162,9 @@ struct ClusterTests {
         defer { for run in runs { run.cancel() } }
         #expect(
             try await Self.wait(for: 10) {
-                a.phase == .member && b.phase == .member && a.status.members.count == 2 && b.status.members.count == 2
+                [a, b].allSatisfy {
+                    $0.phase == .member && $0.status.members.count == 2 && $0.status.members.allSatisfy(\.settled)
+                }
             }
         )
         // Each owns its share, together all of them, once.
@@ -148,7 +181,9 @@ struct ClusterTests {
         try server.restart()
         #expect(
             try await Self.wait(for: 15) {
-                a.status.phase == .member && b.status.phase == .member && a.status.members.count == 2
+                [a, b].allSatisfy {
+                    $0.phase == .member && $0.status.members.count == 2 && $0.status.members.allSatisfy(\.settled)
+                }
             }
         )
         #expect(units.filter(a.owns).count == shareOfA)
@@ -181,13 +216,7 @@ struct ClusterTests {
             }
         }
         try await TestHTTPServer.run(router) { port in
-            let cluster = Cluster(
-                settings: Self.settings(server, replica: "a"),
-                version: "t",
-                api: nil,
-                metrics: nil,
-                logger: TestSupport.quietLogger
-            )
+            let cluster = Self.cluster(server, "a")
             let running = Task { await cluster.run() }
             defer { running.cancel() }
             #expect(try await Self.wait(for: 10) { cluster.phase == .member })
@@ -300,20 +329,8 @@ struct ClusterTests {
         defer { server.stop() }
         let directory = try TestSupport.TemporaryDirectory()
         defer { directory.remove() }
-        let a = Cluster(
-            settings: Self.settings(server, replica: "a"),
-            version: "t",
-            api: nil,
-            metrics: nil,
-            logger: TestSupport.quietLogger
-        )
-        let b = Cluster(
-            settings: Self.settings(server, replica: "b"),
-            version: "t",
-            api: nil,
-            metrics: nil,
-            logger: TestSupport.quietLogger
-        )
+        let a = Self.cluster(server, "a")
+        let b = Self.cluster(server, "b")
         let runA = Task { await a.run() }
         let runB = Task { await b.run() }
         defer {

@@ -15,7 +15,9 @@ import Synchronization
 /// off leaves the membership within one lease. Every third of the lease each replica also reads
 /// the members, and a unit of scraping (a target; a `nats_system` or `nats_events` job as a
 /// whole) is evaluated by the `replicas_per_shard` live members that rank highest for it by
-/// rendezvous hashing: a replica that joins or leaves moves only its own share.
+/// rendezvous hashing: a replica that joins or leaves moves only its own share. A replica that
+/// has just joined says so in its entry (`settled: false`) and is left out of the ranking until
+/// it owns its share, so its share stays with the others meanwhile.
 ///
 /// A replica that cannot reach the coordinating NATS for longer than a lease evaluates every
 /// unit ("alone"): during a partition, an alert twice rather than none.
@@ -30,6 +32,9 @@ public final class Cluster: Sendable {
         public var version: String
         /// Where its HTTP API is (its `--web.external-url`).
         public var api: String?
+        /// Whether it owns its share yet: `false` while it settles after joining, and then it is
+        /// not ranked. (Absent in entries of earlier versions: ranked.)
+        public var settled: Bool?
     }
 
     /// Where this replica stands.
@@ -127,7 +132,15 @@ public final class Cluster: Sendable {
         switch s.phase {
         case .joining: false
         case .alone: true
-        case .member: owners(of: unit, among: s.members.keys, count: count).contains(me)
+        case .member: owners(of: unit, among: ranked(s, me: me), count: count).contains(me)
+        }
+    }
+
+    /// The members that units are shared among: the settled ones, and this replica once it is a
+    /// member (the others learn it at its next renewal).
+    private static func ranked(_ s: State, me: String) -> [String] {
+        s.members.compactMap { name, member in
+            name == me ? (s.phase == .member ? name : nil) : (member.settled == false ? nil : name)
         }
     }
 
@@ -143,7 +156,7 @@ public final class Cluster: Sendable {
     /// What the API and the status page show.
     public var status: ClusterStatus {
         state.withLock { s in
-            let names = s.members.keys
+            let names = Self.ranked(s, me: me.replica)
             var shards: [String: [String]] = [:]
             for unit in s.units {
                 switch s.phase {
@@ -166,6 +179,7 @@ public final class Cluster: Sendable {
                         started: member.started,
                         version: member.version,
                         api: member.api,
+                        settled: member.replica == me.replica ? s.phase == .member : member.settled != false,
                         this: member.replica == me.replica
                     )
                 },
@@ -246,7 +260,9 @@ public final class Cluster: Sendable {
     private func step(_ jetStream: JetStream) async {
         do {
             let bucket = try await self.bucket(jetStream)
-            let value = Array(try JSONEncoder().encode(me))
+            var entry = me
+            entry.settled = state.withLock { $0.phase == .member }
+            let value = Array(try JSONEncoder().encode(entry))
             var revision = state.withLock { $0.revision }
             if let held = revision {
                 do {
@@ -267,7 +283,7 @@ public final class Cluster: Sendable {
                 else { continue }
                 members[entry.key] = member
             }
-            if revision != nil { members[me.replica] = me }
+            if revision != nil { members[me.replica] = entry }
             update(members: members, revision: revision)
             try await lead(bucket)
             if state.withLock({ s in
@@ -503,6 +519,8 @@ public struct ClusterStatus: Encodable, Sendable {
         public var started: String
         public var version: String
         public var api: String?
+        /// Whether it owns its share yet (a replica that just joined is settling).
+        public var settled: Bool
         /// This replica.
         public var this: Bool
     }

@@ -147,7 +147,7 @@ enum StatusPage {
             let targets = cluster.shards.filter { $0.value.contains(member.name) }.count
             let api = member.api.map { "<a href=\"\(escape($0))\">\(escape($0))</a>" } ?? ""
             html += """
-                <tr><td>\(escape(member.name))\(member.this ? " (this one)" : "")</td><td>\(escape(member.started))</td>\
+                <tr><td>\(escape(member.name))\(member.this ? " (this one)" : "")\(member.settled ? "" : " (settling)")</td><td>\(escape(member.started))</td>\
                 <td>\(escape(member.version))</td><td>\(targets)</td><td>\(api)</td></tr>
 
                 """
