@@ -358,6 +358,16 @@ struct ClusterTests {
         try await store.put("job/gone:1", bytes: [4, 5, 6])
         #expect(await shared.prune(keeping: ["job/kept:1", "job/other:1"]) == 1)
         #expect(try await store.list().map(\.name) == ["job/kept:1"])
+        // Chunks of a writer that died before its description: purged once they stayed orphaned.
+        let orphan = "$O.\(shared.bucket).C.deadwriter"
+        try await js.publish(Array("lost".utf8), to: orphan)
+        let start = ContinuousClock.now
+        await shared.prune(keeping: ["job/kept:1"], now: start)
+        await shared.prune(keeping: ["job/kept:1"], now: start + .seconds(200))
+        #expect(try await store.orphanedChunks() == [orphan])
+        await shared.prune(keeping: ["job/kept:1"], now: start + SharedState.orphanAge)
+        #expect(try await store.orphanedChunks().isEmpty)
+        #expect(try await store.get("job/kept:1")?.bytes == [1, 2, 3])
 
         // The leader leaves (its lease deleted with its key): the other leads.
         leaderRun.cancel()

@@ -16,6 +16,14 @@ public final class SharedState: Sendable {
     private let logger: Logger
     private let store = Mutex<ObjectStore?>(nil)
     private let failing = Mutex(false)
+    /// Chunk subjects the leader found named by no description, and when it first did.
+    private let orphans = Mutex<[String: ContinuousClock.Instant]>([:])
+
+    /// How long chunks stay named by no description before the leader purges them: longer than
+    /// any writer takes between its first chunk and its description.
+    public static let orphanAge = Duration.seconds(300)
+    /// Failed objects in a row after which an upload round gives up (the store is unreachable).
+    static let failuresPerRound = 3
 
     /// The largest state object taken (a target of some hundred thousand series).
     public static let maxBytes = 1 << 30
@@ -36,19 +44,35 @@ public final class SharedState: Sendable {
         return made
     }
 
-    /// After a save: the saved detection state of every unit this replica evaluates.
+    /// After a save: the saved detection state of every unit this replica evaluates. An object
+    /// another replica wrote at the same time is left to it; one that fails is logged and the
+    /// round goes on, until several fail in a row.
     /// - Returns: how many objects were written.
     @discardableResult
     public func upload(units: [String]) async -> Int {
         var written = 0
         do {
             guard let store = try await objects() else { return 0 }
+            var inARow = 0
             for unit in units where cluster.owns(unit) {
                 guard let data = FileManager.default.contents(atPath: state.detectionFile(unit)),
                     data.count <= Self.maxBytes
                 else { continue }
-                try await store.put(unit, bytes: [UInt8](data))
-                written += 1
+                do {
+                    try await store.put(unit, bytes: [UInt8](data))
+                    written += 1
+                    inARow = 0
+                } catch let error as NATSError where error.apiErrorCode == ObjectStore.conflict {
+                    // Another replica evaluating it wrote its own at the same moment: that stands.
+                    inARow = 0
+                } catch {
+                    inARow += 1
+                    if inARow >= Self.failuresPerRound { throw error }
+                    logger.warning(
+                        "cluster: cannot share the learned state of a target; the others are shared",
+                        metadata: ["target": "\(unit)", "error": "\(error)"]
+                    )
+                }
             }
             if failing.withLock({ s in
                 defer { s = false }; return s
@@ -100,10 +124,12 @@ public final class SharedState: Sendable {
     }
 
     /// The leader's singleton work: the shared state of targets the configuration no longer has
-    /// is deleted, so the store does not keep every target that ever was.
+    /// is deleted, so the store does not keep every target that ever was, and chunks named by no
+    /// description for ``orphanAge`` (a writer that died between its chunks and its
+    /// description) are purged.
     /// - Returns: how many objects were deleted.
     @discardableResult
-    public func prune(keeping units: [String]) async -> Int {
+    public func prune(keeping units: [String], now: ContinuousClock.Instant = .now) async -> Int {
         let keep = Set(units)
         var deleted = 0
         do {
@@ -111,6 +137,20 @@ public final class SharedState: Sendable {
             for info in try await store.list() where !keep.contains(info.name) {
                 try await store.delete(info.name)
                 deleted += 1
+            }
+            let found = try await store.orphanedChunks()
+            let old = orphans.withLock { seen -> [String] in
+                seen = seen.filter { found.contains($0.key) }
+                for subject in found where seen[subject] == nil { seen[subject] = now }
+                return seen.filter { now - $0.value >= Self.orphanAge }.map(\.key)
+            }
+            if !old.isEmpty {
+                let purged = try await store.purgeChunks(old)
+                orphans.withLock { seen in for subject in old { seen[subject] = nil } }
+                logger.info(
+                    "cluster: chunks of shared state that no object names purged",
+                    metadata: ["subjects": "\(old.count)", "messages": "\(purged)"]
+                )
             }
         } catch {
             logger.warning("cluster: cannot prune the shared state", metadata: ["error": "\(error)"])

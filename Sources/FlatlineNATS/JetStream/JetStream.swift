@@ -60,6 +60,42 @@ public struct JetStream: Sendable {
         try await call("STREAM.INFO.\(name)", body: Empty?.none)
     }
 
+    /// The subjects of a stream's messages matching `filter` (wildcards allowed) and how many
+    /// messages each has, at most `limit` subjects.
+    /// - Throws: ``NATSError`` when more than `limit` match.
+    public func subjects(stream: String, filter: String, limit: Int = 100_000) async throws -> [String: Int] {
+        struct Request: Encodable {
+            var subjectsFilter: String
+            var offset: Int
+            enum CodingKeys: String, CodingKey { case subjectsFilter = "subjects_filter", offset }
+        }
+        struct Response: Decodable {
+            struct State: Decodable {
+                var subjects: [String: Int]?
+                var numSubjects: Int?
+                enum CodingKeys: String, CodingKey { case subjects, numSubjects = "num_subjects" }
+            }
+            var state: State
+            var total: Int?
+        }
+        var out: [String: Int] = [:]
+        // The server answers in pages (of up to 100,000 subjects).
+        for _ in 0..<1000 {
+            let response: Response = try await call(
+                "STREAM.INFO.\(stream)",
+                body: Request(subjectsFilter: filter, offset: out.count)
+            )
+            let page = response.state.subjects ?? [:]
+            out.merge(page) { _, new in new }
+            guard out.count <= limit else {
+                throw NATSError(.invalidArgument, "stream \(stream): more than \(limit) subjects match \(filter)")
+            }
+            let total = response.total ?? out.count
+            if page.isEmpty || out.count >= total { break }
+        }
+        return out
+    }
+
     /// Deletes a stream and its messages.
     public func deleteStream(_ name: String) async throws {
         let _: Success = try await call("STREAM.DELETE.\(name)", body: Empty?.none)

@@ -5,9 +5,12 @@ import Foundation
 /// `$O.<bucket>.C.<nuid>` and its description on `$O.<bucket>.M.<name in base64url>`, as the
 /// NATS clients and the `nats object` command lay it out.
 ///
-/// ``put(_:bytes:)`` writes the chunks, then the description (rolling up the previous one), then
-/// purges the previous version's chunks; ``get(_:maxBytes:)`` reads the description and the
-/// chunks and checks their size and SHA-256 digest.
+/// ``put(_:bytes:)`` writes the chunks, then the description (rolling up the previous one, and
+/// only if the previous one is still the last: two writers of one object cannot both win and
+/// leave the loser's chunks behind), then purges the previous version's chunks;
+/// ``get(_:maxBytes:)`` reads the description and the chunks and checks their size and SHA-256
+/// digest. Chunks no description names (a writer that died between its chunks and its
+/// description) are found by ``orphanedChunks()`` and removed by ``purgeChunks(_:)``.
 public struct ObjectStore: Sendable {
     /// What the store says of an object.
     public struct Info: Codable, Hashable, Sendable {
@@ -29,6 +32,9 @@ public struct ObjectStore: Sendable {
     public var chunkSize = 128 * 1024
 
     public var stream: String { "OBJ_" + bucket }
+
+    /// The API error of a ``put(_:bytes:)`` that lost to another writer of the same object.
+    public static let conflict = KeyValue.wrongRevision
 
     /// A bucket that exists (see ``create(bucket:replicas:in:)``).
     public init(bucket: String, jetStream: JetStream) throws(NATSError) {
@@ -57,12 +63,15 @@ public struct ObjectStore: Sendable {
     }
 
     /// Stores `bytes` as `name`, replacing what was there.
+    /// - Throws: ``NATSError`` with `apiErrorCode` ``conflict`` when another writer replaced the
+    ///   object while this one wrote its chunks (its version stays; this one's chunks are purged).
     @discardableResult
     public func put(_ name: String, bytes: [UInt8]) async throws -> Info {
         guard !name.isEmpty, name.utf8.count <= 1024 else {
             throw NATSError(.invalidArgument, "an object name is 1 to 1024 bytes")
         }
-        let previous = try await info(name)
+        let last = try await described(name)
+        let previous = last?.info
         let nuid = NATSClient.randomToken(22)
         let chunkSubject = "$O.\(bucket).C.\(nuid)"
         var chunks = 0
@@ -85,10 +94,12 @@ public struct ObjectStore: Sendable {
         )
         var headers = NATSHeaders()
         headers.set("sub", for: "Nats-Rollup")
+        headers.set(String(last?.sequence ?? 0), for: "Nats-Expected-Last-Subject-Sequence")
         do {
             try await jetStream.publish(Array(try JSONEncoder().encode(info)), to: metaSubject(name), headers: headers)
         } catch {
-            // The description never landed: the new chunks are garbage.
+            // The description never landed (or another writer's did first): the new chunks are
+            // garbage.
             _ = try? await jetStream.purge(stream: stream, subject: chunkSubject)
             throw error
         }
@@ -100,6 +111,12 @@ public struct ObjectStore: Sendable {
 
     /// The object's description; `nil` when there is none (or it was deleted).
     public func info(_ name: String) async throws -> Info? {
+        try await described(name)?.info
+    }
+
+    /// The last description message of `name`: its sequence, and what it describes unless that
+    /// was deleted.
+    private func described(_ name: String) async throws -> (info: Info?, sequence: UInt64)? {
         guard let message = try await jetStream.message(stream: stream, .last(on: metaSubject(name))) else {
             return nil
         }
@@ -109,7 +126,27 @@ public struct ObjectStore: Sendable {
         } catch {
             throw NATSError(.protocolViolation, "object \(name) in \(bucket): unreadable description: \(error)")
         }
-        return info.deleted == true ? nil : info
+        return (info.deleted == true ? nil : info, message.sequence)
+    }
+
+    /// The chunk subjects (`$O.<bucket>.C.<nuid>`) that no description names: left by writers
+    /// that died between their chunks and their description, or still being written (a caller
+    /// purges only what stays orphaned for a while). At most `limit` chunk subjects are looked at.
+    public func orphanedChunks(limit: Int = 100_000) async throws -> Set<String> {
+        let chunks = try await jetStream.subjects(stream: stream, filter: "$O.\(bucket).C.>", limit: limit)
+        let named = Set(try await list().map { "$O.\(bucket).C.\($0.nuid)" })
+        return Set(chunks.keys).subtracting(named)
+    }
+
+    /// Removes the messages of these chunk subjects.
+    /// - Returns: how many messages were removed.
+    @discardableResult
+    public func purgeChunks(_ subjects: some Sequence<String>) async throws -> Int {
+        var purged = 0
+        for subject in subjects where subject.hasPrefix("$O.\(bucket).C.") {
+            purged += try await jetStream.purge(stream: stream, subject: subject)
+        }
+        return purged
     }
 
     /// The object's bytes; `nil` when there is none.
