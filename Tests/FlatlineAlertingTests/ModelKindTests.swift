@@ -440,4 +440,50 @@ struct ModelKindTests {
         var changed = ModelEvaluator(models: [other])
         #expect(changed.restore(try JSONDecoder().decode(ModelEvaluatorState.self, from: data)).isEmpty)
     }
+
+    @Test("shared state: the part of what the models learned of one instance makes another evaluator warm for it alone")
+    func sharedPart() throws {
+        let model = try M.model("producer_flood")
+        var evaluator = ModelEvaluator(models: [model])
+        var msgs = ["n1": 0.0, "n2": 0.0]
+        func tick(_ s: Int, rate: Double) throws -> [Sample] {
+            var out: [Sample] = []
+            for instance in ["n1", "n2"] {
+                msgs[instance, default: 0] += rate
+                let labels = ["instance": instance, "cid": "3", "client_name": "producer"]
+                let total = msgs[instance] ?? 0
+                out.append(try M.sample("gnatsd_connz_in_msgs", total, labels, at: s))
+                out.append(try M.sample("gnatsd_connz_in_bytes", total * 200, labels, at: s))
+            }
+            return out
+        }
+        for s in 0..<300 { _ = evaluator.observe(time: M.at(s), samples: try tick(s, rate: 30)) }
+        let parts = evaluator.state.split { $0["instance"] }
+        #expect(Set(parts.keys) == ["n1", "n2"])
+        #expect(parts["n1"]?.things == 1 && parts["n2"]?.things == 1)
+        // Through JSON, as the cluster's object store carries it.
+        let n1 = try JSONDecoder().decode(
+            ModelEvaluatorState.self,
+            from: try JSONEncoder().encode(try #require(parts["n1"]))
+        )
+        var taker = ModelEvaluator(models: [model])
+        #expect(taker.adopt(n1) == 1)
+        // Again: nothing new (what it has is kept).
+        #expect(taker.adopt(n1) == 0)
+        #expect(taker.state.things == 1)
+        // Both instances flood at once: n1 is known (its baseline came along), n2 is not.
+        var flooded = Set<String>()
+        for s in 300..<310 {
+            for observation in taker.observe(time: M.at(s), samples: try tick(s, rate: 200))
+            where observation.condition == .active {
+                flooded.insert(observation.labels["instance"] ?? "?")
+            }
+        }
+        #expect(flooded == ["n1"])
+        // A part of another kind is not taken.
+        var other = try M.model("slow_consumer")
+        other.name = "producer_flood"
+        var changed = ModelEvaluator(models: [other])
+        #expect(changed.adopt(n1) == 0)
+    }
 }

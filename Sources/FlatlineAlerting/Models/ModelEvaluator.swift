@@ -187,6 +187,22 @@ public struct ModelEvaluator: Sendable {
 /// The evaluator's learned state, by model name, to save and restore across restarts.
 public struct ModelEvaluatorState: Sendable, Codable {
     var models: [String: ModelWatch]
+
+    /// How many watched things it holds state of, over all models.
+    public var things: Int { models.values.reduce(0) { $0 + $1.count } }
+
+    /// The state split by unit: `unit` names the unit of a watched thing from its labels (its
+    /// group's: `instance`, and `job` where a model groups by it); things it names none of are
+    /// in no part. A replica that takes a unit over adopts its part (``ModelEvaluator/adopt(_:)``).
+    public func split(by unit: ([String: String]) -> String?) -> [String: ModelEvaluatorState] {
+        var parts: [String: ModelEvaluatorState] = [:]
+        for (name, watch) in models {
+            for (part, piece) in watch.split(by: unit) {
+                parts[part, default: ModelEvaluatorState(models: [:])].models[name] = piece
+            }
+        }
+        return parts
+    }
 }
 
 extension ModelEvaluator {
@@ -195,6 +211,19 @@ extension ModelEvaluator {
         var byName: [String: ModelWatch] = [:]
         for (model, watch) in zip(models, watches) { byName[model.name] = watch }
         return ModelEvaluatorState(models: byName)
+    }
+
+    /// Takes the watched things of `part` that this evaluator has no state of, for every model of
+    /// the same name and kind: what another process learned of a unit this one takes over.
+    /// - Returns: how many things it took.
+    @discardableResult
+    public mutating func adopt(_ part: ModelEvaluatorState) -> Int {
+        var taken = 0
+        for (index, model) in models.enumerated() {
+            guard let watch = part.models[model.name], watch.kindName == model.kind.name else { continue }
+            taken += watches[index].adopt(watch)
+        }
+        return taken
     }
 
     /// Takes over saved state for every model of the same name and kind; the others start cold.

@@ -125,12 +125,99 @@ enum ModelWatch: Codable, Sendable {
         case .anomaly(let w): self = forgetting(w, ModelWatch.anomaly)
         }
     }
+
+    /// The per-thing state split by the unit `unit` gives each thing's labels (things it gives
+    /// none are left out); each part keeps the kind's other state.
+    func split(by unit: ([String: String]) -> String?) -> [String: ModelWatch] {
+        func splitting<W: Watch>(_ watch: W, _ wrap: (W) -> ModelWatch) -> [String: ModelWatch] {
+            var parts: [String: W] = [:]
+            for (key, entry) in watch.things.entries {
+                guard let name = unit(entry.state.labels) else { continue }
+                var part =
+                    parts[name]
+                    ?? {
+                        var empty = watch
+                        empty.things = Things()
+                        return empty
+                    }()
+                part.things.entries[key] = entry
+                parts[name] = part
+            }
+            return parts.mapValues(wrap)
+        }
+        switch self {
+        case .stall(let w): return splitting(w, ModelWatch.stall)
+        case .growth(let w): return splitting(w, ModelWatch.growth)
+        case .surge(let w): return splitting(w, ModelWatch.surge)
+        case .threshold(let w): return splitting(w, ModelWatch.threshold)
+        case .drop(let w): return splitting(w, ModelWatch.drop)
+        case .increase(let w): return splitting(w, ModelWatch.increase)
+        case .forecast(let w): return splitting(w, ModelWatch.forecast)
+        case .anomaly(let w): return splitting(w, ModelWatch.anomaly)
+        }
+    }
+
+    /// Takes the things of `other` (of the same kind) that this one has not got.
+    /// - Returns: how many it took.
+    mutating func adopt(_ other: ModelWatch) -> Int {
+        func adopting<W: Watch>(_ watch: W, _ other: W, _ wrap: (W) -> ModelWatch) -> (ModelWatch, Int) {
+            var watch = watch
+            var taken = 0
+            for (key, entry) in other.things.entries where watch.things.entries[key] == nil {
+                watch.things.entries[key] = entry
+                taken += 1
+            }
+            return (wrap(watch), taken)
+        }
+        let result: (ModelWatch, Int)
+        switch (self, other) {
+        case (.stall(let w), .stall(let o)): result = adopting(w, o, ModelWatch.stall)
+        case (.growth(let w), .growth(let o)): result = adopting(w, o, ModelWatch.growth)
+        case (.surge(let w), .surge(let o)): result = adopting(w, o, ModelWatch.surge)
+        case (.threshold(let w), .threshold(let o)): result = adopting(w, o, ModelWatch.threshold)
+        case (.drop(let w), .drop(let o)): result = adopting(w, o, ModelWatch.drop)
+        case (.increase(let w), .increase(let o)): result = adopting(w, o, ModelWatch.increase)
+        case (.forecast(let w), .forecast(let o)): result = adopting(w, o, ModelWatch.forecast)
+        case (.anomaly(let w), .anomaly(let o)): result = adopting(w, o, ModelWatch.anomaly)
+        default: return 0
+        }
+        self = result.0
+        return result.1
+    }
+
+    /// How many things it holds state of.
+    var count: Int {
+        switch self {
+        case .stall(let w): w.things.entries.count
+        case .growth(let w): w.things.entries.count
+        case .surge(let w): w.things.entries.count
+        case .threshold(let w): w.things.entries.count
+        case .drop(let w): w.things.entries.count
+        case .increase(let w): w.things.entries.count
+        case .forecast(let w): w.things.entries.count
+        case .anomaly(let w): w.things.entries.count
+        }
+    }
 }
+
+/// A watched thing's state: it knows the labels it is about (its group's).
+protocol Labelled {
+    var labels: [String: String] { get }
+}
+
+extension StallWatch.Thing: Labelled {}
+extension GrowthWatch.Thing: Labelled {}
+extension SurgeWatch.Thing: Labelled {}
+extension ThresholdWatch.Thing: Labelled {}
+extension DropWatch.Thing: Labelled {}
+extension IncreaseWatch.Thing: Labelled {}
+extension ForecastWatch.Thing: Labelled {}
+extension AnomalyWatch.Thing: Labelled {}
 
 /// One kind's learned state: per-thing states, and how it observes a tick.
 protocol Watch: Codable, Sendable {
     associatedtype Parameters
-    associatedtype Thing: Codable & Sendable
+    associatedtype Thing: Codable & Sendable & Labelled
     var things: Things<Thing> { get set }
     mutating func observe(_ p: Parameters, time: Timestamp, seen: [Seen]) -> [Found]
 }

@@ -16,8 +16,9 @@ import Synchronization
 /// the members, and a unit of scraping (a target; a `nats_system` or `nats_events` job as a
 /// whole) is evaluated by the `replicas_per_shard` live members that rank highest for it by
 /// rendezvous hashing: a replica that joins or leaves moves only its own share. A replica that
-/// has just joined says so in its entry (`settled: false`) and is left out of the ranking until
-/// it owns its share, so its share stays with the others meanwhile.
+/// has just joined says so in its entry (`settled: false`), and members in place for longer than
+/// a lease leave it out of the ranking until it owns its share, so its share stays with them
+/// meanwhile.
 ///
 /// A replica that cannot reach the coordinating NATS for longer than a lease evaluates every
 /// unit ("alone"): during a partition, an alert twice rather than none.
@@ -74,6 +75,11 @@ public final class Cluster: Sendable {
         var jetStream: JetStream?
         /// When this replica took its key (the last time).
         var registeredAt: ContinuousClock.Instant?
+        /// Since when it has been a member without a break.
+        var memberSince: ContinuousClock.Instant?
+        /// Whether members still settling are ranked: only by a replica that became a member
+        /// less than a lease ago (the replicas started with it), not by one long in place.
+        var ranksSettling = true
         /// Whether it has been a member before, in this process.
         var wasMember = false
         /// The leader key's revision while this replica holds it.
@@ -137,10 +143,14 @@ public final class Cluster: Sendable {
     }
 
     /// The members that units are shared among: the settled ones, and this replica once it is a
-    /// member (the others learn it at its next renewal).
+    /// member (the others learn it at its next renewal). Members still settling count too for a
+    /// replica that became a member less than a lease ago: replicas started together share from
+    /// the start instead of the first one settled taking everything for a moment, while a
+    /// replica long in place keeps a restarted one's share until it takes it.
     private static func ranked(_ s: State, me: String) -> [String] {
         s.members.compactMap { name, member in
-            name == me ? (s.phase == .member ? name : nil) : (member.settled == false ? nil : name)
+            if name == me { return s.phase == .member ? name : nil }
+            return member.settled == false && !s.ranksSettling ? nil : name
         }
     }
 
@@ -440,6 +450,13 @@ public final class Cluster: Sendable {
             s.revision = revision
             s.lastContact = .now
             s.phase = settled ? .member : .joining
+            if settled {
+                if s.memberSince == nil { s.memberSince = .now }
+            } else {
+                s.memberSince = nil
+            }
+            s.ranksSettling =
+                s.memberSince.map { ContinuousClock.now - $0 < Duration.clamped(seconds: settings.lease) } ?? true
             let after = Set(s.units.filter { Self.owns($0, s, me: me.replica, count: count) })
             let left = wasAlone ? [] : previous.subtracting(members.keys).sorted()
             let joined = previous.isEmpty ? [] : Set(members.keys).subtracting(previous).sorted()
@@ -466,6 +483,7 @@ public final class Cluster: Sendable {
     private func becomeAlone() {
         let units = state.withLock { s -> Int in
             s.phase = .alone
+            s.memberSince = nil
             s.revision = nil
             s.leaderRevision = nil
             return s.units.count

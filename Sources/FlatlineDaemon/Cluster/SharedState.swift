@@ -1,15 +1,18 @@
+import FlatlineAlerting
 import FlatlineNATS
 import FlatlineScrape
 import Foundation
 import Logging
 import Synchronization
 
-/// Learned detection state through the cluster, so a replica that takes a target over starts
-/// warm: after each save, every replica puts the detection state of each target it evaluates
-/// (its file in the data directory, as saved) into the JetStream object store `<name>-state`,
-/// one object per target; before the first scrape of a target it now evaluates and knows nothing
-/// of (no bank in memory, no file), it takes that object as its file, which the pipeline then
-/// restores as it restores its own.
+/// Learned state through the cluster, so a replica that takes a target over starts warm: after
+/// each save, every replica puts the detection state of each target it evaluates (its file in the
+/// data directory, as saved) into the JetStream object store `<name>-state`, one object per
+/// target, and what its models learned of the target (the flood, freeze, ... baselines of the
+/// things labelled with its `instance`) as a second object, `<target>` and a line `models`.
+/// Before the first scrape of a target it now evaluates and knows nothing of (no bank in memory,
+/// no file), it takes the first as its file, which the pipeline then restores as it restores its
+/// own, and adopts the second into its models.
 public final class SharedState: Sendable {
     public let cluster: Cluster
     private let state: StateDirectory
@@ -44,34 +47,59 @@ public final class SharedState: Sendable {
         return made
     }
 
-    /// After a save: the saved detection state of every unit this replica evaluates. An object
-    /// another replica wrote at the same time is left to it; one that fails is logged and the
-    /// round goes on, until several fail in a row.
+    /// The object of what the models learned of `unit`.
+    public static func modelsObject(_ unit: String) -> String { unit + "\nmodels" }
+
+    /// The objects the units of `configuration` may have.
+    public static func objects(of configuration: Configuration) -> [String] {
+        Scraper.units(of: configuration).flatMap { [$0, modelsObject($0)] }
+    }
+
+    /// After a save: the saved detection state, and what the models learned, of every unit of
+    /// `configuration` this replica evaluates. An object another replica wrote at the same time
+    /// is left to it; one that fails is logged and the round goes on, until several fail in a row.
     /// - Returns: how many objects were written.
     @discardableResult
-    public func upload(units: [String]) async -> Int {
+    public func upload(_ configuration: Configuration, pipeline: Pipeline) async -> Int {
+        let units = Scraper.units(of: configuration).filter(cluster.owns)
+        guard !units.isEmpty else { return 0 }
+        var labels: [String: (instance: String, job: String)] = [:]
+        for target in configuration.targets where units.contains(target.name) {
+            labels[target.name] = (target.labels["instance"] ?? target.address, target.job.jobName)
+        }
+        let parts = await pipeline.modelParts(units: labels)
         var written = 0
         do {
             guard let store = try await objects() else { return 0 }
             var inARow = 0
-            for unit in units where cluster.owns(unit) {
-                guard let data = FileManager.default.contents(atPath: state.detectionFile(unit)),
+            for unit in units {
+                var objects: [(String, [UInt8])] = []
+                if let data = FileManager.default.contents(atPath: state.detectionFile(unit)),
                     data.count <= Self.maxBytes
-                else { continue }
-                do {
-                    try await store.put(unit, bytes: [UInt8](data))
-                    written += 1
-                    inARow = 0
-                } catch let error as NATSError where error.apiErrorCode == ObjectStore.conflict {
-                    // Another replica evaluating it wrote its own at the same moment: that stands.
-                    inARow = 0
-                } catch {
-                    inARow += 1
-                    if inARow >= Self.failuresPerRound { throw error }
-                    logger.warning(
-                        "cluster: cannot share the learned state of a target; the others are shared",
-                        metadata: ["target": "\(unit)", "error": "\(error)"]
-                    )
+                {
+                    objects.append((unit, [UInt8](data)))
+                }
+                if let part = parts[unit], part.things > 0, let data = try? JSONEncoder().encode(part),
+                    data.count <= Self.maxBytes
+                {
+                    objects.append((Self.modelsObject(unit), [UInt8](data)))
+                }
+                for (name, bytes) in objects {
+                    do {
+                        try await store.put(name, bytes: bytes)
+                        written += 1
+                        inARow = 0
+                    } catch let error as NATSError where error.apiErrorCode == ObjectStore.conflict {
+                        // Another replica evaluating it wrote its own at the same moment: that stands.
+                        inARow = 0
+                    } catch {
+                        inARow += 1
+                        if inARow >= Self.failuresPerRound { throw error }
+                        logger.warning(
+                            "cluster: cannot share the learned state of a target; the others are shared",
+                            metadata: ["target": "\(unit)", "error": "\(error)"]
+                        )
+                    }
                 }
             }
             if failing.withLock({ s in
@@ -94,13 +122,47 @@ public final class SharedState: Sendable {
     }
 
     /// Before the first scrape of a unit this replica now evaluates: if it knows nothing of it,
-    /// the detection state its previous owner shared becomes its file.
+    /// the detection state its previous owner shared becomes its file, and its models take what
+    /// the previous owner's learned of it.
     public func takeOver(_ unit: String, pipeline: Pipeline) async {
         guard await pipeline.isCold(target: unit) else { return }
+        let store: ObjectStore
         do {
-            guard let store = try await objects(),
-                let (info, bytes) = try await store.get(unit, maxBytes: Self.maxBytes)
-            else { return }
+            guard let found = try await objects() else { return }
+            store = found
+        } catch {
+            logger.warning(
+                "cluster: cannot take the shared state of a target over; it starts cold",
+                metadata: ["target": "\(unit)", "error": "\(error)"]
+            )
+            return
+        }
+        await takeModels(unit, from: store, pipeline: pipeline)
+        await takeDetection(unit, from: store, pipeline: pipeline)
+    }
+
+    private func takeModels(_ unit: String, from store: ObjectStore, pipeline: Pipeline) async {
+        do {
+            guard let (info, bytes) = try await store.get(Self.modelsObject(unit), maxBytes: Self.maxBytes) else {
+                return
+            }
+            let part = try JSONDecoder().decode(ModelEvaluatorState.self, from: Data(bytes))
+            let taken = await pipeline.adoptModels(part)
+            logger.notice(
+                "cluster: model state taken over from the cluster",
+                metadata: ["target": "\(unit)", "things": "\(taken)", "saved": "\(info.mtime ?? "?")"]
+            )
+        } catch {
+            logger.warning(
+                "cluster: cannot take the shared model state of a target over; its models learn again",
+                metadata: ["target": "\(unit)", "error": "\(error)"]
+            )
+        }
+    }
+
+    private func takeDetection(_ unit: String, from store: ObjectStore, pipeline: Pipeline) async {
+        do {
+            guard let (info, bytes) = try await store.get(unit, maxBytes: Self.maxBytes) else { return }
             let path = state.detectionFile(unit)
             let temporary = path + ".cluster-\(getpid())"
             guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {

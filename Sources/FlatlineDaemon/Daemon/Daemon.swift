@@ -474,7 +474,7 @@ public final class Daemon: Sendable {
                             while !Task.isCancelled {
                                 try? await Task.sleep(for: .seconds(60))
                                 if cluster.isLeader {
-                                    await shared.prune(keeping: Scraper.units(of: daemon.configuration))
+                                    await shared.prune(keeping: SharedState.objects(of: daemon.configuration))
                                 }
                             }
                         }
@@ -484,7 +484,7 @@ public final class Daemon: Sendable {
                             try? await Task.sleep(for: Duration.clamped(seconds: saveEvery))
                             if Task.isCancelled { break }
                             await pipeline.save()
-                            await daemon.sharedState?.upload(units: Scraper.units(of: daemon.configuration))
+                            await daemon.sharedState?.upload(daemon.configuration, pipeline: pipeline)
                         }
                     }
                     group.addTask {
@@ -580,7 +580,7 @@ public final class Daemon: Sendable {
             await pipeline.flush()
             await pipeline.save()
             logger.info("state saved", metadata: ["data_dir": "\(daemon.options.dataDirectory)"])
-            await daemon.sharedState?.upload(units: Scraper.units(of: daemon.configuration))
+            await daemon.sharedState?.upload(daemon.configuration, pipeline: pipeline)
             if let recorder = daemon.recorder, let path = daemon.options.recordPath {
                 do {
                     try await recorder.close()

@@ -274,6 +274,29 @@ public actor Pipeline {
         return events
     }
 
+    /// What the models learned of each unit (a target), told apart by its `instance` label (and
+    /// its `job`, where a model groups by it): the parts a replica shares so that another one taking
+    /// a target over keeps its baselines.
+    public func modelParts(units: [String: (instance: String, job: String)]) -> [String: ModelEvaluatorState] {
+        var byInstance: [String: [(job: String, unit: String)]] = [:]
+        for (unit, labels) in units.sorted(by: { $0.key < $1.key }) {
+            byInstance[labels.instance, default: []].append((labels.job, unit))
+        }
+        return evaluator.state.split { labels in
+            guard let instance = labels["instance"], let candidates = byInstance[instance] else { return nil }
+            if let job = labels["job"] { return candidates.first { $0.job == job }?.unit }
+            return candidates.first?.unit
+        }
+    }
+
+    /// Takes what another replica's models learned of a target this one takes over, for the
+    /// things it has no state of.
+    /// - Returns: how many watched things it took.
+    @discardableResult
+    public func adoptModels(_ part: ModelEvaluatorState) -> Int {
+        evaluator.adopt(part)
+    }
+
     /// Whether a target starts cold: nothing learned for it in memory, nothing saved.
     public func isCold(target: String) -> Bool {
         guard banks[target] == nil else { return false }
