@@ -148,6 +148,14 @@ struct ClusterTests {
         for unit in units {
             #expect(b.owns(unit) == (Cluster.owners(of: unit, among: ["a", "b"], count: 1) == ["b"]))
         }
+        // A nats_system job's servers are units too, found while scraping; gone with their job.
+        let found = DiscoveredUnit(name: "sys/n1", job: "sys", instance: "n1")
+        a.track(units + ["sys/127.0.0.1:4222"])
+        a.discovered(job: "sys", servers: [found])
+        #expect(a.discoveredUnits == [found])
+        #expect(a.status.shards["sys/n1"] == Cluster.owners(of: "sys/n1", among: ["a", "b"], count: 1))
+        a.track(units)
+        #expect(a.discoveredUnits.isEmpty && a.status.shards["sys/n1"] == nil)
     }
 
     @Test("out of touch with NATS for a lease: alone, owning everything; back: a member again")

@@ -3,6 +3,7 @@ import FlatlineIngest
 import FlatlineNATS
 import FlatlineTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 @testable import FlatlineScrape
@@ -150,5 +151,110 @@ struct SystemScrapeTests {
             Redaction.redactingUserinfo("cannot connect to nats://a:b@h:1,tls://c@d:2/x and http://e/f")
                 == "cannot connect to nats://<secret>@h:1,tls://<secret>@d:2/x and http://e/f"
         )
+    }
+
+    @Test(
+        "in a cluster of replicas each server is a unit: only the servers owned here are taken, every one is told, a server that moves is forgotten here"
+    )
+    func serversAsUnits() async throws {
+        let server = try NATSServerProcess(jetStream: false, configuration: Self.serverConfiguration)
+        defer { server.stop() }
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        _ = try directory.write("sys.password", "sys\n")
+        try await TestSupport.withNATSClient(
+            server.url,
+            name: "others",
+            configure: { $0.authentication = .userPassword(user: "sys", password: "sys") }
+        ) { others in
+            // Six more servers answer the system request besides the real one.
+            let requests = try others.subscribe(to: "$SYS.REQ.SERVER.PING.VARZ")
+            try await others.flush()
+            let responder = Task {
+                for await request in requests {
+                    guard let reply = request.replyTo else { continue }
+                    for k in 0..<6 {
+                        let body =
+                            #"{"server":{"name":"s-\#(k)","id":"S\#(k)"},"data":{"now":"2026-01-01T00:00:00Z","in_msgs":1}}"#
+                        try await others.publish(body, to: reply)
+                    }
+                    try await others.flush()
+                }
+            }
+            defer { responder.cancel() }
+            let yaml = """
+                scrape_configs:
+                  - job_name: cluster
+                    kind: nats_system
+                    scrape_interval: 5s
+                    static_configs: [{targets: ["127.0.0.1:\(server.port)"]}]
+                    nats: {endpoints: [varz]}
+                    nats_system: {user: sys, password_file: \(directory.file("sys.password").path), timeout: 1s, expected_servers: 7}
+                """
+            let configuration = try Configuration.parse(yaml, file: "test.yml")
+            let job = try #require(configuration.scrapeConfigs.first)
+            let owned = Mutex<Set<String>>(["cluster/s-0", "cluster/s-1", "cluster/s-2"])
+            let taken = Mutex<[String]>([])
+            let told = Mutex<[DiscoveredUnit]>([])
+            var scraper = SystemScraper(
+                job: job,
+                global: configuration.global,
+                recorder: nil,
+                owns: { unit in owned.withLock { $0.contains(unit) } },
+                taking: { unit in taken.withLock { $0.append(unit) } },
+                discovered: { name, servers in
+                    #expect(name == "cluster")
+                    told.withLock { $0 = servers }
+                },
+                logger: TestSupport.quietLogger
+            )
+            func instances(_ batches: [ScrapeBatch]) -> Set<String> {
+                Set(batches.compactMap { $0.labels["instance"] })
+            }
+
+            let first = await scraper.scrape()
+            #expect(instances(first) == ["s-0", "s-1", "s-2"])
+            #expect(first.allSatisfy { $0.errors.isEmpty && $0.health.up }, "\(first.map(\.errors))")
+            #expect(Set(taken.withLock { $0 }) == ["cluster/s-0", "cluster/s-1", "cluster/s-2"])
+            let all = (0..<6).map { "cluster/s-\($0)" } + ["cluster/flatline-test"]
+            #expect(Set(told.withLock { $0.map(\.name) }) == Set(all))
+            #expect(told.withLock { $0.first { $0.name == "cluster/s-4" }?.instance } == "s-4")
+
+            // Ownership moves: s-0 and s-1 go elsewhere (not "no reply" here), s-3 and the real
+            // server come here (taken over first), s-2 stays (not taken again).
+            owned.withLock { $0 = ["cluster/s-2", "cluster/s-3", "cluster/flatline-test"] }
+            let second = await scraper.scrape()
+            #expect(instances(second) == ["s-2", "s-3", "flatline-test"])
+            #expect(second.allSatisfy { $0.errors.isEmpty }, "\(second.map(\.errors))")
+            #expect(taken.withLock { $0.count } == 5)
+            #expect(Set(taken.withLock { $0.suffix(2) }) == ["cluster/s-3", "cluster/flatline-test"])
+            await scraper.close()
+        }
+
+        // Nobody answers: the job's failure is told by the owner of the job's unit alone.
+        let port = try NATSServerProcess.freePort()
+        let unreachable = try Configuration.parse(
+            """
+            scrape_configs:
+              - job_name: down
+                kind: nats_system
+                scrape_timeout: 1s
+                static_configs: [{targets: ["127.0.0.1:\(port)"]}]
+            """,
+            file: "test.yml"
+        )
+        let job = try #require(unreachable.scrapeConfigs.first)
+        for (owner, expected) in [("down/127.0.0.1:\(port)", 1), ("down/elsewhere", 0)] {
+            var scraper = SystemScraper(
+                job: job,
+                global: unreachable.global,
+                recorder: nil,
+                owns: { $0 == owner },
+                logger: TestSupport.quietLogger
+            )
+            let batches = await scraper.scrape()
+            #expect(batches.count == expected && batches.allSatisfy { !$0.health.up })
+            await scraper.close()
+        }
     }
 }

@@ -65,7 +65,13 @@ public final class Cluster: Sendable {
         var revision: UInt64?
         var lastContact: ContinuousClock.Instant
         /// The units being scraped (set at each configuration generation).
-        var units: [String] = []
+        var configured: [String] = []
+        /// Units found while scraping (a `nats_system` job's servers), by job.
+        var discovered: [String: [DiscoveredUnit]] = [:]
+        /// Every unit: configured, then found.
+        var units: [String] {
+            configured + discovered.keys.sorted().flatMap { discovered[$0, default: []].map(\.name) }
+        }
         /// The incarnation holding this replica's name when it was found taken (logged once).
         var heldBy: String?
         var bucket: KeyValue?
@@ -157,10 +163,27 @@ public final class Cluster: Sendable {
     /// Sets the units the running configuration scrapes (for the metrics and the status).
     public func track(_ units: [String]) {
         let owned = state.withLock { s in
-            s.units = units
+            s.configured = units
+            // Jobs no longer configured take their servers with them.
+            s.discovered = s.discovered.filter { job, _ in units.contains { $0.hasPrefix(job + "/") } }
             return units.filter { Self.owns($0, s, me: me.replica, count: settings.replicasPerShard) }.count
         }
         metrics?.ownedTargets.set(to: Double(owned))
+    }
+
+    /// The servers of a `nats_system` job that answered its last round (each a unit, see
+    /// ``Scraper/units(of:)``).
+    public func discovered(job: String, servers: [DiscoveredUnit]) {
+        let owned = state.withLock { s in
+            s.discovered[job] = servers
+            return s.units.filter { Self.owns($0, s, me: me.replica, count: settings.replicasPerShard) }.count
+        }
+        metrics?.ownedTargets.set(to: Double(owned))
+    }
+
+    /// The units found while scraping (a `nats_system` job's servers).
+    public var discoveredUnits: [DiscoveredUnit] {
+        state.withLock { s in s.discovered.keys.sorted().flatMap { s.discovered[$0, default: []] } }
     }
 
     /// What the API and the status page show.

@@ -1,4 +1,5 @@
 import FlatlineAlerting
+import FlatlineIngest
 import FlatlineNATS
 import FlatlineScrape
 import Foundation
@@ -55,18 +56,27 @@ public final class SharedState: Sendable {
         Scraper.units(of: configuration).flatMap { [$0, modelsObject($0)] }
     }
 
+    /// The prefixes of the objects of units found while scraping: the servers of each
+    /// `nats_system` job of `configuration` (`<job>/`).
+    public static func discoveredPrefixes(of configuration: Configuration) -> [String] {
+        configuration.scrapeConfigs.filter { $0.kind == .natsSystem }.map { $0.jobName + "/" }
+    }
+
     /// After a save: the saved detection state, and what the models learned, of every unit of
     /// `configuration` this replica evaluates. An object another replica wrote at the same time
     /// is left to it; one that fails is logged and the round goes on, until several fail in a row.
     /// - Returns: how many objects were written.
     @discardableResult
     public func upload(_ configuration: Configuration, pipeline: Pipeline) async -> Int {
-        let units = Scraper.units(of: configuration).filter(cluster.owns)
+        let found = cluster.discoveredUnits
+        let units = (Scraper.units(of: configuration) + found.map(\.name)).filter(cluster.owns)
         guard !units.isEmpty else { return 0 }
+        let owned = Set(units)
         var labels: [String: (instance: String, job: String)] = [:]
-        for target in configuration.targets where units.contains(target.name) {
+        for target in configuration.targets where owned.contains(target.name) {
             labels[target.name] = (target.labels["instance"] ?? target.address, target.job.jobName)
         }
+        for unit in found where owned.contains(unit.name) { labels[unit.name] = (unit.instance, unit.job) }
         let parts = await pipeline.modelParts(units: labels)
         var written = 0
         do {
@@ -186,17 +196,23 @@ public final class SharedState: Sendable {
     }
 
     /// The leader's singleton work: the shared state of targets the configuration no longer has
-    /// is deleted, so the store does not keep every target that ever was, and chunks named by no
+    /// (`units`, the objects of `objects(of:)`, and any under `prefixes`: servers of a
+    /// `nats_system` job still configured) is deleted, so the store does not keep every target that ever was, and chunks named by no
     /// description for ``orphanAge`` (a writer that died between its chunks and its
     /// description) are purged.
     /// - Returns: how many objects were deleted.
     @discardableResult
-    public func prune(keeping units: [String], now: ContinuousClock.Instant = .now) async -> Int {
+    public func prune(
+        keeping units: [String],
+        prefixes: [String] = [],
+        now: ContinuousClock.Instant = .now
+    ) async -> Int {
         let keep = Set(units)
         var deleted = 0
         do {
             guard let store = try await objects() else { return 0 }
-            for info in try await store.list() where !keep.contains(info.name) {
+            for info in try await store.list()
+            where !keep.contains(info.name) && !prefixes.contains(where: info.name.hasPrefix) {
                 try await store.delete(info.name)
                 deleted += 1
             }

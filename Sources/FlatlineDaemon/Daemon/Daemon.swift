@@ -474,7 +474,10 @@ public final class Daemon: Sendable {
                             while !Task.isCancelled {
                                 try? await Task.sleep(for: .seconds(60))
                                 if cluster.isLeader {
-                                    await shared.prune(keeping: SharedState.objects(of: daemon.configuration))
+                                    await shared.prune(
+                                        keeping: SharedState.objects(of: daemon.configuration),
+                                        prefixes: SharedState.discoveredPrefixes(of: daemon.configuration)
+                                    )
                                 }
                             }
                         }
@@ -520,6 +523,7 @@ public final class Daemon: Sendable {
                 cluster?.track(Scraper.units(of: configuration))
                 let owns: (@Sendable (String) -> Bool)? = Self.ownership(cluster)
                 let taking = Self.takingOver(daemon.sharedState, pipeline: pipeline)
+                let discovered = Self.discovering(cluster)
                 let userAgent = cluster.map { "flatline (replica \($0.settings.replica))" } ?? "flatline"
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask {
@@ -530,6 +534,7 @@ public final class Daemon: Sendable {
                                 userAgent: userAgent,
                                 owns: owns,
                                 taking: taking,
+                                discovered: discovered,
                                 logger: logger
                             )
                             .run { batch in
@@ -562,6 +567,14 @@ public final class Daemon: Sendable {
         private static func ownership(_ cluster: Cluster?) -> (@Sendable (String) -> Bool)? {
             guard let cluster else { return nil }
             return { unit in cluster.owns(unit) }
+        }
+
+        /// The servers a `nats_system` job found, told to the cluster (units of their own).
+        private static func discovering(_ cluster: Cluster?) -> (
+            @Sendable (_ job: String, _ servers: [DiscoveredUnit]) -> Void
+        )? {
+            guard let cluster else { return nil }
+            return { job, servers in cluster.discovered(job: job, servers: servers) }
         }
 
         /// Before the first scrape of a target taken over: its shared state, if it is cold here.

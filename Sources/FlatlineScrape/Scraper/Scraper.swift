@@ -16,6 +16,7 @@ public final class Scraper: Sendable {
     private let recorder: Recorder?
     private let owns: (@Sendable (String) -> Bool)?
     private let taking: (@Sendable (String) async -> Void)?
+    private let discovered: (@Sendable (_ job: String, _ servers: [DiscoveredUnit]) -> Void)?
     private let userAgent: String
 
     /// - Parameters:
@@ -25,12 +26,15 @@ public final class Scraper: Sendable {
     ///     round; `nil`: every unit, always.
     ///   - taking: called before the first round of a unit this process did not own before
     ///     (learned state taken over).
+    ///   - discovered: told each round the servers of a `nats_system` job that answered (units
+    ///     found while scraping, owned here or not).
     public init(
         configuration: Configuration,
         recorder: Recorder? = nil,
         userAgent: String = "flatline",
         owns: (@Sendable (String) -> Bool)? = nil,
         taking: (@Sendable (String) async -> Void)? = nil,
+        discovered: (@Sendable (_ job: String, _ servers: [DiscoveredUnit]) -> Void)? = nil,
         logger: Logger
     ) {
         self.configuration = configuration
@@ -38,11 +42,14 @@ public final class Scraper: Sendable {
         self.userAgent = userAgent
         self.owns = owns
         self.taking = taking
+        self.discovered = discovered
         self.logger = logger
     }
 
     /// What is scraped as one: a target of an HTTP job; a `nats_system` or `nats_events` job as a
-    /// whole (one connection), by its first target's name.
+    /// whole (one connection), by its first target's name. The servers of a `nats_system` job are
+    /// units too, found while scraping (`<job>/<server name>`, told to `discovered`): its job's unit
+    /// only tells the failure of the whole job.
     public static func units(of configuration: Configuration) -> [String] {
         var seen = Set<String>()
         var out: [String] = []
@@ -93,8 +100,10 @@ public final class Scraper: Sendable {
         let recorder = recorder
         let owns = owns
         let taking = taking
+        let discovered = discovered
         await withTaskGroup(of: Void.self) { group in
-            // A system-account job is one connection to the cluster; its servers are its targets.
+            // A system-account job is one connection to the cluster; its servers are its targets,
+            // each a unit of its own: every process asks, each takes the servers it owns.
             for job in configuration.scrapeConfigs where job.kind == .natsSystem {
                 guard let first = configuration.targets.first(where: { $0.job.jobName == job.jobName }) else {
                     continue
@@ -106,25 +115,26 @@ public final class Scraper: Sendable {
                         global: global,
                         recorder: recorder,
                         servers: servers,
+                        owns: owns,
+                        taking: taking,
+                        discovered: discovered,
                         logger: logger
                     )
-                    await Self.loop(target: first, rounds: rounds, immediately: immediately, owns: owns, taking: taking)
-                    {
+                    await Self.loop(target: first, rounds: rounds, immediately: immediately) {
                         for batch in await scraper.scrape() { await sink(batch) }
                     }
                     await scraper.close()
                 }
                 if job.system.events && rounds == nil {
+                    // Events of servers this process does not evaluate find no state and are left.
                     group.addTask {
-                        await Self.whileOwned(first.name, owns: owns) {
-                            let watcher = SystemEventWatcher(
-                                job: job,
-                                servers: servers,
-                                recorder: recorder,
-                                logger: logger
-                            )
-                            await watcher.run(sink: sink)
-                        }
+                        let watcher = SystemEventWatcher(
+                            job: job,
+                            servers: servers,
+                            recorder: recorder,
+                            logger: logger
+                        )
+                        await watcher.run(sink: sink)
                     }
                 }
             }

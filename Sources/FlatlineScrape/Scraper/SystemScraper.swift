@@ -35,6 +35,10 @@ final class SystemServers: Sendable {
 /// a target of its own (`instance` is its name), with the same extraction, validation and
 /// recording as a server scraped over HTTP; later `/connz` pages go to the one server that has
 /// more (`$SYS.REQ.SERVER.<id>.CONNZ`).
+///
+/// In a cluster of Flatline replicas each server is a unit of its own (`<job>/<server name>`):
+/// every replica asks, and each takes only the replies of the servers it owns (`owns`), the others
+/// unread; the failure of the whole job (nobody answers) is told by the owner of the job's unit.
 struct SystemScraper {
     let job: ScrapeConfiguration
     let global: GlobalSettings
@@ -52,15 +56,27 @@ struct SystemScraper {
     /// The most servers one job tracks.
     static let maxServers = 1000
     private var failures = FailureLog()
+    /// Whether this process evaluates a unit (a server's, or the job's); `nil`: every one.
+    let owns: (@Sendable (String) -> Bool)?
+    /// Called before the first round of a server this process now owns (a takeover).
+    let taking: (@Sendable (String) async -> Void)?
+    /// Told each round every server that answered, owned here or not.
+    let discovered: (@Sendable (_ job: String, _ servers: [DiscoveredUnit]) -> Void)?
 
     init(
         job: ScrapeConfiguration,
         global: GlobalSettings,
         recorder: Recorder?,
         servers: SystemServers = SystemServers(),
+        owns: (@Sendable (String) -> Bool)? = nil,
+        taking: (@Sendable (String) async -> Void)? = nil,
+        discovered: (@Sendable (_ job: String, _ servers: [DiscoveredUnit]) -> Void)? = nil,
         logger: Logger
     ) {
         self.job = job
+        self.owns = owns
+        self.taking = taking
+        self.discovered = discovered
         self.servers = servers
         self.global = global
         self.recorder = recorder
@@ -68,6 +84,12 @@ struct SystemScraper {
         logger[metadataKey: "job"] = "\(job.jobName)"
         self.logger = logger
     }
+
+    /// The unit of one server of the cluster: its target's name.
+    func unit(ofServer name: String) -> String { "\(job.jobName)/\(Redaction.redactingUserinfo(name))" }
+
+    /// The unit of the job as a whole (its first target's name): its owner tells the job's failure.
+    var jobUnit: String { job.targets.first.map { "\(job.jobName)/\(Redaction.redactingUserinfo($0.address))" } ?? "" }
 
     /// A target for one server of the cluster.
     func target(named name: String) -> ScrapeTarget {
@@ -137,6 +159,9 @@ struct SystemScraper {
         var samples: [String: [Sample]] = [:]
         var errors: [String: [String: String]] = [:]
         var seen = Set<String>()
+        // Servers that answered but are evaluated by other replicas.
+        var elsewhere = Set<String>()
+        var answered: [String: DiscoveredUnit] = [:]
         let timeout = Duration.clamped(seconds: job.system.timeout)
         do {
             let client = try await connected()
@@ -157,8 +182,18 @@ struct SystemScraper {
                 }
                 for reply in replies {
                     let name = reply.server.name
+                    let unit = unit(ofServer: name)
+                    if answered.count < Self.maxServers {
+                        answered[name] = DiscoveredUnit(name: unit, job: job.jobName, instance: name)
+                    }
+                    if let owns, !owns(unit) {
+                        elsewhere.insert(name)
+                        continue
+                    }
                     var known = servers.states.withLock { $0[name]?.target }
                     if known == nil {
+                        // A server first evaluated here: what was shared of it first.
+                        if let taking { await taking(unit) }
                         // A server first heard from (only this task adds servers).
                         let fresh = target(named: name)
                         known = servers.states.withLock { states in
@@ -209,7 +244,8 @@ struct SystemScraper {
         // Servers silent for stale_after are gone (removed from the cluster, or names a rogue
         // responder made up); the others that did not answer this round are down (or cut off).
         let cutoff = time.advanced(bySeconds: -global.staleAfter)
-        let gone = lastReply.filter { $0.value < cutoff }.keys
+        // Servers now evaluated elsewhere are forgotten here at once.
+        let gone = lastReply.filter { $0.value < cutoff || elsewhere.contains($0.key) }.keys
         for name in gone { lastReply[name] = nil }
         let names = servers.states.withLock { states in
             for name in gone { states[name] = nil }
@@ -238,7 +274,8 @@ struct SystemScraper {
             await recorder?.health(time, target, batch.health)
             batches.append(batch)
         }
-        if batches.isEmpty, let failure = errors[""] {
+        if !answered.isEmpty { discovered?(job.jobName, answered.values.sorted { $0.name < $1.name }) }
+        if batches.isEmpty, let failure = errors[""], owns?(jobUnit) ?? true {
             // Nobody answered at all: one batch for the job, so the failure is seen.
             let target = target(named: job.targets.map(\.address).joined(separator: ","))
             let health = ScrapeHealth(up: false, durationSeconds: duration, samplesScraped: 0, samplesDropped: 0)
@@ -293,6 +330,21 @@ struct SystemScraper {
             documents.append(try JSONDocument(parsing: [UInt8](data)))
         }
         return documents
+    }
+}
+
+/// A unit of scraping found while scraping: a server of a `nats_system` job.
+public struct DiscoveredUnit: Sendable, Hashable {
+    /// The unit's name (its target's: `<job>/<server name>`).
+    public var name: String
+    public var job: String
+    /// Its `instance` label.
+    public var instance: String
+
+    public init(name: String, job: String, instance: String) {
+        self.name = name
+        self.job = job
+        self.instance = instance
     }
 }
 
