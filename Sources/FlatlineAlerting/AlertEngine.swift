@@ -181,6 +181,17 @@ public struct AlertEngine: Sendable, Codable {
         return events.sorted { ($0.alert.fingerprint, $0.status.rawValue) < ($1.alert.fingerprint, $1.status.rawValue) }
     }
 
+    /// Forgets, without resolving them, the alerts whose labels `belongs` accepts: alerts of a
+    /// target another process evaluates now, which carries them on.
+    /// - Returns: how many pending or firing alerts were forgotten.
+    @discardableResult
+    public mutating func drop(where belongs: ([String: String]) -> Bool) -> Int {
+        let gone = alerts.filter { belongs($0.value.labels) }
+        for fingerprint in gone.keys { alerts[fingerprint] = nil }
+        annotateIncidents()
+        return gone.values.filter { $0.state != .resolved }.count
+    }
+
     /// Alerts with the same `incident` label are one story (a frozen consumer and its stream
     /// nearing its limit): each pending or firing one names the others in a `related`
     /// annotation, so a receiver grouping by `incident` pages once and says why.

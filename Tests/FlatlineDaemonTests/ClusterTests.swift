@@ -1,3 +1,5 @@
+import FlatlineAlerting
+import FlatlineCore
 import FlatlineNATS
 import FlatlineNotify
 import FlatlineScrape
@@ -384,5 +386,70 @@ struct ClusterTests {
         await leaderRun.value
         #expect(try await Self.wait(for: 5) { other.isLeader })
         #expect(!leader.isLeader)
+    }
+
+    @Test(
+        "a target moved to another replica: its alerts are forgotten without a resolve, its state goes; the others stay"
+    )
+    func release() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let yaml = """
+            route: {receiver: hook, group_by: [instance], group_wait: 0s, group_interval: 1s}
+            receivers:
+              - name: hook
+                webhook_configs: [{url: "http://127.0.0.1:9/hook"}]
+            """
+        let settings = try #require(try Configuration.parse(yaml, file: "f.yml").alerting)
+        let notifier = try Notifier(
+            settings: settings,
+            outbox: try Outbox(path: directory.file("outbox.sqlite").path),
+            externalURL: "http://flatline.test",
+            logger: TestSupport.quietLogger
+        )
+        let state = try StateDirectory(path: directory.file("data").path)
+        let pipeline = Pipeline(
+            models: [try Model.parse(OutboxFailureTests.model, file: "m.yml")],
+            routing: settings,
+            detection: [:],
+            notifier: notifier,
+            state: state,
+            logger: TestSupport.quietLogger
+        )
+        func batch(_ instance: String, _ value: Double) throws -> ScrapeBatch {
+            var batch = try OutboxFailureTests.batch(value)
+            let labels = try LabelSet(validating: ["__name__": "x", "instance": instance, "job": "j"])
+            batch.target = "j/\(instance)"
+            batch.labels = ["job": "j", "instance": instance]
+            batch.samples = [Sample(labels: labels, value: value, timestamp: batch.time)]
+            return batch
+        }
+        func told() throws -> [String] {
+            try notifier.outbox.pending().map { item in
+                let body = String(decoding: item.body, as: UTF8.self)
+                return (body.contains(#""status":"resolved""#) ? "resolved " : "firing ")
+                    + (body.contains("t:1") ? "t:1" : "t:2")
+            }
+        }
+        for instance in ["t:1", "t:2"] { await pipeline.ingest(try batch(instance, 10)) }
+        await pipeline.flush()
+        await pipeline.save()
+        #expect(Set(try told()) == ["firing t:1", "firing t:2"])
+        #expect(FileManager.default.fileExists(atPath: state.detectionFile("j/t:1")))
+
+        #expect(await pipeline.release(target: "j/t:1", labels: ["job": "j", "instance": "t:1"]) == 1)
+        #expect(await pipeline.alerts().compactMap { $0.labels["instance"] } == ["t:2"])
+        #expect(await pipeline.isCold(target: "j/t:1"))
+        #expect(await !pipeline.isCold(target: "j/t:2"))
+        // Long after its staleness would have resolved it: nothing is told of t:1.
+        try await Task.sleep(for: .milliseconds(1100))
+        var later = try batch("t:2", 10)
+        later.time = later.time.advanced(bySeconds: 900)
+        later.samples = later.samples.map { Sample(labels: $0.labels, value: $0.value, timestamp: later.time) }
+        await pipeline.ingest(later)
+        await pipeline.flush()
+        let after = try told()
+        #expect(!after.contains("resolved t:1") && after.contains("firing t:2"), "\(after)")
+        await notifier.shutdown()
     }
 }

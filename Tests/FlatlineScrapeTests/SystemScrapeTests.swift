@@ -196,6 +196,7 @@ struct SystemScrapeTests {
             let owned = Mutex<Set<String>>(["cluster/s-0", "cluster/s-1", "cluster/s-2"])
             let taken = Mutex<[String]>([])
             let told = Mutex<[DiscoveredUnit]>([])
+            let released = Mutex<[String: String]>([:])
             var scraper = SystemScraper(
                 job: job,
                 global: configuration.global,
@@ -206,6 +207,7 @@ struct SystemScrapeTests {
                     #expect(name == "cluster")
                     told.withLock { $0 = servers }
                 },
+                released: { unit, labels in released.withLock { $0[unit] = labels["instance"] } },
                 logger: TestSupport.quietLogger
             )
             func instances(_ batches: [ScrapeBatch]) -> Set<String> {
@@ -227,6 +229,8 @@ struct SystemScrapeTests {
             #expect(instances(second) == ["s-2", "s-3", "flatline-test"])
             #expect(second.allSatisfy { $0.errors.isEmpty }, "\(second.map(\.errors))")
             #expect(taken.withLock { $0.count } == 5)
+            // What was kept here of the two that moved is let go.
+            #expect(released.withLock { $0 } == ["cluster/s-0": "s-0", "cluster/s-1": "s-1"])
             #expect(Set(taken.withLock { $0.suffix(2) }) == ["cluster/s-3", "cluster/flatline-test"])
             await scraper.close()
         }

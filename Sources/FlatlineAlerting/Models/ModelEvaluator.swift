@@ -226,6 +226,12 @@ extension ModelEvaluator {
         return taken
     }
 
+    /// Forgets what the models learned of the watched things whose labels `belongs` accepts
+    /// (a unit another process evaluates now).
+    public mutating func drop(where belongs: ([String: String]) -> Bool) {
+        for index in watches.indices { watches[index].drop(where: belongs) }
+    }
+
     /// Takes over saved state for every model of the same name and kind; the others start cold.
     /// - Returns: the names of the models restored.
     @discardableResult

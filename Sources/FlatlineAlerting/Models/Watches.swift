@@ -185,6 +185,25 @@ enum ModelWatch: Codable, Sendable {
         return result.1
     }
 
+    /// Forgets the things whose labels `belongs` accepts.
+    mutating func drop(where belongs: ([String: String]) -> Bool) {
+        func dropping<W: Watch>(_ watch: W, _ wrap: (W) -> ModelWatch) -> ModelWatch {
+            var watch = watch
+            watch.things.entries = watch.things.entries.filter { !belongs($0.value.state.labels) }
+            return wrap(watch)
+        }
+        switch self {
+        case .stall(let w): self = dropping(w, ModelWatch.stall)
+        case .growth(let w): self = dropping(w, ModelWatch.growth)
+        case .surge(let w): self = dropping(w, ModelWatch.surge)
+        case .threshold(let w): self = dropping(w, ModelWatch.threshold)
+        case .drop(let w): self = dropping(w, ModelWatch.drop)
+        case .increase(let w): self = dropping(w, ModelWatch.increase)
+        case .forecast(let w): self = dropping(w, ModelWatch.forecast)
+        case .anomaly(let w): self = dropping(w, ModelWatch.anomaly)
+        }
+    }
+
     /// How many things it holds state of.
     var count: Int {
         switch self {

@@ -524,6 +524,7 @@ public final class Daemon: Sendable {
                 let owns: (@Sendable (String) -> Bool)? = Self.ownership(cluster)
                 let taking = Self.takingOver(daemon.sharedState, pipeline: pipeline)
                 let discovered = Self.discovering(cluster)
+                let released = Self.releasing(cluster, pipeline: pipeline)
                 let userAgent = cluster.map { "flatline (replica \($0.settings.replica))" } ?? "flatline"
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask {
@@ -535,6 +536,7 @@ public final class Daemon: Sendable {
                                 owns: owns,
                                 taking: taking,
                                 discovered: discovered,
+                                released: released,
                                 logger: logger
                             )
                             .run { batch in
@@ -575,6 +577,14 @@ public final class Daemon: Sendable {
         )? {
             guard let cluster else { return nil }
             return { job, servers in cluster.discovered(job: job, servers: servers) }
+        }
+
+        /// A target now evaluated by another replica: its state and alerts are left to that one.
+        private static func releasing(_ cluster: Cluster?, pipeline: Pipeline) -> (
+            @Sendable (_ unit: String, _ labels: [String: String]) async -> Void
+        )? {
+            guard cluster != nil else { return nil }
+            return { unit, labels in await pipeline.release(target: unit, labels: labels) }
         }
 
         /// Before the first scrape of a target taken over: its shared state, if it is cold here.

@@ -297,6 +297,41 @@ public actor Pipeline {
         evaluator.adopt(part)
     }
 
+    /// A target another replica evaluates now (it moved away): what this process holds of it
+    /// goes, silently. Its alerts are forgotten without a resolve (the new owner carries them on;
+    /// a resolve from here would tell receivers they ended), its detection bank and saved file go
+    /// (were it to come back, it would take the then-current shared state), and so do what the
+    /// models learned of it and its series on the status page and `/metrics`. What belongs to it
+    /// is told by the `instance` label of `labels` (and `job`, where it is set on both).
+    /// - Returns: how many pending or firing alerts were forgotten.
+    @discardableResult
+    public func release(target: String, labels: [String: String]) -> Int {
+        guard let instance = labels["instance"] else { return 0 }
+        let job = labels["job"]
+        func belongs(_ other: [String: String]) -> Bool {
+            guard other["instance"] == instance else { return false }
+            if let job, let theirs = other["job"] { return theirs == job }
+            return true
+        }
+        func belongs(_ other: LabelSet) -> Bool {
+            guard other["instance"] == instance else { return false }
+            if let job, let theirs = other["job"] { return theirs == job }
+            return true
+        }
+        banks[target] = nil
+        if let state { try? FileManager.default.removeItem(atPath: state.detectionFile(target)) }
+        targets[target] = nil
+        series = series.filter { !belongs($0.key) }
+        history = history.filter { !belongs($0.key) }
+        evaluator.drop(where: belongs)
+        let dropped = engine.drop(where: belongs)
+        logger.info(
+            "target evaluated by another replica now: its state and alerts are left to it",
+            metadata: ["target": "\(target)", "alerts": "\(dropped)"]
+        )
+        return dropped
+    }
+
     /// Whether a target starts cold: nothing learned for it in memory, nothing saved.
     public func isCold(target: String) -> Bool {
         guard banks[target] == nil else { return false }

@@ -17,6 +17,7 @@ public final class Scraper: Sendable {
     private let owns: (@Sendable (String) -> Bool)?
     private let taking: (@Sendable (String) async -> Void)?
     private let discovered: (@Sendable (_ job: String, _ servers: [DiscoveredUnit]) -> Void)?
+    private let released: (@Sendable (_ unit: String, _ labels: [String: String]) async -> Void)?
     private let userAgent: String
 
     /// - Parameters:
@@ -28,6 +29,8 @@ public final class Scraper: Sendable {
     ///     (learned state taken over).
     ///   - discovered: told each round the servers of a `nats_system` job that answered (units
     ///     found while scraping, owned here or not).
+    ///   - released: called when a unit this process scraped is owned elsewhere now, with its
+    ///     target's labels.
     public init(
         configuration: Configuration,
         recorder: Recorder? = nil,
@@ -35,8 +38,10 @@ public final class Scraper: Sendable {
         owns: (@Sendable (String) -> Bool)? = nil,
         taking: (@Sendable (String) async -> Void)? = nil,
         discovered: (@Sendable (_ job: String, _ servers: [DiscoveredUnit]) -> Void)? = nil,
+        released: (@Sendable (_ unit: String, _ labels: [String: String]) async -> Void)? = nil,
         logger: Logger
     ) {
+        self.released = released
         self.configuration = configuration
         self.recorder = recorder
         self.userAgent = userAgent
@@ -101,6 +106,7 @@ public final class Scraper: Sendable {
         let owns = owns
         let taking = taking
         let discovered = discovered
+        let released = released
         await withTaskGroup(of: Void.self) { group in
             // A system-account job is one connection to the cluster; its servers are its targets,
             // each a unit of its own: every process asks, each takes the servers it owns.
@@ -118,6 +124,7 @@ public final class Scraper: Sendable {
                         owns: owns,
                         taking: taking,
                         discovered: discovered,
+                        released: released,
                         logger: logger
                     )
                     await Self.loop(target: first, rounds: rounds, immediately: immediately) {
@@ -165,7 +172,8 @@ public final class Scraper: Sendable {
                         rounds: rounds,
                         immediately: immediately,
                         owns: owns,
-                        taking: taking
+                        taking: taking,
+                        released: released
                     ) {
                         await sink(await scraper.scrape())
                     }
@@ -210,6 +218,7 @@ public final class Scraper: Sendable {
         immediately: Bool,
         owns: (@Sendable (String) -> Bool)? = nil,
         taking: (@Sendable (String) async -> Void)? = nil,
+        released: (@Sendable (_ unit: String, _ labels: [String: String]) async -> Void)? = nil,
         round: () async -> Void
     ) async {
         let interval = target.job.scrapeInterval
@@ -243,6 +252,8 @@ public final class Scraper: Sendable {
             first = false
             owned = owns?(target.name) ?? true
             guard owned else {
+                // Moved to another replica: what was kept of it here is left to that one.
+                if scraping, let released { await released(target.name, target.labels) }
                 scraping = false
                 continue
             }

@@ -62,6 +62,8 @@ struct SystemScraper {
     let taking: (@Sendable (String) async -> Void)?
     /// Told each round every server that answered, owned here or not.
     let discovered: (@Sendable (_ job: String, _ servers: [DiscoveredUnit]) -> Void)?
+    /// Called for a server scraped here that another process owns now.
+    let released: (@Sendable (_ unit: String, _ labels: [String: String]) async -> Void)?
 
     init(
         job: ScrapeConfiguration,
@@ -71,9 +73,11 @@ struct SystemScraper {
         owns: (@Sendable (String) -> Bool)? = nil,
         taking: (@Sendable (String) async -> Void)? = nil,
         discovered: (@Sendable (_ job: String, _ servers: [DiscoveredUnit]) -> Void)? = nil,
+        released: (@Sendable (_ unit: String, _ labels: [String: String]) async -> Void)? = nil,
         logger: Logger
     ) {
         self.job = job
+        self.released = released
         self.owns = owns
         self.taking = taking
         self.discovered = discovered
@@ -247,9 +251,16 @@ struct SystemScraper {
         // Servers now evaluated elsewhere are forgotten here at once.
         let gone = lastReply.filter { $0.value < cutoff || elsewhere.contains($0.key) }.keys
         for name in gone { lastReply[name] = nil }
-        let names = servers.states.withLock { states in
-            for name in gone { states[name] = nil }
-            return states.keys.sorted()
+        let (names, moved) = servers.states.withLock { states -> ([String], [ScrapeTarget]) in
+            var moved: [ScrapeTarget] = []
+            for name in gone {
+                if elsewhere.contains(name), let target = states[name]?.target { moved.append(target) }
+                states[name] = nil
+            }
+            return (states.keys.sorted(), moved)
+        }
+        if let released {
+            for target in moved { await released(target.name, target.labels) }
         }
         for name in names where !seen.contains(name) {
             errors[name, default: [:]]["reply"] = "no reply within \(job.system.timeout) s"
