@@ -394,27 +394,11 @@ struct ClusterTests {
     func release() async throws {
         let directory = try TestSupport.TemporaryDirectory()
         defer { directory.remove() }
-        let yaml = """
-            route: {receiver: hook, group_by: [instance], group_wait: 0s, group_interval: 1s}
-            receivers:
-              - name: hook
-                webhook_configs: [{url: "http://127.0.0.1:9/hook"}]
-            """
-        let settings = try #require(try Configuration.parse(yaml, file: "f.yml").alerting)
-        let notifier = try Notifier(
-            settings: settings,
-            outbox: try Outbox(path: directory.file("outbox.sqlite").path),
-            externalURL: "http://flatline.test",
-            logger: TestSupport.quietLogger
-        )
         let state = try StateDirectory(path: directory.file("data").path)
-        let pipeline = Pipeline(
-            models: [try Model.parse(OutboxFailureTests.model, file: "m.yml")],
-            routing: settings,
-            detection: [:],
-            notifier: notifier,
-            state: state,
-            logger: TestSupport.quietLogger
+        let (pipeline, notifier) = try OutboxFailureTests.pipeline(
+            groupBy: "instance",
+            outbox: directory.file("outbox.sqlite").path,
+            state: state
         )
         func batch(_ instance: String, _ value: Double) throws -> ScrapeBatch {
             var batch = try OutboxFailureTests.batch(value)

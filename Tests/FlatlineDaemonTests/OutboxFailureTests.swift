@@ -35,19 +35,18 @@ struct OutboxFailureTests {
         )
     }
 
-    @Test("a resolve flushed while the outbox is locked is committed once it is not", .timeLimit(.minutes(1)))
-    func lockedOutbox() async throws {
-        let directory = try TestSupport.TemporaryDirectory()
-        defer { directory.remove() }
-        let port = try NATSServerProcess.freePort()
+    /// A pipeline with the `too_high` model, grouping by `groupBy`, whose notifier's outbox is
+    /// `outbox` (its webhook goes nowhere: what is told stays pending there).
+    static func pipeline(groupBy: String, outbox path: String, state: StateDirectory? = nil) throws -> (
+        Pipeline, Notifier
+    ) {
         let yaml = """
-            route: {receiver: hook, group_by: [alertname], group_wait: 0s, group_interval: 1s}
+            route: {receiver: hook, group_by: [\(groupBy)], group_wait: 0s, group_interval: 1s}
             receivers:
               - name: hook
-                webhook_configs: [{url: "http://127.0.0.1:\(port)/hook"}]
+                webhook_configs: [{url: "http://127.0.0.1:9/hook"}]
             """
         let settings = try #require(try Configuration.parse(yaml, file: "f.yml").alerting)
-        let path = directory.file("outbox.sqlite").path
         let notifier = try Notifier(
             settings: settings,
             outbox: try Outbox(path: path),
@@ -59,9 +58,18 @@ struct OutboxFailureTests {
             routing: settings,
             detection: [:],
             notifier: notifier,
-            state: nil,
+            state: state,
             logger: TestSupport.quietLogger
         )
+        return (pipeline, notifier)
+    }
+
+    @Test("a resolve flushed while the outbox is locked is committed once it is not", .timeLimit(.minutes(1)))
+    func lockedOutbox() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("outbox.sqlite").path
+        let (pipeline, notifier) = try Self.pipeline(groupBy: "alertname", outbox: path)
         func statuses() throws -> [String] {
             try notifier.outbox.pending().map {
                 String(decoding: $0.body, as: UTF8.self).contains(#""status":"resolved""#) ? "resolved" : "firing"

@@ -20,6 +20,42 @@ struct SystemScrapeTests {
         system_account: SYS
         """
 
+    /// A nats-server with a system account, and a client of it that answers every
+    /// `$SYS.REQ.SERVER.PING.VARZ` for made-up servers named `prefix-0`, `prefix-1`, ... (`count` of
+    /// them) besides the real one; `body` gets the server and a file with the system password.
+    static func withMadeUpServers(
+        prefix: String,
+        count: Int,
+        _ body: (NATSServerProcess, URL) async throws -> Void
+    ) async throws {
+        let server = try NATSServerProcess(jetStream: false, configuration: Self.serverConfiguration)
+        defer { server.stop() }
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let password = try directory.write("sys.password", "sys\n")
+        try await TestSupport.withNATSClient(
+            server.url,
+            name: "made-up",
+            configure: { $0.authentication = .userPassword(user: "sys", password: "sys") }
+        ) { others in
+            let requests = try others.subscribe(to: "$SYS.REQ.SERVER.PING.VARZ")
+            try await others.flush()
+            let responder = Task {
+                for await request in requests {
+                    guard let reply = request.replyTo else { continue }
+                    for k in 0..<count {
+                        let body =
+                            #"{"server":{"name":"\#(prefix)-\#(k)","id":"\#(prefix)\#(k)"},"data":{"now":"2026-01-01T00:00:00Z","in_msgs":1}}"#
+                        try await others.publish(body, to: reply)
+                    }
+                    try await others.flush()
+                }
+            }
+            defer { responder.cancel() }
+            try await body(server, password)
+        }
+    }
+
     @Test("every server answers varz, connz (paged), jsz, healthz; series as over HTTP, instance = server name")
     func systemAccount() async throws {
         let server = try NATSServerProcess(jetStream: true, configuration: Self.serverConfiguration)
@@ -88,30 +124,7 @@ struct SystemScrapeTests {
 
     @Test("a rogue $SYS responder inventing 1,200 server names: 1,000 tracked at most, the rest ignored and said")
     func rogueResponder() async throws {
-        let server = try NATSServerProcess(jetStream: false, configuration: Self.serverConfiguration)
-        defer { server.stop() }
-        let directory = try TestSupport.TemporaryDirectory()
-        defer { directory.remove() }
-        _ = try directory.write("sys.password", "sys\n")
-        try await TestSupport.withNATSClient(
-            server.url,
-            name: "rogue",
-            configure: { $0.authentication = .userPassword(user: "sys", password: "sys") }
-        ) { rogue in
-            let requests = try rogue.subscribe(to: "$SYS.REQ.SERVER.PING.VARZ")
-            try await rogue.flush()
-            let responder = Task {
-                for await request in requests {
-                    guard let reply = request.replyTo else { continue }
-                    for k in 0..<1200 {
-                        let body =
-                            #"{"server":{"name":"rogue-\#(k)","id":"R\#(k)"},"data":{"now":"2026-01-01T00:00:00Z","in_msgs":1}}"#
-                        try await rogue.publish(body, to: reply)
-                    }
-                    try await rogue.flush()
-                }
-            }
-            defer { responder.cancel() }
+        try await Self.withMadeUpServers(prefix: "rogue", count: 1200) { server, password in
             let yaml = """
                 scrape_configs:
                   - job_name: cluster
@@ -119,7 +132,7 @@ struct SystemScrapeTests {
                     scrape_interval: 5s
                     static_configs: [{targets: ["127.0.0.1:\(server.port)"]}]
                     nats: {endpoints: [varz]}
-                    nats_system: {user: sys, password_file: \(directory.file("sys.password").path), timeout: 2s}
+                    nats_system: {user: sys, password_file: \(password.path), timeout: 2s}
                 """
             let batches = try await ScrapeSupport.scrape(yaml, rounds: 1)
             // The real server and 999 made-up ones fill the 1,000 places.
@@ -157,31 +170,8 @@ struct SystemScrapeTests {
         "in a cluster of replicas each server is a unit: only the servers owned here are taken, every one is told, a server that moves is forgotten here"
     )
     func serversAsUnits() async throws {
-        let server = try NATSServerProcess(jetStream: false, configuration: Self.serverConfiguration)
-        defer { server.stop() }
-        let directory = try TestSupport.TemporaryDirectory()
-        defer { directory.remove() }
-        _ = try directory.write("sys.password", "sys\n")
-        try await TestSupport.withNATSClient(
-            server.url,
-            name: "others",
-            configure: { $0.authentication = .userPassword(user: "sys", password: "sys") }
-        ) { others in
-            // Six more servers answer the system request besides the real one.
-            let requests = try others.subscribe(to: "$SYS.REQ.SERVER.PING.VARZ")
-            try await others.flush()
-            let responder = Task {
-                for await request in requests {
-                    guard let reply = request.replyTo else { continue }
-                    for k in 0..<6 {
-                        let body =
-                            #"{"server":{"name":"s-\#(k)","id":"S\#(k)"},"data":{"now":"2026-01-01T00:00:00Z","in_msgs":1}}"#
-                        try await others.publish(body, to: reply)
-                    }
-                    try await others.flush()
-                }
-            }
-            defer { responder.cancel() }
+        // Six more servers answer the system request besides the real one.
+        try await Self.withMadeUpServers(prefix: "s", count: 6) { server, password in
             let yaml = """
                 scrape_configs:
                   - job_name: cluster
@@ -189,7 +179,7 @@ struct SystemScrapeTests {
                     scrape_interval: 5s
                     static_configs: [{targets: ["127.0.0.1:\(server.port)"]}]
                     nats: {endpoints: [varz]}
-                    nats_system: {user: sys, password_file: \(directory.file("sys.password").path), timeout: 1s, expected_servers: 7}
+                    nats_system: {user: sys, password_file: \(password.path), timeout: 1s, expected_servers: 7}
                 """
             let configuration = try Configuration.parse(yaml, file: "test.yml")
             let job = try #require(configuration.scrapeConfigs.first)

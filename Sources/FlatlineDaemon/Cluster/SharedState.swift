@@ -152,28 +152,26 @@ public final class SharedState: Sendable {
     }
 
     private func takeModels(_ unit: String, from store: ObjectStore, pipeline: Pipeline) async {
-        do {
-            guard let (info, bytes) = try await store.get(Self.modelsObject(unit), maxBytes: Self.maxBytes) else {
-                return
-            }
+        await take(
+            unit,
+            object: Self.modelsObject(unit),
+            from: store,
+            failure: "cluster: cannot take the shared model state of a target over; its models learn again"
+        ) { bytes in
             let part = try JSONDecoder().decode(ModelEvaluatorState.self, from: Data(bytes))
             let taken = await pipeline.adoptModels(part)
-            logger.notice(
-                "cluster: model state taken over from the cluster",
-                metadata: ["target": "\(unit)", "things": "\(taken)", "saved": "\(info.mtime ?? "?")"]
-            )
-        } catch {
-            logger.warning(
-                "cluster: cannot take the shared model state of a target over; its models learn again",
-                metadata: ["target": "\(unit)", "error": "\(error)"]
-            )
+            return ("cluster: model state taken over from the cluster", ["things": "\(taken)"])
         }
     }
 
     private func takeDetection(_ unit: String, from store: ObjectStore, pipeline: Pipeline) async {
-        do {
-            guard let (info, bytes) = try await store.get(unit, maxBytes: Self.maxBytes) else { return }
-            let path = state.detectionFile(unit)
+        let path = state.detectionFile(unit)
+        await take(
+            unit,
+            object: unit,
+            from: store,
+            failure: "cluster: cannot take the shared state of a target over; it starts cold"
+        ) { bytes in
             let temporary = path + ".cluster-\(getpid())"
             guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {
                 throw StateFileError(path: temporary, reason: "cannot write")
@@ -181,17 +179,31 @@ public final class SharedState: Sendable {
             // A file the pipeline made meanwhile (it scraped first) is left alone.
             guard await pipeline.isCold(target: unit), rename(temporary, path) == 0 else {
                 unlink(temporary)
-                return
+                return nil
             }
-            logger.notice(
-                "cluster: detection state taken over from the cluster",
-                metadata: ["target": "\(unit)", "bytes": "\(bytes.count)", "saved": "\(info.mtime ?? "?")"]
-            )
+            return ("cluster: detection state taken over from the cluster", [:])
+        }
+    }
+
+    /// Reads `object` and hands its bytes to `apply`, which says what it made of them (`nil`:
+    /// nothing to tell); a failure is logged as `failure`.
+    private func take(
+        _ unit: String,
+        object: String,
+        from store: ObjectStore,
+        failure: Logger.Message,
+        _ apply: ([UInt8]) async throws -> (Logger.Message, Logger.Metadata)?
+    ) async {
+        do {
+            guard let (info, bytes) = try await store.get(object, maxBytes: Self.maxBytes),
+                let (message, extra) = try await apply(bytes)
+            else { return }
+            let metadata: Logger.Metadata = [
+                "target": "\(unit)", "bytes": "\(bytes.count)", "saved": "\(info.mtime ?? "?")",
+            ]
+            logger.notice(message, metadata: metadata.merging(extra) { _, new in new })
         } catch {
-            logger.warning(
-                "cluster: cannot take the shared state of a target over; it starts cold",
-                metadata: ["target": "\(unit)", "error": "\(error)"]
-            )
+            logger.warning(failure, metadata: ["target": "\(unit)", "error": "\(error)"])
         }
     }
 
