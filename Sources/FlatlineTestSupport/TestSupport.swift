@@ -5,6 +5,19 @@ import Synchronization
 
 /// Shared helpers for Flatline's test targets.
 public enum TestSupport {
+    /// A copy of the shipped models in `directory` with the producer flood's warm-up cut from two
+    /// minutes to `warmup` (`"20s"`), so a test can show a flood after a short normal phase.
+    public static func modelsWithFloodWarmup(_ warmup: String, in directory: TemporaryDirectory) throws -> URL {
+        let models = directory.file("models")
+        try FileManager.default.copyItem(at: repositoryFile("models"), to: models)
+        let flood = models.appendingPathComponent("producer_flood.yml")
+        let text = try String(contentsOf: flood, encoding: .utf8)
+        let quick = text.replacingOccurrences(of: "warmup: 2m ", with: "warmup: \(warmup) ")
+        guard quick != text else { throw TestError("producer_flood.yml has no `warmup: 2m` to shorten") }
+        try quick.write(to: flood, atomically: true, encoding: .utf8)
+        return models
+    }
+
     /// Whether `a` and `b` agree to `relative` tolerance, or to `absolute` near zero. Both NaN
     /// counts as agreement.
     public static func close(_ a: Double, _ b: Double, relative: Double = 1e-9, absolute: Double = 1e-12) -> Bool {

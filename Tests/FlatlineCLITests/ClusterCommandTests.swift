@@ -1,3 +1,4 @@
+import FlatlineDaemon
 import FlatlineTestSupport
 import Foundation
 import Hummingbird
@@ -19,10 +20,7 @@ struct ClusterCommandTests {
         let scrapes = Mutex<[Scrape]>([])
 
         func record(_ target: String, userAgent: String) {
-            let replica =
-                userAgent.range(of: "(replica ").map { range in
-                    String(userAgent[range.upperBound...].prefix { $0 != ")" })
-                } ?? "?"
+            let replica = Cluster.replica(inUserAgent: userAgent) ?? "?"
             scrapes.withLock { $0.append(Scrape(target: target, replica: replica, at: .now)) }
         }
 
@@ -343,7 +341,7 @@ struct ClusterCommandTests {
                 }
                 let payload = try JSONDecoder().decode(Payload.self, from: Data(body.readableBytesView))
                 let agent = request.headers[.userAgent] ?? ""
-                let replica = agent.range(of: "(replica ").map { String(agent[$0.upperBound...].prefix { $0 != ")" }) }
+                let replica = Cluster.replica(inUserAgent: agent)
                 let told = payload.alerts.map { $0.fingerprint + ":" + $0.status }.sorted()
                 let notification = Notification(
                     key: request.headers.first { $0.name.canonicalName == "idempotency-key" }?.value ?? "",
@@ -374,13 +372,7 @@ struct ClusterCommandTests {
         let directory = try TestSupport.TemporaryDirectory()
         defer { directory.remove() }
         // The flood model trusts its baseline after 20 s of normal traffic (2 minutes shipped).
-        let models = directory.file("models")
-        try FileManager.default.copyItem(at: TestSupport.repositoryFile("models"), to: models)
-        let flood = models.appendingPathComponent("producer_flood.yml")
-        let text = try String(contentsOf: flood, encoding: .utf8)
-        let quick = text.replacingOccurrences(of: "warmup: 2m ", with: "warmup: 20s ")
-        try #require(quick != text, "producer_flood.yml has no `warmup: 2m` to shorten")
-        try quick.write(to: flood, atomically: true, encoding: .utf8)
+        let models = try TestSupport.modelsWithFloodWarmup("20s", in: directory)
         let scenario = try directory.write(
             "scenario.yml",
             """

@@ -37,17 +37,9 @@ struct DaemonTests {
         String(decoding: try NATSServerProcess.httpGet(port: port, path: path), as: UTF8.self)
     }
 
-    /// The shipped models, with the producer flood's warm-up cut from two minutes to 8 s so a
-    /// test can show a flood after a short normal phase.
+    /// The shipped models, with the producer flood's warm-up cut from two minutes to 8 s.
     static func quickModels(in directory: TestSupport.TemporaryDirectory) throws -> String {
-        let models = directory.file("models")
-        try FileManager.default.copyItem(at: TestSupport.repositoryFile("models"), to: models)
-        let flood = models.appendingPathComponent("producer_flood.yml")
-        let text = try String(contentsOf: flood, encoding: .utf8)
-        let quick = text.replacingOccurrences(of: "warmup: 2m ", with: "warmup: 8s ")
-        try #require(quick != text, "producer_flood.yml has no `warmup: 2m` to shorten")
-        try quick.write(to: flood, atomically: true, encoding: .utf8)
-        return models.path
+        try TestSupport.modelsWithFloodWarmup("8s", in: directory).path
     }
 
     @Test(

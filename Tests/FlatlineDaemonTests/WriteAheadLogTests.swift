@@ -201,13 +201,7 @@ extension WriteAheadLogTests {
         let directory = try TestSupport.TemporaryDirectory()
         defer { directory.remove() }
         // The flood model trusts its baseline after 20 s of normal traffic (2 minutes shipped).
-        let models = directory.file("models")
-        try FileManager.default.copyItem(at: TestSupport.repositoryFile("models"), to: models)
-        let flood = models.appendingPathComponent("producer_flood.yml")
-        let text = try String(contentsOf: flood, encoding: .utf8)
-        let quick = text.replacingOccurrences(of: "warmup: 2m ", with: "warmup: 20s ")
-        try #require(quick != text, "producer_flood.yml has no `warmup: 2m` to shorten")
-        try quick.write(to: flood, atomically: true, encoding: .utf8)
+        let models = try TestSupport.modelsWithFloodWarmup("20s", in: directory)
         let scenario = try directory.write(
             "scenario.yml",
             """

@@ -518,6 +518,14 @@ public final class Cluster: Sendable {
         )
     }
 
+    /// The `User-Agent` of what a replica sends (`flatline (replica a)`), `product` first.
+    public static func userAgent(_ product: String, replica: String) -> String { "\(product) (replica \(replica))" }
+
+    /// The replica a `User-Agent` made by ``userAgent(_:replica:)`` names.
+    public static func replica(inUserAgent agent: String) -> String? {
+        agent.range(of: "(replica ").map { String(agent[$0.upperBound...].prefix { $0 != ")" }) }
+    }
+
     // MARK: Plumbing
 
     /// How many copies to keep of what the cluster stores: 3 when the coordinating NATS is a

@@ -285,7 +285,7 @@ public final class Daemon: Sendable {
         var userAgent = "Flatline"
         if let shared {
             forward = { integration in shared.forward(integration) }
-            userAgent = "Flatline (replica \(shared.cluster.settings.replica))"
+            userAgent = Cluster.userAgent("Flatline", replica: shared.cluster.settings.replica)
         }
         do {
             return try Notifier(
@@ -525,7 +525,8 @@ public final class Daemon: Sendable {
                 let taking = Self.takingOver(daemon.sharedState, pipeline: pipeline)
                 let discovered = Self.discovering(cluster)
                 let released = Self.releasing(cluster, pipeline: pipeline)
-                let userAgent = cluster.map { "flatline (replica \($0.settings.replica))" } ?? "flatline"
+                let userAgent =
+                    cluster.map { Cluster.userAgent("flatline", replica: $0.settings.replica) } ?? "flatline"
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask {
                         do {

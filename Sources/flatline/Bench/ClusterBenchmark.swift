@@ -1,4 +1,5 @@
 import FlatlineCore
+import FlatlineDaemon
 import Foundation
 import Hummingbird
 import Logging
@@ -71,8 +72,7 @@ struct ClusterBenchmark {
         }
 
         func record(_ target: Int, userAgent: String) {
-            let replica =
-                userAgent.range(of: "(replica ").map { String(userAgent[$0.upperBound...].prefix { $0 != ")" }) } ?? "?"
+            let replica = Cluster.replica(inUserAgent: userAgent) ?? "?"
             let now = ContinuousClock.now
             scrapes.withLock { $0[target, default: []].append((replica, now)) }
         }
@@ -113,24 +113,7 @@ struct ClusterBenchmark {
         let nats = try NATSCluster(directory: directory)
         defer { nats.stop() }
         let targets = Targets(seriesPerTarget: max(1, series / count))
-        let port = Mutex<Int?>(nil)
-        let quiet = Logger(label: "flatline.bench", factory: { _ in SwiftLogNoOpLogHandler() })
-        let app = Application(
-            router: targets.router,
-            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } },
-            logger: quiet
-        )
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: quiet))
-        return try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            defer { tasks.cancelAll() }
-            let started = ContinuousClock.now + .seconds(10)
-            while port.withLock({ $0 }) == nil {
-                guard ContinuousClock.now < started else { throw BenchError("the bench HTTP server did not start") }
-                try await Task.sleep(for: .milliseconds(10))
-            }
-            let address = "127.0.0.1:\(port.withLock { $0 } ?? 0)"
+        return try await DaemonBenchmark.serving(targets.router) { address in
             let every = DurationText.format(seconds: interval)
             var config = """
                 global: {scrape_interval: \(every), scrape_timeout: \(every)}
@@ -257,7 +240,6 @@ struct ClusterBenchmark {
                 progress("cluster: \(firsts.count)/\(share.count) of \(victim)'s targets taken over")
                 if firsts.count == share.count { takeover = (firsts.max() ?? killed) - killed }
             }
-            await group.triggerGracefulShutdown()
             let taken = takeover ?? .zero
             return Result(
                 targets: count,

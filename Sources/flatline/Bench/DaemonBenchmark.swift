@@ -13,6 +13,34 @@ import Synchronization
 /// - footprint: the daemon's CPU (from /proc, user + system) and resident memory while it
 ///   scrapes a large target at a production interval.
 struct DaemonBenchmark {
+    /// Serves `router` on a free port of 127.0.0.1 while `body` runs with its address.
+    static func serving<Result: Sendable>(
+        _ router: Router<BasicRequestContext>,
+        _ body: (_ address: String) async throws -> Result
+    ) async throws -> Result {
+        let port = Mutex<Int?>(nil)
+        let quiet = Logger(label: "flatline.bench", factory: { _ in SwiftLogNoOpLogHandler() })
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } },
+            logger: quiet
+        )
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: quiet))
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            defer { tasks.cancelAll() }
+            let started = ContinuousClock.now + .seconds(10)
+            while port.withLock({ $0 }) == nil {
+                guard ContinuousClock.now < started else { throw BenchError("the bench HTTP server did not start") }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let result = try await body("127.0.0.1:\(port.withLock { $0 } ?? 0)")
+            await group.triggerGracefulShutdown()
+            return result
+        }
+    }
+
     struct Latency {
         var series: Int
         var interval: Double
@@ -255,24 +283,7 @@ struct DaemonBenchmark {
                 encoding: .utf8
             )
         }
-        let port = Mutex<Int?>(nil)
-        let quiet = Logger(label: "flatline.bench", factory: { _ in SwiftLogNoOpLogHandler() })
-        let app = Application(
-            router: bench.router,
-            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } },
-            logger: quiet
-        )
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: quiet))
-        return try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            defer { tasks.cancelAll() }
-            let started = ContinuousClock.now + .seconds(10)
-            while port.withLock({ $0 }) == nil {
-                guard ContinuousClock.now < started else { throw BenchError("the bench HTTP server did not start") }
-                try await Task.sleep(for: .milliseconds(10))
-            }
-            let address = "127.0.0.1:\(port.withLock { $0 } ?? 0)"
+        return try await DaemonBenchmark.serving(bench.router) { address in
             let every = DurationText.format(seconds: interval)
             let config = """
                 global: {scrape_interval: \(every), scrape_timeout: \(every)}
@@ -307,9 +318,7 @@ struct DaemonBenchmark {
                 }
             }
             do {
-                let result = try await body(process.processIdentifier)
-                await group.triggerGracefulShutdown()
-                return result
+                return try await body(process.processIdentifier)
             } catch {
                 let said = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
                 throw BenchError("\(error)\(said.isEmpty ? "" : "; the daemon said: " + said.suffix(2000))")
