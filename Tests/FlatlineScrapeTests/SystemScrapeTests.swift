@@ -22,11 +22,13 @@ struct SystemScrapeTests {
 
     /// A nats-server with a system account, and a client of it that answers every
     /// `$SYS.REQ.SERVER.PING.VARZ` for made-up servers named `prefix-0`, `prefix-1`, ... (`count` of
-    /// them) besides the real one; `body` gets the server and a file with the system password.
+    /// them) besides the real one; `body` gets a configuration of a `nats_system` job `cluster`
+    /// scraping `/varz` of them (`nats_system` settings `extra` added to the password file's).
     static func withMadeUpServers(
         prefix: String,
         count: Int,
-        _ body: (NATSServerProcess, URL) async throws -> Void
+        system extra: String,
+        _ body: (_ yaml: String) async throws -> Void
     ) async throws {
         let server = try NATSServerProcess(jetStream: false, configuration: Self.serverConfiguration)
         defer { server.stop() }
@@ -52,7 +54,17 @@ struct SystemScrapeTests {
                 }
             }
             defer { responder.cancel() }
-            try await body(server, password)
+            try await body(
+                """
+                scrape_configs:
+                  - job_name: cluster
+                    kind: nats_system
+                    scrape_interval: 5s
+                    static_configs: [{targets: ["127.0.0.1:\(server.port)"]}]
+                    nats: {endpoints: [varz]}
+                    nats_system: {user: sys, password_file: \(password.path), \(extra)}
+                """
+            )
         }
     }
 
@@ -124,16 +136,7 @@ struct SystemScrapeTests {
 
     @Test("a rogue $SYS responder inventing 1,200 server names: 1,000 tracked at most, the rest ignored and said")
     func rogueResponder() async throws {
-        try await Self.withMadeUpServers(prefix: "rogue", count: 1200) { server, password in
-            let yaml = """
-                scrape_configs:
-                  - job_name: cluster
-                    kind: nats_system
-                    scrape_interval: 5s
-                    static_configs: [{targets: ["127.0.0.1:\(server.port)"]}]
-                    nats: {endpoints: [varz]}
-                    nats_system: {user: sys, password_file: \(password.path), timeout: 2s}
-                """
+        try await Self.withMadeUpServers(prefix: "rogue", count: 1200, system: "timeout: 2s") { yaml in
             let batches = try await ScrapeSupport.scrape(yaml, rounds: 1)
             // The real server and 999 made-up ones fill the 1,000 places.
             let rogues = batches.filter { ($0.labels["instance"] ?? "").hasPrefix("rogue-") }
@@ -171,16 +174,7 @@ struct SystemScrapeTests {
     )
     func serversAsUnits() async throws {
         // Six more servers answer the system request besides the real one.
-        try await Self.withMadeUpServers(prefix: "s", count: 6) { server, password in
-            let yaml = """
-                scrape_configs:
-                  - job_name: cluster
-                    kind: nats_system
-                    scrape_interval: 5s
-                    static_configs: [{targets: ["127.0.0.1:\(server.port)"]}]
-                    nats: {endpoints: [varz]}
-                    nats_system: {user: sys, password_file: \(password.path), timeout: 1s, expected_servers: 7}
-                """
+        try await Self.withMadeUpServers(prefix: "s", count: 6, system: "timeout: 1s, expected_servers: 7") { yaml in
             let configuration = try Configuration.parse(yaml, file: "test.yml")
             let job = try #require(configuration.scrapeConfigs.first)
             let owned = Mutex<Set<String>>(["cluster/s-0", "cluster/s-1", "cluster/s-2"])
