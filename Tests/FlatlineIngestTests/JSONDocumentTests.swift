@@ -119,6 +119,34 @@ struct JSONDocumentTests {
         #expect(document.bool(try #require(document.member(document.root, "t"))) == true)
     }
 
+    @Test("a key table finds what one member lookup per key finds, in one pass")
+    func keyTable() throws {
+        let table = JSONKeyTable(["cid", "name", "pending_bytes", "rtt", "absent", "dup", "esc"])
+        let texts = [
+            #"{"name": "a", "cid": 7, "rtt": "1ms", "pending_bytes": 0, "other": {"cid": 9}}"#,
+            // The first of a repeated key wins, as with member(_:_:); an escaped key is not read.
+            #"{"dup": 1, "dup": 2, "e\u0073c": 3, "cid": null}"#,
+            #"{}"#, #"[1, 2]"#, #""cid""#,
+        ]
+        var values: [Int] = [99]
+        for text in texts {
+            let document = try JSONDocument(parsing: Array(text.utf8))
+            document.members(document.root, in: table, into: &values)
+            #expect(values.count == table.count)
+            let one: [Int?] = [
+                document.member(document.root, "cid"), document.member(document.root, "name"),
+                document.member(document.root, "pending_bytes"), document.member(document.root, "rtt"),
+                document.member(document.root, "absent"), document.member(document.root, "dup"),
+                document.member(document.root, "esc"),
+            ]
+            #expect(values == one.map { $0 ?? -1 }, "\(text)")
+        }
+        let document = try JSONDocument(parsing: Array(texts[1].utf8))
+        document.members(document.root, in: table, into: &values)
+        #expect(document.number(values[5]) == 1)
+        #expect(values[6] == -1)
+    }
+
     @Test(
         "bad texts are refused with the place and the reason",
         arguments: [

@@ -462,6 +462,7 @@ struct NATSExtractorTests {
             ("svc-7f3a9c21-2", "svc"), ("worker3", "worker3"), ("telemetry-slow-sub", "telemetry-slow-sub"),
             ("", "unnamed"), ("42", "42"), ("cache-deadbeef", "cache-deadbeef"), ("app_v2", "app_v2"),
             ("job-abcdef", "job-abcdef"), ("orders-7d9f8b6c5d-x2k4p", "orders"), ("-7", "-7"),
+            ("zähler-12", "zähler"), ("日本-3", "日本"), ("svc-é1234", "svc-é1234"), ("a/b:c.d_9", "a/b:c.d"),
         ]
     )
     func clientGroups(name: String, group: String) {

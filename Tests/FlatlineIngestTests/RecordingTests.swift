@@ -191,21 +191,38 @@ struct RecordingTests {
         try writer.close()
     }
 
-    @Test(
-        "Go durations as the server writes them",
-        arguments: [
-            ("0s", 0.0), ("312.5µs", 312.5e-6), ("1.5ms", 1.5e-3), ("2m3.004s", 123.004), ("1h2m", 3720.0),
-            ("3d4h", 3 * 86400.0 + 4 * 3600), ("-1s", -1.0), ("250ns", 250e-9), ("1.2us", 1.2e-6),
-        ]
-    )
+    static let durations: [(String, Double)] = [
+        ("0s", 0), ("312.5µs", 312.5e-6), ("1.5ms", 1.5e-3), ("2m3.004s", 123.004), ("1h2m", 3720),
+        ("3d4h", 3 * 86400 + 4 * 3600), ("-1s", -1), ("250ns", 250e-9), ("1.2us", 1.2e-6), ("312.5μs", 312.5e-6),
+        ("0", 0), ("-0", 0), ("+2s", 2), (".5s", 0.5), ("5.s", 5), ("1y", 31_536_000),
+    ]
+
+    @Test("Go durations as the server writes them", arguments: durations)
     func goDurations(text: String, seconds: Double) {
         let parsed = GoDuration.seconds(text)
         #expect(parsed.map { TestSupport.close($0, seconds) } == true, "\(text) -> \(String(describing: parsed))")
     }
 
-    @Test("text that is not a Go duration", arguments: ["", "s", "1", "1x", "1.2.3s", "--1s"])
+    @Test(
+        "text that is not a Go duration",
+        arguments: ["", "s", "1", "1x", "1.2.3s", "--1s", "-", "+", "1ss", "µs", "1.", ".s", "1\u{00B5}"]
+    )
     func notGoDurations(text: String) {
         #expect(GoDuration.seconds(text) == nil)
+    }
+
+    @Test("a duration's number reads as Double(String) reads it, up to 15 digits and past them")
+    func goDurationDigits() {
+        var generator = SystemRandomNumberGenerator()
+        for digits in 1...20 {
+            for _ in 0..<200 {
+                let text = String((0..<digits).map { _ in "0123456789".randomElement(using: &generator) ?? "0" })
+                let point = Int.random(in: 0...digits, using: &generator)
+                let number = String(text.prefix(point)) + "." + String(text.dropFirst(point))
+                #expect(GoDuration.seconds(number + "s") == Double(number), "\(number)")
+                #expect(GoDuration.seconds(number + "ms") == Double(number).map { $0 * 1e-3 }, "\(number)")
+            }
+        }
     }
 
     static func decompressed(_ path: String) throws -> String {

@@ -14,7 +14,7 @@ extension LabelSet {
     /// - Returns: all labels, sorted by name, names unique.
     package static func mergingTargetLabels(_ target: [Label], into exposed: [Label]) -> [Label] {
         var own = exposed
-        own.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        own.sort { $0.name.utf8Precedes($1.name) }
         // The common case: no scraped name is a target name; a merge of two sorted lists.
         guard own.contains(where: { label in target.contains { $0.name == label.name } }) else {
             return merge(target, own)
@@ -37,7 +37,7 @@ extension LabelSet {
             taken.insert(name)
             own.append(Label(name: name, value: label.value))
         }
-        own.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        own.sort { $0.name.utf8Precedes($1.name) }
         return merge(target, own)
     }
 
@@ -48,7 +48,7 @@ extension LabelSet {
         var i = 0
         var j = 0
         while i < a.count && j < b.count {
-            if a[i].name.utf8.lexicographicallyPrecedes(b[j].name.utf8) {
+            if a[i].name.utf8Precedes(b[j].name) {
                 out.append(a[i])
                 i += 1
             } else {

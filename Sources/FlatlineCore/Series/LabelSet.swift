@@ -11,6 +11,16 @@ public struct Label: Hashable, Sendable, Codable {
     }
 }
 
+extension String {
+    /// Whether the string's UTF-8 bytes sort before `other`'s: the order of label names in a
+    /// ``LabelSet``. Label names mostly differ in their first byte, which is read first.
+    @inline(__always)
+    package func utf8Precedes(_ other: String) -> Bool {
+        if let a = utf8.first, let b = other.utf8.first, a != b { return a < b }
+        return utf8.lexicographicallyPrecedes(other.utf8)
+    }
+}
+
 /// A set of labels identifying one series, sorted by name, with unique valid names.
 ///
 /// Follows Prometheus: the metric name is the label `__name__`; a label whose value is empty is
@@ -47,7 +57,7 @@ public struct LabelSet: Hashable, Sendable, Comparable, CustomStringConvertible 
             if value.isEmpty { continue }
             result.append(Label(name: name, value: value))
         }
-        result.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        result.sort { $0.name.utf8Precedes($1.name) }
         for i in result.indices.dropFirst() where result[i].name == result[i - 1].name {
             throw LabelError(.duplicateLabelName, name: result[i].name)
         }
@@ -76,7 +86,7 @@ public struct LabelSet: Hashable, Sendable, Comparable, CustomStringConvertible 
             let mid = (lo + hi) / 2
             let candidate = labels[mid].name
             if candidate == name { return labels[mid].value }
-            if candidate.utf8.lexicographicallyPrecedes(name.utf8) { lo = mid + 1 } else { hi = mid }
+            if candidate.utf8Precedes(name) { lo = mid + 1 } else { hi = mid }
         }
         return nil
     }
@@ -131,8 +141,8 @@ public struct LabelSet: Hashable, Sendable, Comparable, CustomStringConvertible 
 
     public static func < (lhs: LabelSet, rhs: LabelSet) -> Bool {
         for (a, b) in zip(lhs.labels, rhs.labels) {
-            if a.name != b.name { return a.name.utf8.lexicographicallyPrecedes(b.name.utf8) }
-            if a.value != b.value { return a.value.utf8.lexicographicallyPrecedes(b.value.utf8) }
+            if a.name != b.name { return a.name.utf8Precedes(b.name) }
+            if a.value != b.value { return a.value.utf8Precedes(b.value) }
         }
         return lhs.labels.count < rhs.labels.count
     }

@@ -120,6 +120,36 @@ public struct JSONDocument: Sendable {
         return nil
     }
 
+    /// The values of the keys of `table` in an object, found in one pass over its members: slot
+    /// `i` of `values` gets the value node of `table`'s key `i`, or -1 when the object has none
+    /// (the first one wins, as with ``member(_:_:)-(Int,StaticString)``). For objects read many
+    /// times for many keys (a `/connz` connection), where one ``member(_:_:)`` per key would
+    /// walk the members once per key.
+    public func members(_ node: Int, in table: JSONKeyTable, into values: inout [Int]) {
+        values.removeAll(keepingCapacity: true)
+        values.append(contentsOf: repeatElement(-1, count: table.count))
+        let n = nodes[node]
+        guard n.kind == .object else { return }
+        var found = 0
+        bytes.withUnsafeBufferPointer { text in
+            nodes.withUnsafeBufferPointer { tape in
+                guard let base = text.baseAddress else { return }
+                var key = node + 1
+                for _ in 0..<Int(n.length) {
+                    let k = tape[key]
+                    if !k.flag, let slot = table.slot(of: base + Int(k.start), length: Int(k.length)),
+                        values[slot] < 0
+                    {
+                        values[slot] = key + 1
+                        found += 1
+                        if found == table.count { return }
+                    }
+                    key = Int(tape[key + 1].next)
+                }
+            }
+        }
+    }
+
     /// The value at a path of object keys, or `nil` when a step is missing.
     public func member(_ node: Int, _ path: StaticString...) -> Int? {
         var current = node
@@ -136,6 +166,16 @@ public struct JSONDocument: Sendable {
     /// The string of member `key`, or `nil`.
     public func string(_ node: Int, _ key: StaticString) -> String? { member(node, key).flatMap(string) }
 
+    /// `body` on the bytes of a string node that has no escapes (its text as it is), or `nil` when
+    /// the node is no such string.
+    public func withUnescapedString<R>(_ node: Int, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        let n = nodes[node]
+        guard n.kind == .string, !n.flag else { return nil }
+        return bytes.withUnsafeBufferPointer { all in
+            body(UnsafeBufferPointer(rebasing: all[Int(n.start)..<Int(n.start + n.length)]))
+        }
+    }
+
     /// The raw bytes of a node's text: a string's without quotes and unescaping, a number's or a
     /// literal's as written (containers: only the opening bracket).
     public func rawText(_ node: Int) -> ArraySlice<UInt8> {
@@ -146,6 +186,38 @@ public struct JSONDocument: Sendable {
     /// The index of the node after `node`'s subtree.
     @inline(__always)
     func next(_ node: Int) -> Int { Int(nodes[node].next) }
+}
+
+/// A fixed set of object keys to look up together (``JSONDocument/members(_:in:into:)``); build
+/// it once, as a `static let`.
+public struct JSONKeyTable: Sendable {
+    private let keys: [[UInt8]]
+    /// Key indices by key length (keys longer than 63 bytes are not looked up by length).
+    private let byLength: [[Int]]
+
+    public init(_ keys: [StaticString]) {
+        self.keys = keys.map { key in key.withUTF8Buffer { Array($0) } }
+        var byLength = [[Int]](repeating: [], count: 64)
+        for (i, key) in self.keys.enumerated() where key.count < 64 { byLength[key.count].append(i) }
+        self.byLength = byLength
+    }
+
+    /// The number of keys.
+    public var count: Int { keys.count }
+
+    /// The slot of the key spelled by `length` bytes at `start`, or `nil`.
+    @inline(__always)
+    func slot(of start: UnsafePointer<UInt8>, length: Int) -> Int? {
+        guard length < 64 else { return nil }
+        for i in byLength[length] {
+            let same = keys[i].withUnsafeBufferPointer { key in
+                guard let k = key.baseAddress else { return length == 0 }
+                return memcmp(k, start, length) == 0
+            }
+            if same { return i }
+        }
+        return nil
+    }
 }
 
 /// The elements of a JSON array as node indices.

@@ -10,22 +10,48 @@ extension NATSExtractor {
     /// `relabel_configs` can derive groups any other way.
     public static func clientGroup(forName name: String) -> String {
         guard !name.isEmpty else { return "unnamed" }
-        var scalars = Array(name.unicodeScalars)
-        func isSeparator(_ s: Unicode.Scalar) -> Bool { s == "-" || s == "_" || s == "." || s == ":" || s == "/" }
-        func isDigit(_ s: Unicode.Scalar) -> Bool { s >= "0" && s <= "9" }
-        func isLowerAlnum(_ s: Unicode.Scalar) -> Bool { isDigit(s) || (s >= "a" && s <= "z") }
-        for _ in 0..<2 {
-            guard let cut = scalars.lastIndex(where: isSeparator), cut > 0 else { break }
-            let tail = scalars[(cut + 1)...]
-            let numeric = !tail.isEmpty && tail.allSatisfy(isDigit)
-            let id = tail.count >= 5 && tail.allSatisfy(isLowerAlnum) && tail.contains(where: isDigit)
-            guard numeric || id else { break }
-            scalars.removeSubrange(cut...)
+        // On the UTF-8 bytes: separators, digits and lowercase letters are ASCII, which never
+        // occur inside a multi-byte character, so this cuts where the scalars would.
+        func isSeparator(_ b: UInt8) -> Bool {
+            b == UInt8(ascii: "-") || b == UInt8(ascii: "_") || b == UInt8(ascii: ".") || b == UInt8(ascii: ":")
+                || b == UInt8(ascii: "/")
         }
-        var out = String.UnicodeScalarView()
-        out.append(contentsOf: scalars)
-        return String(out)
+        func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
+        func isLowerAlnum(_ b: UInt8) -> Bool { isDigit(b) || (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) }
+        var text = name
+        let cut: String? = text.withUTF8 { bytes in
+            var end = bytes.count
+            for _ in 0..<2 {
+                var cut = end - 1
+                while cut >= 0 && !isSeparator(bytes[cut]) { cut -= 1 }
+                guard cut > 0 else { break }
+                let tail = bytes[(cut + 1)..<end]
+                let numeric = !tail.isEmpty && tail.allSatisfy(isDigit)
+                let id = tail.count >= 5 && tail.allSatisfy(isLowerAlnum) && tail.contains(where: isDigit)
+                guard numeric || id else { break }
+                end = cut
+            }
+            return end == bytes.count
+                ? nil : String(decoding: UnsafeBufferPointer(rebasing: bytes[..<end]), as: UTF8.self)
+        }
+        return cut ?? name
     }
+
+    /// The members of a `/connz` connection that extraction reads, in ``connzKeys``'s order.
+    enum ConnzKey: Int {
+        case cid, name, account, pendingBytes, subscriptions, inMsgs, outMsgs, inBytes, outBytes, stalls, rtt, idle
+    }
+
+    static let connzKeys = JSONKeyTable([
+        "cid", "name", "account", "pending_bytes", "subscriptions", "in_msgs", "out_msgs", "in_bytes", "out_bytes",
+        "stalls", "rtt", "idle",
+    ])
+
+    /// A connection's counters and the series they become.
+    static let connzCounters: [(ConnzKey, String)] = [
+        (.inMsgs, "gnatsd_connz_in_msgs"), (.outMsgs, "gnatsd_connz_out_msgs"), (.inBytes, "gnatsd_connz_in_bytes"),
+        (.outBytes, "gnatsd_connz_out_bytes"), (.stalls, "gnatsd_connz_stalls"),
+    ]
 
     mutating func extractConnz(_ pages: [JSONPage], restarted: Bool, into out: inout SampleBuilder)
         throws(ExtractionError)
@@ -36,6 +62,7 @@ extension NATSExtractor {
         var now: [Int: ClientGroupTotals.Connection] = [:]
         var connections: [Int: (group: String, pending: Double)] = [:]
         var gauges: [String: (connections: Double, pending: Double, maxPending: Double, subscriptions: Double)] = [:]
+        var fields: [Int] = []
         for page in pages {
             let d = page.document
             let list = d.member(page.node, "connections")
@@ -44,14 +71,36 @@ extension NATSExtractor {
             }
             total = max(total, Double(try Self.wholeNumber(d, page.node, "total", endpoint: .connz) ?? 0))
             for connection in d.elements(list) {
-                guard let cid = try Self.wholeNumber(d, connection, "cid", endpoint: .connz) else { continue }
+                // One pass over the connection's members for every field read below.
+                d.members(connection, in: Self.connzKeys, into: &fields)
+                func number(_ key: ConnzKey) -> Double? {
+                    let node = fields[key.rawValue]
+                    return node < 0 ? nil : d.number(node)
+                }
+                func string(_ key: ConnzKey) -> String? {
+                    let node = fields[key.rawValue]
+                    return node < 0 ? nil : d.string(node)
+                }
+                func duration(_ key: ConnzKey) -> Double? {
+                    let node = fields[key.rawValue]
+                    guard node >= 0 else { return nil }
+                    return d.withUnescapedString(node) { GoDuration.seconds(utf8: $0) }
+                        ?? d.string(node).flatMap { GoDuration.seconds($0) }
+                }
+                guard let cidValue = number(.cid) else { continue }
+                guard let cid = Int(exactly: cidValue) else {
+                    throw ExtractionError(
+                        endpoint: "connz",
+                        reason: "\"cid\" is \(cidValue), not a whole number in range"
+                    )
+                }
                 // A connection that moved between pages while we paged is counted once.
                 guard seen.insert(cid).inserted else { continue }
                 entries += 1
-                let name = d.string(connection, "name") ?? ""
+                let name = string(.name) ?? ""
                 let group = Self.clientGroup(forName: name)
-                let pending = d.number(connection, "pending_bytes") ?? 0
-                let subscriptions = d.number(connection, "subscriptions") ?? 0
+                let pending = number(.pendingBytes) ?? 0
+                let subscriptions = number(.subscriptions) ?? 0
                 var g = gauges[group] ?? (0, 0, 0, 0)
                 g.connections += 1
                 g.pending += pending
@@ -62,26 +111,24 @@ extension NATSExtractor {
                 now[cid] = ClientGroupTotals.Connection(
                     group: group,
                     counts: [
-                        d.number(connection, "in_msgs") ?? 0, d.number(connection, "out_msgs") ?? 0,
-                        d.number(connection, "in_bytes") ?? 0, d.number(connection, "out_bytes") ?? 0,
+                        number(.inMsgs) ?? 0, number(.outMsgs) ?? 0, number(.inBytes) ?? 0, number(.outBytes) ?? 0,
                     ]
                 )
                 guard options.perConnection else { continue }
                 let labels = out.labels([
                     ("cid", String(cid)), ("client_name", name), ("client_group", group),
-                    ("account", d.string(connection, "account") ?? ""),
+                    ("account", string(.account) ?? ""),
                 ])
                 out.add("gnatsd_connz_pending_bytes", pending, .gauge, labels: labels)
                 out.add("gnatsd_connz_subscriptions", subscriptions, .gauge, labels: labels)
-                out.field(d, connection, "in_msgs", "gnatsd_connz_in_msgs", .counter, labels: labels)
-                out.field(d, connection, "out_msgs", "gnatsd_connz_out_msgs", .counter, labels: labels)
-                out.field(d, connection, "in_bytes", "gnatsd_connz_in_bytes", .counter, labels: labels)
-                out.field(d, connection, "out_bytes", "gnatsd_connz_out_bytes", .counter, labels: labels)
-                out.field(d, connection, "stalls", "gnatsd_connz_stalls", .counter, labels: labels)
-                if let rtt = d.string(connection, "rtt").flatMap({ GoDuration.seconds($0) }) {
+                for (key, metric) in Self.connzCounters {
+                    guard let value = number(key), !NATSExtractor.isUnlimited(value) else { continue }
+                    out.add(metric, value, .counter, labels: labels)
+                }
+                if let rtt = duration(.rtt) {
                     out.add("flatline_nats_connection_rtt_seconds", rtt, .gauge, labels: labels)
                 }
-                if let idle = d.string(connection, "idle").flatMap({ GoDuration.seconds($0) }) {
+                if let idle = duration(.idle) {
                     out.add("flatline_nats_connection_idle_seconds", idle, .gauge, labels: labels)
                 }
             }

@@ -55,11 +55,15 @@ struct SampleBuilder {
         var all: [Label] = []
         all.reserveCapacity(labels.count + 1)
         // `__name__` sorts before lowercase names, after uppercase ones a target may carry.
-        let at = labels.firstIndex { !$0.name.utf8.lexicographicallyPrecedes(LabelSet.metricNameLabel.utf8) }
-        let split = at ?? labels.count
-        all.append(contentsOf: labels[..<split])
-        all.append(Label(name: LabelSet.metricNameLabel, value: name))
-        all.append(contentsOf: labels[split...])
+        var named = false
+        for label in labels {
+            if !named && !label.name.utf8Precedes(LabelSet.metricNameLabel) {
+                all.append(Label(name: LabelSet.metricNameLabel, value: name))
+                named = true
+            }
+            all.append(label)
+        }
+        if !named { all.append(Label(name: LabelSet.metricNameLabel, value: name)) }
         samples.append(
             Sample(
                 labels: LabelSet(uncheckedSorted: all),
