@@ -511,6 +511,39 @@ struct ModelTests {
         #expect(try run(fixed, every: 15).isEmpty, "without min_rate_interval the surplus must be 20 at every interval")
     }
 
+    @Test(
+        "producer_flood: a burst at the top of a producer's slow swing is no flood; a flood there is (level_half_life)"
+    )
+    func floodAtTheTopOfASwing() throws {
+        let model = try Self.model("producer_flood")
+        guard case .surge(let p) = model.kind else {
+            Issue.record("producer_flood is not a surge model")
+            return
+        }
+        #expect(p.levelHalfLife == 30)
+        // 45 msgs/s swinging by 35% over 4 minutes (a 5-minute baseline averages the swing away),
+        // with a 3-second burst of 2.4x the mean at the top of the swing (s 780: 1.35x its mean).
+        func run(_ model: Model, burst: Double, seconds: Range<Int>) throws -> [String] {
+            var ticks: [(Int, [Sample])] = []
+            var msgs = 0.0
+            for s in 0..<900 {
+                let swing = 1 + 0.35 * sin(Double(s - 720) / 240 * 2 * .pi)
+                msgs += (seconds.contains(s) ? 45 * burst : 45 * swing + Double(s % 3) * 4).rounded()
+                ticks.append((s, try Self.connection(s, cid: "7", msgs: msgs, bytes: msgs * 600)))
+            }
+            return Self.events(model, ticks)
+        }
+        #expect(try run(model, burst: 2.4, seconds: 779..<782).isEmpty, "a 2.4x burst at the top of the swing")
+        var slowOnly = model
+        var withoutLevel = p
+        withoutLevel.levelHalfLife = 0
+        slowOnly.kind = .surge(withoutLevel)
+        let measuredFromTheBaseline = try run(slowOnly, burst: 2.4, seconds: 779..<782)
+        #expect(measuredFromTheBaseline.first == "780:firing", "without the level: \(measuredFromTheBaseline)")
+        let flood = try run(model, burst: 4, seconds: 779..<830)
+        #expect(flood.first == "780:firing", "a 4x flood at the top of the swing: \(flood)")
+    }
+
     @Test("annotations are filled from the alert's labels and the model's numbers")
     func annotations() throws {
         let model = try Self.model("consumer_freeze")

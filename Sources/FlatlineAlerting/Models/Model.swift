@@ -149,6 +149,10 @@ public struct Model: Sendable, Hashable {
         public var halfLife: Double
         /// Seconds of normal traffic before the baseline is trusted (cold start).
         public var warmup: Double
+        /// Half-life of a second, faster mean of normal traffic, in seconds (0: none). The surge
+        /// is measured from the higher of the two means, so a producer at the top of its own
+        /// slow swing, which the slow baseline averages away, needs a larger surge.
+        public var levelHalfLife: Double = 0
     }
 
     /// A gauge, or its ratio to another series of the same thing, beyond `value`; clears back

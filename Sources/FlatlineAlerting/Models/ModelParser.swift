@@ -75,7 +75,7 @@ extension Model {
                 "surge",
                 known: [
                     "messages", "bytes", "factor", "min_rate", "min_rate_interval", "sigmas", "min_payload",
-                    "min_duration", "half_life", "warmup",
+                    "min_duration", "half_life", "warmup", "level_half_life",
                 ]
             )
             kind = .surge(
@@ -89,7 +89,8 @@ extension Model {
                     minPayload: try g.number("min_payload", default: 16),
                     minDuration: try g.number("min_duration", default: 2),
                     halfLife: try g.number("half_life", default: 300),
-                    warmup: try g.number("warmup", default: 120)
+                    warmup: try g.number("warmup", default: 120),
+                    levelHalfLife: try g.nonNegative("level_half_life", default: 0)
                 )
             )
         case "threshold":

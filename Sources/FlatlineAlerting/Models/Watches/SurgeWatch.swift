@@ -13,6 +13,8 @@ struct SurgeWatch: Codable, Sendable {
         /// Exponentially weighted variance of the message rate (normal traffic only): a
         /// producer that is noisy by nature needs a larger surge.
         var varianceMessages: Double? = 0
+        /// The faster mean of normal traffic (`level_half_life`), `nil` until it has learned.
+        var level: Double?
         /// Seconds of normal traffic the baseline learned from.
         var learned = 0.0
         /// Seconds the current surge has lasted, and when it began.
@@ -57,11 +59,9 @@ struct SurgeWatch: Codable, Sendable {
             let surplus = rate - state.baselineMessages
             let surplusBytes = byteRate - state.baselineBytes
             let spread = (state.varianceMessages ?? 0).squareRoot()
-            let threshold = max(
-                p.factor * state.baselineMessages,
-                state.baselineMessages + Self.minSurplus(p, over: dt),
-                state.baselineMessages + p.sigmas * spread
-            )
+            // Measured from the higher of the slow baseline and the faster level.
+            let from = max(state.baselineMessages, p.levelHalfLife > 0 ? state.level ?? 0 : 0)
+            let threshold = max(p.factor * from, from + Self.minSurplus(p, over: dt), from + p.sigmas * spread)
             let surging =
                 state.learned >= p.warmup && rate >= threshold
                 && (p.bytes == nil || surplusBytes >= p.minPayload * surplus)
@@ -85,6 +85,10 @@ struct SurgeWatch: Codable, Sendable {
                     ? 0 : (1 - alpha) * ((state.varianceMessages ?? 0) + alpha * deviation * deviation)
                 state.baselineMessages += alpha * deviation
                 state.baselineBytes += alpha * (byteRate - state.baselineBytes)
+                if p.levelHalfLife > 0 {
+                    let level = state.level ?? rate
+                    state.level = level + (1 - _exp2(-dt / p.levelHalfLife)) * (rate - level)
+                }
                 state.learned += dt
             }
             let condition: AlertCondition
