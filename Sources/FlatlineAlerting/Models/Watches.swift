@@ -39,10 +39,6 @@ struct Things<State: Codable & Sendable>: Codable, Sendable {
     mutating func set(_ key: String, _ state: State, at time: Timestamp) {
         entries[key] = Entry(state: state, seen: time)
     }
-
-    mutating func forget(notSeenSince cutoff: Timestamp) {
-        entries = entries.filter { $0.value.seen >= cutoff }
-    }
 }
 
 /// The learned state of one model, by kind.
@@ -108,23 +104,8 @@ enum ModelWatch: Codable, Sendable {
         return result.1
     }
 
-    mutating func forget(notSeenSince cutoff: Timestamp) {
-        func forgetting<W: Watch>(_ watch: W, _ wrap: (W) -> ModelWatch) -> ModelWatch {
-            var watch = watch
-            watch.things.forget(notSeenSince: cutoff)
-            return wrap(watch)
-        }
-        switch self {
-        case .stall(let w): self = forgetting(w, ModelWatch.stall)
-        case .growth(let w): self = forgetting(w, ModelWatch.growth)
-        case .surge(let w): self = forgetting(w, ModelWatch.surge)
-        case .threshold(let w): self = forgetting(w, ModelWatch.threshold)
-        case .drop(let w): self = forgetting(w, ModelWatch.drop)
-        case .increase(let w): self = forgetting(w, ModelWatch.increase)
-        case .forecast(let w): self = forgetting(w, ModelWatch.forecast)
-        case .anomaly(let w): self = forgetting(w, ModelWatch.anomaly)
-        }
-    }
+    /// Forgets the things not seen since `cutoff`.
+    mutating func forget(notSeenSince cutoff: Timestamp) { keepThings { _, seen in seen >= cutoff } }
 
     /// The per-thing state split by the unit `unit` gives each thing's labels (things it gives
     /// none are left out); each part keeps the kind's other state.
@@ -186,21 +167,24 @@ enum ModelWatch: Codable, Sendable {
     }
 
     /// Forgets the things whose labels `belongs` accepts.
-    mutating func drop(where belongs: ([String: String]) -> Bool) {
-        func dropping<W: Watch>(_ watch: W, _ wrap: (W) -> ModelWatch) -> ModelWatch {
+    mutating func drop(where belongs: ([String: String]) -> Bool) { keepThings { labels, _ in !belongs(labels) } }
+
+    /// Keeps the things `keep` accepts, by their labels and when they were last seen.
+    private mutating func keepThings(_ keep: (_ labels: [String: String], _ seen: Timestamp) -> Bool) {
+        func keeping<W: Watch>(_ watch: W, _ wrap: (W) -> ModelWatch) -> ModelWatch {
             var watch = watch
-            watch.things.entries = watch.things.entries.filter { !belongs($0.value.state.labels) }
+            watch.things.entries = watch.things.entries.filter { keep($0.value.state.labels, $0.value.seen) }
             return wrap(watch)
         }
         switch self {
-        case .stall(let w): self = dropping(w, ModelWatch.stall)
-        case .growth(let w): self = dropping(w, ModelWatch.growth)
-        case .surge(let w): self = dropping(w, ModelWatch.surge)
-        case .threshold(let w): self = dropping(w, ModelWatch.threshold)
-        case .drop(let w): self = dropping(w, ModelWatch.drop)
-        case .increase(let w): self = dropping(w, ModelWatch.increase)
-        case .forecast(let w): self = dropping(w, ModelWatch.forecast)
-        case .anomaly(let w): self = dropping(w, ModelWatch.anomaly)
+        case .stall(let w): self = keeping(w, ModelWatch.stall)
+        case .growth(let w): self = keeping(w, ModelWatch.growth)
+        case .surge(let w): self = keeping(w, ModelWatch.surge)
+        case .threshold(let w): self = keeping(w, ModelWatch.threshold)
+        case .drop(let w): self = keeping(w, ModelWatch.drop)
+        case .increase(let w): self = keeping(w, ModelWatch.increase)
+        case .forecast(let w): self = keeping(w, ModelWatch.forecast)
+        case .anomaly(let w): self = keeping(w, ModelWatch.anomaly)
         }
     }
 
