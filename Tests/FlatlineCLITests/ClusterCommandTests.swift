@@ -190,7 +190,13 @@ struct ClusterCommandTests {
             #expect(leading.count == 1, "leaders after the kill: \(leading)")
             // Targets that were not b's stayed where they were.
             for (n, owner) in initial where owner != "b" { #expect(after[n] == owner) }
-            let metrics = try await Self.metrics(port: replicas["a"]?.port ?? 0)
+            // The members gauge follows at a's next look at the members (within a lease).
+            var metrics = try await Self.metrics(port: replicas["a"]?.port ?? 0)
+            let countedBy = ContinuousClock.now + .seconds(Self.lease)
+            while !metrics.contains("flatline_cluster_members 2"), ContinuousClock.now < countedBy {
+                try await Task.sleep(for: .milliseconds(300))
+                metrics = try await Self.metrics(port: replicas["a"]?.port ?? 0)
+            }
             #expect(metrics.contains("flatline_cluster_members 2"), "\(metrics)")
             #expect(metrics.contains("flatline_cluster_owned_targets \(after.values.filter { $0 == "a" }.count)"))
 
