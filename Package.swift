@@ -71,11 +71,27 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Scraping: the configuration file, HTTP targets (NATS monitoring and Prometheus
-        // /metrics) and NATS clusters through the system account, validation, and recording.
+        // The configuration file: one strict YAML reader for the whole file, each part's settings
+        // (scrape jobs, routing, web, cluster, backfill), and what every HTTP client shares
+        // (TLS files, credentials, errors in words).
+        .target(
+            name: "FlatlineConfig",
+            dependencies: [
+                "FlatlineCore",
+                "FlatlineIngest",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        // Scraping: HTTP targets (NATS monitoring and Prometheus /metrics) and NATS clusters
+        // through the system account, validation, and recording.
         .target(
             name: "FlatlineScrape",
             dependencies: [
+                "FlatlineConfig",
                 "FlatlineCore",
                 "FlatlineIngest",
                 "FlatlineNATS",
@@ -101,7 +117,7 @@ let package = Package(
             dependencies: [
                 "FlatlineCore",
                 "FlatlineAlerting",
-                "FlatlineScrape",
+                "FlatlineConfig",
                 "FlatlineNATS",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -119,6 +135,7 @@ let package = Package(
                 "FlatlineCore",
                 "FlatlineIngest",
                 "FlatlineAlerting",
+                "FlatlineConfig",
                 "FlatlineScrape",
                 "FlatlineNotify",
                 "FlatlineNATS",
@@ -140,6 +157,7 @@ let package = Package(
                 "FlatlineDaemon",
                 "FlatlineNATS",
                 "FlatlineLoadgen",
+                "FlatlineConfig",
                 "FlatlineScrape",
                 "FlatlineAlerting",
                 "FlatlineNotify",
@@ -193,6 +211,7 @@ let package = Package(
         .testTarget(
             name: "FlatlineScrapeTests",
             dependencies: [
+                "FlatlineConfig",
                 "FlatlineScrape",
                 "FlatlineIngest",
                 "FlatlineNATS",
@@ -212,6 +231,7 @@ let package = Package(
                 "FlatlineDaemon",
                 "FlatlineAlerting",
                 "FlatlineIngest",
+                "FlatlineConfig",
                 "FlatlineScrape",
                 "FlatlineNATS",
                 "FlatlineCore",
@@ -231,7 +251,7 @@ let package = Package(
         .testTarget(
             name: "FlatlineNotifyTests",
             dependencies: [
-                "FlatlineNotify", "FlatlineAlerting", "FlatlineScrape", "FlatlineCore", "FlatlineNATS",
+                "FlatlineNotify", "FlatlineAlerting", "FlatlineConfig", "FlatlineCore", "FlatlineNATS",
                 "FlatlineTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -263,12 +283,13 @@ if Context.environment["FLATLINE_FUZZ"] != nil {
     package.products += [
         .library(name: "FlatlineNATS", targets: ["FlatlineNATS"]),
         .library(name: "FlatlineScrape", targets: ["FlatlineScrape"]),
+        .library(name: "FlatlineConfig", targets: ["FlatlineConfig"]),
     ]
     let fuzzTargets: [(String, [Target.Dependency])] = [
         ("FuzzExposition", ["FlatlineCore", "FlatlineIngest"]),
         ("FuzzNATSBodies", ["FlatlineCore", "FlatlineIngest"]),
         ("FuzzNATSProtocol", ["FlatlineNATS", .product(name: "NIOCore", package: "swift-nio")]),
-        ("FuzzConfiguration", ["FlatlineScrape", "FlatlineAlerting"]),
+        ("FuzzConfiguration", ["FlatlineConfig", "FlatlineAlerting"]),
         ("FuzzRecording", ["FlatlineIngest"]),
     ]
     package.targets.append(.target(name: "FuzzSupport", path: "Tests/Fuzz/FuzzSupport"))

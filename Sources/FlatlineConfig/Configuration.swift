@@ -27,6 +27,18 @@ public struct Configuration: Sendable {
     /// The file it was read from.
     public var file: String
 
+    package init(
+        global: GlobalSettings,
+        scrapeConfigs: [ScrapeConfiguration],
+        alerting: AlertingSettings?,
+        file: String
+    ) {
+        self.global = global
+        self.scrapeConfigs = scrapeConfigs
+        self.alerting = alerting
+        self.file = file
+    }
+
     /// Every target of every job.
     public var targets: [ScrapeTarget] {
         scrapeConfigs.flatMap { job in
@@ -175,6 +187,8 @@ public struct GlobalSettings: Sendable, Hashable {
     public var staleAfter = 600.0
     /// Labels added to every series.
     public var externalLabels: [String: String] = [:]
+
+    package init() {}
 }
 
 /// How a NATS target is read.
@@ -268,6 +282,11 @@ public struct ScrapeConfiguration: Sendable {
         /// `host:port` (or for `nats_system`, a NATS URL).
         public var address: String
         public var labels: [String: String]
+
+        package init(address: String, labels: [String: String]) {
+            self.address = address
+            self.labels = labels
+        }
     }
 
     public var jobName: String
@@ -293,6 +312,14 @@ public struct ScrapeConfiguration: Sendable {
     public var tls: TLSSettings?
     public var relabel: [RelabelRule] = []
     public var requiredLabels: [LabelRequirement] = []
+
+    package init(jobName: String, kind: TargetKind, scrapeInterval: Double, scrapeTimeout: Double, targets: [Target]) {
+        self.jobName = jobName
+        self.kind = kind
+        self.scrapeInterval = scrapeInterval
+        self.scrapeTimeout = scrapeTimeout
+        self.targets = targets
+    }
 }
 
 extension ScrapeConfiguration {
@@ -320,6 +347,12 @@ public struct ScrapeTarget: Sendable {
 
     /// A stable name for logs, the API and the recorder (a URL's user and password redacted).
     public var name: String { "\(job.jobName)/\(Redaction.redactingUserinfo(address))" }
+
+    package init(job: ScrapeConfiguration, address: String, labels: [String: String]) {
+        self.job = job
+        self.address = address
+        self.labels = labels
+    }
 }
 
 extension Configuration {

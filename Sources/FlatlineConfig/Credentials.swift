@@ -15,13 +15,13 @@ package final class FileSecret: Sendable {
     }
 
     /// The current secret.
-    /// - Throws: ``ScrapeError`` when the file cannot be read or is empty.
-    package func value() throws(ScrapeError) -> String {
+    /// - Throws: ``CredentialsError`` when the file cannot be read or is empty.
+    package func value() throws(CredentialsError) -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw ScrapeError(reason: "cannot read \(path)")
+            throw CredentialsError(reason: "cannot read \(path)")
         }
         let value = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !value.isEmpty else { throw ScrapeError(reason: "\(path) is empty") }
+        guard !value.isEmpty else { throw CredentialsError(reason: "\(path) is empty") }
         return value
     }
 }
@@ -51,8 +51,8 @@ final class OAuth2TokenSource: Sendable {
     func invalidate() { token.withLock { $0 = nil } }
 
     /// A valid access token.
-    /// - Throws: ``ScrapeError`` naming the token endpoint and what went wrong.
-    func accessToken(client: HTTPClient, timeout: Duration) async throws(ScrapeError) -> String {
+    /// - Throws: ``CredentialsError`` naming the token endpoint and what went wrong.
+    func accessToken(client: HTTPClient, timeout: Duration) async throws(CredentialsError) -> String {
         let now = ContinuousClock.now
         if let cached = token.withLock({ $0 }), cached.refreshAt > now { return cached.value }
         let secret = try secretFile?.value() ?? settings.clientSecret ?? ""
@@ -77,22 +77,22 @@ final class OAuth2TokenSource: Sendable {
                 return (response.status.code, try await response.body.collect(upTo: 1 << 20))
             }
         } catch is DeadlineExceeded {
-            throw ScrapeError(
+            throw CredentialsError(
                 reason: "OAuth2 token request to \(settings.tokenURL) timed out (the body did not arrive in time)"
             )
         } catch {
-            throw ScrapeError(reason: "OAuth2 token request to \(settings.tokenURL) failed: \(error)")
+            throw CredentialsError(reason: "OAuth2 token request to \(settings.tokenURL) failed: \(error)")
         }
         let text = String(buffer: data)
         guard status == 200 else {
-            throw ScrapeError(
+            throw CredentialsError(
                 reason: "OAuth2 token endpoint \(settings.tokenURL) answered \(status): \(text.prefix(200))"
             )
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
             let access = object["access_token"] as? String, !access.isEmpty
         else {
-            throw ScrapeError(reason: "OAuth2 token endpoint \(settings.tokenURL) sent no access_token")
+            throw CredentialsError(reason: "OAuth2 token endpoint \(settings.tokenURL) sent no access_token")
         }
         // Refresh ten seconds (or a tenth of the lifetime, if longer) before it expires, but
         // keep a short-lived token for at least half its life; without expires_in, a minute.
@@ -116,12 +116,12 @@ final class OAuth2TokenSource: Sendable {
 }
 
 extension Duration {
-    var nanoseconds: Int64 {
+    package var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 
-    var seconds: Double {
+    package var seconds: Double {
         let (seconds, attoseconds) = components
         return Double(seconds) + Double(attoseconds) / 1e18
     }
@@ -156,9 +156,9 @@ package final class RequestAuthorizer: Sendable {
     package func invalidate() { oauth2?.invalidate() }
 
     /// Adds the `Authorization` header.
-    /// - Throws: ``ScrapeError`` when a secret file cannot be read or no token can be had.
+    /// - Throws: ``CredentialsError`` when a secret file cannot be read or no token can be had.
     package func authorize(_ request: inout HTTPClientRequest, client: HTTPClient, timeout: Duration)
-        async throws(ScrapeError)
+        async throws(CredentialsError)
     {
         switch authorization {
         case .none:
@@ -178,4 +178,16 @@ package final class RequestAuthorizer: Sendable {
             )
         }
     }
+}
+
+/// A credential that could not be had: a secret file unreadable or empty, a token endpoint that
+/// failed. Reasons are kept short and stripped of any user:password in a URL.
+public struct CredentialsError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var reason: String
+
+    public init(reason: String) {
+        self.reason = Redaction.redactingUserinfo(reason.truncated())
+    }
+
+    public var description: String { reason }
 }

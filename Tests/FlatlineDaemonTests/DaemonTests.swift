@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import FlatlineAlerting
+import FlatlineConfig
 import FlatlineCore
 import FlatlineIngest
 import FlatlineScrape

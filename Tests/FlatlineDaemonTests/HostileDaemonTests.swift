@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import FlatlineConfig
 import FlatlineCore
 import FlatlineIngest
 import FlatlineScrape

@@ -7,6 +7,7 @@ import Foundation
 import Synchronization
 import Testing
 
+@testable import FlatlineConfig
 @testable import FlatlineDaemon
 @testable import FlatlineScrape
 

@@ -6,6 +6,7 @@ import FlatlineTestSupport
 import Foundation
 import Testing
 
+@testable import FlatlineConfig
 @testable import FlatlineDaemon
 @testable import FlatlineScrape
 

@@ -1,7 +1,7 @@
 import FlatlineAlerting
+import FlatlineConfig
 import FlatlineCore
 import FlatlineNATS
-import FlatlineScrape
 import FlatlineTestSupport
 import Foundation
 import Hummingbird

@@ -1,6 +1,6 @@
 import FlatlineAlerting
+import FlatlineConfig
 import FlatlineCore
-import FlatlineScrape
 import FlatlineTestSupport
 import Foundation
 import Testing

@@ -9,6 +9,7 @@ import NIOSSL
 import Synchronization
 import Testing
 
+@testable import FlatlineConfig
 @testable import FlatlineScrape
 
 /// A NATS monitoring port behind a reverse proxy that serves TLS (a CA made for the test) and

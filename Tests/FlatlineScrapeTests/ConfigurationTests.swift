@@ -5,6 +5,7 @@ import FlatlineTestSupport
 import Foundation
 import Testing
 
+@testable import FlatlineConfig
 @testable import FlatlineScrape
 
 /// The configuration file: every key read, defaults as documented, and errors that name the

@@ -7,6 +7,7 @@ import Foundation
 import Synchronization
 import Testing
 
+@testable import FlatlineConfig
 @testable import FlatlineScrape
 
 /// Scraping a real nats-server on 127.0.0.1: every endpoint under loadgen traffic, paging past

@@ -6,6 +6,7 @@ import NIOCore
 import Synchronization
 import Testing
 
+@testable import FlatlineConfig
 @testable import FlatlineScrape
 
 /// An OAuth2 token endpoint that states absurd lifetimes: the token is kept for at most a day
@@ -59,7 +60,7 @@ struct OAuth2LifetimeTests {
                 settings: OAuth2Settings(clientID: "c", clientSecret: "s", tokenURL: "http://127.0.0.1:\(port)/token")
             )
             let started = ContinuousClock.now
-            let error = await #expect(throws: ScrapeError.self) {
+            let error = await #expect(throws: CredentialsError.self) {
                 try await source.accessToken(client: HTTPClient.shared, timeout: .seconds(1))
             }
             #expect(error?.reason.contains("timed out") == true, "\(error?.reason ?? "")")

@@ -4,6 +4,7 @@ import FlatlineTestSupport
 import Foundation
 import Testing
 
+@testable import FlatlineConfig
 @testable import FlatlineScrape
 
 /// A recording read back as the rounds the daemon fed its pipeline, and the configuration a

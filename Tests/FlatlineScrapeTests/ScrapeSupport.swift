@@ -11,6 +11,7 @@ import NIOSSL
 import ServiceLifecycle
 import Synchronization
 
+@testable import FlatlineConfig
 @testable import FlatlineScrape
 
 /// Helpers for scraping real servers in tests.

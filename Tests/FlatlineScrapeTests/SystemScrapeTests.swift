@@ -6,6 +6,7 @@ import Foundation
 import Synchronization
 import Testing
 
+@testable import FlatlineConfig
 @testable import FlatlineScrape
 
 /// `kind: nats_system`: a real nats-server with a system account, scraped over NATS: each server

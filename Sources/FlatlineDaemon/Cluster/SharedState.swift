@@ -1,4 +1,5 @@
 import FlatlineAlerting
+import FlatlineConfig
 import FlatlineIngest
 import FlatlineNATS
 import FlatlineScrape

@@ -1,4 +1,5 @@
 import FlatlineAlerting
+import FlatlineConfig
 import FlatlineCore
 import FlatlineNotify
 import FlatlineScrape

@@ -1,7 +1,7 @@
 import AsyncHTTPClient
 import Crypto
+import FlatlineConfig
 import FlatlineCore
-import FlatlineScrape
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -42,8 +42,8 @@ public final class WebhookIntegration: Integration {
     private let secret: FileSecret?
     let userAgent: String
 
-    /// - Throws: ``ScrapeError`` when the TLS files cannot be loaded.
-    public init(id: String, settings: WebhookSettings, userAgent: String = "Flatline") throws(ScrapeError) {
+    /// - Throws: ``TLSFilesError`` when the TLS files cannot be loaded.
+    public init(id: String, settings: WebhookSettings, userAgent: String = "Flatline") throws(TLSFilesError) {
         self.id = id
         self.settings = settings
         self.userAgent = userAgent
@@ -51,7 +51,7 @@ public final class WebhookIntegration: Integration {
         configuration.redirectConfiguration = .disallow
         // Groups are delivered side by side: enough connections for a burst of them.
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 32
-        if let tls = settings.tls { configuration.tlsConfiguration = try HTTPFetcher.tlsConfiguration(tls) }
+        if let tls = settings.tls { configuration.tlsConfiguration = try HTTPClientSupport.tlsConfiguration(tls) }
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         authorizer = RequestAuthorizer(settings.authorization)
         secret = settings.signatureSecretFile.map(FileSecret.init)
@@ -124,7 +124,7 @@ public final class WebhookIntegration: Integration {
         } catch is DeadlineExceeded {
             return .retry(reason: "timed out after \(timeout) s (the answer's body did not arrive in time)", after: nil)
         } catch {
-            return .retry(reason: HTTPFetcher.describe(error), after: nil)
+            return .retry(reason: HTTPClientSupport.describe(error), after: nil)
         }
     }
 

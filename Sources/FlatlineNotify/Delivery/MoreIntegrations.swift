@@ -1,8 +1,8 @@
 import AsyncHTTPClient
 import FlatlineAlerting
+import FlatlineConfig
 import FlatlineCore
 import FlatlineNATS
-import FlatlineScrape
 import Foundation
 import Logging
 import NIOCore
@@ -20,12 +20,12 @@ public final class AlertmanagerIntegration: Integration {
     private let client: HTTPClient
     private let authorizer: RequestAuthorizer
 
-    public init(id: String, baseURL: String, settings: AlertmanagerPushSettings) throws(ScrapeError) {
+    public init(id: String, baseURL: String, settings: AlertmanagerPushSettings) throws(TLSFilesError) {
         self.id = id
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.settings = settings
         var configuration = HTTPClient.Configuration()
-        if let tls = settings.tls { configuration.tlsConfiguration = try HTTPFetcher.tlsConfiguration(tls) }
+        if let tls = settings.tls { configuration.tlsConfiguration = try HTTPClientSupport.tlsConfiguration(tls) }
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         authorizer = RequestAuthorizer(settings.authorization)
     }

@@ -1,8 +1,8 @@
 import Crypto
 import FlatlineAlerting
+import FlatlineConfig
 import FlatlineCore
 import FlatlineNATS
-import FlatlineScrape
 import Foundation
 import Logging
 
@@ -67,7 +67,7 @@ public final class Notifier: Sendable {
                     }
                 }
             } catch {
-                throw NotifierError(receiver: receiver.name, reason: error.reason)
+                throw NotifierError(receiver: receiver.name, reason: error.description)
             }
             do {
                 for (i, nats) in receiver.nats.enumerated() {

@@ -1,6 +1,6 @@
 import FlatlineAlerting
+import FlatlineConfig
 import FlatlineCore
-import FlatlineScrape
 
 /// A silence: alerts whose labels satisfy every matcher are not notified between `startsAt` and
 /// `endsAt`.

@@ -1,5 +1,5 @@
+import FlatlineConfig
 import FlatlineCore
-import FlatlineScrape
 
 /// How a route splits its alerts into groups.
 public enum GroupBy: Sendable, Hashable {

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import FlatlineConfig
 import FlatlineCore
 import FlatlineIngest
 import Foundation
@@ -45,7 +46,11 @@ package final class HTTPFetcher: Sendable {
         configuration.decompression = .enabled(limit: .size(job.bodySizeLimit))
         configuration.connectionPool.idleTimeout = .seconds(Int64(saturating: max(30, job.scrapeInterval * 2)))
         if let tls = job.tls {
-            configuration.tlsConfiguration = try Self.tlsConfiguration(tls)
+            do {
+                configuration.tlsConfiguration = try HTTPClientSupport.tlsConfiguration(tls)
+            } catch {
+                throw ScrapeError(reason: error.description)
+            }
         }
         // `server_name`: the name the target's certificate is checked against (and sent as SNI),
         // while connecting to the configured address.
@@ -67,23 +72,6 @@ package final class HTTPFetcher: Sendable {
         var host = String(address[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         return host
-    }
-
-    package static func tlsConfiguration(_ tls: TLSSettings) throws(ScrapeError) -> TLSConfiguration {
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        do {
-            if let ca = tls.caFile {
-                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
-            }
-            if let cert = tls.certFile, let key = tls.keyFile {
-                configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
-                configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
-            }
-        } catch {
-            throw ScrapeError(reason: "TLS files: \(error)")
-        }
-        if tls.insecureSkipVerify { configuration.certificateVerification = .none }
-        return configuration
     }
 
     /// The URL for `path` (with its query) on `address`.
@@ -114,7 +102,11 @@ package final class HTTPFetcher: Sendable {
             request.headers.add(name: "X-Prometheus-Scrape-Timeout-Seconds", value: String(job.scrapeTimeout))
             let remaining = deadline - ContinuousClock.now
             guard remaining > .zero else { throw ScrapeError(reason: "timed out after \(job.scrapeTimeout) s") }
-            try await authorizer.authorize(&request, client: client, timeout: remaining)
+            do {
+                try await authorizer.authorize(&request, client: client, timeout: remaining)
+            } catch {
+                throw ScrapeError(reason: error.reason)
+            }
             let response: HTTPClientResponse
             var body: ByteBuffer
             do {
@@ -136,7 +128,7 @@ package final class HTTPFetcher: Sendable {
             } catch is DeadlineExceeded {
                 throw ScrapeError(reason: "timed out after \(job.scrapeTimeout) s (the body did not arrive in time)")
             } catch {
-                throw ScrapeError(reason: Self.describe(error))
+                throw ScrapeError(reason: HTTPClientSupport.describe(error))
             }
             if response.status.code == 401, authorizer.usesOAuth2, !retriedToken {
                 // The token may have been revoked before its expiry: fetch a new one, once.
@@ -178,25 +170,5 @@ package final class HTTPFetcher: Sendable {
             )
         }
         return target.absoluteString
-    }
-
-    /// Errors in words an operator can act on.
-    package static func describe(_ error: any Error) -> String {
-        if let error = error as? HTTPClientError {
-            switch error {
-            case .connectTimeout: return "connection timed out"
-            case .remoteConnectionClosed: return "the target closed the connection"
-            default: return "\(error)"
-            }
-        }
-        let text = "\(error)"
-        if text.contains("CERTIFICATE_VERIFY_FAILED") {
-            return
-                "TLS: the target's certificate is not trusted (CERTIFICATE_VERIFY_FAILED: check tls_config ca_file and server_name)"
-        }
-        if let error = error as? NIOSSLError { return "TLS: \(error)" }
-        if let error = error as? BoringSSLError { return "TLS: \(error)" }
-        if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
-        return text
     }
 }

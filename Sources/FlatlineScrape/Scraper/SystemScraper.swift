@@ -1,3 +1,4 @@
+import FlatlineConfig
 import FlatlineCore
 import FlatlineIngest
 import FlatlineNATS
@@ -360,6 +361,15 @@ public struct DiscoveredUnit: Sendable, Hashable {
 }
 
 extension NATSConnectionSettings {
+    /// The text of a secret file, its failure said as a scrape's.
+    private static func secret(_ path: String) throws(ScrapeError) -> String {
+        do {
+            return try FileSecret(path: path).value()
+        } catch {
+            throw ScrapeError(reason: error.reason)
+        }
+    }
+
     /// The client's settings: the servers (`nats://` added to a bare `host:port`), the
     /// credentials read from their files, and TLS.
     /// - Throws: ``ScrapeError`` for an address or a credentials file that cannot be used.
@@ -376,14 +386,14 @@ extension NATSConnectionSettings {
         if let user = credentials.user, let passwordFile = credentials.passwordFile {
             configuration.authentication = .userPassword(
                 user: user,
-                password: try FileSecret(path: passwordFile).value()
+                password: try Self.secret(passwordFile)
             )
         } else if let tokenFile = credentials.tokenFile {
-            configuration.authentication = .token(try FileSecret(path: tokenFile).value())
+            configuration.authentication = .token(try Self.secret(tokenFile))
         } else if let path = credentials.credentialsFile {
             configuration.authentication = .credentials(path: path)
         } else if let seedFile = credentials.nkeySeedFile {
-            configuration.authentication = .nkey(seed: try FileSecret(path: seedFile).value())
+            configuration.authentication = .nkey(seed: try Self.secret(seedFile))
         }
         if let tls {
             configuration.tls = NATSTLSOptions(

@@ -1,3 +1,4 @@
+import FlatlineConfig
 import FlatlineCore
 import FlatlineIngest
 import Logging

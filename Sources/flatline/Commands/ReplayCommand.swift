@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlatlineAlerting
+import FlatlineConfig
 import FlatlineCore
 import FlatlineDaemon
 import FlatlineIngest

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlatlineConfig
 import FlatlineCore
 import FlatlineDaemon
 import FlatlineScrape

@@ -1,5 +1,5 @@
 import FlatlineAlerting
-import FlatlineScrape
+import FlatlineConfig
 import FuzzSupport
 
 /// libFuzzer: text as a configuration file and as a model file; both must refuse with a reason

@@ -1,0 +1,56 @@
+import AsyncHTTPClient
+import NIOSSL
+
+/// An HTTP client's TLS files (`tls_config`) that could not be read.
+public struct TLSFilesError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var reason: String
+
+    public init(reason: String) {
+        self.reason = reason
+    }
+
+    public var description: String { "TLS files: \(reason)" }
+}
+
+/// What every HTTP client of Flatline shares, scrapes and notifications alike: TLS from
+/// `tls_config`, and errors told in words an operator can act on.
+package enum HTTPClientSupport {
+    /// The client TLS configuration of `tls`: its CA, its client certificate and key.
+    /// - Throws: ``TLSFilesError`` when a certificate or key cannot be loaded.
+    package static func tlsConfiguration(_ tls: TLSSettings) throws(TLSFilesError) -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        do {
+            if let ca = tls.caFile {
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
+            }
+            if let cert = tls.certFile, let key = tls.keyFile {
+                configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
+                configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+            }
+        } catch {
+            throw TLSFilesError(reason: "\(error)")
+        }
+        if tls.insecureSkipVerify { configuration.certificateVerification = .none }
+        return configuration
+    }
+
+    /// Errors in words an operator can act on.
+    package static func describe(_ error: any Error) -> String {
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .connectTimeout: return "connection timed out"
+            case .remoteConnectionClosed: return "the target closed the connection"
+            default: return "\(error)"
+            }
+        }
+        let text = "\(error)"
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return
+                "TLS: the target's certificate is not trusted (CERTIFICATE_VERIFY_FAILED: check tls_config ca_file and server_name)"
+        }
+        if let error = error as? NIOSSLError { return "TLS: \(error)" }
+        if let error = error as? BoringSSLError { return "TLS: \(error)" }
+        if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
+        return text
+    }
+}
