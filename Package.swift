@@ -71,6 +71,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The strict YAML reader of the configuration and model files: every key known, every
+        // value of its type, every error with its file, line and key.
+        .target(
+            name: "FlatlineYAML",
+            dependencies: ["FlatlineCore", .product(name: "Yams", package: "Yams")]
+        ),
         // The configuration file: one strict YAML reader for the whole file, each part's settings
         // (scrape jobs, routing, web, cluster, backfill), and what every HTTP client shares
         // (TLS files, credentials, errors in words).
@@ -78,6 +84,7 @@ let package = Package(
             name: "FlatlineConfig",
             dependencies: [
                 "FlatlineCore",
+                "FlatlineYAML",
                 "FlatlineIngest",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -108,7 +115,7 @@ let package = Package(
         // Pure: clocked from outside, no I/O.
         .target(
             name: "FlatlineAlerting",
-            dependencies: ["FlatlineCore", .product(name: "Yams", package: "Yams")]
+            dependencies: ["FlatlineCore", "FlatlineYAML", .product(name: "Yams", package: "Yams")]
         ),
         // Where alerts go: the routing tree, grouping and timers, silences and inhibition,
         // Alertmanager's payloads, and their delivery.
@@ -158,6 +165,7 @@ let package = Package(
                 "FlatlineNATS",
                 "FlatlineLoadgen",
                 "FlatlineConfig",
+                "FlatlineYAML",
                 "FlatlineScrape",
                 "FlatlineAlerting",
                 "FlatlineNotify",
@@ -212,6 +220,7 @@ let package = Package(
             name: "FlatlineScrapeTests",
             dependencies: [
                 "FlatlineConfig",
+                "FlatlineYAML",
                 "FlatlineScrape",
                 "FlatlineIngest",
                 "FlatlineNATS",
@@ -232,6 +241,7 @@ let package = Package(
                 "FlatlineAlerting",
                 "FlatlineIngest",
                 "FlatlineConfig",
+                "FlatlineYAML",
                 "FlatlineScrape",
                 "FlatlineNATS",
                 "FlatlineCore",

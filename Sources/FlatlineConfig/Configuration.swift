@@ -1,5 +1,6 @@
 import FlatlineCore
 import FlatlineIngest
+import FlatlineYAML
 
 #if canImport(Glibc)
     import Glibc

@@ -1,4 +1,5 @@
 import FlatlineCore
+import FlatlineYAML
 import Foundation
 import Yams
 

@@ -1,4 +1,5 @@
 import FlatlineCore
+import FlatlineYAML
 
 /// Where alerts go: `route`, `receivers` and `inhibit_rules`, shaped like `alertmanager.yml`.
 public struct AlertingSettings: Sendable, Hashable {

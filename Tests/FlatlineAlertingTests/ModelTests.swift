@@ -49,30 +49,43 @@ struct ModelTests {
     @Test(
         "bad model files name the reason",
         arguments: [
-            ("name: x\nkind: stall\n", "group_by must list label names"),
-            ("name: x\nkind: magic\ngroup_by: [a]\n", "not a model kind"),
-            ("name: x\nkind: stall\ngroup_by: [a]\nstall: {progress: p}\n", "stall.waiting must list gauges"),
-            ("name: x\nkind: growth\ngroup_by: [a]\ngrowth: {metric: m}\n", "alert: is required"),
-            ("name: x\nkindd: stall\n", "unknown key \"kindd\""),
+            ("name: x\nkind: stall\n", "m.yml:1: group_by: must list label names"),
+            ("name: x\nkind: magic\ngroup_by: [a]\n", "m.yml:2: kind: \"magic\" is not a model kind"),
+            ("name: x\nkind: stall\ngroup_by: [a]\nstall: {progress: p}\n", "m.yml:4: stall.waiting: must list gauges"),
+            ("name: x\nkind: growth\ngroup_by: [a]\ngrowth: {metric: m}\n", "m.yml:1: alert: required"),
+            ("name: x\nkindd: stall\n", "m.yml:2: kindd: unknown key"),
             (
                 "name: x\nkind: threshold\ngroup_by: [a]\nthreshold: {metric: m, above: 1, below: 0}\n",
-                "exactly one of above: or below:"
+                "m.yml:4: threshold: needs exactly one of above: or below:"
             ),
             (
                 "name: x\nkind: threshold\ngroup_by: [a]\nthreshold: {metric: m, above: 0.9, clear: 0.95}\n",
-                "clear must be on the normal side"
+                "m.yml:4: threshold.clear: must be on the normal side"
             ),
             (
                 "name: x\nkind: forecast\ngroup_by: [a]\nforecast: {metric: m, limit: 5, limit_on: [b]}\n",
-                "limit_on must list some of the group_by labels"
+                "m.yml:4: forecast.limit_on: must list some of the group_by labels"
             ),
-            ("name: x\nkind: drop\ngroup_by: [a]\ndrop: {metric: m, min_dropp: 1}\n", "unknown key \"drop.min_dropp\""),
-            ("name: x\nkind: drop\ngroup_by: [a]\ndrop: {metric: m}\nsurge: {}\n", "does not belong"),
-            ("name: x\nkind: anomaly\ngroup_by: [a]\nanomaly: {metrics: [m], direction: up}\n", "above, below or both"),
-            ("name: x\nkind: drop\ngroup_by: [a]\nmatch: ['a=~\"(\"']\ndrop: {metric: m}\n", "match:"),
+            (
+                "name: x\nkind: drop\ngroup_by: [a]\ndrop: {metric: m, min_dropp: 1}\n",
+                "m.yml:4: drop.min_dropp: unknown key"
+            ),
+            (
+                "name: x\nkind: drop\ngroup_by: [a]\ndrop: {metric: m}\nsurge: {}\n",
+                "m.yml:5: surge: does not belong to a model of kind drop"
+            ),
+            (
+                "name: x\nkind: drop\ngroup_by: [a]\ndrop: {metric: m}\ndrop: {metric: n}\n",
+                "m.yml:4: not valid YAML: a key given twice in one mapping: drop"
+            ),
+            (
+                "name: x\nkind: anomaly\ngroup_by: [a]\nanomaly: {metrics: [m], direction: up}\n",
+                "m.yml:4: anomaly.direction: must be above, below or both"
+            ),
+            ("name: x\nkind: drop\ngroup_by: [a]\nmatch: ['a=~\"(\"']\ndrop: {metric: m}\n", "m.yml:4: match: "),
             (
                 "name: x\nkind: growth\ngroup_by: [a]\ngrowth: {metric: m, min_value: lots}\nalert: {}\n",
-                "\"lots\" is not a number or a duration"
+                "m.yml:4: growth.min_value: \"lots\" is not a number or a duration"
             ),
         ]
     )
@@ -81,7 +94,7 @@ struct ModelTests {
             _ = try Model.parse(text, file: "m.yml")
         } throws: { error in
             guard let error = error as? ModelError else { return false }
-            return error.file == "m.yml" && error.reason.contains(reason)
+            return error.file == "m.yml" && error.description.contains(reason)
         }
     }
 

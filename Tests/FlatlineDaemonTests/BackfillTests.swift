@@ -4,6 +4,7 @@ import FlatlineCore
 import FlatlineIngest
 import FlatlineScrape
 import FlatlineTestSupport
+import FlatlineYAML
 import Foundation
 import Hummingbird
 import NIOHTTP1

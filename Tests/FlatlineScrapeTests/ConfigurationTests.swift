@@ -2,6 +2,7 @@ import FlatlineCore
 import FlatlineIngest
 import FlatlineNATS
 import FlatlineTestSupport
+import FlatlineYAML
 import Foundation
 import Testing
 
@@ -459,7 +460,12 @@ struct ConfigurationTests {
         let typo = try directory.write("flood.yml", text.replacingOccurrences(of: "  factor:", with: "  factr:"))
         let failed = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--models", directory.url.path])
         #expect(failed.status == 1)
-        #expect(failed.standardError.contains("\(typo.path): unknown key \"surge.factr\""), "\(failed.standardError)")
+        // The line of the typo (the shipped file's `factor:` line), as a configuration file's errors.
+        let line = (text.components(separatedBy: "\n").firstIndex { $0.hasPrefix("  factor:") } ?? -1) + 1
+        #expect(
+            failed.standardError.contains("\(typo.path):\(line): surge.factr: unknown key"),
+            "\(failed.standardError)"
+        )
         let neither = try TestSupport.run(TestSupport.flatlineBinary, ["check"])
         #expect(neither.status != 0)
     }

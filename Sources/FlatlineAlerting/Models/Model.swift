@@ -282,7 +282,22 @@ public enum ModelDirectory {
 /// A model file that cannot be used.
 public struct ModelError: Error, Hashable, Sendable, CustomStringConvertible {
     public var file: String
+    /// 1-based; 0 when the problem is the file (or the directory) as a whole.
+    public var line: Int
+    /// The key's path, `surge.factor`; empty for the file.
+    public var key: String
     public var reason: String
 
-    public var description: String { "\(file): \(reason)" }
+    public init(file: String, line: Int = 0, key: String = "", reason: String) {
+        self.file = file
+        self.line = line
+        self.key = key
+        self.reason = reason
+    }
+
+    /// As a configuration file's errors: `flood.yml:12: surge.factr: unknown key (...)`.
+    public var description: String {
+        let place = line > 0 ? "\(file):\(line)" : file
+        return key.isEmpty ? "\(place): \(reason)" : "\(place): \(key): \(reason)"
+    }
 }

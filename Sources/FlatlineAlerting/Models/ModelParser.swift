@@ -1,25 +1,22 @@
 import FlatlineCore
-import Yams
+import FlatlineYAML
 
 extension Model {
     /// Parses a model file (`models/*.yml`). Keys are strict: an unknown key (a typo) is an
     /// error, not a silently ignored setting.
     /// - Throws: ``ModelError`` naming the file, the key and what is wrong.
     public static func parse(_ text: String, file: String) throws(ModelError) -> Model {
-        let node: Node
         do {
-            guard let parsed = try Yams.compose(yaml: text) else { throw ModelError(file: file, reason: "empty") }
-            node = parsed
-        } catch let error as ModelError {
-            throw error
+            return try strict(text, file: file)
         } catch {
-            throw ModelError(file: file, reason: "not valid YAML: \(error)")
+            throw ModelError(file: error.file, line: error.line, key: error.key, reason: error.reason)
         }
-        guard let mapping = node.mapping else { throw ModelError(file: file, reason: "expected a mapping") }
+    }
+
+    /// The model in `text`, read with the configuration file's strict reader.
+    private static func strict(_ text: String, file: String) throws(ConfigError) -> Model {
         let top = try Section(
-            mapping,
-            path: "",
-            file: file,
+            try YAMLValue.parse(text, file: file),
             known: [
                 "name", "description", "kind", "group_by", "carry", "match", "incident", "alert", "context",
                 "stall", "growth", "surge", "threshold", "drop", "increase", "forecast", "anomaly",
@@ -28,7 +25,7 @@ extension Model {
         let name = try top.string("name")
         let kindName = try top.string("kind")
         let groupBy = try top.names("group_by")
-        guard !groupBy.isEmpty else { throw top.fail("group_by must list label names") }
+        guard !groupBy.isEmpty else { throw top.fail("group_by", "must list label names") }
         let kind: Kind
         switch kindName {
         case "stall":
@@ -40,7 +37,7 @@ extension Model {
                 ]
             )
             let waiting = try s.strings("waiting")
-            guard !waiting.isEmpty else { throw s.fail("stall.waiting must list gauges") }
+            guard !waiting.isEmpty else { throw s.fail("waiting", "must list gauges") }
             kind = .stall(
                 StallParameters(
                     progress: try s.string("progress"),
@@ -96,7 +93,7 @@ extension Model {
         case "threshold":
             let t = try top.section("threshold", known: ["metric", "ratio_to", "above", "below", "clear"])
             let above = t.has("above")
-            guard above != t.has("below") else { throw t.fail("threshold needs exactly one of above: or below:") }
+            guard above != t.has("below") else { throw t.fail("needs exactly one of above: or below:") }
             let value = try t.number(above ? "above" : "below", default: 0)
             kind = .threshold(
                 ThresholdParameters(
@@ -108,7 +105,7 @@ extension Model {
                 )
             )
             if case .threshold(let p) = kind, above ? p.clear > p.value : p.clear < p.value {
-                throw t.fail("threshold.clear must be on the normal side of the threshold")
+                throw t.fail("clear", "must be on the normal side of the threshold")
             }
         case "drop":
             let d = try top.section("drop", known: ["metric", "min_drop", "relearn_after"])
@@ -123,7 +120,7 @@ extension Model {
             let i = try top.section("increase", known: ["metric", "min_increase", "window", "new_series_from_zero"])
             let fromZero = i.optionalString("new_series_from_zero") ?? "false"
             guard fromZero == "true" || fromZero == "false" else {
-                throw i.fail("increase.new_series_from_zero must be true or false")
+                throw i.fail("new_series_from_zero", "must be true or false")
             }
             kind = .increase(
                 IncreaseParameters(
@@ -143,12 +140,12 @@ extension Model {
             )
             let limitOn = f.has("limit_on") ? try f.names("limit_on") : nil
             if let limitOn, !Set(limitOn).isSubset(of: groupBy) || limitOn.isEmpty {
-                throw f.fail("forecast.limit_on must list some of the group_by labels")
+                throw f.fail("limit_on", "must list some of the group_by labels")
             }
             let limitMetric = f.optionalString("limit_metric")
             let limit = f.has("limit") ? try f.positive("limit", default: 1) : nil
             guard (limitMetric == nil) != (limit == nil) else {
-                throw f.fail("forecast needs exactly one of limit_metric: or limit:")
+                throw f.fail("needs exactly one of limit_metric: or limit:")
             }
             kind = .forecast(
                 ForecastParameters(
@@ -170,10 +167,10 @@ extension Model {
                 known: ["metrics", "direction", "min_deviation", "min_relative_deviation", "settle_after"]
             )
             let metrics = try a.strings("metrics")
-            guard !metrics.isEmpty else { throw a.fail("anomaly.metrics must list metric names") }
+            guard !metrics.isEmpty else { throw a.fail("metrics", "must list metric names") }
             let directionName = a.optionalString("direction") ?? "both"
             guard let direction = Direction(rawValue: directionName) else {
-                throw a.fail("anomaly.direction must be above, below or both, not \"\(directionName)\"")
+                throw a.fail("direction", "must be above, below or both, not \"\(directionName)\"")
             }
             kind = .anomaly(
                 AnomalyParameters(
@@ -186,19 +183,20 @@ extension Model {
             )
         default:
             throw top.fail(
-                "kind \"\(kindName)\" is not a model kind (stall, growth, surge, threshold, drop, increase, forecast, anomaly)"
+                "kind",
+                "\"\(kindName)\" is not a model kind (stall, growth, surge, threshold, drop, increase, forecast, anomaly)"
             )
         }
         for other in ["stall", "growth", "surge", "threshold", "drop", "increase", "forecast", "anomaly"]
         where other != kindName && top.has(other) {
-            throw top.fail("section \(other): does not belong to a model of kind \(kindName)")
+            throw top.fail(other, "does not belong to a model of kind \(kindName)")
         }
         var matchers: [LabelMatcher] = []
         for text in try top.strings("match") {
             do {
                 matchers.append(try LabelMatcher(parsing: text))
             } catch {
-                throw top.fail("match: \(error.reason)")
+                throw top.fail("match", error.reason)
             }
         }
         let a = try top.section(
@@ -206,10 +204,8 @@ extension Model {
             known: ["name", "severity", "for", "keep_firing_for", "stale_after", "labels", "summary", "description"]
         )
         var labels: [String: String] = [:]
-        for (key, value) in a.mapping["labels"]?.mapping ?? [:] {
-            guard let k = key.string, let v = value.string, LabelSet.isValidLabelName(k) else {
-                throw a.fail("alert.labels must map label names to values")
-            }
+        for (k, v, _) in try a.mapping["labels"]?.stringMap() ?? [] {
+            guard LabelSet.isValidLabelName(k) else { throw a.fail("labels", "must map label names to values") }
             labels[k] = v
         }
         let alert = AlertTemplate(
@@ -225,14 +221,11 @@ extension Model {
             description: try a.string("description")
         )
         var context: [String: String] = [:]
-        if let node = top.mapping["context"] {
-            guard let mapping = node.mapping else { throw top.fail("context must map names to metric names") }
-            for (key, value) in mapping {
-                guard let k = key.string, LabelSet.isValidLabelName(k), let v = value.string,
-                    LabelSet.isValidMetricName(v)
-                else { throw top.fail("context must map names to metric names") }
-                context[k] = v
+        for (k, v, _) in try top.mapping["context"]?.stringMap() ?? [] {
+            guard LabelSet.isValidLabelName(k), LabelSet.isValidMetricName(v) else {
+                throw top.fail("context", "must map names to metric names")
             }
+            context[k] = v
         }
         return Model(
             name: name,
@@ -248,91 +241,91 @@ extension Model {
     }
 }
 
-/// One mapping of a model file, with its path for error messages and strict keys.
+/// One mapping of a model file: strict keys, and errors that name the file, the line and the key.
 private struct Section {
-    let mapping: Node.Mapping
-    let path: String
-    let file: String
+    let mapping: YAMLMapping
+    var value: YAMLValue { mapping.owner }
 
-    init(_ mapping: Node.Mapping, path: String, file: String, known: Set<String>) throws(ModelError) {
-        self.mapping = mapping
-        self.path = path
-        self.file = file
-        for key in mapping.keys {
-            guard let name = key.string, known.contains(name) else {
-                throw ModelError(
-                    file: file,
-                    reason:
-                        "unknown key \"\(path)\(key.string ?? "?")\" (known: \(known.sorted().joined(separator: ", ")))"
-                )
-            }
-        }
+    init(_ value: YAMLValue, known: Set<String>) throws(ConfigError) {
+        mapping = try value.mapping(known: known)
     }
 
-    func fail(_ reason: String) -> ModelError { ModelError(file: file, reason: reason) }
+    /// An error about the section as a whole.
+    func fail(_ reason: String) -> ConfigError { value.error(reason) }
+
+    /// An error about member `key`: at its line when it is there, else at the section's.
+    func fail(_ key: String, _ reason: String) -> ConfigError {
+        if let member = mapping.members[key] { return member.error(reason) }
+        return ConfigError(
+            file: value.file,
+            line: value.line,
+            key: value.path.isEmpty ? key : value.path + "." + key,
+            reason: reason
+        )
+    }
 
     func has(_ key: String) -> Bool { mapping[key] != nil }
 
-    func section(_ key: String, known: Set<String>) throws(ModelError) -> Section {
-        guard let node = mapping[key] else { throw fail("\(path)\(key): is required") }
-        guard let inner = node.mapping else { throw fail("\(path)\(key): must be a mapping") }
-        return try Section(inner, path: path + key + ".", file: file, known: known)
+    func section(_ key: String, known: Set<String>) throws(ConfigError) -> Section {
+        try Section(try mapping.required(key), known: known)
     }
 
-    func string(_ key: String) throws(ModelError) -> String {
-        guard let value = mapping[key]?.string, !value.isEmpty else { throw fail("\(path)\(key) is required") }
-        return value
+    func string(_ key: String) throws(ConfigError) -> String {
+        let text = try mapping.required(key).string()
+        guard !text.isEmpty else { throw fail(key, "must not be empty") }
+        return text
     }
 
+    /// The text of `key`, `nil` when it is absent, empty or no single value.
     func optionalString(_ key: String) -> String? {
-        guard let value = mapping[key]?.string, !value.isEmpty else { return nil }
-        return value
+        guard let text = try? mapping[key]?.string(), !text.isEmpty else { return nil }
+        return text
     }
 
-    func strings(_ key: String) throws(ModelError) -> [String] {
-        guard let node = mapping[key] else { return [] }
-        guard let list = node.sequence else { throw fail("\(path)\(key) must be a list") }
+    func strings(_ key: String) throws(ConfigError) -> [String] {
+        guard let member = mapping[key] else { return [] }
         var out: [String] = []
-        for item in list {
-            guard let text = item.string, !text.isEmpty else { throw fail("\(path)\(key) must list strings") }
+        for element in try member.sequence() {
+            let text = try element.string()
+            guard !text.isEmpty else { throw element.error("must not be empty") }
             out.append(text)
         }
         return out
     }
 
-    func names(_ key: String) throws(ModelError) -> [String] {
+    func names(_ key: String) throws(ConfigError) -> [String] {
         let list = try strings(key)
-        guard list.allSatisfy(LabelSet.isValidLabelName) else { throw fail("\(path)\(key) must list label names") }
+        guard list.allSatisfy(LabelSet.isValidLabelName) else { throw fail(key, "must list label names") }
         return list
     }
 
     /// A number, or a duration (`30s`, `5m`) in seconds.
-    func number(_ key: String, default fallback: Double) throws(ModelError) -> Double {
-        guard let node = mapping[key] else { return fallback }
-        guard let text = node.string else { throw fail("\(path)\(key) must be a number") }
+    func number(_ key: String, default fallback: Double) throws(ConfigError) -> Double {
+        guard let member = mapping[key] else { return fallback }
+        let text = try member.string()
         if let value = Double(text), value.isFinite { return value }
         if let seconds = DurationText.parse(text) { return seconds }
-        throw fail("\(path)\(key): \"\(text)\" is not a number or a duration")
+        throw member.error("\"\(text)\" is not a number or a duration")
     }
 
     /// A whole number from 0 to a billion.
-    func wholeNumber(_ key: String, default fallback: Int) throws(ModelError) -> Int {
+    func wholeNumber(_ key: String, default fallback: Int) throws(ConfigError) -> Int {
         let value = try number(key, default: Double(fallback))
         guard let whole = Int(exactly: value), (0...1_000_000_000).contains(whole) else {
-            throw fail("\(path)\(key) must be a whole number from 0 to 1000000000")
+            throw fail(key, "must be a whole number from 0 to 1000000000")
         }
         return whole
     }
 
-    func nonNegative(_ key: String, default fallback: Double) throws(ModelError) -> Double {
+    func nonNegative(_ key: String, default fallback: Double) throws(ConfigError) -> Double {
         let value = try number(key, default: fallback)
-        guard value >= 0 else { throw fail("\(path)\(key) must be 0 or more") }
+        guard value >= 0 else { throw fail(key, "must be 0 or more") }
         return value
     }
 
-    func positive(_ key: String, default fallback: Double) throws(ModelError) -> Double {
+    func positive(_ key: String, default fallback: Double) throws(ConfigError) -> Double {
         let value = try number(key, default: fallback)
-        guard value > 0 else { throw fail("\(path)\(key) must be above 0") }
+        guard value > 0 else { throw fail(key, "must be above 0") }
         return value
     }
 }

@@ -3,6 +3,7 @@ import FlatlineConfig
 import FlatlineCore
 import FlatlineDaemon
 import FlatlineScrape
+import FlatlineYAML
 import Foundation
 import Logging
 

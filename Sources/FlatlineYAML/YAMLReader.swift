@@ -1,7 +1,7 @@
 import FlatlineCore
 import Yams
 
-/// A configuration file that cannot be used: the file, the line, the key and why.
+/// A configuration or model file that cannot be used: the file, the line, the key and why.
 public struct ConfigError: Error, Hashable, Sendable, CustomStringConvertible {
     public var file: String
     /// 1-based; 0 when the problem is the file as a whole.
@@ -25,19 +25,25 @@ public struct ConfigError: Error, Hashable, Sendable, CustomStringConvertible {
 
 /// A YAML node with where it is, for reading a configuration strictly: every key must be known,
 /// every value of the right type, and every error names the file, line and key.
-struct YAMLValue {
-    let node: Node
-    let file: String
-    let path: String
+package struct YAMLValue {
+    package let node: Node
+    package let file: String
+    package let path: String
 
-    var line: Int { node.mark?.line ?? 0 }
+    package init(node: Node, file: String, path: String) {
+        self.node = node
+        self.file = file
+        self.path = path
+    }
 
-    func error(_ reason: String) -> ConfigError {
+    package var line: Int { node.mark?.line ?? 0 }
+
+    package func error(_ reason: String) -> ConfigError {
         ConfigError(file: file, line: line, key: path, reason: reason)
     }
 
     /// Parses a whole file's text.
-    static func parse(_ text: String, file: String) throws(ConfigError) -> YAMLValue {
+    package static func parse(_ text: String, file: String) throws(ConfigError) -> YAMLValue {
         do {
             guard let node = try Yams.compose(yaml: text) else {
                 throw ConfigError(file: file, line: 0, key: "", reason: "the file is empty")
@@ -61,6 +67,8 @@ struct YAMLValue {
         switch error {
         case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _):
             return mark.line
+        case .duplicatedKeysInMapping(_, let context):
+            return context.mark.line
         default:
             return 0
         }
@@ -71,17 +79,19 @@ struct YAMLValue {
         case .scanner(let context, let problem, _, _), .parser(let context, let problem, _, _),
             .composer(let context, let problem, _, _):
             return [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ": ")
+        case .duplicatedKeysInMapping(let duplicates, _):
+            return "a key given twice in one mapping: \(duplicates.sorted().joined(separator: ", "))"
         default:
             return "\(error)"
         }
     }
 
-    func child(_ key: String, _ node: Node) -> YAMLValue {
+    package func child(_ key: String, _ node: Node) -> YAMLValue {
         YAMLValue(node: node, file: file, path: path.isEmpty ? key : path + "." + key)
     }
 
     /// The members of a mapping, refusing keys not in `known`.
-    func mapping(known: Set<String>) throws(ConfigError) -> YAMLMapping {
+    package func mapping(known: Set<String>) throws(ConfigError) -> YAMLMapping {
         guard case .mapping(let mapping) = node else { throw error("expected a mapping (key: value)") }
         var members: [String: YAMLValue] = [:]
         for (key, value) in mapping {
@@ -105,13 +115,13 @@ struct YAMLValue {
     }
 
     /// The member `key` of a mapping, if this is one and has it (no check of the other keys).
-    func member(_ key: String) -> YAMLValue? {
+    package func member(_ key: String) -> YAMLValue? {
         guard case .mapping(let mapping) = node, let value = mapping[Node(key)] else { return nil }
         return child(key, value)
     }
 
     /// The elements of a sequence.
-    func sequence() throws(ConfigError) -> [YAMLValue] {
+    package func sequence() throws(ConfigError) -> [YAMLValue] {
         guard case .sequence(let sequence) = node else { throw error("expected a list") }
         return sequence.enumerated().map { k, element in
             YAMLValue(node: element, file: file, path: "\(path)[\(k)]")
@@ -119,19 +129,19 @@ struct YAMLValue {
     }
 
     /// A plain scalar's text (`null` is not one).
-    func string() throws(ConfigError) -> String {
+    package func string() throws(ConfigError) -> String {
         guard case .scalar(let scalar) = node else { throw error("expected a single value") }
         return scalar.string
     }
 
-    func int(min: Int = Int.min) throws(ConfigError) -> Int {
+    package func int(min: Int = Int.min) throws(ConfigError) -> Int {
         let text = try string()
         guard let value = Int(text) else { throw error("\"\(text)\" is not a whole number") }
         guard value >= min else { throw error("must be at least \(min)") }
         return value
     }
 
-    func bool() throws(ConfigError) -> Bool {
+    package func bool() throws(ConfigError) -> Bool {
         switch try string().lowercased() {
         case "true", "yes", "on": return true
         case "false", "no", "off": return false
@@ -140,7 +150,7 @@ struct YAMLValue {
     }
 
     /// A Prometheus duration: `15s`, `1m30s`, `500ms`, `2h`, `1d`, `1w`, `1y`.
-    func duration() throws(ConfigError) -> Double {
+    package func duration() throws(ConfigError) -> Double {
         let text = try string()
         guard let seconds = PrometheusDuration.seconds(text) else {
             throw error("\"\(text)\" is not a duration (e.g. 15s, 1m30s, 500ms, 2h)")
@@ -149,7 +159,7 @@ struct YAMLValue {
     }
 
     /// A byte size: a number of bytes, or with a unit: `512KB`, `64MiB`, `1GB`.
-    func byteSize() throws(ConfigError) -> Int {
+    package func byteSize() throws(ConfigError) -> Int {
         let text = try string()
         guard let bytes = ByteSize.parse(text) else {
             throw error("\"\(text)\" is not a size (e.g. 10MB, 64MiB, 1048576)")
@@ -157,14 +167,14 @@ struct YAMLValue {
         return bytes
     }
 
-    func strings() throws(ConfigError) -> [String] {
+    package func strings() throws(ConfigError) -> [String] {
         var out: [String] = []
         for element in try sequence() { out.append(try element.string()) }
         return out
     }
 
     /// A mapping of strings to strings (`labels:`).
-    func stringMap() throws(ConfigError) -> [(key: String, value: String, line: Int)] {
+    package func stringMap() throws(ConfigError) -> [(key: String, value: String, line: Int)] {
         guard case .mapping(let mapping) = node else { throw error("expected a mapping (name: value)") }
         var out: [(String, String, Int)] = []
         for (key, value) in mapping {
@@ -176,11 +186,11 @@ struct YAMLValue {
 }
 
 /// The members of a mapping, read by name.
-struct YAMLMapping {
-    let owner: YAMLValue
-    let members: [String: YAMLValue]
+package struct YAMLMapping {
+    package let owner: YAMLValue
+    package let members: [String: YAMLValue]
 
-    subscript(key: String) -> YAMLValue? {
+    package subscript(key: String) -> YAMLValue? {
         guard let value = members[key] else { return nil }
         // `key:` with nothing, `~` or `null`: as if absent.
         if case .scalar(let scalar) = value.node, scalar.style == .plain,
@@ -191,7 +201,7 @@ struct YAMLMapping {
         return value
     }
 
-    func required(_ key: String) throws(ConfigError) -> YAMLValue {
+    package func required(_ key: String) throws(ConfigError) -> YAMLValue {
         guard let value = self[key] else {
             throw ConfigError(
                 file: owner.file,
