@@ -1,4 +1,5 @@
 import FlatlineCore
+import FlatlineYAML
 import Foundation
 
 /// What an alert raised by a model looks like.
@@ -296,8 +297,5 @@ public struct ModelError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     /// As a configuration file's errors: `flood.yml:12: surge.factr: unknown key (...)`.
-    public var description: String {
-        let place = line > 0 ? "\(file):\(line)" : file
-        return key.isEmpty ? "\(place): \(reason)" : "\(place): \(key): \(reason)"
-    }
+    public var description: String { ConfigError(file: file, line: line, key: key, reason: reason).description }
 }
