@@ -423,6 +423,37 @@ extension ReplayCommandTests {
         #expect(ndjsonOne.standardOutput == ndjsonTwo.standardOutput)
     }
 
+    @Test("a file laid out series after series is replayed a block at a time: the same bytes as read whole")
+    func streamedAsWhole() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        // The irregular series, series after series (each series' lines together, in time order).
+        let lines = Self.irregular(series: 150, points: 200).split(separator: "\n")
+        let types = lines.filter { $0.hasPrefix("#") }
+        let samples = lines.filter { !$0.hasPrefix("#") }
+        let bySeries = Dictionary(grouping: samples.enumerated(), by: { $0.element.prefix { $0 != " " } })
+        let order = bySeries.keys.sorted { bySeries[$0]![0].offset < bySeries[$1]![0].offset }
+        let text = (types + order.flatMap { bySeries[$0]!.map(\.element) }).joined(separator: "\n") + "\n"
+        let file = try directory.write("series.prom", text)
+        let streamed = try replay([file.path])
+        // A state to save keeps every series in one bank: the file is read whole.
+        let whole = try replay([file.path, "--save-state", directory.file("state.json").path])
+        #expect(streamed.status == 0 && whole.status == 0, "\(streamed.standardError)\(whole.standardError)")
+        #expect(streamed.standardOutput == whole.standardOutput)
+        #expect(streamed.standardOutput.contains(",1\n"), "something is flagged, so the flags are compared too")
+        // The same summary, but for the cores the series were scored on.
+        let summary = { (text: String) in
+            // The last line without its cores and time.
+            let line = (text.split(separator: "\n").last ?? "").replacing(", series scored on 2 cores", with: "")
+            return line.split(separator: ", ").dropLast().joined(separator: ", ")
+        }
+        #expect(summary(streamed.standardError) == summary(whole.standardError), "\(streamed.standardError)")
+        #expect(
+            streamed.standardError.contains("series scored on 2 cores")
+                || ProcessInfo.processInfo.activeProcessorCount < 2
+        )
+    }
+
     @Test("--out opens the path as it is: a symbolic link stays a link and its target gets the rows")
     func outputThroughLink() throws {
         let directory = try TestSupport.TemporaryDirectory()

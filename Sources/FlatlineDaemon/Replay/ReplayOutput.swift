@@ -35,6 +35,23 @@ public struct ReplayWriter: Sendable {
     ///   whatever the count.
     public func write(_ result: ReplayResult, threads: Int = 1, to sink: ([UInt8]) -> Void) {
         let multi = result.file.series.count > 1
+        let header = header(multi: multi)
+        if !header.isEmpty { sink(header) }
+        writeRows(result, multi: multi, threads: threads, to: sink)
+    }
+
+    /// What comes before the first row: the CSV header (with the `series` column when the file
+    /// holds more than one series); nothing for NDJSON.
+    public func header(multi: Bool) -> [UInt8] {
+        guard format == .csv else { return [] }
+        return Array(((multi ? "series," : "") + "timestamp,value,expected,lower,upper,score,anomaly\n").utf8)
+    }
+
+    /// Writes the rows of `result` (no header), in pieces of whole lines.
+    ///
+    /// - Parameter multi: whether rows name their series (the file, of which `result` may be a
+    ///   block, holds more than one).
+    public func writeRows(_ result: ReplayResult, multi: Bool, threads: Int = 1, to sink: ([UInt8]) -> Void) {
         // Each series' column, escaped once rather than once per row.
         let seriesColumn: [[UInt8]] =
             multi
@@ -44,9 +61,6 @@ public struct ReplayWriter: Sendable {
                     (format == .csv ? Self.csvField(text) + "," : "\"series\":" + Self.jsonString(text) + ",").utf8
                 )
             } : []
-        if format == .csv {
-            sink(Array(((multi ? "series," : "") + "timestamp,value,expected,lower,upper,score,anomaly\n").utf8))
-        }
         let rows = result.file.rows.count
         let chunks = (rows + Self.chunkRows - 1) / Self.chunkRows
         let batch = Swift.max(1, threads) * 2

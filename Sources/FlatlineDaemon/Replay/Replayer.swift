@@ -66,6 +66,15 @@ public struct ReplayResult: Sendable {
 /// the recording: the same input gives the same output, byte for byte. Rows are scored in time
 /// order (a stable sort, so file order within one timestamp); the output keeps file order.
 public enum Replayer {
+    /// Detectors whose series learn nothing from each other: their series can be scored in
+    /// separate banks (every tick reaching each) with the same results.
+    static let independentKinds: Set<DetectorKind> = [.surprise, .ewma, .robust]
+
+    /// Why the step of `file` cannot be inferred.
+    static func noStepReason(_ file: String) -> String {
+        "\(file): cannot infer the sampling interval: no series has two distinct timestamps (pass --step)"
+    }
+
     /// Replays a parsed file.
     ///
     /// - Parameters:
@@ -79,6 +88,9 @@ public enum Replayer {
     ///     only where that changes nothing (detectors whose series learn nothing from each other,
     ///     no models, no state to continue from); every tick reaches every part, so the result
     ///     is the same, value for value, as on one core.
+    ///   - times: every tick of a larger file this one is a block of (whole series of it): each
+    ///     series' clock moves through them all, as it would in the whole file. They must include
+    ///     every timestamp of `file`.
     ///   - progress: called now and then with (ticks done, ticks in all), from one thread.
     /// - Throws: ``ReplayError`` when the step cannot be inferred or a parameter is bad.
     public static func run(
@@ -89,6 +101,7 @@ public enum Replayer {
         state: DetectionBank? = nil,
         models: [Model] = [],
         threads: Int = 1,
+        times: [Timestamp]? = nil,
         progress: (Int, Int) -> Void = { _, _ in }
     ) throws(ReplayError) -> ReplayResult {
         let bank: DetectionBank
@@ -108,10 +121,15 @@ public enum Replayer {
         summary.rows = file.rows.count
         summary.step = bank.detector.step
 
-        let ticks = Ticks(file)
-        let independent: Set<DetectorKind> = [.surprise, .ewma, .robust]
+        var merged = Ticks(file)
+        if let times {
+            guard merged.merge(times) else {
+                throw ReplayError(reason: "\(file.name): a block has a timestamp the file's ticks lack")
+            }
+        }
+        let ticks = merged
         let parts =
-            models.isEmpty && state == nil && independent.contains(bank.detector.configuration.kind)
+            models.isEmpty && state == nil && independentKinds.contains(bank.detector.configuration.kind)
             ? Swift.max(1, Swift.min(threads, file.series.count / 64)) : 1
         var points = [ReplayPoint](repeating: ReplayPoint(status: .missing, value: .nan), count: file.rows.count)
         var banks = [DetectionBank](repeating: bank, count: parts)
@@ -240,6 +258,25 @@ public enum Replayer {
                 next[tick] += 1
             }
         }
+
+        /// Adds the ticks of `all` (in time order, a superset of ``times``) that have no rows
+        /// here, as empty ticks. False, leaving the ticks as they were, when a time of these
+        /// ticks is not in `all`.
+        mutating func merge(_ all: [Timestamp]) -> Bool {
+            var mergedStarts: [Int] = []
+            mergedStarts.reserveCapacity(all.count + 1)
+            var k = 0
+            for time in all {
+                guard k == times.count || times[k] >= time else { return false }
+                mergedStarts.append(starts[k])
+                if k < times.count && times[k] == time { k += 1 }
+            }
+            guard k == times.count else { return false }
+            mergedStarts.append(order.count)
+            times = all
+            starts = mergedStarts
+            return true
+        }
     }
 
     /// Scores the series of one part (series `part`, `part + parts`, ...) through every tick,
@@ -358,10 +395,7 @@ public enum Replayer {
             medians.append(Double(gaps[gaps.count / 2]) / 1000)
         }
         guard !medians.isEmpty else {
-            throw ReplayError(
-                reason:
-                    "\(file.name): cannot infer the sampling interval: no series has two distinct timestamps (pass --step)"
-            )
+            throw ReplayError(reason: noStepReason(file.name))
         }
         medians.sort()
         return medians[medians.count / 2]

@@ -369,6 +369,17 @@ package struct ParseState: Sendable {
 
     var isOpenMetrics: Bool { format == .openMetrics }
 
+    /// Forgets the series read so far (and every reference into the buffer they were read
+    /// from), keeping the declarations: the next buffer of the same body numbers its series
+    /// from 0 again. A file read in chunks keeps no chunk alive this way.
+    package mutating func forgetSeries() {
+        series = []
+        seriesCount = 0
+        numbers = [:]
+        lastSeries = nil
+        newSeries = nil
+    }
+
     mutating func parseLine(
         _ line: Line,
         _ body: UnsafeBufferPointer<UInt8>,

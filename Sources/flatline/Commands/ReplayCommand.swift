@@ -296,9 +296,11 @@ struct ReplayCommand: AsyncParsableCommand {
                 file = try SeriesFile.loadRecording(path: input, jobs: configuration.recordingJobs, kind: kind)
                 daemonConfiguration = configuration
             } else {
+                if try replayStreaming(input, detector: detector, started: started) { return }
                 file = try SeriesFile.load(path: input, format: inputFormat, kind: kind, threads: threads)
             }
         } else {
+            if try replayStreaming(input, detector: detector, started: started) { return }
             file = try SeriesFile.load(path: input, format: inputFormat, kind: kind, threads: threads)
             if alertsOut != nil, inputFormat == .recording || (inputFormat == nil && Self.looksLikeRecording(input)) {
                 // No configuration: the one the recording was made with, as far as it tells (its
@@ -380,6 +382,50 @@ struct ReplayCommand: AsyncParsableCommand {
                 + Double((clock.now - started).components.seconds)
             Stderr.write(Self.summary(result.summary, input: source, seconds: seconds) + "\n")
         }
+    }
+
+    /// A Prometheus or OpenMetrics file laid out series after series, replayed a block of series
+    /// at a time (memory holds blocks, not the file; the same output); false, with nothing done,
+    /// when this replay cannot go so (models, saved state, a detector whose series learn from each
+    /// other, another format or layout).
+    func replayStreaming(_ input: String, detector: DetectorConfiguration, started: ContinuousClock.Instant)
+        throws -> Bool
+    {
+        guard alertsOut == nil, loadState == nil, saveState == nil,
+            let fileFormat = SeriesFile.expositionFormat(path: input, format: inputFormat)
+        else { return false }
+        var settings = StreamingReplay.Settings(configuration: detector)
+        settings.step = step?.seconds
+        settings.maxGap = maxGap?.seconds
+        settings.kind = kind
+        settings.threads = threads
+        guard let replay = try StreamingReplay(path: input, format: fileFormat, settings: settings) else {
+            return false
+        }
+        let clock = ContinuousClock()
+        var lastReport = started
+        var reported = false
+        let sink = try OutputSink(path: out)
+        let summary = try replay.run(writer: ReplayWriter(format: format, anomaliesOnly: anomaliesOnly)) {
+            done,
+            total in
+            let now = clock.now
+            guard !quiet, now - started > .seconds(2), now - lastReport > .seconds(1) || done == total else { return }
+            lastReport = now
+            reported = true
+            let percent = total > 0 ? 100 * done / total : 100
+            Stderr.write("\rreplay: \(percent)% (\(done)/\(total) points)")
+        } to: {
+            sink.write($0)
+        }
+        if reported { Stderr.write("\n") }
+        try sink.close()
+        if !quiet {
+            let elapsed = clock.now - started
+            let seconds = Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds)
+            Stderr.write(Self.summary(summary, input: source, seconds: seconds) + "\n")
+        }
+        return true
     }
 
     static func summary(_ s: ReplaySummary, input: String, seconds: Double) -> String {

@@ -1,0 +1,193 @@
+import FlatlineCore
+import FlatlineIngest
+import FlatlineTestSupport
+import Foundation
+import Testing
+
+@testable import FlatlineDaemon
+
+/// A file laid out series after series is replayed a block of series at a time, read in chunks:
+/// the same bytes and totals as the whole file in one bank, whatever the chunk, block and core
+/// counts.
+@Suite("Replay a block of series at a time")
+struct StreamingReplayTests {
+    /// Series on schedules of their own (every 15 s, some 7 s later, some every 30 s), samples
+    /// missing now and then, counters with a reset, a NaN, a spike: series after series, as
+    /// `promtool` exports and `gen_dataset.py` write them. `seriesMajor: false` writes the same
+    /// samples tick after tick.
+    static func file(series: Int, points: Int, openMetrics: Bool = false, seriesMajor: Bool = true) -> String {
+        var generator = UInt64(7)
+        func next() -> UInt64 {
+            generator = generator &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return generator >> 33
+        }
+        var samples: [[String]] = Array(repeating: [], count: series)
+        var counters = [Int](repeating: 0, count: series)
+        for s in 0..<series {
+            for k in 0..<points {
+                if next() % 25 == 0 || (s % 5 == 1 && k % 2 == 1) { continue }
+                let ms = 1_700_000_000_000 + k * 15_000 + (s % 7 == 0 ? 7_000 : 0)
+                let time = openMetrics ? "\(ms / 1000).\(String(ms % 1000).leftPadded(3))" : "\(ms)"
+                if s % 2 == 0 {
+                    counters[s] += Int(next() % 50) * (k > 150 && k < 160 && s == 4 ? 20 : 1)
+                    if k == 100 && s == 8 { counters[s] = 0 }
+                    samples[s].append("requests_total{svc=\"s\(s)\"} \(counters[s]) \(time)")
+                } else {
+                    let value = Double(next() % 1000) / 100 + (k == 120 && s == 3 ? 80 : 10)
+                    samples[s].append("temperature{svc=\"s\(s)\"} \(k == 50 && s == 5 ? "NaN" : String(value)) \(time)")
+                }
+            }
+        }
+        var lines = ["# TYPE requests_total counter", "# TYPE temperature gauge"]
+        if seriesMajor {
+            for s in 0..<series { lines += samples[s] }
+        } else {
+            for k in 0..<points {
+                for s in 0..<series where k < samples[s].count { lines.append(samples[s][k]) }
+            }
+        }
+        if openMetrics { lines.append("# EOF") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The output and totals of the whole file in memory, as replay reads a file it cannot stream.
+    static func whole(_ path: String, _ configuration: DetectorConfiguration, format: ReplayOutputFormat = .csv)
+        throws -> ([UInt8], ReplaySummary)
+    {
+        let file = try SeriesFile.load(path: path)
+        let result = try Replayer.run(file, configuration: configuration)
+        var bytes: [UInt8] = []
+        ReplayWriter(format: format).write(result) { bytes += $0 }
+        return (bytes, result.summary)
+    }
+
+    static func streamed(
+        _ path: String,
+        _ configuration: DetectorConfiguration,
+        format: ReplayOutputFormat = .csv,
+        threads: Int,
+        chunkBytes: Int,
+        blockRows: Int
+    ) throws -> ([UInt8], ReplaySummary)? {
+        var settings = StreamingReplay.Settings(configuration: configuration)
+        settings.threads = threads
+        settings.chunkBytes = chunkBytes
+        settings.blockRows = blockRows
+        let fileFormat = try #require(SeriesFile.expositionFormat(path: path, format: nil))
+        guard let replay = try StreamingReplay(path: path, format: fileFormat, settings: settings) else { return nil }
+        var bytes: [UInt8] = []
+        let summary = try replay.run(writer: ReplayWriter(format: format)) { bytes += $0 }
+        return (bytes, summary)
+    }
+
+    @Test(
+        "the same bytes and totals as the whole file, for every chunk, block and core count",
+        arguments: [DetectorKind.surprise, .ewma, .robust]
+    )
+    func sameAsWhole(kind: DetectorKind) throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        var configuration = DetectorConfiguration()
+        configuration.kind = kind
+        for openMetrics in [false, true] {
+            let path = try directory.write(
+                openMetrics ? "series.om" : "series.prom",
+                Self.file(series: 130, points: 170, openMetrics: openMetrics)
+            ).path
+            let (expected, totals) = try Self.whole(path, configuration)
+            #expect(String(decoding: expected, as: UTF8.self).contains(",1\n"), "something is flagged")
+            for (threads, chunkBytes, blockRows) in [(1, 4096, 1), (2, 4096, 700), (3, 1 << 24, 1 << 18)] {
+                let (bytes, summary) = try #require(
+                    try Self.streamed(
+                        path,
+                        configuration,
+                        threads: threads,
+                        chunkBytes: chunkBytes,
+                        blockRows: blockRows
+                    )
+                )
+                #expect(bytes == expected, "\(kind) \(openMetrics) \(threads) \(chunkBytes) \(blockRows)")
+                #expect(summary.rows == totals.rows && summary.series == totals.series)
+                #expect(summary.scored == totals.scored && summary.pending == totals.pending)
+                #expect(summary.missing == totals.missing && summary.anomalies == totals.anomalies)
+                #expect(summary.drops == totals.drops && summary.counterResets == totals.counterResets)
+                #expect(summary.ticks == totals.ticks && summary.step == totals.step)
+            }
+        }
+        let path = directory.file("series.prom").path
+        let (ndjson, _) = try Self.whole(path, configuration, format: .ndjson)
+        let streamed = try #require(
+            try Self.streamed(path, configuration, format: .ndjson, threads: 2, chunkBytes: 4096, blockRows: 900)
+        )
+        #expect(streamed.0 == ndjson)
+    }
+
+    @Test("blocks hold whole series, about the rows asked for; every sample comes once, in file order")
+    func blocks() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let path = try directory.write("series.prom", Self.file(series: 60, points: 200)).path
+        let whole = try SeriesFile.load(path: path)
+        let blocks = try SeriesFileBlocks(path: path, format: .prometheus, chunkBytes: 4096, blockRows: 1000)
+        var rows: [(LabelSet, Int64)] = []
+        var count = 0
+        while let block = try blocks.next() {
+            count += 1
+            let longest = Dictionary(grouping: block.rows, by: \.series).values.map(\.count).max() ?? 0
+            #expect(block.rows.count < 1000 + longest, "a block ends with the series that reached the rows asked for")
+            rows += block.rows.map { (block.series[$0.series], $0.timestamp.milliseconds) }
+        }
+        #expect(count > 5)
+        #expect(rows.count == whole.rows.count)
+        #expect(rows.map(\.0) == whole.rows.map { whole.series[$0.series] })
+        #expect(rows.map(\.1) == whole.rows.map(\.timestamp.milliseconds))
+    }
+
+    @Test("a file laid out tick after tick is not streamed (a series comes back): it is read whole")
+    func tickMajor() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let path = try directory.write("ticks.prom", Self.file(series: 20, points: 50, seriesMajor: false)).path
+        #expect(try Self.streamed(path, DetectorConfiguration(), threads: 2, chunkBytes: 4096, blockRows: 100) == nil)
+        var seasonal = DetectorConfiguration()
+        seasonal.kind = .seasonal
+        let series = try directory.write("series.prom", Self.file(series: 20, points: 50)).path
+        #expect(
+            try Self.streamed(series, seasonal, threads: 2, chunkBytes: 4096, blockRows: 100) == nil,
+            "a detector whose series learn from each other is not split"
+        )
+    }
+
+    @Test("a bad file is refused before anything is written, with the error the whole file gives")
+    func errors() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let good = Self.file(series: 40, points: 100).split(separator: "\n").map(String.init)
+        func replacing(_ line: Int, with text: String) -> String {
+            var lines = good
+            lines[line] = text
+            return lines.joined(separator: "\n") + "\n"
+        }
+        let withoutEOF = Self.file(series: 40, points: 100, openMetrics: true).split(separator: "\n").dropLast()
+        let cases = [
+            ("bad-value.prom", replacing(3000, with: "temperature{svc=\"s99\"} twelve 1700000000000")),
+            ("no-time.prom", replacing(2500, with: good[2500].split(separator: " ").dropLast().joined(separator: " "))),
+            ("no-eof.om", withoutEOF.joined(separator: "\n") + "\n"),
+        ]
+        for (name, text) in cases {
+            let path = try directory.write(name, text).path
+            let wholeError = #expect(throws: SeriesFileError.self) { try SeriesFile.load(path: path) }
+            let streamError = #expect(throws: ReplayError.self) {
+                try Self.streamed(path, DetectorConfiguration(), threads: 2, chunkBytes: 4096, blockRows: 100)
+            }
+            #expect(streamError?.description == wholeError?.description, "\(name)")
+            #expect(wholeError?.line ?? 0 > 100 || name.hasSuffix(".om"), "\(name): the error is past the first chunk")
+        }
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(_ width: Int) -> String {
+        String(repeating: "0", count: Swift.max(0, width - count)) + self
+    }
+}
