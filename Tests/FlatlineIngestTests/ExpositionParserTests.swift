@@ -81,11 +81,13 @@ struct ExpositionParserTests {
             }
         }
         // Quotes, escapes and braces inside values; a repeat whose value is bad fails as before;
-        // a TYPE declared between repeats still classifies the later samples.
+        // a TYPE declared between repeats still classifies the later samples; a series whose bytes
+        // begin another's (`b`, `b{}`, `b_total`) is told apart.
         let text = #"""
             a{x="}",y="q\"}"} 1 1000
             a{x="}",y="q\"}"} 2 2000
             b 3
+            b{} 3.5
             # TYPE b_total counter
             b_total 4
             b_total 5
@@ -94,9 +96,10 @@ struct ExpositionParserTests {
         let plain = try ExpositionParser(format: .text).parse(Array(text.utf8))
         let interned = try ExpositionParser(format: .text, internSeries: true).parse(Array(text.utf8))
         #expect(same(plain, interned))
-        #expect(interned.count == 6 && interned[0].labels["y"] == "q\"}" && interned[5].value == 6)
+        #expect(interned.count == 7 && interned[0].labels["y"] == "q\"}" && interned[6].value == 6)
+        #expect(interned[3].labels == interned[2].labels && interned[4].labels["__name__"] == "b_total")
         let bad = Array((text + #"a{x="}",y="q\"}"} seven"# + "\n").utf8)
-        #expect(throws: ExpositionError(line: 8, reason: "invalid value \"seven\"")) {
+        #expect(throws: ExpositionError(line: 9, reason: "invalid value \"seven\"")) {
             try ExpositionParser(format: .text, internSeries: true).parse(bad)
         }
     }

@@ -25,7 +25,7 @@ public struct StreamingReplay: Sendable {
         public var threads = 1
         /// Bytes read at a time, and samples in a block (a longer series is a block of its own).
         public var chunkBytes = 1 << 24
-        public var blockRows = 1 << 18
+        public var blockRows = 1 << 17
 
         public init(configuration: DetectorConfiguration) {
             self.configuration = configuration

@@ -147,8 +147,13 @@ public struct ExpositionParser: Sendable {
     /// The state the comment lines of `buffer` before `offset` (a line's start) leave: what a
     /// piece of the body that starts there is parsed from. Sample lines are skipped unread, so
     /// this is quick; errors are those of the comment lines.
-    package func declarations(_ buffer: [UInt8], before offset: Int) throws(ExpositionError) -> ParseState {
-        var state = ParseState(format: format)
+    ///
+    /// - Parameter start: the state the lines before `buffer` left (a body read in chunks);
+    ///   nil for a fresh one.
+    package func declarations(_ buffer: [UInt8], before offset: Int, from start: ParseState? = nil)
+        throws(ExpositionError) -> ParseState
+    {
+        var state = start ?? ParseState(format: format)
         state.internSeries = internSeries
         try buffer.withUnsafeBufferPointer { bytes throws(ExpositionError) in
             guard let base = bytes.baseAddress else { return }
@@ -488,7 +493,13 @@ package struct ParseState: Sendable {
         // A series an earlier body of the same source had: its labels as parsed then.
         var remembered: ParsedSeries?
         var memoryHash: UInt64?
-        if internSeries || remembers, let end = Cursor.seriesEnd(line) {
+        if internSeries, let last = lastSeries, let end = Self.startsWith(line, body, last.bytes) {
+            // The series of the line before, byte for byte, and a space after it: the same
+            // series (a scan of these bytes would end where it ended), without scanning.
+            seriesBytes = line.startIndex..<end
+            known = last.number
+            cursor.index = end
+        } else if internSeries || remembers, let end = Cursor.seriesEnd(line) {
             let range = line.startIndex..<end
             seriesBytes = range
             if internSeries {
@@ -611,6 +622,17 @@ package struct ParseState: Sendable {
             timestampBytes: timestampBytes,
             line: number
         )
+    }
+
+    /// Where the series ends when `line` begins with the bytes `series` of `body` followed by a
+    /// space or tab; nil otherwise.
+    @inline(__always)
+    static func startsWith(_ line: Line, _ body: UnsafeBufferPointer<UInt8>, _ series: Range<Int>) -> Int? {
+        let end = line.startIndex + series.count
+        guard end < line.endIndex, body[end] == 0x20 || body[end] == 0x09, let base = body.baseAddress,
+            memcmp(base + line.startIndex, base + series.lowerBound, series.count) == 0
+        else { return nil }
+        return end
     }
 
     /// Whether two ranges of `body` hold the same bytes.

@@ -1,3 +1,4 @@
+import Dispatch
 import FlatlineCore
 
 #if canImport(Glibc)
@@ -13,7 +14,8 @@ import FlatlineCore
 /// its series are numbered from 0 within the chunk (the parser keeps nothing of a chunk after it).
 final class ExpositionChunks {
     let name: String
-    private let parser: ExpositionParser
+    /// How a chunk is parsed; any thread may use it.
+    let parsing: ChunkParser
     private let chunkBytes: Int
     private let handle: UnsafeMutablePointer<FILE>
     private var state: ParseState
@@ -29,7 +31,7 @@ final class ExpositionChunks {
         self.name = path
         self.handle = handle
         self.chunkBytes = Swift.max(1 << 12, chunkBytes)
-        self.parser = ExpositionParser(format: format, internSeries: true)
+        self.parsing = ChunkParser(name: path, parser: ExpositionParser(format: format, internSeries: true))
         self.state = ParseState(format: format)
         state.internSeries = true
     }
@@ -38,15 +40,14 @@ final class ExpositionChunks {
         fclose(handle)
     }
 
-    /// Parses the next chunk: `body` gets each sample with the chunk's bytes (where its timestamp
-    /// text is) and, the first time a series comes in this chunk, the series. False at the end.
-    /// - Throws: ``SeriesFileError`` naming the first bad line, or the read error.
-    func next(_ body: (_ bytes: [UInt8], RawSample, _ new: ParsedSeries?) -> Void) throws(SeriesFileError) -> Bool {
-        guard !atEnd else { return false }
+    /// The next chunk of whole lines (its last line may lack a newline at the end of the file),
+    /// and whether it is the last; nil after the last.
+    /// - Throws: ``SeriesFileError`` when the file cannot be read.
+    func read() throws(SeriesFileError) -> (bytes: [UInt8], last: Bool)? {
+        guard !atEnd else { return nil }
         var buffer = carry
         carry = []
         let wanted = chunkBytes
-        var whole = 0
         while true {
             let old = buffer.count
             buffer.append(contentsOf: repeatElement(0, count: wanted))
@@ -61,37 +62,175 @@ final class ExpositionChunks {
                     )
                 }
                 atEnd = true
-                whole = buffer.count
-                break
+                return (buffer, true)
             }
             // A chunk ends after its last newline; a line longer than a chunk makes it longer.
             if let newline = buffer.lastIndex(of: 0x0A) {
-                whole = newline + 1
-                carry = Array(buffer[whole...])
-                buffer.removeLast(buffer.count - whole)
-                break
+                carry = Array(buffer[(newline + 1)...])
+                buffer.removeLast(buffer.count - newline - 1)
+                return (buffer, false)
             }
         }
-        if whole > 0 {
-            do throws(ExpositionError) {
-                linesDone += try parser.parseLines(buffer, 0..<whole, state: &state, firstLine: linesDone + 1) {
-                    sample,
-                    new in
-                    body(buffer, sample, new)
-                }
-            } catch {
-                throw SeriesFileError(file: name, line: error.line, reason: error.reason)
-            }
-            state.forgetSeries()
-        }
-        if atEnd {
-            do throws(ExpositionError) {
-                try parser.finish(state)
-            } catch {
-                throw SeriesFileError(file: name, line: error.line, reason: error.reason)
-            }
+    }
+
+    /// Parses the next chunk: `body` gets each sample with the chunk's bytes (where its timestamp
+    /// text is) and, the first time a series comes in this chunk, the series. False at the end.
+    /// - Throws: ``SeriesFileError`` naming the first bad line, or the read error.
+    func next(_ body: (_ bytes: [UInt8], RawSample, _ new: ParsedSeries?) -> Void) throws(SeriesFileError) -> Bool {
+        guard let (buffer, last) = try read() else { return false }
+        linesDone += try parsing.parse(buffer, last: last, state: &state, firstLine: linesDone + 1) {
+            body(buffer, $0, $1)
         }
         return true
+    }
+
+    /// The state `buffer`'s comment lines leave, from `state`: where the chunk after it starts.
+    /// Nil when a comment line is bad (parsing the chunk names it).
+    func declarations(after buffer: [UInt8], from state: ParseState) -> ParseState? {
+        try? parsing.parser.declarations(buffer, before: buffer.count, from: state)
+    }
+
+    /// The state the next chunk of ``next(_:)`` starts from, and the lines read so far.
+    var position: (state: ParseState, lines: Int) {
+        get { (state, linesDone) }
+        set { (state, linesDone) = newValue }
+    }
+}
+
+/// What one chunk of a file holds, for ``SeriesFile/outline(path:format:chunkBytes:)``: its runs
+/// of samples of one series, in order, with their times.
+struct ChunkOutline: Sendable {
+    var runs: [(labels: LabelSet, times: [Int64])] = []
+    var rows = 0
+    var usable = false
+    var missingTimestamp: Int?
+    /// The chunk's series by number, and the number of the last run.
+    private var labelsOfNumber: [LabelSet] = []
+    private var runNumber = -1
+
+    mutating func add(_ sample: RawSample, _ new: ParsedSeries?) {
+        if let new { labelsOfNumber.append(new.labels) }
+        guard let timestamp = sample.timestamp else {
+            if missingTimestamp == nil { missingTimestamp = sample.line }
+            return
+        }
+        guard sample.series < labelsOfNumber.count else { return }
+        if sample.series != runNumber {
+            runNumber = sample.series
+            runs.append((labelsOfNumber[sample.series], []))
+        }
+        runs[runs.count - 1].times.append(timestamp.milliseconds)
+        rows += 1
+        if !usable && sample.value.isFinite { usable = true }
+    }
+}
+
+/// The chunks' outlines joined in file order.
+struct Outliner {
+    var outline: SeriesFileOutline
+    var seriesMajor = true
+    private var index: [LabelSet: Int] = [:]
+    private var current = -1
+    private var currentTimes: [Int64] = []
+    private var lastSchedule: [Int64] = []
+    private var medians: [Double] = []
+    private var times = Set<Int64>()
+    private var missingTimestamp: Int?
+    private var usable = false
+
+    init(name: String, format: SeriesFile.Format) {
+        outline = SeriesFileOutline(name: name, format: format)
+    }
+
+    mutating func merge(_ chunk: ChunkOutline) {
+        guard seriesMajor else { return }
+        for run in chunk.runs {
+            let id: Int
+            if let known = index[run.labels] {
+                id = known
+                // A series that comes back after another began: not series after series.
+                guard id == current else {
+                    seriesMajor = false
+                    return
+                }
+            } else {
+                id = outline.series
+                index[run.labels] = id
+                outline.series += 1
+            }
+            if id != current {
+                close()
+                current = id
+            }
+            currentTimes += run.times
+        }
+        outline.rows += chunk.rows
+        usable = usable || chunk.usable
+        if missingTimestamp == nil { missingTimestamp = chunk.missingTimestamp }
+    }
+
+    /// The series just ended: its spacing, and its times among the file's (each schedule that
+    /// several series share in a row is added once).
+    private mutating func close() {
+        if let median = SeriesFile.medianSpacing(&currentTimes) { medians.append(median) }
+        if currentTimes != lastSchedule {
+            times.formUnion(currentTimes)
+            swap(&lastSchedule, &currentTimes)
+        }
+        currentTimes.removeAll(keepingCapacity: true)
+    }
+
+    /// The outline; nil when the file is not series after series.
+    /// - Throws: ``SeriesFileError`` for a sample without a timestamp, or no usable data.
+    mutating func finish() throws(SeriesFileError) -> SeriesFileOutline? {
+        guard seriesMajor else { return nil }
+        close()
+        if let line = missingTimestamp {
+            throw SeriesFileError(
+                file: outline.name,
+                line: line,
+                reason: "sample has no timestamp; replay needs every sample timestamped"
+            )
+        }
+        guard usable else {
+            throw SeriesFileError(
+                file: outline.name,
+                line: 0,
+                reason: "no usable data: the file has no samples with values"
+            )
+        }
+        outline.times = times.sorted().map { Timestamp(milliseconds: $0) }
+        medians.sort()
+        outline.step = medians.isEmpty ? nil : medians[medians.count / 2]
+        return outline
+    }
+}
+
+/// Parses chunks of one file.
+struct ChunkParser: Sendable {
+    let name: String
+    let parser: ExpositionParser
+
+    /// Parses one chunk from `state` (the declarations of the lines before it), numbering its lines
+    /// from `firstLine`; returns how many lines it has. `state` then holds the chunk's
+    /// declarations and no series.
+    func parse(
+        _ buffer: [UInt8],
+        last: Bool,
+        state: inout ParseState,
+        firstLine: Int,
+        _ body: (RawSample, _ new: ParsedSeries?) -> Void
+    ) throws(SeriesFileError) -> Int {
+        do throws(ExpositionError) {
+            let lines =
+                buffer.isEmpty
+                ? 0 : try parser.parseLines(buffer, 0..<buffer.count, state: &state, firstLine: firstLine, body)
+            state.forgetSeries()
+            if last { try parser.finish(state) }
+            return lines
+        } catch {
+            throw SeriesFileError(file: name, line: error.line, reason: error.reason)
+        }
     }
 }
 
@@ -153,71 +292,56 @@ extension SeriesFile {
             format: format == .openmetrics ? .openMetrics : .text,
             chunkBytes: chunkBytes
         )
-        var outline = SeriesFileOutline(name: path, format: format)
-        var index: [LabelSet: Int] = [:]
-        var idOfNumber: [Int] = []
-        var current = -1
-        var currentTimes: [Int64] = []
-        var medians: [Double] = []
-        var times = Set<Int64>()
-        var missingTimestamp: Int?
-        var usable = false
-        var seriesMajor = true
-        while seriesMajor {
-            idOfNumber.removeAll(keepingCapacity: true)
-            let more = try chunks.next { _, sample, new in
-                guard seriesMajor else { return }
-                var isNew = false
-                if let new {
-                    // A chunk numbers its series from 0 in order of first appearance.
-                    if let known = index[new.labels] {
-                        idOfNumber.append(known)
-                    } else {
-                        index[new.labels] = outline.series
-                        idOfNumber.append(outline.series)
-                        outline.series += 1
-                        isNew = true
+        var outline = Outliner(name: path, format: format)
+        // Two chunks at a time, side by side: the second from the declarations the first's
+        // comment lines leave.
+        while outline.seriesMajor, let first = try chunks.read() {
+            var pair = [first]
+            if !first.last, let second = try chunks.read() { pair.append(second) }
+            var (state, lines) = chunks.position
+            var starts = [(state, lines + 1)]
+            if pair.count == 2 {
+                guard let next = chunks.declarations(after: first.bytes, from: state) else {
+                    // A bad comment line in the first: parsing it says where.
+                    var bad = state
+                    _ = try chunks.parsing.parse(first.bytes, last: false, state: &bad, firstLine: lines + 1) { _, _ in
                     }
+                    return nil
                 }
-                guard sample.series < idOfNumber.count else { return }
-                let id = idOfNumber[sample.series]
-                if id != current {
-                    // Another series: the one before has ended, unless this one had begun already.
-                    guard isNew || current < 0 else {
-                        seriesMajor = false
-                        return
-                    }
-                    if let median = Self.medianSpacing(&currentTimes) { medians.append(median) }
-                    currentTimes.removeAll(keepingCapacity: true)
-                    current = id
-                }
-                guard let timestamp = sample.timestamp else {
-                    if missingTimestamp == nil { missingTimestamp = sample.line }
-                    return
-                }
-                outline.rows += 1
-                currentTimes.append(timestamp.milliseconds)
-                times.insert(timestamp.milliseconds)
-                if !usable && sample.value.isFinite { usable = true }
+                starts.append((next, lines + 1 + SeriesFile.lineCount(first.bytes, 0..<first.bytes.count)))
             }
-            if !more { break }
+            var results = [Result<(ChunkOutline, ParseState, Int), SeriesFileError>?](repeating: nil, count: pair.count)
+            let parsing = chunks.parsing
+            let work = pair
+            let begin = starts
+            results.withUnsafeMutableBufferPointer { results in
+                let out = UnsafeSendablePointer(results)
+                DispatchQueue.concurrentPerform(iterations: work.count) { k in
+                    var state = begin[k].0
+                    var chunk = ChunkOutline()
+                    do throws(SeriesFileError) {
+                        let count = try parsing.parse(
+                            work[k].bytes,
+                            last: work[k].last,
+                            state: &state,
+                            firstLine: begin[k].1
+                        ) { sample, new in chunk.add(sample, new) }
+                        out.value[k] = .success((chunk, state, count))
+                    } catch {
+                        out.value[k] = .failure(error)
+                    }
+                }
+            }
+            for result in results {
+                guard let result else { continue }
+                let (chunk, after, count) = try result.get()
+                outline.merge(chunk)
+                state = after
+                lines += count
+            }
+            chunks.position = (state, lines)
         }
-        guard seriesMajor else { return nil }
-        if let median = Self.medianSpacing(&currentTimes) { medians.append(median) }
-        if let line = missingTimestamp {
-            throw SeriesFileError(
-                file: path,
-                line: line,
-                reason: "sample has no timestamp; replay needs every sample timestamped"
-            )
-        }
-        guard usable else {
-            throw SeriesFileError(file: path, line: 0, reason: "no usable data: the file has no samples with values")
-        }
-        outline.times = times.sorted().map { Timestamp(milliseconds: $0) }
-        medians.sort()
-        outline.step = medians.isEmpty ? nil : medians[medians.count / 2]
-        return outline
+        return try outline.finish()
     }
 
     /// The median spacing between distinct sorted `times` (sorted in place); nil for fewer than
