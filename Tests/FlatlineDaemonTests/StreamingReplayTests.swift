@@ -11,22 +11,33 @@ import Testing
 /// counts.
 @Suite("Replay a block of series at a time")
 struct StreamingReplayTests {
+    /// How the samples are laid out.
+    enum Layout {
+        /// Series after series, as `promtool tsdb dump` and `gen_dataset.py` write them.
+        case series
+        /// In time order (a stable sort of the above by time).
+        case time
+        /// The k-th sample of every series, then the (k+1)-th: neither (series that skip a
+        /// sample fall behind, so times go back).
+        case neither
+    }
+
     /// Series on schedules of their own (every 15 s, some 7 s later, some every 30 s), samples
-    /// missing now and then, counters with a reset, a NaN, a spike: series after series, as
-    /// `promtool` exports and `gen_dataset.py` write them. `seriesMajor: false` writes the same
-    /// samples tick after tick.
-    static func file(series: Int, points: Int, openMetrics: Bool = false, seriesMajor: Bool = true) -> String {
+    /// missing now and then, counters with a reset, a NaN, a spike.
+    static func file(series: Int, points: Int, openMetrics: Bool = false, layout: Layout = .series) -> String {
         var generator = UInt64(7)
         func next() -> UInt64 {
             generator = generator &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return generator >> 33
         }
         var samples: [[String]] = Array(repeating: [], count: series)
+        var times: [[Int]] = Array(repeating: [], count: series)
         var counters = [Int](repeating: 0, count: series)
         for s in 0..<series {
             for k in 0..<points {
                 if next() % 25 == 0 || (s % 5 == 1 && k % 2 == 1) { continue }
                 let ms = 1_700_000_000_000 + k * 15_000 + (s % 7 == 0 ? 7_000 : 0)
+                times[s].append(ms)
                 let time = openMetrics ? "\(ms / 1000).\(String(ms % 1000).leftPadded(3))" : "\(ms)"
                 if s % 2 == 0 {
                     counters[s] += Int(next() % 50) * (k > 150 && k < 160 && s == 4 ? 20 : 1)
@@ -39,9 +50,13 @@ struct StreamingReplayTests {
             }
         }
         var lines = ["# TYPE requests_total counter", "# TYPE temperature gauge"]
-        if seriesMajor {
+        switch layout {
+        case .series:
             for s in 0..<series { lines += samples[s] }
-        } else {
+        case .time:
+            let all = (0..<series).flatMap { s in samples[s].indices.map { (times[s][$0], samples[s][$0]) } }
+            lines += all.enumerated().sorted { ($0.element.0, $0.offset) < ($1.element.0, $1.offset) }.map(\.element.1)
+        case .neither:
             for k in 0..<points {
                 for s in 0..<series where k < samples[s].count { lines.append(samples[s][k]) }
             }
@@ -82,9 +97,12 @@ struct StreamingReplayTests {
 
     @Test(
         "the same bytes and totals as the whole file, for every chunk, block and core count",
-        arguments: [DetectorKind.surprise, .ewma, .robust]
+        arguments: [
+            (DetectorKind.surprise, Layout.series), (.ewma, .series), (.robust, .series),
+            (.surprise, .time), (.seasonal, .time), (.ensemble, .time),
+        ]
     )
-    func sameAsWhole(kind: DetectorKind) throws {
+    func sameAsWhole(kind: DetectorKind, layout: Layout) throws {
         let directory = try TestSupport.TemporaryDirectory()
         defer { directory.remove() }
         var configuration = DetectorConfiguration()
@@ -92,11 +110,14 @@ struct StreamingReplayTests {
         for openMetrics in [false, true] {
             let path = try directory.write(
                 openMetrics ? "series.om" : "series.prom",
-                Self.file(series: 130, points: 170, openMetrics: openMetrics)
+                // Series after series, enough series for two cores (64 each).
+                Self.file(series: layout == .series ? 130 : 40, points: 130, openMetrics: openMetrics, layout: layout)
             ).path
             let (expected, totals) = try Self.whole(path, configuration)
             #expect(String(decoding: expected, as: UTF8.self).contains(",1\n"), "something is flagged")
-            for (threads, chunkBytes, blockRows) in [(1, 4096, 1), (2, 4096, 700), (3, 1 << 24, 1 << 18)] {
+            // Chunks and blocks far smaller than a series or a tick, a few of each, and the defaults.
+            let sizes = openMetrics ? [(2, 4096, 700)] : [(1, 4096, 37), (2, 4096, 700), (3, 1 << 24, 1 << 18)]
+            for (threads, chunkBytes, blockRows) in sizes {
                 let (bytes, summary) = try #require(
                     try Self.streamed(
                         path,
@@ -106,7 +127,8 @@ struct StreamingReplayTests {
                         blockRows: blockRows
                     )
                 )
-                #expect(bytes == expected, "\(kind) \(openMetrics) \(threads) \(chunkBytes) \(blockRows)")
+                #expect(bytes == expected, "\(kind) \(layout) \(openMetrics) \(threads) \(chunkBytes) \(blockRows)")
+                #expect(summary.parts == (layout == .time ? 1 : Swift.min(threads, 2)))
                 #expect(summary.rows == totals.rows && summary.series == totals.series)
                 #expect(summary.scored == totals.scored && summary.pending == totals.pending)
                 #expect(summary.missing == totals.missing && summary.anomalies == totals.anomalies)
@@ -122,32 +144,53 @@ struct StreamingReplayTests {
         #expect(streamed.0 == ndjson)
     }
 
-    @Test("blocks hold whole series, about the rows asked for; every sample comes once, in file order")
+    @Test("blocks hold whole series or whole ticks, about the rows asked for; every sample comes once, in file order")
     func blocks() throws {
         let directory = try TestSupport.TemporaryDirectory()
         defer { directory.remove() }
-        let path = try directory.write("series.prom", Self.file(series: 60, points: 200)).path
-        let whole = try SeriesFile.load(path: path)
-        let blocks = try SeriesFileBlocks(path: path, format: .prometheus, chunkBytes: 4096, blockRows: 1000)
-        var rows: [(LabelSet, Int64)] = []
-        var count = 0
-        while let block = try blocks.next() {
-            count += 1
-            let longest = Dictionary(grouping: block.rows, by: \.series).values.map(\.count).max() ?? 0
-            #expect(block.rows.count < 1000 + longest, "a block ends with the series that reached the rows asked for")
-            rows += block.rows.map { (block.series[$0.series], $0.timestamp.milliseconds) }
+        for layout in [Layout.series, .time] {
+            let path = try directory.write("file.prom", Self.file(series: 60, points: 200, layout: layout)).path
+            let outline = try #require(try SeriesFile.outline(path: path, format: .prometheus, chunkBytes: 4096))
+            #expect(outline.layout == (layout == .series ? .seriesAfterSeries : .timeOrder))
+            let whole = try SeriesFile.load(path: path)
+            #expect(outline.series == whole.series.count && outline.rows == whole.rows.count)
+            #expect(outline.step == (try Replayer.inferStep(whole)))
+            #expect(outline.times == Array(Set(whole.rows.map(\.timestamp))).sorted())
+            let blocks = try SeriesFileBlocks(
+                path: path,
+                format: .prometheus,
+                layout: outline.layout,
+                chunkBytes: 4096,
+                blockRows: 1000
+            )
+            var rows: [(LabelSet, Int64)] = []
+            var count = 0
+            var lastTime: Timestamp?
+            while let block = try blocks.next() {
+                count += 1
+                if layout == .series {
+                    let longest = Dictionary(grouping: block.rows, by: \.series).values.map(\.count).max() ?? 0
+                    #expect(block.rows.count < 1000 + longest, "a block ends with the series that reached the rows")
+                } else {
+                    let widest = Dictionary(grouping: block.rows, by: \.timestamp).values.map(\.count).max() ?? 0
+                    #expect(block.rows.count < 1000 + widest, "a block ends with the tick that reached the rows")
+                    #expect(lastTime == nil || block.rows[0].timestamp > lastTime!, "a tick is not split")
+                    lastTime = block.rows.last?.timestamp
+                }
+                rows += block.rows.map { (block.series[$0.series], $0.timestamp.milliseconds) }
+            }
+            #expect(count > 5)
+            #expect(rows.count == whole.rows.count)
+            #expect(rows.map(\.0) == whole.rows.map { whole.series[$0.series] })
+            #expect(rows.map(\.1) == whole.rows.map(\.timestamp.milliseconds))
         }
-        #expect(count > 5)
-        #expect(rows.count == whole.rows.count)
-        #expect(rows.map(\.0) == whole.rows.map { whole.series[$0.series] })
-        #expect(rows.map(\.1) == whole.rows.map(\.timestamp.milliseconds))
     }
 
-    @Test("a file laid out tick after tick is not streamed (a series comes back): it is read whole")
-    func tickMajor() throws {
+    @Test("a file neither series after series nor in time order is read whole")
+    func neither() throws {
         let directory = try TestSupport.TemporaryDirectory()
         defer { directory.remove() }
-        let path = try directory.write("ticks.prom", Self.file(series: 20, points: 50, seriesMajor: false)).path
+        let path = try directory.write("ticks.prom", Self.file(series: 20, points: 50, layout: .neither)).path
         #expect(try Self.streamed(path, DetectorConfiguration(), threads: 2, chunkBytes: 4096, blockRows: 100) == nil)
         var seasonal = DetectorConfiguration()
         seasonal.kind = .seasonal

@@ -2,16 +2,19 @@ import Dispatch
 import FlatlineCore
 import FlatlineIngest
 
-/// Replay of a Prometheus or OpenMetrics file laid out series after series (as
-/// `promtool tsdb dump`-style exports and `gen_dataset.py` write them), a block of whole series
-/// at a time: memory holds a few blocks, not the file, however long it is.
+/// Replay of a large Prometheus or OpenMetrics file a block at a time: memory holds a few blocks,
+/// not the file, however long it is.
 ///
-/// Two passes: the first reads the file for its series, its ticks and its step
-/// (``SeriesFile/outline(path:format:chunkBytes:)``); the second scores blocks of whole series,
-/// each through every tick of the file (so each series' clock moves exactly as it would with the
-/// whole file in one bank), on every core, and writes them in file order. The output is the same
-/// bytes as ``Replayer`` on the whole file gives: only detectors whose series learn nothing from
-/// each other can be split so (``canSplit(_:)``), and only without models or saved state.
+/// Two passes: the first reads the file for its series, its ticks, its step and its layout
+/// (``SeriesFile/outline(path:format:chunkBytes:)``); the second scores it block by block and
+/// writes the blocks in file order. Laid out series after series (as `promtool tsdb dump` and
+/// `gen_dataset.py` write them), a block holds whole series and is scored in a bank of its own
+/// through every tick of the file (so each series' clock moves exactly as it would with the
+/// whole file in one bank), on every core: only detectors whose series learn nothing from each
+/// other can be split so (``canSplit(_:)``). In time order (tick after tick, or one long series),
+/// a block holds whole ticks and one bank is carried from block to block, as save and load would
+/// carry it. Either way the output is the same bytes as ``Replayer`` on the whole file gives.
+/// Models and saved state are not streamed.
 public struct StreamingReplay: Sendable {
     /// What the replay is asked for.
     public struct Settings: Sendable {
@@ -43,19 +46,27 @@ public struct StreamingReplay: Sendable {
         Replayer.independentKinds.contains(configuration.kind)
     }
 
-    /// The first pass over `path`: nil when the detector cannot be split
-    /// (``canSplit(_:)``) or the file is not laid out series after series (replay it whole).
+    /// The first pass over `path`: nil when the file is neither series after series nor in time
+    /// order, or series after series with a detector that cannot be split (``canSplit(_:)``):
+    /// replay it whole.
     ///
     /// - Throws: ``ReplayError`` with the file's error (its line and reason), as a replay of the
     ///   whole file would throw it, or when the step cannot be inferred.
     public init?(path: String, format: SeriesFile.Format, settings: Settings) throws(ReplayError) {
-        guard Self.canSplit(settings.configuration) else { return nil }
         let outline: SeriesFileOutline
         do {
-            guard let read = try SeriesFile.outline(path: path, format: format, chunkBytes: settings.chunkBytes) else {
+            guard
+                let read = try SeriesFile.outline(
+                    path: path,
+                    format: format,
+                    chunkBytes: settings.chunkBytes,
+                    threads: settings.threads
+                )
+            else {
                 return nil
             }
             outline = read
+            guard outline.layout == .timeOrder || Self.canSplit(settings.configuration) else { return nil }
         } catch {
             throw ReplayError(reason: "\(error)")
         }
@@ -85,6 +96,7 @@ public struct StreamingReplay: Sendable {
             blocks = try SeriesFileBlocks(
                 path: outline.name,
                 format: outline.format,
+                layout: outline.layout,
                 kind: settings.kind,
                 chunkBytes: settings.chunkBytes,
                 blockRows: settings.blockRows
@@ -96,57 +108,98 @@ public struct StreamingReplay: Sendable {
         summary.series = outline.series
         summary.step = step
         summary.ticks = outline.times.count
-        // As on the whole file: a core takes at least 64 series.
-        let parts = Swift.max(1, Swift.min(settings.threads, outline.series / 64))
+        // Series after series, blocks are scored side by side (as on the whole file, a core takes
+        // at least 64 series); in time order one after another, through one bank.
+        let parts =
+            outline.layout == .timeOrder ? 1 : Swift.max(1, Swift.min(settings.threads, outline.series / 64))
         summary.parts = parts
+        var bank: DetectionBank?
+        if outline.layout == .timeOrder {
+            do {
+                bank = try DetectionBank(configuration: settings.configuration, step: step, maxGap: settings.maxGap)
+            } catch {
+                throw ReplayError(reason: "\(error)")
+            }
+        }
         let multi = outline.series > 1
         let header = writer.header(multi: multi)
         if !header.isEmpty { sink(header) }
 
-        // Each round scores up to `parts` blocks side by side while the next round's blocks are
-        // read (one more worker): the file is read once more, and only a round and the next are
-        // held.
+        // A pipeline of rounds: each round reads the next round's blocks, scores this round's
+        // (up to `parts` side by side) and formats the last round's, all at once; only three
+        // rounds are held.
         var current = try read(blocks, count: parts)
+        var previous: [ReplayResult] = []
         var done = 0
-        while !current.isEmpty {
-            var outputs = [Result<([[UInt8]], ReplaySummary), ReplayError>?](repeating: nil, count: current.count)
+        while !current.isEmpty || !previous.isEmpty {
+            let scoring = current
+            let rendering = previous
+            let state = bank
+            var scored = [Result<ReplayResult, ReplayError>?](repeating: nil, count: scoring.count)
+            var rendered = [[[UInt8]]](repeating: [], count: rendering.count)
             var next: Result<[SeriesFile], ReplayError> = .success([])
-            let work = current
-            outputs.withUnsafeMutableBufferPointer { outputs in
-                withUnsafeMutablePointer(to: &next) { next in
-                    let shared = UnsafeSendable((outputs: outputs, next: next, blocks: blocks))
-                    DispatchQueue.concurrentPerform(iterations: work.count + 1) { k in
-                        if k == work.count {
-                            do throws(ReplayError) {
-                                shared.value.next.pointee = .success(try self.read(shared.value.blocks, count: parts))
-                            } catch {
-                                shared.value.next.pointee = .failure(error)
+            scored.withUnsafeMutableBufferPointer { scored in
+                rendered.withUnsafeMutableBufferPointer { rendered in
+                    withUnsafeMutablePointer(to: &next) { next in
+                        let shared = UnsafeSendable((scored: scored, rendered: rendered, next: next, blocks: blocks))
+                        let tasks = 1 + scoring.count + rendering.count
+                        let task: @Sendable (Int) -> Void = { k in
+                            if k == 0 {
+                                guard !scoring.isEmpty else { return }
+                                do throws(ReplayError) {
+                                    shared.value.next.pointee = .success(
+                                        try self.read(shared.value.blocks, count: parts)
+                                    )
+                                } catch {
+                                    shared.value.next.pointee = .failure(error)
+                                }
+                            } else if k <= scoring.count {
+                                // Series after series: a fresh bank through every tick of the
+                                // file. In time order: the bank the block before left, through
+                                // the block's own ticks.
+                                do throws(ReplayError) {
+                                    shared.value.scored[k - 1] = .success(
+                                        try Replayer.run(
+                                            scoring[k - 1],
+                                            configuration: settings.configuration,
+                                            step: step,
+                                            maxGap: settings.maxGap,
+                                            state: state,
+                                            times: state == nil ? outline.times : nil
+                                        )
+                                    )
+                                } catch {
+                                    shared.value.scored[k - 1] = .failure(error)
+                                }
+                            } else {
+                                let index = k - 1 - scoring.count
+                                var pieces: [[UInt8]] = []
+                                writer.writeRows(rendering[index], multi: multi) { pieces.append($0) }
+                                shared.value.rendered[index] = pieces
                             }
-                            return
                         }
-                        do throws(ReplayError) {
-                            let result = try Replayer.run(
-                                work[k],
-                                configuration: settings.configuration,
-                                step: step,
-                                maxGap: settings.maxGap,
-                                times: outline.times
-                            )
-                            var pieces: [[UInt8]] = []
-                            writer.writeRows(result, multi: multi) { pieces.append($0) }
-                            shared.value.outputs[k] = .success((pieces, result.summary))
-                        } catch {
-                            shared.value.outputs[k] = .failure(error)
+                        // One core asked for: the stages one after another.
+                        if settings.threads > 1 {
+                            DispatchQueue.concurrentPerform(iterations: tasks, execute: task)
+                        } else {
+                            for k in 0..<tasks { task(k) }
                         }
                     }
                 }
             }
-            for output in outputs {
-                guard let output else { continue }
-                let (pieces, part) = try output.get()
+            for pieces in rendered {
                 for piece in pieces { sink(piece) }
-                summary.add(part)
-                done += part.rows
+            }
+            previous = []
+            for result in scored {
+                guard let result else { continue }
+                var block = try result.get()
+                summary.add(block.summary)
+                done += block.summary.rows
+                if bank != nil { bank = block.bank }
+                // Only the carried bank holds it: the next block learns in place, not in a copy.
+                block.bank = nil
+                previous.append(block)
             }
             progress(done, outline.rows)
             current = try next.get()

@@ -97,74 +97,149 @@ final class ExpositionChunks {
     }
 }
 
-/// What one chunk of a file holds, for ``SeriesFile/outline(path:format:chunkBytes:)``: its runs
-/// of samples of one series, in order, with their times.
+/// What one chunk of a file holds, for ``SeriesFile/outline(path:format:chunkBytes:)``: each
+/// sample's series (by the chunk's number) and time, in file order.
 struct ChunkOutline: Sendable {
-    var runs: [(labels: LabelSet, times: [Int64])] = []
-    var rows = 0
+    /// The chunk's series by number, in order of first appearance.
+    var labels: [LabelSet] = []
+    var numbers: [Int32] = []
+    var times: [Int64] = []
     var usable = false
     var missingTimestamp: Int?
-    /// The chunk's series by number, and the number of the last run.
-    private var labelsOfNumber: [LabelSet] = []
-    private var runNumber = -1
 
     mutating func add(_ sample: RawSample, _ new: ParsedSeries?) {
-        if let new { labelsOfNumber.append(new.labels) }
+        if let new { labels.append(new.labels) }
         guard let timestamp = sample.timestamp else {
             if missingTimestamp == nil { missingTimestamp = sample.line }
             return
         }
-        guard sample.series < labelsOfNumber.count else { return }
-        if sample.series != runNumber {
-            runNumber = sample.series
-            runs.append((labelsOfNumber[sample.series], []))
-        }
-        runs[runs.count - 1].times.append(timestamp.milliseconds)
-        rows += 1
+        guard sample.series < labels.count else { return }
+        numbers.append(Int32(truncatingIfNeeded: sample.series))
+        times.append(timestamp.milliseconds)
         if !usable && sample.value.isFinite { usable = true }
     }
 }
 
-/// The chunks' outlines joined in file order.
+/// One series' spacings between distinct times that come in order: a count per spacing (a
+/// regular series has one or two), so its median is the median of every spacing.
+struct SpacingCounts: Sendable {
+    private var last = Int64.min
+    private var spacing: Int64 = 0
+    private var run = 0
+    private var counts: [Int64: Int] = [:]
+
+    /// Adds the next time (not before the last); true when it brought a spacing not seen before.
+    mutating func add(_ time: Int64) -> Bool {
+        guard last != .min else {
+            last = time
+            return false
+        }
+        guard time > last else { return false }
+        let gap = time &- last
+        last = time
+        if gap == spacing {
+            run += 1
+            return false
+        }
+        if run > 0 { counts[spacing, default: 0] += run }
+        spacing = gap
+        run = 1
+        return counts[gap] == nil
+    }
+
+    /// The median spacing in seconds (of n spacings, the (n/2)-th smallest); nil for none.
+    func median() -> Double? {
+        var all = counts
+        if run > 0 { all[spacing, default: 0] += run }
+        let total = all.values.reduce(0, +)
+        guard total > 0 else { return nil }
+        var seen = 0
+        for gap in all.keys.sorted() {
+            seen += all[gap] ?? 0
+            if seen > total / 2 { return Double(gap) / 1000 }
+        }
+        return nil
+    }
+}
+
+/// The chunks' outlines joined in file order, watching for the two layouts a file can be
+/// streamed in: series after series, and time order (tick after tick).
 struct Outliner {
     var outline: SeriesFileOutline
-    var seriesMajor = true
+    private var seriesMajor = true
+    private var timeOrdered = true
     private var index: [LabelSet: Int] = [:]
+    private var missingTimestamp: Int?
+    private var usable = false
+    // Series after series: the series being read, its times, the spacings of those before.
     private var current = -1
     private var currentTimes: [Int64] = []
     private var lastSchedule: [Int64] = []
     private var medians: [Double] = []
     private var times = Set<Int64>()
-    private var missingTimestamp: Int?
-    private var usable = false
+    // In time order: the ticks so far, and each series' spacings.
+    private var lastTime = Int64.min
+    private var ticks: [Int64] = []
+    private var spacings: [SpacingCounts] = []
+    private var distinctSpacings = 0
+    /// The most distinct spacings kept over all series: past it (timestamps that jitter by the
+    /// millisecond, over many series) the file is read whole.
+    static let maxDistinctSpacings = 1 << 21
 
     init(name: String, format: SeriesFile.Format) {
         outline = SeriesFileOutline(name: name, format: format)
     }
 
+    /// Whether the file may still be streamed.
+    var streamable: Bool { seriesMajor || timeOrdered }
+
     mutating func merge(_ chunk: ChunkOutline) {
-        guard seriesMajor else { return }
-        for run in chunk.runs {
-            let id: Int
-            if let known = index[run.labels] {
-                id = known
-                // A series that comes back after another began: not series after series.
-                guard id == current else {
-                    seriesMajor = false
-                    return
-                }
+        guard streamable else { return }
+        var ids: [Int] = []
+        ids.reserveCapacity(chunk.labels.count)
+        for labels in chunk.labels {
+            if let known = index[labels] {
+                ids.append(known)
             } else {
-                id = outline.series
-                index[run.labels] = id
+                index[labels] = outline.series
+                ids.append(outline.series)
                 outline.series += 1
+                if timeOrdered { spacings.append(SpacingCounts()) }
             }
-            if id != current {
-                close()
-                current = id
-            }
-            currentTimes += run.times
         }
-        outline.rows += chunk.rows
+        for k in chunk.numbers.indices {
+            let id = ids[Int(chunk.numbers[k])]
+            let time = chunk.times[k]
+            if seriesMajor {
+                if id != current {
+                    // Series after series: each series that comes is the next new one.
+                    if id == current + 1 {
+                        close()
+                        current = id
+                    } else {
+                        seriesMajor = false
+                        currentTimes = []
+                        times = []
+                    }
+                }
+                if seriesMajor { currentTimes.append(time) }
+            }
+            if timeOrdered {
+                if time < lastTime || distinctSpacings > Self.maxDistinctSpacings {
+                    timeOrdered = false
+                    spacings = []
+                    ticks = []
+                } else {
+                    if time != lastTime {
+                        ticks.append(time)
+                        lastTime = time
+                    }
+                    if spacings[id].add(time) { distinctSpacings += 1 }
+                }
+            }
+            if !streamable { return }
+        }
+        outline.rows += chunk.numbers.count
         usable = usable || chunk.usable
         if missingTimestamp == nil { missingTimestamp = chunk.missingTimestamp }
     }
@@ -180,11 +255,12 @@ struct Outliner {
         currentTimes.removeAll(keepingCapacity: true)
     }
 
-    /// The outline; nil when the file is not series after series.
+    /// The outline; nil when the file can be streamed in neither layout. A file in time order
+    /// streams so even when it is also series after series (one series): its blocks are then
+    /// stretches of time, not whole series.
     /// - Throws: ``SeriesFileError`` for a sample without a timestamp, or no usable data.
     mutating func finish() throws(SeriesFileError) -> SeriesFileOutline? {
-        guard seriesMajor else { return nil }
-        close()
+        guard streamable else { return nil }
         if let line = missingTimestamp {
             throw SeriesFileError(
                 file: outline.name,
@@ -199,7 +275,15 @@ struct Outliner {
                 reason: "no usable data: the file has no samples with values"
             )
         }
-        outline.times = times.sorted().map { Timestamp(milliseconds: $0) }
+        if timeOrdered {
+            outline.layout = .timeOrder
+            outline.times = ticks.map { Timestamp(milliseconds: $0) }
+            medians = spacings.compactMap { $0.median() }
+        } else {
+            close()
+            outline.layout = .seriesAfterSeries
+            outline.times = times.sorted().map { Timestamp(milliseconds: $0) }
+        }
         medians.sort()
         outline.step = medians.isEmpty ? nil : medians[medians.count / 2]
         return outline
@@ -249,6 +333,16 @@ public struct SeriesFileOutline: Sendable {
     /// The median over series of each series' median spacing (as ``SeriesFile`` replay infers
     /// the step); nil when no series has two distinct timestamps.
     public var step: Double?
+    /// How the file is laid out, and so streamed.
+    public var layout = Layout.seriesAfterSeries
+
+    public enum Layout: Hashable, Sendable {
+        /// Each series' samples together: blocks of whole series, each through every tick.
+        case seriesAfterSeries
+        /// Timestamps never go back (tick after tick, or one series): blocks of whole ticks,
+        /// through one bank carried from block to block.
+        case timeOrder
+    }
 }
 
 extension SeriesFile {
@@ -276,16 +370,20 @@ extension SeriesFile {
         return detected == .prometheus || detected == .openmetrics ? detected : nil
     }
 
-    /// The first pass over an exposition file read in chunks: its series, samples, ticks and
-    /// step. Nil when the file is not laid out series after series (a series comes back after
-    /// another began: it cannot be scored a block at a time; read it whole).
+    /// The first pass over an exposition file read in chunks: its series, samples, ticks, step
+    /// and layout. Nil when the file is neither laid out series after series nor in time order
+    /// (a series comes back after another began, and a timestamp goes back): it cannot be
+    /// scored a block at a time; read it whole.
     ///
     /// - Throws: ``SeriesFileError`` as ``load(path:format:kind:threads:)`` would for the same
     ///   file: the first bad line, a sample without a timestamp, no usable data.
+    ///
+    /// - Parameter threads: with more than one, two chunks are parsed at a time side by side.
     public static func outline(
         path: String,
         format: Format,
-        chunkBytes: Int = 1 << 24
+        chunkBytes: Int = 1 << 24,
+        threads: Int = 2
     ) throws(SeriesFileError) -> SeriesFileOutline? {
         let chunks = try ExpositionChunks(
             path: path,
@@ -295,9 +393,9 @@ extension SeriesFile {
         var outline = Outliner(name: path, format: format)
         // Two chunks at a time, side by side: the second from the declarations the first's
         // comment lines leave.
-        while outline.seriesMajor, let first = try chunks.read() {
+        while outline.streamable, let first = try chunks.read() {
             var pair = [first]
-            if !first.last, let second = try chunks.read() { pair.append(second) }
+            if threads > 1, !first.last, let second = try chunks.read() { pair.append(second) }
             var (state, lines) = chunks.position
             var starts = [(state, lines + 1)]
             if pair.count == 2 {
@@ -356,31 +454,37 @@ extension SeriesFile {
     }
 }
 
-/// The second pass over an exposition file laid out series after series: blocks of whole series
-/// of about `blockRows` samples each (a longer series is a block of its own), each a
-/// ``SeriesFile`` of its own, in file order. Use after ``SeriesFile/outline(path:format:chunkBytes:)``
-/// said the file is laid out so: the errors it would throw were thrown there.
+/// The second pass over an exposition file that ``SeriesFile/outline(path:format:chunkBytes:)``
+/// found streamable: blocks of about `blockRows` samples, each a ``SeriesFile`` of its own, in
+/// file order. Series after series, a block holds whole series (a longer series is a block of its
+/// own); in time order, whole ticks. The errors the file could throw were thrown by the outline.
 public final class SeriesFileBlocks {
     private let chunks: ExpositionChunks
     private let format: SeriesFile.Format
+    private let layout: SeriesFileOutline.Layout
     private let kind: MetricKind?
     private let blockRows: Int
     private var ready: [SeriesFile] = []
     private var ended = false
-    // The block being filled, and its last series.
+    // The block being filled: its series, rows and texts; its last series and time.
     private var series: [LabelSet] = []
     private var rows: [SeriesFile.Row] = []
     private var texts = TextArena()
     private var currentLabels: LabelSet?
+    private var lastTime: Timestamp?
+    /// In time order: the block's series by labels, and by the chunk's numbers (-1: not yet).
+    private var indexInBlock: [LabelSet: Int] = [:]
+    private var indexOfNumber: [Int] = []
 
     /// - Parameters:
     ///   - kind: force every series to be a counter or a gauge (as ``SeriesFile/load(path:format:kind:threads:)``).
     public init(
         path: String,
         format: SeriesFile.Format,
+        layout: SeriesFileOutline.Layout = .seriesAfterSeries,
         kind: MetricKind? = nil,
         chunkBytes: Int = 1 << 24,
-        blockRows: Int = 1 << 19
+        blockRows: Int = 1 << 17
     ) throws(SeriesFileError) {
         chunks = try ExpositionChunks(
             path: path,
@@ -388,6 +492,7 @@ public final class SeriesFileBlocks {
             chunkBytes: chunkBytes
         )
         self.format = format
+        self.layout = layout
         self.kind = kind
         self.blockRows = Swift.max(1, blockRows)
     }
@@ -399,23 +504,48 @@ public final class SeriesFileBlocks {
             // The chunk's number of the series of the last sample: labels are compared only
             // where the number changes (two spellings of one label set are one series).
             var currentNumber = -1
+            indexOfNumber.removeAll(keepingCapacity: true)
             let more = try chunks.next { bytes, sample, new in
-                if let new { labelsOfNumber.append(new.labels) }
+                if let new {
+                    labelsOfNumber.append(new.labels)
+                    indexOfNumber.append(-1)
+                }
                 guard sample.series < labelsOfNumber.count, let timestamp = sample.timestamp,
                     let text = sample.timestampBytes
                 else { return }
-                if sample.series != currentNumber {
-                    currentNumber = sample.series
-                    let labels = labelsOfNumber[sample.series]
-                    if labels != currentLabels {
-                        if rows.count >= blockRows { complete() }
-                        series.append(labels)
-                        currentLabels = labels
+                let index: Int
+                switch layout {
+                case .seriesAfterSeries:
+                    if sample.series != currentNumber {
+                        currentNumber = sample.series
+                        let labels = labelsOfNumber[sample.series]
+                        if labels != currentLabels {
+                            if rows.count >= blockRows { complete() }
+                            series.append(labels)
+                            currentLabels = labels
+                        }
+                    }
+                    index = series.count - 1
+                case .timeOrder:
+                    if rows.count >= blockRows, timestamp != lastTime { complete() }
+                    lastTime = timestamp
+                    if indexOfNumber[sample.series] >= 0 {
+                        index = indexOfNumber[sample.series]
+                    } else {
+                        let labels = labelsOfNumber[sample.series]
+                        if let known = indexInBlock[labels] {
+                            index = known
+                        } else {
+                            index = series.count
+                            indexInBlock[labels] = index
+                            series.append(labels)
+                        }
+                        indexOfNumber[sample.series] = index
                     }
                 }
                 rows.append(
                     SeriesFile.Row(
-                        series: series.count - 1,
+                        series: index,
                         timestamp: timestamp,
                         text: texts.add(bytes, text, time: timestamp),
                         value: sample.value,
@@ -440,5 +570,7 @@ public final class SeriesFileBlocks {
         rows = []
         rows.reserveCapacity(blockRows)
         texts = TextArena()
+        indexInBlock = [:]
+        for k in indexOfNumber.indices { indexOfNumber[k] = -1 }
     }
 }

@@ -10,7 +10,8 @@ import Foundation
 
 /// `flatline bench --parts replay`: `flatline replay` end to end, each run in its own process
 /// (time and peak RSS from `wait4`), on generated files of `series` × `points` samples at 15 s:
-/// OpenMetrics (one file, series after series, as `gen_dataset.py` writes it), a recording of
+/// OpenMetrics (one file, series after series, as `gen_dataset.py` writes it, and the same tick
+/// after tick), a recording of
 /// Prometheus text bodies (one body a round, as `flatline record` writes them) and a one-series
 /// CSV of the same number of samples; outputs CSV, NDJSON and anomalies only. Next to it in the
 /// same run: the default detector alone over the same ticks, and the exposition parser alone.
@@ -37,6 +38,8 @@ struct ReplayBenchmark {
         progress("replay: writing \((series * points).formatted) samples")
         let om = directory.appendingPathComponent("all.om").path
         try writeOpenMetrics(source, to: om)
+        let ticks = directory.appendingPathComponent("ticks.om").path
+        try writeOpenMetrics(source, to: ticks, timeOrder: true)
         let recording = directory.appendingPathComponent("rounds.ndjson").path
         try writeRecording(source, to: recording)
         let csv = directory.appendingPathComponent("one.csv").path
@@ -49,6 +52,7 @@ struct ReplayBenchmark {
             ("OpenMetrics → CSV, one core", om, ["--jobs", "1"]),
             ("OpenMetrics → NDJSON, \(cores) cores", om, ["--format", "ndjson"]),
             ("OpenMetrics → anomalies only, \(cores) cores", om, ["--anomalies-only"]),
+            ("OpenMetrics tick after tick → CSV", ticks, []),
             ("recording → CSV", recording, []),
             ("CSV, one series → CSV", csv, []),
         ]
@@ -127,8 +131,9 @@ struct ReplayBenchmark {
 
     // MARK: - inputs
 
-    private func writeOpenMetrics(_ source: TickSource, to path: String) throws {
-        // Series after series: every value of a tick first, then written out per series.
+    /// OpenMetrics, series after series (`timeOrder`: tick after tick).
+    private func writeOpenMetrics(_ source: TickSource, to path: String, timeOrder: Bool = false) throws {
+        // Every value of a tick first, then written out in the order asked for.
         var table = [[Double]](repeating: [], count: series)
         var values = [Double](repeating: 0, count: series)
         for t in 0..<points {
@@ -139,18 +144,19 @@ struct ReplayBenchmark {
         out.reserveCapacity(1 << 20)
         let file = try OutputSink(path: path)
         out.append(contentsOf: "# TYPE bench_rate gauge\n".utf8)
-        for i in 0..<series {
-            let prefix = Array("bench_rate{series=\"s\(i)\",job=\"bench\"} ".utf8)
-            for t in 0..<points {
-                out.append(contentsOf: prefix)
-                out.append(contentsOf: table[i][t].description.utf8)
-                out.append(UInt8(ascii: " "))
-                out.append(contentsOf: String(Int(source.time(t))).utf8)
-                out.append(UInt8(ascii: "\n"))
-                if out.count >= 1 << 20 {
-                    file.write(out)
-                    out.removeAll(keepingCapacity: true)
-                }
+        let prefixes = (0..<series).map { Array("bench_rate{series=\"s\($0)\",job=\"bench\"} ".utf8) }
+        // Nothing the size of the file is held: the bench's own memory counts in its children's
+        // peak (they start as its copies).
+        for k in 0..<(series * points) {
+            let (t, i) = timeOrder ? (k / series, k % series) : (k % points, k / points)
+            out.append(contentsOf: prefixes[i])
+            out.append(contentsOf: table[i][t].description.utf8)
+            out.append(UInt8(ascii: " "))
+            out.append(contentsOf: String(Int(source.time(t))).utf8)
+            out.append(UInt8(ascii: "\n"))
+            if out.count >= 1 << 20 {
+                file.write(out)
+                out.removeAll(keepingCapacity: true)
             }
         }
         out.append(contentsOf: "# EOF\n".utf8)
