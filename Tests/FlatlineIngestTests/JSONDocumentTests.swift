@@ -119,6 +119,22 @@ struct JSONDocumentTests {
         #expect(document.bool(try #require(document.member(document.root, "t"))) == true)
     }
 
+    @Test("a string's UTF-8 bytes are the bytes of its String: escapes undone, invalid UTF-8 repaired")
+    func utf8Bytes() throws {
+        var text = Array(##"{"plain": "a b\\", "escaped": "# TYPE x gauge\nx{l=\"\u00e9\ud83d\ude42\"} 1\n\\", "##.utf8)
+        text += Array(#""bad": "x"#.utf8) + [0xFF, 0xC3] + Array(#"y\n", "n": 1}"#.utf8)
+        let document = try JSONDocument(parsing: text)
+        let keys: [StaticString] = ["plain", "escaped", "bad"]
+        for key in keys {
+            let node = try #require(document.member(document.root, key))
+            let string = try #require(document.string(node))
+            #expect(document.utf8(node) == Array(string.utf8), "\(key)")
+        }
+        #expect(document.string(document.root, "escaped") == "# TYPE x gauge\nx{l=\"é🙂\"} 1\n\\")
+        #expect(document.utf8(try #require(document.member(document.root, "bad")))?.contains(0xFF) == false)
+        #expect(document.utf8(try #require(document.member(document.root, "n"))) == nil)
+    }
+
     @Test("a key table finds what one member lookup per key finds, in one pass")
     func keyTable() throws {
         let table = JSONKeyTable(["cid", "name", "pending_bytes", "rtt", "absent", "dup", "esc"])

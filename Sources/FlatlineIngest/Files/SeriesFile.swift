@@ -399,9 +399,22 @@ package struct TextArena: Sendable {
         return text.withUTF8 { add($0, time: time) }
     }
 
+    /// Where the text of `time` as ``Timestamp/description`` writes it is kept, formatted only
+    /// when the recent table does not have it: for an arena whose every text is written so.
+    package mutating func addDescription(of time: Timestamp) -> SeriesFile.TextSpan {
+        let known = recent[Self.slot(time)]
+        if known.time == time.milliseconds { return known.span }
+        return add(time.description, time: time)
+    }
+
+    @inline(__always)
+    private static func slot(_ time: Timestamp) -> Int {
+        Int(truncatingIfNeeded: (UInt64(bitPattern: time.milliseconds) &* 0x9E37_79B9_7F4A_7C15) >> 51)
+    }
+
     package mutating func add(_ text: UnsafeBufferPointer<UInt8>, time: Timestamp) -> SeriesFile.TextSpan {
         let ms = time.milliseconds
-        let slot = Int(truncatingIfNeeded: (UInt64(bitPattern: ms) &* 0x9E37_79B9_7F4A_7C15) >> 51)
+        let slot = Self.slot(time)
         let known = recent[slot]
         if known.time == ms, known.span.count == text.count,
             bytes.withUnsafeBufferPointer({ b in

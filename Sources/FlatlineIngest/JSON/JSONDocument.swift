@@ -84,6 +84,17 @@ public struct JSONDocument: Sendable {
         return JSONTapeParser.unescape(bytes[range])
     }
 
+    /// A string node's text as UTF-8 bytes, the same text as ``string(_:)`` gives (invalid UTF-8
+    /// repaired), without making a `String` of a text that is ASCII (an exposition body).
+    public func utf8(_ node: Int) -> [UInt8]? {
+        let n = nodes[node]
+        guard n.kind == .string else { return nil }
+        let range = Int(n.start)..<Int(n.start + n.length)
+        let out = n.flag ? JSONTapeParser.unescapedBytes(bytes[range]) : Array(bytes[range])
+        let ascii = out.withUnsafeBufferPointer { b in b.reduce(UInt8(0)) { $0 | $1 } < 0x80 }
+        return ascii ? out : Array(String(decoding: out, as: UTF8.self).utf8)
+    }
+
     /// Whether the string node equals `text` (raw bytes; keys and names have no escapes).
     public func string(_ node: Int, equals text: StaticString) -> Bool {
         let n = nodes[node]

@@ -269,6 +269,11 @@ struct JSONTapeParser {
     /// A string's text with its escapes resolved (surrogate pairs joined; a lone surrogate becomes
     /// U+FFFD).
     static func unescape(_ raw: ArraySlice<UInt8>) -> String {
+        String(decoding: unescapedBytes(raw), as: UTF8.self)
+    }
+
+    /// The bytes of a string's raw text with its escapes undone (`\uXXXX` as UTF-8).
+    static func unescapedBytes(_ raw: ArraySlice<UInt8>) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(raw.count)
         var k = raw.startIndex
@@ -284,8 +289,16 @@ struct JSONTapeParser {
         while k < raw.endIndex {
             let c = raw[k]
             guard c == UInt8(ascii: "\\"), k + 1 < raw.endIndex else {
-                out.append(c)
-                k += 1
+                // Everything up to the next backslash, at once.
+                let end = raw.withUnsafeBufferPointer { b -> Int in
+                    let from = k - raw.startIndex + 1
+                    guard let base = b.baseAddress, from < b.count,
+                        let found = memchr(base + from, Int32(UInt8(ascii: "\\")), b.count - from)
+                    else { return raw.endIndex }
+                    return raw.startIndex + base.distance(to: found.assumingMemoryBound(to: UInt8.self))
+                }
+                out.append(contentsOf: raw[k..<end])
+                k = end
                 continue
             }
             let e = raw[k + 1]
@@ -297,7 +310,7 @@ struct JSONTapeParser {
             case UInt8(ascii: "r"): out.append(0x0D)
             case UInt8(ascii: "t"): out.append(0x09)
             case UInt8(ascii: "u"):
-                guard k + 4 <= raw.endIndex else { return String(decoding: out, as: UTF8.self) }
+                guard k + 4 <= raw.endIndex else { return out }
                 var value = hex4(k)
                 k += 4
                 if (0xD800..<0xDC00).contains(value), k + 6 <= raw.endIndex, raw[k] == UInt8(ascii: "\\"),
@@ -313,6 +326,6 @@ struct JSONTapeParser {
             default: out.append(e)
             }
         }
-        return String(decoding: out, as: UTF8.self)
+        return out
     }
 }

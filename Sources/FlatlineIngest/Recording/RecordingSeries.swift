@@ -47,7 +47,7 @@ extension SeriesFile {
                     Row(
                         series: slot,
                         timestamp: sample.timestamp,
-                        text: texts.add(sample.timestamp.description, time: sample.timestamp),
+                        text: texts.addDescription(of: sample.timestamp),
                         value: sample.value,
                         kind: kind ?? sample.kind,
                         line: batch.line,

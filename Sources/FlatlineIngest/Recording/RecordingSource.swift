@@ -131,11 +131,11 @@ public struct RecordingSource {
                 )
                 result.samples = extractor.healthSamples(health, drops: validator.drops, at: first.time)
             case "metrics":
-                guard let text = first.document.string(bodyNode) else {
+                guard let text = first.document.utf8(bodyNode) else {
                     throw RecordingError(file: path, line: first.line, reason: "a metrics body must be a JSON string")
                 }
                 let samples = try extractor.samples(
-                    exposition: Array(text.utf8),
+                    exposition: text,
                     contentType: first.contentType,
                     scrapeTime: first.time
                 )

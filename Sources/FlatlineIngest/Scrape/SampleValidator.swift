@@ -68,16 +68,21 @@ public struct SampleValidator: Sendable {
                     continue
                 }
             }
-            if let previous = last[sample.labels] {
+            // One lookup for a known series (its labels hashed once).
+            if let index = last.index(forKey: sample.labels) {
+                let previous = last.values[index]
                 guard sample.timestamp > previous else {
                     dropped.add(sample.timestamp == previous ? .duplicate : .outOfOrder)
                     continue
                 }
-            } else if let maxSeries, last.count >= maxSeries {
-                dropped.add(.seriesLimit)
-                continue
+                last.values[index] = sample.timestamp
+            } else {
+                if let maxSeries, last.count >= maxSeries {
+                    dropped.add(.seriesLimit)
+                    continue
+                }
+                last[sample.labels] = sample.timestamp
             }
-            last[sample.labels] = sample.timestamp
             valid.append(sample)
         }
         return (valid, dropped)
