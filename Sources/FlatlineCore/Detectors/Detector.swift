@@ -84,6 +84,13 @@ public struct Detector: Sendable {
     private var estimates = Estimates()
     /// The surprise detector's points of the last tick (scratch, not state).
     private var surprisePoints: [SurpriseDetector.Point] = []
+    /// `log10` of the calibration's stuck probability (-inf for none), worked out once rather
+    /// than at every tick.
+    private let stuckLog10: Double
+
+    private static func stuckLog10(_ calibration: CalibrationParameters) -> Double {
+        calibration.stuckProbability > 0 ? _log(calibration.stuckProbability) / _log(10) : -.infinity
+    }
 
     /// Creates a cold detector.
     ///
@@ -99,6 +106,7 @@ public struct Detector: Sendable {
         }
         self.configuration = configuration
         self.step = step
+        stuckLog10 = Self.stuckLog10(configuration.calibration)
         estimator = AnyEstimator(configuration, step: step)
         profile = SeriesProfile(configuration.floor, step: step)
         let calibration = configuration.calibration
@@ -166,7 +174,7 @@ public struct Detector: Sendable {
         }
         calibrator.beginTick()
         let calibration = configuration.calibration
-        let stuckLog10 = calibration.stuckProbability > 0 ? _log(calibration.stuckProbability) / _log(10) : -.infinity
+        let stuckLog10 = stuckLog10
         let slots = self.capacity
         let seriesProfile = profile
         values.withUnsafeBufferPointer { values in
@@ -229,6 +237,7 @@ extension Detector: Codable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         configuration = try c.decode(DetectorConfiguration.self, forKey: .configuration)
+        stuckLog10 = Self.stuckLog10(configuration.calibration)
         step = try c.decode(Double.self, forKey: .step)
         estimator = try c.decode(AnyEstimator.self, forKey: .estimator)
         profile = try c.decode(SeriesProfile.self, forKey: .profile)
@@ -269,7 +278,7 @@ extension Detector {
         let threshold = parameters.threshold
         let half = parameters.scoreHalf
         let tailStart = parameters.tailStart
-        let stuckLog10 = calibration.stuckProbability > 0 ? _log(calibration.stuckProbability) / _log(10) : -.infinity
+        let stuckLog10 = stuckLog10
         let seriesProfile = profile
         // Every slot's point first, in place (no closure holds the detector: a captured copy
         // would copy its columns), then the flags.
