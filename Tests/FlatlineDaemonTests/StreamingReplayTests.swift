@@ -88,7 +88,7 @@ struct StreamingReplayTests {
         settings.threads = threads
         settings.chunkBytes = chunkBytes
         settings.blockRows = blockRows
-        let fileFormat = try #require(SeriesFile.expositionFormat(path: path, format: nil))
+        let fileFormat = try #require(SeriesFile.streamableFormat(path: path, format: nil))
         guard let replay = try StreamingReplay(path: path, format: fileFormat, settings: settings) else { return nil }
         var bytes: [UInt8] = []
         let summary = try replay.run(writer: ReplayWriter(format: format)) { bytes += $0 }
@@ -199,6 +199,46 @@ struct StreamingReplayTests {
             try Self.streamed(series, seasonal, threads: 2, chunkBytes: 4096, blockRows: 100) == nil,
             "a detector whose series learn from each other is not split"
         )
+    }
+
+    @Test(
+        "a CSV series in time order streams with the same bytes; out of order it is read whole; its errors are the same"
+    )
+    func csv() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        var lines = ["timestamp,value"]
+        var generator = UInt64(3)
+        for k in 0..<3000 {
+            generator = generator &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            let time = 1_700_000_000 + k * 60
+            let value = k == 2000 ? "90" : k % 97 == 5 ? "" : String(Double(generator >> 40 % 1000) / 100 + 10)
+            lines.append(k % 500 == 7 ? "\"\(time)\",\(value)\r" : "\(time),\(value)")
+            if k == 1500 { lines.append("\(time),11") }  // the same time twice: a duplicate
+        }
+        let path = try directory.write("one.csv", lines.joined(separator: "\n") + "\n").path
+        for kind in [DetectorKind.surprise, .ensemble] {
+            var configuration = DetectorConfiguration()
+            configuration.kind = kind
+            let (expected, totals) = try Self.whole(path, configuration)
+            #expect(String(decoding: expected, as: UTF8.self).contains(",1\n"), "something is flagged")
+            let (bytes, summary) = try #require(
+                try Self.streamed(path, configuration, threads: 2, chunkBytes: 4096, blockRows: 250)
+            )
+            #expect(bytes == expected, "\(kind)")
+            #expect(summary.rows == totals.rows && summary.missing == totals.missing && summary.drops == totals.drops)
+        }
+        let back = try directory.write("back.csv", "timestamp,value\n1700000060,1\n1700000000,2\n1700000120,3\n").path
+        #expect(try Self.streamed(back, DetectorConfiguration(), threads: 2, chunkBytes: 4096, blockRows: 1) == nil)
+        let bad = try directory.write("bad.csv", (lines + ["1800000000,twelve"]).joined(separator: "\n") + "\n").path
+        let empty = try directory.write("empty.csv", "timestamp,value\n").path
+        for file in [bad, empty] {
+            let wholeError = #expect(throws: SeriesFileError.self) { try SeriesFile.load(path: file) }
+            let streamError = #expect(throws: ReplayError.self) {
+                try Self.streamed(file, DetectorConfiguration(), threads: 2, chunkBytes: 4096, blockRows: 100)
+            }
+            #expect(streamError?.description == wholeError?.description)
+        }
     }
 
     @Test("a bad file is refused before anything is written, with the error the whole file gives")

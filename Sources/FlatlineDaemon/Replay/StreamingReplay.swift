@@ -2,7 +2,7 @@ import Dispatch
 import FlatlineCore
 import FlatlineIngest
 
-/// Replay of a large Prometheus or OpenMetrics file a block at a time: memory holds a few blocks,
+/// Replay of a large Prometheus, OpenMetrics or CSV file a block at a time: memory holds a few blocks,
 /// not the file, however long it is.
 ///
 /// Two passes: the first reads the file for its series, its ticks, its step and its layout
@@ -13,7 +13,8 @@ import FlatlineIngest
 /// whole file in one bank), on every core: only detectors whose series learn nothing from each
 /// other can be split so (``canSplit(_:)``). In time order (tick after tick, or one long series),
 /// a block holds whole ticks and one bank is carried from block to block, as save and load would
-/// carry it. Either way the output is the same bytes as ``Replayer`` on the whole file gives.
+/// carry it (a CSV file streams only so). Either way the output is the same bytes as
+/// ``Replayer`` on the whole file gives.
 /// Models and saved state are not streamed.
 public struct StreamingReplay: Sendable {
     /// What the replay is asked for.
@@ -55,16 +56,18 @@ public struct StreamingReplay: Sendable {
     public init?(path: String, format: SeriesFile.Format, settings: Settings) throws(ReplayError) {
         let outline: SeriesFileOutline
         do {
-            guard
-                let read = try SeriesFile.outline(
+            let first: SeriesFileOutline?
+            if format == .csv {
+                first = try SeriesFile.outlineCSV(path: path, chunkBytes: settings.chunkBytes)
+            } else {
+                first = try SeriesFile.outline(
                     path: path,
                     format: format,
                     chunkBytes: settings.chunkBytes,
                     threads: settings.threads
                 )
-            else {
-                return nil
             }
+            guard let read = first else { return nil }
             outline = read
             guard outline.layout == .timeOrder || Self.canSplit(settings.configuration) else { return nil }
         } catch {
@@ -91,16 +94,25 @@ public struct StreamingReplay: Sendable {
         let outline = outline
         let settings = settings
         let step = step
-        let blocks: SeriesFileBlocks
+        let blocks: any SeriesBlockSource
         do {
-            blocks = try SeriesFileBlocks(
-                path: outline.name,
-                format: outline.format,
-                layout: outline.layout,
-                kind: settings.kind,
-                chunkBytes: settings.chunkBytes,
-                blockRows: settings.blockRows
-            )
+            if outline.format == .csv {
+                blocks = try CSVBlocks(
+                    path: outline.name,
+                    kind: settings.kind,
+                    chunkBytes: settings.chunkBytes,
+                    blockRows: settings.blockRows
+                )
+            } else {
+                blocks = try SeriesFileBlocks(
+                    path: outline.name,
+                    format: outline.format,
+                    layout: outline.layout,
+                    kind: settings.kind,
+                    chunkBytes: settings.chunkBytes,
+                    blockRows: settings.blockRows
+                )
+            }
         } catch {
             throw ReplayError(reason: "\(error)")
         }
@@ -208,7 +220,7 @@ public struct StreamingReplay: Sendable {
     }
 
     /// Up to `count` blocks.
-    private func read(_ blocks: SeriesFileBlocks, count: Int) throws(ReplayError) -> [SeriesFile] {
+    private func read(_ blocks: any SeriesBlockSource, count: Int) throws(ReplayError) -> [SeriesFile] {
         var out: [SeriesFile] = []
         do {
             while out.count < count, let block = try blocks.next() { out.append(block) }

@@ -14,90 +14,19 @@ enum CSVSeries {
     static func parse(_ bytes: [UInt8], name: String) throws(SeriesFileError) -> SeriesFile {
         var rows: [SeriesFile.Row] = []
         var texts = TextArena()
-        var timeColumn = 0
-        var valueColumn = 1
-        var columns = 0
-        var headerSeen = false
-        var lineNumber = 0
-        var start = 0
-        var ranges: [Range<Int>] = []
-        while start < bytes.count {
-            lineNumber += 1
-            let end = bytes.withUnsafeBufferPointer { ExpositionParser.lineEnd($0, from: start) }
-            var lineEnd = end
-            if lineEnd > start && bytes[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
-            let line = bytes[start..<lineEnd]
-            start = end + 1
-            if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
-            // A data line without quotes (nearly all): its fields as byte ranges, no Strings.
-            if headerSeen, !line.contains(UInt8(ascii: "\"")) {
-                fieldRanges(line, into: &ranges)
-                guard ranges.count == columns else {
-                    throw SeriesFileError(
-                        file: name,
-                        line: lineNumber,
-                        reason: "expected \(columns) fields like the header, found \(ranges.count)"
-                    )
-                }
-                let row = try bytes.withUnsafeBufferPointer { b throws(SeriesFileError) in
-                    try Self.row(
-                        time: UnsafeBufferPointer(rebasing: b[ranges[timeColumn]]),
-                        value: UnsafeBufferPointer(rebasing: b[ranges[valueColumn]]),
-                        name: name,
-                        line: lineNumber,
-                        texts: &texts
-                    )
-                }
-                rows.append(row)
-                continue
-            }
-            let fields = try split(line, name: name, line: lineNumber)
-            if !headerSeen {
-                headerSeen = true
-                columns = fields.count
-                let lowered = fields.map { $0.trimmed.lowercased() }
-                if let t = lowered.firstIndex(where: timestampNames.contains) { timeColumn = t }
-                if let v = lowered.firstIndex(where: valueNames.contains) {
-                    valueColumn = v
-                } else {
-                    valueColumn = timeColumn == 0 ? 1 : 0
-                }
-                guard columns >= 2 else {
-                    throw SeriesFileError(
-                        file: name,
-                        line: lineNumber,
-                        reason: "expected at least two columns, timestamp and value"
-                    )
-                }
-                // A first line that is data, not a header, is read as data.
-                if NumberText.parseTimestamp(fields[timeColumn].trimmed) == nil { continue }
-            }
-            guard fields.count == columns else {
-                throw SeriesFileError(
-                    file: name,
-                    line: lineNumber,
-                    reason: "expected \(columns) fields like the header, found \(fields.count)"
-                )
-            }
-            // A quoted line (rare): its fields' bytes.
-            let timeText = Array(fields[timeColumn].trimmed.utf8)
-            let valueText = Array(fields[valueColumn].trimmed.utf8)
-            let row = try timeText.withUnsafeBufferPointer { time throws(SeriesFileError) in
-                try valueText.withUnsafeBufferPointer { value throws(SeriesFileError) in
-                    try Self.row(time: time, value: value, name: name, line: lineNumber, texts: &texts)
-                }
-            }
-            rows.append(row)
-        }
-        guard !rows.isEmpty else {
-            throw SeriesFileError(file: name, line: 0, reason: "no usable data: no data rows after the header")
-        }
-        var series = LabelSet()
-        do {
-            series = try LabelSet(validating: [(LabelSet.metricNameLabel, "value")])
-        } catch {}
+        var reader = CSVReader(name: name)
+        try reader.parse(bytes, 0..<bytes.count, texts: &texts) { rows.append($0) }
+        guard !rows.isEmpty else { throw noRows(name) }
         return SeriesFile(name: name, format: .csv, series: [series], rows: rows, texts: texts.bytes)
     }
+
+    /// The error of a file without data rows.
+    static func noRows(_ name: String) -> SeriesFileError {
+        SeriesFileError(file: name, line: 0, reason: "no usable data: no data rows after the header")
+    }
+
+    /// The series a CSV file holds.
+    static let series: LabelSet = (try? LabelSet(validating: [(LabelSet.metricNameLabel, "value")])) ?? LabelSet()
 
     /// One data row from its timestamp and value fields (trimmed); an empty value is a missing sample.
     static func row(
@@ -187,6 +116,106 @@ enum CSVSeries {
         guard !quoted else { throw SeriesFileError(file: name, line: number, reason: "unterminated quoted field") }
         fields.append(String(decoding: current, as: UTF8.self))
         return fields
+    }
+}
+
+/// CSV lines read one after another, the header first: the whole file at once, or chunk after
+/// chunk with the same reader.
+struct CSVReader {
+    let name: String
+    private var timeColumn = 0
+    private var valueColumn = 1
+    private var columns = 0
+    private var headerSeen = false
+    private var lineNumber = 0
+    private var ranges: [Range<Int>] = []
+
+    init(name: String) {
+        self.name = name
+    }
+
+    /// Reads the whole lines of `bytes` in `range`, handing each data row to `body` (its
+    /// timestamp text kept in `texts`).
+    /// - Throws: ``SeriesFileError`` naming the line and the reason.
+    mutating func parse(
+        _ bytes: [UInt8],
+        _ range: Range<Int>,
+        texts: inout TextArena,
+        _ body: (SeriesFile.Row) -> Void
+    ) throws(SeriesFileError) {
+        let timestampNames = CSVSeries.timestampNames
+        let valueNames = CSVSeries.valueNames
+        var start = range.lowerBound
+        while start < range.upperBound {
+            lineNumber += 1
+            let end = bytes.withUnsafeBufferPointer {
+                Swift.min(ExpositionParser.lineEnd($0, from: start), range.upperBound)
+            }
+            var lineEnd = end
+            if lineEnd > start && bytes[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
+            let line = bytes[start..<lineEnd]
+            start = end + 1
+            if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
+            // A data line without quotes (nearly all): its fields as byte ranges, no Strings.
+            if headerSeen, !line.contains(UInt8(ascii: "\"")) {
+                CSVSeries.fieldRanges(line, into: &ranges)
+                guard ranges.count == columns else {
+                    throw SeriesFileError(
+                        file: name,
+                        line: lineNumber,
+                        reason: "expected \(columns) fields like the header, found \(ranges.count)"
+                    )
+                }
+                let row = try bytes.withUnsafeBufferPointer { b throws(SeriesFileError) in
+                    try CSVSeries.row(
+                        time: UnsafeBufferPointer(rebasing: b[ranges[timeColumn]]),
+                        value: UnsafeBufferPointer(rebasing: b[ranges[valueColumn]]),
+                        name: name,
+                        line: lineNumber,
+                        texts: &texts
+                    )
+                }
+                body(row)
+                continue
+            }
+            let fields = try CSVSeries.split(line, name: name, line: lineNumber)
+            if !headerSeen {
+                headerSeen = true
+                columns = fields.count
+                let lowered = fields.map { $0.trimmed.lowercased() }
+                if let t = lowered.firstIndex(where: timestampNames.contains) { timeColumn = t }
+                if let v = lowered.firstIndex(where: valueNames.contains) {
+                    valueColumn = v
+                } else {
+                    valueColumn = timeColumn == 0 ? 1 : 0
+                }
+                guard columns >= 2 else {
+                    throw SeriesFileError(
+                        file: name,
+                        line: lineNumber,
+                        reason: "expected at least two columns, timestamp and value"
+                    )
+                }
+                // A first line that is data, not a header, is read as data.
+                if NumberText.parseTimestamp(fields[timeColumn].trimmed) == nil { continue }
+            }
+            guard fields.count == columns else {
+                throw SeriesFileError(
+                    file: name,
+                    line: lineNumber,
+                    reason: "expected \(columns) fields like the header, found \(fields.count)"
+                )
+            }
+            // A quoted line (rare): its fields' bytes.
+            let timeText = Array(fields[timeColumn].trimmed.utf8)
+            let valueText = Array(fields[valueColumn].trimmed.utf8)
+            let row = try timeText.withUnsafeBufferPointer { time throws(SeriesFileError) in
+                try valueText.withUnsafeBufferPointer { value throws(SeriesFileError) in
+                    try CSVSeries.row(time: time, value: value, name: name, line: lineNumber, texts: &texts)
+                }
+            }
+            body(row)
+        }
     }
 }
 

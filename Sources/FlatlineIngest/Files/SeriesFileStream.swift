@@ -9,31 +9,23 @@ import FlatlineCore
     import Darwin
 #endif
 
-/// A Prometheus or OpenMetrics file read in chunks of whole lines, so that what is held at once
-/// is a chunk, not the file. Each chunk is parsed with the declarations the lines before it left;
-/// its series are numbered from 0 within the chunk (the parser keeps nothing of a chunk after it).
-final class ExpositionChunks {
+/// A file read in chunks of whole lines (about `chunkBytes` each; a line longer than that makes
+/// its chunk longer), so that what is held at once is a chunk, not the file.
+final class FileChunks {
     let name: String
-    /// How a chunk is parsed; any thread may use it.
-    let parsing: ChunkParser
     private let chunkBytes: Int
     private let handle: UnsafeMutablePointer<FILE>
-    private var state: ParseState
     /// The bytes after the last newline of what was read: the start of the next chunk.
     private var carry: [UInt8] = []
-    private var linesDone = 0
     private var atEnd = false
 
-    init(path: String, format: ExpositionFormat, chunkBytes: Int) throws(SeriesFileError) {
+    init(path: String, chunkBytes: Int) throws(SeriesFileError) {
         guard let handle = fopen(path, "rb") else {
             throw SeriesFileError(file: path, line: 0, reason: "cannot open: \(String(cString: strerror(errno)))")
         }
         self.name = path
         self.handle = handle
         self.chunkBytes = Swift.max(1 << 12, chunkBytes)
-        self.parsing = ChunkParser(name: path, parser: ExpositionParser(format: format, internSeries: true))
-        self.state = ParseState(format: format)
-        state.internSeries = true
     }
 
     deinit {
@@ -64,13 +56,37 @@ final class ExpositionChunks {
                 atEnd = true
                 return (buffer, true)
             }
-            // A chunk ends after its last newline; a line longer than a chunk makes it longer.
             if let newline = buffer.lastIndex(of: 0x0A) {
                 carry = Array(buffer[(newline + 1)...])
                 buffer.removeLast(buffer.count - newline - 1)
                 return (buffer, false)
             }
         }
+    }
+}
+
+/// A Prometheus or OpenMetrics file read in chunks of whole lines. Each chunk is parsed with the
+/// declarations the lines before it left; its series are numbered from 0 within the chunk (the
+/// parser keeps nothing of a chunk after it).
+final class ExpositionChunks {
+    let name: String
+    /// How a chunk is parsed; any thread may use it.
+    let parsing: ChunkParser
+    private let file: FileChunks
+    private var state: ParseState
+    private var linesDone = 0
+
+    init(path: String, format: ExpositionFormat, chunkBytes: Int) throws(SeriesFileError) {
+        file = try FileChunks(path: path, chunkBytes: chunkBytes)
+        self.name = path
+        self.parsing = ChunkParser(name: path, parser: ExpositionParser(format: format, internSeries: true))
+        self.state = ParseState(format: format)
+        state.internSeries = true
+    }
+
+    /// The next chunk (see ``FileChunks/read()``).
+    func read() throws(SeriesFileError) -> (bytes: [UInt8], last: Bool)? {
+        try file.read()
     }
 
     /// Parses the next chunk: `body` gets each sample with the chunk's bytes (where its timestamp
@@ -346,11 +362,11 @@ public struct SeriesFileOutline: Sendable {
 }
 
 extension SeriesFile {
-    /// Whether a file is Prometheus text or OpenMetrics, told as ``load(path:format:kind:threads:)``
-    /// tells it (by name, then by its first 4 KiB and last 16 bytes); nil for another format, a
-    /// compressed file or one that cannot be read.
-    public static func expositionFormat(path: String, format: Format?) -> Format? {
-        if let format { return format == .prometheus || format == .openmetrics ? format : nil }
+    /// The format of a file a replay can stream (Prometheus text, OpenMetrics or CSV), told as
+    /// ``load(path:format:kind:threads:)`` tells it (by name, then by its first 4 KiB and last 16
+    /// bytes); nil for a recording, a compressed file or one that cannot be read.
+    public static func streamableFormat(path: String, format: Format?) -> Format? {
+        if let format { return format == .recording ? nil : format }
         if isRecordingName(path) { return nil }
         guard let handle = fopen(path, "rb") else { return nil }
         defer { fclose(handle) }
@@ -367,7 +383,7 @@ extension SeriesFile {
         guard !head.starts(with: [0x1F, 0x8B]) else { return nil }
         let sample = n < 4096 ? head : head + tail
         guard let detected = try? detectFormat(sample, name: path) else { return nil }
-        return detected == .prometheus || detected == .openmetrics ? detected : nil
+        return detected == .recording ? nil : detected
     }
 
     /// The first pass over an exposition file read in chunks: its series, samples, ticks, step
@@ -572,5 +588,98 @@ public final class SeriesFileBlocks {
         texts = TextArena()
         indexInBlock = [:]
         for k in indexOfNumber.indices { indexOfNumber[k] = -1 }
+    }
+}
+
+/// Where the second pass of a streamed replay takes its blocks from.
+public protocol SeriesBlockSource: AnyObject {
+    /// The next block; nil after the last.
+    func next() throws(SeriesFileError) -> SeriesFile?
+}
+
+extension SeriesFileBlocks: SeriesBlockSource {}
+
+extension SeriesFile {
+    /// The first pass over a CSV file read in chunks (see ``outline(path:format:chunkBytes:threads:)``):
+    /// nil unless its rows are in time order (rows out of order are scored in time order, which
+    /// needs the whole file).
+    /// - Throws: ``SeriesFileError`` as ``load(path:format:kind:threads:)`` would for the same file.
+    public static func outlineCSV(path: String, chunkBytes: Int = 1 << 24) throws(SeriesFileError)
+        -> SeriesFileOutline?
+    {
+        let file = try FileChunks(path: path, chunkBytes: chunkBytes)
+        var reader = CSVReader(name: path)
+        var outliner = Outliner(name: path, format: .csv)
+        var rows = 0
+        while outliner.streamable, let (bytes, _) = try file.read() {
+            var chunk = ChunkOutline()
+            chunk.labels = [CSVSeries.series]
+            var texts = TextArena()
+            try reader.parse(bytes, 0..<bytes.count, texts: &texts) { row in
+                chunk.numbers.append(0)
+                chunk.times.append(row.timestamp.milliseconds)
+                if !chunk.usable, row.value?.isFinite == true { chunk.usable = true }
+            }
+            rows += chunk.numbers.count
+            outliner.merge(chunk)
+        }
+        guard outliner.streamable else { return nil }
+        guard rows > 0 else { throw CSVSeries.noRows(path) }
+        guard let outline = try outliner.finish(), outline.layout == .timeOrder else { return nil }
+        return outline
+    }
+}
+
+/// The second pass over a CSV file in time order: blocks of whole ticks of about `blockRows`
+/// rows, in file order.
+public final class CSVBlocks: SeriesBlockSource {
+    private let file: FileChunks
+    private var reader: CSVReader
+    private let kind: MetricKind?
+    private let blockRows: Int
+    private var ready: [SeriesFile] = []
+    private var ended = false
+    private var rows: [SeriesFile.Row] = []
+    private var texts = TextArena()
+    private var lastTime: Timestamp?
+
+    public init(path: String, kind: MetricKind? = nil, chunkBytes: Int = 1 << 24, blockRows: Int = 1 << 17)
+        throws(SeriesFileError)
+    {
+        file = try FileChunks(path: path, chunkBytes: chunkBytes)
+        reader = CSVReader(name: path)
+        self.kind = kind
+        self.blockRows = Swift.max(1, blockRows)
+    }
+
+    public func next() throws(SeriesFileError) -> SeriesFile? {
+        while ready.isEmpty && !ended {
+            guard let (bytes, _) = try file.read() else {
+                ended = true
+                if !rows.isEmpty { complete() }
+                continue
+            }
+            var chunkRows: [SeriesFile.Row] = []
+            var chunkTexts = TextArena()
+            try reader.parse(bytes, 0..<bytes.count, texts: &chunkTexts) { chunkRows.append($0) }
+            let arena = chunkTexts.bytes
+            for var row in chunkRows {
+                if rows.count >= blockRows, row.timestamp != lastTime { complete() }
+                lastTime = row.timestamp
+                row.text = texts.add(arena, row.text.offset..<(row.text.offset + row.text.count), time: row.timestamp)
+                if let kind { row.kind = kind }
+                rows.append(row)
+            }
+        }
+        return ready.isEmpty ? nil : ready.removeFirst()
+    }
+
+    private func complete() {
+        ready.append(
+            SeriesFile(name: file.name, format: .csv, series: [CSVSeries.series], rows: rows, texts: texts.bytes)
+        )
+        rows = []
+        rows.reserveCapacity(blockRows)
+        texts = TextArena()
     }
 }

@@ -384,15 +384,16 @@ struct ReplayCommand: AsyncParsableCommand {
         }
     }
 
-    /// A Prometheus or OpenMetrics file laid out series after series, replayed a block of series
-    /// at a time (memory holds blocks, not the file; the same output); false, with nothing done,
+    /// A Prometheus, OpenMetrics or CSV file laid out series after series or in time order,
+    /// replayed a block at a time (memory holds blocks, not the file; the same output); false,
+    /// with nothing done,
     /// when this replay cannot go so (models, saved state, a detector whose series learn from each
     /// other, another format or layout).
     func replayStreaming(_ input: String, detector: DetectorConfiguration, started: ContinuousClock.Instant)
         throws -> Bool
     {
         guard alertsOut == nil, loadState == nil, saveState == nil,
-            let fileFormat = SeriesFile.expositionFormat(path: input, format: inputFormat)
+            let fileFormat = SeriesFile.streamableFormat(path: input, format: inputFormat)
         else { return false }
         var settings = StreamingReplay.Settings(configuration: detector)
         settings.step = step?.seconds
