@@ -364,8 +364,13 @@ public struct SeriesFileOutline: Sendable {
 extension SeriesFile {
     /// The format of a file a replay can stream (Prometheus text, OpenMetrics or CSV), told as
     /// ``load(path:format:kind:threads:)`` tells it (by name, then by its first 4 KiB and last 16
-    /// bytes); nil for a recording, a compressed file or one that cannot be read.
+    /// bytes); nil for a recording, a compressed file, one that is not a regular file (a pipe) or
+    /// one that cannot be read.
     public static func streamableFormat(path: String, format: Format?) -> Format? {
+        // Two passes read the file twice: a pipe (standard input, a process substitution) is
+        // read once, whole.
+        var status = stat()
+        guard stat(path, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else { return nil }
         if let format { return format == .recording ? nil : format }
         if isRecordingName(path) { return nil }
         guard let handle = fopen(path, "rb") else { return nil }
