@@ -66,6 +66,7 @@ let package = Package(
         .target(
             name: "FlatlineLoadgen",
             dependencies: [
+                "FlatlineCore",
                 "FlatlineNATS",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),

@@ -222,6 +222,71 @@ struct DaemonTests {
 }
 
 extension DaemonTests {
+    @Test(
+        "a group's notification goes out when its group_wait is over: the flusher sleeps until the group is due, not a fixed tick"
+    )
+    func flushWhenDue() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        final class Arrivals: Sendable {
+            let times = Mutex<[ContinuousClock.Instant]>([])
+        }
+        let arrivals = Arrivals()
+        let router = Router()
+        router.post("/hook") { request, _ -> Response in
+            _ = try await request.body.collect(upTo: 1 << 20)
+            arrivals.times.withLock { $0.append(ContinuousClock.now) }
+            return Response(status: .ok)
+        }
+        // A firing alert an earlier run saved, fired just now: its group waits group_wait (3 s)
+        // from the start before it tells anyone.
+        let state = try StateDirectory(path: directory.file("data").path)
+        var engine = AlertEngine()
+        _ = engine.evaluate(
+            at: Pipeline.now(),
+            [
+                AlertObservation(
+                    labels: ["alertname": "Saved", "incident": "one"],
+                    condition: .active,
+                    timing: AlertTiming()
+                )
+            ]
+        )
+        try state.save(engine)
+        try await TestHTTPServer.run(router) { hookPort in
+            let yaml = """
+                scrape_configs: []
+                route: {receiver: hook, group_by: [incident], group_wait: 3s, group_interval: 1m}
+                receivers:
+                  - name: hook
+                    webhook_configs: [{url: "http://127.0.0.1:\(hookPort)/hook"}]
+                """
+            var options = DaemonOptions()
+            options.dataDirectory = directory.file("data").path
+            options.port = 0
+            options.modelsDirectory = TestSupport.repositoryFile("models").path
+            let started = ContinuousClock.now
+            let daemon = try Daemon(
+                configuration: try Configuration.parse(yaml, file: "flatline.yml"),
+                options: options,
+                logger: TestSupport.quietLogger
+            )
+            let running = Task { try await daemon.run(signals: []) }
+            let deadline = ContinuousClock.now + .seconds(20)
+            while arrivals.times.withLock({ $0.isEmpty }), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            await daemon.shutdown()
+            try await running.value
+            let first = try #require(arrivals.times.withLock { $0.first }, "nothing arrived")
+            // Not before the group's wait, and on time: well before the flusher's longest sleep
+            // (10 s) would have brought it.
+            #expect(first - started >= .milliseconds(2900), "\(first - started)")
+            #expect(first - started < .milliseconds(5000), "\(first - started)")
+            #expect(arrivals.times.withLock { $0.count } == 1)
+        }
+    }
+
     /// The page Chromium loaded shows both alerts with their explanation and, for each, charts
     /// of its series (band, expected line, values, the alert's span), and the screenshot shows
     /// them drawn: the value line's blue and the alert span's tint are on the image.

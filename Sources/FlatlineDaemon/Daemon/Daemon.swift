@@ -78,10 +78,10 @@ public final class Daemon: Sendable {
     public let sharedDelivery: SharedDelivery?
     /// Learned state through the cluster, with `cluster:`.
     public let sharedState: SharedState?
-    private let logger: Logger
+    let logger: Logger
     private let outbox: Outbox
     /// Where raw scrapes are recorded (`--record`), across reloads.
-    private let recorder: Recorder?
+    let recorder: Recorder?
     private let boundPort = Mutex<Int?>(nil)
     /// HTTPS, from `web.tls_config` at the start.
     private let tls: TLSConfiguration?
@@ -94,8 +94,6 @@ public final class Daemon: Sendable {
     }
 
     private let generation: Mutex<Generation>
-    /// Counts reloads; the core restarts its scrapers and courier when it changes.
-    private let reloadCount = Mutex(0)
 
     /// The configuration running now.
     public var configuration: Configuration { generation.withLock { $0.configuration } }
@@ -384,7 +382,7 @@ public final class Daemon: Sendable {
         sharedDelivery?.setWindow(Self.duplicateWindow(routing))
         await pipeline.reconfigure(routing: routing, detection: Self.detection(configuration), notifier: notifier)
         generation.withLock { $0 = Generation(configuration: configuration, notifier: notifier) }
-        reloadCount.withLock { $0 += 1 }
+        reloads.advance()
         let text =
             "configuration reloaded: \(configuration.targets.count) targets, \(routing.receivers.count) receivers"
         logger.info("\(text)")
@@ -402,8 +400,15 @@ public final class Daemon: Sendable {
 
     /// Runs until a signal (or ``shutdown()``): then saves state and gives the outbox
     /// `shutdownGrace` seconds to drain.
+    ///
+    /// Each part is a service of one `ServiceGroup` (see `DaemonServices.swift`); a graceful
+    /// shutdown stops them one at a time in the reverse of their order here: the HTTP API, SIGHUP,
+    /// the scrapers (and the recording), the cluster's singleton work, re-sends, the flusher (a
+    /// last flush), the saver (a last save and upload), the courier (the outbox's grace), and
+    /// last the cluster membership (leaving once everything is saved and shared).
     public func run(signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
-        let core = Core(daemon: self, trapHangup: !signals.isEmpty)
+        // Learning continues where a crash stopped it, before anything scrapes or notifies.
+        await pipeline.recover()
         // Idle connections are closed after a minute, and header sizes are bounded: a client
         // that opens connections and sends nothing cannot pile them up.
         let http1 = HTTP1Channel.Configuration(
@@ -420,8 +425,24 @@ public final class Daemon: Sendable {
             onServerRunning: { channel in self.boundPort.withLock { $0 = channel.localAddress?.port } },
             logger: logger
         )
+        var services: [any Service] = []
+        if let cluster { services.append(MembershipService(cluster: cluster)) }
+        services.append(CourierService(daemon: self))
+        services.append(SaverService(daemon: self))
+        services.append(FlushService(pipeline: pipeline))
+        services.append(ResendService(pipeline: pipeline))
+        if let cluster, let sharedState {
+            services.append(LeaderService(daemon: self, cluster: cluster, shared: sharedState))
+        }
+        services.append(ScrapeService(daemon: self))
+        if !signals.isEmpty { services.append(HangupService(daemon: self)) }
+        services.append(app)
         let serviceGroup = ServiceGroup(
-            configuration: .init(services: [core, app], gracefulShutdownSignals: signals, logger: logger)
+            configuration: .init(
+                services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                gracefulShutdownSignals: signals,
+                logger: logger
+            )
         )
         group.withLock { $0 = serviceGroup }
         logger.info(
@@ -434,192 +455,19 @@ public final class Daemon: Sendable {
         try await serviceGroup.run()
     }
 
-    /// Scrapes, evaluation, notification and saving, as one service. A reload ends the running
-    /// generation (scrapers and courier) and starts the next with the new configuration.
-    struct Core: Service {
-        let daemon: Daemon
-        let trapHangup: Bool
+    /// The generation of the configuration: ``reload()`` starts the next, and the scrapers and
+    /// the courier restart with it.
+    let reloads = Generations()
 
-        func run() async throws {
-            let pipeline = daemon.pipeline
-            let logger = daemon.logger
-            let saveEvery = daemon.options.saveEvery
-            // Before the first scrape: learning continues where a crash stopped it.
-            await pipeline.recover()
-            // The cluster runs until the state is saved and shared at the end, then leaves.
-            let membership = daemon.cluster.map { cluster in Task { await cluster.run() } }
-            await cancelWhenGracefulShutdown {
-                await withTaskGroup(of: Void.self) { group in
-                    if trapHangup {
-                        group.addTask {
-                            for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                                _ = try? await daemon.reload()
-                            }
-                        }
-                    }
-                    group.addTask {
-                        while !Task.isCancelled {
-                            await pipeline.flush()
-                            try? await Task.sleep(for: .milliseconds(250))
-                        }
-                    }
-                    group.addTask {
-                        while !Task.isCancelled {
-                            try? await Task.sleep(for: .seconds(60))
-                            await pipeline.resend()
-                        }
-                    }
-                    if let cluster = daemon.cluster, let shared = daemon.sharedState {
-                        // The cluster's singleton work, by the replica holding the leader lease.
-                        group.addTask {
-                            while !Task.isCancelled {
-                                try? await Task.sleep(for: .seconds(60))
-                                if cluster.isLeader {
-                                    await shared.prune(
-                                        keeping: SharedState.objects(of: daemon.configuration),
-                                        prefixes: SharedState.discoveredPrefixes(of: daemon.configuration)
-                                    )
-                                }
-                            }
-                        }
-                    }
-                    group.addTask {
-                        while !Task.isCancelled {
-                            try? await Task.sleep(for: Duration.clamped(seconds: saveEvery))
-                            if Task.isCancelled { break }
-                            await pipeline.save()
-                            await daemon.sharedState?.upload(daemon.configuration, pipeline: pipeline)
-                        }
-                    }
-                    group.addTask {
-                        // A target that starts cold reads its history from Prometheus before the
-                        // first scrape (`backfill:`), while notifications, resends and saves go on.
-                        if let backfill = daemon.configuration.backfill {
-                            await Backfill.run(
-                                backfill,
-                                targets: daemon.configuration.targets,
-                                pipeline: pipeline,
-                                logger: logger
-                            )
-                        }
-                        await runGenerations(logger: logger)
-                    }
-                    await group.next()
-                    group.cancelAll()
-                }
-            }
-            await finish()
-            membership?.cancel()
-            await membership?.value
-        }
-
-        /// Scrapers and courier of the running configuration, until a reload or the end.
-        private func runGenerations(logger: Logger) async {
-            while !Task.isCancelled {
-                let seen = daemon.reloadCount.withLock { $0 }
-                let configuration = daemon.configuration
-                let notifier = daemon.notifier
-                let pipeline = daemon.pipeline
-                let cluster = daemon.cluster
-                cluster?.track(Scraper.units(of: configuration))
-                let owns: (@Sendable (String) -> Bool)? = Self.ownership(cluster)
-                let taking = Self.takingOver(daemon.sharedState, pipeline: pipeline)
-                let discovered = Self.discovering(cluster)
-                let released = Self.releasing(cluster, pipeline: pipeline)
-                let userAgent =
-                    cluster.map { Cluster.userAgent("flatline", replica: $0.settings.replica) } ?? "flatline"
-                await withTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        do {
-                            try await Scraper(
-                                configuration: configuration,
-                                recorder: daemon.recorder,
-                                userAgent: userAgent,
-                                owns: owns,
-                                taking: taking,
-                                discovered: discovered,
-                                released: released,
-                                logger: logger
-                            )
-                            .run { batch in
-                                await pipeline.ingest(batch)
-                            }
-                        } catch {
-                            logger.error("scraping cannot start", metadata: ["error": "\(error)"])
-                        }
-                        // Scrapers ended on their own (nothing to scrape): wait for the end.
-                        while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
-                    }
-                    group.addTask { await notifier.courier.run() }
-                    if let shared = daemon.sharedDelivery {
-                        group.addTask { await shared.run(integrations: notifier.receivers.values.flatMap { $0 }) }
-                    }
-                    group.addTask {
-                        // Ends this generation when a reload installed the next.
-                        while !Task.isCancelled, daemon.reloadCount.withLock({ $0 }) == seen {
-                            try? await Task.sleep(for: .milliseconds(200))
-                        }
-                    }
-                    await group.next()
-                    group.cancelAll()
-                }
-                if notifier !== daemon.notifier { await notifier.shutdown() }
-            }
-        }
-
-        /// Whether this process scrapes a unit: its cluster's share, or everything.
-        private static func ownership(_ cluster: Cluster?) -> (@Sendable (String) -> Bool)? {
-            guard let cluster else { return nil }
-            return { unit in cluster.owns(unit) }
-        }
-
-        /// The servers a `nats_system` job found, told to the cluster (units of their own).
-        private static func discovering(_ cluster: Cluster?) -> (
-            @Sendable (_ job: String, _ servers: [DiscoveredUnit]) -> Void
-        )? {
-            guard let cluster else { return nil }
-            return { job, servers in cluster.discovered(job: job, servers: servers) }
-        }
-
-        /// A target now evaluated by another replica: its state and alerts are left to that one.
-        private static func releasing(_ cluster: Cluster?, pipeline: Pipeline) -> (
-            @Sendable (_ unit: String, _ labels: [String: String]) async -> Void
-        )? {
-            guard cluster != nil else { return nil }
-            return { unit, labels in await pipeline.release(target: unit, labels: labels) }
-        }
-
-        /// Before the first scrape of a target taken over: its shared state, if it is cold here.
-        private static func takingOver(_ shared: SharedState?, pipeline: Pipeline) -> (
-            @Sendable (String) async -> Void
-        )? {
-            guard let shared else { return nil }
-            return { unit in await shared.takeOver(unit, pipeline: pipeline) }
-        }
-
-        /// Shutting down: tell what is due, save, and let the outbox drain for a while.
-        private func finish() async {
-            let pipeline = daemon.pipeline
-            let notifier = daemon.notifier
-            let logger = daemon.logger
-            await pipeline.flush()
-            await pipeline.save()
-            logger.info("state saved", metadata: ["data_dir": "\(daemon.options.dataDirectory)"])
-            await daemon.sharedState?.upload(daemon.configuration, pipeline: pipeline)
-            if let recorder = daemon.recorder, let path = daemon.options.recordPath {
-                do {
-                    try await recorder.close()
-                    let lines = await recorder.count
-                    logger.info("recording closed", metadata: ["file": "\(path)", "lines": "\(lines)"])
-                } catch {
-                    logger.error("recording incomplete", metadata: ["file": "\(path)", "reason": "\(error)"])
-                }
-            }
-            let left = await notifier.courier.drain(within: daemon.options.shutdownGrace) ?? 0
-            if left > 0 {
-                logger.warning("notifications left in the outbox for the next start", metadata: ["pending": "\(left)"])
-            }
-            await notifier.shutdown()
+    /// The recording of raw scrapes, closed when the scrapers stop for good.
+    func closeRecording() async {
+        guard let recorder, let path = options.recordPath else { return }
+        do {
+            try await recorder.close()
+            let lines = await recorder.count
+            logger.info("recording closed", metadata: ["file": "\(path)", "lines": "\(lines)"])
+        } catch {
+            logger.error("recording incomplete", metadata: ["file": "\(path)", "reason": "\(error)"])
         }
     }
 }

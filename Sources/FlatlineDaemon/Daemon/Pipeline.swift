@@ -22,7 +22,7 @@ public struct DetectionSettings: Sendable, Hashable {
 }
 
 /// The daemon's state machine from scrapes to notifications: per target a detection bank, one
-/// model evaluator and alert engine for all, the dispatcher, and the notifier's outbox. An
+/// model evaluator and alert engine for all (the ``Evaluation``), the dispatcher, and the notifier's outbox. An
 /// actor, fed by the scrapers' tasks and read by the HTTP API.
 public actor Pipeline {
     /// What the API shows about a target.
@@ -61,10 +61,10 @@ public actor Pipeline {
     /// the recording's own time in a replay. Detection and the models run on each batch's time;
     /// nothing here reads a clock of its own.
     let clock: @Sendable () -> Timestamp
-    private var banks: [String: DetectionBank] = [:]
-    private var evaluator: ModelEvaluator
-    private(set) var engine: AlertEngine
-    private var dispatcher: Dispatcher
+    /// Detection, models, alert states and dispatcher: the evaluation replay and notify share.
+    private var evaluation: Evaluation
+    /// The alert states.
+    var engine: AlertEngine { evaluation.engine }
     private var notifier: Notifier?
     private var targets: [String: TargetStatus] = [:]
     private var series: [LabelSet: SeriesStatus] = [:]
@@ -127,28 +127,26 @@ public actor Pipeline {
         self.maxChartedSeries = maxChartedSeries
         self.historyPoints = max(historyPoints, 2)
         chartedMetrics = models.reduce(into: Set<String>()) { $0.formUnion($1.kind.primaryMetrics) }
-        evaluator = ModelEvaluator(models: models)
-        engine = AlertEngine()
-        dispatcher = Dispatcher(tree: RoutingTree(routing.route), inhibitRules: routing.inhibitRules)
+        evaluation = Evaluation(models: models, routing: routing)
         if let state {
             if let saved = state.restoreModels(logger: logger) {
-                let restored = evaluator.restore(saved)
+                let restored = evaluation.evaluator.restore(saved)
                 logger.info("models continue from saved state", metadata: ["models": "\(restored.count)"])
             }
             if let saved = state.restoreSilences(logger: logger) {
                 // Silences that ended more than a day ago are history.
                 let cutoff = clock().advanced(bySeconds: -86_400)
-                dispatcher.silences = saved.filter { $0.endsAt > cutoff }
+                evaluation.dispatcher.silences = saved.filter { $0.endsAt > cutoff }
             }
             if let log = state.restoreNotificationLog(logger: logger) {
-                dispatcher.restore(notificationLog: log, at: clock(), maxAge: Self.notificationLogAge)
+                evaluation.dispatcher.restore(notificationLog: log, at: clock(), maxAge: Self.notificationLogAge)
             }
             if let saved = state.restoreAlerts(logger: logger) {
-                engine = saved
+                evaluation.engine = saved
                 // Firing alerts go back to the dispatcher; the notification log says which were
                 // told already, so a restart does not tell them again before repeat_interval.
-                for alert in engine.alerts(in: .firing) {
-                    dispatcher.update(alert, at: clock())
+                for alert in evaluation.engine.alerts(in: .firing) {
+                    evaluation.dispatcher.update(alert, at: clock())
                 }
             }
         }
@@ -212,24 +210,22 @@ public actor Pipeline {
         if batch.event {
             // Counters an event moved between scrapes: the models see them at once; detection,
             // the target's health and the scrape metrics wait for the next scrape.
-            return evaluate(time: batch.time, samples: batch.samples, verdicts: [])
+            let events = evaluation.evaluate(time: batch.time, samples: batch.samples, verdicts: [], now: clock())
+            notified(events)
+            return events
         }
         firstScrapeDone = true
         let settings = Self.settings(detection, target: batch.target, job: batch.labels["job"]) ?? DetectionSettings()
-        var bank: DetectionBank
-        if let existing = banks[batch.target] {
-            bank = existing
-        } else if let saved = state?.restoreDetection(source: batch.target, logger: logger),
-            Self.fits(saved, detector: detector, step: settings.step, target: batch.target, logger: logger)
-        {
-            bank = saved
-        } else if let fresh = newBank(target: batch.target, settings: settings) {
-            bank = fresh
-        } else {
-            return []
+        let round = evaluation.ingest(batch, now: clock()) {
+            if let saved = state?.restoreDetection(source: batch.target, logger: logger),
+                Self.fits(saved, detector: detector, step: settings.step, target: batch.target, logger: logger)
+            {
+                return saved
+            }
+            return newBank(target: batch.target, settings: settings)
         }
-        let verdicts = bank.process(time: batch.time, samples: batch.samples)
-        banks[batch.target] = bank
+        guard let (verdicts, events) = round else { return [] }
+        notified(events)
         for (sample, verdict) in zip(batch.samples, verdicts) {
             guard let point = verdict.point else { continue }
             if chartedMetrics.contains(sample.labels.metricName) {
@@ -247,7 +243,6 @@ public actor Pipeline {
                 anomaly: point.inBurst
             )
         }
-        let events = evaluate(time: batch.time, samples: batch.samples, verdicts: verdicts)
         metrics?.scraped(
             job: batch.labels["job"] ?? "",
             target: batch.target,
@@ -257,8 +252,9 @@ public actor Pipeline {
         metrics?.state(
             series: seriesCount,
             alerts: [
-                "pending": engine.alerts(in: .pending).count, "firing": engine.alerts(in: .firing).count,
-                "resolved": engine.alerts(in: .resolved).count,
+                "pending": evaluation.engine.alerts(in: .pending).count,
+                "firing": evaluation.engine.alerts(in: .firing).count,
+                "resolved": evaluation.engine.alerts(in: .resolved).count,
             ]
         )
         targets[batch.target] = TargetStatus(
@@ -283,7 +279,7 @@ public actor Pipeline {
         for (unit, labels) in units.sorted(by: { $0.key < $1.key }) {
             byInstance[labels.instance, default: []].append((labels.job, unit))
         }
-        return evaluator.state.split { labels in
+        return evaluation.evaluator.state.split { labels in
             guard let instance = labels["instance"], let candidates = byInstance[instance] else { return nil }
             if let job = labels["job"] { return candidates.first { $0.job == job }?.unit }
             return candidates.first?.unit
@@ -295,7 +291,7 @@ public actor Pipeline {
     /// - Returns: how many watched things it took.
     @discardableResult
     public func adoptModels(_ part: ModelEvaluatorState) -> Int {
-        evaluator.adopt(part)
+        evaluation.evaluator.adopt(part)
     }
 
     /// A target another replica evaluates now (it moved away): what this process holds of it
@@ -319,13 +315,13 @@ public actor Pipeline {
             if let job, let theirs = other["job"] { return theirs == job }
             return true
         }
-        banks[target] = nil
+        evaluation.banks[target] = nil
         if let state { try? FileManager.default.removeItem(atPath: state.detectionFile(target)) }
         targets[target] = nil
         series = series.filter { !belongs($0.key) }
         history = history.filter { !belongs($0.key) }
-        evaluator.drop(where: belongs)
-        let dropped = engine.drop(where: belongs)
+        evaluation.evaluator.drop(where: belongs)
+        let dropped = evaluation.engine.drop(where: belongs)
         logger.info(
             "target evaluated by another replica now: its state and alerts are left to it",
             metadata: ["target": "\(target)", "alerts": "\(dropped)"]
@@ -335,7 +331,7 @@ public actor Pipeline {
 
     /// Whether a target starts cold: nothing learned for it in memory, nothing saved.
     public func isCold(target: String) -> Bool {
-        guard banks[target] == nil else { return false }
+        guard evaluation.banks[target] == nil else { return false }
         guard let state else { return true }
         return !FileManager.default.fileExists(atPath: state.detectionFile(target))
     }
@@ -361,15 +357,17 @@ public actor Pipeline {
     @discardableResult
     private func ingestPast(_ batch: ScrapeBatch) -> [AlertEvent] {
         let settings = Self.settings(detection, target: batch.target, job: batch.labels["job"]) ?? DetectionSettings()
-        guard let bank = banks[batch.target] ?? newBank(target: batch.target, settings: settings) else { return [] }
-        var learning = bank
-        let verdicts = learning.process(time: batch.time, samples: batch.samples)
-        banks[batch.target] = learning
+        guard
+            var bank = evaluation.banks.removeValue(forKey: batch.target)
+                ?? newBank(target: batch.target, settings: settings)
+        else { return [] }
+        let verdicts = bank.process(time: batch.time, samples: batch.samples)
+        evaluation.banks[batch.target] = bank
         for (sample, verdict) in zip(batch.samples, verdicts) {
             guard let point = verdict.point, chartedMetrics.contains(sample.labels.metricName) else { continue }
             remember(sample.labels, SeriesHistory.Point(time: batch.time, point), rate: sample.kind == .counter)
         }
-        let observations = evaluator.observe(time: batch.time, samples: batch.samples, verdicts: verdicts)
+        let observations = evaluation.evaluator.observe(time: batch.time, samples: batch.samples, verdicts: verdicts)
         return pastEngine.evaluate(at: batch.time, observations)
     }
 
@@ -388,13 +386,10 @@ public actor Pipeline {
         }
     }
 
-    /// The models' verdict on a tick's samples, into alert states and the dispatcher.
-    private func evaluate(time: Timestamp, samples: [Sample], verdicts: [SampleVerdict]) -> [AlertEvent] {
-        let observations = evaluator.observe(time: time, samples: samples, verdicts: verdicts)
-        let events = engine.evaluate(at: time, observations)
-        let now = clock()
+    /// Alerts that changed in a round (already with the dispatcher): logged, and what is due now
+    /// flushed.
+    private func notified(_ events: [AlertEvent]) {
         for event in events {
-            dispatcher.update(event.alert, at: now)
             logger.log(
                 level: replaying ? .debug : .info,
                 "alert \(event.status.rawValue)",
@@ -408,7 +403,7 @@ public actor Pipeline {
         // Alerts that changed are due now when their group waits for nothing: no need to wait
         // for the next flush tick.
         if !events.isEmpty && !replaying { flush() }
-        return events
+        if !events.isEmpty { timersMoved.fire() }
     }
 
     /// Feeds the write-ahead log (the batches since the last save) through the pipeline again,
@@ -450,27 +445,44 @@ public actor Pipeline {
         history[labels]?.append(point)
     }
 
-    /// Notifications due now, committed to the outbox.
     /// How long what a group was told is remembered across a restart.
     static let notificationLogAge = 86_400.0
 
+    /// Fired when a group's next flush may have come closer (alert states changed, a reload):
+    /// the flusher, asleep until the time it was last told, wakes and asks again.
+    nonisolated let timersMoved = Wakeup()
+
+    /// The longest the flusher sleeps between two looks at the groups' timers, whatever they say
+    /// (so a wall clock that jumps delays a notification by at most this).
+    static let longestFlushSleep = 10.0
+
+    /// Flushes what is due, then says how many seconds until the next group is due (at least
+    /// 10 ms, at most ``longestFlushSleep``; 1 s while commits fail, which keep their groups due).
+    public func flushDue() -> Double {
+        flush()
+        if commitFailing { return 1 }
+        guard let next = evaluation.dispatcher.nextFlush else { return Self.longestFlushSleep }
+        return min(Self.longestFlushSleep, max(0.01, next.seconds - clock().seconds))
+    }
+
+    /// Notifications due now, committed to the outbox.
     public func flush() {
         // The dispatcher marks groups notified (and drops resolved alerts) as it flushes: keep
         // its state from before, so a commit that fails (a full disk, an SQLite error) puts it
         // back and the same notifications, resolves included, are committed once the disk
         // recovers, at the next flush.
-        let before = dispatcher
-        let notifications = dispatcher.flush(at: clock())
+        let before = evaluation.dispatcher
+        let notifications = evaluation.dispatcher.flush(at: clock())
         guard !notifications.isEmpty, let notifier else { return }
         do {
-            try notifier.submit(notifications, tree: dispatcher.tree, now: clock().seconds)
+            try notifier.submit(notifications, tree: evaluation.dispatcher.tree, now: clock().seconds)
             if commitFailing {
                 commitFailing = false
                 logger.info("notifications committed again")
             }
             saveNotificationLog()
         } catch {
-            dispatcher = before
+            evaluation.dispatcher = before
             if !commitFailing {
                 logger.error(
                     "cannot commit notifications; kept, and retried at every flush",
@@ -486,7 +498,7 @@ public actor Pipeline {
     private func saveNotificationLog() {
         guard let state else { return }
         do {
-            try state.save(notificationLog: dispatcher.notificationLog)
+            try state.save(notificationLog: evaluation.dispatcher.notificationLog)
             notificationLogFailing = false
         } catch {
             if !notificationLogFailing {
@@ -504,10 +516,10 @@ public actor Pipeline {
     /// Alerts due for re-sending, to the Alertmanager receivers (Prometheus' every minute).
     public func resend(interval: Double = 60) {
         let now = clock()
-        let due = engine.dueForResend(at: now, interval: interval)
+        let due = evaluation.engine.dueForResend(at: now, interval: interval)
         guard !due.isEmpty, let notifier else { return }
         do {
-            try notifier.resendToAlertmanagers(due, tree: dispatcher.tree, at: now)
+            try notifier.resendToAlertmanagers(due, tree: evaluation.dispatcher.tree, at: now)
         } catch {
             logger.error("cannot commit re-sends", metadata: ["error": "\(error)"])
         }
@@ -530,10 +542,10 @@ public actor Pipeline {
             // What the log held is in the snapshot now, unless a file could not be written.
             if saved { wal?.checkpoint() }
         }
-        for (target, bank) in banks.sorted(by: { $0.key < $1.key }) {
+        for (target, bank) in evaluation.banks.sorted(by: { $0.key < $1.key }) {
             attempt("detection of \(target)") { () throws(StateFileError) in try state.save(bank, source: target) }
         }
-        attempt("models") { () throws(StateFileError) in try state.save(evaluator.state) }
+        attempt("models") { () throws(StateFileError) in try state.save(evaluation.evaluator.state) }
         attempt("alerts") { () throws(StateFileError) in try state.save(engine) }
     }
 
@@ -541,23 +553,20 @@ public actor Pipeline {
     /// (silences kept, firing alerts routed again), the new notifier, the new targets' steps.
     /// Detection state and alert states carry on.
     public func reconfigure(routing: AlertingSettings, detection: [String: DetectionSettings], notifier: Notifier) {
-        var next = Dispatcher(tree: RoutingTree(routing.route), inhibitRules: routing.inhibitRules)
-        next.silences = dispatcher.silences
-        let now = clock()
-        // Groups that keep their key keep what they were told.
-        next.restore(notificationLog: dispatcher.notificationLog, at: now, maxAge: Self.notificationLogAge)
-        for alert in engine.alerts(in: .firing) { next.update(alert, at: now) }
-        dispatcher = next
+        evaluation.reroute(routing, at: clock(), logAge: Self.notificationLogAge)
+        timersMoved.fire()
         self.detection = detection
         self.notifier = notifier
-        for (target, _) in banks where Self.settings(detection, target: target, job: nil) == nil { banks[target] = nil }
+        for (target, _) in evaluation.banks where Self.settings(detection, target: target, job: nil) == nil {
+            evaluation.banks[target] = nil
+        }
         targets = targets.filter { Self.settings(detection, target: $0.key, job: $0.value.job) != nil }
     }
 
     // MARK: Silences
 
     /// The silences, newest first.
-    public var silences: [Silence] { dispatcher.silences.sorted { $0.startsAt > $1.startsAt } }
+    public var silences: [Silence] { evaluation.dispatcher.silences.sorted { $0.startsAt > $1.startsAt } }
 
     /// Adds a silence; it mutes matching alerts from its start to its end.
     /// - Throws: ``DaemonError`` for matchers that do not parse or an end not after the start.
@@ -586,15 +595,17 @@ public actor Pipeline {
         }
         // Expired silences are kept for the list, the oldest forgotten first; live ones are capped.
         let now = clock()
-        let live = dispatcher.silences.filter { $0.endsAt > now }.count
+        let live = evaluation.dispatcher.silences.filter { $0.endsAt > now }.count
         guard live < Self.maxSilences else {
             throw DaemonError(reason: "there are already \(Self.maxSilences) pending or active silences")
         }
-        let expired = dispatcher.silences.enumerated().filter { $0.element.endsAt <= now }
-        if dispatcher.silences.count >= Self.maxSilences + Self.maxExpiredSilences, let oldest = expired.first {
-            dispatcher.silences.remove(at: oldest.offset)
+        let expired = evaluation.dispatcher.silences.enumerated().filter { $0.element.endsAt <= now }
+        if evaluation.dispatcher.silences.count >= Self.maxSilences + Self.maxExpiredSilences,
+            let oldest = expired.first
+        {
+            evaluation.dispatcher.silences.remove(at: oldest.offset)
         }
-        dispatcher.silences.append(silence)
+        evaluation.dispatcher.silences.append(silence)
         saveSilences()
         return silence
     }
@@ -607,9 +618,9 @@ public actor Pipeline {
 
     /// Ends a silence now. Returns whether there was one with that id.
     public func expireSilence(id: String) -> Bool {
-        guard let index = dispatcher.silences.firstIndex(where: { $0.id == id }) else { return false }
+        guard let index = evaluation.dispatcher.silences.firstIndex(where: { $0.id == id }) else { return false }
         let now = clock()
-        if dispatcher.silences[index].endsAt > now { dispatcher.silences[index].endsAt = now }
+        if evaluation.dispatcher.silences[index].endsAt > now { evaluation.dispatcher.silences[index].endsAt = now }
         saveSilences()
         return true
     }
@@ -617,7 +628,7 @@ public actor Pipeline {
     private func saveSilences() {
         guard let state else { return }
         do {
-            try state.save(silences: dispatcher.silences)
+            try state.save(silences: evaluation.dispatcher.silences)
         } catch {
             logger.error("cannot save silences", metadata: ["error": "\(error)"])
         }
@@ -627,17 +638,18 @@ public actor Pipeline {
 
     public var seriesStatuses: [SeriesStatus] { series.values.sorted { $0.labels < $1.labels } }
 
-    public var seriesCount: Int { banks.values.reduce(0) { $0 + $1.store.count } }
+    public var seriesCount: Int { evaluation.banks.values.reduce(0) { $0 + $1.store.count } }
 
     public func alerts() -> [Alert] {
-        (engine.alerts(in: .firing) + engine.alerts(in: .pending) + engine.alerts(in: .resolved))
+        (evaluation.engine.alerts(in: .firing) + evaluation.engine.alerts(in: .pending)
+            + evaluation.engine.alerts(in: .resolved))
     }
 
     /// What the status page shows: active alerts (firing first, then by severity and age) with
     /// the charts of the series their models watch, targets, recently resolved alerts, silences.
     func statusSnapshot(version: String, maxCharts: Int = 24, chartsPerAlert: Int = 4) -> StatusPage.Snapshot {
         let rank = ["critical": 0, "error": 1, "warning": 2, "info": 3]
-        let active = (engine.alerts(in: .firing) + engine.alerts(in: .pending)).sorted {
+        let active = (evaluation.engine.alerts(in: .firing) + evaluation.engine.alerts(in: .pending)).sorted {
             ($0.state == .firing ? 0 : 1, rank[$0.labels["severity"] ?? ""] ?? 4, $0.activeSince.milliseconds)
                 < ($1.state == .firing ? 0 : 1, rank[$1.labels["severity"] ?? ""] ?? 4, $1.activeSince.milliseconds)
         }
@@ -653,7 +665,7 @@ public actor Pipeline {
             version: version,
             targets: targetStatuses,
             active: panels,
-            resolved: engine.alerts(in: .resolved).sorted {
+            resolved: evaluation.engine.alerts(in: .resolved).sorted {
                 ($0.resolvedAt?.milliseconds ?? 0) > ($1.resolvedAt?.milliseconds ?? 0)
             },
             silences: silences,

@@ -291,8 +291,9 @@ public enum Replayer {
         models: [Model],
         progress: (Int, Int) -> Void
     ) -> [AlertEvent] {
-        var evaluator = ModelEvaluator(models: models)
-        var engine = AlertEngine()
+        // The same evaluation as the daemon's from the verdicts on: models, alert states, and a
+        // dispatcher that routes to nobody.
+        var evaluation = Evaluation(models: models)
         var alertEvents: [AlertEvent] = []
         // Each series' slot once it has one (-1: not yet), or why its samples are dropped.
         var slots = [Int](repeating: -1, count: file.series.count)
@@ -348,10 +349,7 @@ public enum Replayer {
             }
             bank.process(time: time, slotted: batch, into: &verdicts)
             if !models.isEmpty {
-                alertEvents += engine.evaluate(
-                    at: time,
-                    evaluator.observe(time: time, samples: samples, verdicts: verdicts)
-                )
+                alertEvents += evaluation.evaluate(time: time, samples: samples, verdicts: verdicts, now: time)
             }
             for (k, verdict) in verdicts.enumerated() {
                 let index = rowsOfBatch[k]

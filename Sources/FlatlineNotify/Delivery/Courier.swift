@@ -58,66 +58,6 @@ public final class DeliveryStats: Sendable {
     public var snapshot: Counts { counts.withLock { $0 } }
 }
 
-/// Wakes a sleeping delivery loop early (new notifications were committed).
-final class Wakeup: Sendable {
-    private struct State {
-        var fired = false
-        var cancelled = false
-        var waiter: CheckedContinuation<Void, Never>?
-    }
-
-    private let state = Mutex(State())
-
-    func fire() {
-        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
-            guard let w = s.waiter else {
-                s.fired = true
-                return nil
-            }
-            s.waiter = nil
-            return w
-        }
-        waiter?.resume()
-    }
-
-    /// Returns when fired (or already fired since the last wait), or after `timeout`.
-    func wait(upTo timeout: Duration) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { try? await Task.sleep(for: timeout) }
-            group.addTask { await self.waitForFire() }
-            await group.next()
-            group.cancelAll()
-        }
-    }
-
-    private func waitForFire() async {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let now = state.withLock { s -> Bool in
-                    if s.fired || s.cancelled {
-                        s.fired = false
-                        s.cancelled = false
-                        return true
-                    }
-                    s.waiter = continuation
-                    return false
-                }
-                if now { continuation.resume() }
-            }
-        } onCancel: {
-            let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
-                guard let w = s.waiter else {
-                    s.cancelled = true
-                    return nil
-                }
-                s.waiter = nil
-                return w
-            }
-            waiter?.resume()
-        }
-    }
-}
-
 /// Delivers what the outbox holds: one loop per integration, the head of each group's queue at
 /// a time (so a resolve never overtakes its firing), groups side by side. A 2xx removes the
 /// notification; a retryable failure schedules the next attempt with exponential backoff and
@@ -131,6 +71,8 @@ public final class Courier: Sendable {
     public let metrics: NotifyMetrics?
     private let logger: Logger
     private let wakeups: [String: Wakeup]
+    /// Fired when delivery outcomes were recorded (a drain looks at the outbox again).
+    private let recorded = Wakeup()
     private let now: @Sendable () -> Double
 
     public init(
@@ -171,13 +113,15 @@ public final class Courier: Sendable {
     /// - Returns: the notifications still waiting (`nil` when the outbox cannot be read).
     @discardableResult
     public func drain(within seconds: Double) async -> Int? {
-        let task = Task { await run() }
         let deadline = ContinuousClock.now + Duration.clamped(seconds: seconds)
-        while (try? outbox.pendingCount()) ?? 0 > 0, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.run() }
+            // Looks again whenever outcomes were recorded (and at least every second).
+            while (try? outbox.pendingCount()) ?? 0 > 0, ContinuousClock.now < deadline {
+                await recorded.wait(upTo: min(deadline - ContinuousClock.now, .seconds(1)))
+            }
+            group.cancelAll()
         }
-        task.cancel()
-        await task.value
         return try? outbox.pendingCount()
     }
 
@@ -301,6 +245,7 @@ public final class Courier: Sendable {
             )
             return
         }
+        recorded.fire()
         for (outcome, item, reason, delay) in notes {
             stats.record(integration, outcome, latency: outcome == .delivered ? time - item.createdAt : nil)
             metrics?.outcome(receiver: item.receiver, integration: integration, outcome)

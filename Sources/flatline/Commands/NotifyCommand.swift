@@ -2,6 +2,7 @@ import ArgumentParser
 import FlatlineAlerting
 import FlatlineConfig
 import FlatlineCore
+import FlatlineDaemon
 import FlatlineNotify
 import FlatlineScrape
 import Foundation
@@ -59,11 +60,12 @@ struct NotifyCommand: AsyncParsableCommand {
         let notifier = try Notifier(settings: alerting, outbox: outbox, externalURL: externalURL, logger: logger)
         if let events {
             let recorded = try Self.read(events)
-            var dispatcher = Dispatcher(tree: RoutingTree(alerting.route), inhibitRules: alerting.inhibitRules)
-            let notifications = EventReplay.notifications(recorded, dispatcher: &dispatcher)
+            // The daemon's evaluation from the dispatcher on, clocked by the events.
+            var evaluation = Evaluation(models: [], routing: alerting)
+            let notifications = evaluation.notifications(for: recorded)
             let committed = try notifier.submit(
                 notifications,
-                tree: dispatcher.tree,
+                tree: evaluation.dispatcher.tree,
                 now: Date().timeIntervalSince1970
             )
             Stderr.write(
