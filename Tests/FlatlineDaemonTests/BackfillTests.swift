@@ -114,6 +114,105 @@ struct BackfillTests {
         }
     }
 
+    /// Fifteen minutes of a producer's connection as prometheus-nats-exporter (`-connz_detailed`,
+    /// `-jsz`) stored it, every second up to two seconds ago, publishing about 20 msgs/s of 200
+    /// bytes; with the exporter's first-page sums and a JetStream series naming the server.
+    static func exporterHistory(monitoringPort: Int, cid: Int, now: Int) -> String {
+        let server = "server_id=\"http://127.0.0.1:\(monitoringPort)\",job=\"nats-exporter\",instance=\"exporter:7777\""
+        let connection = "\(server),cid=\"\(cid)\",name=\"orders-producer\",kind=\"Client\",type=\"nats\",lang=\"go\""
+        var messages = "# TYPE gnatsd_connz_in_msgs gauge\n"
+        var bytes = "# TYPE gnatsd_connz_in_bytes gauge\n"
+        var streams = "# TYPE jetstream_server_total_streams gauge\n"
+        let end = now - 2
+        var count = 0
+        for k in stride(from: 900, through: 0, by: -1) {
+            let time = end - k
+            count += 18 + (k * 7_919) % 5
+            messages += "gnatsd_connz_in_msgs{\(connection)} \(count) \(time)\n"
+            messages += "gnatsd_connz_in_msgs{\(server)} \(3 * count) \(time)\n"
+            bytes += "gnatsd_connz_in_bytes{\(connection)} \(count * 230) \(time)\n"
+            streams += "jetstream_server_total_streams{\(server),server_name=\"flatline-test\"} 0 \(time)\n"
+        }
+        return messages + bytes + streams + "# EOF\n"
+    }
+
+    @Test(
+        "a NATS job starts warm from prometheus-nats-exporter's history: a flood in the first minute is alerted; cold, the flood model is still warming up"
+    )
+    func natsWarmStart() async throws {
+        let server = try NATSServerProcess(jetStream: false)
+        defer { server.stop() }
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        // A producer at 20 msgs/s that floods ×8 from 30 s on, for 20 s.
+        let scenario = try directory.write(
+            "scenario.yml",
+            """
+            name: backfill-flood
+            seed: 3
+            duration: 55s
+            publishers: [{name: orders-producer, subject: orders.new, rate: 20, payload: 200}]
+            incidents: [{kind: flood, target: orders-producer, multiplier: 8, at: 30s, duration: 20s}]
+            """
+        )
+        let loadgen = Process()
+        loadgen.executableURL = TestSupport.flatlineBinary
+        loadgen.arguments = ["loadgen", "--server", server.url, "--scenario", scenario.path]
+        loadgen.standardError = FileHandle.nullDevice
+        loadgen.standardOutput = FileHandle.nullDevice
+        try loadgen.run()
+        defer {
+            loadgen.terminate()
+            loadgen.waitUntilExit()
+        }
+        // Its connection, as the exporter saw it for the last fifteen minutes.
+        var cid: Int?
+        let found = ContinuousClock.now + .seconds(10)
+        while cid == nil, ContinuousClock.now < found {
+            let connections = try server.monitor("/connz")["connections"] as? [[String: Any]] ?? []
+            cid = connections.first { $0["name"] as? String == "orders-producer" }?["cid"] as? Int
+            if cid == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        let producer = try #require(cid, "the producer never connected")
+        let prometheus = try PrometheusProcess(
+            history: Self.exporterHistory(
+                monitoringPort: server.monitoringPort,
+                cid: producer,
+                now: Int(Date().timeIntervalSince1970)
+            )
+        )
+        defer { prometheus.stop() }
+        let jobs = """
+            scrape_configs:
+              - job_name: nats
+                kind: nats
+                scrape_interval: 1s
+                static_configs: [{targets: ["127.0.0.1:\(server.monitoringPort)"]}]
+                nats: {endpoints: [varz, connz]}
+
+            """
+        // Until the flood's end: is there a ProducerFlood on the producer's connection?
+        @Sendable func floodAlerted(_ port: Int) async throws -> Bool {
+            let deadline = ContinuousClock.now + .seconds(55)
+            while ContinuousClock.now < deadline {
+                let (_, alerts) = try await DaemonAPITests.request(.GET, "http://127.0.0.1:\(port)/api/v1/alerts")
+                if alerts.contains("ProducerFlood") && alerts.contains("\"cid\":\"\(producer)\"") { return true }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            return false
+        }
+        async let warm = DaemonAPITests.withDaemon(
+            data: directory.file("warm").path,
+            yaml: jobs + "backfill: {url: \"\(prometheus.url)\", lookback: 20m}\n"
+        ) { port in try await floodAlerted(port) }
+        async let cold = DaemonAPITests.withDaemon(data: directory.file("cold").path, yaml: jobs) { port in
+            try await floodAlerted(port)
+        }
+        let (warmAlerted, coldAlerted) = try await (warm, cold)
+        #expect(warmAlerted, "the flood was not alerted after a backfill")
+        #expect(!coldAlerted, "cold, the flood model had its two minutes of warm-up already?")
+    }
+
     @Test("history becomes rounds in time order with the target's labels; counters by Prometheus's types, else by name")
     func rounds() throws {
         let configuration = try Configuration.parse(

@@ -8,9 +8,11 @@ import Logging
 /// history from the Prometheus that scraped it, through the same pipeline as its live rounds, so
 /// seasonal baselines and the models' warm-ups are behind it before the first scrape.
 ///
-/// Only `prometheus` jobs: their series are in Prometheus under the names and labels Flatline
-/// scrapes (`job`, `instance`, the target's own labels). A NATS job's series are Flatline's own
-/// extraction from JSON, which Prometheus does not hold under those names.
+/// A `prometheus` job's series are in Prometheus under the names and labels Flatline scrapes
+/// (`job`, `instance`, the target's own labels). A `nats` job's are Flatline's own extraction from
+/// the monitoring JSON; Prometheus holds them as prometheus-nats-exporter scraped them, under the
+/// same names with the exporter's labels (``ExporterSeries``), found by the server's monitoring
+/// URL (`server_id`).
 enum Backfill {
     /// Reads and feeds every cold target's history, one target at a time, `lookback` up to the
     /// moment its turn comes, at the job's scrape interval, in requests of 1,000 steps. A
@@ -28,10 +30,10 @@ enum Backfill {
         var cold: [ScrapeTarget] = []
         for target in targets {
             let job = target.job
-            guard job.kind == .prometheus else {
+            guard job.kind == .prometheus || job.kind == .nats else {
                 if skippedJobs.insert(job.jobName).inserted {
                     logger.notice(
-                        "backfill: not for this job: its series are Flatline's own extraction, not in Prometheus",
+                        "backfill: not for this job: its servers are found at run time, or its samples are events",
                         metadata: ["job": "\(job.jobName)", "kind": "\(job.kind.rawValue)"]
                     )
                 }
@@ -96,12 +98,17 @@ enum Backfill {
         guard let start = Timestamp(exactMilliseconds: Double(end.milliseconds) - settings.lookback * 1000) else {
             return
         }
-        // The labels the live series carry (a static label may set `instance`).
+        // The labels the live series carry (a static label may set `instance`); a NATS server's,
+        // the exporter's series of its monitoring URL.
         let jobLabel = target.labels["job"] ?? job.jobName
         let instance = target.labels["instance"] ?? target.address
+        let query =
+            job.kind == .nats
+            ? ExporterSeries.selector(address: target.address)
+            : "{job=\"\(LabelSet.escape(jobLabel))\",instance=\"\(LabelSet.escape(instance))\"}"
         var range = PrometheusRange(
             url: settings.url,
-            queries: ["{job=\"\(LabelSet.escape(jobLabel))\",instance=\"\(LabelSet.escape(instance))\"}"],
+            queries: [query],
             start: start,
             end: end,
             step: job.scrapeInterval
@@ -120,10 +127,15 @@ enum Backfill {
                 lastReport = clock.now
                 logger.info("backfilling", metadata: ["target": "\(target.name)", "requests": "\(done)/\(total)"])
             }) { answer, _ async throws(PrometheusRangeError) in
-                let own = answer.filter { !Self.foreign($0.labels.metricName) }
-                let batches = Self.rounds(own, of: target, types: types)
+                let own: [(PrometheusRange.Series, MetricKind)] =
+                    job.kind == .nats
+                    ? Self.fromExporter(answer)
+                    : answer.filter { !Self.foreign($0.labels.metricName) }.map {
+                        ($0, PrometheusRange.kind(of: $0.labels.metricName, types: types))
+                    }
+                let batches = Self.rounds(own, of: target)
                 rounds += batches.count
-                for one in own where !one.points.isEmpty { series.insert(one.labels) }
+                for (one, _) in own where !one.points.isEmpty { series.insert(one.labels) }
                 samples += batches.reduce(0) { $0 + $1.samples.count }
                 await pipeline.ingestHistory(batches)
             }
@@ -142,27 +154,52 @@ enum Backfill {
         )
     }
 
+    /// The exporter's series of one server as Flatline's (``ExporterSeries``), with the server's
+    /// name and cluster (from the series that carry them) on every one, as a live scrape sets
+    /// them; series Flatline has no counterpart of are left out. Their kinds are Flatline's: the
+    /// exporter calls every number a gauge.
+    static func fromExporter(_ answer: [PrometheusRange.Series]) -> [(PrometheusRange.Series, MetricKind)] {
+        var server: [String: String] = [:]
+        for one in answer where server.isEmpty { server = ExporterSeries.serverLabels(one.labels) }
+        var out: [(PrometheusRange.Series, MetricKind)] = []
+        for one in answer {
+            guard let (pairs, kind) = ExporterSeries.flatline(one.labels),
+                let labels = try? LabelSet(validating: pairs + server.map { ($0.key, $0.value) })
+            else { continue }
+            out.append((PrometheusRange.Series(labels: labels, points: one.points), kind))
+        }
+        return out
+    }
+
     /// One answer as the target's past rounds: its samples grouped by time, in time order, with
     /// the target's labels as a live scrape sets them (Prometheus keeps no external labels).
     static func rounds(_ answer: [PrometheusRange.Series], of target: ScrapeTarget, types: [String: String])
         -> [ScrapeBatch]
     {
-        var byTime: [Int64: [Sample]] = [:]
-        for one in answer {
+        rounds(answer.map { ($0, PrometheusRange.kind(of: $0.labels.metricName, types: types)) }, of: target)
+    }
+
+    /// Series of known kinds as the target's past rounds. Two series that became one (labels
+    /// Flatline does not keep changed in Prometheus) give the later one's value at a time.
+    static func rounds(_ answer: [(PrometheusRange.Series, MetricKind)], of target: ScrapeTarget) -> [ScrapeBatch] {
+        var byTime: [Int64: [LabelSet: Sample]] = [:]
+        for (one, kind) in answer {
             var labels = one.labels
             for (name, value) in target.labels where labels[name] != value {
                 guard let set = try? labels.setting(name, to: value) else { continue }
                 labels = set
             }
-            let kind = PrometheusRange.kind(of: labels.metricName, types: types)
             for point in one.points {
-                byTime[point.time.milliseconds, default: []].append(
-                    Sample(labels: labels, value: point.value, timestamp: point.time, kind: kind)
+                byTime[point.time.milliseconds, default: [:]][labels] = Sample(
+                    labels: labels,
+                    value: point.value,
+                    timestamp: point.time,
+                    kind: kind
                 )
             }
         }
         return byTime.keys.sorted().map { ms in
-            let samples = byTime[ms] ?? []
+            let samples = (byTime[ms] ?? [:]).values.sorted { $0.labels < $1.labels }
             return ScrapeBatch(
                 target: target.name,
                 labels: target.labels,
