@@ -66,9 +66,27 @@ public struct BackfillSettings: Sendable, Hashable {
     public var bearerTokenFile: String?
     /// Seconds each request to Prometheus may take.
     public var timeout: Double = 120
+    /// How a `nats` target's history is found among prometheus-nats-exporter's series.
+    public var natsExporter = NATSExporterSettings()
 
     public init(url: String) {
         self.url = url
+    }
+}
+
+/// `backfill.nats_exporter`: how the prometheus-nats-exporter that Prometheus scraped was run.
+public struct NATSExporterSettings: Sendable, Hashable {
+    /// The exporter's `-prefix`: its metric names start with it instead of `gnatsd` (core) and
+    /// `jetstream` (JetStream); `nil`: its default names.
+    public var prefix: String?
+    /// The PromQL selector of one server's series, `$address` and `$host` standing for the
+    /// target's `host:port` and host; `nil`: by the exporter's default `server_id` label (the
+    /// monitoring URL it was given).
+    public var selector: String?
+
+    public init(prefix: String? = nil, selector: String? = nil) {
+        self.prefix = prefix
+        self.selector = selector
     }
 }
 
@@ -443,7 +461,7 @@ extension Configuration {
     }
 
     static func backfill(_ value: YAMLValue, directory: String) throws(ConfigError) -> BackfillSettings {
-        let m = try value.mapping(known: ["url", "lookback", "bearer_token_file", "timeout"])
+        let m = try value.mapping(known: ["url", "lookback", "bearer_token_file", "timeout", "nats_exporter"])
         guard let u = m["url"] else { throw value.error("backfill: url is required") }
         let url = try u.string()
         let lower = url.lowercased()
@@ -460,6 +478,27 @@ extension Configuration {
         }
         if let v = m["timeout"] { settings.timeout = try positive(v, v.duration()) }
         if let v = m["bearer_token_file"] { settings.bearerTokenFile = try Self.file(v, directory: directory) }
+        if let v = m["nats_exporter"] {
+            let e = try v.mapping(known: ["prefix", "selector"])
+            if let p = e["prefix"] {
+                let prefix = try p.string()
+                guard LabelSet.isValidLabelName(prefix), !prefix.hasPrefix("__") else {
+                    throw p.error("nats_exporter.prefix \"\(prefix)\" is not a metric name prefix (letters, digits, _)")
+                }
+                settings.natsExporter.prefix = prefix
+            }
+            if let q = e["selector"] {
+                let selector = try q.string()
+                guard selector.hasPrefix("{"), selector.hasSuffix("}"), selector.utf8.count <= 1024,
+                    !selector.contains("\n")
+                else {
+                    throw q.error(
+                        "nats_exporter.selector must be one PromQL label selector in braces, such as {instance=\"$host:7777\"} (at most 1024 bytes)"
+                    )
+                }
+                settings.natsExporter.selector = selector
+            }
+        }
         return settings
     }
 

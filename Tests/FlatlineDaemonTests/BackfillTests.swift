@@ -263,6 +263,22 @@ struct BackfillTests {
         #expect(throws: ConfigError.self) {
             try Configuration.parse("backfill: {url: \"http://p:9090\", lookback: 2y}\n", file: "flatline.yml")
         }
+        let exporter = try Configuration.parse(
+            #"backfill: {url: "http://p:9090", nats_exporter: {prefix: nats, selector: '{instance="$host:7777"}'}}"#,
+            file: "flatline.yml"
+        )
+        #expect(
+            exporter.backfill?.natsExporter
+                == NATSExporterSettings(prefix: "nats", selector: #"{instance="$host:7777"}"#)
+        )
+        for bad in [#"{prefix: "nats-x"}"#, #"{selector: 'instance="a"'}"#, #"{port: 7777}"#] {
+            #expect(throws: ConfigError.self, "\(bad)") {
+                try Configuration.parse(
+                    #"backfill: {url: "http://p:9090", nats_exporter: "# + bad + "}\n",
+                    file: "flatline.yml"
+                )
+            }
+        }
     }
 }
 

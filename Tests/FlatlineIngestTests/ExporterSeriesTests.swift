@@ -81,6 +81,46 @@ struct ExporterSeriesTests {
         #expect(ExporterSeries.kind(of: "gnatsd_healthz_status") == .gauge)
     }
 
+    @Test(
+        "an exporter run with -prefix: its names map back to the default ones; names outside the prefix are not the server's"
+    )
+    func prefixed() throws {
+        let consumer = try #require(
+            ExporterSeries.flatline(
+                try Self.labels([
+                    "__name__": "nats_consumer_num_pending", "server_id": "NDAXV", "stream_name": "ORDERS",
+                    "consumer_name": "worker",
+                ]),
+                prefix: "nats"
+            )
+        )
+        #expect(consumer.labels.first { $0.0 == "__name__" }?.1 == "jetstream_consumer_num_pending")
+        #expect(consumer.kind == .gauge)
+        let messages = try #require(
+            ExporterSeries.flatline(
+                try Self.labels(["__name__": "nats_varz_in_msgs", "server_id": "NDAXV"]),
+                prefix: "nats"
+            )
+        )
+        #expect(messages.labels.first { $0.0 == "__name__" }?.1 == "gnatsd_varz_in_msgs")
+        #expect(messages.kind == .counter)
+        // Not under the prefix, or no subsystem the exporter has: left out.
+        #expect(ExporterSeries.flatline(try Self.labels(["__name__": "gnatsd_varz_in_msgs"]), prefix: "nats") == nil)
+        #expect(ExporterSeries.flatline(try Self.labels(["__name__": "nats_up"]), prefix: "nats") == nil)
+    }
+
+    @Test("a selector template takes the target's address and host")
+    func template() {
+        #expect(
+            ExporterSeries.selector(address: "10.0.0.1:8222", template: #"{instance="$host:7777",job="nats"}"#)
+                == #"{instance="10.0.0.1:7777",job="nats"}"#
+        )
+        #expect(
+            ExporterSeries.selector(address: "nats-0.nats:8222", template: #"{server_id="http://$address"}"#)
+                == #"{server_id="http://nats-0.nats:8222"}"#
+        )
+    }
+
     @Test("the selector finds the server's series by its monitoring URL, http or https, with or without a slash")
     func selector() throws {
         let selector = ExporterSeries.selector(address: "10.0.0.1:8222")

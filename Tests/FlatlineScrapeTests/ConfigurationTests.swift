@@ -347,11 +347,17 @@ struct ConfigurationTests {
         let backfill = try directory.write(
             "backfill.yml",
             "scrape_configs:\n  - job_name: app\n    static_configs: [{targets: ['h:9100']}]\n"
+                + "  - job_name: nats\n    kind: nats\n    static_configs: [{targets: ['h:8222']}]\n"
                 + "backfill: {url: 'http://prometheus:9090', lookback: 14d}\n"
         )
         let backfillCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", backfill.path])
         #expect(backfillCheck.status == 0, "\(backfillCheck.standardError)")
-        #expect(backfillCheck.standardOutput.contains("backfill: 2w of history from http://prometheus:9090 for app"))
+        #expect(
+            backfillCheck.standardOutput.contains(
+                "backfill: 2w of history from http://prometheus:9090 for app, nats (prometheus-nats-exporter's series)"
+            ),
+            "\(backfillCheck.standardOutput)"
+        )
         let token = try directory.write(
             "token.yml",
             "backfill: {url: 'http://prometheus:9090', bearer_token_file: prom.token}\n"

@@ -104,7 +104,7 @@ enum Backfill {
         let instance = target.labels["instance"] ?? target.address
         let query =
             job.kind == .nats
-            ? ExporterSeries.selector(address: target.address)
+            ? ExporterSeries.selector(address: target.address, template: settings.natsExporter.selector)
             : "{job=\"\(LabelSet.escape(jobLabel))\",instance=\"\(LabelSet.escape(instance))\"}"
         var range = PrometheusRange(
             url: settings.url,
@@ -129,7 +129,7 @@ enum Backfill {
             }) { answer, _ async throws(PrometheusRangeError) in
                 let own: [(PrometheusRange.Series, MetricKind)] =
                     job.kind == .nats
-                    ? Self.fromExporter(answer)
+                    ? Self.fromExporter(answer, prefix: settings.natsExporter.prefix)
                     : answer.filter { !Self.foreign($0.labels.metricName) }.map {
                         ($0, PrometheusRange.kind(of: $0.labels.metricName, types: types))
                     }
@@ -158,12 +158,14 @@ enum Backfill {
     /// name and cluster (from the series that carry them) on every one, as a live scrape sets
     /// them; series Flatline has no counterpart of are left out. Their kinds are Flatline's: the
     /// exporter calls every number a gauge.
-    static func fromExporter(_ answer: [PrometheusRange.Series]) -> [(PrometheusRange.Series, MetricKind)] {
+    static func fromExporter(_ answer: [PrometheusRange.Series], prefix: String? = nil) -> [(
+        PrometheusRange.Series, MetricKind
+    )] {
         var server: [String: String] = [:]
         for one in answer where server.isEmpty { server = ExporterSeries.serverLabels(one.labels) }
         var out: [(PrometheusRange.Series, MetricKind)] = []
         for one in answer {
-            guard let (pairs, kind) = ExporterSeries.flatline(one.labels),
+            guard let (pairs, kind) = ExporterSeries.flatline(one.labels, prefix: prefix),
                 let labels = try? LabelSet(validating: pairs + server.map { ($0.key, $0.value) })
             else { continue }
             out.append((PrometheusRange.Series(labels: labels, points: one.points), kind))

@@ -405,10 +405,10 @@ public final class Daemon: Sendable {
     /// shutdown stops them one at a time in the reverse of their order here: the HTTP API, SIGHUP,
     /// the scrapers (and the recording), the cluster's singleton work, re-sends, the flusher (a
     /// last flush), the saver (a last save and upload), the courier (the outbox's grace), and
-    /// last the cluster membership (leaving once everything is saved and shared).
+    /// last the cluster membership (leaving once everything is saved and shared). Recovery from
+    /// the write-ahead log is the scrapers' first step: the HTTP server answers `/healthz`
+    /// meanwhile, and whatever needs the pipeline waits for it (one call on its actor).
     public func run(signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
-        // Learning continues where a crash stopped it, before anything scrapes or notifies.
-        await pipeline.recover()
         // Idle connections are closed after a minute, and header sizes are bounded: a client
         // that opens connections and sends nothing cannot pile them up.
         let http1 = HTTP1Channel.Configuration(

@@ -10,14 +10,17 @@ import UnixSignals
 // them). Each runs until the group's graceful shutdown reaches it, then does its last work and
 // returns; none returns before (the group would take that for a failure).
 
-/// The scrapers of the running configuration, restarted at each reload. A target that starts
-/// cold first reads its history from Prometheus (`backfill:`). At the end, the recording of
-/// `--record` is closed.
+/// The scrapers of the running configuration, restarted at each reload. First, learning
+/// continues where a crash stopped it (the write-ahead log, one synchronous call on the pipeline:
+/// everything else that needs the pipeline waits for it, the HTTP server's `/healthz` does not);
+/// then a target that starts cold reads its history from Prometheus (`backfill:`). At the end,
+/// the recording of `--record` is closed.
 struct ScrapeService: Service {
     let daemon: Daemon
 
     func run() async {
         let logger = daemon.logger
+        await daemon.pipeline.recover()
         await cancelWhenGracefulShutdown {
             if let backfill = daemon.configuration.backfill {
                 await Backfill.run(

@@ -27,8 +27,10 @@ public enum ExporterSeries {
     /// An exporter series' name and labels as Flatline's (without the target's and the server's
     /// labels, which its caller adds), and its kind; `nil` for a series Flatline has no
     /// counterpart of.
-    public static func flatline(_ labels: LabelSet) -> (labels: [(String, String)], kind: MetricKind)? {
-        let name = labels.metricName
+    public static func flatline(_ labels: LabelSet, prefix: String? = nil) -> (
+        labels: [(String, String)], kind: MetricKind
+    )? {
+        guard let name = name(labels.metricName, prefix: prefix) else { return nil }
         var out: [(String, String)] = [(LabelSet.metricNameLabel, name)]
         if perConnection.contains(name) {
             guard let cid = labels["cid"] else { return nil }
@@ -56,6 +58,26 @@ public enum ExporterSeries {
             }
         }
         return (out, kind(of: name))
+    }
+
+    /// The exporter's subsystems under its core namespace (`gnatsd`) and its JetStream one
+    /// (`jetstream`), which a `-prefix` replaces alike.
+    static let coreSubsystems = [
+        "varz_", "connz_", "routez_", "subsz_", "healthz_", "accstatz_", "leafz_", "gatewayz_", "accountz_",
+    ]
+    static let jetStreamSubsystems = ["server_", "account_", "stream_", "consumer_"]
+
+    /// A metric name of an exporter run with `-prefix` as the default names go
+    /// (`nats_varz_in_msgs` → `gnatsd_varz_in_msgs`, `nats_consumer_num_pending` →
+    /// `jetstream_consumer_num_pending`); `nil` for a name not under the prefix or of no known
+    /// subsystem. Without a prefix, the name as it is.
+    static func name(_ name: String, prefix: String?) -> String? {
+        guard let prefix else { return name }
+        guard name.hasPrefix(prefix + "_") else { return nil }
+        let rest = name.dropFirst(prefix.utf8.count + 1)
+        if coreSubsystems.contains(where: rest.hasPrefix) { return "gnatsd_" + rest }
+        if jetStreamSubsystems.contains(where: rest.hasPrefix) { return "jetstream_" + rest }
+        return nil
     }
 
     /// The server's own labels as Flatline sets them on all its series, from an exporter series
@@ -97,10 +119,18 @@ public enum ExporterSeries {
         }
     }
 
-    /// The PromQL selector of the exporter's series of the server at `address` (`host:port`): its
-    /// `server_id` is the monitoring URL it was started with (`http://host:8222`, the exporter's
-    /// default).
-    public static func selector(address: String) -> String {
+    /// The PromQL selector of the exporter's series of the server at `address` (`host:port`).
+    /// By default by its `server_id`, the monitoring URL the exporter was started with
+    /// (`http://host:8222`); a `template` replaces `$address` and `$host` with the target's
+    /// (`{instance="$host:7777"}` for an exporter beside each server).
+    public static func selector(address: String, template: String? = nil) -> String {
+        if let template {
+            let host = address.split(separator: ":").dropLast().joined(separator: ":")
+            return template.replacing("$address", with: address).replacing(
+                "$host",
+                with: host.isEmpty ? address : host
+            )
+        }
         var pattern = "https?://"
         for character in address {
             if "\\.+*?()|[]{}^$".contains(character) { pattern.append("\\") }

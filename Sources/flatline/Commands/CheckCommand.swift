@@ -93,10 +93,14 @@ struct CheckCommand: ParsableCommand {
             text += "\n"
         }
         if let backfill = configuration.backfill {
-            let jobs = configuration.scrapeConfigs.filter { $0.kind == .prometheus }.map(\.jobName)
+            let jobs = configuration.scrapeConfigs.filter { $0.kind == .prometheus || $0.kind == .nats }.map {
+                $0.kind == .nats ? $0.jobName + " (prometheus-nats-exporter's series)" : $0.jobName
+            }
             text += "  backfill: \(DurationText.format(seconds: backfill.lookback)) of history from "
             text += Redaction.redactingUserinfo(backfill.url)
-            text += jobs.isEmpty ? " (no prometheus job to backfill)\n" : " for " + jobs.joined(separator: ", ") + "\n"
+            text +=
+                jobs.isEmpty
+                ? " (no prometheus or nats job to backfill)\n" : " for " + jobs.joined(separator: ", ") + "\n"
         }
         if let cluster = configuration.cluster {
             text +=
