@@ -39,33 +39,44 @@
 package struct SurpriseDetector: Sendable {
     package let parameters: SurpriseParameters
 
-    // Per slot, column-wise.
-    private var count: [Double] = []
-    private var previous: [Double] = []
-    private var quantum: [Double] = []
-    private var slow: [Double] = []
-    private var fast: [Double] = []
-    private var slowError: [Double] = []
-    private var fastError: [Double] = []
-    private var rate: [Double] = []
-    private var shape: [Double] = []
-    private var logStep: [Double] = []
-    private var lastTime: [Double] = []
-    private var run: [Int32] = []
-    private var side: [Int8] = []
-    private var inCluster: [Bool] = []
-    // The seasonal channel: the same two forecasts on values less their daily profile, a tail
-    // of its own, and the profile itself (`seasonSlots` per series, with visit counts).
-    private var seasonStart: [Double] = []
-    private var slowD: [Double] = []
-    private var fastD: [Double] = []
-    private var slowErrorD: [Double] = []
-    private var fastErrorD: [Double] = []
-    private var rateD: [Double] = []
-    private var shapeD: [Double] = []
-    private var runD: [Int32] = []
-    private var sideD: [Int8] = []
-    private var inClusterD: [Bool] = []
+    /// One channel's levels, scales and tail (the plain one and the deseasonalized one).
+    struct Channel: Sendable {
+        var slow = Double.nan
+        var fast = Double.nan
+        var slowError = 0.0
+        var fastError = 0.0
+        var rate: Double
+        var shape: Double
+    }
+
+    /// Everything a series keeps but its daily profile, side by side: a point reads and writes
+    /// nearly all of it, so one series is two or three cache lines, not one line in each of 24
+    /// columns. (152 bytes: no padding.)
+    struct Slot: Sendable {
+        var previous = Double.nan
+        var quantum = Double.infinity
+        var logStep = Double.nan
+        var lastTime = Double.nan
+        var seasonStart = Double.nan
+        var raw: Channel
+        var des: Channel
+        /// Points seen (saturating; a `Double` in the state file, as it was).
+        var count: UInt32 = 0
+        var run: Int32 = 0
+        var runD: Int32 = 0
+        var side: Int8 = 0
+        var sideD: Int8 = 0
+        var inCluster = false
+        var inClusterD = false
+
+        init(_ p: SurpriseParameters) {
+            raw = Channel(rate: p.priorRate, shape: p.priorShape)
+            des = raw
+        }
+    }
+
+    private var slots: [Slot] = []
+    // The daily profile: `seasonSlots` values and visit counts per series, series after series.
     private var profile: [Float] = []
     private var visits: [UInt16] = []
     /// The last argument and result of the functions every series of a tick calls with the
@@ -81,73 +92,26 @@ package struct SurpriseDetector: Sendable {
         bodyAtTail = Self.normalTail(parameters.tailStart)
     }
 
-    package var capacity: Int { count.count }
+    package var capacity: Int { slots.count }
 
     package var bytesPerSeries: Int {
-        18 * MemoryLayout<Double>.stride + 2 * MemoryLayout<Int32>.stride + 2 * MemoryLayout<Int8>.stride
-            + 2 * MemoryLayout<Bool>.stride
+        MemoryLayout<Slot>.stride
             + parameters.seasonSlots * (MemoryLayout<Float>.stride + MemoryLayout<UInt16>.stride)
     }
 
     package mutating func reserve(capacity: Int) {
         guard capacity > self.capacity else { return }
         let extra = capacity - self.capacity
-        count += repeatElement(0, count: extra)
-        previous += repeatElement(.nan, count: extra)
-        quantum += repeatElement(.infinity, count: extra)
-        slow += repeatElement(.nan, count: extra)
-        fast += repeatElement(.nan, count: extra)
-        slowError += repeatElement(0, count: extra)
-        fastError += repeatElement(0, count: extra)
-        rate += repeatElement(parameters.priorRate, count: extra)
-        shape += repeatElement(parameters.priorShape, count: extra)
-        logStep += repeatElement(.nan, count: extra)
-        lastTime += repeatElement(.nan, count: extra)
-        run += repeatElement(0, count: extra)
-        side += repeatElement(0, count: extra)
-        inCluster += repeatElement(false, count: extra)
-        seasonStart += repeatElement(.nan, count: extra)
-        slowD += repeatElement(.nan, count: extra)
-        fastD += repeatElement(.nan, count: extra)
-        slowErrorD += repeatElement(0, count: extra)
-        fastErrorD += repeatElement(0, count: extra)
-        rateD += repeatElement(parameters.priorRate, count: extra)
-        shapeD += repeatElement(parameters.priorShape, count: extra)
-        runD += repeatElement(0, count: extra)
-        sideD += repeatElement(0, count: extra)
-        inClusterD += repeatElement(false, count: extra)
+        slots += repeatElement(Slot(parameters), count: extra)
         profile += repeatElement(0, count: extra * parameters.seasonSlots)
         visits += repeatElement(0, count: extra * parameters.seasonSlots)
     }
 
     package mutating func reset(slot: Int) {
         guard slot < capacity else { return }
-        count[slot] = 0
-        previous[slot] = .nan
-        quantum[slot] = .infinity
-        slow[slot] = .nan
-        fast[slot] = .nan
-        slowError[slot] = 0
-        fastError[slot] = 0
-        rate[slot] = parameters.priorRate
-        shape[slot] = parameters.priorShape
-        logStep[slot] = .nan
-        lastTime[slot] = .nan
-        run[slot] = 0
-        side[slot] = 0
-        inCluster[slot] = false
-        seasonStart[slot] = .nan
-        slowD[slot] = .nan
-        fastD[slot] = .nan
-        slowErrorD[slot] = 0
-        fastErrorD[slot] = 0
-        rateD[slot] = parameters.priorRate
-        shapeD[slot] = parameters.priorShape
-        runD[slot] = 0
-        sideD[slot] = 0
-        inClusterD[slot] = false
-        let slots = parameters.seasonSlots
-        for k in (slot * slots)..<((slot + 1) * slots) {
+        slots[slot] = Slot(parameters)
+        let width = parameters.seasonSlots
+        for k in (slot * width)..<((slot + 1) * width) {
             profile[k] = 0
             visits[k] = 0
         }
@@ -225,14 +189,16 @@ package struct SurpriseDetector: Sendable {
     }
 
     /// Learns |z| = `a` into a tail: exceedance clusters (runs count once) and the Hill index.
-    /// The index learns `a` clipped at `cap`, the |z| of the threshold: an incident's points are
-    /// learned as just anomalous, so incidents cannot teach the tail that they are ordinary.
-    /// (Static, like ``learnLevels(_:_:weight:_:slow:fast:slowMean:fastMean:run:side:)``: a
-    /// method of `self` given `&self.column[i]` would copy `self`, and with it every column.)
+    /// The index learns `a` clipped at the |z| where the tail `before` reaches `target` (the
+    /// threshold): an incident's points are learned as just anomalous, so incidents cannot teach
+    /// the tail that they are ordinary. (The clip is computed only for an exceedance, the one
+    /// point that uses it. Static, like ``learnLevels(_:_:weight:_:slow:fast:slowMean:fastMean:run:side:)``:
+    /// a method of `self` given `&self.column[i]` would copy `self`, and with it every column.)
     @inline(__always)
     private static func learnTail(
         _ a: Double,
-        cap: Double,
+        _ before: (lp: Double, rateLog: Double, index: Double),
+        target: Double,
         _ parameters: SurpriseParameters,
         rate: inout Double,
         shape: inout Double,
@@ -244,6 +210,12 @@ package struct SurpriseDetector: Sendable {
                 inCluster = true
                 start = 1
             }
+            let cap = Self.tailCap(
+                rateLog: before.rateLog,
+                index: before.index,
+                target: target,
+                tailStart: parameters.tailStart
+            )
             shape += parameters.shapeWeight * (_log(Swift.min(a, cap) / parameters.tailStart) - shape)
         } else {
             inCluster = false
@@ -294,136 +266,199 @@ package struct SurpriseDetector: Sendable {
         fastMean += w * (Swift.min(abs(f.fastError), kF) - fastMean)
     }
 
+    /// The daily profile's slots a period (0: no channel: no period, or too few points in one)
+    /// and the slot of `time`, for a series sampled every `step`.
+    @inline(__always)
+    private static func phase(time: Double, step: Double, _ p: SurpriseParameters) -> (slots: Int, phase: Int) {
+        guard p.seasonPeriod > 0 else { return (0, 0) }
+        let slotCount = Swift.min(Int(saturating: p.seasonPeriod / step + 0.5), p.seasonSlots)
+        guard slotCount >= p.seasonMinPoints else { return (0, 0) }
+        var offset = time.truncatingRemainder(dividingBy: p.seasonPeriod)
+        if offset < 0 { offset += p.seasonPeriod }
+        return (slotCount, Swift.min(Int(offset / p.seasonPeriod * Double(slotCount)), slotCount - 1))
+    }
+
+    /// What a point without a value (or before the second one) gives.
+    private static let noPoint = Point(
+        expected: .nan,
+        scale: .nan,
+        z: .nan,
+        surprise: .nan,
+        rateLog: .nan,
+        tailIndex: .nan,
+        perTime: 0
+    )
+
     /// Scores a tick: `values[i]` (NaN or absent: no value) for every slot, into `points`.
     package mutating func update(time: Double, values: [Double], into points: inout [Point]) {
-        let empty = Point(
-            expected: .nan,
-            scale: .nan,
-            z: .nan,
-            surprise: .nan,
-            rateLog: .nan,
-            tailIndex: .nan,
-            perTime: 0
-        )
-        if points.count != capacity { points = [Point](repeating: empty, count: capacity) }
+        let capacity = self.capacity
+        if points.count != capacity { points = [Point](repeating: Self.noPoint, count: capacity) }
         let n = Swift.min(values.count, capacity)
-        for i in 0..<capacity { points[i] = update(slot: i, time: time, value: i < n ? values[i] : .nan) }
+        let p = parameters
+        let body = bodyAtTail
+        var memo = self.memo
+        // One exclusive access to each array for the whole tick (no uniqueness check per point).
+        slots.withUnsafeMutableBufferPointer { slots in
+            profile.withUnsafeMutableBufferPointer { profile in
+                visits.withUnsafeMutableBufferPointer { visits in
+                    values.withUnsafeBufferPointer { values in
+                        points.withUnsafeMutableBufferPointer { points in
+                            for i in 0..<capacity {
+                                points[i] = Self.update(
+                                    &slots[i],
+                                    profile: profile,
+                                    visits: visits,
+                                    at: i * p.seasonSlots,
+                                    time: time,
+                                    value: i < n ? values[i] : .nan,
+                                    p,
+                                    bodyAtTail: body,
+                                    memo: &memo
+                                )
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.memo = memo
     }
 
     /// Scores `value` at `time` for `slot` against the state before it, then learns from it.
     /// NaN: the series has no value now (the clock still moves); the result is NaN.
-    @inline(__always)
     package mutating func update(slot i: Int, time: Double, value x: Double) -> Point {
         let p = parameters
-        let previousTime = lastTime[i]
+        let body = bodyAtTail
+        var memo = self.memo
+        var slot = slots[i]
+        let point = profile.withUnsafeMutableBufferPointer { profile in
+            visits.withUnsafeMutableBufferPointer { visits in
+                Self.update(
+                    &slot,
+                    profile: profile,
+                    visits: visits,
+                    at: i * p.seasonSlots,
+                    time: time,
+                    value: x,
+                    p,
+                    bodyAtTail: body,
+                    memo: &memo
+                )
+            }
+        }
+        slots[i] = slot
+        self.memo = memo
+        return point
+    }
+
+    /// One point of one series: `s` its state, its daily profile at `profile[base...]`.
+    /// (Static, on the state in place: a method of `self` would reach every column through
+    /// `self` and check each array's uniqueness at every access.)
+    @inline(__always)
+    private static func update(
+        _ s: inout Slot,
+        profile: UnsafeMutableBufferPointer<Float>,
+        visits: UnsafeMutableBufferPointer<UInt16>,
+        at base: Int,
+        time: Double,
+        value x: Double,
+        _ p: SurpriseParameters,
+        bodyAtTail body: Double,
+        memo: inout Memo
+    ) -> Point {
+        let previousTime = s.lastTime
         if !previousTime.isNaN {
             let d = time - previousTime
             if d > 0 {
                 let ld = memo.log(d) { x, _ in _log(x) }
-                let current = logStep[i]
-                logStep[i] =
+                let current = s.logStep
+                s.logStep =
                     current.isNaN
                     ? ld : current + p.stepWeight * Swift.min(Swift.max(ld - current, -Self.ln4), Self.ln4)
             }
         }
-        lastTime[i] = time
-        guard !x.isNaN else {
-            return Point(
-                expected: .nan,
-                scale: .nan,
-                z: .nan,
-                surprise: .nan,
-                rateLog: .nan,
-                tailIndex: .nan,
-                perTime: 0
-            )
-        }
-        let n = count[i]
+        s.lastTime = time
+        guard !x.isNaN else { return Self.noPoint }
+        let n = Double(s.count)
         if n == 0 {
-            slow[i] = x
-            fast[i] = x
-            slowD[i] = x
-            fastD[i] = x
-            previous[i] = x
-            seasonStart[i] = time
-            count[i] = 1
+            s.raw.slow = x
+            s.raw.fast = x
+            s.des.slow = x
+            s.des.fast = x
+            s.previous = x
+            s.seasonStart = time
+            s.count = 1
             return Point(expected: x, scale: .nan, z: .nan, surprise: .nan, rateLog: .nan, tailIndex: .nan, perTime: 0)
         }
-        let ls = logStep[i]
+        let ls = s.logStep
         let step = ls.isNaN ? 3600 : memo.exp(ls) { x, _ in _exp(x) }
         // The daily profile's slot for this time, when the series has enough points a cycle.
-        let slots = p.seasonSlots
-        var seasonal = false
-        var phase = 0
-        var slotCount = 0
-        if p.seasonPeriod > 0 {
-            slotCount = Swift.min(Int(saturating: p.seasonPeriod / step + 0.5), slots)
-            if slotCount >= p.seasonMinPoints {
-                seasonal = true
-                var offset = time.truncatingRemainder(dividingBy: p.seasonPeriod)
-                if offset < 0 { offset += p.seasonPeriod }
-                phase = Swift.min(Int(offset / p.seasonPeriod * Double(slotCount)), slotCount - 1)
-            }
-        }
-        let profileIndex = i * slots + phase
+        let (slotCount, phase) = memo.phase(time, step) { time, step in Self.phase(time: time, step: step, p) }
+        let seasonal = slotCount > 0
+        let profileIndex = base + phase
         let seasonalValue = seasonal ? Double(profile[profileIndex]) : 0
         // 1. The forecasts of both channels, the onset rule.
-        let q = quantum[i]
+        let q = s.quantum
         let floor = q.isFinite ? p.quantumFloor * q : 0
         let raw = Forecasts(
             x,
-            slow: slow[i],
-            fast: fast[i],
-            slowMean: slowError[i],
-            fastMean: fastError[i],
+            slow: s.raw.slow,
+            fast: s.raw.fast,
+            slowMean: s.raw.slowError,
+            fastMean: s.raw.fastError,
             floor: floor
         )
         let xd = x - seasonalValue
         let des = Forecasts(
             xd,
-            slow: slowD[i],
-            fast: fastD[i],
-            slowMean: slowErrorD[i],
-            fastMean: fastErrorD[i],
+            slow: s.des.slow,
+            fast: s.des.fast,
+            slowMean: s.des.slowError,
+            fastMean: s.des.fastError,
             floor: floor
         )
-        let cycles = (time - seasonStart[i]) / p.seasonPeriod
+        let cycles = (time - s.seasonStart) / p.seasonPeriod
         let useSeasonal = seasonal && cycles >= p.seasonCycles && des.slowScale < p.seasonGain * raw.slowScale
         // 2. The surprise of each channel, from its tail as it was before this point.
         let perTime = p.perHour * memo.logPerHour(step / 3600) { x, _ in _log(x) } / 2.302_585_092_994_046
-        let body = bodyAtTail
-        let core = Self.tail(abs(raw.z), rate: rate[i], shape: shape[i], p, bodyAtTail: body)
+        let core = Self.tail(abs(raw.z), rate: s.raw.rate, shape: s.raw.shape, p, bodyAtTail: body)
         let warm = n >= Double(p.warmup)
         if warm {
-            let cap = Self.tailCap(
-                rateLog: core.rateLog,
-                index: core.index,
+            Self.learnTail(
+                abs(raw.z),
+                core,
                 target: p.threshold - perTime,
-                tailStart: p.tailStart
+                p,
+                rate: &s.raw.rate,
+                shape: &s.raw.shape,
+                inCluster: &s.inCluster
             )
-            Self.learnTail(abs(raw.z), cap: cap, p, rate: &rate[i], shape: &shape[i], inCluster: &inCluster[i])
         }
         var lp = core.lp
-        var chosen = (expected: raw.useFast ? fast[i] : slow[i], scale: raw.useFast ? raw.fastScale : raw.slowScale)
+        var chosen = (
+            expected: raw.useFast ? s.raw.fast : s.raw.slow, scale: raw.useFast ? raw.fastScale : raw.slowScale
+        )
         var z = raw.z
         var rateLog = core.rateLog
         var index = core.index
         var penalty = 0.0
         if useSeasonal {
-            let other = Self.tail(abs(des.z), rate: rateD[i], shape: shapeD[i], p, bodyAtTail: body)
-            let cap = Self.tailCap(
-                rateLog: other.rateLog,
-                index: other.index,
+            let other = Self.tail(abs(des.z), rate: s.des.rate, shape: s.des.shape, p, bodyAtTail: body)
+            Self.learnTail(
+                abs(des.z),
+                other,
                 target: p.threshold - perTime + p.seasonPenalty,
-                tailStart: p.tailStart
+                p,
+                rate: &s.des.rate,
+                shape: &s.des.shape,
+                inCluster: &s.inClusterD
             )
-            Self.learnTail(abs(des.z), cap: cap, p, rate: &rateD[i], shape: &shapeD[i], inCluster: &inClusterD[i])
             if other.lp - p.seasonPenalty > lp {
                 // The daily profile tells more: its forecast, its scale, its tail (less the
                 // penalty for looking twice).
                 lp = other.lp - p.seasonPenalty
                 chosen = (
-                    expected: (des.useFast ? fastD[i] : slowD[i]) + seasonalValue,
+                    expected: (des.useFast ? s.des.fast : s.des.slow) + seasonalValue,
                     scale: des.useFast ? des.fastScale : des.slowScale
                 )
                 z = des.z
@@ -433,35 +468,35 @@ package struct SurpriseDetector: Sendable {
             }
         }
         // Learn: the resolution, both channels' levels and scales, the daily profile.
-        let d = abs(x - previous[i])
-        if d > 0 && d < q { quantum[i] = d }
-        previous[i] = x
+        let d = abs(x - s.previous)
+        if d > 0 && d < q { s.quantum = d }
+        s.previous = x
         let w = Swift.max(p.scaleWeight, 1 / n)
         Self.learnLevels(
             x,
             raw,
             weight: w,
             p,
-            slow: &slow[i],
-            fast: &fast[i],
-            slowMean: &slowError[i],
-            fastMean: &fastError[i],
-            run: &run[i],
-            side: &side[i]
+            slow: &s.raw.slow,
+            fast: &s.raw.fast,
+            slowMean: &s.raw.slowError,
+            fastMean: &s.raw.fastError,
+            run: &s.run,
+            side: &s.side
         )
         if seasonal {
-            let slowBefore = slowD[i]
+            let slowBefore = s.des.slow
             Self.learnLevels(
                 xd,
                 des,
                 weight: w,
                 p,
-                slow: &slowD[i],
-                fast: &fastD[i],
-                slowMean: &slowErrorD[i],
-                fastMean: &fastErrorD[i],
-                run: &runD[i],
-                side: &sideD[i]
+                slow: &s.des.slow,
+                fast: &s.des.fast,
+                slowMean: &s.des.slowError,
+                fastMean: &s.des.fastError,
+                run: &s.runD,
+                side: &s.sideD
             )
             // The profile learns the value less the deseasonalized level, clipped, at `seasonWeight`
             // a cycle however many points each slot gets.
@@ -475,7 +510,7 @@ package struct SurpriseDetector: Sendable {
             profile[profileIndex] = Float(seasonalValue + g * Swift.min(Swift.max(residual, -limit), limit))
             if seen < UInt16.max { visits[profileIndex] = seen + 1 }
         }
-        count[i] = n + 1
+        if s.count < UInt32.max { s.count += 1 }
         guard warm else {
             return Point(
                 expected: chosen.expected,
@@ -547,6 +582,27 @@ package struct SurpriseDetector: Sendable {
         var logPerHour = LastCall()
         var exp = LastCall()
         var pow = LastCall()
+        var phase = LastPhase()
+    }
+
+    /// ``phase(time:step:_:)``'s last arguments and result (the same for every series of a tick
+    /// sampled alike).
+    struct LastPhase: Sendable {
+        private var argument = (Double.nan, Double.nan)
+        private var result = (slots: 0, phase: 0)
+
+        @inline(__always)
+        mutating func callAsFunction(
+            _ time: Double,
+            _ step: Double,
+            _ f: (Double, Double) -> (slots: Int, phase: Int)
+        ) -> (slots: Int, phase: Int) {
+            if time != argument.0 || step != argument.1 {
+                argument = (time, step)
+                result = f(time, step)
+            }
+            return result
+        }
     }
 
     /// A pure function's last argument and result.
@@ -639,78 +695,106 @@ extension SurpriseDetector: Codable {
         case inClusterD = "in_cluster_d", profile, visits
     }
 
+    // The state file keeps one packed column per number, as before the numbers of a series
+    // were kept side by side: files written by either layout read the same.
     package init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(try c.decode(SurpriseParameters.self, forKey: .parameters))
-        count = try c.decode(PackedDoubles.self, forKey: .count).values
-        previous = try c.decode(PackedDoubles.self, forKey: .previous).values
-        quantum = try c.decode(PackedDoubles.self, forKey: .quantum).values
-        slow = try c.decode(PackedDoubles.self, forKey: .slow).values
-        fast = try c.decode(PackedDoubles.self, forKey: .fast).values
-        slowError = try c.decode(PackedDoubles.self, forKey: .slowError).values
-        fastError = try c.decode(PackedDoubles.self, forKey: .fastError).values
-        rate = try c.decode(PackedDoubles.self, forKey: .rate).values
-        shape = try c.decode(PackedDoubles.self, forKey: .shape).values
-        logStep = try c.decode(PackedDoubles.self, forKey: .logStep).values
-        lastTime = try c.decode(PackedDoubles.self, forKey: .lastTime).values
+        func doubles(_ key: CodingKeys) throws -> [Double] { try c.decode(PackedDoubles.self, forKey: key).values }
+        let count = try doubles(.count)
+        let previous = try doubles(.previous)
+        let quantum = try doubles(.quantum)
+        let logStep = try doubles(.logStep)
+        let lastTime = try doubles(.lastTime)
+        let seasonStart = try doubles(.seasonStart)
+        let channels = try [
+            (.slow, .fast, .slowError, .fastError, .rate, .shape),
+            (.slowD, .fastD, .slowErrorD, .fastErrorD, .rateD, .shapeD),
+        ].map { (keys: (CodingKeys, CodingKeys, CodingKeys, CodingKeys, CodingKeys, CodingKeys)) in
+            try [keys.0, keys.1, keys.2, keys.3, keys.4, keys.5].map(doubles)
+        }
         // Small integers and flags travel as doubles too: one packed form for everything.
-        run = try c.decode(PackedDoubles.self, forKey: .run).values.map { Int32(clamping: Int(saturating: $0)) }
-        side = try c.decode(PackedDoubles.self, forKey: .side).values.map { $0 > 0 ? 1 : $0 < 0 ? -1 : 0 }
-        inCluster = try c.decode(PackedDoubles.self, forKey: .inCluster).values.map { $0 != 0 }
-        seasonStart = try c.decode(PackedDoubles.self, forKey: .seasonStart).values
-        slowD = try c.decode(PackedDoubles.self, forKey: .slowD).values
-        fastD = try c.decode(PackedDoubles.self, forKey: .fastD).values
-        slowErrorD = try c.decode(PackedDoubles.self, forKey: .slowErrorD).values
-        fastErrorD = try c.decode(PackedDoubles.self, forKey: .fastErrorD).values
-        rateD = try c.decode(PackedDoubles.self, forKey: .rateD).values
-        shapeD = try c.decode(PackedDoubles.self, forKey: .shapeD).values
-        runD = try c.decode(PackedDoubles.self, forKey: .runD).values.map { Int32(clamping: Int(saturating: $0)) }
-        sideD = try c.decode(PackedDoubles.self, forKey: .sideD).values.map { $0 > 0 ? 1 : $0 < 0 ? -1 : 0 }
-        inClusterD = try c.decode(PackedDoubles.self, forKey: .inClusterD).values.map { $0 != 0 }
+        let run = try doubles(.run)
+        let side = try doubles(.side)
+        let inCluster = try doubles(.inCluster)
+        let runD = try doubles(.runD)
+        let sideD = try doubles(.sideD)
+        let inClusterD = try doubles(.inClusterD)
         profile = try c.decode(PackedFloats.self, forKey: .profile).values
         visits = try c.decode(PackedFloats.self, forKey: .visits).values.map {
             UInt16(clamping: Int(saturating: Double($0)))
         }
-        var columns: [Int] = [count.count, previous.count, quantum.count, slow.count, fast.count]
-        columns += [slowError.count, fastError.count, rate.count, shape.count, logStep.count, lastTime.count]
-        columns += [run.count, side.count, inCluster.count, seasonStart.count, slowD.count, fastD.count]
-        columns += [slowErrorD.count, fastErrorD.count, rateD.count, shapeD.count, runD.count, sideD.count]
-        columns.append(inClusterD.count)
-        try StateCheck.sameLength(columns, "surprise detector", c.codingPath)
+        let columns =
+            [count, previous, quantum, logStep, lastTime, seasonStart, run, side, inCluster]
+            + [runD, sideD, inClusterD] + channels[0] + channels[1]
+        try StateCheck.sameLength(columns.map(\.count), "surprise detector", c.codingPath)
         try StateCheck.require(
             profile.count == count.count * parameters.seasonSlots && visits.count == profile.count,
             "surprise detector's daily profile has the wrong size",
             c.codingPath
         )
+        func channel(_ k: Int, _ i: Int) -> Channel {
+            let columns = channels[k]
+            return Channel(
+                slow: columns[0][i],
+                fast: columns[1][i],
+                slowError: columns[2][i],
+                fastError: columns[3][i],
+                rate: columns[4][i],
+                shape: columns[5][i]
+            )
+        }
+        func sign(_ x: Double) -> Int8 { x > 0 ? 1 : x < 0 ? -1 : 0 }
+        slots = (0..<count.count).map { i in
+            var slot = Slot(parameters)
+            slot.count = count[i] > 0 ? UInt32(clamping: Int(saturating: count[i])) : 0
+            slot.previous = previous[i]
+            slot.quantum = quantum[i]
+            slot.logStep = logStep[i]
+            slot.lastTime = lastTime[i]
+            slot.seasonStart = seasonStart[i]
+            slot.raw = channel(0, i)
+            slot.des = channel(1, i)
+            slot.run = Int32(clamping: Int(saturating: run[i]))
+            slot.runD = Int32(clamping: Int(saturating: runD[i]))
+            slot.side = sign(side[i])
+            slot.sideD = sign(sideD[i])
+            slot.inCluster = inCluster[i] != 0
+            slot.inClusterD = inClusterD[i] != 0
+            return slot
+        }
     }
 
     package func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
+        func column(_ value: (Slot) -> Double, _ key: CodingKeys) throws {
+            try c.encode(PackedDoubles(slots.map(value)), forKey: key)
+        }
         try c.encode(parameters, forKey: .parameters)
-        try c.encode(PackedDoubles(count), forKey: .count)
-        try c.encode(PackedDoubles(previous), forKey: .previous)
-        try c.encode(PackedDoubles(quantum), forKey: .quantum)
-        try c.encode(PackedDoubles(slow), forKey: .slow)
-        try c.encode(PackedDoubles(fast), forKey: .fast)
-        try c.encode(PackedDoubles(slowError), forKey: .slowError)
-        try c.encode(PackedDoubles(fastError), forKey: .fastError)
-        try c.encode(PackedDoubles(rate), forKey: .rate)
-        try c.encode(PackedDoubles(shape), forKey: .shape)
-        try c.encode(PackedDoubles(logStep), forKey: .logStep)
-        try c.encode(PackedDoubles(lastTime), forKey: .lastTime)
-        try c.encode(PackedDoubles(run.map(Double.init)), forKey: .run)
-        try c.encode(PackedDoubles(side.map(Double.init)), forKey: .side)
-        try c.encode(PackedDoubles(inCluster.map { $0 ? 1 : 0 }), forKey: .inCluster)
-        try c.encode(PackedDoubles(seasonStart), forKey: .seasonStart)
-        try c.encode(PackedDoubles(slowD), forKey: .slowD)
-        try c.encode(PackedDoubles(fastD), forKey: .fastD)
-        try c.encode(PackedDoubles(slowErrorD), forKey: .slowErrorD)
-        try c.encode(PackedDoubles(fastErrorD), forKey: .fastErrorD)
-        try c.encode(PackedDoubles(rateD), forKey: .rateD)
-        try c.encode(PackedDoubles(shapeD), forKey: .shapeD)
-        try c.encode(PackedDoubles(runD.map(Double.init)), forKey: .runD)
-        try c.encode(PackedDoubles(sideD.map(Double.init)), forKey: .sideD)
-        try c.encode(PackedDoubles(inClusterD.map { $0 ? 1 : 0 }), forKey: .inClusterD)
+        try column({ Double($0.count) }, .count)
+        try column(\.previous, .previous)
+        try column(\.quantum, .quantum)
+        try column(\.raw.slow, .slow)
+        try column(\.raw.fast, .fast)
+        try column(\.raw.slowError, .slowError)
+        try column(\.raw.fastError, .fastError)
+        try column(\.raw.rate, .rate)
+        try column(\.raw.shape, .shape)
+        try column(\.logStep, .logStep)
+        try column(\.lastTime, .lastTime)
+        try column({ Double($0.run) }, .run)
+        try column({ Double($0.side) }, .side)
+        try column({ $0.inCluster ? 1 : 0 }, .inCluster)
+        try column(\.seasonStart, .seasonStart)
+        try column(\.des.slow, .slowD)
+        try column(\.des.fast, .fastD)
+        try column(\.des.slowError, .slowErrorD)
+        try column(\.des.fastError, .fastErrorD)
+        try column(\.des.rate, .rateD)
+        try column(\.des.shape, .shapeD)
+        try column({ Double($0.runD) }, .runD)
+        try column({ Double($0.sideD) }, .sideD)
+        try column({ $0.inClusterD ? 1 : 0 }, .inClusterD)
         try c.encode(PackedFloats(profile), forKey: .profile)
         try c.encode(PackedFloats(visits.map(Float.init)), forKey: .visits)
     }
