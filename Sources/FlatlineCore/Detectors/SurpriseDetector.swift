@@ -289,6 +289,14 @@ package struct SurpriseDetector: Sendable {
         perTime: 0
     )
 
+    /// A point that is not scored (warming up) but has a forecast.
+    @inline(__always)
+    private static func unscored(expected: Double) -> Point {
+        var point = noPoint
+        point.expected = expected
+        return point
+    }
+
     /// Scores a tick: `values[i]` (NaN or absent: no value) for every slot, into `points`.
     package mutating func update(time: Double, values: [Double], into points: inout [Point]) {
         let capacity = self.capacity
@@ -388,7 +396,7 @@ package struct SurpriseDetector: Sendable {
             s.previous = x
             s.seasonStart = time
             s.count = 1
-            return Point(expected: x, scale: .nan, z: .nan, surprise: .nan, rateLog: .nan, tailIndex: .nan, perTime: 0)
+            return Self.unscored(expected: x)
         }
         let ls = s.logStep
         let step = ls.isNaN ? 3600 : memo.exp(ls) { x, _ in _exp(x) }
@@ -511,17 +519,7 @@ package struct SurpriseDetector: Sendable {
             if seen < UInt16.max { visits[profileIndex] = seen + 1 }
         }
         if s.count < UInt32.max { s.count += 1 }
-        guard warm else {
-            return Point(
-                expected: chosen.expected,
-                scale: .nan,
-                z: .nan,
-                surprise: .nan,
-                rateLog: .nan,
-                tailIndex: .nan,
-                perTime: 0
-            )
-        }
+        guard warm else { return Self.unscored(expected: chosen.expected) }
         // 4. Per hour (perTime above).
         return Point(
             expected: chosen.expected,
@@ -695,6 +693,13 @@ extension SurpriseDetector: Codable {
         case inClusterD = "in_cluster_d", profile, visits
     }
 
+    /// The keys of the plain and the deseasonalized channel's numbers: slow, fast, their
+    /// errors, rate, shape.
+    private static let channelKeys: [[CodingKeys]] = [
+        [.slow, .fast, .slowError, .fastError, .rate, .shape],
+        [.slowD, .fastD, .slowErrorD, .fastErrorD, .rateD, .shapeD],
+    ]
+
     // The state file keeps one packed column per number, as before the numbers of a series
     // were kept side by side: files written by either layout read the same.
     package init(from decoder: any Decoder) throws {
@@ -707,12 +712,7 @@ extension SurpriseDetector: Codable {
         let logStep = try doubles(.logStep)
         let lastTime = try doubles(.lastTime)
         let seasonStart = try doubles(.seasonStart)
-        let channels = try [
-            (.slow, .fast, .slowError, .fastError, .rate, .shape),
-            (.slowD, .fastD, .slowErrorD, .fastErrorD, .rateD, .shapeD),
-        ].map { (keys: (CodingKeys, CodingKeys, CodingKeys, CodingKeys, CodingKeys, CodingKeys)) in
-            try [keys.0, keys.1, keys.2, keys.3, keys.4, keys.5].map(doubles)
-        }
+        let channels = try Self.channelKeys.map { try $0.map(doubles) }
         // Small integers and flags travel as doubles too: one packed form for everything.
         let run = try doubles(.run)
         let side = try doubles(.side)
@@ -774,24 +774,19 @@ extension SurpriseDetector: Codable {
         try column({ Double($0.count) }, .count)
         try column(\.previous, .previous)
         try column(\.quantum, .quantum)
-        try column(\.raw.slow, .slow)
-        try column(\.raw.fast, .fast)
-        try column(\.raw.slowError, .slowError)
-        try column(\.raw.fastError, .fastError)
-        try column(\.raw.rate, .rate)
-        try column(\.raw.shape, .shape)
+        // A channel's six numbers, in the order of `channelKeys`.
+        func channel(_ channel: KeyPath<Slot, Channel>, _ keys: [CodingKeys]) throws {
+            let fields: [KeyPath<Channel, Double>] = [\.slow, \.fast, \.slowError, \.fastError, \.rate, \.shape]
+            for (field, key) in zip(fields, keys) { try column({ $0[keyPath: channel][keyPath: field] }, key) }
+        }
+        try channel(\.raw, Self.channelKeys[0])
         try column(\.logStep, .logStep)
         try column(\.lastTime, .lastTime)
         try column({ Double($0.run) }, .run)
         try column({ Double($0.side) }, .side)
         try column({ $0.inCluster ? 1 : 0 }, .inCluster)
         try column(\.seasonStart, .seasonStart)
-        try column(\.des.slow, .slowD)
-        try column(\.des.fast, .fastD)
-        try column(\.des.slowError, .slowErrorD)
-        try column(\.des.fastError, .fastErrorD)
-        try column(\.des.rate, .rateD)
-        try column(\.des.shape, .shapeD)
+        try channel(\.des, Self.channelKeys[1])
         try column({ Double($0.runD) }, .runD)
         try column({ Double($0.sideD) }, .sideD)
         try column({ $0.inClusterD ? 1 : 0 }, .inClusterD)
