@@ -289,6 +289,13 @@ package struct SurpriseDetector: Sendable {
         perTime: 0
     )
 
+    /// `max(weight, 1 / n)` for n ≥ 1, without the division once n × weight ≥ 2 (then 1/n is
+    /// at most half the weight, so the result is the weight, the same double as with it).
+    @inline(__always)
+    private static func atLeast(_ weight: Double, oneOver n: Double) -> Double {
+        n * weight >= 2 ? weight : Swift.max(weight, 1 / n)
+    }
+
     /// A point that is not scored (warming up) but has a forecast.
     @inline(__always)
     private static func unscored(expected: Double) -> Point {
@@ -479,7 +486,7 @@ package struct SurpriseDetector: Sendable {
         let d = abs(x - s.previous)
         if d > 0 && d < q { s.quantum = d }
         s.previous = x
-        let w = Swift.max(p.scaleWeight, 1 / n)
+        let w = Self.atLeast(p.scaleWeight, oneOver: n)
         Self.learnLevels(
             x,
             raw,
@@ -510,11 +517,12 @@ package struct SurpriseDetector: Sendable {
             // a cycle however many points each slot gets.
             let residual = x - slowBefore - seasonalValue
             let limit = des.slowScale > 0 ? p.clip * des.slowScale : Double.infinity
-            let perCycle = p.seasonPeriod / (step * Double(slotCount))
-            let weight =
-                perCycle <= 1 ? p.seasonWeight : 1 - memo.pow(1 - p.seasonWeight, 1 / perCycle) { x, y in _pow(x, y) }
+            let weight = memo.profileWeight(step, Double(slotCount)) { step, slotCount in
+                let perCycle = p.seasonPeriod / (step * slotCount)
+                return perCycle <= 1 ? p.seasonWeight : 1 - _pow(1 - p.seasonWeight, 1 / perCycle)
+            }
             let seen = visits[profileIndex]
-            let g = Swift.max(weight, 1 / (Double(seen) + 1))
+            let g = Self.atLeast(weight, oneOver: Double(seen) + 1)
             profile[profileIndex] = Float(seasonalValue + g * Swift.min(Swift.max(residual, -limit), limit))
             if seen < UInt16.max { visits[profileIndex] = seen + 1 }
         }
@@ -579,7 +587,7 @@ package struct SurpriseDetector: Sendable {
         var log = LastCall()
         var logPerHour = LastCall()
         var exp = LastCall()
-        var pow = LastCall()
+        var profileWeight = LastCall()
         var phase = LastPhase()
     }
 
