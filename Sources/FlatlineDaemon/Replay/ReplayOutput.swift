@@ -232,14 +232,41 @@ struct ByteWriter {
         text.withUTF8Buffer { append($0) }
     }
 
-    /// The shortest text that reads back as `value`, or `empty` for NaN and infinities.
+    /// The shortest text that reads back as `value` (`Double.description`'s), or `empty` for NaN
+    /// and infinities. Zero and whole numbers below 10¹⁵ (nearly every score, the values of
+    /// counts) are written digit by digit, the same text (`0.0`, `-0.0`, `42.0`) without
+    /// building a `String`. At most 24 bytes.
     @inline(__always)
     mutating func append(number value: Double, empty: StaticString) {
-        if value.isFinite {
-            var text = value.description
-            text.withUTF8 { append($0) }
-        } else {
+        guard value.isFinite else {
             append(empty)
+            return
         }
+        let magnitude = value.magnitude
+        if magnitude < 1e15 && magnitude.rounded(.towardZero) == magnitude {
+            if value.sign == .minus { append(UInt8(ascii: "-")) }
+            append(digits: UInt64(magnitude))
+            append(".0")
+            return
+        }
+        var text = value.description
+        text.withUTF8 { append($0) }
+    }
+
+    /// The decimal digits of `n`.
+    @inline(__always)
+    private mutating func append(digits n: UInt64) {
+        var width = 1
+        var rest = n / 10
+        while rest > 0 {
+            width += 1
+            rest /= 10
+        }
+        var n = n
+        for k in stride(from: width - 1, through: 0, by: -1) {
+            (base + count + k).initialize(to: UInt8(ascii: "0") + UInt8(truncatingIfNeeded: n % 10))
+            n /= 10
+        }
+        count += width
     }
 }
