@@ -33,9 +33,9 @@
 /// an incident are learned as "just anomalous": incidents cannot teach the tail that they are
 /// ordinary.
 ///
-/// State per series: 18 numbers and the daily profile (96 × 6 bytes), about 730 bytes; per
-/// point O(1). Chosen on Microsoft's cloud monitoring corpus with NAB's scoring (see the
-/// README's "Detection quality").
+/// State per series: 17 doubles and 7 small integers and flags side by side (152 bytes) and the
+/// daily profile (96 × 6 bytes), about 730 bytes; per point O(1). Chosen on Microsoft's cloud
+/// monitoring corpus with NAB's scoring (see the README's "Detection quality").
 package struct SurpriseDetector: Sendable {
     package let parameters: SurpriseParameters
 
