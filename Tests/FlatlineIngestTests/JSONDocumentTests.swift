@@ -135,6 +135,42 @@ struct JSONDocumentTests {
         #expect(document.utf8(try #require(document.member(document.root, "n"))) == nil)
     }
 
+    @Test("a text denser than the tape's first guess is read whole, value for value")
+    func denseText() throws {
+        // One value per two bytes: four times what the first tape holds.
+        let values = (0..<10_000).map { String($0 % 10) }
+        let document = try JSONDocument(parsing: Array("[\(values.joined(separator: ","))]".utf8))
+        #expect(document.count == values.count + 1)
+        #expect(document.elements(document.root).map { document.number($0) } == values.map { Double($0) })
+        // At the limit exactly, and one past it.
+        let text = Array("[\(values.prefix(999).joined(separator: ","))]".utf8)
+        #expect(try JSONDocument(parsing: text, maxValues: 1000).count == 1000)
+        let error = #expect(throws: JSONError.self) { try JSONDocument(parsing: text, maxValues: 999) }
+        #expect(error?.reason == "more than 999 values")
+    }
+
+    @Test("keys of every length up to 64 bytes are told apart by all their bytes, at the end of the text too")
+    func keyTableLengths() throws {
+        let keys: [StaticString] = [
+            "a", "in_msgs", "in_bytes", "out_bytes", "last_activity", "abcdefghijklmnop", "abcdefghijklmnoq",
+            "abcdefghijklmnopq", "abcdefghijklmnopr", "abcdefghijklmnopqrstuvwxyz_0123456789_abcdefghijklmnopqrstuvw",
+        ]
+        let table = JSONKeyTable(keys)
+        let names = keys.map { key in key.withUTF8Buffer { String(decoding: $0, as: UTF8.self) } }
+        // Each key alone (the last member of a short text), and near misses of each.
+        for (slot, name) in names.enumerated() {
+            var values: [Int] = []
+            let alone = try JSONDocument(parsing: Array(#"{"\#(name)":1}"#.utf8))
+            alone.members(alone.root, in: table, into: &values)
+            #expect(values.enumerated().allSatisfy { $0.element == ($0.offset == slot ? 2 : -1) }, "\(name)")
+            for miss in [String(name.dropLast()) + "#", "#" + name.dropFirst(), name + "x"] {
+                let other = try JSONDocument(parsing: Array(#"{"\#(miss)":1,"zzzzzzzzzzzzzzzzzzzz":2}"#.utf8))
+                other.members(other.root, in: table, into: &values)
+                #expect(values.allSatisfy { $0 == -1 } || names.contains(miss), "\(miss)")
+            }
+        }
+    }
+
     @Test("a key table finds what one member lookup per key finds, in one pass")
     func keyTable() throws {
         let table = JSONKeyTable(["cid", "name", "pending_bytes", "rtt", "absent", "dup", "esc"])

@@ -340,6 +340,65 @@ struct NATSExtractorTests {
         #expect(Self.sample(fourth, "flatline_nats_client_group_in_msgs")?.counterReset == false)
     }
 
+    @Test("a connection's series keep their label sets across scrapes, and take new ones when it changes")
+    func rememberedConnections() throws {
+        // Raw JSON members of a connection (name and account as written, escapes included).
+        typealias Raw = (cid: Int, name: String?, account: String?, inMsgs: Int)
+        func body(_ server: String, _ second: Int, _ connections: [Raw]) -> [UInt8] {
+            let list = connections.map { c in
+                var members = [#""cid":\#(c.cid)"#, #""in_msgs":\#(c.inMsgs)"#, #""pending_bytes":\#(c.cid * 10)"#]
+                if let name = c.name { members.append(#""name":"\#(name)""#) }
+                if let account = c.account { members.append(#""account":"\#(account)""#) }
+                members.append(#""rtt":"1.5ms","idle":"2s","subscriptions":1"#)
+                return "{" + members.joined(separator: ",") + "}"
+            }
+            let text =
+                #"{"server_id":"\#(server)","now":"2026-01-01T00:00:0\#(second)Z","total":\#(connections.count),"connections":[\#(list.joined(separator: ","))]}"#
+            var bytes = Array(text.utf8)
+            // "\u{FFFD}" in a name below stands for an invalid byte in the body.
+            while let k = bytes.firstIndex(of: UInt8(ascii: "~")) { bytes[k] = 0xFF }
+            return bytes
+        }
+        /// Text with every byte outside printable ASCII as `\xHH`: two texts Swift holds equal
+        /// (`é` and `e` + U+0301) stay apart.
+        func bytes(_ text: String) -> String {
+            text.utf8.map { $0 >= 0x20 && $0 < 0x7F ? String(UnicodeScalar($0)) : "\\x" + String($0, radix: 16) }
+                .joined()
+        }
+        /// The per-connection series of `samples` by their exact bytes: labels, name included, and value.
+        func perConnection(_ samples: [Sample]) -> [String] {
+            samples.filter { $0.labels["cid"] != nil }.map { sample in
+                sample.labels.labels.map { "\($0.name)=\(bytes($0.value))" }.joined(separator: ",") + " \(sample.value)"
+            }.sorted()
+        }
+        let scrapes: [(server: String, connections: [Raw])] = [
+            ("A", [(1, "api-1", "$G", 10), (2, "worker-7", nil, 5), (3, nil, nil, 1), (4, #"caf\u00e9"#, "X", 0)]),
+            // cid 1 renamed, cid 2's account appears, cid 3 stays unnamed, cid 4 unchanged.
+            ("A", [(1, "api-2", "$G", 12), (2, "worker-7", "B", 6), (3, nil, nil, 2), (4, #"caf\u00e9"#, "X", 1)]),
+            // The same text written another way (precomposed, then decomposed), an invalid
+            // byte, a connection listed twice, one gone and one new.
+            ("A", [(4, "caf\u{E9}", "X", 2), (2, "worker-7", "B", 7), (2, "worker-7", "B", 7), (5, "n~x", nil, 3)]),
+            ("A", [(4, "cafe\u{301}", "X", 3), (5, "n~x", nil, 4), (1, "", "$G", 13)]),
+            // The server restarted under another name: every label set is built again.
+            ("B", [(4, "cafe\u{301}", "X", 1), (5, "n~x", nil, 1)]),
+        ]
+        var remembering = NATSExtractor(targetLabels: Self.target)
+        for (k, scrape) in scrapes.enumerated() {
+            let varz =
+                #"{"server_id":"\#(scrape.server)","server_name":"n-\#(scrape.server)","now":"2026-01-01T00:00:0\#(k)Z"}"#
+            _ = try remembering.extract(.varz, pages: [Self.page(varz)], scrapeTime: Self.scrapeTime)
+            let pages = [JSONPage(document: try JSONDocument(parsing: body(scrape.server, k, scrape.connections)))]
+            let kept = try remembering.extract(.connz, pages: pages, scrapeTime: Self.scrapeTime)
+            var fresh = NATSExtractor(targetLabels: Self.target)
+            _ = try fresh.extract(.varz, pages: [Self.page(varz)], scrapeTime: Self.scrapeTime)
+            let built = try fresh.extract(.connz, pages: pages, scrapeTime: Self.scrapeTime)
+            #expect(perConnection(kept) == perConnection(built), "scrape \(k)")
+            #expect(!perConnection(kept).isEmpty)
+        }
+        // Only the connections of the last /connz are remembered.
+        #expect(remembering.connzMemory.connections.map(\.cid).sorted() == [4, 5])
+    }
+
     @Test("closed connections are counted once each, by reason")
     func closedConnections() throws {
         var extractor = NATSExtractor(targetLabels: Self.target)

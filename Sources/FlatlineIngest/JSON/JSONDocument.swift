@@ -95,6 +95,28 @@ public struct JSONDocument: Sendable {
         return ascii ? out : Array(String(decoding: out, as: UTF8.self).utf8)
     }
 
+    /// Whether node `node` is a string whose text has `text`'s bytes (not merely canonically
+    /// equivalent ones), without building the string when the node has no escapes and its raw
+    /// bytes are `text`'s.
+    public func string(_ node: Int, matches text: String) -> Bool {
+        let n = nodes[node]
+        guard n.kind == .string else { return false }
+        if !n.flag {
+            var text = text
+            let same = text.withUTF8 { want in
+                bytes.withUnsafeBufferPointer { all in
+                    guard want.count == Int(n.length) else { return false }
+                    guard let base = all.baseAddress, let other = want.baseAddress else { return want.isEmpty }
+                    return memcmp(base + Int(n.start), other, want.count) == 0
+                }
+            }
+            // Equal bytes are equal text; unequal ones may still decode to it (an invalid byte
+            // read as U+FFFD), which the slow path below decides.
+            if same { return true }
+        }
+        return string(node).map { $0.utf8.elementsEqual(text.utf8) } ?? false
+    }
+
     /// Whether the string node equals `text` (raw bytes; keys and names have no escapes).
     public func string(_ node: Int, equals text: StaticString) -> Bool {
         let n = nodes[node]
@@ -148,7 +170,12 @@ public struct JSONDocument: Sendable {
                 var key = node + 1
                 for _ in 0..<Int(n.length) {
                     let k = tape[key]
-                    if !k.flag, let slot = table.slot(of: base + Int(k.start), length: Int(k.length)),
+                    if !k.flag,
+                        let slot = table.slot(
+                            of: base + Int(k.start),
+                            length: Int(k.length),
+                            readable: text.count - Int(k.start)
+                        ),
                         values[slot] < 0
                     {
                         values[slot] = key + 1
@@ -202,30 +229,90 @@ public struct JSONDocument: Sendable {
 /// A fixed set of object keys to look up together (``JSONDocument/members(_:in:into:)``); build
 /// it once, as a `static let`.
 public struct JSONKeyTable: Sendable {
+    /// A key's first sixteen bytes as two little-endian words, zero past its end.
+    private struct Entry: Sendable {
+        var head: UInt64
+        var second: UInt64
+        var slot: Int
+    }
+
     private let keys: [[UInt8]]
-    /// Key indices by key length (keys longer than 63 bytes are not looked up by length).
-    private let byLength: [[Int]]
+    /// The keys by length: those of `n` bytes are `entries[starts[n]..<starts[n + 1]]` (keys
+    /// longer than 63 bytes are never found).
+    private let entries: [Entry]
+    private let starts: [Int]
 
     public init(_ keys: [StaticString]) {
         self.keys = keys.map { key in key.withUTF8Buffer { Array($0) } }
-        var byLength = [[Int]](repeating: [], count: 64)
-        for (i, key) in self.keys.enumerated() where key.count < 64 { byLength[key.count].append(i) }
-        self.byLength = byLength
+        var entries: [Entry] = []
+        var starts: [Int] = []
+        for length in 0..<64 {
+            starts.append(entries.count)
+            for (slot, key) in self.keys.enumerated() where key.count == length {
+                key.withUnsafeBufferPointer { text in
+                    guard let base = text.baseAddress else {
+                        entries.append(Entry(head: 0, second: 0, slot: slot))
+                        return
+                    }
+                    entries.append(
+                        Entry(
+                            head: Self.word(base, from: 0, length: length),
+                            second: Self.word(base, from: 8, length: length),
+                            slot: slot
+                        )
+                    )
+                }
+            }
+        }
+        starts.append(entries.count)
+        self.entries = entries
+        self.starts = starts
     }
 
     /// The number of keys.
     public var count: Int { keys.count }
 
-    /// The slot of the key spelled by `length` bytes at `start`, or `nil`.
+    /// Bytes `from..<from + 8` of a `length`-byte text as a little-endian word, zero past the
+    /// text's end; reads nothing past it.
     @inline(__always)
-    func slot(of start: UnsafePointer<UInt8>, length: Int) -> Int? {
+    private static func word(_ text: UnsafePointer<UInt8>, from: Int, length: Int) -> UInt64 {
+        var word: UInt64 = 0
+        var k = min(from + 8, length) - 1
+        while k >= from {
+            word = word << 8 | UInt64(text[k])
+            k -= 1
+        }
+        return word
+    }
+
+    /// The slot of the key spelled by `length` bytes at `start`, or `nil`; `readable` bytes
+    /// from `start` on may be read.
+    @inline(__always)
+    func slot(of start: UnsafePointer<UInt8>, length: Int, readable: Int) -> Int? {
         guard length < 64 else { return nil }
-        for i in byLength[length] {
-            let same = keys[i].withUnsafeBufferPointer { key in
-                guard let k = key.baseAddress else { return length == 0 }
-                return memcmp(k, start, length) == 0
+        let first = starts[length]
+        let end = starts[length + 1]
+        guard first < end else { return nil }
+        let head: UInt64
+        let second: UInt64
+        if readable >= 16 {
+            // Two loads, the bytes past the key masked off.
+            func mask(_ n: Int) -> UInt64 { n >= 8 ? ~0 : n <= 0 ? 0 : (1 << UInt64(8 * n)) - 1 }
+            let raw = UnsafeRawPointer(start)
+            head = UInt64(littleEndian: raw.loadUnaligned(as: UInt64.self)) & mask(length)
+            second = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) & mask(length - 8)
+        } else {
+            head = Self.word(start, from: 0, length: length)
+            second = Self.word(start, from: 8, length: length)
+        }
+        for k in first..<end where entries[k].head == head && entries[k].second == second {
+            let slot = entries[k].slot
+            guard length > 16 else { return slot }
+            let same = keys[slot].withUnsafeBufferPointer { key in
+                guard let base = key.baseAddress else { return false }
+                return memcmp(base + 16, start + 16, length - 16) == 0
             }
-            if same { return i }
+            if same { return slot }
         }
         return nil
     }

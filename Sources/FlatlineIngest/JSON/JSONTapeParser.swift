@@ -19,7 +19,12 @@ struct JSONTapeParser {
     let maxDepth: Int
     let maxValues: Int
     private var i = 0
-    private var nodes: [JSONDocument.Node] = []
+    /// `bytes` while ``parse()`` runs.
+    private var text = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
+    /// The nodes written so far, into ``tape``.
+    private var count = 0
+    /// The tape while ``parse(capacity:)`` runs.
+    private var tape = UnsafeMutableBufferPointer<JSONDocument.Node>(start: nil, count: 0)
     private var stack: [Frame] = []
 
     init(bytes: [UInt8], maxDepth: Int, maxValues: Int = JSONDocument.defaultMaxValues) {
@@ -30,23 +35,68 @@ struct JSONTapeParser {
 
     mutating func parse() throws(JSONError) -> [JSONDocument.Node] {
         guard bytes.count < Int(UInt32.max) else { throw JSONError(offset: 0, reason: "text larger than 4 GiB") }
-        // Monitoring JSON averages about one value per 10 bytes.
-        nodes.reserveCapacity(min(bytes.count / 10 + 4, maxValues))
+        // Monitoring JSON averages about one value (member names included) per 9 bytes
+        // (`/connz`): a tape for one per 8 is nearly always enough. A text with more is parsed
+        // again into one for every value it can hold: each takes at least two bytes with its
+        // separator, and at most one member name more than `maxValues` passes the check below.
+        let guess = min(bytes.count / 8 + 4, maxValues + 1)
+        if let nodes = try parse(capacity: guess) { return nodes }
+        let bound = min(bytes.count / 2 + 2, maxValues + 1)
+        if let nodes = try parse(capacity: bound) { return nodes }
+        throw JSONError(offset: i, reason: "more than \(bound) values")
+    }
+
+    /// One pass into a tape of `capacity` nodes; `nil` when the text has more.
+    private mutating func parse(capacity: Int) throws(JSONError) -> [JSONDocument.Node]? {
+        i = 0
+        count = 0
+        stack.removeAll(keepingCapacity: true)
+        var failure: JSONError?
+        var full = false
+        let bytes = bytes
+        // The pass reads the bytes and writes the nodes through pointers, valid only while it
+        // runs: no bounds check or uniqueness check per byte or node (every read is guarded by
+        // `i < text.count`, every write by `count < capacity`).
+        let nodes = bytes.withUnsafeBufferPointer { text in
+            [JSONDocument.Node](unsafeUninitializedCapacity: capacity) { tape, initialized in
+                self.text = text
+                self.tape = tape
+                defer {
+                    self.text = UnsafeBufferPointer(start: nil, count: 0)
+                    self.tape = UnsafeMutableBufferPointer(start: nil, count: 0)
+                }
+                do throws(JSONError) {
+                    try parseText()
+                } catch {
+                    if error == Self.tapeFull { full = true } else { failure = error }
+                }
+                // Nodes are plain values: those written are initialized, whatever happened.
+                initialized = count
+            }
+        }
+        if let failure { throw failure }
+        return full ? nil : nodes
+    }
+
+    /// Thrown inside the pass when the tape has no room for another node.
+    private static let tapeFull = JSONError(offset: -1, reason: "tape full")
+
+    private mutating func parseText() throws(JSONError) {
         var needValue = true
         while true {
             if needValue {
-                guard nodes.count < maxValues else { throw error("more than \(maxValues) values") }
+                guard count < maxValues else { throw error("more than \(maxValues) values") }
                 skipWhitespace()
-                guard i < bytes.count else { throw error(nodes.isEmpty ? "empty text" : "unexpected end of text") }
-                switch bytes[i] {
+                guard i < text.count else { throw error(count == 0 ? "empty text" : "unexpected end of text") }
+                switch text[i] {
                 case UInt8(ascii: "{"), UInt8(ascii: "["):
-                    let isObject = bytes[i] == UInt8(ascii: "{")
+                    let isObject = text[i] == UInt8(ascii: "{")
                     guard stack.count < maxDepth else { throw error("nesting deeper than \(maxDepth) levels") }
-                    append(isObject ? .object : .array, start: i, length: 0)
-                    stack.append(Frame(node: nodes.count - 1, isObject: isObject, count: 0))
+                    try append(isObject ? .object : .array, start: i, length: 0)
+                    stack.append(Frame(node: count - 1, isObject: isObject, count: 0))
                     i += 1
                     skipWhitespace()
-                    if i < bytes.count && bytes[i] == (isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")) {
+                    if i < text.count && text[i] == (isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")) {
                         i += 1
                         close()
                         needValue = false
@@ -59,30 +109,30 @@ struct JSONTapeParser {
                     try parseString()
                 case UInt8(ascii: "t"):
                     try literal("true")
-                    append(.bool, start: i - 4, length: 4, flag: true)
+                    try append(.bool, start: i - 4, length: 4, flag: true)
                 case UInt8(ascii: "f"):
                     try literal("false")
-                    append(.bool, start: i - 5, length: 5, flag: false)
+                    try append(.bool, start: i - 5, length: 5, flag: false)
                 case UInt8(ascii: "n"):
                     try literal("null")
-                    append(.null, start: i - 4, length: 4)
+                    try append(.null, start: i - 4, length: 4)
                 case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
                     try parseNumber()
                 default:
-                    throw error("unexpected character \(describe(bytes[i]))")
+                    throw error("unexpected character \(describe(text[i]))")
                 }
                 needValue = false
             } else {
                 guard let top = stack.last else {
                     skipWhitespace()
-                    guard i == bytes.count else { throw error("data after the end of the value") }
-                    return nodes
+                    guard i == text.count else { throw error("data after the end of the value") }
+                    return
                 }
                 skipWhitespace()
-                guard i < bytes.count else {
+                guard i < text.count else {
                     throw error("unexpected end of text inside \(top.isObject ? "an object" : "an array")")
                 }
-                let c = bytes[i]
+                let c = text[i]
                 if c == UInt8(ascii: ",") {
                     i += 1
                     if top.isObject {
@@ -105,8 +155,8 @@ struct JSONTapeParser {
 
     @inline(__always)
     private mutating func skipWhitespace() {
-        while i < bytes.count {
-            let c = bytes[i]
+        while i < text.count {
+            let c = text[i]
             guard c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 else { return }
             i += 1
         }
@@ -119,35 +169,38 @@ struct JSONTapeParser {
         length: Int,
         flag: Bool = false,
         number: Double = 0
-    ) {
-        nodes.append(
-            JSONDocument.Node(
+    ) throws(JSONError) {
+        guard count < tape.count else { throw Self.tapeFull }
+        tape.initializeElement(
+            at: count,
+            to: JSONDocument.Node(
                 kind: kind,
                 flag: flag,
                 start: UInt32(truncatingIfNeeded: start),
                 length: UInt32(truncatingIfNeeded: length),
-                next: UInt32(truncatingIfNeeded: nodes.count + 1),
+                next: UInt32(truncatingIfNeeded: count + 1),
                 number: number
             )
         )
+        count += 1
     }
 
     private mutating func close() {
         guard let top = stack.popLast() else { return }
-        nodes[top.node].length = top.count
-        nodes[top.node].next = UInt32(truncatingIfNeeded: nodes.count)
+        tape[top.node].length = top.count
+        tape[top.node].next = UInt32(truncatingIfNeeded: count)
     }
 
     private mutating func parseKey() throws(JSONError) {
-        guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else {
+        guard i < text.count, text[i] == UInt8(ascii: "\"") else {
             throw error(
-                i < bytes.count
-                    ? "expected a member name in quotes, found \(describe(bytes[i]))" : "unexpected end of text"
+                i < text.count
+                    ? "expected a member name in quotes, found \(describe(text[i]))" : "unexpected end of text"
             )
         }
         try parseString()
         skipWhitespace()
-        guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw error("expected : after a member name") }
+        guard i < text.count, text[i] == UInt8(ascii: ":") else { throw error("expected : after a member name") }
         i += 1
     }
 
@@ -156,38 +209,68 @@ struct JSONTapeParser {
         let start = i
         var escaped = false
         while true {
-            guard i < bytes.count else { throw JSONError(offset: start - 1, reason: "unterminated string") }
-            let c = bytes[i]
+            i += Self.plainRun(UnsafeRawBufferPointer(text), from: i)
+            guard i < text.count else { throw JSONError(offset: start - 1, reason: "unterminated string") }
+            let c = text[i]
             if c == UInt8(ascii: "\"") { break }
             if c == UInt8(ascii: "\\") {
                 escaped = true
-                guard i + 1 < bytes.count else { throw JSONError(offset: start - 1, reason: "unterminated string") }
-                switch bytes[i + 1] {
+                guard i + 1 < text.count else { throw JSONError(offset: start - 1, reason: "unterminated string") }
+                switch text[i + 1] {
                 case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
                     UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
                     i += 2
                 case UInt8(ascii: "u"):
-                    guard i + 5 < bytes.count, (2...5).allSatisfy({ Self.hexValue(bytes[i + $0]) != nil }) else {
+                    guard i + 5 < text.count, (2...5).allSatisfy({ Self.hexValue(text[i + $0]) != nil }) else {
                         throw error("\\u must be followed by four hex digits")
                     }
                     i += 6
                 default:
-                    throw error("invalid escape \\\(describe(bytes[i + 1]))")
+                    throw error("invalid escape \\\(describe(text[i + 1]))")
                 }
                 continue
             }
             guard c >= 0x20 else { throw error("control character \(describe(c)) in a string") }
             i += 1
         }
-        append(.string, start: start, length: i - start, flag: escaped)
+        try append(.string, start: start, length: i - start, flag: escaped)
         i += 1
+    }
+
+    /// How many bytes from `from` on are plain string text: no quote, backslash or control
+    /// character. Eight bytes at a time.
+    @inline(__always)
+    static func plainRun(_ text: UnsafeRawBufferPointer, from: Int) -> Int {
+        var k = from
+        while k + 8 <= text.count {
+            let v = UInt64(littleEndian: text.loadUnaligned(fromByteOffset: k, as: UInt64.self))
+            let special =
+                zeroBytes(v ^ 0x2222_2222_2222_2222) | zeroBytes(v ^ 0x5C5C_5C5C_5C5C_5C5C)
+                | zeroBytes(v & 0xE0E0_E0E0_E0E0_E0E0)
+            if special != 0 { return k + special.trailingZeroBitCount / 8 - from }
+            k += 8
+        }
+        while k < text.count {
+            let c = text[k]
+            if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") || c < 0x20 { break }
+            k += 1
+        }
+        return k - from
+    }
+
+    /// The high bit of each byte of `t` that is zero, and nothing else (exact: no carry crosses
+    /// a byte, as `(b & 0x7F) + 0x7F` is at most 0xFE).
+    @inline(__always)
+    static func zeroBytes(_ t: UInt64) -> UInt64 {
+        let low7: UInt64 = 0x7F7F_7F7F_7F7F_7F7F
+        return ~(((t & low7) &+ low7) | t | low7)
     }
 
     private mutating func literal(_ word: StaticString) throws(JSONError) {
         let n = word.utf8CodeUnitCount
-        guard i + n <= bytes.count else { throw error("unexpected end of text") }
-        for k in 0..<n where bytes[i + k] != word.utf8Start[k] {
-            throw error("unexpected character \(describe(bytes[i + k]))")
+        guard i + n <= text.count else { throw error("unexpected end of text") }
+        for k in 0..<n where text[i + k] != word.utf8Start[k] {
+            throw error("unexpected character \(describe(text[i + k]))")
         }
         i += n
     }
@@ -195,36 +278,36 @@ struct JSONTapeParser {
     private mutating func parseNumber() throws(JSONError) {
         let start = i
         var negative = false
-        if bytes[i] == UInt8(ascii: "-") {
+        if text[i] == UInt8(ascii: "-") {
             negative = true
             i += 1
         }
-        guard i < bytes.count, Self.isDigit(bytes[i]) else { throw error("a number needs digits") }
+        guard i < text.count, Self.isDigit(text[i]) else { throw error("a number needs digits") }
         var integer: Int64 = 0
         var digits = 0
-        if bytes[i] == UInt8(ascii: "0") {
+        if text[i] == UInt8(ascii: "0") {
             i += 1
             digits = 1
         } else {
-            while i < bytes.count, Self.isDigit(bytes[i]) {
-                if digits < 18 { integer = integer * 10 + Int64(bytes[i] - UInt8(ascii: "0")) }
+            while i < text.count, Self.isDigit(text[i]) {
+                if digits < 18 { integer = integer * 10 + Int64(text[i] - UInt8(ascii: "0")) }
                 digits += 1
                 i += 1
             }
         }
         var simple = digits <= 18
-        if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
+        if i < text.count, text[i] == UInt8(ascii: ".") {
             simple = false
             i += 1
-            guard i < bytes.count, Self.isDigit(bytes[i]) else { throw error("a fraction needs digits") }
-            while i < bytes.count, Self.isDigit(bytes[i]) { i += 1 }
+            guard i < text.count, Self.isDigit(text[i]) else { throw error("a fraction needs digits") }
+            while i < text.count, Self.isDigit(text[i]) { i += 1 }
         }
-        if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
+        if i < text.count, text[i] == UInt8(ascii: "e") || text[i] == UInt8(ascii: "E") {
             simple = false
             i += 1
-            if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
-            guard i < bytes.count, Self.isDigit(bytes[i]) else { throw error("an exponent needs digits") }
-            while i < bytes.count, Self.isDigit(bytes[i]) { i += 1 }
+            if i < text.count, text[i] == UInt8(ascii: "+") || text[i] == UInt8(ascii: "-") { i += 1 }
+            guard i < text.count, Self.isDigit(text[i]) else { throw error("an exponent needs digits") }
+            while i < text.count, Self.isDigit(text[i]) { i += 1 }
         }
         let value: Double
         if simple {
@@ -232,7 +315,7 @@ struct JSONTapeParser {
         } else {
             value = Self.convert(bytes[start..<i])
         }
-        append(.number, start: start, length: i - start, number: value)
+        try append(.number, start: start, length: i - start, number: value)
     }
 
     // MARK: Helpers

@@ -47,22 +47,28 @@ extension NATSExtractor {
         "stalls", "rtt", "idle",
     ])
 
-    /// A connection's counters and the series they become.
-    static let connzCounters: [(ConnzKey, String)] = [
-        (.inMsgs, "gnatsd_connz_in_msgs"), (.outMsgs, "gnatsd_connz_out_msgs"), (.inBytes, "gnatsd_connz_in_bytes"),
-        (.outBytes, "gnatsd_connz_out_bytes"), (.stalls, "gnatsd_connz_stalls"),
-    ]
+    /// A connection's counters, in the order of their series in ``ConnzMemory/Series``.
+    static let connzCounters: [ConnzKey] = [.inMsgs, .outMsgs, .inBytes, .outBytes, .stalls]
 
     mutating func extractConnz(_ pages: [JSONPage], restarted: Bool, into out: inout SampleBuilder)
         throws(ExtractionError)
     {
-        var seen = Set<Int>()
         var entries = 0
         var total = 0.0
-        var now: [Int: ClientGroupTotals.Connection] = [:]
-        var connections: [Int: (group: String, pending: Double)] = [:]
         var gauges: [String: (connections: Double, pending: Double, maxPending: Double, subscriptions: Double)] = [:]
-        var fields: [Int] = []
+        var scratch: [Int] = []
+        // What is remembered of a connection holds while the body's labels do; its counts count
+        // only when it was in the previous `/connz` of the same server run.
+        if connzMemory.base != out.base { connzMemory.relabel(base: out.base) }
+        // (Bodies are numbered from 1; -1 is no body, so nothing was in it.)
+        let previous = restarted ? -1 : connzMemory.scrape
+        connzMemory.scrape += 1
+        let current = connzMemory.scrape
+        // About nine series a connection, as last time.
+        out.reserve(connzMemory.connections.count * (options.perConnection ? 9 : 0) + 64)
+        if restarted { groups.highestCid = 0 }
+        var highest = groups.highestCid
+        var guess = 0
         for page in pages {
             let d = page.document
             let list = d.member(page.node, "connections")
@@ -72,7 +78,8 @@ extension NATSExtractor {
             total = max(total, Double(try Self.wholeNumber(d, page.node, "total", endpoint: .connz) ?? 0))
             for connection in d.elements(list) {
                 // One pass over the connection's members for every field read below.
-                d.members(connection, in: Self.connzKeys, into: &fields)
+                d.members(connection, in: Self.connzKeys, into: &scratch)
+                let fields = scratch
                 func number(_ key: ConnzKey) -> Double? {
                     let node = fields[key.rawValue]
                     return node < 0 ? nil : d.number(node)
@@ -80,6 +87,12 @@ extension NATSExtractor {
                 func string(_ key: ConnzKey) -> String? {
                     let node = fields[key.rawValue]
                     return node < 0 ? nil : d.string(node)
+                }
+                /// Whether `key` reads as `text` (absent or not a string reads as "").
+                func reads(_ key: ConnzKey, as text: String) -> Bool {
+                    let node = fields[key.rawValue]
+                    guard node >= 0, d.kind(node) == .string else { return text.isEmpty }
+                    return d.string(node, matches: text)
                 }
                 func duration(_ key: ConnzKey) -> Double? {
                     let node = fields[key.rawValue]
@@ -94,51 +107,106 @@ extension NATSExtractor {
                         reason: "\"cid\" is \(cidValue), not a whole number in range"
                     )
                 }
-                // A connection that moved between pages while we paged is counted once.
-                guard seen.insert(cid).inserted else { continue }
+                let slot: Int
+                // The server lists connections in the same order every time: the one after the
+                // previous connection's place is most often this one, found without hashing.
+                if guess < connzMemory.connections.count, connzMemory.connections[guess].cid == cid {
+                    guard connzMemory.connections[guess].scrape != current else { continue }
+                    slot = guess
+                } else if let known = connzMemory.slots[cid] {
+                    // A connection that moved between pages while we paged is counted once.
+                    guard connzMemory.connections[known].scrape != current else { continue }
+                    slot = known
+                } else {
+                    slot = connzMemory.connections.count
+                    connzMemory.slots[cid] = slot
+                    connzMemory.connections.append(ConnzMemory.Connection(cid: cid))
+                }
                 entries += 1
-                let name = string(.name) ?? ""
-                let group = Self.clientGroup(forName: name)
+                guess = slot + 1
+                // Labels are built at a connection's first sight, or when its name or account
+                // changed; otherwise its series keep their label sets.
+                if !connzMemory.connections[slot].labelled || !reads(.name, as: connzMemory.connections[slot].name)
+                    || !reads(.account, as: connzMemory.connections[slot].account)
+                {
+                    let name = string(.name) ?? ""
+                    let account = string(.account) ?? ""
+                    let group = Self.clientGroup(forName: name)
+                    connzMemory.connections[slot].label(
+                        name: name,
+                        account: account,
+                        group: group,
+                        labels: out.labels([
+                            ("cid", String(cid)), ("client_name", name), ("client_group", group), ("account", account),
+                        ])
+                    )
+                }
+                let group = connzMemory.connections[slot].group
                 let pending = number(.pendingBytes) ?? 0
                 let subscriptions = number(.subscriptions) ?? 0
-                var g = gauges[group] ?? (0, 0, 0, 0)
-                g.connections += 1
-                g.pending += pending
-                g.maxPending = max(g.maxPending, pending)
-                g.subscriptions += subscriptions
-                gauges[group] = g
-                connections[cid] = (group, pending)
-                now[cid] = ClientGroupTotals.Connection(
-                    group: group,
-                    counts: [
-                        number(.inMsgs) ?? 0, number(.outMsgs) ?? 0, number(.inBytes) ?? 0, number(.outBytes) ?? 0,
-                    ]
+                func count(_ g: inout (connections: Double, pending: Double, maxPending: Double, subscriptions: Double))
+                {
+                    g.connections += 1
+                    g.pending += pending
+                    g.maxPending = max(g.maxPending, pending)
+                    g.subscriptions += subscriptions
+                }
+                count(&gauges[group, default: (0, 0, 0, 0)])
+                let counts = SIMD4(
+                    number(.inMsgs) ?? 0,
+                    number(.outMsgs) ?? 0,
+                    number(.inBytes) ?? 0,
+                    number(.outBytes) ?? 0
                 )
+                // What the connection did since the previous scrape: a known one its increase, a
+                // new one (a cid above the highest seen: the server numbers connections upwards)
+                // all it did since it connected; one older than the last scrape but unseen (it
+                // was on a page that shifted) has an unknown past and counts from now on.
+                var increase = SIMD4<Double>(repeating: 0)
+                if connzMemory.connections[slot].scrape == previous {
+                    increase = pointwiseMax(increase, counts - connzMemory.connections[slot].counts)
+                } else if cid > groups.highestCid {
+                    increase = counts
+                }
+                groups.add(groups.primed ? increase : SIMD4(repeating: 0), to: group)
+                highest = max(highest, cid)
+                connzMemory.connections[slot].counts = counts
+                connzMemory.connections[slot].pending = pending
+                connzMemory.connections[slot].scrape = current
                 guard options.perConnection else { continue }
-                let labels = out.labels([
-                    ("cid", String(cid)), ("client_name", name), ("client_group", group),
-                    ("account", string(.account) ?? ""),
-                ])
-                out.add("gnatsd_connz_pending_bytes", pending, .gauge, labels: labels)
-                out.add("gnatsd_connz_subscriptions", subscriptions, .gauge, labels: labels)
-                for (key, metric) in Self.connzCounters {
+                var sets = connzMemory.connections[slot].series
+                var built = false
+                /// Adds the sample of `series`, its label set built at the connection's first.
+                func emit(_ series: ConnzMemory.Series, _ value: Double, _ kind: MetricKind) {
+                    if let known = sets[series.rawValue] {
+                        out.add(value, kind, series: known)
+                        return
+                    }
+                    let made = SampleBuilder.series(series.metric, labels: connzMemory.connections[slot].labels)
+                    sets[series.rawValue] = made
+                    built = true
+                    out.add(value, kind, series: made)
+                }
+                defer { if built { connzMemory.connections[slot].series = sets } }
+                emit(.pendingBytes, pending, .gauge)
+                emit(.subscriptions, subscriptions, .gauge)
+                for (k, key) in Self.connzCounters.enumerated() {
                     guard let value = number(key), !NATSExtractor.isUnlimited(value) else { continue }
-                    out.add(metric, value, .counter, labels: labels)
+                    emit(ConnzMemory.Series(counter: k), value, .counter)
                 }
-                if let rtt = duration(.rtt) {
-                    out.add("flatline_nats_connection_rtt_seconds", rtt, .gauge, labels: labels)
-                }
-                if let idle = duration(.idle) {
-                    out.add("flatline_nats_connection_idle_seconds", idle, .gauge, labels: labels)
-                }
+                if let rtt = duration(.rtt) { emit(.rtt, rtt, .gauge) }
+                if let idle = duration(.idle) { emit(.idle, idle, .gauge) }
             }
         }
-        attributeSlowConsumers(connections)
+        groups.highestCid = highest
+        groups.primed = true
+        attributeSlowConsumers(previous: previous)
+        // Connections gone from the server are forgotten.
+        connzMemory.keep(scrape: current, count: entries)
         addSlowCutoffs(into: &out)
         out.add("gnatsd_connz_total", max(total, Double(entries)), .gauge)
         out.add("gnatsd_connz_num_connections", Double(entries), .gauge)
 
-        groups.observe(now, restarted: restarted)
         for group in gauges.keys.sorted() {
             guard let g = gauges[group] else { continue }
             let labels = out.labels([("client_group", group)])
@@ -246,14 +314,14 @@ extension NATSExtractor {
     static let maxSlowCutoffGroups = 1000
 
     /// Without the closed connections' reasons: when `/varz` `slow_consumers` rose since the
-    /// last `/connz`, the connections that left `/connz` meanwhile were cut off, those with the
-    /// most bytes pending first, one per rise. A rise nobody left for (the connection came and
-    /// went between two scrapes) counts as `unattributed`, so the cut-off is never lost.
-    mutating func attributeSlowConsumers(_ connections: [Int: (group: String, pending: Double)]) {
-        defer {
-            lastConnections = connections
-            slowConsumersAtConnz = slowConsumers
-        }
+    /// last `/connz`, the connections that left `/connz` meanwhile (those remembered as in the
+    /// `previous` one and not in this one) were cut off, those with the most bytes pending
+    /// first, one per rise. A rise nobody left for (the connection came and went between two
+    /// scrapes) counts as `unattributed`, so the cut-off is never lost.
+    mutating func attributeSlowConsumers(previous: Int) {
+        let leftSince = connzMemory.attributable ? previous : -1
+        connzMemory.attributable = true
+        defer { slowConsumersAtConnz = slowConsumers }
         guard !closedPrimed, let count = slowConsumers, let before = slowConsumersAtConnz, count > before else {
             return
         }
@@ -262,11 +330,11 @@ extension NATSExtractor {
         eventCredit -= explained
         let rises = Int(saturating: min(count - before - explained, 1e6))
         guard rises > 0 else { return }
-        let gone = lastConnections.filter { connections[$0.key] == nil && !slowCutoffCids.contains($0.key) }
-            .sorted { ($0.value.pending, $0.key) > ($1.value.pending, $1.key) }
+        let gone = connzMemory.connections.filter { $0.scrape == leftSince && !slowCutoffCids.contains($0.cid) }
+            .sorted { ($0.pending, $0.cid) > ($1.pending, $1.cid) }
         for k in 0..<rises {
             var group = "unattributed"
-            if k < gone.count, countSlowCutoff(gone[k].key) { group = gone[k].value.group }
+            if k < gone.count, countSlowCutoff(gone[k].cid) { group = gone[k].group }
             if slowCutoffs[group] == nil, slowCutoffs.count >= Self.maxSlowCutoffGroups { group = "unattributed" }
             slowCutoffs[group, default: 0] += 1
         }
@@ -326,14 +394,8 @@ extension NATSExtractor {
 ///
 /// A group's connections come and go (and reconnect under new `cid`s), so the sum of their
 /// counters goes down whenever one leaves. Instead each connection adds what it did since the
-/// previous scrape: a known `cid` its increase, a new one (a `cid` above the highest seen, the
-/// server numbers connections upwards) all it did since it connected.
+/// previous scrape (``NATSExtractor/extractConnz(_:restarted:into:)`` works it out).
 struct ClientGroupTotals: Sendable {
-    struct Connection: Sendable {
-        var group: String
-        var counts: [Double]
-    }
-
     static let counterNames = [
         "flatline_nats_client_group_in_msgs", "flatline_nats_client_group_out_msgs",
         "flatline_nats_client_group_in_bytes", "flatline_nats_client_group_out_bytes",
@@ -341,40 +403,102 @@ struct ClientGroupTotals: Sendable {
     /// Groups kept at most; past it, new groups are not totalled (their gauges still are).
     static let maxGroups = 10_000
 
-    private(set) var totals: [String: [Double]] = [:]
-    private var previous: [Int: Connection] = [:]
-    private var highestCid = 0
-    private var primed = false
+    /// `in_msgs`, `out_msgs`, `in_bytes`, `out_bytes` by group, in ``counterNames``' order.
+    private(set) var totals: [String: SIMD4<Double>] = [:]
+    /// The highest `cid` seen since the server started.
+    var highestCid = 0
+    /// A first `/connz` was read: connections seen after it are new.
+    var primed = false
 
-    mutating func observe(_ connections: [Int: Connection], restarted: Bool) {
-        if restarted {
-            previous = [:]
-            highestCid = 0
+    /// Adds `increase` to `group`'s totals; a group not yet totalled starts if there is room.
+    mutating func add(_ increase: SIMD4<Double>, to group: String) {
+        if let index = totals.index(forKey: group) {
+            totals.values[index] += increase
+        } else if totals.count < Self.maxGroups {
+            totals[group] = increase
         }
-        var highest = highestCid
-        for (cid, connection) in connections {
-            highest = max(highest, cid)
-            if totals[connection.group] == nil {
-                guard totals.count < Self.maxGroups else { continue }
-                totals[connection.group] = [Double](repeating: 0, count: Self.counterNames.count)
-            }
-            guard primed else { continue }
-            let before: [Double]
-            if let known = previous[cid] {
-                before = known.counts
-            } else if cid > highestCid {
-                before = [Double](repeating: 0, count: connection.counts.count)
-            } else {
-                // Older than the last scrape but unseen (it was on a page that shifted): its past
-                // is unknown; count from now on.
-                continue
-            }
-            for k in connection.counts.indices {
-                totals[connection.group]?[k] += max(0, connection.counts[k] - before[k])
+    }
+}
+
+/// What extraction remembers of the connections of a target's last `/connz`: each one's name,
+/// account and client group as read, its labels, and the label set of each of its series, so a
+/// connection seen at every scrape costs no label building after its first.
+struct ConnzMemory: Sendable {
+    /// The series of a connection.
+    enum Series: Int, CaseIterable {
+        case pendingBytes, subscriptions, inMsgs, outMsgs, inBytes, outBytes, stalls, rtt, idle
+
+        init(counter k: Int) { self = Series(rawValue: Series.inMsgs.rawValue + k) ?? .stalls }
+
+        var metric: String {
+            switch self {
+            case .pendingBytes: "gnatsd_connz_pending_bytes"
+            case .subscriptions: "gnatsd_connz_subscriptions"
+            case .inMsgs: "gnatsd_connz_in_msgs"
+            case .outMsgs: "gnatsd_connz_out_msgs"
+            case .inBytes: "gnatsd_connz_in_bytes"
+            case .outBytes: "gnatsd_connz_out_bytes"
+            case .stalls: "gnatsd_connz_stalls"
+            case .rtt: "flatline_nats_connection_rtt_seconds"
+            case .idle: "flatline_nats_connection_idle_seconds"
             }
         }
-        previous = connections
-        highestCid = highest
-        primed = true
+    }
+
+    struct Connection: Sendable {
+        let cid: Int
+        /// Its name, account and client group as last read, and its labels from them.
+        private(set) var name = ""
+        private(set) var account = ""
+        private(set) var group = ""
+        private(set) var labels: [Label] = []
+        private(set) var labelled = false
+        /// The label set of each series, by ``Series``, once it has had a sample.
+        var series = [LabelSet?](repeating: nil, count: Series.allCases.count)
+        /// `in_msgs`, `out_msgs`, `in_bytes`, `out_bytes` and `pending_bytes` as last read.
+        var counts = SIMD4<Double>(repeating: 0)
+        var pending = 0.0
+        /// The last `/connz` it was in (``ConnzMemory/scrape``); `Int.min` before its first.
+        var scrape = Int.min
+
+        init(cid: Int) { self.cid = cid }
+
+        /// Takes the name, account, group and labels read now; the series' label sets are
+        /// built again.
+        mutating func label(name: String, account: String, group: String, labels: [Label]) {
+            self.name = name
+            self.account = account
+            self.group = group
+            self.labels = labels
+            labelled = true
+            series = [LabelSet?](repeating: nil, count: Series.allCases.count)
+        }
+
+        mutating func unlabel() { labelled = false }
+    }
+
+    /// The body labels the remembered label sets were built with.
+    var base: [Label] = []
+    /// The connections of the last `/connz`, and where each `cid` is among them.
+    var connections: [Connection] = []
+    var slots: [Int: Int] = [:]
+    /// `/connz` bodies read; a connection's `scrape` is the last one it was in.
+    var scrape = 0
+    /// Whether the connections of the previous `/connz` may be blamed for a slow-consumer
+    /// cut-off (not when the server restarted since).
+    var attributable = true
+
+    /// The body's labels changed (the server's name, say): every connection is labelled again.
+    mutating func relabel(base: [Label]) {
+        self.base = base
+        for slot in connections.indices { connections[slot].unlabel() }
+    }
+
+    /// Forgets the connections not in `/connz` number `scrape`; `count` were in it.
+    mutating func keep(scrape: Int, count: Int) {
+        guard connections.count > count else { return }
+        connections.removeAll { $0.scrape != scrape }
+        slots.removeAll(keepingCapacity: true)
+        for (slot, connection) in connections.enumerated() { slots[connection.cid] = slot }
     }
 }

@@ -84,8 +84,8 @@ public struct NATSExtractor: Sendable {
     /// Cut-offs counted from disconnect events whose `/varz` `slow_consumers` rise has not been
     /// seen yet: a rise they explain is not attributed again.
     var eventCredit: Double = 0
-    /// The connections of the last `/connz`: their client group and the bytes pending for them.
-    var lastConnections: [Int: (group: String, pending: Double)] = [:]
+    /// The connections of the last `/connz`: their labels, counts and the bytes pending for them.
+    var connzMemory = ConnzMemory()
     /// Samples not given since the last ``takeDrops()``, by reason.
     private var drops = DropCounts()
 
@@ -145,7 +145,7 @@ public struct NATSExtractor: Sendable {
         if reset {
             slowConsumers = nil
             slowConsumersAtConnz = nil
-            lastConnections = [:]
+            connzMemory.attributable = false
             slowCutoffCids = []
             eventCredit = 0
         }

@@ -49,9 +49,32 @@ struct SampleBuilder {
         }
     }
 
+    /// Makes room for `count` samples in all, so a large body's samples are not copied as
+    /// they grow.
+    mutating func reserve(_ count: Int) { samples.reserveCapacity(count) }
+
     /// Adds a sample of metric `name` with labels already merged (from ``labels(_:)``).
     /// `counterReset` overrides the body's restart flag, for totals that never restart.
     mutating func add(_ name: String, _ value: Double, _ kind: MetricKind, labels: [Label], counterReset: Bool? = nil) {
+        add(value, kind, series: Self.series(name, labels: labels), counterReset: counterReset)
+    }
+
+    /// Adds a sample of a series whose label set was built before (by ``series(_:labels:)``),
+    /// so a connection seen at every scrape shares one label set across them.
+    mutating func add(_ value: Double, _ kind: MetricKind, series: LabelSet, counterReset: Bool? = nil) {
+        samples.append(
+            Sample(
+                labels: series,
+                value: value,
+                timestamp: time,
+                kind: kind,
+                counterReset: (counterReset ?? self.counterReset) && kind == .counter
+            )
+        )
+    }
+
+    /// The label set of metric `name` with `labels` (sorted, from ``labels(_:)``).
+    static func series(_ name: String, labels: [Label]) -> LabelSet {
         var all: [Label] = []
         all.reserveCapacity(labels.count + 1)
         // `__name__` sorts before lowercase names, after uppercase ones a target may carry.
@@ -64,15 +87,7 @@ struct SampleBuilder {
             all.append(label)
         }
         if !named { all.append(Label(name: LabelSet.metricNameLabel, value: name)) }
-        samples.append(
-            Sample(
-                labels: LabelSet(uncheckedSorted: all),
-                value: value,
-                timestamp: time,
-                kind: kind,
-                counterReset: (counterReset ?? self.counterReset) && kind == .counter
-            )
-        )
+        return LabelSet(uncheckedSorted: all)
     }
 
     /// Adds a sample with the base labels only.

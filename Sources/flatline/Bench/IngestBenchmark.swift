@@ -138,13 +138,48 @@ struct IngestBenchmark {
             }
             precondition(fields > 0)
         }
+        let connzPython = try pythonParse(pages)
         rows.append(
             Row(
                 name: "/connz, \(connections.formatted) connections (\(pages.count) pages)",
                 milliseconds: connzTime,
                 samples: samples,
                 foundationMilliseconds: connzFoundation,
-                pythonMilliseconds: try pythonParse(pages)
+                pythonMilliseconds: connzPython
+            )
+        )
+        // A target's next scrape: its connections' label sets are remembered.
+        var connzExtractor = NATSExtractor(targetLabels: ["job": "nats", "instance": "127.0.0.1:8222"])
+        _ = try connzExtractor.extract(
+            .connz,
+            pages: try pages.map { JSONPage(document: try JSONDocument(parsing: $0)) },
+            scrapeTime: Timestamp(milliseconds: 0)
+        )
+        let connzNext = try Self.time(repeats: repeats) {
+            let parsed = try pages.map { JSONPage(document: try JSONDocument(parsing: $0)) }
+            samples = try connzExtractor.extract(.connz, pages: parsed, scrapeTime: Timestamp(milliseconds: 15_000))
+                .count
+        }
+        rows.append(
+            Row(
+                name: "/connz, the same target's next scrape",
+                milliseconds: connzNext,
+                samples: samples,
+                foundationMilliseconds: connzFoundation,
+                pythonMilliseconds: connzPython
+            )
+        )
+        var values = 0
+        let connzParse = try Self.time(repeats: repeats) {
+            values = try pages.reduce(0) { $0 + (try JSONDocument(parsing: $1)).count }
+        }
+        rows.append(
+            Row(
+                name: "/connz, parsing alone (values)",
+                milliseconds: connzParse,
+                samples: values,
+                foundationMilliseconds: nil,
+                pythonMilliseconds: connzPython
             )
         )
 
