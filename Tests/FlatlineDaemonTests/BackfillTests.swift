@@ -240,8 +240,12 @@ struct BackfillTests {
             ),
             PrometheusRange.Series(labels: try labels("latency_seconds_bucket"), points: [(t1, 4)]),
             PrometheusRange.Series(labels: try labels("queue"), points: [(t0, 1), (t1, 2)]),
+            // Prometheus's own series of the scrape that Flatline's scrapes do not give.
+            PrometheusRange.Series(labels: try labels("scrape_series_added"), points: [(t0, 5), (t1, 5)]),
         ]
-        let batches = Backfill.rounds(answer, of: target, types: ["latency_seconds": "histogram"])
+        let typed = Backfill.typed(answer, types: ["latency_seconds": "histogram"])
+        #expect(typed.map(\.0.labels.metricName) == ["requests_total", "latency_seconds_bucket", "queue"])
+        let batches = Backfill.rounds(typed, of: target)
         #expect(batches.map(\.time) == [t0, t1])
         #expect(batches.map(\.samples.count) == [2, 3])
         #expect(batches.allSatisfy { $0.target == "app/10.0.0.1:9100" && !$0.event })

@@ -130,9 +130,7 @@ enum Backfill {
                 let own: [(PrometheusRange.Series, MetricKind)] =
                     job.kind == .nats
                     ? Self.fromExporter(answer, prefix: settings.natsExporter.prefix)
-                    : answer.filter { !Self.foreign($0.labels.metricName) }.map {
-                        ($0, PrometheusRange.kind(of: $0.labels.metricName, types: types))
-                    }
+                    : Self.typed(answer, types: types)
                 let batches = Self.rounds(own, of: target)
                 rounds += batches.count
                 for (one, _) in own where !one.points.isEmpty { series.insert(one.labels) }
@@ -173,16 +171,20 @@ enum Backfill {
         return out
     }
 
-    /// One answer as the target's past rounds: its samples grouped by time, in time order, with
-    /// the target's labels as a live scrape sets them (Prometheus keeps no external labels).
-    static func rounds(_ answer: [PrometheusRange.Series], of target: ScrapeTarget, types: [String: String])
-        -> [ScrapeBatch]
-    {
-        rounds(answer.map { ($0, PrometheusRange.kind(of: $0.labels.metricName, types: types)) }, of: target)
+    /// A `prometheus` job's series with their kinds, from the metadata's `types` (a family's
+    /// `# TYPE`); Prometheus's own scrape series that Flatline does not have are left out.
+    static func typed(_ answer: [PrometheusRange.Series], types: [String: String]) -> [(
+        PrometheusRange.Series, MetricKind
+    )] {
+        answer.filter { !foreign($0.labels.metricName) }.map {
+            ($0, PrometheusRange.kind(of: $0.labels.metricName, types: types))
+        }
     }
 
-    /// Series of known kinds as the target's past rounds. Two series that became one (labels
-    /// Flatline does not keep changed in Prometheus) give the later one's value at a time.
+    /// Series of known kinds as the target's past rounds: samples grouped by time, in time order,
+    /// with the target's labels as a live scrape sets them (Prometheus keeps no external labels).
+    /// Two series that became one (labels Flatline does not keep changed in Prometheus) give the
+    /// later one's value at a time.
     static func rounds(_ answer: [(PrometheusRange.Series, MetricKind)], of target: ScrapeTarget) -> [ScrapeBatch] {
         var byTime: [Int64: [LabelSet: Sample]] = [:]
         for (one, kind) in answer {
