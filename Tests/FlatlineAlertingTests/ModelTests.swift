@@ -473,6 +473,44 @@ struct ModelTests {
         )
     }
 
+    @Test("producer_flood: scrapes that come a millisecond early still make the warm-up and the surge's length")
+    func floodScrapeJitter() throws {
+        let model = try Self.model("producer_flood")
+        /// Scrapes every `step` seconds less 1 ms (timestamps drift as real ones do), 25 msgs/s
+        /// and 8 times that from interval `flood` on; the scrapes whose round fired.
+        func firing(step: Int64, flood: Int, scrapes: Int) throws -> [Int] {
+            var evaluator = ModelEvaluator(models: [model])
+            var engine = AlertEngine()
+            let labels = try LabelSet(validating: [
+                "__name__": "gnatsd_connz_in_msgs", "instance": "n1", "cid": "3", "client_name": "orders",
+            ])
+            let byteLabels = try labels.setting("__name__", to: "gnatsd_connz_in_bytes")
+            var msgs = 0.0
+            var out: [Int] = []
+            for k in 0..<scrapes {
+                if k > 0 { msgs += Double(step) * (k >= flood ? 200 : 25) }
+                let time = Timestamp(milliseconds: 1_767_225_600_000 + Int64(k) * (step * 1000 - 1))
+                let samples = [
+                    Sample(labels: labels, value: msgs, timestamp: time, kind: .counter),
+                    Sample(labels: byteLabels, value: msgs * 300, timestamp: time, kind: .counter),
+                ]
+                for event in engine.evaluate(at: time, evaluator.observe(time: time, samples: samples))
+                where event.status == .firing {
+                    out.append(k)
+                }
+            }
+            return out
+        }
+        // At 30 s, four intervals of normal traffic measure 119.996 s: the 2 m warm-up is done
+        // and the flood in the fifth fires at once.
+        #expect(try firing(step: 30, flood: 5, scrapes: 8).first == 5)
+        // At 1 s, two flooded intervals measure 1.998 s: the 2 s surge is complete.
+        #expect(try firing(step: 1, flood: 200, scrapes: 210).first == 201)
+        // Nothing reaches a duration before it has begun, whatever the interval.
+        #expect(!SurgeWatch.reaches(0, 0, step: 300))
+        #expect(SurgeWatch.reaches(119.996, 120, step: 30) && !SurgeWatch.reaches(90, 120, step: 30))
+    }
+
     @Test("producer_flood: no alert before the baseline is learned, nor for a quiet client's blip")
     func floodColdStartAndFloor() throws {
         let model = try Self.model("producer_flood")

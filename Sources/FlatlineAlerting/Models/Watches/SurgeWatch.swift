@@ -63,7 +63,7 @@ struct SurgeWatch: Codable, Sendable {
             let from = max(state.baselineMessages, p.levelHalfLife > 0 ? state.level ?? 0 : 0)
             let threshold = max(p.factor * from, from + Self.minSurplus(p, over: dt), from + p.sigmas * spread)
             let surging =
-                state.learned >= p.warmup && rate >= threshold
+                Self.reaches(state.learned, p.warmup, step: dt) && rate >= threshold
                 && (p.bytes == nil || surplusBytes >= p.minPayload * surplus)
             // Between the baseline and the threshold lies a band where a surge pauses but does
             // not end: a flood whose rate hovers near the threshold (a partly flooded scrape
@@ -72,7 +72,7 @@ struct SurgeWatch: Codable, Sendable {
             if surging {
                 if state.streak == 0 { state.streakStart = lastTime }
                 state.streak += dt
-            } else if state.streak > 0 && rate >= midway && state.learned >= p.warmup {
+            } else if state.streak > 0 && rate >= midway && Self.reaches(state.learned, p.warmup, step: dt) {
                 // Paused: neither longer nor over.
             } else {
                 state.streak = 0
@@ -92,7 +92,7 @@ struct SurgeWatch: Codable, Sendable {
                 state.learned += dt
             }
             let condition: AlertCondition
-            if state.streak >= p.minDuration {
+            if Self.reaches(state.streak, p.minDuration, step: dt) {
                 condition = .active
             } else if surging {
                 condition = .unchanged
@@ -118,6 +118,15 @@ struct SurgeWatch: Codable, Sendable {
 extension SurgeWatch: Watch {}
 
 extension SurgeWatch {
+    /// Whether `span` seconds, summed from scrape intervals of about `dt` seconds, reach
+    /// `duration`. Scrape times jitter by milliseconds: four 30 s intervals can measure 119.99 s,
+    /// and a 2 m warm-up must not wait for a fifth (nor a 2 s surge for a third 1 s scrape), so
+    /// a span reaches a duration to within half an interval. Nothing reaches one before it
+    /// has begun.
+    static func reaches(_ span: Double, _ duration: Double, step dt: Double) -> Bool {
+        span > 0 && span >= duration - dt / 2
+    }
+
     /// The surplus rate a surge needs over an interval of `dt` seconds: `min_rate`, or with
     /// `min_rate_interval` the same significance for a count whose noise grows as its square
     /// root (never more than `min_rate`).
