@@ -128,9 +128,23 @@ struct NATSExtractorTests {
             #expect(s.labels["client_name"] == (name.isEmpty ? nil : name))
             #expect(s.labels["client_group"] == NATSExtractor.clientGroup(forName: name))
             #expect(s.labels["server_name"] == "scenario-srv")
-            let pending = try #require(Self.sample(samples, "gnatsd_connz_pending_bytes", ["cid": String(cid)]))
-            #expect(pending.kind == .gauge)
+            // Every numeric member becomes its own series, with its own value and kind.
+            let members: [(metric: String, member: String, kind: MetricKind)] = [
+                ("gnatsd_connz_pending_bytes", "pending_bytes", .gauge),
+                ("gnatsd_connz_subscriptions", "subscriptions", .gauge),
+                ("gnatsd_connz_in_msgs", "in_msgs", .counter), ("gnatsd_connz_out_msgs", "out_msgs", .counter),
+                ("gnatsd_connz_in_bytes", "in_bytes", .counter), ("gnatsd_connz_out_bytes", "out_bytes", .counter),
+                ("gnatsd_connz_stalls", "stalls", .counter),
+            ]
+            for (metric, member, kind) in members {
+                let sample = Self.sample(samples, metric, ["cid": String(cid)])
+                #expect(sample?.value == connection[member] as? Double, "\(metric) of cid \(cid)")
+                if sample != nil { #expect(sample?.kind == kind, "\(metric)") }
+            }
         }
+        // The fixture tells the counters apart (a swapped pair would go unseen otherwise).
+        #expect(connections.contains { ($0["in_bytes"] as? Double) != ($0["out_bytes"] as? Double) })
+        #expect(connections.contains { ($0["in_msgs"] as? Double) != ($0["out_msgs"] as? Double) })
         // Groups: connection counts add up to all connections.
         let groups = samples.filter { $0.labels.metricName == "flatline_nats_client_group_connections" }
         #expect(groups.map(\.value).reduce(0, +) == Double(connections.count))

@@ -47,9 +47,6 @@ extension NATSExtractor {
         "stalls", "rtt", "idle",
     ])
 
-    /// A connection's counters, in the order of their series in ``ConnzMemory/Series``.
-    static let connzCounters: [ConnzKey] = [.inMsgs, .outMsgs, .inBytes, .outBytes, .stalls]
-
     mutating func extractConnz(_ pages: [JSONPage], restarted: Bool, into out: inout SampleBuilder)
         throws(ExtractionError)
     {
@@ -190,9 +187,9 @@ extension NATSExtractor {
                 defer { if built { connzMemory.connections[slot].series = sets } }
                 emit(.pendingBytes, pending, .gauge)
                 emit(.subscriptions, subscriptions, .gauge)
-                for (k, key) in Self.connzCounters.enumerated() {
-                    guard let value = number(key), !NATSExtractor.isUnlimited(value) else { continue }
-                    emit(ConnzMemory.Series(counter: k), value, .counter)
+                for series in ConnzMemory.Series.counters {
+                    guard let value = number(series.member), !NATSExtractor.isUnlimited(value) else { continue }
+                    emit(series, value, .counter)
                 }
                 if let rtt = duration(.rtt) { emit(.rtt, rtt, .gauge) }
                 if let idle = duration(.idle) { emit(.idle, idle, .gauge) }
@@ -428,7 +425,23 @@ struct ConnzMemory: Sendable {
     enum Series: Int, CaseIterable {
         case pendingBytes, subscriptions, inMsgs, outMsgs, inBytes, outBytes, stalls, rtt, idle
 
-        init(counter k: Int) { self = Series(rawValue: Series.inMsgs.rawValue + k) ?? .stalls }
+        /// The series read from a connection's counters.
+        static let counters: [Series] = [.inMsgs, .outMsgs, .inBytes, .outBytes, .stalls]
+
+        /// The member of a `/connz` connection the series is read from.
+        var member: NATSExtractor.ConnzKey {
+            switch self {
+            case .pendingBytes: .pendingBytes
+            case .subscriptions: .subscriptions
+            case .inMsgs: .inMsgs
+            case .outMsgs: .outMsgs
+            case .inBytes: .inBytes
+            case .outBytes: .outBytes
+            case .stalls: .stalls
+            case .rtt: .rtt
+            case .idle: .idle
+            }
+        }
 
         var metric: String {
             switch self {
