@@ -37,7 +37,8 @@ public enum AlertCondition: Sendable, Hashable {
 public struct AlertObservation: Sendable {
     /// The alert's labels (`alertname`, `severity`, where...): its identity.
     public var labels: [String: String]
-    /// What explains it; the latest observation's annotations replace earlier ones.
+    /// What explains it; the latest active observation's annotations replace earlier ones (the
+    /// engine reads them only when the condition is active).
     public var annotations: [String: String]
     public var condition: AlertCondition
     public var timing: AlertTiming

@@ -611,5 +611,37 @@ struct ModelTests {
         #expect(summary == "Consumer ORDERS/worker has not acknowledged anything for 14 s (40 messages waiting)")
         #expect(observation.annotations["description"]?.contains("{{") == false)
         #expect(ModelEvaluator.render("a {{ x }} b {{missing}} c {{y", ["x": "1"]) == "a 1 b  c {{y")
+        #expect(ModelEvaluator.render("{{x}}{{ y }}}} é {{x}}", ["x": "1", "y": "ü"]) == "1ü}} é 1")
+        #expect(ModelEvaluator.render("", ["x": "1"]).isEmpty)
+        #expect(ModelEvaluator.render("{{x", ["x": "1"]) == "{{x")
+    }
+
+    @Test("an alert carries the annotations of its last active observation, resolved too; the others are not rendered")
+    func annotationsOfActive() throws {
+        let model = try Self.model("consumer_freeze")
+        var evaluator = ModelEvaluator(models: [model])
+        var engine = AlertEngine()
+        var lastActive: [String: String] = [:]
+        var events: [AlertEvent] = []
+        func tick(_ s: Int, _ samples: [Sample]) {
+            let observations = evaluator.observe(time: Self.at(s), samples: samples)
+            for observation in observations {
+                if observation.condition == .active {
+                    lastActive = observation.annotations
+                } else {
+                    #expect(observation.annotations.isEmpty, "second \(s)")
+                }
+            }
+            events += engine.evaluate(at: Self.at(s), observations)
+        }
+        for s in 0..<30 { tick(s, try Self.consumer(s, floor: Double(s * 20), pending: 5)) }
+        for s in 30..<50 { tick(s, try Self.consumer(s, floor: 580, pending: Double(s), ackPending: 200)) }
+        let frozen = lastActive
+        for s in 50..<55 { tick(s, try Self.consumer(s, floor: 580 + Double(s - 49) * 100, pending: 3)) }
+        #expect(events.map(\.status) == [.firing, .resolved])
+        let resolved = try #require(events.last)
+        #expect(resolved.alert.annotations["summary"]?.contains("49 messages waiting") == true)
+        for (name, text) in frozen { #expect(resolved.alert.annotations[name] == text, "\(name)") }
+        #expect(!frozen.isEmpty)
     }
 }

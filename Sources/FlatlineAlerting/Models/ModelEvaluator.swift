@@ -11,9 +11,14 @@ public struct ModelEvaluator: Sendable {
     /// Watched things not seen for this many seconds are forgotten (connections come and go).
     public var forgetAfter: Double
     private var lastSweep: Timestamp?
+    /// Per model, its incident, summary and description, parsed once.
+    private let templates: [(incident: TextTemplate?, summary: TextTemplate, description: TextTemplate)]
 
     public init(models: [Model], forgetAfter: Double = 3600) {
         self.models = models
+        templates = models.map {
+            ($0.incident.map(TextTemplate.init), TextTemplate($0.alert.summary), TextTemplate($0.alert.description))
+        }
         self.forgetAfter = forgetAfter
         watches = models.map { ModelWatch(kind: $0.kind) }
         contexts = Array(repeating: [:], count: models.count)
@@ -67,14 +72,15 @@ public struct ModelEvaluator: Sendable {
             }
             for found in watches[index].observe(model.kind, time: time, seen: seen) {
                 var found = found
-                if !model.context.isEmpty, let key = Self.key(found.labels, model.groupBy),
+                // Context fills annotations, which only an active condition carries.
+                if found.condition == .active, !model.context.isEmpty, let key = Self.key(found.labels, model.groupBy),
                     let values = contexts[index][key]?.values
                 {
                     for (name, value) in values where found.numbers[name] == nil {
                         found.numbers[name] = HumanNumber.format(value)
                     }
                 }
-                out.append(observation(model, found))
+                out.append(observation(model, templates[index], found))
             }
         }
         sweepIfDue(time)
@@ -125,20 +131,29 @@ public struct ModelEvaluator: Sendable {
         return (key, labels)
     }
 
-    private func observation(_ model: Model, _ found: Found) -> AlertObservation {
+    private func observation(
+        _ model: Model,
+        _ templates: (incident: TextTemplate?, summary: TextTemplate, description: TextTemplate),
+        _ found: Found
+    ) -> AlertObservation {
         var alertLabels = model.alert.labels
         alertLabels.merge(found.labels) { _, own in own }
         alertLabels["alertname"] = model.alert.name
         alertLabels["severity"] = model.alert.severity
         alertLabels["model"] = model.name
-        if let incident = model.incident {
-            let text = Self.render(incident, alertLabels)
+        if let incident = templates.incident {
+            let text = incident.render(alertLabels)
             if !text.isEmpty { alertLabels["incident"] = text }
+        }
+        // The engine reads an observation's annotations only when its condition is active (an
+        // alert starts or holds): the others, nearly all of them, are not rendered.
+        guard found.condition == .active else {
+            return AlertObservation(labels: alertLabels, condition: found.condition, timing: model.alert.timing)
         }
         let values = alertLabels.merging(found.numbers) { label, _ in label }
         var annotations = [
-            "summary": Self.render(model.alert.summary, values),
-            "description": Self.render(model.alert.description, values),
+            "summary": templates.summary.render(values),
+            "description": templates.description.render(values),
             "detector": "\(model.kind.name) (model \(model.name))",
         ]
         // The standard explanation: what was seen, what was expected, how far off, since when.
@@ -158,21 +173,9 @@ public struct ModelEvaluator: Sendable {
         )
     }
 
-    /// `{{name}}` replaced by `values[name]` (unknown names by "").
+    /// `{{name}}` replaced by `values[name]` (unknown names by ""): ``TextTemplate``.
     static func render(_ template: String, _ values: [String: String]) -> String {
-        var out = ""
-        var rest = Substring(template)
-        while let open = rest.firstRange(of: "{{") {
-            out += rest[..<open.lowerBound]
-            guard let close = rest[open.upperBound...].firstRange(of: "}}") else {
-                out += rest[open.lowerBound...]
-                return out
-            }
-            let name = String(rest[open.upperBound..<close.lowerBound].filter { $0 != " " })
-            out += values[name] ?? ""
-            rest = rest[close.upperBound...]
-        }
-        return out + rest
+        TextTemplate(template).render(values)
     }
 
     static func median(_ values: [Double]) -> Double? {

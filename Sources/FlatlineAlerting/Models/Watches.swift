@@ -19,6 +19,15 @@ struct Found {
     var condition: AlertCondition
 }
 
+extension Found {
+    /// A verdict whose numbers are made only when its condition is active: they fill the
+    /// annotations, which only an active condition's observation carries (formatting them for
+    /// every watched thing at every round was most of a watch's time).
+    init(labels: [String: String], condition: AlertCondition, numbers: () -> [String: String]) {
+        self.init(labels: labels, numbers: condition == .active ? numbers() : [:], condition: condition)
+    }
+}
+
 /// A value at a time.
 struct Point: Codable, Sendable {
     var time: Timestamp

@@ -79,16 +79,19 @@ struct AnomalyWatch: Codable, Sendable {
             let upper = state.anchor?.upper ?? point.upper
             let deviation = point.value - expected
             let halfWidth = (upper - lower) / 2
-            let numbers = [
-                "value": F.format(point.value), "expected": F.format(expected),
-                "band": "\(F.format(lower)) to \(F.format(upper))",
-                "lower": F.format(lower), "upper": F.format(upper),
-                "score": F.format(halfWidth > 0 ? abs(deviation) / halfWidth : 0),
-                "deviation": F.format(deviation), "signal": metric,
-                "direction": deviation >= 0 ? "above" : "below",
-                "since": (state.anchor?.since ?? time).description,
-            ]
-            out.append(Found(labels: state.labels, numbers: numbers, condition: condition))
+            out.append(
+                Found(labels: state.labels, condition: condition) {
+                    [
+                        "value": F.format(point.value), "expected": F.format(expected),
+                        "band": "\(F.format(lower)) to \(F.format(upper))",
+                        "lower": F.format(lower), "upper": F.format(upper),
+                        "score": F.format(halfWidth > 0 ? abs(deviation) / halfWidth : 0),
+                        "deviation": F.format(deviation), "signal": metric,
+                        "direction": deviation >= 0 ? "above" : "below",
+                        "since": (state.anchor?.since ?? time).description,
+                    ]
+                }
+            )
         }
         return out
     }

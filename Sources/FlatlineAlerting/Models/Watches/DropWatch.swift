@@ -33,12 +33,15 @@ struct DropWatch: Codable, Sendable {
             things.set(s.key, state, at: time)
             let drop = state.level - value
             let condition: AlertCondition = drop >= p.minDrop ? .active : drop <= 0 ? .inactive : .unchanged
-            let numbers = [
-                "value": F.format(value), "level": F.format(state.level), "drop": F.format(drop),
-                "expected": F.format(state.level), "since": (state.lowSince ?? time).description,
-                "relearn_after": DurationText.human(seconds: p.relearnAfter),
-            ]
-            out.append(Found(labels: state.labels, numbers: numbers, condition: condition))
+            out.append(
+                Found(labels: state.labels, condition: condition) {
+                    [
+                        "value": F.format(value), "level": F.format(state.level), "drop": F.format(drop),
+                        "expected": F.format(state.level), "since": (state.lowSince ?? time).description,
+                        "relearn_after": DurationText.human(seconds: p.relearnAfter),
+                    ]
+                }
+            )
         }
         return out
     }

@@ -39,13 +39,17 @@ struct GrowthWatch: Codable, Sendable {
             } else {
                 condition = .unchanged
             }
-            let numbers = [
-                "value": F.format(value), "threshold": F.format(p.minValue),
-                "rise": F.format(value - state.values[k].value),
-                "rise_seconds": F.format(time.seconds - start.seconds), "since": start.description,
-                "expected": "below \(F.format(p.minValue)) or not rising", "score": F.format(value / p.minValue),
-            ]
-            out.append(Found(labels: state.labels, numbers: numbers, condition: condition))
+            out.append(
+                Found(labels: state.labels, condition: condition) {
+                    [
+                        "value": F.format(value), "threshold": F.format(p.minValue),
+                        "rise": F.format(value - state.values[k].value),
+                        "rise_seconds": F.format(time.seconds - start.seconds), "since": start.description,
+                        "expected": "below \(F.format(p.minValue)) or not rising",
+                        "score": F.format(value / p.minValue),
+                    ]
+                }
+            )
         }
         return out
     }

@@ -36,12 +36,15 @@ struct IncreaseWatch: Codable, Sendable {
             things.set(s.key, state, at: time)
             let total = state.increases.reduce(0) { $0 + $1.value }
             let condition: AlertCondition = total >= p.minIncrease ? .active : total == 0 ? .inactive : .unchanged
-            let numbers = [
-                "value": F.format(total), "threshold": F.format(p.minIncrease),
-                "window": DurationText.human(seconds: p.window), "total": F.format(value), "expected": "0",
-                "since": (state.increases.first?.time ?? time).description,
-            ]
-            out.append(Found(labels: state.labels, numbers: numbers, condition: condition))
+            out.append(
+                Found(labels: state.labels, condition: condition) {
+                    [
+                        "value": F.format(total), "threshold": F.format(p.minIncrease),
+                        "window": DurationText.human(seconds: p.window), "total": F.format(value), "expected": "0",
+                        "since": (state.increases.first?.time ?? time).description,
+                    ]
+                }
+            )
         }
         return out
     }

@@ -139,13 +139,16 @@ struct StallWatch: Codable, Sendable {
                 state.idles = idles
             }
             things.set(key, state, at: time)
-            let numbers = [
-                "value": F.format(since), "threshold": F.format(threshold), "waiting": F.format(waitingNow),
-                "since": time.advanced(bySeconds: -since).description, "usual_gap": F.format(usual),
-                "expected": "progress at least every \(F.format(threshold)) s while work waits",
-                "score": F.format(since / threshold),
-            ]
-            out.append(Found(labels: state.labels, numbers: numbers, condition: condition))
+            out.append(
+                Found(labels: state.labels, condition: condition) {
+                    [
+                        "value": F.format(since), "threshold": F.format(threshold), "waiting": F.format(waitingNow),
+                        "since": time.advanced(bySeconds: -since).description, "usual_gap": F.format(usual),
+                        "expected": "progress at least every \(F.format(threshold)) s while work waits",
+                        "score": F.format(since / threshold),
+                    ]
+                }
+            )
         }
         return out
     }

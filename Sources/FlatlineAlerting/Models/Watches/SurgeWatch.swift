@@ -101,15 +101,18 @@ struct SurgeWatch: Codable, Sendable {
             } else {
                 condition = .unchanged
             }
-            let numbers = [
-                "value": F.format(rate), "threshold": F.format(threshold),
-                "baseline": F.format(state.baselineMessages), "bytes": F.format(byteRate),
-                "ratio": F.format(state.baselineMessages > 0 ? rate / state.baselineMessages : 0),
-                "since": (state.streakStart ?? time).description,
-                "expected": "about \(F.format(state.baselineMessages))/s",
-                "band": "up to \(F.format(threshold))/s", "score": F.format(rate / max(threshold, 1e-9)),
-            ]
-            out.append(Found(labels: state.labels, numbers: numbers, condition: condition))
+            out.append(
+                Found(labels: state.labels, condition: condition) {
+                    [
+                        "value": F.format(rate), "threshold": F.format(threshold),
+                        "baseline": F.format(state.baselineMessages), "bytes": F.format(byteRate),
+                        "ratio": F.format(state.baselineMessages > 0 ? rate / state.baselineMessages : 0),
+                        "since": (state.streakStart ?? time).description,
+                        "expected": "about \(F.format(state.baselineMessages))/s",
+                        "band": "up to \(F.format(threshold))/s", "score": F.format(rate / max(threshold, 1e-9)),
+                    ]
+                }
+            )
         }
         return out
     }

@@ -42,17 +42,21 @@ struct ThresholdWatch: Codable, Sendable {
             if condition == .active && state.activeSince == nil { state.activeSince = time }
             if condition == .inactive { state.activeSince = nil }
             things.set(key, state, at: time)
-            var numbers = [
-                "value": F.format(value), "threshold": F.format(p.value), "raw": F.format(raw),
-                "expected": (p.direction == .below ? "at least " : "at most ") + F.format(p.value),
-                "since": (state.activeSince ?? time).description,
-            ]
-            if p.ratioTo != nil, let limit = state.limit {
-                numbers["limit"] = F.format(limit)
-                numbers["percent"] = F.format(value * 100)
-                numbers["threshold_percent"] = F.format(p.value * 100)
-            }
-            out.append(Found(labels: state.labels, numbers: numbers, condition: condition))
+            out.append(
+                Found(labels: state.labels, condition: condition) {
+                    var numbers = [
+                        "value": F.format(value), "threshold": F.format(p.value), "raw": F.format(raw),
+                        "expected": (p.direction == .below ? "at least " : "at most ") + F.format(p.value),
+                        "since": (state.activeSince ?? time).description,
+                    ]
+                    if p.ratioTo != nil, let limit = state.limit {
+                        numbers["limit"] = F.format(limit)
+                        numbers["percent"] = F.format(value * 100)
+                        numbers["threshold_percent"] = F.format(p.value * 100)
+                    }
+                    return numbers
+                }
+            )
         }
         return out
     }
