@@ -231,8 +231,7 @@ public actor Pipeline {
             if chartedMetrics.contains(sample.labels.metricName) {
                 remember(sample.labels, SeriesHistory.Point(time: batch.time, point), rate: sample.kind == .counter)
             }
-            if series[sample.labels] == nil && series.count >= maxExportedSeries { continue }
-            series[sample.labels] = SeriesStatus(
+            let status = SeriesStatus(
                 labels: sample.labels,
                 time: batch.time,
                 value: point.value,
@@ -242,6 +241,12 @@ public actor Pipeline {
                 score: point.score,
                 anomaly: point.inBurst
             )
+            // One lookup for a known series (its labels hashed once).
+            if let index = series.index(forKey: sample.labels) {
+                series.values[index] = status
+            } else if series.count < maxExportedSeries {
+                series[sample.labels] = status
+            }
         }
         metrics?.scraped(
             job: batch.labels["job"] ?? "",
@@ -430,19 +435,23 @@ public actor Pipeline {
     }
 
     private func remember(_ labels: LabelSet, _ point: SeriesHistory.Point, rate: Bool) {
-        if history[labels] == nil {
-            if history.count >= maxChartedSeries {
-                // Full: series not seen for ten minutes (gone, or of a removed target) make room,
-                // looked for at most once a minute.
-                guard point.time - lastHistoryEviction >= 60_000 else { return }
-                lastHistoryEviction = point.time
-                let cutoff = point.time - 600_000
-                history = history.filter { ($0.value.last?.time ?? 0) >= cutoff }
-                guard history.count < maxChartedSeries else { return }
-            }
-            history[labels] = SeriesHistory(capacity: historyPoints, rate: rate)
+        // One lookup for a known series (its labels hashed once).
+        if let index = history.index(forKey: labels) {
+            history.values[index].append(point)
+            return
         }
-        history[labels]?.append(point)
+        if history.count >= maxChartedSeries {
+            // Full: series not seen for ten minutes (gone, or of a removed target) make room,
+            // looked for at most once a minute.
+            guard point.time - lastHistoryEviction >= 60_000 else { return }
+            lastHistoryEviction = point.time
+            let cutoff = point.time - 600_000
+            history = history.filter { ($0.value.last?.time ?? 0) >= cutoff }
+            guard history.count < maxChartedSeries else { return }
+        }
+        var fresh = SeriesHistory(capacity: historyPoints, rate: rate)
+        fresh.append(point)
+        history[labels] = fresh
     }
 
     /// How long what a group was told is remembered across a restart.
