@@ -45,6 +45,33 @@ struct BenchCommandTests {
         #expect(!result.standardOutput.contains("ewma"))
     }
 
+    @Test("the replay part replays every input in its own process, a NATS recording with and without the models")
+    func replay() throws {
+        let result = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["bench", "--parts", "replay", "--quick", "--models", TestSupport.repositoryFile("models").path],
+            timeout: 180
+        )
+        #expect(result.status == 0, "\(result.standardError)")
+        let rows = result.standardOutput.split(separator: "\n")
+        var samples: [Int] = []
+        for name in [
+            "OpenMetrics → CSV, one core", "recording → CSV", "NATS recording → CSV",
+            "NATS recording → CSV and alerts (shipped models)",
+        ] {
+            let row = try #require(rows.first { $0.hasPrefix(name + " ") }, "missing \(name)")
+            let fields = row.dropFirst(name.count).split(separator: " ")
+            let count = try #require(Int(fields.first?.replacingOccurrences(of: ",", with: "") ?? ""), "\(row)")
+            let seconds = try #require(Double(fields.dropFirst().first ?? ""), "\(row)")
+            #expect(count > 0 && seconds > 0, "\(row)")
+            samples.append(count)
+        }
+        // Both NATS rows replay the same recording: 200 connections' nine series and the streams',
+        // 20 rounds.
+        #expect(samples[2] == samples[3])
+        #expect(samples[2] > 200 * 9 * 20)
+    }
+
     @Test(
         "the cluster part runs three replicas on a 3-node nats-server cluster: every target held once, a SIGKILL taken over"
     )

@@ -26,6 +26,18 @@ struct LabelSetTests {
         #expect(throws: LabelError(code, name: name)) { try LabelSet(validating: [(name, "v")]) }
     }
 
+    @Test("sets that differ only in a label's name are different keys; equal sets are one")
+    func namesTellApart() throws {
+        let a = try LabelSet(validating: [("__name__", "up"), ("job", "x")])
+        let b = try LabelSet(validating: [("__name__", "up"), ("zone", "x")])
+        let c = try LabelSet(validating: [("job", "x"), ("__name__", "up")])
+        #expect(a != b)
+        #expect(a == c && a.hashValue == c.hashValue)
+        let table: [LabelSet: Int] = [a: 1, b: 2]
+        #expect(table[c] == 1 && table[b] == 2 && table.count == 2)
+        #expect(Set([a, b, c]).count == 2)
+    }
+
     @Test("an invalid metric name and a repeated name are rejected")
     func invalidMetricAndDuplicate() {
         #expect(throws: LabelError(.invalidMetricName, name: "1up")) { try LabelSet(validating: [("__name__", "1up")]) }

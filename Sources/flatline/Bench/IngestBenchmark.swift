@@ -20,13 +20,18 @@ struct IngestBenchmark {
     let quick: Bool
 
     /// A `/connz` page set: `count` connections in pages of `pageSize`, as nats-server 2.9 writes them.
-    static func connzPages(count: Int, pageSize: Int) -> [[UInt8]] {
+    static func connzPages(
+        count: Int,
+        pageSize: Int,
+        round: Int = 0,
+        now: String = "2026-11-24T15:25:51.316818855Z"
+    ) -> [[UInt8]] {
         var pages: [[UInt8]] = []
         var offset = 0
         while offset < count {
             let end = min(count, offset + pageSize)
             var text =
-                #"{"server_id":"NBHRISZYFXECQXA7AVQO6NCZRTQVZGHOE2ZUIF2FRI26Z6XOHJACBTDR","now":"2026-11-24T15:25:51.316818855Z","#
+                #"{"server_id":"NBHRISZYFXECQXA7AVQO6NCZRTQVZGHOE2ZUIF2FRI26Z6XOHJACBTDR","now":"\#(now)","#
             text +=
                 #""num_connections":\#(end - offset),"total":\#(count),"offset":\#(offset),"limit":\#(pageSize),"connections":["#
             for cid in offset..<end {
@@ -36,7 +41,9 @@ struct IngestBenchmark {
                 text += #""start":"2026-11-24T15:23:21.175659966Z","last_activity":"2026-11-24T15:25:51.200103893Z","#
                 text += #""rtt":"277µs","uptime":"2m30s","idle":"0s","pending_bytes":\#(cid % 7 == 0 ? 4096 : 0),"#
                 text +=
-                    #""in_msgs":\#(cid * 13),"out_msgs":\#(cid * 17),"in_bytes":\#(cid * 1301),"out_bytes":\#(cid * 1709),"#
+                    #""in_msgs":\#(cid * 13 + round * 15 * (1 + cid % 5)),"out_msgs":\#(cid * 17 + round * 15),"#
+                text +=
+                    #""in_bytes":\#(cid * 1301 + round * 1500 * (1 + cid % 5)),"out_bytes":\#(cid * 1709 + round * 1500),"#
                 text +=
                     #""subscriptions":\#(1 + cid % 4),"name":"service-\#(cid % 40)-\#(cid)","lang":"go","version":"1.37.0"}"#
             }
@@ -48,9 +55,14 @@ struct IngestBenchmark {
     }
 
     /// A `/jsz?accounts=true&streams=true&consumers=true&config=true` body.
-    static func jsz(streams: Int, consumers: Int) -> [UInt8] {
+    static func jsz(
+        streams: Int,
+        consumers: Int,
+        round: Int = 0,
+        now: String = "2026-11-24T15:25:51.317131825Z"
+    ) -> [UInt8] {
         var text =
-            #"{"server_id":"N1","now":"2026-11-24T15:25:51.317131825Z","config":{"max_memory":18957376512,"max_storage":62173151232},"#
+            #"{"server_id":"N1","now":"\#(now)","config":{"max_memory":18957376512,"max_storage":62173151232},"#
         text +=
             #""memory":0,"storage":1396502,"accounts":1,"ha_assets":0,"api":{"total":8,"errors":0},"streams":\#(streams),"#
         text +=
@@ -63,7 +75,8 @@ struct IngestBenchmark {
             text += #"{"name":"S\#(s)","created":"2026-11-24T15:23:21.177426989Z","cluster":{"leader":"n1"},"#
             text +=
                 #""config":{"name":"S\#(s)","subjects":["s\#(s).>"],"max_msgs":-1,"max_bytes":-1,"num_replicas":1},"#
-            text += #""state":{"messages":\#(s * 31),"bytes":\#(s * 9000),"first_seq":1,"last_seq":\#(s * 31),"#
+            text +=
+                #""state":{"messages":\#(s * 31),"bytes":\#(s * 9000),"first_seq":1,"last_seq":\#(s * 31 + round * 30),"#
             text +=
                 #""first_ts":"2026-11-24T15:23:21.374581928Z","last_ts":"2026-11-24T15:25:51.275533379Z","num_subjects":8,"consumer_count":\#(consumers)},"#
             text += #""consumer_detail":["#
@@ -73,9 +86,9 @@ struct IngestBenchmark {
                 text +=
                     #""config":{"durable_name":"c\#(c)","ack_policy":"explicit","ack_wait":10000000000,"max_deliver":-1,"max_ack_pending":200},"#
                 text +=
-                    #""delivered":{"consumer_seq":\#(s + c * 7),"stream_seq":\#(s + c * 5),"last_active":"2026-11-24T15:25:51.303681449Z"},"#
+                    #""delivered":{"consumer_seq":\#(s + c * 7 + round * 30),"stream_seq":\#(s + c * 5 + round * 30),"last_active":"2026-11-24T15:25:51.303681449Z"},"#
                 text +=
-                    #""ack_floor":{"consumer_seq":\#(s + c * 3),"stream_seq":\#(s + c * 3),"last_active":"2026-11-24T15:24:51.256186138Z"},"#
+                    #""ack_floor":{"consumer_seq":\#(s + c * 3 + round * 30),"stream_seq":\#(s + c * 3 + round * 30),"last_active":"2026-11-24T15:24:51.256186138Z"},"#
                 text += #""num_ack_pending":\#(c * 2),"num_redelivered":0,"num_waiting":1,"num_pending":\#(s % 50)}"#
             }
             text += "]}"

@@ -26,6 +26,11 @@ struct ReplayBenchmark {
     let executable: URL
     let series: Int
     let points: Int
+    /// The shipped models, for the NATS recording's alerts.
+    let models: String
+    /// Connections and rounds of the NATS recording.
+    let natsConnections: Int
+    let natsRounds: Int
     let progress: (String) -> Void
 
     /// Runs every case; the generated files live in a temporary directory, removed at the end.
@@ -60,6 +65,19 @@ struct ReplayBenchmark {
             progress("replay: \(name)")
             let (seconds, peak) = try spawn(["replay", input, "--out", "/dev/null", "--quiet"] + options)
             rows.append(Row(name: name, samples: total, seconds: seconds, peakKilobytes: peak))
+        }
+        // A NATS server's rounds (/connz, /jsz), scored, then also through the shipped models and
+        // the alert engine as the daemon runs them (`--alerts-out`): the difference is the models.
+        let nats = directory.appendingPathComponent("nats.ndjson").path
+        progress("replay: writing a NATS recording")
+        let natsSamples = try writeNATSRecording(to: nats)
+        for (name, options) in [
+            ("NATS recording → CSV", [String]()),
+            ("NATS recording → CSV and alerts (shipped models)", ["--alerts-out", "/dev/null", "--models", models]),
+        ] {
+            progress("replay: \(name)")
+            let (seconds, peak) = try spawn(["replay", nats, "--out", "/dev/null", "--quiet"] + options)
+            rows.append(Row(name: name, samples: natsSamples, seconds: seconds, peakKilobytes: peak))
         }
         progress("replay: detection alone")
         rows.append(Row(name: "detection alone (surprise)", samples: total, seconds: try detection(source)))
@@ -186,6 +204,46 @@ struct ReplayBenchmark {
             )
         }
         try writer.close()
+    }
+
+    /// `natsRounds` rounds 15 s apart of one NATS server with `natsConnections` connections
+    /// (pages of 1,024) whose counters move, and 50 streams of 4 consumers that make progress.
+    /// Returns the samples the rounds hold (as extraction gives them).
+    private func writeNATSRecording(to path: String) throws -> Int {
+        let writer = try RecordingWriter(path: path)
+        let labels = ["job": "nats", "instance": "127.0.0.1:8222"]
+        var extractor = NATSExtractor(targetLabels: labels)
+        var samples = 0
+        for round in 0..<natsRounds {
+            let time = Timestamp(milliseconds: 1_800_000_000_000 + Int64(round) * 15_000)
+            // The server's clock in its bodies is what samples are stamped with.
+            let now = time.description
+            let pages = IngestBenchmark.connzPages(count: natsConnections, pageSize: 1024, round: round, now: now)
+            let jsz = IngestBenchmark.jsz(streams: 50, consumers: 4, round: round, now: now)
+            for (k, page) in pages.enumerated() {
+                try writer.write(
+                    time: time,
+                    target: "127.0.0.1:8222",
+                    labels: labels,
+                    endpoint: "connz",
+                    page: k + 1,
+                    json: page
+                )
+            }
+            try writer.write(time: time, target: "127.0.0.1:8222", labels: labels, endpoint: "jsz", json: jsz)
+            samples += try extractor.extract(
+                .connz,
+                pages: pages.map { JSONPage(document: try JSONDocument(parsing: $0)) },
+                scrapeTime: time
+            ).count
+            samples += try extractor.extract(
+                .jsz,
+                pages: [JSONPage(document: try JSONDocument(parsing: jsz))],
+                scrapeTime: time
+            ).count
+        }
+        try writer.close()
+        return samples
     }
 
     private func writeCSV(_ source: TickSource, to path: String) throws {

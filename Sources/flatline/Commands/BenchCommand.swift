@@ -366,7 +366,10 @@ struct BenchCommand: AsyncParsableCommand {
         let bench = ReplayBenchmark(
             executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
             series: series,
-            points: points
+            points: points,
+            models: models,
+            natsConnections: quick ? 200 : 1000,
+            natsRounds: quick ? 20 : 120
         ) { Stderr.write("\rbench: \($0)…                ") }
         let rows = try bench.run()
         Stderr.write("\r\u{1B}[K")
@@ -385,6 +388,10 @@ struct BenchCommand: AsyncParsableCommand {
         )
         print("detection alone and the parser alone run in the bench's own process (no RSS of their own);")
         print("the parser alone hands each sample over and keeps nothing, the file's rows are what replay reads.")
+        print(
+            "The NATS recording: one server, \((quick ? 200 : 1000).formatted) connections and 50 streams × 4 consumers, \(quick ? 20 : 120) rounds"
+        )
+        print("15 s apart; with alerts, every round also goes through the shipped models and the alert engine.")
     }
 
     func runNATS() async throws {
