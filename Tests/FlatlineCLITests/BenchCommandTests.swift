@@ -66,10 +66,9 @@ struct BenchCommandTests {
             #expect(count > 0 && seconds > 0, "\(row)")
             samples.append(count)
         }
-        // Both NATS rows replay the same recording: 200 connections' nine series and the streams',
-        // 20 rounds.
-        #expect(samples[2] == samples[3])
-        #expect(samples[2] > 200 * 9 * 20)
+        // 20 rounds of 200 connections' eight series (no stalls in the bodies) and 50 streams'
+        // and their 200 consumers' series, as extraction counts them.
+        #expect(samples[2] > (200 * 8 + 200) * 20)
     }
 
     @Test(

@@ -26,7 +26,7 @@ struct LabelSetTests {
         #expect(throws: LabelError(code, name: name)) { try LabelSet(validating: [(name, "v")]) }
     }
 
-    @Test("sets that differ only in a label's name are different keys; equal sets are one")
+    @Test("sets that differ only in a label's name are different keys and hash apart; equal sets are one")
     func namesTellApart() throws {
         let a = try LabelSet(validating: [("__name__", "up"), ("job", "x")])
         let b = try LabelSet(validating: [("__name__", "up"), ("zone", "x")])
@@ -36,6 +36,10 @@ struct LabelSetTests {
         let table: [LabelSet: Int] = [a: 1, b: 2]
         #expect(table[c] == 1 && table[b] == 2 && table.count == 2)
         #expect(Set([a, b, c]).count == 2)
+        // Names count in the hash: a target whose series differ only in their label names must
+        // not put every series in one bucket (each lookup would read them all).
+        let sameValues = try (0..<200).map { try LabelSet(validating: [("__name__", "m"), ("a\($0)", "x")]) }
+        #expect(Set(sameValues.map(\.hashValue)).count == sameValues.count)
     }
 
     @Test("an invalid metric name and a repeated name are rejected")

@@ -138,6 +138,7 @@ struct NATSExtractorTests {
             ]
             for (metric, member, kind) in members {
                 let sample = Self.sample(samples, metric, ["cid": String(cid)])
+                #expect((sample == nil) == (connection[member] == nil), "\(metric) of cid \(cid)")
                 #expect(sample?.value == connection[member] as? Double, "\(metric) of cid \(cid)")
                 if sample != nil { #expect(sample?.kind == kind, "\(metric)") }
             }

@@ -25,6 +25,8 @@ public struct ModelEvaluator: Sendable {
     }
 
     /// The observations of one tick: every model's verdict on every thing it saw in `samples`.
+    /// Only an active observation carries annotations (what ``AlertEngine`` reads of them): the
+    /// others have none.
     ///
     /// - Parameters:
     ///   - time: the tick.

@@ -37,14 +37,6 @@ public struct LabelSet: Hashable, Sendable, Comparable, CustomStringConvertible 
     /// The labels, sorted by name; names are unique.
     public private(set) var labels: [Label]
 
-    /// The number of labels and their values: a family's series share their label names, so
-    /// hashing the names too doubled the cost of every series-table lookup (about a tenth of
-    /// the daemon's work) and told nothing apart. Equal sets hash alike; equality reads all.
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(labels.count)
-        for label in labels { hasher.combine(label.value) }
-    }
-
     /// The empty label set.
     public init() {
         labels = []

@@ -61,7 +61,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .customLong("daemon-no-wal"), help: "Run the daemon part's daemon without its write-ahead log.")
     var daemonNoWAL = false
 
-    @Option(help: "The models the daemon part runs with.")
+    @Option(help: "The models the daemon and cluster parts and the replay part's NATS recording run with.")
     var models: String = "models"
 
     @Option(
@@ -361,6 +361,9 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     func runReplay() throws {
+        guard FileManager.default.fileExists(atPath: models + "/consumer_freeze.yml") else {
+            throw ValidationError("the replay part needs the shipped models: \(models) has none (--models DIR)")
+        }
         let series = quick ? 100 : replaySize[0]
         let points = quick ? 1000 : replaySize[1]
         let bench = ReplayBenchmark(
