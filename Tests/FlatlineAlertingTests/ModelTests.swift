@@ -610,10 +610,10 @@ struct ModelTests {
         let summary = try #require(observation.annotations["summary"])
         #expect(summary == "Consumer ORDERS/worker has not acknowledged anything for 14 s (40 messages waiting)")
         #expect(observation.annotations["description"]?.contains("{{") == false)
-        #expect(ModelEvaluator.render("a {{ x }} b {{missing}} c {{y", ["x": "1"]) == "a 1 b  c {{y")
-        #expect(ModelEvaluator.render("{{x}}{{ y }}}} é {{x}}", ["x": "1", "y": "ü"]) == "1ü}} é 1")
-        #expect(ModelEvaluator.render("", ["x": "1"]).isEmpty)
-        #expect(ModelEvaluator.render("{{x", ["x": "1"]) == "{{x")
+        #expect(TextTemplate("a {{ x }} b {{missing}} c {{y").render(["x": "1"]) == "a 1 b  c {{y")
+        #expect(TextTemplate("{{x}}{{ y }}}} é {{x}}").render(["x": "1", "y": "ü"]) == "1ü}} é 1")
+        #expect(TextTemplate("").render(["x": "1"]).isEmpty)
+        #expect(TextTemplate("{{x").render(["x": "1"]) == "{{x")
     }
 
     @Test("an alert carries the annotations of its last active observation, resolved too; the others are not rendered")

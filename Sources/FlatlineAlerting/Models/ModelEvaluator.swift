@@ -11,14 +11,12 @@ public struct ModelEvaluator: Sendable {
     /// Watched things not seen for this many seconds are forgotten (connections come and go).
     public var forgetAfter: Double
     private var lastSweep: Timestamp?
-    /// Per model, its incident, summary and description, parsed once.
-    private let templates: [(incident: TextTemplate?, summary: TextTemplate, description: TextTemplate)]
+    /// Per model, its alert's texts, parsed once.
+    private let texts: [AlertTexts]
 
     public init(models: [Model], forgetAfter: Double = 3600) {
         self.models = models
-        templates = models.map {
-            ($0.incident.map(TextTemplate.init), TextTemplate($0.alert.summary), TextTemplate($0.alert.description))
-        }
+        texts = models.map(AlertTexts.init)
         self.forgetAfter = forgetAfter
         watches = models.map { ModelWatch(kind: $0.kind) }
         contexts = Array(repeating: [:], count: models.count)
@@ -82,7 +80,7 @@ public struct ModelEvaluator: Sendable {
                         found.numbers[name] = HumanNumber.format(value)
                     }
                 }
-                out.append(observation(model, templates[index], found))
+                out.append(observation(model, texts[index], found))
             }
         }
         sweepIfDue(time)
@@ -135,7 +133,7 @@ public struct ModelEvaluator: Sendable {
 
     private func observation(
         _ model: Model,
-        _ templates: (incident: TextTemplate?, summary: TextTemplate, description: TextTemplate),
+        _ texts: AlertTexts,
         _ found: Found
     ) -> AlertObservation {
         var alertLabels = model.alert.labels
@@ -143,7 +141,7 @@ public struct ModelEvaluator: Sendable {
         alertLabels["alertname"] = model.alert.name
         alertLabels["severity"] = model.alert.severity
         alertLabels["model"] = model.name
-        if let incident = templates.incident {
+        if let incident = texts.incident {
             let text = incident.render(alertLabels)
             if !text.isEmpty { alertLabels["incident"] = text }
         }
@@ -154,8 +152,8 @@ public struct ModelEvaluator: Sendable {
         }
         let values = alertLabels.merging(found.numbers) { label, _ in label }
         var annotations = [
-            "summary": templates.summary.render(values),
-            "description": templates.description.render(values),
+            "summary": texts.summary.render(values),
+            "description": texts.description.render(values),
             "detector": "\(model.kind.name) (model \(model.name))",
         ]
         // The standard explanation: what was seen, what was expected, how far off, since when.
@@ -173,11 +171,6 @@ public struct ModelEvaluator: Sendable {
             condition: found.condition,
             timing: model.alert.timing
         )
-    }
-
-    /// `{{name}}` replaced by `values[name]` (unknown names by ""): ``TextTemplate``.
-    static func render(_ template: String, _ values: [String: String]) -> String {
-        TextTemplate(template).render(values)
     }
 
     static func median(_ values: [Double]) -> Double? {

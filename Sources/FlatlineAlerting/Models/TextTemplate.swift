@@ -39,3 +39,16 @@ struct TextTemplate: Sendable, Hashable {
         return out
     }
 }
+
+/// A model's incident, summary and description, parsed once.
+struct AlertTexts: Sendable {
+    let incident: TextTemplate?
+    let summary: TextTemplate
+    let description: TextTemplate
+
+    init(_ model: Model) {
+        incident = model.incident.map(TextTemplate.init)
+        summary = TextTemplate(model.alert.summary)
+        description = TextTemplate(model.alert.description)
+    }
+}

@@ -201,9 +201,7 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     func runCluster() async throws {
-        guard FileManager.default.fileExists(atPath: models + "/consumer_freeze.yml") else {
-            throw ValidationError("the cluster part needs the shipped models: \(models) has none (--models DIR)")
-        }
+        try requireModels(part: "cluster")
         let bench = ClusterBenchmark(
             executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
             models: models
@@ -246,9 +244,7 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     func runDaemon() async throws {
-        guard FileManager.default.fileExists(atPath: models + "/consumer_freeze.yml") else {
-            throw ValidationError("the daemon part needs the shipped models: \(models) has none (--models DIR)")
-        }
+        try requireModels(part: "daemon")
         let bench = DaemonBenchmark(
             executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
             models: models,
@@ -360,19 +356,25 @@ struct BenchCommand: AsyncParsableCommand {
         print("at a target's first scrape, under 10 ms at its next.")
     }
 
-    func runReplay() throws {
+    /// The shipped models must be where `--models` says before a part that runs them starts.
+    func requireModels(part: String) throws {
         guard FileManager.default.fileExists(atPath: models + "/consumer_freeze.yml") else {
-            throw ValidationError("the replay part needs the shipped models: \(models) has none (--models DIR)")
+            throw ValidationError("the \(part) part needs the shipped models: \(models) has none (--models DIR)")
         }
+    }
+
+    func runReplay() throws {
+        try requireModels(part: "replay")
         let series = quick ? 100 : replaySize[0]
         let points = quick ? 1000 : replaySize[1]
+        let (natsConnections, natsRounds) = quick ? (200, 20) : (1000, 120)
         let bench = ReplayBenchmark(
             executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
             series: series,
             points: points,
             models: models,
-            natsConnections: quick ? 200 : 1000,
-            natsRounds: quick ? 20 : 120
+            natsConnections: natsConnections,
+            natsRounds: natsRounds
         ) { Stderr.write("\rbench: \($0)…                ") }
         let rows = try bench.run()
         Stderr.write("\r\u{1B}[K")
@@ -392,7 +394,7 @@ struct BenchCommand: AsyncParsableCommand {
         print("detection alone and the parser alone run in the bench's own process (no RSS of their own);")
         print("the parser alone hands each sample over and keeps nothing, the file's rows are what replay reads.")
         print(
-            "The NATS recording: one server, \((quick ? 200 : 1000).formatted) connections and 50 streams × 4 consumers, \(quick ? 20 : 120) rounds"
+            "The NATS recording: one server, \(natsConnections.formatted) connections and 50 streams × 4 consumers, \(natsRounds) rounds"
         )
         print("15 s apart; with alerts, every round also goes through the shipped models and the alert engine.")
     }
