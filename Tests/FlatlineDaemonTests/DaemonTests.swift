@@ -149,10 +149,33 @@ struct DaemonTests {
                 TestSupport.flatlineBinary,
                 [
                     "replay", directory.file("live.ndjson.gz").path, "--config", configFile.path, "--models",
-                    options.modelsDirectory, "--alerts-out", events.path, "--out", "/dev/null", "--quiet",
+                    options.modelsDirectory, "--alerts-out", events.path, "--out", directory.file("rows.csv").path,
+                    "--quiet",
                 ]
             )
             #expect(replayed.status == 0, "\(replayed.standardError)")
+            // The rows are the daemon's scores: each series' last verdict in the daemon is a row
+            // of that series in the replay, number for number.
+            var rowsOfSeries: [String: [[Substring]]] = [:]
+            for line in try String(contentsOf: directory.file("rows.csv"), encoding: .utf8).split(separator: "\n")
+                .dropFirst()
+            {
+                let fields = line.split(separator: ",", omittingEmptySubsequences: false)
+                guard fields.count >= 8 else { continue }
+                // The series is a quoted CSV field (its labels hold commas and doubled quotes).
+                let series = fields.dropLast(7).joined(separator: ",").dropFirst().dropLast()
+                    .replacingOccurrences(of: "\"\"", with: "\"")
+                rowsOfSeries[series, default: []].append(Array(fields.suffix(6)))
+            }
+            let statuses = await daemon.pipeline.seriesStatuses.filter { $0.expected.isFinite }
+            #expect(statuses.count > 50)
+            for status in statuses {
+                let numbers = [status.value, status.expected, status.lower, status.upper, status.score]
+                let found = rowsOfSeries[status.labels.description, default: []].contains { row in
+                    zip(row.prefix(5), numbers).allSatisfy { Double($0.0) == $0.1 }
+                }
+                #expect(found, "\(status.labels): \(numbers) not among the replayed rows")
+            }
             let replayedAlerts = try String(contentsOf: events, encoding: .utf8)
             #expect(replayedAlerts.contains("\"alertname\":\"ConsumerFreeze\""), "\(replayedAlerts)")
             #expect(replayedAlerts.contains("\"alertname\":\"ProducerFlood\""), "\(replayedAlerts)")

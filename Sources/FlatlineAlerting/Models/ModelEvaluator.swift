@@ -34,6 +34,8 @@ public struct ModelEvaluator: Sendable {
     public mutating func observe(time: Timestamp, samples: [Sample], verdicts: [SampleVerdict] = [])
         -> [AlertObservation]
     {
+        // No models (a replay for its rows alone): nothing to watch, nothing to index.
+        guard !models.isEmpty else { return [] }
         var byMetric: [String: [Int]] = [:]
         for (index, sample) in samples.enumerated() { byMetric[sample.labels.metricName, default: []].append(index) }
         var out: [AlertObservation] = []

@@ -91,6 +91,11 @@ public struct DropCounts: Hashable, Sendable, Codable {
     public mutating func add(_ reason: DropReason, count: Int = 1) {
         if count != 0 { counts[reason, default: 0] += count }
     }
+
+    /// Counts every drop of `other` too.
+    public mutating func add(_ other: DropCounts) {
+        for (reason, count) in other.counts { add(reason, count: count) }
+    }
 }
 
 /// Everything from validated samples to verdicts for one source (one scrape target, one file):

@@ -13,11 +13,15 @@ public struct DetectionSettings: Sendable, Hashable {
     public var step: Double
     public var maxSeries: Int?
     public var staleAfter: Double
+    /// The longest gap in seconds a counter rate is taken across (replay's `--max-gap`); `nil`
+    /// for no limit.
+    public var maxGap: Double?
 
-    public init(step: Double = 15, maxSeries: Int? = nil, staleAfter: Double = 600) {
+    public init(step: Double = 15, maxSeries: Int? = nil, staleAfter: Double = 600, maxGap: Double? = nil) {
         self.step = step
         self.maxSeries = maxSeries
         self.staleAfter = staleAfter
+        self.maxGap = maxGap
     }
 }
 
@@ -70,6 +74,9 @@ public actor Pipeline {
     private var series: [LabelSet: SeriesStatus] = [:]
     /// At most this many series in `series` (for `/metrics`); new ones beyond are not kept.
     let maxExportedSeries: Int
+    /// Whether the targets' status, the series' last verdicts and the charts are kept (for the
+    /// API and the status page): not in a replay, which nobody browses.
+    let keepsStatus: Bool
     private(set) var firstScrapeDone = false
     /// The metric names some model watches: their recent points are kept for the status page.
     private let chartedMetrics: Set<String>
@@ -102,10 +109,12 @@ public actor Pipeline {
         historyPoints: Int = 120,
         metrics: DaemonMetrics? = nil,
         writeAheadLog: WriteAheadLogSettings? = WriteAheadLogSettings(),
+        keepsStatus: Bool = true,
         clock: @escaping @Sendable () -> Timestamp = Pipeline.now,
         logger: Logger
     ) {
         self.clock = clock
+        self.keepsStatus = keepsStatus
         self.metrics = metrics
         if let state, let writeAheadLog {
             do {
@@ -186,6 +195,13 @@ public actor Pipeline {
     /// - Returns: the alerts that fired or resolved (for a replay's `--alerts-out`).
     @discardableResult
     public func ingest(_ batch: ScrapeBatch) -> [AlertEvent] {
+        ingestScored(batch).events
+    }
+
+    /// One target's round, as ``ingest(_:)``, with each sample's verdict from the target's
+    /// detection bank, in the batch's order (none for an event between scrapes, or when the
+    /// target has no bank).
+    public func ingestScored(_ batch: ScrapeBatch) -> (events: [AlertEvent], verdicts: [SampleVerdict]) {
         if let wal, !replaying {
             do {
                 try wal.append(batch)
@@ -212,7 +228,7 @@ public actor Pipeline {
             // the target's health and the scrape metrics wait for the next scrape.
             let events = evaluation.evaluate(time: batch.time, samples: batch.samples, verdicts: [], now: clock())
             notified(events)
-            return events
+            return (events, [])
         }
         firstScrapeDone = true
         let settings = Self.settings(detection, target: batch.target, job: batch.labels["job"]) ?? DetectionSettings()
@@ -224,8 +240,9 @@ public actor Pipeline {
             }
             return newBank(target: batch.target, settings: settings)
         }
-        guard let (verdicts, events) = round else { return [] }
+        guard let (verdicts, events) = round else { return ([], []) }
         notified(events)
+        guard keepsStatus else { return (events, verdicts) }
         for (sample, verdict) in zip(batch.samples, verdicts) {
             guard let point = verdict.point else { continue }
             if chartedMetrics.contains(sample.labels.metricName) {
@@ -273,7 +290,7 @@ public actor Pipeline {
                 ? nil : batch.errors.keys.sorted().map { "\($0): \(batch.errors[$0] ?? "")" }.joined(separator: "; "),
             samples: batch.samples.count
         )
-        return events
+        return (events, verdicts)
     }
 
     /// What the models learned of each unit (a target), told apart by its `instance` label (and
@@ -383,6 +400,7 @@ public actor Pipeline {
                 configuration: detector,
                 step: settings.step,
                 maxSeries: settings.maxSeries,
+                maxGap: settings.maxGap,
                 staleAfter: settings.staleAfter
             )
         } catch {
@@ -648,6 +666,9 @@ public actor Pipeline {
     public var seriesStatuses: [SeriesStatus] { series.values.sorted { $0.labels < $1.labels } }
 
     public var seriesCount: Int { evaluation.banks.values.reduce(0) { $0 + $1.store.count } }
+
+    /// Counter resets the detection banks have seen.
+    public var counterResets: Int { evaluation.banks.values.reduce(0) { $0 + $1.counterResets } }
 
     public func alerts() -> [Alert] {
         (evaluation.engine.alerts(in: .firing) + evaluation.engine.alerts(in: .pending)

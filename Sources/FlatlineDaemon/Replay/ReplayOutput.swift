@@ -53,14 +53,25 @@ public struct ReplayWriter: Sendable {
     ///   block, holds more than one).
     public func writeRows(_ result: ReplayResult, multi: Bool, threads: Int = 1, to sink: ([UInt8]) -> Void) {
         // Each series' column, escaped once rather than once per row.
-        let seriesColumn: [[UInt8]] =
-            multi
-            ? result.file.series.map { labels in
-                let text = labels.description
-                return Array(
-                    (format == .csv ? Self.csvField(text) + "," : "\"series\":" + Self.jsonString(text) + ",").utf8
-                )
-            } : []
+        let seriesColumn: [[UInt8]] = multi ? result.file.series.map(seriesColumn) : []
+        writeRows(result, seriesColumn: seriesColumn, threads: threads, to: sink)
+    }
+
+    /// The `series` column of the rows of `labels`, with what follows it (`,`).
+    public func seriesColumn(_ labels: LabelSet) -> [UInt8] {
+        let text = labels.description
+        return Array((format == .csv ? Self.csvField(text) + "," : "\"series\":" + Self.jsonString(text) + ",").utf8)
+    }
+
+    /// Writes the rows of `result` (no header), in pieces of whole lines, each row's series
+    /// column from `seriesColumn` (by the row's series; empty: rows name no series).
+    public func writeRows(
+        _ result: ReplayResult,
+        seriesColumn: [[UInt8]],
+        threads: Int = 1,
+        to sink: ([UInt8]) -> Void
+    ) {
+        let multi = !seriesColumn.isEmpty
         let rows = result.file.rows.count
         let chunks = (rows + Self.chunkRows - 1) / Self.chunkRows
         let batch = Swift.max(1, threads) * 2
@@ -95,7 +106,7 @@ public struct ReplayWriter: Sendable {
     func render(_ result: ReplayResult, rows: Range<Int>, multi: Bool, seriesColumn: [[UInt8]]) -> [UInt8] {
         // The longest a line can be: every number at its longest (24 bytes), the longest series
         // and timestamp (escaped, at most six bytes a byte).
-        let widestSeries = multi ? (seriesColumn.map(\.count).max() ?? 0) : 0
+        let widestSeries = multi ? rows.reduce(0) { Swift.max($0, seriesColumn[result.file.rows[$1].series].count) } : 0
         let widestText = rows.reduce(0) { Swift.max($0, result.file.rows[$1].text.count) } * 6 + 2
         let perLine = widestSeries + widestText + 5 * 24 + 64
         return [UInt8](unsafeUninitializedCapacity: rows.count * perLine) { buffer, initialized in

@@ -240,6 +240,6 @@ extension ReplaySummary {
         missing += part.missing
         anomalies += part.anomalies
         counterResets += part.counterResets
-        for reason in DropReason.allCases { drops.add(reason, count: part.drops[reason]) }
+        drops.add(part.drops)
     }
 }

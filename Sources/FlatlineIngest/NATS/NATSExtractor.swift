@@ -168,7 +168,7 @@ public struct NATSExtractor: Sendable {
             drops.add(.invalidTimestamp, count: out.samples.count + out.dropped.total)
             return []
         }
-        for reason in DropReason.allCases { drops.add(reason, count: out.dropped[reason]) }
+        drops.add(out.dropped)
         return out.samples
     }
 

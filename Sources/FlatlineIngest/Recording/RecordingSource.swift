@@ -29,7 +29,7 @@ public struct RecordingSource {
     public var drops: DropCounts {
         var all = DropCounts()
         for validator in validators.values {
-            for reason in DropReason.allCases { all.add(reason, count: validator.drops[reason]) }
+            all.add(validator.drops)
         }
         return all
     }

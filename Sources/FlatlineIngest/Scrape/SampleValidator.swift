@@ -48,7 +48,7 @@ public struct SampleValidator: Sendable {
     public mutating func validate(_ samples: [Sample], scrapeTime: Timestamp) -> (valid: [Sample], drops: DropCounts) {
         sweep(scrapeTime)
         var dropped = DropCounts()
-        defer { for reason in DropReason.allCases { drops.add(reason, count: dropped[reason]) } }
+        defer { drops.add(dropped) }
         let horizon = scrapeTime.advanced(bySeconds: futureTolerance)
         var valid: [Sample] = []
         valid.reserveCapacity(samples.count)
@@ -90,7 +90,7 @@ public struct SampleValidator: Sendable {
 
     /// Adds drops made before validation (by the extraction) to ``drops``.
     public mutating func count(_ earlier: DropCounts) {
-        for reason in DropReason.allCases { drops.add(reason, count: earlier[reason]) }
+        drops.add(earlier)
     }
 
     private mutating func requiredLabels(_ name: String) -> [String] {

@@ -21,6 +21,16 @@ public struct RecordedRounds {
     private var finished = false
     /// Lines of endpoints this version does not know, by endpoint; skipped, and counted here.
     public private(set) var skipped: [String: Int] = [:]
+    /// Scrapes recorded as failed or whose body could not be read, by `TARGET /ENDPOINT`.
+    public private(set) var failures: [String: Failure] = [:]
+
+    /// The failed scrapes of one target's endpoint.
+    public struct Failure: Sendable, Hashable {
+        public var count: Int
+        /// The recording's line of the first, and why it failed.
+        public var firstLine: Int
+        public var reason: String
+    }
 
     private struct Round {
         var time: Timestamp
@@ -105,6 +115,7 @@ public struct RecordedRounds {
         defer { open[key] = round }
         if let error = first.error {
             round.errors[first.endpoint] = error
+            fail(first, error)
             return
         }
         do {
@@ -112,6 +123,7 @@ public struct RecordedRounds {
             case "metrics":
                 guard let node = first.body, let text = first.document.string(node) else {
                     round.errors["metrics"] = "a metrics body must be a JSON string"
+                    fail(first, "a metrics body must be a JSON string")
                     return
                 }
                 round.samples += try state.extractor.samples(
@@ -129,6 +141,17 @@ public struct RecordedRounds {
             }
         } catch {
             round.errors[first.endpoint] = error.description
+            fail(first, error.description)
+        }
+    }
+
+    /// Counts a failed scrape.
+    private mutating func fail(_ line: RecordedScrape, _ reason: String) {
+        let key = "\(line.target ?? "-") /\(line.endpoint)"
+        if failures[key] != nil {
+            failures[key]?.count += 1
+        } else {
+            failures[key] = Failure(count: 1, firstLine: line.line, reason: reason)
         }
     }
 

@@ -51,7 +51,7 @@ struct TargetState {
         let extraction = extractor.takeDrops()
         validator.count(extraction)
         var drops = validated
-        for reason in DropReason.allCases { drops.add(reason, count: extraction[reason]) }
+        drops.add(extraction)
         let health = ScrapeHealth(
             up: errors.isEmpty,
             durationSeconds: durationSeconds,

@@ -16,9 +16,11 @@ struct ReplayCommand: AsyncParsableCommand {
             INPUT is a CSV file with a header (timestamp,value: one series; timestamps as \
             YYYY-MM-DD HH:MM:SS, RFC 3339 or Unix seconds), Prometheus text / OpenMetrics with \
             timestamps (many series), or a recording of raw scrapes from `flatline record` \
-            (NDJSON, plain or .gz), which goes through the same extraction as live scrapes. Writes one row per input row, in input order: \
-            timestamp,value,expected,lower,upper,score,anomaly (with a leading series column when \
-            the input holds several series). The same input gives the same output, byte for byte.
+            (NDJSON, plain or .gz), which goes through the daemon's own pipeline, round by round. \
+            Writes one row per input row, in input order (for a recording, per sample the daemon \
+            scored, in the order it did): timestamp,value,expected,lower,upper,score,anomaly (with \
+            a leading series column when the input holds several series). The same input gives \
+            the same output, byte for byte.
 
             With --prometheus URL --query Q --start T instead of INPUT, the series are read from a \
             Prometheus server's HTTP API (/api/v1/query_range, in chunks of 10,000 steps of --step, \
@@ -272,59 +274,48 @@ struct ReplayCommand: AsyncParsableCommand {
         return file
     }
 
+    /// Whether the input is a recording of raw scrapes (by `--input-format`, else its name or
+    /// first byte).
+    var inputIsRecording: Bool {
+        guard prometheus == nil, let input else { return false }
+        return inputFormat == .recording || (inputFormat == nil && Self.looksLikeRecording(input))
+    }
+
     func run() async throws {
         let clock = ContinuousClock()
         let started = clock.now
         var file: SeriesFile
         var detector = detectorConfiguration()
-        // A recording replayed with the daemon's configuration: its alerts come from the daemon's
-        // own pipeline (per-target rounds, banks and steps), as the daemon raised them.
-        var daemonConfiguration: Configuration?
         let input = self.input ?? ""
-        if prometheus != nil {
-            file = try await loadPrometheus()
-        } else if let config {
-            let configuration: Configuration
+        var configuration: Configuration?
+        if let config {
             do {
-                configuration = try Configuration.load(path: config)
-                detector = detectorConfiguration(base: configuration.detector)
+                let loaded = try Configuration.load(path: config)
+                detector = detectorConfiguration(base: loaded.detector)
                 try detector.validate()
+                configuration = loaded
             } catch {
                 throw ValidationError("\(error)")
             }
-            if inputFormat == .recording || (inputFormat == nil && Self.looksLikeRecording(input)) {
-                file = try SeriesFile.loadRecording(path: input, jobs: configuration.recordingJobs, kind: kind)
-                daemonConfiguration = configuration
-            } else {
-                if try replayStreaming(input, detector: detector, started: started) { return }
-                file = try SeriesFile.load(path: input, format: inputFormat, kind: kind, threads: threads)
-            }
+        }
+        // A recording goes through the daemon's own pipeline, rows and alerts in one read (a
+        // state to load or save is one bank over every series: read whole, below).
+        if inputIsRecording, loadState == nil, saveState == nil {
+            try await replayRecording(input, configuration: configuration, detector: detector, started: started)
+            return
+        }
+        if prometheus != nil {
+            file = try await loadPrometheus()
+        } else if let configuration, inputIsRecording {
+            file = try SeriesFile.loadRecording(path: input, jobs: configuration.recordingJobs, kind: kind)
         } else {
             if try replayStreaming(input, detector: detector, started: started) { return }
             file = try SeriesFile.load(path: input, format: inputFormat, kind: kind, threads: threads)
-            if alertsOut != nil, inputFormat == .recording || (inputFormat == nil && Self.looksLikeRecording(input)) {
-                // No configuration: the one the recording was made with, as far as it tells (its
-                // jobs and their scrape intervals; --step overrides the intervals).
-                var inferred = try RecordedRounds.inferConfiguration(path: input, detector: detector)
-                if let step {
-                    for k in inferred.scrapeConfigs.indices { inferred.scrapeConfigs[k].scrapeInterval = step.seconds }
-                }
-                daemonConfiguration = inferred
-            }
         }
         // Warnings (a recording cut short, lines skipped) are said even with --quiet.
         for warning in file.warnings { Stderr.write("replay: \(source): \(warning)\n") }
         let state = try loadState.map { path throws(StateFileError) in try StateFile.load(from: path) }
-        var loadedModels: [Model] = []
-        if alertsOut != nil {
-            do {
-                loadedModels = try ModelDirectory.load(models)
-            } catch {
-                throw ValidationError(
-                    "\(error) (the shipped models are in the repository's models/ directory; pass --models DIR)"
-                )
-            }
-        }
+        let loadedModels = try loadModels()
         var lastReport = started
         var reported = false
         let result = try Replayer.run(
@@ -334,7 +325,7 @@ struct ReplayCommand: AsyncParsableCommand {
             maxGap: maxGap?.seconds,
             state: state,
             // A recording's alerts come from the daemon's pipeline below, not from this pass.
-            models: daemonConfiguration == nil ? loadedModels : [],
+            models: inputIsRecording ? [] : loadedModels,
             // A state to save is one bank: the series stay on one core.
             threads: saveState == nil ? threads : 1
         ) { done, total in
@@ -352,35 +343,122 @@ struct ReplayCommand: AsyncParsableCommand {
         ReplayWriter(format: format, anomaliesOnly: anomaliesOnly).write(result, threads: threads) { sink.write($0) }
         try sink.close()
         if let saveState, let bank = result.bank { try StateFile.save(bank, to: saveState) }
-        if let alertsOut {
-            var events = result.alertEvents
-            if let daemonConfiguration {
-                let logger = Logger(label: "flatline.replay") { label in
-                    var handler = StreamLogHandler.standardError(label: label)
-                    handler.logLevel = quiet ? .critical : .error
-                    return handler
-                }
-                events = try await DaemonReplay.run(
-                    recording: input,
-                    configuration: daemonConfiguration,
-                    models: loadedModels,
-                    logger: logger
-                ).events
-            }
-            let alerts = try OutputSink(path: alertsOut)
-            for event in events { alerts.write(AlertEventLine.json(event) + "\n") }
-            try alerts.close()
-            if !quiet {
-                let firing = events.filter { $0.status == .firing }.count
-                Stderr.write("replay: \(alertsOut): \(firing) alerts fired, \(events.count - firing) resolved\n")
+        if alertsOut != nil && inputIsRecording {
+            let daemon = try await DaemonReplay.run(
+                recording: input,
+                configuration: try recordingConfiguration(input, given: configuration, detector: detector),
+                models: loadedModels,
+                kind: kind,
+                maxGap: maxGap?.seconds,
+                logger: replayLogger()
+            )
+            try writeAlerts(daemon.events)
+        } else {
+            try writeAlerts(result.alertEvents)
+        }
+        if !quiet {
+            Stderr.write(Self.summary(result.summary, input: source, seconds: seconds(since: started)) + "\n")
+        }
+    }
+
+    /// The configuration a recording is replayed through the daemon's pipeline with: `given`
+    /// (the daemon's jobs, relabeling, checks and steps), else the jobs the recording names,
+    /// each with the median spacing of its rounds as its scrape interval; `--step` is every
+    /// job's interval, `detector` (the options on top of the configuration's) every bank's.
+    func recordingConfiguration(_ input: String, given: Configuration?, detector: DetectorConfiguration) throws
+        -> Configuration
+    {
+        var configuration = try given ?? RecordedRounds.inferConfiguration(path: input, detector: detector)
+        configuration.detector = detector
+        if let step {
+            for k in configuration.scrapeConfigs.indices {
+                configuration.scrapeConfigs[k].scrapeInterval = step.seconds
             }
         }
+        return configuration
+    }
 
+    /// Errors of the daemon's pipeline on standard error (none with --quiet).
+    func replayLogger() -> Logger {
+        Logger(label: "flatline.replay") { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = quiet ? .critical : .error
+            return handler
+        }
+    }
+
+    /// The models for `--alerts-out` (none without it).
+    func loadModels() throws -> [Model] {
+        guard alertsOut != nil else { return [] }
+        do {
+            return try ModelDirectory.load(models)
+        } catch {
+            throw ValidationError(
+                "\(error) (the shipped models are in the repository's models/ directory; pass --models DIR)"
+            )
+        }
+    }
+
+    /// Writes `--alerts-out`, when asked for.
+    func writeAlerts(_ events: [AlertEvent]) throws {
+        guard let alertsOut else { return }
+        let alerts = try OutputSink(path: alertsOut)
+        for event in events { alerts.write(AlertEventLine.json(event) + "\n") }
+        try alerts.close()
         if !quiet {
-            let seconds =
-                Double((clock.now - started).components.attoseconds) / 1e18
-                + Double((clock.now - started).components.seconds)
-            Stderr.write(Self.summary(result.summary, input: source, seconds: seconds) + "\n")
+            let firing = events.filter { $0.status == .firing }.count
+            Stderr.write("replay: \(alertsOut): \(firing) alerts fired, \(events.count - firing) resolved\n")
+        }
+    }
+
+    func seconds(since started: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - started
+        return Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds)
+    }
+
+    /// A recording through the daemon's pipeline (``RecordingReplay``), configured by
+    /// ``recordingConfiguration(_:given:detector:)``.
+    func replayRecording(
+        _ input: String,
+        configuration: Configuration?,
+        detector: DetectorConfiguration,
+        started: ContinuousClock.Instant
+    ) async throws {
+        let configuration = try recordingConfiguration(input, given: configuration, detector: detector)
+        let models = try loadModels()
+        let clock = ContinuousClock()
+        var lastReport = started
+        var reported = false
+        let sink = try OutputSink(path: out)
+        let result = try await RecordingReplay.run(
+            recording: input,
+            configuration: configuration,
+            models: models,
+            kind: kind,
+            maxGap: maxGap?.seconds,
+            writer: ReplayWriter(format: format, anomaliesOnly: anomaliesOnly),
+            threads: threads,
+            logger: replayLogger(),
+            progress: { rounds in
+                guard !quiet, rounds & 63 == 0 else { return }
+                let now = clock.now
+                guard now - started > .seconds(2), now - lastReport > .seconds(1) else { return }
+                lastReport = now
+                reported = true
+                Stderr.write("\rreplay: \(rounds) rounds")
+            }
+        ) { sink.write($0) }
+        if reported { Stderr.write("\n") }
+        // Warnings (a recording cut short, lines skipped) are said even with --quiet.
+        for warning in result.warnings { Stderr.write("replay: \(source): \(warning)\n") }
+        guard result.summary.rows > 0 else {
+            let cut = result.daemon.truncation.map { "; \($0.reason) at line \($0.line)" } ?? ""
+            throw SeriesFileError(file: input, line: 0, reason: "no usable data: the recording yields no samples" + cut)
+        }
+        try sink.close()
+        try writeAlerts(result.daemon.events)
+        if !quiet {
+            Stderr.write(Self.summary(result.summary, input: source, seconds: seconds(since: started)) + "\n")
         }
     }
 
