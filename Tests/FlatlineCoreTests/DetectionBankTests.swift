@@ -50,6 +50,45 @@ struct DetectionBankTests {
         #expect(bank.counterResets == 1)
     }
 
+    @Test("samples found by their place in the last tick get the verdicts of samples looked up by their labels")
+    func placeHints() throws {
+        // One bank finds series where the last tick had them (when they are there), one by
+        // their labels alone: series come and go, go stale, are shuffled, repeat within a tick.
+        var hinted = try DetectionBank(configuration: DetectorConfiguration(), step: 15, staleAfter: 120)
+        var looked = try DetectionBank(configuration: DetectorConfiguration(), step: 15, staleAfter: 120)
+        looked.placeHints = false
+        var generator = UInt64(3)
+        func next(_ n: Int) -> Int {
+            generator = generator &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int(truncatingIfNeeded: (generator >> 33) % UInt64(n))
+        }
+        var verdicts: [SampleVerdict] = []
+        var hits = 0
+        for i in 0..<300 {
+            var samples: [Sample] = []
+            for cid in 0..<40 where !(cid % 7 == 3 && (i / 20) % 2 == 1) && !(cid >= 30 && i > 150 && i < 200) {
+                let kind: MetricKind = cid % 3 == 0 ? .counter : .gauge
+                let value = kind == .counter ? Double(i * (cid + 1)) : 10 + Double(next(100)) / 10
+                samples.append(try Self.sample("m", value, kind: kind, cid: "\(cid)"))
+            }
+            if i % 25 == 0 {
+                var random = SeededGenerator(seed: UInt64(i))
+                samples.shuffle(using: &random)
+            }
+            if i % 40 == 5 { samples.insert(samples[next(samples.count)], at: next(samples.count)) }
+            if i % 33 == 0 { samples.removeFirst(next(5)) }
+            let viaPlace = hinted.process(time: Self.at(i), samples: samples)
+            verdicts = looked.process(time: Self.at(i), samples: samples)
+            // As text: a verdict with a NaN band is not equal to itself.
+            let same = "\(viaPlace)" == "\(verdicts)"
+            let first = zip(viaPlace, verdicts).enumerated().first { "\($0.element.0)" != "\($0.element.1)" }
+            #expect(same, "tick \(i): \(String(describing: first))")
+            hits += viaPlace.count
+        }
+        #expect(hits > 10_000)
+        #expect(hinted.store.count == looked.store.count)
+    }
+
     @Test("series not seen for stale_after leave the store and their slot starts cold for a newcomer")
     func staleSeries() throws {
         var bank = try DetectionBank(configuration: DetectorConfiguration(kind: .ewma), step: 15, staleAfter: 60)
@@ -67,5 +106,15 @@ struct DetectionBankTests {
         }
         #expect(bank.store.count == 2)
         #expect(bank.store.capacity == 2)
+    }
+}
+
+/// A small deterministic random number generator for shuffles.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+    mutating func next() -> UInt64 {
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return state ^ (state >> 29)
     }
 }

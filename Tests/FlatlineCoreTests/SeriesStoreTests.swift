@@ -43,6 +43,30 @@ struct SeriesStoreTests {
         #expect(store.internedStrings == 6)  // __name__, m, cid, 2, 9, 8
     }
 
+    @Test("a hint gives the slot the lookup gives: right, wrong, freed, reused or out of range")
+    func hints() throws {
+        var store = SeriesStore()
+        let t0 = Timestamp(milliseconds: 0)
+        for cid in 0..<4 { _ = try store.slot(for: labels("m", "\(cid)"), kind: .gauge, at: t0) }
+        let t1 = t0.advanced(bySeconds: 15)
+        // Right: found there, and marked seen.
+        #expect(try store.slot(for: labels("m", "2"), kind: .gauge, at: t1, hint: 2) == (2, false))
+        #expect(store.entry(at: 2)?.lastSeen == t1)
+        // Wrong, negative, past the end: the lookup's answer.
+        #expect(try store.slot(for: labels("m", "2"), kind: .gauge, at: t1, hint: 1) == (2, false))
+        #expect(try store.slot(for: labels("m", "3"), kind: .gauge, at: t1, hint: -7) == (3, false))
+        #expect(try store.slot(for: labels("m", "3"), kind: .gauge, at: t1, hint: 1 << 40) == (3, false))
+        // A new series hinted at a live slot of another gets a slot of its own.
+        #expect(try store.slot(for: labels("m", "9"), kind: .gauge, at: t1, hint: 0) == (4, true))
+        // Freed, then taken by another series: a hint there is not the old series.
+        let t2 = t0.advanced(bySeconds: 600)
+        for cid in ["2", "3", "9"] { _ = try store.slot(for: labels("m", cid), kind: .gauge, at: t2) }
+        #expect(store.sweep(notSeenSince: t0.advanced(bySeconds: 300)) == [0, 1])
+        #expect(try store.slot(for: labels("m", "0"), kind: .gauge, at: t2, hint: 0) == (0, true))
+        #expect(try store.slot(for: labels("m", "7"), kind: .gauge, at: t2, hint: 0) == (1, true))
+        #expect(store.count == 5)
+    }
+
     @Test("a new series beyond max_series is refused with the limit and the series")
     func cardinalityLimit() throws {
         var store = SeriesStore(maxSeries: 2)

@@ -107,6 +107,25 @@ public struct SeriesStore: Sendable {
         return (slot, true)
     }
 
+    /// ``slot(for:kind:at:)`` for a series that is probably in `hint` (where it was in the
+    /// source's previous tick): when it is, found by comparing its labels with the slot's,
+    /// without hashing them; otherwise looked up as usual. The same slot either way.
+    public mutating func slot(
+        for labels: LabelSet,
+        kind: MetricKind,
+        at time: Timestamp,
+        hint: Int
+    ) throws(SeriesStoreError) -> (slot: Int, isNew: Bool) {
+        if hint >= 0, hint < entries.count, var entry = entries[hint], entry.labels == labels {
+            if entry.lastSeen < time {
+                entry.lastSeen = time
+                entries[hint] = entry
+            }
+            return (hint, false)
+        }
+        return try slot(for: labels, kind: kind, at: time)
+    }
+
     /// Frees the slots of series not seen since `cutoff`.
     ///
     /// - Returns: the freed slots in ascending order; detectors must reset them.

@@ -23,21 +23,12 @@ public enum RecordingReplay {
         /// What a user is told about the recording besides the rows: failed scrapes, samples
         /// the checks dropped, lines of unknown endpoints, a cut-off end.
         public var warnings: [String] {
-            var out = daemon.failures.sorted { $0.value.firstLine < $1.value.firstLine }.map { key, failure in
-                "\(key): \(failure.count) failed scrape\(failure.count == 1 ? "" : "s") (first at line \(failure.firstLine): \(failure.reason))"
-            }
-            let drops = daemon.drops
-            if drops.total > 0 {
-                let reasons = DropReason.allCases.filter { drops[$0] > 0 }.map { "\($0.rawValue)=\(drops[$0])" }
-                out.append("validation dropped \(drops.total) samples: " + reasons.joined(separator: " "))
-            }
-            for (endpoint, count) in daemon.skipped.sorted(by: { $0.key < $1.key }) {
-                out.append("/\(endpoint): \(count) line\(count == 1 ? "" : "s") of an unknown endpoint skipped")
-            }
-            if let truncation = daemon.truncation {
-                out.append("line \(truncation.line): \(truncation.reason); replayed what came before")
-            }
-            return out
+            SeriesFile.recordingWarnings(
+                failures: daemon.failures.map { ($0.key, $0.value.count, $0.value.firstLine, $0.value.reason) },
+                drops: daemon.drops,
+                skipped: daemon.skipped,
+                truncation: daemon.truncation
+            )
         }
     }
 

@@ -56,20 +56,14 @@ extension SeriesFile {
                 )
             }
         }
-        var warnings = failures.sorted { $0.value.first < $1.value.first }.map { key, failure in
-            "\(key): \(failure.count) failed scrape\(failure.count == 1 ? "" : "s") (first at line \(failure.first): \(failure.reason))"
-        }
-        let drops = source.drops
-        if drops.total > 0 {
-            let reasons = DropReason.allCases.filter { drops[$0] > 0 }.map { "\($0.rawValue)=\(drops[$0])" }
-            warnings.append("validation dropped \(drops.total) samples: " + reasons.joined(separator: " "))
-        }
-        for (endpoint, count) in source.skipped.sorted(by: { $0.key < $1.key }) {
-            warnings.append("/\(endpoint): \(count) line\(count == 1 ? "" : "s") of an unknown endpoint skipped")
-        }
-        if let truncation = source.truncation {
-            warnings.append("line \(truncation.line): \(truncation.reason); replayed what came before")
-        }
+        let warnings = Self.recordingWarnings(
+            failures: failures.map {
+                (key: $0.key, count: $0.value.count, firstLine: $0.value.first, reason: $0.value.reason)
+            },
+            drops: source.drops,
+            skipped: source.skipped,
+            truncation: source.truncation
+        )
         guard !rows.isEmpty else {
             let cut = source.truncation.map { "; \($0.reason) at line \($0.line)" } ?? ""
             throw SeriesFileError(file: path, line: 0, reason: "no usable data: the recording yields no samples" + cut)
@@ -82,5 +76,30 @@ extension SeriesFile {
             texts: texts.bytes,
             warnings: warnings
         )
+    }
+
+    /// What a user is told about a recording besides its rows: failed scrapes (by target and
+    /// endpoint, with the first one's line and reason), samples the checks dropped, lines of
+    /// unknown endpoints, a cut-off end.
+    public static func recordingWarnings(
+        failures: [(key: String, count: Int, firstLine: Int, reason: String)],
+        drops: DropCounts,
+        skipped: [String: Int],
+        truncation: RecordingError?
+    ) -> [String] {
+        var out = failures.sorted { $0.firstLine < $1.firstLine }.map { failure in
+            "\(failure.key): \(failure.count) failed scrape\(failure.count == 1 ? "" : "s") (first at line \(failure.firstLine): \(failure.reason))"
+        }
+        if drops.total > 0 {
+            let reasons = DropReason.allCases.filter { drops[$0] > 0 }.map { "\($0.rawValue)=\(drops[$0])" }
+            out.append("validation dropped \(drops.total) samples: " + reasons.joined(separator: " "))
+        }
+        for (endpoint, count) in skipped.sorted(by: { $0.key < $1.key }) {
+            out.append("/\(endpoint): \(count) line\(count == 1 ? "" : "s") of an unknown endpoint skipped")
+        }
+        if let truncation {
+            out.append("line \(truncation.line): \(truncation.reason); replayed what came before")
+        }
+        return out
     }
 }
