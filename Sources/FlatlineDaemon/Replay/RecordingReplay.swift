@@ -111,7 +111,7 @@ public enum RecordingReplay {
                     case .pending(let s): slot = s
                     case .dropped: slot = nil
                     }
-                    if let s = slot, s < 0 || s > 1 << 26 { slot = nil }
+                    if let s = slot, s < 0 || s >= SeriesStore.maximumCapacity { slot = nil }
                     let number: Int
                     if let slot, slot < slots.count, let known = slots[slot], known.labels == sample.labels {
                         number = known.number
@@ -130,28 +130,13 @@ public enum RecordingReplay {
                             slots[slot] = (sample.labels, number)
                         }
                     }
-                    var point = ReplayPoint(status: .pending, value: sample.value)
+                    let point = ReplayPoint(verdict, value: sample.value)
                     switch verdict {
                     case .scored(let p):
-                        point = ReplayPoint(
-                            status: .scored,
-                            value: p.value,
-                            expected: p.expected,
-                            lower: p.lower,
-                            upper: p.upper,
-                            z: p.z,
-                            score: p.score,
-                            anomaly: p.anomaly
-                        )
                         summary.scored += 1
                         if p.anomaly { summary.anomalies += 1 }
-                    case .pending:
-                        // A counter's first sample: its rate, the signal, is not known yet.
-                        point.value = .nan
-                        summary.pending += 1
-                    case .dropped(let reason):
-                        point.status = .dropped(reason)
-                        summary.drops.add(reason)
+                    case .pending: summary.pending += 1
+                    case .dropped(let reason): summary.drops.add(reason)
                     }
                     rows.append(
                         SeriesFile.Row(

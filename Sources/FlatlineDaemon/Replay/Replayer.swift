@@ -29,6 +29,30 @@ public struct ReplayPoint: Hashable, Sendable {
     /// The calibrated score in [0, 1]; 0 when not scored.
     public var score: Double = 0
     public var anomaly = false
+
+}
+
+extension ReplayPoint {
+    /// What the bank's `verdict` on a sample of `value` (its raw value) makes of it: the point
+    /// when scored; a counter's first sample (no rate yet) with no value; a dropped sample with
+    /// its raw value.
+    init(_ verdict: SampleVerdict, value: Double) {
+        switch verdict {
+        case .scored(let p):
+            self.init(
+                status: .scored,
+                value: p.value,
+                expected: p.expected,
+                lower: p.lower,
+                upper: p.upper,
+                z: p.z,
+                score: p.score,
+                anomaly: p.anomaly
+            )
+        case .pending: self.init(status: .pending, value: .nan)
+        case .dropped(let reason): self.init(status: .dropped(reason), value: value)
+        }
+    }
 }
 
 /// Totals of one replay.
@@ -353,25 +377,7 @@ public enum Replayer {
             }
             for (k, verdict) in verdicts.enumerated() {
                 let index = rowsOfBatch[k]
-                switch verdict {
-                case .scored(let p):
-                    points[index] = ReplayPoint(
-                        status: .scored,
-                        value: p.value,
-                        expected: p.expected,
-                        lower: p.lower,
-                        upper: p.upper,
-                        z: p.z,
-                        score: p.score,
-                        anomaly: p.anomaly
-                    )
-                case .pending:
-                    // A counter's first sample: its rate, the signal, is not known yet.
-                    points[index].status = .pending
-                    points[index].value = .nan
-                case .dropped(let reason):
-                    points[index].status = .dropped(reason)
-                }
+                points[index] = ReplayPoint(verdict, value: points[index].value)
             }
             if t & 63 == 63 || t == ticks.times.count - 1 { progress(t + 1, ticks.times.count) }
         }
