@@ -244,9 +244,9 @@ struct ByteWriter {
     }
 
     /// The shortest text that reads back as `value` (`Double.description`'s), or `empty` for NaN
-    /// and infinities. Zero and whole numbers below 10¹⁵ (nearly every score, the values of
-    /// counts) are written digit by digit, the same text (`0.0`, `-0.0`, `42.0`) without
-    /// building a `String`. At most 24 bytes.
+    /// and infinities, without building a `String`. Zero and whole numbers below 10¹⁵ (nearly
+    /// every score, the values of counts) are written digit by digit (`0.0`, `-0.0`, `42.0`),
+    /// the rest by `ShortestDecimal`. At most 24 bytes.
     @inline(__always)
     mutating func append(number value: Double, empty: StaticString) {
         guard value.isFinite else {
@@ -260,8 +260,7 @@ struct ByteWriter {
             append(".0")
             return
         }
-        var text = value.description
-        text.withUTF8 { append($0) }
+        count += ShortestDecimal.write(value, to: base + count)
     }
 
     /// The decimal digits of `n`.
