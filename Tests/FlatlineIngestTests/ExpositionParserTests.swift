@@ -273,6 +273,36 @@ struct SeriesMemoryTests {
         #expect(try extractor.samples(exposition: good, contentType: nil, scrapeTime: Self.time) == first)
     }
 
+    @Test(
+        "series in a changing order, left out, repeated, new, as prefixes of each other and with spaces in values: as parsed afresh, and only the last body's series are kept"
+    )
+    func shuffledBodies() throws {
+        let pool = [
+            "a", "a{x=\"1\"}", "a{x=\"1 2\"}", "a{x=\"1\",y=\"2\"}", "ab", "b{path=\"/x y\"}",
+            "c{e=\"\\\"\"}", "a_total", "d{x=\"é\"}", "d{x=\"e\u{301}\"}",
+        ]
+        var random = SplitMix64(seed: 18)
+        var bodies: [String] = []
+        var kept: [Int] = []
+        for round in 0..<60 {
+            // Mostly the same order as the round before; sometimes shuffled, thinned or doubled.
+            var order = round % 7 == 0 ? pool.indices.shuffled(using: &random) : Array(pool.indices)
+            order = order.filter { _ in random.next() % 5 != 0 }
+            if round % 5 == 0, let first = order.first { order.insert(first, at: order.count / 2) }
+            let declare = round % 9 == 4 ? "# TYPE a_total gauge\n" : ""
+            bodies.append(declare + order.map { "\(pool[$0]) \(round)\n" }.joined())
+            kept.append(Set(order).count)
+        }
+        let (remembered, fresh) = try Self.both(bodies)
+        #expect(remembered == fresh)
+
+        var memory = SeriesMemory(base: [], limit: 100)
+        for (body, count) in zip(bodies, kept) {
+            try ExpositionParser(format: .text).parseRaw(Array(body.utf8), memory: &memory) { _, _ in }
+            #expect(memory.count == count)
+        }
+    }
+
     @Test("memory keeps at most its limit of series a body; the rest are parsed every time")
     func limit() throws {
         var memory = SeriesMemory(base: [], limit: 2)

@@ -192,10 +192,10 @@ public struct ExpositionParser: Sendable {
 
 /// A series of a parsed exposition: its labels and metric name, and what its family declared.
 package struct ParsedSeries: Sendable {
+    /// Its labels, with the source's own merged in when the body is parsed with a
+    /// ``SeriesMemory`` that has them (``SeriesMemory/base``).
     package var labels: LabelSet
     package var name: String
-    /// `labels` with the source's own labels merged in (``SeriesMemory/base``).
-    package var merged: LabelSet
     var type: MetricType
     var kind: MetricKind
     /// ``ParseState/typeGeneration`` when `type` and `kind` were decided.
@@ -203,74 +203,138 @@ package struct ParsedSeries: Sendable {
 }
 
 /// What one source's bodies parsed to, kept from one body to the next (see
-/// ``ExpositionParser/parseRaw(_:memory:_:)``): the series of the last two bodies by their
-/// bytes, at most `limit` a body.
+/// ``ExpositionParser/parseRaw(_:memory:_:)``): the series of the last body by their bytes, at
+/// most `limit`, in the order the body gave them.
+///
+/// A target gives its series in the same order scrape after scrape, so the series after the one
+/// last found is tried first, by its bytes, before any hashing; a series is otherwise found by a
+/// 64-bit hash of its bytes (then compared byte for byte). One table lives from body to body:
+/// each series is stamped with the last body that had it, and only a body that left some out
+/// rebuilds the table without them.
 package struct SeriesMemory: Sendable {
     /// Labels every series of the source gets (a target's own), merged in once per series.
     package let base: [Label]
     package let limit: Int
-    var previous: Table
-    var current: Table
+    private var entries: [ParsedSeries] = []
+    private var spans: [Range<Int>] = []
+    private var keys: [UInt8] = []
+    private var hashes: [UInt64] = []
+    private var index: [UInt64: Int] = [:]
+    /// One `String` per metric name, shared by the series of a family (`limit` at most).
+    private var names: [String: String] = [:]
+    /// The body each series was last found or added in.
+    private var seen: [Int] = []
+    private var body = 1
+    /// Series found or added in this body (each counted once).
+    private var seenInBody = 0
+    /// The series after the one last found: where the next line's series most likely is.
+    private var next = 0
 
     package init(base: [Label], limit: Int) {
         self.base = base
         self.limit = limit
-        previous = Table(limit: limit)
-        current = Table(limit: limit)
     }
 
     /// The most series a body leaves for the next: more than any target a job lets through.
     package static let defaultLimit = 1 << 20
 
-    /// How many series the last body had.
-    package var count: Int { previous.count }
+    /// How many series are remembered (after a body: how many of its series).
+    package var count: Int { entries.count }
 
-    mutating func endBody() {
-        previous = current
-        current = Table(limit: limit)
-        current.reserve(previous.count, bytes: previous.keys.count)
+    /// `name` as the series before with this name have it: a family's series share one string,
+    /// so reading a remembered series' name touches memory its neighbours just touched.
+    mutating func name(_ name: String) -> String {
+        guard limit > 0 else { return name }
+        if let shared = names[name] { return shared }
+        if names.count < limit { names[name] = name }
+        return name
     }
 
-    /// Series by a 64-bit hash of their bytes, with the bytes kept to check a match (two series
-    /// with one hash: the second is not remembered, only parsed again).
-    struct Table: Sendable {
-        let limit: Int
-        private var index: [UInt64: Int] = [:]
-        private var entries: [ParsedSeries] = []
-        private(set) var keys: [UInt8] = []
-        private var spans: [Range<Int>] = []
-
-        init(limit: Int) {
-            self.limit = limit
+    /// The series remembered at the place after the one last found, when `line` begins with its
+    /// bytes and a space or tab (it then ends there: its bytes were a whole series when read);
+    /// nil otherwise. Taken as found.
+    mutating func next(startOf line: Slice<UnsafeBufferPointer<UInt8>>) -> (series: ParsedSeries, end: Int)? {
+        guard next < entries.count else { return nil }
+        let span = spans[next]
+        let end = line.startIndex + span.count
+        guard end < line.endIndex, line[end] == 0x20 || line[end] == 0x09 else { return nil }
+        let same = keys.withUnsafeBufferPointer { keys in
+            guard let a = keys.baseAddress, let b = line.base.baseAddress else { return false }
+            return memcmp(a + span.lowerBound, b + line.startIndex, span.count) == 0
         }
+        return same ? (take(next), end) : nil
+    }
 
-        var count: Int { entries.count }
+    /// What a series' bytes are remembered as.
+    enum Lookup {
+        case found(ParsedSeries)
+        /// Not remembered: its hash, for ``add(_:_:_:)``.
+        case missing(hash: UInt64)
+    }
 
-        mutating func reserve(_ count: Int, bytes: Int) {
-            index.reserveCapacity(count)
-            entries.reserveCapacity(count)
-            spans.reserveCapacity(count)
-            keys.reserveCapacity(bytes)
+    /// A series by its bytes (after ``next(startOf:)`` did not find it).
+    mutating func lookUp(_ bytes: UnsafeBufferPointer<UInt8>) -> Lookup {
+        let hash = Self.hash(bytes)
+        if let k = index[hash], matches(k, bytes) {
+            return .found(take(k))
         }
+        return .missing(hash: hash)
+    }
 
-        func find(_ hash: UInt64, _ bytes: UnsafeBufferPointer<UInt8>) -> ParsedSeries? {
-            guard let k = index[hash] else { return nil }
-            let span = spans[k]
-            guard span.count == bytes.count else { return nil }
-            let same = keys.withUnsafeBufferPointer { keys in
-                guard let a = keys.baseAddress, let b = bytes.baseAddress else { return bytes.isEmpty }
-                return memcmp(a + span.lowerBound, b, span.count) == 0
+    @inline(__always)
+    private func matches(_ k: Int, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        let span = spans[k]
+        guard span.count == bytes.count else { return false }
+        return keys.withUnsafeBufferPointer { keys in
+            guard let a = keys.baseAddress, let b = bytes.baseAddress else { return bytes.isEmpty }
+            return memcmp(a + span.lowerBound, b, span.count) == 0
+        }
+    }
+
+    @inline(__always)
+    private mutating func take(_ k: Int) -> ParsedSeries {
+        if seen[k] != body {
+            seen[k] = body
+            seenInBody += 1
+        }
+        next = k + 1
+        return entries[k]
+    }
+
+    /// Remembers a series this body had that ``lookUp(_:)`` did not find (unless the table is
+    /// full, or another series has the same hash: that one is parsed every time instead).
+    mutating func add(_ hash: UInt64, _ bytes: UnsafeBufferPointer<UInt8>, _ parsed: ParsedSeries) {
+        guard entries.count < limit, index[hash] == nil else { return }
+        index[hash] = entries.count
+        spans.append(keys.count..<(keys.count + bytes.count))
+        keys.append(contentsOf: bytes)
+        hashes.append(hash)
+        entries.append(parsed)
+        seen.append(body)
+        seenInBody += 1
+    }
+
+    /// After a body (read whole or not): forgets the series it did not have.
+    mutating func endBody() {
+        if seenInBody < entries.count {
+            var kept = SeriesMemory(base: base, limit: limit)
+            kept.body = body
+            kept.names = names
+            kept.entries.reserveCapacity(seenInBody)
+            kept.spans.reserveCapacity(seenInBody)
+            kept.hashes.reserveCapacity(seenInBody)
+            kept.seen.reserveCapacity(seenInBody)
+            kept.index.reserveCapacity(seenInBody)
+            keys.withUnsafeBufferPointer { keys in
+                for k in entries.indices where seen[k] == body {
+                    kept.add(hashes[k], UnsafeBufferPointer(rebasing: keys[spans[k]]), entries[k])
+                }
             }
-            return same ? entries[k] : nil
+            self = kept
         }
-
-        mutating func add(_ hash: UInt64, _ bytes: UnsafeBufferPointer<UInt8>, _ parsed: ParsedSeries) {
-            guard entries.count < limit, index[hash] == nil else { return }
-            index[hash] = entries.count
-            spans.append(keys.count..<(keys.count + bytes.count))
-            keys.append(contentsOf: bytes)
-            entries.append(parsed)
-        }
+        body += 1
+        seenInBody = 0
+        next = 0
     }
 
     /// A quick 64-bit hash of a series' bytes, eight at a time (the table's dictionary hashes
@@ -493,7 +557,12 @@ package struct ParseState: Sendable {
         // A series an earlier body of the same source had: its labels as parsed then.
         var remembered: ParsedSeries?
         var memoryHash: UInt64?
-        if internSeries, let last = lastSeries, let end = Self.startsWith(line, body, last.bytes) {
+        if remembers, let (series, end) = memory.next(startOf: line) {
+            // The series after the one the memory found last, byte for byte.
+            remembered = series
+            seriesBytes = line.startIndex..<end
+            cursor.index = end
+        } else if internSeries, let last = lastSeries, let end = Self.startsWith(line, body, last.bytes) {
             // The series of the line before, byte for byte, and a space after it: the same
             // series (a scan of these bytes would end where it ended), without scanning.
             seriesBytes = line.startIndex..<end
@@ -511,10 +580,10 @@ package struct ParseState: Sendable {
                 }
             }
             if known == nil, remembers {
-                let bytes = UnsafeBufferPointer(rebasing: body[range])
-                let hash = SeriesMemory.hash(bytes)
-                remembered = memory.previous.find(hash, bytes) ?? memory.current.find(hash, bytes)
-                memoryHash = hash
+                switch memory.lookUp(UnsafeBufferPointer(rebasing: body[range])) {
+                case .found(let series): remembered = series
+                case .missing(let hash): memoryHash = hash
+                }
             }
             if known != nil || remembered != nil { cursor.index = end }
         }
@@ -580,10 +649,9 @@ package struct ParseState: Sendable {
                 let (type, kind) = classify(name)
                 let base = memory.base
                 parsed = ParsedSeries(
-                    labels: labels,
-                    name: name,
-                    merged: base.isEmpty
+                    labels: base.isEmpty
                         ? labels : LabelSet(uncheckedSorted: LabelSet.mergingTargetLabels(base, into: labels.labels)),
+                    name: memory.name(name),
                     type: type,
                     kind: kind,
                     generation: typeGeneration
@@ -595,7 +663,7 @@ package struct ParseState: Sendable {
             // Remembered only where the quick scan and the parser agree on where the series ends.
             if let seriesBytes, seriesBytes.upperBound == afterSeries {
                 if let hash = memoryHash {
-                    memory.current.add(hash, UnsafeBufferPointer(rebasing: body[seriesBytes]), parsed)
+                    memory.add(hash, UnsafeBufferPointer(rebasing: body[seriesBytes]), parsed)
                 }
                 if internSeries, numbers.count < Self.maxInterned {
                     numbers[SeriesBytes(buffer[seriesBytes])] = id

@@ -42,17 +42,18 @@ public struct ScrapeLimits: Sendable, Hashable {
             )
         }
         let labelLimit = effectiveLabelLimit
+        let lengthLimits = labelNameLengthLimit > 0 || labelValueLengthLimit > 0
         for sample in samples {
-            let labels = sample.labels.labels
-            if labels.count > labelLimit {
+            if sample.labels.count > labelLimit {
                 throw ExtractionError(
                     endpoint: endpoint,
-                    reason: "label_limit exceeded: \(Self.name(sample)) has \(labels.count) labels, the limit is "
+                    reason:
+                        "label_limit exceeded: \(Self.name(sample)) has \(sample.labels.count) labels, the limit is "
                         + "\(labelLimit)"
                 )
             }
-            guard labelNameLengthLimit > 0 || labelValueLengthLimit > 0 else { continue }
-            for label in labels {
+            guard lengthLimits else { continue }
+            for label in sample.labels.labels {
                 if labelNameLengthLimit > 0, label.name.utf8.count > labelNameLengthLimit {
                     throw ExtractionError(
                         endpoint: endpoint,

@@ -120,11 +120,13 @@ public struct TargetExtractor: Sendable {
     ) throws(ExtractionError) -> [Sample] {
         let parser = ExpositionParser(format: ExpositionFormat(contentType: contentType))
         var out: [Sample] = []
+        out.reserveCapacity(memory.count)
         // Each series' labels with the target's merged in, by its number in this body.
         var labels: [LabelSet] = []
+        labels.reserveCapacity(memory.count)
         do {
             try parser.parseRaw(Array(body), memory: &memory) { sample, new in
-                if let new { labels.append(new.merged) }
+                if let new { labels.append(new.labels) }
                 out.append(
                     Sample(
                         labels: labels[sample.series],
