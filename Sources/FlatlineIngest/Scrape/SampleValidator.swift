@@ -20,7 +20,16 @@ public struct SampleValidator: Sendable {
     /// Drops so far, by reason.
     public private(set) var drops = DropCounts()
 
-    private var last: [LabelSet: Timestamp] = [:]
+    /// Each tracked series' slot, and by slot its labels (nil: free) and last timestamp.
+    private var slots: [LabelSet: Int] = [:]
+    private var series: [LabelSet?] = []
+    private var last: [Timestamp] = []
+    private var free: [Int] = []
+    /// The slot of the sample at each position of the last call (-1: none). A target gives its
+    /// series in the same order every scrape: the slot at a sample's position is tried first,
+    /// and taken when it holds the same labels (the same label array, for a target's extractor
+    /// hands over the one it remembers: an identity check), so most samples are not hashed.
+    private var order: [Int] = []
     private var lastSweep: Timestamp?
     /// Metric names already checked against the requirements, and what they require.
     private var required: [String: [String]] = [:]
@@ -38,7 +47,7 @@ public struct SampleValidator: Sendable {
     }
 
     /// The series currently tracked.
-    public var seriesCount: Int { last.count }
+    public var seriesCount: Int { slots.count }
 
     /// The samples that pass, in order; the others are counted in ``drops``.
     /// - Parameters:
@@ -52,7 +61,14 @@ public struct SampleValidator: Sendable {
         let horizon = scrapeTime.advanced(bySeconds: futureTolerance)
         var valid: [Sample] = []
         valid.reserveCapacity(samples.count)
-        for sample in samples {
+        var placed: [Int] = []
+        placed.reserveCapacity(samples.count)
+        defer { order = placed }
+        for (position, sample) in samples.enumerated() {
+            // The slot this position had, until the sample is placed (a dropped one keeps it).
+            let hint = position < order.count ? order[position] : -1
+            var slot = hint
+            defer { placed.append(slot) }
             guard sample.value.isFinite else {
                 dropped.add(.nonFinite)
                 continue
@@ -68,20 +84,22 @@ public struct SampleValidator: Sendable {
                     continue
                 }
             }
-            // One lookup for a known series (its labels hashed once).
-            if let index = last.index(forKey: sample.labels) {
-                let previous = last.values[index]
+            if hint < 0 || series[hint] != sample.labels {
+                slot = slots[sample.labels] ?? -1
+            }
+            if slot >= 0 {
+                let previous = last[slot]
                 guard sample.timestamp > previous else {
                     dropped.add(sample.timestamp == previous ? .duplicate : .outOfOrder)
                     continue
                 }
-                last.values[index] = sample.timestamp
+                last[slot] = sample.timestamp
             } else {
-                if let maxSeries, last.count >= maxSeries {
+                if let maxSeries, slots.count >= maxSeries {
                     dropped.add(.seriesLimit)
                     continue
                 }
-                last[sample.labels] = sample.timestamp
+                slot = add(sample.labels, sample.timestamp)
             }
             valid.append(sample)
         }
@@ -101,10 +119,30 @@ public struct SampleValidator: Sendable {
         return labels
     }
 
+    private mutating func add(_ labels: LabelSet, _ time: Timestamp) -> Int {
+        let slot: Int
+        if let reused = free.popLast() {
+            slot = reused
+            series[slot] = labels
+            last[slot] = time
+        } else {
+            slot = series.count
+            series.append(labels)
+            last.append(time)
+        }
+        slots[labels] = slot
+        return slot
+    }
+
     private mutating func sweep(_ now: Timestamp) {
         if let lastSweep, now.seconds - lastSweep.seconds < staleAfter / 4 { return }
         lastSweep = now
         let cutoff = now.advanced(bySeconds: -staleAfter)
-        last = last.filter { $0.value >= cutoff }
+        for slot in series.indices where last[slot] < cutoff {
+            guard let labels = series[slot] else { continue }
+            slots[labels] = nil
+            series[slot] = nil
+            free.append(slot)
+        }
     }
 }
