@@ -1,5 +1,5 @@
 /// The shortest decimal text that reads back as a `Double`, written into memory: the same text as
-/// `Double.description` for every finite value, without building a `String`.
+/// `Double.description` for every value, without building a `String`.
 ///
 /// The digits are Ryū's (Adams, "Ryū: fast float-to-string conversion", PLDI 2018): the shortest
 /// digit string inside the value's rounding interval, the one nearest the exact value when several
@@ -11,15 +11,10 @@ public enum ShortestDecimal {
     public static let maximumLength = 24
 
     /// Writes `value`'s text at `buffer`, which holds at least `maximumLength` bytes, and returns
-    /// how many bytes it wrote. `value` must be finite.
-    @inlinable
+    /// how many bytes it wrote. NaN and the infinities are `description`'s `nan`, `inf`, `-inf`.
     public static func write(_ value: Double, to buffer: UnsafeMutablePointer<UInt8>) -> Int {
-        precondition(value.isFinite, "ShortestDecimal.write needs a finite value")
-        return writeFinite(value, to: buffer)
-    }
-
-    @usableFromInline
-    static func writeFinite(_ value: Double, to buffer: UnsafeMutablePointer<UInt8>) -> Int {
+        if value.isNaN { return put("nan", at: buffer) }
+        if value.isInfinite { return put(value < 0 ? "-inf" : "inf", at: buffer) }
         var count = 0
         if value.sign == .minus {
             buffer.initialize(to: UInt8(ascii: "-"))
