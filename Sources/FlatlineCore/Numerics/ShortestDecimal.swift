@@ -118,7 +118,7 @@ public enum ShortestDecimal {
     private static func writeDigits(_ n: UInt64, _ width: Int, to out: UnsafeMutablePointer<UInt8>) {
         var n = n
         var end = out + width
-        // Eight digits at a time in 32 bits, two at a time from the table, then the rest.
+        // Eight digits at a time in 32 bits, two at a time, then the rest.
         while n >= 100_000_000 {
             let high = n / 100_000_000
             var low = UInt32(truncatingIfNeeded: n &- high &* 100_000_000)
