@@ -152,6 +152,31 @@ struct ExpositionParserTests {
         #expect(om[0].timestamp == Timestamp(milliseconds: 1_700_000_000_000))
     }
 
+    @Test("OpenMetrics whole seconds of any length, signs, fractions and exponents: the time the decimal reading gives")
+    func wholeSecondTimestamps() throws {
+        var random = SplitMix64(seed: 12)
+        var texts = [
+            "0", "7", "000000000001", "999999999999", "1000000000000", "0001700000000", "1700000000.5",
+            "1.7e9", "+1700000000", "-5", "1700000000.000",
+        ]
+        for digits in 1...15 {
+            for _ in 0..<200 {
+                var text = ""
+                for _ in 0..<digits { text.append(Character(String(random.next() % 10))) }
+                texts.append(text)
+            }
+        }
+        var body = "# TYPE m gauge\n"
+        for text in texts { body += "m 1 \(text)\n" }
+        body += "# EOF\n"
+        let samples = try ExpositionParser(format: .openMetrics).parse(Array(body.utf8))
+        #expect(samples.count == texts.count)
+        for (sample, text) in zip(samples, texts) {
+            let seconds = try #require(Double(text))
+            #expect(sample.timestamp == Timestamp(seconds: seconds), "\(text)")
+        }
+    }
+
     @Test("duplicate series are all returned, in order, so consumers can keep the first")
     func duplicates() throws {
         let samples = try ExpositionParser(format: .text).parse(Self.bytes("duplicate.prom"))

@@ -767,6 +767,11 @@ package struct ParseState: Sendable {
     {
         let text = UnsafeBufferPointer(rebasing: body[range])
         if isOpenMetrics {
+            // Whole seconds (most files): exact in a double and after × 1000 up to 12 digits, so
+            // the same time as the decimal path gives, without it.
+            if text.count <= 12, let whole = NumberText.parseDigits(text) {
+                return Timestamp(milliseconds: whole * 1000)
+            }
             guard let seconds = NumberText.parseDouble(text), seconds.isFinite, let t = Timestamp(seconds: seconds)
             else {
                 throw ExpositionError(line: number, reason: "invalid timestamp \"\(Self.printable(body, range))\"")
