@@ -103,4 +103,29 @@ struct OutboxFailureTests {
         #expect(try statuses() == ["firing", "resolved"])
         await notifier.shutdown()
     }
+
+    @Test("an outbox another process holds locked for a moment is opened once it lets go", .timeLimit(.minutes(1)))
+    func openWhileLocked() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("outbox.sqlite").path
+        _ = try Outbox(path: path)
+        let locker = Process()
+        locker.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        locker.arguments = [
+            "python3", "-c",
+            "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None); "
+                + "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(1); c.execute('COMMIT')",
+            path,
+        ]
+        let output = Pipe()
+        locker.standardOutput = output
+        try locker.run()
+        _ = output.fileHandleForReading.readData(ofLength: 6)
+        let started = ContinuousClock.now
+        let outbox = try Outbox(path: path)
+        #expect(ContinuousClock.now - started > .milliseconds(300), "opened while the lock was held")
+        #expect(try outbox.pending().isEmpty)
+        locker.waitUntilExit()
+    }
 }

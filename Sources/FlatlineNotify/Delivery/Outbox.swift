@@ -95,7 +95,7 @@ public final class Outbox: Sendable {
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         do {
-            pool = try DatabasePool(path: path, configuration: configuration)
+            pool = try Self.open(path, configuration)
             var migrator = DatabaseMigrator()
             migrator.registerMigration("v1") { db in
                 try db.execute(
@@ -131,6 +131,22 @@ public final class Outbox: Sendable {
             try migrator.migrate(pool)
         } catch {
             throw OutboxError(path: path, reason: "cannot open the outbox: \(error)")
+        }
+    }
+
+    /// The pool at `path`. Another process may hold the file's lock for a moment when it is
+    /// opened (a daemon on the same data directory closing its connections, `flatline notify`):
+    /// "database is locked" is tried again every 50 ms for up to 10 s before it is the answer.
+    /// Commits do not wait: a locked outbox fails them at once, and the pipeline retries.
+    private static func open(_ path: String, _ configuration: GRDB.Configuration) throws -> DatabasePool {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            do {
+                return try DatabasePool(path: path, configuration: configuration)
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && ContinuousClock.now < deadline
+            {
+                usleep(50_000)
+            }
         }
     }
 
