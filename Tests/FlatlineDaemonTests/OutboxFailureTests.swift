@@ -65,6 +65,24 @@ struct OutboxFailureTests {
         return (pipeline, notifier)
     }
 
+    /// Another process (Python's sqlite3) holding the database's write lock on `path` for
+    /// `seconds`, started and holding it when this returns.
+    static func lock(_ path: String, seconds: Int) throws -> Process {
+        let locker = Process()
+        locker.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        locker.arguments = [
+            "python3", "-c",
+            "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None); "
+                + "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(\(seconds))",
+            path,
+        ]
+        let output = Pipe()
+        locker.standardOutput = output
+        try locker.run()
+        _ = output.fileHandleForReading.readData(ofLength: 6)
+        return locker
+    }
+
     @Test("a resolve flushed while the outbox is locked is committed once it is not", .timeLimit(.minutes(1)))
     func lockedOutbox() async throws {
         let directory = try TestSupport.TemporaryDirectory()
@@ -80,18 +98,7 @@ struct OutboxFailureTests {
         await pipeline.flush()
         #expect(try statuses() == ["firing"])
         // Another process holds the database's write lock: commits fail.
-        let locker = Process()
-        locker.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        locker.arguments = [
-            "python3", "-c",
-            "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None); "
-                + "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(3)",
-            path,
-        ]
-        let output = Pipe()
-        locker.standardOutput = output
-        try locker.run()
-        _ = output.fileHandleForReading.readData(ofLength: 6)
+        let locker = try Self.lock(path, seconds: 3)
         try await Task.sleep(for: .milliseconds(1100))  // group_interval
         await pipeline.ingest(try Self.batch(0))
         await pipeline.flush()
@@ -110,18 +117,7 @@ struct OutboxFailureTests {
         defer { directory.remove() }
         let path = directory.file("outbox.sqlite").path
         _ = try Outbox(path: path)
-        let locker = Process()
-        locker.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        locker.arguments = [
-            "python3", "-c",
-            "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None); "
-                + "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(1); c.execute('COMMIT')",
-            path,
-        ]
-        let output = Pipe()
-        locker.standardOutput = output
-        try locker.run()
-        _ = output.fileHandleForReading.readData(ofLength: 6)
+        let locker = try Self.lock(path, seconds: 1)
         let started = ContinuousClock.now
         let outbox = try Outbox(path: path)
         #expect(ContinuousClock.now - started > .milliseconds(300), "opened while the lock was held")
