@@ -37,10 +37,12 @@ let package = Package(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // A cache prefetch hint (a compiler builtin, header only), for walks over remembered series.
+        .systemLibrary(name: "CPrefetch"),
         // Series identity, counters to rates, numeric kernels, detectors and their state.
         .target(
             name: "FlatlineCore",
-            dependencies: ["CLAPACK"]
+            dependencies: ["CLAPACK", "CPrefetch"]
         ),
         // Data entering Flatline: exposition formats, CSV series, NATS monitoring JSON, scrapes
         // and recordings.

@@ -42,6 +42,24 @@ struct LabelSetTests {
         #expect(Set(sameValues.map(\.hashValue)).count == sameValues.count)
     }
 
+    @Test("a label set's storage address is where its labels live, shared by copies, for prefetching only")
+    func storageAddress() throws {
+        let a = try LabelSet(validating: [("__name__", "up"), ("job", "x")])
+        let copy = a
+        let b = try LabelSet(validating: [("__name__", "up"), ("job", "x")])
+        #expect(a.storageAddress != 0)
+        #expect(copy.storageAddress == a.storageAddress)
+        // An equal set built anew is another object: another address.
+        #expect(b.storageAddress != a.storageAddress)
+        // The address is the storage object's start: its elements come 32 bytes after.
+        let elements = a.labels.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+        #expect(elements &- a.storageAddress == 32)
+        // A prefetch of any address (none, a label set, one past the end of memory) neither
+        // faults nor changes the label set.
+        for address in [0, a.storageAddress, UInt.max, 1] { LabelSet.prefetch(storageAt: address) }
+        #expect(a == b && a.metricName == "up")
+    }
+
     @Test("an invalid metric name and a repeated name are rejected")
     func invalidMetricAndDuplicate() {
         #expect(throws: LabelError(.invalidMetricName, name: "1up")) { try LabelSet(validating: [("__name__", "1up")]) }

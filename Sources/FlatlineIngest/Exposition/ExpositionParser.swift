@@ -219,6 +219,10 @@ package struct SeriesMemory: Sendable {
     private var spans: [Range<Int>] = []
     private var keys: [UInt8] = []
     private var hashes: [UInt64] = []
+    /// Where each series' label set lives (``LabelSet/storageAddress``), for prefetching.
+    private var addresses: [UInt] = []
+    /// How many series ahead of the one found the next label sets are prefetched.
+    private static let prefetchDistance = 4
     private var index: [UInt64: Int] = [:]
     /// One `String` per metric name, shared by the series of a family (`limit` at most).
     private var names: [String: String] = [:]
@@ -298,6 +302,11 @@ package struct SeriesMemory: Sendable {
             seenInBody += 1
         }
         next = k + 1
+        // Most of a remembered series' cost is the first touch of its label set (the sample
+        // retains it): ask for the one a few lines on now, so it has arrived when its line comes.
+        if k + Self.prefetchDistance < addresses.count {
+            LabelSet.prefetch(storageAt: addresses[k + Self.prefetchDistance])
+        }
         return entries[k]
     }
 
@@ -309,6 +318,7 @@ package struct SeriesMemory: Sendable {
         spans.append(keys.count..<(keys.count + bytes.count))
         keys.append(contentsOf: bytes)
         hashes.append(hash)
+        addresses.append(parsed.labels.storageAddress)
         entries.append(parsed)
         seen.append(body)
         seenInBody += 1
@@ -323,6 +333,7 @@ package struct SeriesMemory: Sendable {
             kept.entries.reserveCapacity(seenInBody)
             kept.spans.reserveCapacity(seenInBody)
             kept.hashes.reserveCapacity(seenInBody)
+            kept.addresses.reserveCapacity(seenInBody)
             kept.seen.reserveCapacity(seenInBody)
             kept.index.reserveCapacity(seenInBody)
             keys.withUnsafeBufferPointer { keys in

@@ -121,6 +121,12 @@ extension NATSExtractor {
                 }
                 entries += 1
                 guess = slot + 1
+                // A known connection's cost is mostly the first touch of its label sets (each
+                // sample retains one): ask now for those of the connection a few places on.
+                if slot + 4 < connzMemory.connections.count {
+                    let addresses = connzMemory.connections[slot + 4].addresses
+                    for k in addresses.indices { LabelSet.prefetch(storageAt: addresses[k]) }
+                }
                 // Labels are built at a connection's first sight, or when its name or account
                 // changed; otherwise its series keep their label sets.
                 if !connzMemory.connections[slot].labelled || !reads(.name, as: connzMemory.connections[slot].name)
@@ -467,7 +473,13 @@ struct ConnzMemory: Sendable {
         private(set) var labels: [Label] = []
         private(set) var labelled = false
         /// The label set of each series, by ``Series``, once it has had a sample.
-        var series = [LabelSet?](repeating: nil, count: Series.allCases.count)
+        var series = [LabelSet?](repeating: nil, count: Series.allCases.count) {
+            didSet { addresses = Self.addresses(of: series) }
+        }
+        /// Where each of those label sets lives (``LabelSet/storageAddress``; 0 for none), kept
+        /// inline (one per ``Series`` case) so a scrape can prefetch a later connection's label sets
+        /// without touching them.
+        private(set) var addresses = InlineArray<9, UInt>(repeating: 0)
         /// `in_msgs`, `out_msgs`, `in_bytes`, `out_bytes` and `pending_bytes` as last read.
         var counts = SIMD4<Double>(repeating: 0)
         var pending = 0.0
@@ -488,6 +500,12 @@ struct ConnzMemory: Sendable {
         }
 
         mutating func unlabel() { labelled = false }
+
+        private static func addresses(of series: [LabelSet?]) -> InlineArray<9, UInt> {
+            var out = InlineArray<9, UInt>(repeating: 0)
+            for k in series.indices where k < out.count { out[k] = series[k]?.storageAddress ?? 0 }
+            return out
+        }
     }
 
     /// The body labels the remembered label sets were built with.
