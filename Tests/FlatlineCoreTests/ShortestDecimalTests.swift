@@ -76,6 +76,17 @@ struct ShortestDecimalTests {
             values.append((random.uniform() - 0.5) * 2_000)
             values.append(Double(Int(truncatingIfNeeded: random.next() % 2_000_001) - 1_000_000) / 1_000)
         }
+        // Decimals of every length from 1 to 17 significant digits at many scales: the digits
+        // dropped from Ryū's 17 or 18 run from none to sixteen, so every way of dropping them
+        // (eight, four, two and one at a time, and which of them comes last) is taken.
+        for length in 1...17 {
+            let low = pow(10, Double(length - 1))
+            for _ in 0..<4_000 {
+                let digits = (low + (random.uniform() * 9 * low).rounded(.down)).rounded(.down)
+                let scale = Int(random.next() % 41) - 20
+                values.append(Double("\(Int(digits))e\(scale)") ?? 0)
+            }
+        }
         for power in -330...310 {
             let p = pow(10, Double(power))
             values += [p, p.nextUp, p.nextDown, 7 * p, -3.5 * p]

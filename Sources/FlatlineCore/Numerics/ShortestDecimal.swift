@@ -105,12 +105,18 @@ public enum ShortestDecimal {
         return width
     }
 
+    /// The text of every number from 00 to 99, two bytes each.
+    private static let digitPairs: StaticString = """
+        00010203040506070809101112131415161718192021222324252627282930313233343536373839\
+        40414243444546474849505152535455565758596061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899
+        """
+
     /// The two digits of `pair` (below 100) at `out`.
     @inline(__always)
     private static func writePair(_ pair: UInt32, to out: UnsafeMutablePointer<UInt8>) {
-        let tens = pair / 10
-        out.initialize(to: UInt8(ascii: "0") + UInt8(truncatingIfNeeded: tens))
-        (out + 1).initialize(to: UInt8(ascii: "0") + UInt8(truncatingIfNeeded: pair &- tens &* 10))
+        let text = UnsafeRawPointer(digitPairs.utf8Start) + Int(truncatingIfNeeded: pair &* 2)
+        UnsafeMutableRawPointer(out).storeBytes(of: text.loadUnaligned(as: UInt16.self), as: UInt16.self)
     }
 
     /// The `width` decimal digits of `n`, most significant first.
@@ -235,6 +241,26 @@ public enum ShortestDecimal {
             output = vr + (roundUp ? 1 : 0)
         } else {
             var roundUp = false
+            // Short outputs (a value read from text, say) drop many of the 17 digits: eight and
+            // four at a time first. The count dropped is the same as one at a time (once a step
+            // fails, every longer one does), and rounding looks only at the last digit dropped,
+            // the first of the chunk.
+            if vp / 100_000_000 > vm / 100_000_000 {
+                let vrBy = vr / 100_000_000
+                roundUp = vr &- 100_000_000 &* vrBy >= 50_000_000
+                vr = vrBy
+                vp /= 100_000_000
+                vm /= 100_000_000
+                removed += 8
+            }
+            if vp / 10_000 > vm / 10_000 {
+                let vrBy = vr / 10_000
+                roundUp = vr &- 10_000 &* vrBy >= 5_000
+                vr = vrBy
+                vp /= 10_000
+                vm /= 10_000
+                removed += 4
+            }
             let vpBy100 = vp / 100
             let vmBy100 = vm / 100
             if vpBy100 > vmBy100 {

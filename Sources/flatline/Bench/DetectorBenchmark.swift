@@ -211,7 +211,36 @@ struct DetectorBenchmark {
                 referencePerSecond: perSecond(plain)
             )
         )
+        rows.append(Self.shortestDecimal())
         return rows
+    }
+
+    /// Numbers as replay writes them (`ShortestDecimal`) against `Double.description`, the same
+    /// text: half of them read from short decimals (a value as a file gives it), half computed
+    /// (an expected value, a bound).
+    static func shortestDecimal() -> Row {
+        var rng = SplitMix64(seed: 5)
+        let values = (0..<200_000).map { k in
+            k % 2 == 0 ? Double(Int(rng.uniform() * 1e6)) / 100 : rng.normal() * 1_000
+        }
+        let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: ShortestDecimal.maximumLength)
+        defer { buffer.deallocate() }
+        let clock = ContinuousClock()
+        func rate(_ body: (Double) -> Int) -> Double {
+            var best = Double.infinity
+            var bytes = 0
+            for _ in 0..<5 {
+                let start = clock.now
+                for v in values { bytes &+= body(v) }
+                let d = clock.now - start
+                best = min(best, Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
+            }
+            precondition(bytes > 0)
+            return Double(values.count) / best
+        }
+        let fast = rate { ShortestDecimal.write($0, to: buffer) }
+        let plain = rate { $0.description.utf8.count }
+        return Row(name: "shortest decimal text (numbers)", updatesPerSecond: fast, referencePerSecond: plain)
     }
 }
 
