@@ -151,6 +151,26 @@ struct NATSExtractorTests {
         #expect(groups.map(\.value).reduce(0, +) == Double(connections.count))
     }
 
+    @Test("a remembered connection knows where each of its series' label sets lives, for prefetching")
+    func connectionPrefetchAddresses() throws {
+        var connection = ConnzMemory.Connection(cid: 7)
+        #expect((0..<connection.addresses.count).allSatisfy { connection.addresses[$0] == 0 })
+        // Every series a connection has fits (an added series must grow the inline list).
+        #expect(ConnzMemory.Series.allCases.count == connection.addresses.count)
+        var sets = connection.series
+        for series in ConnzMemory.Series.allCases {
+            sets[series.rawValue] = try LabelSet(validating: [("__name__", series.metric), ("cid", "7")])
+        }
+        connection.series = sets
+        for series in ConnzMemory.Series.allCases {
+            let set = try #require(connection.series[series.rawValue])
+            #expect(connection.addresses[series.rawValue] == set.storageAddress && set.storageAddress != 0)
+        }
+        // Labelled again (a rename): the label sets are gone, and so are their addresses.
+        connection.label(name: "renamed", account: "A", group: "renamed", labels: [])
+        #expect((0..<connection.addresses.count).allSatisfy { connection.addresses[$0] == 0 })
+    }
+
     @Test("/connz during the slow-consumer phase: the stuck subscriber's queued bytes")
     func slowConsumer() throws {
         var extractor = NATSExtractor(targetLabels: Self.target)
