@@ -245,32 +245,9 @@ public enum ShortestDecimal {
             // four at a time first. The count dropped is the same as one at a time (once a step
             // fails, every longer one does), and rounding looks only at the last digit dropped,
             // the first of the chunk.
-            if vp / 100_000_000 > vm / 100_000_000 {
-                let vrBy = vr / 100_000_000
-                roundUp = vr &- 100_000_000 &* vrBy >= 50_000_000
-                vr = vrBy
-                vp /= 100_000_000
-                vm /= 100_000_000
-                removed += 8
-            }
-            if vp / 10_000 > vm / 10_000 {
-                let vrBy = vr / 10_000
-                roundUp = vr &- 10_000 &* vrBy >= 5_000
-                vr = vrBy
-                vp /= 10_000
-                vm /= 10_000
-                removed += 4
-            }
-            let vpBy100 = vp / 100
-            let vmBy100 = vm / 100
-            if vpBy100 > vmBy100 {
-                let vrBy100 = vr / 100
-                roundUp = vr - 100 * vrBy100 >= 50
-                vr = vrBy100
-                vp = vpBy100
-                vm = vmBy100
-                removed += 2
-            }
+            dropChunk(100_000_000, digits: 8, &vr, &vp, &vm, &removed, &roundUp)
+            dropChunk(10_000, digits: 4, &vr, &vp, &vm, &removed, &roundUp)
+            dropChunk(100, digits: 2, &vr, &vp, &vm, &removed, &roundUp)
             while vp / 10 > vm / 10 {
                 roundUp = vr % 10 >= 5
                 vr /= 10
@@ -281,6 +258,29 @@ public enum ShortestDecimal {
             output = vr + (vr == vm || roundUp ? 1 : 0)
         }
         return (output, e10 + removed)
+    }
+
+    /// Drops `digits` digits (`divisor` = 10^digits) from the interval when its bounds still
+    /// differ above them; `roundUp` then reads the top dropped digit of `vr`.
+    @inline(__always)
+    private static func dropChunk(
+        _ divisor: UInt64,
+        digits: Int,
+        _ vr: inout UInt64,
+        _ vp: inout UInt64,
+        _ vm: inout UInt64,
+        _ removed: inout Int,
+        _ roundUp: inout Bool
+    ) {
+        let vpBy = vp / divisor
+        let vmBy = vm / divisor
+        guard vpBy > vmBy else { return }
+        let vrBy = vr / divisor
+        roundUp = vr &- divisor &* vrBy >= divisor / 2
+        vr = vrBy
+        vp = vpBy
+        vm = vmBy
+        removed += digits
     }
 
     /// ⌈log₂ 5^e⌉ for 0 ≤ e ≤ 3528 (the bit length of 5^e).
