@@ -11,6 +11,9 @@ import FlatlineCore
 
 /// A file read in chunks of whole lines (about `chunkBytes` each; a line longer than that makes
 /// its chunk longer), so that what is held at once is a chunk, not the file.
+///
+/// A chunk handed back with ``recycle(_:)`` is read into again: memory the process already has,
+/// not fresh pages the kernel must fault in and clear (a fifth of a large file's first pass).
 final class FileChunks {
     let name: String
     private let chunkBytes: Int
@@ -18,6 +21,10 @@ final class FileChunks {
     /// The bytes after the last newline of what was read: the start of the next chunk.
     private var carry: [UInt8] = []
     private var atEnd = false
+    /// Chunks handed back, to read into again.
+    private var spares: [[UInt8]] = []
+    /// The most spares kept (a reader holds at most two chunks at a time).
+    static let maxSpares = 2
 
     init(path: String, chunkBytes: Int) throws(SeriesFileError) {
         guard let handle = fopen(path, "rb") else {
@@ -32,32 +39,60 @@ final class FileChunks {
         fclose(handle)
     }
 
+    /// Takes back a chunk ``read()`` gave, once nothing else holds it, to read the next into.
+    func recycle(_ bytes: consuming [UInt8]) {
+        if spares.count < Self.maxSpares { spares.append(bytes) }
+    }
+
     /// The next chunk of whole lines (its last line may lack a newline at the end of the file),
     /// and whether it is the last; nil after the last.
     /// - Throws: ``SeriesFileError`` when the file cannot be read.
     func read() throws(SeriesFileError) -> (bytes: [UInt8], last: Bool)? {
         guard !atEnd else { return nil }
-        var buffer = carry
-        carry = []
-        let wanted = chunkBytes
+        // A spare's bytes are overwritten: only its count is adjusted (growing it writes zeros,
+        // on first use and where a chunk is longer than the last).
+        var buffer = spares.popLast() ?? []
+        var filled = 0
+        var first = true
         while true {
-            let old = buffer.count
-            buffer.append(contentsOf: repeatElement(0, count: wanted))
-            let n = buffer.withUnsafeMutableBytes { fread($0.baseAddress.map { $0 + old }, 1, wanted, handle) }
-            buffer.removeLast(wanted - n)
-            if n < wanted {
-                if ferror(handle) != 0 {
-                    throw SeriesFileError(
-                        file: name,
-                        line: 0,
-                        reason: "read error: \(String(cString: strerror(errno)))"
-                    )
+            // A line longer than a chunk: the buffer doubles, so a long line is copied a few
+            // times, not once per chunk's worth of it.
+            let wanted = first ? chunkBytes : Swift.max(chunkBytes, filled)
+            let size = (first ? carry.count : filled) + wanted
+            if buffer.count < size {
+                buffer.append(contentsOf: repeatElement(0, count: size - buffer.count))
+            } else if buffer.count > size {
+                buffer.removeLast(buffer.count - size)
+            }
+            var failed = false
+            let n = buffer.withUnsafeMutableBufferPointer { space -> Int in
+                guard let base = space.baseAddress else { return 0 }
+                if first {
+                    carry.withUnsafeBufferPointer { had in
+                        if let from = had.baseAddress { base.update(from: from, count: had.count) }
+                    }
+                    filled = carry.count
                 }
+                let n = fread(base + filled, 1, wanted, handle)
+                failed = n < wanted && ferror(handle) != 0
+                return n
+            }
+            if failed {
+                throw SeriesFileError(file: name, line: 0, reason: "read error: \(String(cString: strerror(errno)))")
+            }
+            first = false
+            let start = filled
+            filled += n
+            if n < wanted {
+                buffer.removeLast(buffer.count - filled)
+                carry.removeAll(keepingCapacity: true)
                 atEnd = true
                 return (buffer, true)
             }
-            if let newline = buffer.lastIndex(of: 0x0A) {
-                carry = Array(buffer[(newline + 1)...])
+            // Only what was just read can hold the chunk's last newline: the bytes before it had none.
+            if let newline = buffer[start..<filled].lastIndex(of: 0x0A) {
+                carry.removeAll(keepingCapacity: true)
+                carry.append(contentsOf: buffer[(newline + 1)..<filled])
                 buffer.removeLast(buffer.count - newline - 1)
                 return (buffer, false)
             }
@@ -89,6 +124,11 @@ final class ExpositionChunks {
         try file.read()
     }
 
+    /// Takes back a chunk ``read()`` gave (see ``FileChunks/recycle(_:)``).
+    func recycle(_ bytes: consuming [UInt8]) {
+        file.recycle(bytes)
+    }
+
     /// Parses the next chunk: `body` gets each sample with the chunk's bytes (where its timestamp
     /// text is) and, the first time a series comes in this chunk, the series. False at the end.
     /// - Throws: ``SeriesFileError`` naming the first bad line, or the read error.
@@ -97,6 +137,7 @@ final class ExpositionChunks {
         linesDone += try parsing.parse(buffer, last: last, state: &state, firstLine: linesDone + 1) {
             body(buffer, $0, $1)
         }
+        recycle(consume buffer)
         return true
     }
 
@@ -122,6 +163,14 @@ struct ChunkOutline: Sendable {
     var times: [Int64] = []
     var usable = false
     var missingTimestamp: Int?
+
+    init() {}
+
+    /// Room for `samples` without growing (a chunk holds about as many as the one before).
+    init(reserving samples: Int) {
+        numbers.reserveCapacity(samples)
+        times.reserveCapacity(samples)
+    }
 
     mutating func add(_ sample: RawSample, _ new: ParsedSeries?) {
         if let new { labels.append(new.labels) }
@@ -414,30 +463,38 @@ extension SeriesFile {
         var outline = Outliner(name: path, format: format)
         // Two chunks at a time, side by side: the second from the declarations the first's
         // comment lines leave.
-        while outline.streamable, let first = try chunks.read() {
-            var pair = [first]
-            if threads > 1, !first.last, let second = try chunks.read() { pair.append(second) }
+        // The most samples a chunk held so far: room the next chunks' outlines start with.
+        var samplesPerChunk = 0
+        while outline.streamable {
+            // No binding holds a chunk but `pair`: once parsed, the chunks go back to be read into.
+            var pair: [(bytes: [UInt8], last: Bool)] = []
+            if let chunk = try chunks.read() { pair.append(chunk) } else { break }
+            if threads > 1, !pair[0].last, let chunk = try chunks.read() { pair.append(chunk) }
             var (state, lines) = chunks.position
             var starts = [(state, lines + 1)]
             if pair.count == 2 {
-                guard let next = chunks.declarations(after: first.bytes, from: state) else {
+                guard let next = chunks.declarations(after: pair[0].bytes, from: state) else {
                     // A bad comment line in the first: parsing it says where.
                     var bad = state
-                    _ = try chunks.parsing.parse(first.bytes, last: false, state: &bad, firstLine: lines + 1) { _, _ in
+                    _ = try chunks.parsing.parse(pair[0].bytes, last: false, state: &bad, firstLine: lines + 1) {
+                        _,
+                        _ in
                     }
                     return nil
                 }
-                starts.append((next, lines + 1 + SeriesFile.lineCount(first.bytes, 0..<first.bytes.count)))
+                let firstLines = SeriesFile.lineCount(pair[0].bytes, 0..<pair[0].bytes.count)
+                starts.append((next, lines + 1 + firstLines))
             }
             var results = [Result<(ChunkOutline, ParseState, Int), SeriesFileError>?](repeating: nil, count: pair.count)
             let parsing = chunks.parsing
-            let work = pair
+            let work = consume pair
             let begin = starts
+            let reserve = samplesPerChunk
             results.withUnsafeMutableBufferPointer { results in
                 let out = UnsafeSendablePointer(results)
                 DispatchQueue.concurrentPerform(iterations: work.count) { k in
                     var state = begin[k].0
-                    var chunk = ChunkOutline()
+                    var chunk = ChunkOutline(reserving: reserve)
                     do throws(SeriesFileError) {
                         let count = try parsing.parse(
                             work[k].bytes,
@@ -451,9 +508,11 @@ extension SeriesFile {
                     }
                 }
             }
+            for chunk in consume work { chunks.recycle(chunk.bytes) }
             for result in results {
                 guard let result else { continue }
                 let (chunk, after, count) = try result.get()
+                samplesPerChunk = Swift.max(samplesPerChunk, chunk.numbers.count)
                 outline.merge(chunk)
                 state = after
                 lines += count
@@ -487,15 +546,41 @@ public final class SeriesFileBlocks {
     private let blockRows: Int
     private var ready: [SeriesFile] = []
     private var ended = false
-    // The block being filled: its series, rows and texts; its last series and time.
-    private var series: [LabelSet] = []
-    private var rows: [SeriesFile.Row] = []
-    private var texts = TextArena()
-    private var currentLabels: LabelSet?
-    private var lastTime: Timestamp?
-    /// In time order: the block's series by labels, and by the chunk's numbers (-1: not yet).
-    private var indexInBlock: [LabelSet: Int] = [:]
-    private var indexOfNumber: [Int] = []
+    private var filling: Filling
+
+    /// The block being filled: its series, rows and texts; its last series and time. A value, so
+    /// that parsing a chunk fills a local copy (a class's stored properties would be checked for
+    /// exclusive access at run time, on every sample).
+    private struct Filling {
+        let name: String
+        let format: SeriesFile.Format
+        let blockRows: Int
+        var series: [LabelSet] = []
+        var rows: [SeriesFile.Row] = []
+        var texts = TextArena()
+        var currentLabels: LabelSet?
+        var lastTime: Timestamp?
+        /// In time order: the block's series by labels, and by the chunk's numbers (-1: not yet).
+        var indexInBlock: [LabelSet: Int] = [:]
+        var indexOfNumber: [Int] = []
+        var done: [SeriesFile] = []
+
+        init(name: String, format: SeriesFile.Format, blockRows: Int) {
+            self.name = name
+            self.format = format
+            self.blockRows = blockRows
+        }
+
+        mutating func complete() {
+            done.append(SeriesFile(name: name, format: format, series: series, rows: rows, texts: texts.bytes))
+            series = []
+            rows = []
+            rows.reserveCapacity(blockRows)
+            texts = TextArena()
+            indexInBlock = [:]
+            for k in indexOfNumber.indices { indexOfNumber[k] = -1 }
+        }
+    }
 
     /// - Parameters:
     ///   - kind: force every series to be a counter or a gauge (as ``SeriesFile/load(path:format:kind:threads:)``).
@@ -516,6 +601,7 @@ public final class SeriesFileBlocks {
         self.layout = layout
         self.kind = kind
         self.blockRows = Swift.max(1, blockRows)
+        filling = Filling(name: chunks.name, format: format, blockRows: self.blockRows)
     }
 
     /// The next block; nil after the last.
@@ -525,11 +611,21 @@ public final class SeriesFileBlocks {
             // The chunk's number of the series of the last sample: labels are compared only
             // where the number changes (two spellings of one label set are one series).
             var currentNumber = -1
-            indexOfNumber.removeAll(keepingCapacity: true)
+            var block = Filling(name: chunks.name, format: format, blockRows: blockRows)
+            swap(&block, &filling)
+            defer {
+                ready.append(contentsOf: block.done)
+                block.done = []
+                swap(&block, &filling)
+            }
+            block.indexOfNumber.removeAll(keepingCapacity: true)
+            let layout = layout
+            let kind = kind
+            let blockRows = blockRows
             let more = try chunks.next { bytes, sample, new in
                 if let new {
                     labelsOfNumber.append(new.labels)
-                    indexOfNumber.append(-1)
+                    block.indexOfNumber.append(-1)
                 }
                 guard sample.series < labelsOfNumber.count, let timestamp = sample.timestamp,
                     let text = sample.timestampBytes
@@ -540,35 +636,35 @@ public final class SeriesFileBlocks {
                     if sample.series != currentNumber {
                         currentNumber = sample.series
                         let labels = labelsOfNumber[sample.series]
-                        if labels != currentLabels {
-                            if rows.count >= blockRows { complete() }
-                            series.append(labels)
-                            currentLabels = labels
+                        if labels != block.currentLabels {
+                            if block.rows.count >= blockRows { block.complete() }
+                            block.series.append(labels)
+                            block.currentLabels = labels
                         }
                     }
-                    index = series.count - 1
+                    index = block.series.count - 1
                 case .timeOrder:
-                    if rows.count >= blockRows, timestamp != lastTime { complete() }
-                    lastTime = timestamp
-                    if indexOfNumber[sample.series] >= 0 {
-                        index = indexOfNumber[sample.series]
+                    if block.rows.count >= blockRows, timestamp != block.lastTime { block.complete() }
+                    block.lastTime = timestamp
+                    if block.indexOfNumber[sample.series] >= 0 {
+                        index = block.indexOfNumber[sample.series]
                     } else {
                         let labels = labelsOfNumber[sample.series]
-                        if let known = indexInBlock[labels] {
+                        if let known = block.indexInBlock[labels] {
                             index = known
                         } else {
-                            index = series.count
-                            indexInBlock[labels] = index
-                            series.append(labels)
+                            index = block.series.count
+                            block.indexInBlock[labels] = index
+                            block.series.append(labels)
                         }
-                        indexOfNumber[sample.series] = index
+                        block.indexOfNumber[sample.series] = index
                     }
                 }
-                rows.append(
+                block.rows.append(
                     SeriesFile.Row(
                         series: index,
                         timestamp: timestamp,
-                        text: texts.add(bytes, text, time: timestamp),
+                        text: block.texts.add(bytes, text, time: timestamp),
                         value: sample.value,
                         kind: kind ?? sample.kind,
                         line: sample.line
@@ -577,22 +673,10 @@ public final class SeriesFileBlocks {
             }
             if !more {
                 ended = true
-                if !rows.isEmpty { complete() }
+                if !block.rows.isEmpty { block.complete() }
             }
         }
         return ready.isEmpty ? nil : ready.removeFirst()
-    }
-
-    private func complete() {
-        ready.append(
-            SeriesFile(name: chunks.name, format: format, series: series, rows: rows, texts: texts.bytes)
-        )
-        series = []
-        rows = []
-        rows.reserveCapacity(blockRows)
-        texts = TextArena()
-        indexInBlock = [:]
-        for k in indexOfNumber.indices { indexOfNumber[k] = -1 }
     }
 }
 
@@ -625,6 +709,7 @@ extension SeriesFile {
                 chunk.times.append(row.timestamp.milliseconds)
                 if !chunk.usable, row.value?.isFinite == true { chunk.usable = true }
             }
+            file.recycle(consume bytes)
             rows += chunk.numbers.count
             outliner.merge(chunk)
         }
@@ -667,6 +752,7 @@ public final class CSVBlocks: SeriesBlockSource {
             var chunkRows: [SeriesFile.Row] = []
             var chunkTexts = TextArena()
             try reader.parse(bytes, 0..<bytes.count, texts: &chunkTexts) { chunkRows.append($0) }
+            file.recycle(consume bytes)
             let arena = chunkTexts.bytes
             for var row in chunkRows {
                 if rows.count >= blockRows, row.timestamp != lastTime { complete() }

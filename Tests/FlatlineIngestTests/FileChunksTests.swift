@@ -1,0 +1,58 @@
+import FlatlineTestSupport
+import Foundation
+import Testing
+
+@testable import FlatlineIngest
+
+@Suite("File chunks")
+struct FileChunksTests {
+    /// Every chunk but the last ends at a newline, the chunks joined are the file, and only the
+    /// last says so.
+    @Test(
+        "chunks of whole lines, lines longer than a chunk included, the last line with or without a newline",
+        arguments: [true, false]
+    )
+    func wholeLines(finalNewline: Bool) throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        // Short lines, then lines of 1.5, 3 and 9 chunks, then short lines again.
+        var text = ""
+        for k in 0..<600 { text += "line \(k) " + String(repeating: "x", count: k % 37) + "\n" }
+        for length in [6_000, 12_288, 36_000] { text += String(repeating: "y", count: length) + "\n" }
+        for k in 0..<300 { text += "tail \(k)\n" }
+        text += "last"
+        if finalNewline { text += "\n" }
+        let path = try directory.write("lines.txt", text).path
+        let chunks = try FileChunks(path: path, chunkBytes: 4096)
+        var joined: [UInt8] = []
+        var count = 0
+        var sawLast = false
+        while let (bytes, last) = try chunks.read() {
+            #expect(!sawLast, "a chunk after the last")
+            count += 1
+            sawLast = last
+            if !last { #expect(bytes.last == 0x0A, "chunk \(count) ends inside a line") }
+            joined += bytes
+        }
+        #expect(sawLast)
+        #expect(count >= 5)
+        #expect(joined == Array(text.utf8))
+        #expect(try chunks.read() == nil)
+    }
+
+    @Test("an empty file is one empty last chunk; a missing one is an error that names it")
+    func emptyAndMissing() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let empty = try FileChunks(path: try directory.write("empty.txt", "").path, chunkBytes: 4096)
+        let first = try #require(try empty.read())
+        #expect(first.bytes.isEmpty && first.last)
+        #expect(try empty.read() == nil)
+        let missing = directory.file("missing.txt").path
+        #expect {
+            _ = try FileChunks(path: missing, chunkBytes: 4096)
+        } throws: { error in
+            "\(error)".contains(missing) && "\(error)".contains("cannot open")
+        }
+    }
+}
