@@ -55,4 +55,30 @@ struct FileChunksTests {
             "\(error)".contains(missing) && "\(error)".contains("cannot open")
         }
     }
+
+    @Test("a line longer than the limit is refused with where it starts, after the chunks before it")
+    func lineLimit() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        var text = ""
+        for k in 0..<500 { text += "line \(k)\n" }
+        let start = text.utf8.count
+        text += String(repeating: "z", count: 30_000) + "\nafter\n"
+        let path = try directory.write("long.txt", text).path
+        // Under the limit, the same file reads whole.
+        let roomy = try FileChunks(path: path, chunkBytes: 4096, maxLineBytes: 40_000)
+        var joined: [UInt8] = []
+        while let (bytes, _) = try roomy.read() { joined += bytes }
+        #expect(joined == Array(text.utf8))
+
+        let chunks = try FileChunks(path: path, chunkBytes: 4096, maxLineBytes: 10_000)
+        var before: [UInt8] = []
+        #expect {
+            while let (bytes, _) = try chunks.read() { before += bytes }
+        } throws: { error in
+            "\(error)".contains(path) && "\(error)".contains("the line at byte \(start) is longer than 10000 bytes")
+        }
+        #expect(before == Array(text.utf8.prefix(start)))
+        #expect(try chunks.read() == nil)
+    }
 }

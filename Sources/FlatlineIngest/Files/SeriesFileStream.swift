@@ -26,13 +26,22 @@ final class FileChunks {
     /// The most spares kept (a reader holds at most two chunks at a time).
     static let maxSpares = 2
 
-    init(path: String, chunkBytes: Int) throws(SeriesFileError) {
+    /// The longest line read: past it the file is refused (a file without newlines is not read
+    /// whole into memory).
+    private let maxLineBytes: Int
+    /// Where the next chunk starts in the file.
+    private var offset = 0
+    /// The longest line of a series file, by default.
+    static let defaultMaxLineBytes = 1 << 28
+
+    init(path: String, chunkBytes: Int, maxLineBytes: Int = FileChunks.defaultMaxLineBytes) throws(SeriesFileError) {
         guard let handle = fopen(path, "rb") else {
             throw SeriesFileError(file: path, line: 0, reason: "cannot open: \(String(cString: strerror(errno)))")
         }
         self.name = path
         self.handle = handle
         self.chunkBytes = Swift.max(1 << 12, chunkBytes)
+        self.maxLineBytes = Swift.max(1, maxLineBytes)
     }
 
     deinit {
@@ -87,6 +96,7 @@ final class FileChunks {
                 buffer.removeLast(buffer.count - filled)
                 carry.removeAll(keepingCapacity: true)
                 atEnd = true
+                offset += filled
                 return (buffer, true)
             }
             // Only what was just read can hold the chunk's last newline: the bytes before it had none.
@@ -94,7 +104,17 @@ final class FileChunks {
                 carry.removeAll(keepingCapacity: true)
                 carry.append(contentsOf: buffer[(newline + 1)..<filled])
                 buffer.removeLast(buffer.count - newline - 1)
+                offset += buffer.count
                 return (buffer, false)
+            }
+            // No newline since the chunk began: one line, as long as what was read.
+            if filled > maxLineBytes {
+                atEnd = true
+                throw SeriesFileError(
+                    file: name,
+                    line: 0,
+                    reason: "the line at byte \(offset) is longer than \(maxLineBytes) bytes (no newline)"
+                )
             }
         }
     }
@@ -461,10 +481,10 @@ extension SeriesFile {
             chunkBytes: chunkBytes
         )
         var outline = Outliner(name: path, format: format)
-        // Two chunks at a time, side by side: the second from the declarations the first's
-        // comment lines leave.
         // The most samples a chunk held so far: room the next chunks' outlines start with.
         var samplesPerChunk = 0
+        // Two chunks at a time, side by side: the second from the declarations the first's
+        // comment lines leave.
         while outline.streamable {
             // No binding holds a chunk but `pair`: once parsed, the chunks go back to be read into.
             var pair: [(bytes: [UInt8], last: Bool)] = []
