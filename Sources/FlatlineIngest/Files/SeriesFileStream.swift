@@ -13,7 +13,8 @@ import FlatlineCore
 /// its chunk longer), so that what is held at once is a chunk, not the file.
 ///
 /// A chunk handed back with ``recycle(_:)`` is read into again: memory the process already has,
-/// not fresh pages the kernel must fault in and clear (a fifth of a large file's first pass).
+/// not fresh pages the kernel must fault in and clear (most of what a large file's first pass
+/// spent reading).
 final class FileChunks {
     let name: String
     private let chunkBytes: Int
@@ -496,10 +497,8 @@ extension SeriesFile {
                 guard let next = chunks.declarations(after: pair[0].bytes, from: state) else {
                     // A bad comment line in the first: parsing it says where.
                     var bad = state
-                    _ = try chunks.parsing.parse(pair[0].bytes, last: false, state: &bad, firstLine: lines + 1) {
-                        _,
-                        _ in
-                    }
+                    let bytes = pair[0].bytes
+                    _ = try chunks.parsing.parse(bytes, last: false, state: &bad, firstLine: lines + 1) { _, _ in }
                     return nil
                 }
                 let firstLines = SeriesFile.lineCount(pair[0].bytes, 0..<pair[0].bytes.count)
