@@ -248,7 +248,20 @@ struct ClusterCommandTests {
                 scrape_configs:
 
                 """
-            for n in 0..<6 {
+            // Each replica's share follows the target names, which hold the port: take job
+            // numbers that give each of the two three targets (six numbers taken blindly went
+            // all to one replica for one port in 32).
+            var jobs: [Int] = []
+            var shares = ["a": 0, "b": 0]
+            for n in 0..<1000 where jobs.count < 6 {
+                let owner = Cluster.owners(of: "t\(n)/127.0.0.1:\(port)", among: ["a", "b"], count: 1).first ?? ""
+                if let share = shares[owner], share < 3 {
+                    shares[owner] = share + 1
+                    jobs.append(n)
+                }
+            }
+            try #require(jobs.count == 6)
+            for n in jobs {
                 yaml += """
                       - job_name: t\(n)
                         metrics_path: /t/\(n)
