@@ -565,7 +565,8 @@ public final class SeriesFileBlocks {
     private let blockRows: Int
     private var ready: [SeriesFile] = []
     private var ended = false
-    private var filling: Filling
+    /// Nil only while a chunk fills it.
+    private var filling: Filling?
 
     /// The block being filled: its series, rows and texts; its last series and time. A value, so
     /// that parsing a chunk fills a local copy (a class's stored properties would be checked for
@@ -630,12 +631,12 @@ public final class SeriesFileBlocks {
             // The chunk's number of the series of the last sample: labels are compared only
             // where the number changes (two spellings of one label set are one series).
             var currentNumber = -1
-            var block = Filling(name: chunks.name, format: format, blockRows: blockRows)
-            swap(&block, &filling)
+            // Taken out for the chunk and put back after it, never copied (its arrays stay unique).
+            guard var block = filling.take() else { return nil }
             defer {
                 ready.append(contentsOf: block.done)
                 block.done = []
-                swap(&block, &filling)
+                filling = block
             }
             block.indexOfNumber.removeAll(keepingCapacity: true)
             let layout = layout
