@@ -191,6 +191,29 @@ struct DetectorBehaviourTests {
         #expect(flags == [600, 900])
     }
 
+    @Test("after an outage (two hours at 0) and the recovery, a spike hours later is still flagged")
+    func spikeAfterOutage() throws {
+        // The recovery's points are all anomalous; if each raised the tail index (as they did when
+        // they were learned clipped at the threshold's |z|), the band would be 10^2 scales wide
+        // hours later and the spike would score L ≈ 2.
+        var harness = try Harness(DetectorConfiguration(kind: .surprise), step: 15)
+        var rng = SplitMix64(seed: 3)
+        let outage = 2000..<2460
+        let spike = 4460
+        var flags: [Int] = []
+        var spikeScore = 0.0
+        for i in 0..<4600 {
+            var y = outage.contains(i) ? 0 : ((3000 + 100 * rng.normal()) * 100).rounded() / 100
+            if i == spike { y = 20_000 }
+            let out = harness.tick(i, [y])
+            if out.anomaly[0] { flags.append(i) }
+            if i == spike { spikeScore = out.score[0] }
+        }
+        #expect(flags.contains(spike), "flags: \(flags)")
+        #expect(spikeScore >= 0.6, "the spike's score: \(spikeScore)")
+        #expect(flags.filter { $0 > outage.upperBound + 300 && $0 < spike }.isEmpty, "flags: \(flags)")
+    }
+
     @Test("a series stuck on one value is flagged soon after it sticks")
     func stuck() throws {
         var harness = try Harness(DetectorConfiguration(kind: .ensemble))

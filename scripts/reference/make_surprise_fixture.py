@@ -26,7 +26,7 @@ BIG_Z = 1e6
 P = dict(
     slow_weight=0.02, scale_weight=0.02, fast_weight=0.7, clip=3.0, scale_clip=3.0, shift_run=12,
     quantum_floor=1.0, warmup=10, tail_start=3.0, rate_weight=0.001, prior_rate=0.005,
-    shape_weight=0.05, prior_shape=0.2, min_shape=0.05, per_hour=1.0, score_half=2.0,
+    shape_weight=0.01, prior_shape=0.2, min_shape=0.05, per_hour=1.0, score_half=2.0,
     step_weight=0.05, threshold=3.0, season_period=86400.0, season_slots=96, season_weight=0.1,
     season_cycles=2.0, season_gain=0.5, season_penalty=0.3, season_min_points=8,
 )
@@ -93,7 +93,8 @@ class Channel:
             if not self.in_cluster:
                 self.in_cluster = True
                 start = 1.0
-            self.shape += P["shape_weight"] * (math.log(min(a, cap) / P["tail_start"]) - self.shape)
+            if a < cap:
+                self.shape += P["shape_weight"] * (math.log(a / P["tail_start"]) - self.shape)
         else:
             self.in_cluster = False
         self.rate += P["rate_weight"] * (start - self.rate)

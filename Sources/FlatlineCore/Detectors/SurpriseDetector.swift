@@ -29,9 +29,9 @@
 ///    `seasonCycles` days, and while its scale is below `seasonGain` of the plain one, the
 ///    channel that finds the point more surprising (less `seasonPenalty`) speaks.
 ///
-/// The tail index learns each exceedance clipped at the |z| of the threshold, so the points of
-/// an incident are learned as "just anomalous": incidents cannot teach the tail that they are
-/// ordinary.
+/// The tail index learns only the exceedances below the |z| of the threshold: the points of an
+/// incident do not teach the tail that incidents are ordinary, and a run of anomalous points
+/// (a recovery after an outage) cannot ratchet the index up.
 ///
 /// State per series: 17 doubles and 7 small integers and flags side by side (152 bytes) and the
 /// daily profile (96 × 6 bytes), about 730 bytes; per point O(1). Chosen on Microsoft's cloud
@@ -216,7 +216,12 @@ package struct SurpriseDetector: Sendable {
                 target: target,
                 tailStart: parameters.tailStart
             )
-            shape += parameters.shapeWeight * (_log(Swift.min(a, cap) / parameters.tailStart) - shape)
+            // A point the tail already calls anomalous does not move the index (as SPOT leaves
+            // its alarms out of the fit): otherwise each anomalous point, even clipped at the
+            // threshold's |z|, would raise the index and with it that |z| (a ratchet).
+            if a < cap {
+                shape += parameters.shapeWeight * (_log(a / parameters.tailStart) - shape)
+            }
         } else {
             inCluster = false
         }
@@ -657,7 +662,7 @@ public struct SurpriseParameters: Hashable, Sendable {
     /// The cluster rate a new series starts from.
     public var priorRate = 0.005
     /// Weight of the tail index, per exceedance.
-    public var shapeWeight = 0.05
+    public var shapeWeight = 0.01
     /// The tail index a new series starts from.
     public var priorShape = 0.2
     /// The smallest tail index used (the lightest tail believed: it caps how fast the surprise
