@@ -144,6 +144,32 @@ struct StreamingReplayTests {
         #expect(streamed.0 == ndjson)
     }
 
+    @Test("pieces written into kept buffers are the bytes written afresh; a kept buffer too small is passed over")
+    func reusedBuffers() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let path = try directory.write("series.prom", Self.file(series: 12, points: 130)).path
+        let result = try Replayer.run(try SeriesFile.load(path: path), configuration: DetectorConfiguration())
+        for format in [ReplayOutputFormat.csv, .ndjson] {
+            let writer = ReplayWriter(format: format)
+            var expected: [UInt8] = []
+            writer.writeRows(result, multi: true) { expected += $0 }
+            // Kept from before: one too small for the piece, one big enough and full of old bytes.
+            let small = OutputBuffer(capacity: 16)
+            let big = OutputBuffer(capacity: 1 << 20)
+            big.base.update(repeating: UInt8(ascii: "x"), count: big.capacity)
+            var spares = [big, small]
+            let pieces = writer.renderRows(result, multi: true, reusing: &spares)
+            #expect(pieces.count == 1 && pieces[0] === big)
+            #expect(spares.count == 1 && spares[0] === small)
+            #expect(pieces.flatMap { Array($0.bytes) } == expected)
+            // And again, into the same buffer.
+            spares += pieces
+            let again = writer.renderRows(result, multi: true, reusing: &spares)
+            #expect(again.count == 1 && again[0] === big && again.flatMap { Array($0.bytes) } == expected)
+        }
+    }
+
     @Test("blocks hold whole series or whole ticks, about the rows asked for; every sample comes once, in file order")
     func blocks() throws {
         let directory = try TestSupport.TemporaryDirectory()

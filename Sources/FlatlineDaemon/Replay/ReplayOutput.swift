@@ -104,59 +104,105 @@ public struct ReplayWriter: Sendable {
 
     /// The lines of `rows`.
     func render(_ result: ReplayResult, rows: Range<Int>, multi: Bool, seriesColumn: [[UInt8]]) -> [UInt8] {
-        // The longest a line can be: every number at its longest (24 bytes), the longest series
-        // and timestamp (escaped, at most six bytes a byte).
-        let widestSeries = multi ? rows.reduce(0) { Swift.max($0, seriesColumn[result.file.rows[$1].series].count) } : 0
-        let widestText = rows.reduce(0) { Swift.max($0, result.file.rows[$1].text.count) } * 6 + 2
-        let perLine = widestSeries + widestText + 5 * 24 + 64
-        return [UInt8](unsafeUninitializedCapacity: rows.count * perLine) { buffer, initialized in
+        let bound = Self.bound(result, rows: rows, multi: multi, seriesColumn: seriesColumn)
+        return [UInt8](unsafeUninitializedCapacity: bound) { buffer, initialized in
             guard let base = buffer.baseAddress else { return }
             var out = ByteWriter(base)
-            result.points.withUnsafeBufferPointer { points in
-                result.file.rows.withUnsafeBufferPointer { fileRows in
-                    result.file.texts.withUnsafeBufferPointer { texts in
-                        for index in rows {
-                            let point = points[index]
-                            if anomaliesOnly && !point.anomaly { continue }
-                            let row = fileRows[index]
-                            let text = Self.text(texts, row.text)
-                            switch format {
-                            case .csv:
-                                if multi { seriesColumn[row.series].withUnsafeBufferPointer { out.append($0) } }
-                                Self.appendText(text, json: false, to: &out)
-                                out.append(UInt8(ascii: ","))
-                                out.append(number: point.value, empty: "")
-                                out.append(UInt8(ascii: ","))
-                                out.append(number: point.expected, empty: "")
-                                out.append(UInt8(ascii: ","))
-                                out.append(number: point.lower, empty: "")
-                                out.append(UInt8(ascii: ","))
-                                out.append(number: point.upper, empty: "")
-                                out.append(UInt8(ascii: ","))
-                                out.append(number: point.score, empty: "")
-                                out.append(point.anomaly ? ",1\n" : ",0\n")
-                            case .ndjson:
-                                out.append("{")
-                                if multi { seriesColumn[row.series].withUnsafeBufferPointer { out.append($0) } }
-                                out.append("\"timestamp\":")
-                                Self.appendText(text, json: true, to: &out)
-                                out.append(",\"value\":")
-                                out.append(number: point.value, empty: "null")
-                                out.append(",\"expected\":")
-                                out.append(number: point.expected, empty: "null")
-                                out.append(",\"lower\":")
-                                out.append(number: point.lower, empty: "null")
-                                out.append(",\"upper\":")
-                                out.append(number: point.upper, empty: "null")
-                                out.append(",\"score\":")
-                                out.append(number: point.score, empty: "null")
-                                out.append(point.anomaly ? ",\"anomaly\":1}\n" : ",\"anomaly\":0}\n")
-                            }
+            writeLines(result, rows: rows, multi: multi, seriesColumn: seriesColumn, to: &out)
+            initialized = out.count
+        }
+    }
+
+    /// The rows of `result` (no header) as pieces of whole lines, each written into a buffer
+    /// taken from `spares` when one is big enough (memory the process has already touched: a
+    /// fresh buffer per piece costs a page fault per page). Give the pieces back to `spares`
+    /// once they are written out.
+    ///
+    /// - Parameter multi: whether rows name their series.
+    public func renderRows(_ result: ReplayResult, multi: Bool, reusing spares: inout [OutputBuffer]) -> [OutputBuffer]
+    {
+        let seriesColumn: [[UInt8]] = multi ? result.file.series.map(seriesColumn) : []
+        var pieces: [OutputBuffer] = []
+        var lower = 0
+        let rows = result.file.rows.count
+        while lower < rows {
+            let range = lower..<Swift.min(rows, lower + Self.chunkRows)
+            let bound = Self.bound(result, rows: range, multi: multi, seriesColumn: seriesColumn)
+            let buffer: OutputBuffer
+            if let index = spares.lastIndex(where: { $0.capacity >= bound }) {
+                buffer = spares.remove(at: index)
+            } else {
+                buffer = OutputBuffer(capacity: bound)
+            }
+            var out = ByteWriter(buffer.base)
+            writeLines(result, rows: range, multi: multi, seriesColumn: seriesColumn, to: &out)
+            buffer.count = out.count
+            pieces.append(buffer)
+            lower = range.upperBound
+        }
+        return pieces
+    }
+
+    /// The most bytes the lines of `rows` can take: every number at its longest (24 bytes), the
+    /// longest series and timestamp (escaped, at most six bytes a byte).
+    static func bound(_ result: ReplayResult, rows: Range<Int>, multi: Bool, seriesColumn: [[UInt8]]) -> Int {
+        let widestSeries = multi ? rows.reduce(0) { Swift.max($0, seriesColumn[result.file.rows[$1].series].count) } : 0
+        let widestText = rows.reduce(0) { Swift.max($0, result.file.rows[$1].text.count) } * 6 + 2
+        return rows.count * (widestSeries + widestText + 5 * 24 + 64)
+    }
+
+    /// Writes the lines of `rows` at `out`, which has room for ``bound(_:rows:multi:seriesColumn:)``
+    /// bytes.
+    private func writeLines(
+        _ result: ReplayResult,
+        rows: Range<Int>,
+        multi: Bool,
+        seriesColumn: [[UInt8]],
+        to out: inout ByteWriter
+    ) {
+        result.points.withUnsafeBufferPointer { points in
+            result.file.rows.withUnsafeBufferPointer { fileRows in
+                result.file.texts.withUnsafeBufferPointer { texts in
+                    for index in rows {
+                        let point = points[index]
+                        if anomaliesOnly && !point.anomaly { continue }
+                        let row = fileRows[index]
+                        let text = Self.text(texts, row.text)
+                        switch format {
+                        case .csv:
+                            if multi { seriesColumn[row.series].withUnsafeBufferPointer { out.append($0) } }
+                            Self.appendText(text, json: false, to: &out)
+                            out.append(UInt8(ascii: ","))
+                            out.append(number: point.value, empty: "")
+                            out.append(UInt8(ascii: ","))
+                            out.append(number: point.expected, empty: "")
+                            out.append(UInt8(ascii: ","))
+                            out.append(number: point.lower, empty: "")
+                            out.append(UInt8(ascii: ","))
+                            out.append(number: point.upper, empty: "")
+                            out.append(UInt8(ascii: ","))
+                            out.append(number: point.score, empty: "")
+                            out.append(point.anomaly ? ",1\n" : ",0\n")
+                        case .ndjson:
+                            out.append("{")
+                            if multi { seriesColumn[row.series].withUnsafeBufferPointer { out.append($0) } }
+                            out.append("\"timestamp\":")
+                            Self.appendText(text, json: true, to: &out)
+                            out.append(",\"value\":")
+                            out.append(number: point.value, empty: "null")
+                            out.append(",\"expected\":")
+                            out.append(number: point.expected, empty: "null")
+                            out.append(",\"lower\":")
+                            out.append(number: point.lower, empty: "null")
+                            out.append(",\"upper\":")
+                            out.append(number: point.upper, empty: "null")
+                            out.append(",\"score\":")
+                            out.append(number: point.score, empty: "null")
+                            out.append(point.anomaly ? ",\"anomaly\":1}\n" : ",\"anomaly\":0}\n")
                         }
                     }
                 }
             }
-            initialized = out.count
         }
     }
 
@@ -214,6 +260,25 @@ extension String {
 struct UnsafeSendable<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }
+}
+
+/// Memory for one piece of output, kept and written into again
+/// (``ReplayWriter/renderRows(_:multi:reusing:)``): its first `count` bytes are the piece.
+public final class OutputBuffer: @unchecked Sendable {
+    let base: UnsafeMutablePointer<UInt8>
+    let capacity: Int
+    /// Bytes written.
+    public internal(set) var count = 0
+
+    init(capacity: Int) {
+        self.capacity = Swift.max(1, capacity)
+        base = UnsafeMutablePointer<UInt8>.allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    /// The bytes written.
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 }
 
 /// Bytes written at a pointer into memory the caller sized for them.

@@ -89,7 +89,7 @@ public struct StreamingReplay: Sendable {
     public func run(
         writer: ReplayWriter,
         progress: (Int, Int) -> Void = { _, _ in },
-        to sink: ([UInt8]) -> Void
+        to sink: (UnsafeRawBufferPointer) -> Void
     ) throws(ReplayError) -> ReplaySummary {
         let outline = outline
         let settings = settings
@@ -135,72 +135,81 @@ public struct StreamingReplay: Sendable {
         }
         let multi = outline.series > 1
         let header = writer.header(multi: multi)
-        if !header.isEmpty { sink(header) }
+        if !header.isEmpty { header.withUnsafeBytes { sink($0) } }
 
         // A pipeline of rounds: each round reads the next round's blocks, scores this round's
         // (up to `parts` side by side) and formats the last round's, all at once; only three
         // rounds are held.
         var current = try read(blocks, count: parts)
         var previous: [ReplayResult] = []
+        // Each rendering slot's buffers, written into again round after round.
+        var spares = [[OutputBuffer]](repeating: [], count: parts)
         var done = 0
         while !current.isEmpty || !previous.isEmpty {
             let scoring = current
             let rendering = previous
             let state = bank
             var scored = [Result<ReplayResult, ReplayError>?](repeating: nil, count: scoring.count)
-            var rendered = [[[UInt8]]](repeating: [], count: rendering.count)
+            var rendered = [[OutputBuffer]](repeating: [], count: rendering.count)
             var next: Result<[SeriesFile], ReplayError> = .success([])
             scored.withUnsafeMutableBufferPointer { scored in
                 rendered.withUnsafeMutableBufferPointer { rendered in
-                    withUnsafeMutablePointer(to: &next) { next in
-                        let shared = UnsafeSendable((scored: scored, rendered: rendered, next: next, blocks: blocks))
-                        let tasks = 1 + scoring.count + rendering.count
-                        let task: @Sendable (Int) -> Void = { k in
-                            if k == 0 {
-                                guard !scoring.isEmpty else { return }
-                                do throws(ReplayError) {
-                                    shared.value.next.pointee = .success(
-                                        try self.read(shared.value.blocks, count: parts)
-                                    )
-                                } catch {
-                                    shared.value.next.pointee = .failure(error)
-                                }
-                            } else if k <= scoring.count {
-                                // Series after series: a fresh bank through every tick of the
-                                // file. In time order: the bank the block before left, through
-                                // the block's own ticks.
-                                do throws(ReplayError) {
-                                    shared.value.scored[k - 1] = .success(
-                                        try Replayer.run(
-                                            scoring[k - 1],
-                                            configuration: settings.configuration,
-                                            step: step,
-                                            maxGap: settings.maxGap,
-                                            state: state,
-                                            times: state == nil ? outline.times : nil
+                    spares.withUnsafeMutableBufferPointer { spares in
+                        withUnsafeMutablePointer(to: &next) { next in
+                            let shared = UnsafeSendable(
+                                (scored: scored, rendered: rendered, spares: spares, next: next, blocks: blocks)
+                            )
+                            let tasks = 1 + scoring.count + rendering.count
+                            let task: @Sendable (Int) -> Void = { k in
+                                if k == 0 {
+                                    guard !scoring.isEmpty else { return }
+                                    do throws(ReplayError) {
+                                        shared.value.next.pointee = .success(
+                                            try self.read(shared.value.blocks, count: parts)
                                         )
+                                    } catch {
+                                        shared.value.next.pointee = .failure(error)
+                                    }
+                                } else if k <= scoring.count {
+                                    // Series after series: a fresh bank through every tick of the
+                                    // file. In time order: the bank the block before left, through
+                                    // the block's own ticks.
+                                    do throws(ReplayError) {
+                                        shared.value.scored[k - 1] = .success(
+                                            try Replayer.run(
+                                                scoring[k - 1],
+                                                configuration: settings.configuration,
+                                                step: step,
+                                                maxGap: settings.maxGap,
+                                                state: state,
+                                                times: state == nil ? outline.times : nil
+                                            )
+                                        )
+                                    } catch {
+                                        shared.value.scored[k - 1] = .failure(error)
+                                    }
+                                } else {
+                                    let index = k - 1 - scoring.count
+                                    shared.value.rendered[index] = writer.renderRows(
+                                        rendering[index],
+                                        multi: multi,
+                                        reusing: &shared.value.spares[index]
                                     )
-                                } catch {
-                                    shared.value.scored[k - 1] = .failure(error)
                                 }
-                            } else {
-                                let index = k - 1 - scoring.count
-                                var pieces: [[UInt8]] = []
-                                writer.writeRows(rendering[index], multi: multi) { pieces.append($0) }
-                                shared.value.rendered[index] = pieces
                             }
-                        }
-                        // One core asked for: the stages one after another.
-                        if settings.threads > 1 {
-                            DispatchQueue.concurrentPerform(iterations: tasks, execute: task)
-                        } else {
-                            for k in 0..<tasks { task(k) }
+                            // One core asked for: the stages one after another.
+                            if settings.threads > 1 {
+                                DispatchQueue.concurrentPerform(iterations: tasks, execute: task)
+                            } else {
+                                for k in 0..<tasks { task(k) }
+                            }
                         }
                     }
                 }
             }
-            for pieces in rendered {
-                for piece in pieces { sink(piece) }
+            for (index, pieces) in rendered.enumerated() {
+                for piece in pieces { sink(piece.bytes) }
+                spares[index] += pieces
             }
             previous = []
             for result in scored {

@@ -556,9 +556,13 @@ final class OutputSink {
     }
 
     func write(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { write($0) }
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) {
         if bytes.count >= 1 << 16 {
             flush()
-            bytes.withUnsafeBytes { writeAll($0) }
+            writeAll(bytes)
             return
         }
         buffer.append(contentsOf: bytes)
