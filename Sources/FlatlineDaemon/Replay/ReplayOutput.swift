@@ -264,6 +264,8 @@ struct UnsafeSendable<Value>: @unchecked Sendable {
 
 /// Memory for one piece of output, kept and written into again
 /// (``ReplayWriter/renderRows(_:multi:reusing:)``): its first `count` bytes are the piece.
+/// Sendable as the steps of a streamed replay use it: one task of a parallel step writes it, and
+/// it is read after that step has ended.
 public final class OutputBuffer: @unchecked Sendable {
     let base: UnsafeMutablePointer<UInt8>
     let capacity: Int

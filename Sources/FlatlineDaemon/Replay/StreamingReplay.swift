@@ -209,7 +209,13 @@ public struct StreamingReplay: Sendable {
             }
             for (index, pieces) in rendered.enumerated() {
                 for piece in pieces { sink(piece.bytes) }
+                // Kept: as many as a block takes, the largest (one passed over as too small
+                // does not stay for ever).
                 spares[index] += pieces
+                if spares[index].count > pieces.count {
+                    spares[index].sort { $0.capacity > $1.capacity }
+                    spares[index].removeLast(spares[index].count - pieces.count)
+                }
             }
             previous = []
             for result in scored {
