@@ -144,6 +144,33 @@ struct StreamingReplayTests {
         #expect(streamed.0 == ndjson)
     }
 
+    @Test(
+        "a block's rows on the file's ticks: every tick kept, each tick's rows in file order; a time not among them refused"
+    )
+    func ticksOnTimes() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        // Series after series, some on their own schedules, samples missing now and then.
+        let path = try directory.write("series.prom", Self.file(series: 20, points: 90)).path
+        let file = try SeriesFile.load(path: path)
+        // The file's ticks and more: times before, between and after its own.
+        let own = Set(file.rows.map(\.timestamp.milliseconds))
+        let extra: [Int64] = [1, (own.min() ?? 0) + 1, (own.max() ?? 0) + 5_000]
+        let all = Set(own).union(extra).sorted().map { Timestamp(milliseconds: $0) }
+        let ticks = try #require(Replayer.Ticks(file, on: all))
+        #expect(ticks.times == all)
+        #expect(ticks.starts.count == all.count + 1 && ticks.starts.last == file.rows.count)
+        for (t, time) in all.enumerated() {
+            let expected = file.rows.indices.filter { file.rows[$0].timestamp == time }.map { Int32($0) }
+            #expect(Array(ticks.order[ticks.starts[t]..<ticks.starts[t + 1]]) == expected, "tick \(t)")
+        }
+        // A row whose time is missing from the ticks.
+        var fewer = all
+        fewer.remove(at: all.count / 2)
+        #expect(Replayer.Ticks(file, on: fewer) == nil)
+        #expect(Replayer.Ticks(file, on: []) == nil)
+    }
+
     @Test("pieces written into kept buffers are the bytes written afresh; a kept buffer too small is passed over")
     func reusedBuffers() throws {
         let directory = try TestSupport.TemporaryDirectory()

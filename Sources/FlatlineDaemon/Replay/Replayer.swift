@@ -145,13 +145,15 @@ public enum Replayer {
         summary.rows = file.rows.count
         summary.step = bank.detector.step
 
-        var merged = Ticks(file)
+        let ticks: Ticks
         if let times {
-            guard merged.merge(times) else {
+            guard let onTimes = Ticks(file, on: times) else {
                 throw ReplayError(reason: "\(file.name): a block has a timestamp the file's ticks lack")
             }
+            ticks = onTimes
+        } else {
+            ticks = Ticks(file)
         }
-        let ticks = merged
         let parts =
             models.isEmpty && state == nil && independentKinds.contains(bank.detector.configuration.kind)
             ? Swift.max(1, Swift.min(threads, file.series.count / 64)) : 1
@@ -283,23 +285,63 @@ public enum Replayer {
             }
         }
 
-        /// Adds the ticks of `all` (in time order, a superset of ``times``) that have no rows
-        /// here, as empty ticks. False, leaving the ticks as they were, when a time of these
-        /// ticks is not in `all`.
-        mutating func merge(_ all: [Timestamp]) -> Bool {
-            var mergedStarts: [Int] = []
-            mergedStarts.reserveCapacity(all.count + 1)
-            var k = 0
-            for time in all {
-                guard k == times.count || times[k] >= time else { return false }
-                mergedStarts.append(starts[k])
-                if k < times.count && times[k] == time { k += 1 }
+        /// The rows of `file` on the ticks `all` (in time order, every timestamp of `file` among
+        /// them; ticks without rows stay, empty): nil when a row's time is not in `all`. A row's
+        /// tick is searched for from the row before's, forward, when times ascend (as a series'
+        /// rows do: mostly the next tick), else by bisection; no hashing per row.
+        init?(_ file: SeriesFile, on all: [Timestamp]) {
+            var tickOfRow = [Int32](repeating: 0, count: file.rows.count)
+            var counts = [Int](repeating: 0, count: all.count + 1)
+            let found = all.withUnsafeBufferPointer { all in
+                file.rows.withUnsafeBufferPointer { rows in
+                    var cursor = 0
+                    for k in rows.indices {
+                        let time = rows[k].timestamp
+                        let tick = Self.lowerBound(all, time, from: cursor)
+                        guard tick < all.count, all[tick] == time else { return false }
+                        tickOfRow[k] = Int32(truncatingIfNeeded: tick)
+                        counts[tick + 1] += 1
+                        cursor = tick
+                    }
+                    return true
+                }
             }
-            guard k == times.count else { return false }
-            mergedStarts.append(order.count)
+            guard found else { return nil }
+            for t in 0..<all.count { counts[t + 1] += counts[t] }
+            var next = counts
+            order = [Int32](repeating: 0, count: file.rows.count)
+            for k in tickOfRow.indices {
+                let tick = Int(tickOfRow[k])
+                order[next[tick]] = Int32(truncatingIfNeeded: k)
+                next[tick] += 1
+            }
             times = all
-            starts = mergedStarts
-            return true
+            starts = counts
+        }
+
+        /// The first index of `all` whose time is not before `time` (`all.count`: none): from
+        /// `cursor` forward in growing steps when `all[cursor]` is before it, else by bisection
+        /// below `cursor`.
+        @inline(__always)
+        static func lowerBound(_ all: UnsafeBufferPointer<Timestamp>, _ time: Timestamp, from cursor: Int) -> Int {
+            var low = 0
+            var high = Swift.min(cursor, all.count)
+            if cursor < all.count && all[cursor] < time {
+                low = cursor + 1
+                high = low
+                var step = 1
+                while high < all.count && all[high] < time {
+                    low = high + 1
+                    high += step
+                    step <<= 1
+                }
+                high = Swift.min(high, all.count)
+            }
+            while low < high {
+                let middle = low + (high - low) / 2
+                if all[middle] < time { low = middle + 1 } else { high = middle }
+            }
+            return low
         }
     }
 
