@@ -202,5 +202,31 @@ struct NumberTextTests {
         #expect(parse("-5") == nil)
         #expect(parse("") == nil)
         #expect(parse("12a") == nil)
+        // Eight at a time: every position of a non-digit in the first eight and after, and the
+        // bytes next to the digits ('/', ':') and far from them.
+        #expect(parse("12345678") == 12_345_678 && parse("00000000") == 0 && parse("99999999") == 99_999_999)
+        #expect(parse("999999999999999999") == 999_999_999_999_999_999)
+        for length in [8, 9, 13, 18] {
+            for position in 0..<length {
+                for bad in ["/", ":", " ", ".", "\u{00}", "\u{7F}", "a"] {
+                    var text = Array(repeating: "7", count: length)
+                    text[position] = bad
+                    #expect(parse(text.joined()) == nil, "\(text.joined())")
+                }
+            }
+        }
+        // Against the same digits read one at a time, as Swift's Int64 reads them.
+        var generator = SplitMix64(seed: 21)
+        for _ in 0..<100_000 {
+            let length = Int(generator.next() % 22) + 1
+            var text = (0..<length).map { _ in String(generator.next() % 10) }.joined()
+            if generator.next() % 4 == 0 {
+                var bytes = Array(text.utf8)
+                bytes[Int(generator.next() % UInt64(length))] = UInt8(truncatingIfNeeded: generator.next())
+                text = String(decoding: bytes, as: UTF8.self)
+            }
+            let expected = text.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } ? Int64(text) : nil
+            #expect(parse(text) == expected, "\(text)")
+        }
     }
 }

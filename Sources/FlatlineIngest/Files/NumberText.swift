@@ -111,7 +111,46 @@ package enum NumberText {
     }
 
     /// Unsigned decimal digits as an Int64; nil when empty, anything else is in it, or it overflows.
+    /// Up to 18 digits (no overflow possible) the first eight are read at once (timestamps are
+    /// 10 to 13 digits), the rest one by one.
     package static func parseDigits(_ b: UnsafeBufferPointer<UInt8>) -> Int64? {
+        guard !b.isEmpty else { return nil }
+        guard let base = b.baseAddress, b.count <= 18 else { return parseDigitsChecked(b) }
+        var value: UInt64 = 0
+        var i = 0
+        if b.count >= 8 {
+            guard let eight = eightDigits(UInt64(littleEndian: UnsafeRawPointer(base).loadUnaligned(as: UInt64.self)))
+            else { return nil }
+            value = eight
+            i = 8
+        }
+        while i < b.count {
+            let d = b[i] &- UInt8(ascii: "0")
+            guard d < 10 else { return nil }
+            value = value &* 10 &+ UInt64(d)
+            i += 1
+        }
+        return Int64(truncatingIfNeeded: value)
+    }
+
+    /// The value of eight ASCII digits loaded as a little-endian word (the first digit in the
+    /// lowest byte); nil when a byte is not a digit. The usual SWAR steps: pairs, then fours, then
+    /// the eight.
+    @inline(__always)
+    static func eightDigits(_ word: UInt64) -> UInt64? {
+        // Every byte 0x30...0x39: its high nibble is 3, and adding 6 does not carry out of it.
+        let high = word & 0xF0F0_F0F0_F0F0_F0F0
+        let carried = (word &+ 0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0
+        guard high | (carried >> 4) == 0x3333_3333_3333_3333 else { return nil }
+        var v = word &- 0x3030_3030_3030_3030
+        v = (v &* 10) &+ (v >> 8)
+        let mask: UInt64 = 0x0000_00FF_0000_00FF
+        v = (((v & mask) &* 0x000F_4240_0000_0064) &+ (((v >> 16) & mask) &* 0x0000_2710_0000_0001)) >> 32
+        return v
+    }
+
+    /// ``parseDigits(_:)`` one digit at a time with overflow checks: any length.
+    static func parseDigitsChecked(_ b: UnsafeBufferPointer<UInt8>) -> Int64? {
         guard !b.isEmpty else { return nil }
         var value: Int64 = 0
         for byte in b {
