@@ -274,15 +274,7 @@ public enum Replayer {
                 tickOfRow[k] = Int32(truncatingIfNeeded: tick)
                 counts[tick + 1] += 1
             }
-            for t in 0..<times.count { counts[t + 1] += counts[t] }
-            starts = counts
-            var next = counts
-            order = [Int32](repeating: 0, count: file.rows.count)
-            for k in tickOfRow.indices {
-                let tick = Int(tickOfRow[k])
-                order[next[tick]] = Int32(truncatingIfNeeded: k)
-                next[tick] += 1
-            }
+            place(tickOfRow, counts: counts)
         }
 
         /// The rows of `file` on the ticks `all` (in time order, every timestamp of `file` among
@@ -307,16 +299,23 @@ public enum Replayer {
                 }
             }
             guard found else { return nil }
-            for t in 0..<all.count { counts[t + 1] += counts[t] }
+            times = all
+            place(tickOfRow, counts: counts)
+        }
+
+        /// ``order`` and ``starts`` from each row's tick and the rows of each tick (tick `t`'s in
+        /// `counts[t + 1]`): a counting sort, a tick's rows in file order.
+        private mutating func place(_ tickOfRow: [Int32], counts: [Int]) {
+            var counts = counts
+            for t in 0..<(counts.count - 1) { counts[t + 1] += counts[t] }
+            starts = counts
             var next = counts
-            order = [Int32](repeating: 0, count: file.rows.count)
+            order = [Int32](repeating: 0, count: tickOfRow.count)
             for k in tickOfRow.indices {
                 let tick = Int(tickOfRow[k])
                 order[next[tick]] = Int32(truncatingIfNeeded: k)
                 next[tick] += 1
             }
-            times = all
-            starts = counts
         }
 
         /// The first index of `all` whose time is not before `time` (`all.count`: none): from
