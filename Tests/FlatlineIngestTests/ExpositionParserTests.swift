@@ -177,6 +177,37 @@ struct ExpositionParserTests {
         }
     }
 
+    @Test("label values read straight from the line or through escapes; duplicate names among few labels and many")
+    func labelValuesAndDuplicates() throws {
+        func parse(_ line: String) throws(ExpositionError) -> [ExposedSample] {
+            try ExpositionParser(format: .text).parse(Array((line + "\n").utf8))
+        }
+        let plain = try parse(#"m{a="café",b="",c="x\\y\"z",d="naïve \n"} 1"#)
+        #expect(plain.first?.labels["a"] == "café")
+        #expect(plain.first?.labels["b"] == nil)
+        #expect(plain.first?.labels["c"] == #"x\y"z"#)
+        #expect(plain.first?.labels["d"] == "naïve \n")
+        // Invalid UTF-8 with no escape (read straight) and after one (read byte by byte).
+        for bytes in [[0x22, 0xFF, 0x22], [0x22, 0x5C, 0x6E, 0xC3, 0x22]] as [[UInt8]] {
+            let line = Array("m{a=".utf8) + bytes + Array("} 1\n".utf8)
+            #expect(throws: ExpositionError(line: 1, reason: "invalid UTF-8 in the value of label a")) {
+                try ExpositionParser(format: .text).parse(line)
+            }
+        }
+        // A name repeated among the first labels, as __name__, or past the scan's limit.
+        let many = (0..<40).map { "l\($0)=\"v\"" }
+        for (labels, name) in [
+            (["a=\"1\"", "b=\"2\"", "a=\"3\""], "a"), (["__name__=\"n\""], "__name__"),
+            (many + ["l3=\"w\""], "l3"), (many + ["l39=\"w\""], "l39"), (many + ["__name__=\"n\""], "__name__"),
+        ] {
+            #expect(throws: ExpositionError(line: 1, reason: "label name \"\(name)\" is not unique")) {
+                try parse("m{\(labels.joined(separator: ","))} 1")
+            }
+        }
+        let wide = try parse("m{\(many.joined(separator: ","))} 1")
+        #expect(wide.first?.labels.count == 41 && wide.first?.labels["l39"] == "v")
+    }
+
     @Test("duplicate series are all returned, in order, so consumers can keep the first")
     func duplicates() throws {
         let samples = try ExpositionParser(format: .text).parse(Self.bytes("duplicate.prom"))

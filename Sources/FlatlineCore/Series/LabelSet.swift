@@ -47,7 +47,14 @@ public struct LabelSet: Hashable, Sendable, Comparable, CustomStringConvertible 
     /// - Parameter pairs: names and values in any order. Empty values are dropped.
     /// - Throws: ``LabelError`` when a name is invalid or appears twice.
     public init(validating pairs: some Sequence<(String, String)>) throws(LabelError) {
+        try self.init(validating: Array(pairs))
+    }
+
+    /// ``init(validating:)`` for an array (what parsers build): one specialized loop, no
+    /// generic sequence to walk.
+    public init(validating pairs: [(String, String)]) throws(LabelError) {
         var result: [Label] = []
+        result.reserveCapacity(pairs.count)
         for (name, value) in pairs {
             if name == Self.metricNameLabel {
                 guard Self.isValidMetricName(value) else { throw LabelError(.invalidMetricName, name: value) }

@@ -721,11 +721,16 @@ package struct ParseState: Sendable {
         return memcmp(base + a.lowerBound, base + b.lowerBound, a.count) == 0
     }
 
+    /// Up to this many names, a label's uniqueness is checked by a scan of those before it.
+    static let fewLabels = 16
+
     func parseLabels(_ cursor: inout Cursor, into pairs: inout [(String, String)], _ number: Int)
         throws(ExpositionError)
     {
         cursor.advance()  // '{'
-        var seen: Set<String> = [LabelSet.metricNameLabel]
+        // Names so far: looked up in `pairs` (the metric name first) while they are few, in a
+        // set once there are many (a hostile line may carry thousands).
+        var seen: Set<String> = []
         var expectName = true
         while true {
             cursor.skipSpaces()
@@ -753,8 +758,15 @@ package struct ParseState: Sendable {
                 throw ExpositionError(line: number, reason: "expected a quoted value for label \(name)")
             }
             let value = try cursor.quotedValue(number, label: name)
-            guard seen.insert(name).inserted else {
-                throw ExpositionError(line: number, reason: "label name \"\(name)\" is not unique")
+            if pairs.count < Self.fewLabels {
+                if pairs.contains(where: { $0.0 == name }) {
+                    throw ExpositionError(line: number, reason: "label name \"\(name)\" is not unique")
+                }
+            } else {
+                if seen.isEmpty { seen = Set(pairs.lazy.map(\.0)) }
+                guard seen.insert(name).inserted else {
+                    throw ExpositionError(line: number, reason: "label name \"\(name)\" is not unique")
+                }
             }
             pairs.append((name, value))
             cursor.skipSpaces()
@@ -960,6 +972,26 @@ struct Cursor {
     /// A double-quoted value with `\\`, `\"` and `\n` escapes; other escapes are kept literally.
     mutating func quotedValue(_ number: Int, label: String) throws(ExpositionError) -> String {
         advance()  // opening quote
+        // Most values have no escape: read them straight from the line (one string, no copy
+        // byte by byte); an escape falls through to the loop below, from the value's start.
+        let start = index
+        var ascii = true
+        var end = index
+        while end < bytes.endIndex {
+            let b = bytes[end]
+            if b == UInt8(ascii: "\\") { break }
+            if b == UInt8(ascii: "\"") {
+                let text = UnsafeBufferPointer(rebasing: bytes[start..<end])
+                index = end + 1
+                if ascii { return String(decoding: text, as: UTF8.self) }
+                guard let valid = String(validating: text, as: UTF8.self) else {
+                    throw ExpositionError(line: number, reason: "invalid UTF-8 in the value of label \(label)")
+                }
+                return valid
+            }
+            ascii = ascii && b < 0x80
+            end += 1
+        }
         var out: [UInt8] = []
         while let b = peek {
             advance()
