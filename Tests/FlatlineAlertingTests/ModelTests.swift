@@ -563,6 +563,46 @@ struct ModelTests {
     }
 
     @Test(
+        "producer_flood: a x4 flood 3 s before a 15 s scrape reads x1.6: a steady producer fires there, a noisy one does not (steady_factor)"
+    )
+    func floodOfASteadyProducer() throws {
+        let model = try Self.model("producer_flood")
+        guard case .surge(let p) = model.kind else {
+            Issue.record("producer_flood is not a surge model")
+            return
+        }
+        #expect(p.steadyFactor == 1.5 && p.steadySigmas == 8)
+        #expect(SurgeWatch.threshold(p, from: 25, spread: 1, over: 15) == 37.5, "steady: 1.5x")
+        #expect(SurgeWatch.threshold(p, from: 25, spread: 4, over: 15) == 50, "8 deviations are more than 2x: 2x")
+        var without = p
+        without.steadyFactor = 0
+        #expect(SurgeWatch.threshold(without, from: 25, spread: 1, over: 15) == 50)
+        // 25 msgs/s scraped every 15 s, varying by `swing` from one interval to the next, and
+        // four times that from second 897 on (3 s before the scrape at 900).
+        func run(_ model: Model, swing: Double) throws -> [String] {
+            var ticks: [(Int, [Sample])] = []
+            var msgs = 0.0
+            var rng = SplitMix64(seed: 9)
+            var rate = 25.0
+            for s in 0..<1200 {
+                if s % 15 == 0 { rate = 25 * (1 + swing * (Double(rng.next() % 2001) / 1000 - 1)) }
+                msgs += s >= 897 ? 100 : rate
+                if s % 15 == 0 {
+                    ticks.append(
+                        (s, try Self.connection(s, cid: "8", msgs: msgs.rounded(), bytes: msgs.rounded() * 400))
+                    )
+                }
+            }
+            return Self.events(model, ticks)
+        }
+        #expect(try run(model, swing: 0.04).first == "900:firing", "a steady producer, at the first scrape")
+        var usualOnly = model
+        usualOnly.kind = .surge(without)
+        #expect(try run(usualOnly, swing: 0.04).first == "915:firing", "without the steady rule, one scrape later")
+        #expect(try run(model, swing: 0.3).first == "915:firing", "a producer that varies by 30% needs the full 2x")
+    }
+
+    @Test(
         "producer_flood: a burst at the top of a producer's slow swing is no flood; a flood there is (level_half_life)"
     )
     func floodAtTheTopOfASwing() throws {

@@ -154,6 +154,13 @@ public struct Model: Sendable, Hashable {
         /// is measured from the higher of the two means, so a producer at the top of its own
         /// slow swing, which the slow baseline averages away, needs a larger surge.
         public var levelHalfLife: Double = 0
+        /// A second, steadier rule (0: none): a rate at least this many times the baseline
+        /// (less than `factor`) is a surge too when it is `steadySigmas` of the producer's own
+        /// standard deviations above it (and `minRate` as before). A producer whose rate hardly
+        /// varies shows a flood that began late in a long scrape interval as a smaller multiple
+        /// than the flood's own, but far beyond anything it does by nature.
+        public var steadyFactor: Double = 0
+        public var steadySigmas: Double = 0
     }
 
     /// A gauge, or its ratio to another series of the same thing, beyond `value`; clears back

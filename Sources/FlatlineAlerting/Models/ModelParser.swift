@@ -72,7 +72,7 @@ extension Model {
                 "surge",
                 known: [
                     "messages", "bytes", "factor", "min_rate", "min_rate_interval", "sigmas", "min_payload",
-                    "min_duration", "half_life", "warmup", "level_half_life",
+                    "min_duration", "half_life", "warmup", "level_half_life", "steady_factor", "steady_sigmas",
                 ]
             )
             kind = .surge(
@@ -87,7 +87,9 @@ extension Model {
                     minDuration: try g.number("min_duration", default: 2),
                     halfLife: try g.number("half_life", default: 300),
                     warmup: try g.number("warmup", default: 120),
-                    levelHalfLife: try g.nonNegative("level_half_life", default: 0)
+                    levelHalfLife: try g.nonNegative("level_half_life", default: 0),
+                    steadyFactor: try g.nonNegative("steady_factor", default: 0),
+                    steadySigmas: try g.nonNegative("steady_sigmas", default: 0)
                 )
             )
         case "threshold":

@@ -61,7 +61,7 @@ struct SurgeWatch: Codable, Sendable {
             let spread = (state.varianceMessages ?? 0).squareRoot()
             // Measured from the higher of the slow baseline and the faster level.
             let from = max(state.baselineMessages, p.levelHalfLife > 0 ? state.level ?? 0 : 0)
-            let threshold = max(p.factor * from, from + Self.minSurplus(p, over: dt), from + p.sigmas * spread)
+            let threshold = Self.threshold(p, from: from, spread: spread, over: dt)
             let surging =
                 Self.reaches(state.learned, p.warmup, step: dt) && rate >= threshold
                 && (p.bytes == nil || surplusBytes >= p.minPayload * surplus)
@@ -128,6 +128,17 @@ extension SurgeWatch {
     /// has begun.
     static func reaches(_ span: Double, _ duration: Double, step dt: Double) -> Bool {
         span > 0 && span >= duration - dt / 2
+    }
+
+    /// The rate a surge reaches over an interval of `dt` seconds, counted from `from` for a
+    /// producer whose rate has standard deviation `spread`: `factor` times it, `min_rate` and
+    /// `sigmas` deviations above it; or, with `steady_factor`, the smaller multiple when it is
+    /// also `steady_sigmas` deviations above (whichever rule asks less).
+    static func threshold(_ p: Model.SurgeParameters, from: Double, spread: Double, over dt: Double) -> Double {
+        let surplus = from + Self.minSurplus(p, over: dt)
+        let usual = max(p.factor * from, surplus, from + p.sigmas * spread)
+        guard p.steadyFactor > 0 else { return usual }
+        return min(usual, max(p.steadyFactor * from, surplus, from + p.steadySigmas * spread))
     }
 
     /// The surplus rate a surge needs over an interval of `dt` seconds: `min_rate`, or with
