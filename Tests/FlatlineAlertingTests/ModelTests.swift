@@ -477,8 +477,8 @@ struct ModelTests {
     func floodScrapeJitter() throws {
         let model = try Self.model("producer_flood")
         /// Scrapes every `step` seconds less 1 ms (timestamps drift as real ones do), 25 msgs/s
-        /// and 8 times that from interval `flood` on; the scrapes whose round fired.
-        func firing(step: Int64, flood: Int, scrapes: Int) throws -> [Int] {
+        /// and `multiple` times that from interval `flood` on; the scrapes whose round fired.
+        func firing(step: Int64, flood: Int, scrapes: Int, multiple: Double = 8) throws -> [Int] {
             var evaluator = ModelEvaluator(models: [model])
             var engine = AlertEngine()
             let labels = try LabelSet(validating: [
@@ -488,7 +488,7 @@ struct ModelTests {
             var msgs = 0.0
             var out: [Int] = []
             for k in 0..<scrapes {
-                if k > 0 { msgs += Double(step) * (k >= flood ? 200 : 25) }
+                if k > 0 { msgs += Double(step) * (k >= flood ? 25 * multiple : 25) }
                 let time = Timestamp(milliseconds: 1_767_225_600_000 + Int64(k) * (step * 1000 - 1))
                 let samples = [
                     Sample(labels: labels, value: msgs, timestamp: time, kind: .counter),
@@ -504,8 +504,10 @@ struct ModelTests {
         // At 30 s, four intervals of normal traffic measure 119.996 s: the 2 m warm-up is done
         // and the flood in the fifth fires at once.
         #expect(try firing(step: 30, flood: 5, scrapes: 8).first == 5)
-        // At 1 s, two flooded intervals measure 1.998 s: the 2 s surge is complete.
-        #expect(try firing(step: 1, flood: 200, scrapes: 210).first == 201)
+        // At 1 s, two flooded intervals measure 1.998 s: the 2 s surge is complete (a x3 flood:
+        // a x8 one fires at its first scrape, `instant`).
+        #expect(try firing(step: 1, flood: 200, scrapes: 210, multiple: 3).first == 201)
+        #expect(try firing(step: 1, flood: 200, scrapes: 210).first == 200)
         // Nothing reaches a duration before it has begun, whatever the interval.
         #expect(!SurgeWatch.reaches(0, 0, step: 300))
         #expect(SurgeWatch.reaches(119.996, 120, step: 30) && !SurgeWatch.reaches(90, 120, step: 30))
@@ -600,6 +602,37 @@ struct ModelTests {
         usualOnly.kind = .surge(without)
         #expect(try run(usualOnly, swing: 0.04).first == "915:firing", "without the steady rule, one scrape later")
         #expect(try run(model, swing: 0.3).first == "915:firing", "a producer that varies by 30% needs the full 2x")
+    }
+
+    @Test("producer_flood: at 1 s scrapes a x8 flood fires at its first scrape, a x3 one after 2 s (instant)")
+    func floodAtOnce() throws {
+        let model = try Self.model("producer_flood")
+        guard case .surge(let p) = model.kind else {
+            Issue.record("producer_flood is not a surge model")
+            return
+        }
+        #expect(p.instant == 2)
+        #expect(SurgeWatch.instantThreshold(p, from: 25, spread: 1, over: 1) == 100, "4x the baseline")
+        #expect(SurgeWatch.instantThreshold(p, from: 25, spread: 8, over: 1) == 105, "10 deviations above it")
+        #expect(SurgeWatch.instantThreshold(p, from: 2, spread: 0, over: 1) == 42, "40 msgs/s above it")
+        var never = p
+        never.instant = 0
+        #expect(SurgeWatch.instantThreshold(never, from: 25, spread: 1, over: 1) == .infinity)
+        // 25 msgs/s (24 to 26), `multiple` times that from second 600 to 660.
+        func run(_ model: Model, multiple: Double) throws -> [String] {
+            var ticks: [(Int, [Sample])] = []
+            var msgs = 0.0
+            for s in 0..<700 {
+                msgs += (600..<660).contains(s) ? 25 * multiple : 24 + Double(s % 3)
+                ticks.append((s, try Self.connection(s, cid: "9", msgs: msgs, bytes: msgs * 500)))
+            }
+            return Self.events(model, ticks)
+        }
+        var waiting = model
+        waiting.kind = .surge(never)
+        #expect(try run(model, multiple: 8).first == "600:firing")
+        #expect(try run(waiting, multiple: 8).first == "601:firing", "without instant: two scrapes")
+        #expect(try run(model, multiple: 3).first == "601:firing", "x3 is under 4x: two scrapes")
     }
 
     @Test(

@@ -161,6 +161,10 @@ public struct Model: Sendable, Hashable {
         /// than the flood's own, but far beyond anything it does by nature.
         public var steadyFactor: Double = 0
         public var steadySigmas: Double = 0
+        /// A scrape this many times past every bar of the usual rule (`factor` times the
+        /// baseline, `minRate` and `sigmas` deviations above it) is a surge at once, without
+        /// waiting `minDuration` (0: never). A flood of eight times a steady rate is no busy second.
+        public var instant: Double = 0
     }
 
     /// A gauge, or its ratio to another series of the same thing, beyond `value`; clears back

@@ -73,6 +73,7 @@ extension Model {
                 known: [
                     "messages", "bytes", "factor", "min_rate", "min_rate_interval", "sigmas", "min_payload",
                     "min_duration", "half_life", "warmup", "level_half_life", "steady_factor", "steady_sigmas",
+                    "instant",
                 ]
             )
             kind = .surge(
@@ -89,7 +90,8 @@ extension Model {
                     warmup: try g.number("warmup", default: 120),
                     levelHalfLife: try g.nonNegative("level_half_life", default: 0),
                     steadyFactor: try g.nonNegative("steady_factor", default: 0),
-                    steadySigmas: try g.nonNegative("steady_sigmas", default: 0)
+                    steadySigmas: try g.nonNegative("steady_sigmas", default: 0),
+                    instant: try g.nonNegative("instant", default: 0)
                 )
             )
         case "threshold":

@@ -91,8 +91,11 @@ struct SurgeWatch: Codable, Sendable {
                 }
                 state.learned += dt
             }
+            // Far past every bar, one scrape is enough: no busy second reaches that.
+            let atOnce =
+                surging && p.instant > 0 && rate >= Self.instantThreshold(p, from: from, spread: spread, over: dt)
             let condition: AlertCondition
-            if Self.reaches(state.streak, p.minDuration, step: dt) {
+            if Self.reaches(state.streak, p.minDuration, step: dt) || atOnce {
                 condition = .active
             } else if surging {
                 condition = .unchanged
@@ -139,6 +142,17 @@ extension SurgeWatch {
         let usual = max(p.factor * from, surplus, from + p.sigmas * spread)
         guard p.steadyFactor > 0 else { return usual }
         return min(usual, max(p.steadyFactor * from, surplus, from + p.steadySigmas * spread))
+    }
+
+    /// The rate at which one scrape is a surge without waiting `min_duration`: `instant` times
+    /// past each bar of the usual rule (`factor`, `min_rate`, `sigmas`); infinite without `instant`.
+    static func instantThreshold(_ p: Model.SurgeParameters, from: Double, spread: Double, over dt: Double) -> Double {
+        guard p.instant > 0 else { return .infinity }
+        return max(
+            p.instant * p.factor * from,
+            from + p.instant * Self.minSurplus(p, over: dt),
+            from + p.instant * p.sigmas * spread
+        )
     }
 
     /// The surplus rate a surge needs over an interval of `dt` seconds: `min_rate`, or with
