@@ -128,6 +128,7 @@ struct StreamingReplayTests {
                     )
                 )
                 #expect(bytes == expected, "\(kind) \(layout) \(openMetrics) \(threads) \(chunkBytes) \(blockRows)")
+                // The cores that scored (a round held one block more than that).
                 #expect(summary.parts == (layout == .time ? 1 : Swift.min(threads, 2)))
                 #expect(summary.rows == totals.rows && summary.series == totals.series)
                 #expect(summary.scored == totals.scored && summary.pending == totals.pending)

