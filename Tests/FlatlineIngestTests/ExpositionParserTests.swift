@@ -206,6 +206,15 @@ struct ExpositionParserTests {
         }
         let wide = try parse("m{\(many.joined(separator: ","))} 1")
         #expect(wide.first?.labels.count == 41 && wide.first?.labels["l39"] == "v")
+        // An exemplar's labels: `__name__` is taken there too.
+        for exemplar in [#"{__name__="x"}"#, "{\(many.joined(separator: ",")),__name__=\"x\"}"] {
+            let body = Array("# TYPE c counter\nc_total 1 # \(exemplar) 1\n# EOF\n".utf8)
+            #expect(throws: ExpositionError(line: 2, reason: "label name \"__name__\" is not unique")) {
+                try ExpositionParser(format: .openMetrics).parse(body)
+            }
+        }
+        let exemplified = Array("# TYPE c counter\nc_total 1 # {trace_id=\"a\"} 1\n# EOF\n".utf8)
+        #expect(try ExpositionParser(format: .openMetrics).parse(exemplified).first?.value == 1)
     }
 
     @Test("duplicate series are all returned, in order, so consumers can keep the first")

@@ -758,12 +758,13 @@ package struct ParseState: Sendable {
                 throw ExpositionError(line: number, reason: "expected a quoted value for label \(name)")
             }
             let value = try cursor.quotedValue(number, label: name)
+            // `__name__` is taken in every label set (an exemplar's too: its pairs start empty).
             if pairs.count < Self.fewLabels {
-                if pairs.contains(where: { $0.0 == name }) {
+                if name == LabelSet.metricNameLabel || pairs.contains(where: { $0.0 == name }) {
                     throw ExpositionError(line: number, reason: "label name \"\(name)\" is not unique")
                 }
             } else {
-                if seen.isEmpty { seen = Set(pairs.lazy.map(\.0)) }
+                if seen.isEmpty { seen = Set(pairs.lazy.map(\.0) + [LabelSet.metricNameLabel]) }
                 guard seen.insert(name).inserted else {
                     throw ExpositionError(line: number, reason: "label name \"\(name)\" is not unique")
                 }
