@@ -363,6 +363,7 @@ struct AnyEstimator: Sendable {
         case .ensemble: ensemble = EnsembleEstimator(configuration, step: step)
         case .surprise: surprise = SurpriseDetector(configuration.surprise)
         }
+        capacity = measuredCapacity
     }
 
     private var present: any Estimator {
@@ -373,7 +374,13 @@ struct AnyEstimator: Sendable {
         return EWMAEstimator(EWMAParameters(), step: 1)
     }
 
-    var capacity: Int { surprise?.capacity ?? present.capacity }
+    /// The present estimator's slots. Read several times a tick, so kept, not asked: reading
+    /// it through the optionals copied the estimator (about 1.5 KB) at every read, which on a
+    /// bank of one series was a fair part of each sample's time.
+    private(set) var capacity = 0
+
+    /// The present estimator's slots, asked of it (when they may have changed).
+    private var measuredCapacity: Int { surprise?.capacity ?? present.capacity }
 
     var bytesPerSeries: Int { surprise?.bytesPerSeries ?? present.bytesPerSeries }
 
@@ -385,6 +392,7 @@ struct AnyEstimator: Sendable {
         seasonal?.reserve(capacity: capacity)
         ensemble?.reserve(capacity: capacity)
         surprise?.reserve(capacity: capacity)
+        self.capacity = measuredCapacity
     }
 
     mutating func reset(slot: Int) {
@@ -418,6 +426,7 @@ extension AnyEstimator: Codable {
         seasonal = try c.decodeIfPresent(SeasonalEstimator.self, forKey: .seasonal)
         ensemble = try c.decodeIfPresent(EnsembleEstimator.self, forKey: .ensemble)
         surprise = try c.decodeIfPresent(SurpriseDetector.self, forKey: .surprise)
+        capacity = measuredCapacity
         let present = [ewma != nil, robust != nil, seasonal != nil, ensemble != nil, surprise != nil].filter { $0 }
             .count
         try StateCheck.require(present == 1, "detector state must hold exactly one estimator", c.codingPath)
