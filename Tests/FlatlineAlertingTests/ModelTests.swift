@@ -17,6 +17,13 @@ struct ModelTests {
         try #require(try shipped().first { $0.name == name })
     }
 
+    /// The shipped `producer_flood` model and its surge parameters.
+    static func flood() throws -> (model: Model, parameters: Model.SurgeParameters) {
+        let model = try model("producer_flood")
+        let parameters: Model.SurgeParameters? = if case .surge(let p) = model.kind { p } else { nil }
+        return (model, try #require(parameters, "producer_flood is not a surge model"))
+    }
+
     static func at(_ second: Int) -> Timestamp { Timestamp(milliseconds: 1_767_225_600_000 + Int64(second) * 1000) }
 
     static func sample(_ name: String, _ value: Double, _ labels: [String: String], at second: Int) throws -> Sample {
@@ -530,11 +537,7 @@ struct ModelTests {
 
     @Test("producer_flood: a slow producer that triples is a flood over 15 s scrapes, not over 1 s (min_rate_interval)")
     func floodSurplusFollowsTheInterval() throws {
-        let model = try Self.model("producer_flood")
-        guard case .surge(let p) = model.kind else {
-            Issue.record("producer_flood is not a surge model")
-            return
-        }
+        let (model, p) = try Self.flood()
         #expect(SurgeWatch.minSurplus(p, over: 1) == 20)
         #expect(SurgeWatch.minSurplus(p, over: 0.5) == 20, "never more than min_rate")
         #expect(abs(SurgeWatch.minSurplus(p, over: 15) - 20 / 15.0.squareRoot()) < 1e-12)
@@ -568,11 +571,7 @@ struct ModelTests {
         "producer_flood: a x4 flood 3 s before a 15 s scrape reads x1.6: a steady producer fires there, a noisy one does not (steady_factor)"
     )
     func floodOfASteadyProducer() throws {
-        let model = try Self.model("producer_flood")
-        guard case .surge(let p) = model.kind else {
-            Issue.record("producer_flood is not a surge model")
-            return
-        }
+        let (model, p) = try Self.flood()
         #expect(p.steadyFactor == 1.5 && p.steadySigmas == 8)
         #expect(SurgeWatch.threshold(p, from: 25, spread: 1, over: 15) == 37.5, "steady: 1.5x")
         #expect(SurgeWatch.threshold(p, from: 25, spread: 4, over: 15) == 50, "8 deviations are more than 2x: 2x")
@@ -606,11 +605,7 @@ struct ModelTests {
 
     @Test("producer_flood: at 1 s scrapes a x8 flood fires at its first scrape, a x3 one after 2 s (instant)")
     func floodAtOnce() throws {
-        let model = try Self.model("producer_flood")
-        guard case .surge(let p) = model.kind else {
-            Issue.record("producer_flood is not a surge model")
-            return
-        }
+        let (model, p) = try Self.flood()
         #expect(p.instant == 2)
         #expect(SurgeWatch.instantThreshold(p, from: 25, spread: 1, over: 1) == 100, "4x the baseline")
         #expect(SurgeWatch.instantThreshold(p, from: 25, spread: 8, over: 1) == 105, "10 deviations above it")
@@ -639,11 +634,7 @@ struct ModelTests {
         "producer_flood: a burst at the top of a producer's slow swing is no flood; a flood there is (level_half_life)"
     )
     func floodAtTheTopOfASwing() throws {
-        let model = try Self.model("producer_flood")
-        guard case .surge(let p) = model.kind else {
-            Issue.record("producer_flood is not a surge model")
-            return
-        }
+        let (model, p) = try Self.flood()
         #expect(p.levelHalfLife == 30)
         // 45 msgs/s swinging by 35% over 4 minutes (a 5-minute baseline averages the swing away),
         // with a 3-second burst of 2.4x the mean at the top of the swing (s 780: 1.35x its mean).
