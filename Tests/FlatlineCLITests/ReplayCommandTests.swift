@@ -210,6 +210,44 @@ struct ReplayCommandTests {
         #expect(joined == straight.standardOutput)
     }
 
+    @Test("a loaded state judges with the thresholds given; an option that changes what it learned is refused")
+    func loadStateWithThresholds() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let lines = try String(contentsOfFile: Self.example, encoding: .utf8).split(separator: "\n").map(String.init)
+        let middle = lines.count / 2
+        let first = try directory.write("first.csv", ([lines[0]] + lines[1..<middle]).joined(separator: "\n") + "\n")
+        let second = try directory.write("second.csv", ([lines[0]] + lines[middle...]).joined(separator: "\n") + "\n")
+        let state = directory.file("state.json").path
+        #expect(try replay([first.path, "--quiet", "--save-state", state]).status == 0)
+        let plain = try replay([second.path, "--quiet", "--load-state", state])
+        let wide = try replay([second.path, "--quiet", "--load-state", state, "--min-deviation", "1000000"])
+        let strict = try replay([second.path, "--quiet", "--load-state", state, "--threshold", "30"])
+        #expect(
+            plain.status == 0 && wide.status == 0 && strict.status == 0,
+            "\(wide.standardError)\(strict.standardError)"
+        )
+        #expect(plain.standardOutput.hasPrefix("timestamp,value,expected,lower,upper,score,anomaly\n"))
+        func rows(_ text: String) -> [[Substring]] {
+            text.split(separator: "\n").dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        }
+        func anomalies(_ text: String) -> Set<Substring> { Set(rows(text).filter { $0.last == "1" }.map { $0[0] }) }
+        // A minimum deviation only judges: the same forecasts, bands and scores, fewer anomalies
+        // (a series stuck at one value is flagged whatever its deviation).
+        let before = rows(plain.standardOutput)
+        let judged = rows(wide.standardOutput)
+        #expect(before.count == judged.count && before.count > 1000)
+        #expect(before.map { $0.dropLast() } == judged.map { $0.dropLast() }, "forecasts, bands or scores differ")
+        #expect(anomalies(wide.standardOutput).count < anomalies(plain.standardOutput).count)
+        // A threshold judges too (the tail learns below it, so scores may move after a point
+        // between the two).
+        #expect(anomalies(strict.standardOutput).count < anomalies(plain.standardOutput).count)
+
+        let model = try replay([second.path, "--quiet", "--load-state", state, "--model", "ewma"])
+        #expect(model.status != 0)
+        #expect(model.standardError.contains("the state learned with kind surprise"), "\(model.standardError)")
+    }
+
     @Test(
         "bad input: a clear message on standard error and a non-zero exit",
         arguments: [

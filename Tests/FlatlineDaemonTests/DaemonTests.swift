@@ -487,24 +487,38 @@ struct DaemonAPITests {
         )
     }
 
-    @Test("detector: the configuration's section is the detector the pipeline runs")
-    func detectorSection() throws {
+    @Test("detector: the configuration's section is the detector the pipeline runs; a reload applies new thresholds")
+    func detectorSection() async throws {
         let directory = try TestSupport.TemporaryDirectory()
         defer { directory.remove() }
         var options = DaemonOptions()
         options.dataDirectory = directory.file("d").path
         options.modelsDirectory = TestSupport.repositoryFile("models").path
-        let configured = try Configuration.parse(
-            "scrape_configs: []\ndetector: {kind: ewma, calibration: {min_deviation: 5}}\n",
-            file: "flatline.yml"
+        let file = try directory.write(
+            "flatline.yml",
+            "scrape_configs: []\ndetector: {kind: ewma, calibration: {min_deviation: 5}}\n"
         )
+        options.configFile = file.path
+        let configured = try Configuration.load(path: file.path)
         let daemon = try Daemon(configuration: configured, options: options, logger: TestSupport.quietLogger)
-        #expect(daemon.pipeline.detector.kind == .ewma)
-        #expect(daemon.pipeline.detector.calibration.minDeviation == 5)
+        #expect(await daemon.pipeline.detector.kind == .ewma)
+        #expect(await daemon.pipeline.detector.calibration.minDeviation == 5)
+        // A judging parameter: running from the reload on. Another kind: at the next start.
+        _ = try directory.write(
+            "flatline.yml",
+            "scrape_configs: []\ndetector: {kind: ewma, calibration: {min_deviation: 7, threshold: 0.99}}\n"
+        )
+        _ = try await daemon.reload()
+        #expect(await daemon.pipeline.detector.calibration.minDeviation == 7)
+        #expect(await daemon.pipeline.detector.calibration.threshold == 0.99)
+        _ = try directory.write("flatline.yml", "scrape_configs: []\ndetector: {kind: robust}\n")
+        _ = try await daemon.reload()
+        #expect(await daemon.pipeline.detector.kind == .ewma)
+        #expect(await daemon.pipeline.detector.calibration.minDeviation == 7)
         let plain = try Configuration.parse("scrape_configs: []\n", file: "flatline.yml")
         options.dataDirectory = directory.file("p").path
         let defaults = try Daemon(configuration: plain, options: options, logger: TestSupport.quietLogger)
-        #expect(defaults.pipeline.detector == DetectorConfiguration())
+        #expect(await defaults.pipeline.detector == DetectorConfiguration())
     }
 
     @Test("bearer auth: the API asks for the token, health and metrics stay open; without a token file all is open")

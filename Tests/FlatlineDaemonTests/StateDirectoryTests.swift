@@ -109,23 +109,42 @@ struct StateDirectoryTests {
         #expect(captured.all.allSatisfy { $0.hasPrefix("info restored") })
     }
 
-    @Test("a saved bank is reused only under the detector and interval it learned with")
-    func savedBankFits() throws {
+    @Test("a saved bank goes on under a detector that learns alike, with its thresholds; else afresh, saying why")
+    func savedBankContinues() throws {
         let saved = try Self.bank()  // ewma at a 1 s step
         let captured = Captured()
         let log = Self.logger(captured)
         let ewma = DetectorConfiguration(kind: .ewma)
-        #expect(Pipeline.fits(saved, detector: ewma, step: 1, target: "t", logger: log))
+        let same = try #require(Pipeline.continuing(saved, detector: ewma, step: 1, target: "t", logger: log))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        #expect(try encoder.encode(same) == encoder.encode(saved))
         #expect(captured.all.isEmpty)
-        // The default detector changed under it, or the scrape interval did: learn afresh, say so.
-        #expect(!Pipeline.fits(saved, detector: DetectorConfiguration(), step: 1, target: "t", logger: log))
-        #expect(!Pipeline.fits(saved, detector: ewma, step: 15, target: "t", logger: log))
+        // A new threshold, or a parameter of a detector that does not run: the state goes on.
         var tuned = ewma
         tuned.calibration.threshold = 0.99
-        #expect(!Pipeline.fits(saved, detector: tuned, step: 1, target: "t", logger: log))
-        #expect(captured.all.count == 3)
-        #expect(captured.all.first?.contains("saved_detector=ewma") == true, "\(captured.all)")
-        #expect(captured.all.first?.contains("detector=surprise") == true, "\(captured.all)")
+        tuned.surprise.shapeWeight = 0.05
+        let judged = try #require(Pipeline.continuing(saved, detector: tuned, step: 1, target: "t", logger: log))
+        #expect(judged.detector.configuration == tuned)
+        #expect(judged.store.count == saved.store.count)
+        #expect(captured.all.count == 1)
+        #expect(captured.all.first?.hasPrefix("info saved detection state goes on") == true, "\(captured.all)")
+        // The default detector changed under it, a learning parameter did, or the scrape
+        // interval: learn afresh, say so and name what differs.
+        #expect(Pipeline.continuing(saved, detector: DetectorConfiguration(), step: 1, target: "t", logger: log) == nil)
+        #expect(Pipeline.continuing(saved, detector: ewma, step: 15, target: "t", logger: log) == nil)
+        var relearn = ewma
+        relearn.calibration.halfLife = .samples(100)
+        #expect(Pipeline.continuing(saved, detector: relearn, step: 1, target: "t", logger: log) == nil)
+        let notices = captured.all.dropFirst()
+        #expect(notices.count == 3)
+        #expect(notices.allSatisfy { $0.hasPrefix("notice saved detection state was learned with another") })
+        let kind = try #require(notices.first)
+        #expect(kind.contains("key=kind") && kind.contains("saved_detector=ewma"), "\(kind)")
+        #expect(kind.contains("detector=surprise"), "\(kind)")
+        #expect(notices.dropFirst().first?.contains("saved_step=1.0") == true, "\(notices)")
+        let key = try #require(notices.last)
+        #expect(key.contains("key=calibration.half_life") && key.contains("configured=100 samples"), "\(key)")
     }
 
     @Test("a missing file is a cold start, said at info")

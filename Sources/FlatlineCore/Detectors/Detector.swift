@@ -73,22 +73,22 @@ public struct DetectorOutput: Sendable {
 /// The detector never reads a clock: time comes with each tick.
 public struct Detector: Sendable {
     /// The configuration it was built from.
-    public let configuration: DetectorConfiguration
+    public internal(set) var configuration: DetectorConfiguration
     /// The nominal sampling interval in seconds the parameters were resolved against.
     public let step: Double
 
-    private var estimator: AnyEstimator
+    var estimator: AnyEstimator
     private var profile: SeriesProfile
     private var calibrator: ScoreCalibrator
-    private var suppressor: BurstSuppressor
+    var suppressor: BurstSuppressor
     private var estimates = Estimates()
     /// The surprise detector's points of the last tick (scratch, not state).
     private var surprisePoints: [SurpriseDetector.Point] = []
     /// `log10` of the calibration's stuck probability (-inf for none), worked out once rather
     /// than at every tick.
-    private let stuckLog10: Double
+    var stuckLog10: Double
 
-    private static func stuckLog10(_ calibration: CalibrationParameters) -> Double {
+    static func stuckLog10(_ calibration: CalibrationParameters) -> Double {
         calibration.stuckProbability > 0 ? _log(calibration.stuckProbability) / _log(10) : -.infinity
     }
 
@@ -385,6 +385,12 @@ struct AnyEstimator: Sendable {
     var bytesPerSeries: Int { surprise?.bytesPerSeries ?? present.bytesPerSeries }
 
     func mode(slot: Int) -> String { surprise?.mode(slot: slot) ?? present.mode(slot: slot) }
+
+    /// The surprise detector judges with the threshold, per-hour weight and score scale of
+    /// `parameters` from now on (the other kinds keep no judging parameter).
+    mutating func judge(with parameters: SurpriseParameters) {
+        surprise?.judge(with: parameters)
+    }
 
     mutating func reserve(capacity: Int) {
         ewma?.reserve(capacity: capacity)

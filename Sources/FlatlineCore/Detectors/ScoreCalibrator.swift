@@ -202,7 +202,7 @@ extension ScoreCalibrator: Codable {
 /// One alert per burst: a series is flagged on the first anomalous point, then stays in the burst
 /// (flagging nothing more) until its score has been calm for `cooldown` samples.
 package struct BurstSuppressor: Sendable, Codable {
-    package let cooldown: Int32
+    package var cooldown: Int32
     private var calm: [Int32] = []  // -1: not in a burst; otherwise calm samples so far
 
     package init(cooldown: Int) {

@@ -37,7 +37,7 @@
 /// daily profile (96 × 6 bytes), about 730 bytes; per point O(1). Chosen on Microsoft's cloud
 /// monitoring corpus with NAB's scoring (see the README's "Detection quality").
 package struct SurpriseDetector: Sendable {
-    package let parameters: SurpriseParameters
+    package private(set) var parameters: SurpriseParameters
 
     /// One channel's levels, scales and tail (the plain one and the deseasonalized one).
     struct Channel: Sendable {
@@ -93,6 +93,14 @@ package struct SurpriseDetector: Sendable {
     }
 
     package var capacity: Int { slots.count }
+
+    /// Judges from now on with the threshold, per-hour weight and score scale of `other`; what
+    /// the series learned stays (the other parameters must be this detector's).
+    package mutating func judge(with other: SurpriseParameters) {
+        parameters.threshold = other.threshold
+        parameters.perHour = other.perHour
+        parameters.scoreHalf = other.scoreHalf
+    }
 
     package var bytesPerSeries: Int {
         MemoryLayout<Slot>.stride

@@ -156,6 +156,16 @@ public struct DetectionBank: Sendable {
     /// The time of the last tick processed.
     public var lastTickTime: Timestamp? { lastTick }
 
+    /// This bank, its series and what they learned, judged from now on with `configuration`'s
+    /// judging parameters; `nil` when `configuration` learns otherwise than the bank's detector
+    /// (see ``Detector/continuing(as:)``).
+    public func continuing(as configuration: DetectorConfiguration) -> DetectionBank? {
+        guard let detector = detector.continuing(as: configuration) else { return nil }
+        var next = self
+        next.detector = detector
+        return next
+    }
+
     /// Scores one tick: every sample of the source at `time`.
     ///
     /// Samples are validated first; what fails is dropped and counted. Counters become rates.

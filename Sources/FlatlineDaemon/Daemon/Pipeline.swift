@@ -55,7 +55,7 @@ public actor Pipeline {
 
     let models: [Model]
     /// The detector every bank runs (the configuration's `detector:`).
-    public nonisolated let detector: DetectorConfiguration
+    public private(set) var detector: DetectorConfiguration
     /// How each target's series are detected, by target name.
     private(set) var detection: [String: DetectionSettings]
     let state: StateDirectory?
@@ -161,26 +161,44 @@ public actor Pipeline {
         }
     }
 
-    /// Whether a saved bank was learned with the running detector and step: one learned with
-    /// another detector or interval starts afresh (said in the log) instead of being reused.
-    static func fits(
+    /// A saved bank to go on with under the running detector and step: the saved one, judged
+    /// with the running detector's thresholds when it learned alike (only judging parameters,
+    /// or those of detectors not running, differ: said in the log); `nil` when it learned with
+    /// another detector, another learning parameter or another scrape interval (said in the
+    /// log, naming what differs): that target starts afresh.
+    static func continuing(
         _ saved: DetectionBank,
         detector: DetectorConfiguration,
         step: Double,
         target: String,
         logger: Logger
-    )
-        -> Bool
-    {
-        if saved.detector.configuration == detector && saved.detector.step == step { return true }
+    ) -> DetectionBank? {
+        let was = saved.detector.configuration
+        var metadata: Logger.Metadata = ["target": "\(target)"]
+        if saved.detector.step != step {
+            metadata["saved_step"] = "\(saved.detector.step)"
+            metadata["step"] = "\(step)"
+        } else if let difference = detector.learningDifference(from: was) {
+            metadata["key"] = "\(difference.key)"
+            metadata["saved"] = "\(difference.saved)"
+            metadata["configured"] = "\(difference.now)"
+        } else if let bank = saved.continuing(as: detector) {
+            if was != detector {
+                logger.info(
+                    "saved detection state goes on with the configured detector's judging parameters",
+                    metadata: metadata
+                )
+            }
+            return bank
+        }
         logger.notice(
             "saved detection state was learned with another detector or scrape interval; learning afresh",
-            metadata: [
-                "target": "\(target)", "saved_detector": "\(saved.detector.configuration.kind)",
-                "saved_step": "\(saved.detector.step)", "detector": "\(detector.kind)", "step": "\(step)",
-            ]
+            metadata: metadata.merging(
+                ["saved_detector": "\(was.kind)", "detector": "\(detector.kind)"],
+                uniquingKeysWith: { $1 }
+            )
         )
-        return false
+        return nil
     }
 
     /// A target's detection settings: its own, else its job's (`JOB/*`: servers a `nats_system`
@@ -234,9 +252,15 @@ public actor Pipeline {
         let settings = Self.settings(detection, target: batch.target, job: batch.labels["job"]) ?? DetectionSettings()
         let round = evaluation.ingest(batch, now: clock()) {
             if let saved = state?.restoreDetection(source: batch.target, logger: logger),
-                Self.fits(saved, detector: detector, step: settings.step, target: batch.target, logger: logger)
+                let bank = Self.continuing(
+                    saved,
+                    detector: detector,
+                    step: settings.step,
+                    target: batch.target,
+                    logger: logger
+                )
             {
-                return saved
+                return bank
             }
             return newBank(target: batch.target, settings: settings)
         }
@@ -579,7 +603,29 @@ public actor Pipeline {
     /// Takes a reloaded configuration's routing, receivers and targets: a new routing tree
     /// (silences kept, firing alerts routed again), the new notifier, the new targets' steps.
     /// Detection state and alert states carry on.
-    public func reconfigure(routing: AlertingSettings, detection: [String: DetectionSettings], notifier: Notifier) {
+    ///
+    /// - Parameter detector: the reloaded `detector:`. One that learns as the running one does
+    ///   (only judging parameters such as thresholds differ) runs from the next round on, every
+    ///   bank going on with what it learned; another waits for the next start.
+    /// - Returns: whether `detector` (when given) is the running detector now.
+    @discardableResult
+    public func reconfigure(
+        routing: AlertingSettings,
+        detection: [String: DetectionSettings],
+        notifier: Notifier,
+        detector reloaded: DetectorConfiguration? = nil
+    ) -> Bool {
+        var running = true
+        if let reloaded, reloaded != detector {
+            if reloaded.learningDifference(from: detector) == nil,
+                let banks = Self.continuing(evaluation.banks, as: reloaded)
+            {
+                evaluation.banks = banks
+                detector = reloaded
+            } else {
+                running = false
+            }
+        }
         evaluation.reroute(routing, at: clock(), logAge: Self.notificationLogAge)
         timersMoved.fire()
         self.detection = detection
@@ -588,6 +634,19 @@ public actor Pipeline {
             evaluation.banks[target] = nil
         }
         targets = targets.filter { Self.settings(detection, target: $0.key, job: $0.value.job) != nil }
+        return running
+    }
+
+    /// Every bank judged with `configuration` from now on; `nil` when one cannot be.
+    private static func continuing(_ banks: [String: DetectionBank], as configuration: DetectorConfiguration)
+        -> [String: DetectionBank]?
+    {
+        var out: [String: DetectionBank] = [:]
+        for (target, bank) in banks {
+            guard let next = bank.continuing(as: configuration) else { return nil }
+            out[target] = next
+        }
+        return out
     }
 
     // MARK: Silences

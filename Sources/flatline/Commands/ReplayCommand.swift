@@ -185,6 +185,25 @@ struct ReplayCommand: AsyncParsableCommand {
         return configuration
     }
 
+    /// A loaded state under the judging options given (`--threshold`, `--min-deviation`, ...):
+    /// it goes on with what it learned and judges with them.
+    /// - Throws: `ValidationError` when an option changes what the state learned with
+    ///   (`--model`, `--seasons`, or `--direction` for a calibrated detector).
+    func continuing(_ saved: DetectionBank, path: String) throws -> DetectionBank {
+        let learned = saved.detector.configuration
+        let asked = detectorConfiguration(base: learned)
+        if let difference = asked.learningDifference(from: learned) {
+            throw ValidationError(
+                "--load-state \(path): the state learned with \(difference.key) \(difference.saved), the options ask for "
+                    + "\(difference.now); a saved state goes on only with what it learned with"
+            )
+        }
+        guard let bank = saved.continuing(as: asked) else {
+            throw ValidationError("--load-state \(path): the options give no valid detector for the saved state")
+        }
+        return bank
+    }
+
     /// A recording by its name (`.ndjson`, `.ndjson.gz`, `.gz`) or its first byte (`{`, or gzip's).
     static func looksLikeRecording(_ path: String) -> Bool {
         let lower = path.lowercased()
@@ -314,7 +333,7 @@ struct ReplayCommand: AsyncParsableCommand {
         }
         // Warnings (a recording cut short, lines skipped) are said even with --quiet.
         for warning in file.warnings { Stderr.write("replay: \(source): \(warning)\n") }
-        let state = try loadState.map { path throws(StateFileError) in try StateFile.load(from: path) }
+        let state = try loadState.map { path in try continuing(try StateFile.load(from: path), path: path) }
         let loadedModels = try loadModels()
         var lastReport = started
         var reported = false
