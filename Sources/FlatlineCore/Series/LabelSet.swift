@@ -71,6 +71,17 @@ public struct LabelSet: Hashable, Sendable, Comparable, CustomStringConvertible 
         labels = result
     }
 
+    /// Creates a label set from the pairs a parser read: every name already scanned as a valid
+    /// name (the metric name's as a metric name, under `__name__`) and found unique, so only
+    /// the empty values are dropped and the labels sorted; no name is checked again.
+    package init(parsed pairs: [(String, String)]) {
+        var result: [Label] = []
+        result.reserveCapacity(pairs.count)
+        for (name, value) in pairs where !value.isEmpty { result.append(Label(name: name, value: value)) }
+        result.sort { $0.name.utf8Precedes($1.name) }
+        labels = result
+    }
+
     /// Creates a label set from a dictionary, checking every name.
     /// - Throws: ``LabelError`` when a name is invalid.
     public init(validating dictionary: [String: String]) throws(LabelError) {

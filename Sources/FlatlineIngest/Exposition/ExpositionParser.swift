@@ -605,7 +605,8 @@ package struct ParseState: Sendable {
             guard !name.isEmpty else {
                 throw ExpositionError(line: number, reason: "expected a metric name at the start of the line")
             }
-            pairs = [(LabelSet.metricNameLabel, name)]
+            pairs.reserveCapacity(8)
+            pairs.append((LabelSet.metricNameLabel, name))
             if cursor.peek == UInt8(ascii: "{") {
                 try parseLabels(&cursor, into: &pairs, number)
             }
@@ -651,12 +652,8 @@ package struct ParseState: Sendable {
                 (parsed.type, parsed.kind) = classify(parsed.name)
                 parsed.generation = typeGeneration
             } else {
-                let labels: LabelSet
-                do {
-                    labels = try LabelSet(validating: pairs)
-                } catch {
-                    throw ExpositionError(line: number, reason: "\(error)")
-                }
+                // Names were scanned as names and checked for repeats in ``parseLabels``.
+                let labels = LabelSet(parsed: pairs)
                 let (type, kind) = classify(name)
                 let base = memory.base
                 parsed = ParsedSeries(
