@@ -1,5 +1,8 @@
 import FlatlineAlerting
+import FlatlineConfig
 import FlatlineCore
+import FlatlineIngest
+import FlatlineScrape
 import FlatlineTestSupport
 import Foundation
 import Logging
@@ -145,6 +148,61 @@ struct StateDirectoryTests {
         #expect(notices.dropFirst().first?.contains("saved_step=1.0") == true, "\(notices)")
         let key = try #require(notices.last)
         #expect(key.contains("key=calibration.half_life") && key.contains("configured=100 samples"), "\(key)")
+    }
+
+    @Test(
+        "a restart with a new threshold goes on with what the series learned; one with a new learning parameter starts afresh"
+    )
+    func restartWithThreshold() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let state = try StateDirectory(path: directory.file("data").path)
+        let labels = ["job": "app", "instance": "a:1"]
+        let series = try LabelSet(validating: labels.merging(["__name__": "queue"]) { a, _ in a })
+        func batch(_ value: Double, at second: Int64) -> ScrapeBatch {
+            let time = Timestamp(milliseconds: 1_767_225_600_000 + second * 15_000)
+            return ScrapeBatch(
+                target: "app/a:1",
+                labels: labels,
+                time: time,
+                samples: [Sample(labels: series, value: value, timestamp: time)],
+                health: ScrapeHealth(up: true, durationSeconds: 0, samplesScraped: 1, samplesDropped: 0),
+                errors: [:],
+                drops: DropCounts()
+            )
+        }
+        func pipeline(_ detector: DetectorConfiguration, _ captured: Captured) -> Pipeline {
+            Pipeline(
+                models: [],
+                detector: detector,
+                routing: AlertingSettings(route: RouteSettings(receiver: "none"), receivers: []),
+                detection: ["app/a:1": DetectionSettings(step: 15)],
+                notifier: nil,
+                state: state,
+                writeAheadLog: nil,
+                logger: Self.logger(captured)
+            )
+        }
+        let first = pipeline(DetectorConfiguration(), Captured())
+        for k in 0..<60 { _ = await first.ingest(batch(100 + Double(k % 3), at: Int64(k))) }
+        await first.save()
+        // A spike after the restart: scored against what the series learned, judged with the
+        // new threshold (no anomaly); under another learning parameter, the first point of a
+        // fresh series (no band yet).
+        var raised = DetectorConfiguration()
+        raised.surprise.threshold = 30
+        let raisedLog = Captured()
+        let going = await pipeline(raised, raisedLog).ingestScored(batch(400, at: 60)).verdicts
+        let point = try #require(going.first?.point)
+        #expect(point.lower.isFinite && point.upper.isFinite && point.score > 0 && !point.anomaly, "\(point)")
+        #expect(raisedLog.all.contains { $0.hasPrefix("info saved detection state goes on") }, "\(raisedLog.all)")
+        var relearn = DetectorConfiguration()
+        relearn.surprise.shapeWeight = 0.05
+        let relearnLog = Captured()
+        let fresh = await pipeline(relearn, relearnLog).ingestScored(batch(400, at: 60)).verdicts
+        let cold = try #require(fresh.first?.point)
+        #expect(cold.lower.isNaN && cold.score == 0, "\(cold)")
+        #expect(relearnLog.all.contains { $0.contains("key=surprise.shape_weight") }, "\(relearnLog.all)")
     }
 
     @Test("a missing file is a cold start, said at info")
