@@ -25,6 +25,23 @@ struct BenchCommandTests {
         #expect(bad.standardError.contains("--series and --ticks"))
     }
 
+    @Test("--kinds runs only the detectors named; an unknown one is refused with the known ones")
+    func kinds() throws {
+        let result = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["bench", "--series", "200", "--ticks", "40", "--parts", "detectors", "--kinds", "surprise,ewma"]
+        )
+        #expect(result.status == 0, "\(result.standardError)")
+        let rows = result.standardOutput.split(separator: "\n").compactMap { $0.split(separator: " ").first }
+            .map(String.init)
+        #expect(
+            rows.filter { ["ewma", "robust", "seasonal", "ensemble", "surprise"].contains($0) } == ["surprise", "ewma"]
+        )
+        let bad = try TestSupport.run(TestSupport.flatlineBinary, ["bench", "--kinds", "prophet"])
+        #expect(bad.status != 0)
+        #expect(bad.standardError.contains("unknown detector 'prophet' in --kinds"), "\(bad.standardError)")
+    }
+
     @Test("the NATS part publishes and requests against its own nats-server, and says why nats-py is missing")
     func nats() throws {
         let result = try TestSupport.run(

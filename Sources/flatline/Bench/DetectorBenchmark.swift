@@ -20,6 +20,8 @@ struct DetectorBenchmark {
     let configuration: DetectorConfiguration
     /// Longest time a plain-Swift reference runs; its rate is measured over the ticks that fit.
     let referenceBudget: Duration
+    /// The detectors ``detectors(_:)`` runs, in this order.
+    let kinds: [DetectorKind]
     let progress: (String) -> Void
 
     /// Runs `body` once per tick with fresh values; returns updates per second over the ticks run
@@ -137,7 +139,7 @@ struct DetectorBenchmark {
     func detectors(_ size: Size) throws -> [Row] {
         let source = TickSource(series: size.series, step: step)
         var rows: [Row] = []
-        for kind in DetectorKind.allCases {
+        for kind in kinds {
             progress("\(kind) detector")
             var c = configuration
             c.kind = kind

@@ -32,6 +32,12 @@ struct BenchCommand: AsyncParsableCommand {
     var parts: String = "estimators,detectors,kernels,ingest,replay,nats,notify,daemon,cluster"
 
     @Option(
+        help:
+            "Which detectors the detector table runs: ewma, robust, seasonal, ensemble, surprise (comma-separated; default all)."
+    )
+    var kinds: String = DetectorKind.allCases.map(\.rawValue).joined(separator: ",")
+
+    @Option(
         name: .customLong("cluster-size"),
         help: "Targets and series in all of the cluster part (default 100 and 1000000; --quick: 20 and 20000)."
     )
@@ -94,6 +100,12 @@ struct BenchCommand: AsyncParsableCommand {
                 "unknown part '\(part)'; choose from estimators, detectors, kernels, ingest, replay, nats, notify, daemon, cluster"
             )
         }
+        for kind in kinds.split(separator: ",") where DetectorKind(rawValue: String(kind)) == nil {
+            throw ValidationError(
+                "unknown detector '\(kind)' in --kinds; choose from "
+                    + DetectorKind.allCases.map(\.rawValue).joined(separator: ", ")
+            )
+        }
         guard clusterSize.count == 2, (1...10_000).contains(clusterSize[0]), (1...10_000_000).contains(clusterSize[1]),
             clusterSize[1] >= clusterSize[0]
         else {
@@ -134,7 +146,8 @@ struct BenchCommand: AsyncParsableCommand {
         let bench = DetectorBenchmark(
             step: step.seconds,
             configuration: configuration,
-            referenceBudget: quick ? .milliseconds(200) : .seconds(3)
+            referenceBudget: quick ? .milliseconds(200) : .seconds(3),
+            kinds: kinds.split(separator: ",").compactMap { DetectorKind(rawValue: String($0)) }
         ) { Stderr.write("\rbench: \($0)…                ") }
 
         print(
