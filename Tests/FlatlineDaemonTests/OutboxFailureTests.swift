@@ -22,8 +22,9 @@ struct OutboxFailureTests {
         alert: {name: TooHigh, severity: warning, summary: "x is {{value}}", description: "x is high"}
         """
 
-    static func batch(_ value: Double) throws -> ScrapeBatch {
-        let time = Timestamp(milliseconds: Int64((Date().timeIntervalSince1970 * 1000).rounded()))
+    /// One sample of `x` from target `j/t:1`, at `time` (by default now).
+    static func batch(_ value: Double, at time: Timestamp? = nil) throws -> ScrapeBatch {
+        let time = time ?? Timestamp(milliseconds: Int64((Date().timeIntervalSince1970 * 1000).rounded()))
         let labels = try LabelSet(validating: ["__name__": "x", "instance": "t:1", "job": "j"])
         return ScrapeBatch(
             target: "j/t:1",

@@ -1,7 +1,6 @@
 import FlatlineAlerting
 import FlatlineConfig
 import FlatlineCore
-import FlatlineIngest
 import FlatlineScrape
 import FlatlineTestSupport
 import Foundation
@@ -157,26 +156,15 @@ struct StateDirectoryTests {
         let directory = try TestSupport.TemporaryDirectory()
         defer { directory.remove() }
         let state = try StateDirectory(path: directory.file("data").path)
-        let labels = ["job": "app", "instance": "a:1"]
-        let series = try LabelSet(validating: labels.merging(["__name__": "queue"]) { a, _ in a })
-        func batch(_ value: Double, at second: Int64) -> ScrapeBatch {
-            let time = Timestamp(milliseconds: 1_767_225_600_000 + second * 15_000)
-            return ScrapeBatch(
-                target: "app/a:1",
-                labels: labels,
-                time: time,
-                samples: [Sample(labels: series, value: value, timestamp: time)],
-                health: ScrapeHealth(up: true, durationSeconds: 0, samplesScraped: 1, samplesDropped: 0),
-                errors: [:],
-                drops: DropCounts()
-            )
+        func batch(_ value: Double, at second: Int64) throws -> ScrapeBatch {
+            try OutboxFailureTests.batch(value, at: Timestamp(milliseconds: 1_767_225_600_000 + second * 15_000))
         }
         func pipeline(_ detector: DetectorConfiguration, _ captured: Captured) -> Pipeline {
             Pipeline(
                 models: [],
                 detector: detector,
                 routing: AlertingSettings(route: RouteSettings(receiver: "none"), receivers: []),
-                detection: ["app/a:1": DetectionSettings(step: 15)],
+                detection: ["j/t:1": DetectionSettings(step: 15)],
                 notifier: nil,
                 state: state,
                 writeAheadLog: nil,
@@ -184,7 +172,7 @@ struct StateDirectoryTests {
             )
         }
         let first = pipeline(DetectorConfiguration(), Captured())
-        for k in 0..<60 { _ = await first.ingest(batch(100 + Double(k % 3), at: Int64(k))) }
+        for k in 0..<60 { _ = await first.ingest(try batch(100 + Double(k % 3), at: Int64(k))) }
         await first.save()
         // A spike after the restart: scored against what the series learned, judged with the
         // new threshold (no anomaly); under another learning parameter, the first point of a
@@ -192,14 +180,14 @@ struct StateDirectoryTests {
         var raised = DetectorConfiguration()
         raised.surprise.threshold = 30
         let raisedLog = Captured()
-        let going = await pipeline(raised, raisedLog).ingestScored(batch(400, at: 60)).verdicts
+        let going = await pipeline(raised, raisedLog).ingestScored(try batch(400, at: 60)).verdicts
         let point = try #require(going.first?.point)
         #expect(point.lower.isFinite && point.upper.isFinite && point.score > 0 && !point.anomaly, "\(point)")
         #expect(raisedLog.all.contains { $0.hasPrefix("info saved detection state goes on") }, "\(raisedLog.all)")
         var relearn = DetectorConfiguration()
         relearn.surprise.shapeWeight = 0.05
         let relearnLog = Captured()
-        let fresh = await pipeline(relearn, relearnLog).ingestScored(batch(400, at: 60)).verdicts
+        let fresh = await pipeline(relearn, relearnLog).ingestScored(try batch(400, at: 60)).verdicts
         let cold = try #require(fresh.first?.point)
         #expect(cold.lower.isNaN && cold.score == 0, "\(cold)")
         #expect(relearnLog.all.contains { $0.contains("key=surprise.shape_weight") }, "\(relearnLog.all)")

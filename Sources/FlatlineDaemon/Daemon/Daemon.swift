@@ -375,29 +375,12 @@ public final class Daemon: Sendable {
             logger.warning("cluster changed: it takes effect at the next start")
         }
         sharedDelivery?.setWindow(Self.duplicateWindow(routing))
-        let running = await pipeline.detector
-        let detectorRuns = await pipeline.reconfigure(
+        await pipeline.reconfigure(
             routing: routing,
             detection: Self.detection(configuration),
             notifier: notifier,
             detector: configuration.detector
         )
-        if configuration.detector != running {
-            if detectorRuns {
-                logger.info("detector changed: its judging parameters apply from the next round, learned state goes on")
-            } else {
-                // The banks learned with the running detector; one that learns otherwise starts
-                // with the next run (and learns afresh: the saved state is not reused).
-                let difference = configuration.detector.learningDifference(from: running)
-                logger.warning(
-                    "detector changed: it takes effect at the next start, learning afresh",
-                    metadata: [
-                        "key": "\(difference?.key ?? "")", "running": "\(difference?.saved ?? "")",
-                        "configured": "\(difference?.now ?? "")",
-                    ]
-                )
-            }
-        }
         generation.withLock { $0 = Generation(configuration: configuration, notifier: notifier) }
         reloads.advance()
         let text =

@@ -606,24 +606,29 @@ public actor Pipeline {
     ///
     /// - Parameter detector: the reloaded `detector:`. One that learns as the running one does
     ///   (only judging parameters such as thresholds differ) runs from the next round on, every
-    ///   bank going on with what it learned; another waits for the next start.
-    /// - Returns: whether `detector` (when given) is the running detector now.
-    @discardableResult
+    ///   bank going on with what it learned; another waits for the next start. Either is logged.
     public func reconfigure(
         routing: AlertingSettings,
         detection: [String: DetectionSettings],
         notifier: Notifier,
         detector reloaded: DetectorConfiguration? = nil
-    ) -> Bool {
-        var running = true
+    ) {
         if let reloaded, reloaded != detector {
-            if reloaded.learningDifference(from: detector) == nil,
-                let banks = Self.continuing(evaluation.banks, as: reloaded)
-            {
+            if let difference = reloaded.learningDifference(from: detector) {
+                // The banks learned with the running detector; one that learns otherwise starts
+                // with the next run (and learns afresh: the saved state is not reused).
+                logger.warning(
+                    "detector changed: it takes effect at the next start, learning afresh",
+                    metadata: [
+                        "key": "\(difference.key)", "running": "\(difference.saved)", "configured": "\(difference.now)",
+                    ]
+                )
+            } else if let banks = Self.continuing(evaluation.banks, as: reloaded) {
                 evaluation.banks = banks
                 detector = reloaded
+                logger.info("detector changed: its judging parameters apply from the next round, learned state goes on")
             } else {
-                running = false
+                logger.warning("detector changed: it takes effect at the next start")
             }
         }
         evaluation.reroute(routing, at: clock(), logAge: Self.notificationLogAge)
@@ -634,7 +639,6 @@ public actor Pipeline {
             evaluation.banks[target] = nil
         }
         targets = targets.filter { Self.settings(detection, target: $0.key, job: $0.value.job) != nil }
-        return running
     }
 
     /// Every bank judged with `configuration` from now on; `nil` when one cannot be.
