@@ -81,4 +81,46 @@ struct FileChunksTests {
         #expect(before == Array(text.utf8.prefix(start)))
         #expect(try chunks.read() == nil)
     }
+
+    @Test("a small file is read into a buffer of about its size, not a chunk's, in one read that ends it")
+    func smallFile() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        var text = ""
+        for k in 0..<50 { text += "line \(k)\n" }
+        let path = try directory.write("small.txt", text).path
+        let chunks = try FileChunks(path: path, chunkBytes: 1 << 24)
+        let first = try #require(try chunks.read())
+        #expect(first.last)
+        #expect(first.bytes == Array(text.utf8))
+        // A 16 MiB chunk would have been allocated (and zeroed) for 400 bytes.
+        #expect(first.bytes.capacity < 1 << 20, "capacity \(first.bytes.capacity)")
+        #expect(try chunks.read() == nil)
+    }
+
+    @Test("a file that grows after it is opened is read to its new end, not cut at its first size")
+    func growingFile() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        var text = ""
+        for k in 0..<100 { text += "first \(k)\n" }
+        let file = try directory.write("growing.txt", text)
+        let chunks = try FileChunks(path: file.path, chunkBytes: 1 << 24)
+        var more = ""
+        for k in 0..<20_000 { more += "then \(k)\n" }
+        let handle = try FileHandle(forWritingTo: file)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(more.utf8))
+        try handle.close()
+        var joined: [UInt8] = []
+        var sawLast = false
+        while let (bytes, last) = try chunks.read() {
+            #expect(!sawLast, "a chunk after the last")
+            sawLast = last
+            if !last { #expect(bytes.last == 0x0A) }
+            joined += bytes
+        }
+        #expect(sawLast)
+        #expect(joined == Array((text + more).utf8))
+    }
 }

@@ -32,6 +32,8 @@ final class FileChunks {
     private let maxLineBytes: Int
     /// Where the next chunk starts in the file.
     private var offset = 0
+    /// The file's size when it was opened (nil for what is not a regular file).
+    private let size: Int?
     /// The longest line of a series file, by default.
     static let defaultMaxLineBytes = 1 << 28
 
@@ -41,6 +43,10 @@ final class FileChunks {
         }
         self.name = path
         self.handle = handle
+        var status = stat()
+        size =
+            fstat(fileno(handle), &status) == 0 && status.st_mode & S_IFMT == S_IFREG
+            ? Int(clamping: status.st_size) : nil
         self.chunkBytes = Swift.max(1 << 12, chunkBytes)
         self.maxLineBytes = Swift.max(1, maxLineBytes)
     }
@@ -67,10 +73,19 @@ final class FileChunks {
         while true {
             // A line longer than a chunk: the buffer doubles, so a long line is copied a few
             // times, not once per chunk's worth of it.
-            let wanted = first ? chunkBytes : Swift.max(chunkBytes, filled)
+            var wanted = first ? chunkBytes : Swift.max(chunkBytes, filled)
+            if let size {
+                // No more than the file has left (by its size when opened; reads go on if it
+                // grew), and one byte over so that the read that reaches the end sees it: a small
+                // file is read into a buffer of its size, not a chunk's.
+                let left = Swift.max(0, size &- offset &- (first ? carry.count : filled))
+                wanted = Swift.min(wanted, Swift.max(left &+ 1, 1 << 16))
+            }
             let size = (first ? carry.count : filled) + wanted
             if buffer.count < size {
-                buffer.append(contentsOf: repeatElement(0, count: size - buffer.count))
+                // The standard library's fill, not a generic sequence's (element by element in
+                // a debug build: seconds for a chunk).
+                buffer.append(contentsOf: [UInt8](repeating: 0, count: size - buffer.count))
             } else if buffer.count > size {
                 buffer.removeLast(buffer.count - size)
             }

@@ -77,7 +77,7 @@ final class LineReader {
         }
         let chunk = 1 << 17
         let old = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: chunk))
+        buffer.append(contentsOf: [UInt8](repeating: 0, count: chunk))
         let n = buffer.withUnsafeMutableBytes { raw in
             gzread(file, raw.baseAddress.map { $0 + old }, UInt32(chunk))
         }
