@@ -38,6 +38,43 @@ struct RunCommandTests {
         return !process.isRunning
     }
 
+    @Test("a models directory that is not there is named, with where a relative one was looked for and --models")
+    func missingModels() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let absolute = directory.file("nope").path
+        let result = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["run", "--models", absolute, "--data-dir", directory.file("data").path],
+            timeout: 60
+        )
+        #expect(result.status != 0)
+        #expect(result.standardError.contains("\(absolute): no such models directory"), "\(result.standardError)")
+        #expect(result.standardError.contains("pass --models DIR"), "\(result.standardError)")
+        // The default is relative: the error says where it looked.
+        let relative = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["run", "--models", "no-such-models-here", "--data-dir", directory.file("data").path],
+            timeout: 60
+        )
+        #expect(relative.status != 0)
+        #expect(
+            relative.standardError.contains(
+                "no-such-models-here: no such models directory (looked for in \(FileManager.default.currentDirectoryPath))"
+            ),
+            "\(relative.standardError)"
+        )
+        // A file where the directory should be.
+        let file = try directory.write("models.yml", "x")
+        let notDirectory = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["run", "--models", file.path, "--data-dir", directory.file("data").path],
+            timeout: 60
+        )
+        #expect(notDirectory.status != 0)
+        #expect(notDirectory.standardError.contains("\(file.path): not a directory"), "\(notDirectory.standardError)")
+    }
+
     @Test("SIGTERM saves state and exits 0; the next start continues from it")
     func termAndRestart() async throws {
         let server = try NATSServerProcess(jetStream: true)

@@ -266,6 +266,13 @@ public struct Model: Sendable, Hashable {
 public enum ModelDirectory {
     /// - Throws: ``ModelError`` for a directory that cannot be read or a model that cannot be used.
     public static func load(_ path: String) throws(ModelError) -> [Model] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            // A relative path says where it was looked for: the default `models` is relative.
+            let place = path.hasPrefix("/") ? "" : " (looked for in \(FileManager.default.currentDirectoryPath))"
+            throw ModelError(file: path, reason: "no such models directory\(place)")
+        }
+        guard isDirectory.boolValue else { throw ModelError(file: path, reason: "not a directory") }
         let names: [String]
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".yml") }.sorted()

@@ -412,9 +412,7 @@ struct ReplayCommand: AsyncParsableCommand {
         do {
             return try ModelDirectory.load(models)
         } catch {
-            throw ValidationError(
-                "\(error) (the shipped models are in the repository's models/ directory; pass --models DIR)"
-            )
+            throw ValidationError("\(error) (\(RunCommand.modelsHint))")
         }
     }
 

@@ -36,6 +36,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "The models directory.")
     var models = "models"
 
+    /// Said with an error about a models directory that is not there (the default is relative).
+    static let modelsHint = "the shipped models are in the repository's models/ directory; pass --models DIR"
+
     @Option(
         name: .customLong("save-interval"),
         help: "How often learned state is saved (a shutdown saves too); a save truncates the write-ahead log."
@@ -143,6 +146,8 @@ struct RunCommand: AsyncParsableCommand {
         let daemon: Daemon
         do {
             daemon = try Daemon(configuration: configuration, options: options, logger: logger)
+        } catch let error where !FileManager.default.fileExists(atPath: models) {
+            throw ValidationError("\(error) (\(Self.modelsHint))")
         } catch {
             throw ValidationError("\(error)")
         }
