@@ -23,6 +23,9 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
     }
 
     static var defaultCompletionKind: CompletionKind { .default }
+
+    /// As `--help` shows a default: `5m`, not the structure.
+    var defaultValueDescription: String { DurationText.format(seconds: seconds) }
 }
 
 /// Seasons on the command line: `none`, or periods with optional harmonics: `1d,1w`, `1d:4,1w:3`.
