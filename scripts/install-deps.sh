@@ -13,6 +13,7 @@ packages=(
     prometheus-alertmanager  # a real Alertmanager receives pushed alerts in the tests
     zlib1g-dev       # zlib.h and libz.so: gzip recordings (and the PNG screenshots the tests read)
     chromium         # a real headless browser loads the status page in the tests
+    python3          # the demo's summary, the evaluation and fixture scripts
 )
 
 missing=()
