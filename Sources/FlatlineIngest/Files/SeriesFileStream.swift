@@ -33,7 +33,7 @@ final class FileChunks {
     /// Where the next chunk starts in the file.
     private var offset = 0
     /// The file's size when it was opened (nil for what is not a regular file).
-    private let size: Int?
+    private let fileSize: Int?
     /// The longest line of a series file, by default.
     static let defaultMaxLineBytes = 1 << 28
 
@@ -44,7 +44,7 @@ final class FileChunks {
         self.name = path
         self.handle = handle
         var status = stat()
-        size =
+        fileSize =
             fstat(fileno(handle), &status) == 0 && status.st_mode & S_IFMT == S_IFREG
             ? Int(clamping: status.st_size) : nil
         self.chunkBytes = Swift.max(1 << 12, chunkBytes)
@@ -74,11 +74,11 @@ final class FileChunks {
             // A line longer than a chunk: the buffer doubles, so a long line is copied a few
             // times, not once per chunk's worth of it.
             var wanted = first ? chunkBytes : Swift.max(chunkBytes, filled)
-            if let size {
+            if let fileSize {
                 // No more than the file has left (by its size when opened; reads go on if it
                 // grew), and one byte over so that the read that reaches the end sees it: a small
                 // file is read into a buffer of its size, not a chunk's.
-                let left = Swift.max(0, size &- offset &- (first ? carry.count : filled))
+                let left = Swift.max(0, fileSize &- offset &- (first ? carry.count : filled))
                 wanted = Swift.min(wanted, Swift.max(left &+ 1, 1 << 16))
             }
             let size = (first ? carry.count : filled) + wanted
