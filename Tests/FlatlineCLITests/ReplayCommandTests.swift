@@ -518,4 +518,69 @@ extension ReplayCommandTests {
         #expect(written.hasPrefix("timestamp,value,expected,lower,upper,score,anomaly\n"))
         #expect(written == (try replay([Self.example, "--quiet"])).standardOutput)
     }
+
+    @Test(
+        "an output that is the input (by its path or a link to it), another output or a state read is refused; the input is kept"
+    )
+    func outputOverInput() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let original = try String(contentsOfFile: Self.example, encoding: .utf8)
+        let input = try directory.write("same.csv", original).path
+        let link = directory.file("link.csv").path
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: input)
+        for arguments in [
+            [input, "--out", input], [input, "--out", link], [link, "--out", "\(directory.url.path)/./same.csv"],
+        ] {
+            let result = try replay(arguments)
+            #expect(result.status != 0, "\(arguments)")
+            #expect(result.standardError.contains("is the input"), "\(result.standardError)")
+            #expect(try String(contentsOfFile: input, encoding: .utf8) == original, "\(arguments) changed the input")
+        }
+        let saved = try replay([input, "--save-state", input])
+        #expect(saved.status != 0)
+        #expect(saved.standardError.contains("--save-state \(input) is the input"), "\(saved.standardError)")
+        #expect(try String(contentsOfFile: input, encoding: .utf8) == original)
+
+        let out = try directory.write("out.csv", "").path
+        let both = try replay([input, "--out", out, "--alerts-out", out])
+        #expect(both.status != 0)
+        #expect(
+            both.standardError.contains("--alerts-out \(out) is the same file as --out \(out)"),
+            "\(both.standardError)"
+        )
+
+        // Saving over the state it loaded is allowed: the state is replaced only at the end.
+        let state = directory.file("state.json").path
+        #expect(try replay([input, "--quiet", "--out", out, "--save-state", state]).status == 0)
+        let again = try replay([input, "--quiet", "--out", out, "--load-state", state, "--save-state", state])
+        #expect(again.status == 0, "\(again.standardError)")
+        let loaded = try replay([input, "--quiet", "--out", state, "--load-state", state])
+        #expect(loaded.status != 0)
+        #expect(loaded.standardError.contains("--out \(state) is --load-state"), "\(loaded.standardError)")
+    }
+
+    @Test("a value that is not a number names the column taken as the value when none is named value")
+    func valueColumnNamed() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let file = try directory.write(
+            "hosts.csv",
+            "timestamp,host,cpu\n2026-01-01 00:00:00,web1,0.5\n2026-01-01 00:01:00,web2,0.7\n"
+        )
+        let result = try replay([file.path])
+        #expect(result.status != 0)
+        #expect(
+            result.standardError.contains(
+                #"hosts.csv:2: value "web1" is not a number (no column is named "value", so column "host" is read as the value"#
+            ),
+            "\(result.standardError)"
+        )
+        // Named, the right column is scored.
+        let named = try directory.write(
+            "named.csv",
+            "timestamp,host,value\n2026-01-01 00:00:00,web1,0.5\n2026-01-01 00:01:00,web1,0.7\n"
+        )
+        #expect(try replay([named.path, "--quiet"]).status == 0)
+    }
 }

@@ -34,6 +34,7 @@ enum CSVSeries {
         value valueText: UnsafeBufferPointer<UInt8>,
         name: String,
         line: Int,
+        valueHint: String = "",
         texts: inout TextArena
     ) throws(SeriesFileError) -> SeriesFile.Row {
         guard let timestamp = NumberText.parseTimestamp(time) else {
@@ -50,7 +51,7 @@ enum CSVSeries {
                 throw SeriesFileError(
                     file: name,
                     line: line,
-                    reason: "value \"\(String(decoding: valueText, as: UTF8.self))\" is not a number"
+                    reason: "value \"\(String(decoding: valueText, as: UTF8.self))\" is not a number\(valueHint)"
                 )
             }
             value = parsed
@@ -129,6 +130,9 @@ struct CSVReader {
     private var headerSeen = false
     private var lineNumber = 0
     private var ranges: [Range<Int>] = []
+    /// Said with a value that is not a number when the header named no value column, so the
+    /// column after the timestamp was taken: which one, and how to choose another.
+    private var valueHint = ""
 
     init(name: String) {
         self.name = name
@@ -172,6 +176,7 @@ struct CSVReader {
                         value: UnsafeBufferPointer(rebasing: b[ranges[valueColumn]]),
                         name: name,
                         line: lineNumber,
+                        valueHint: valueHint,
                         texts: &texts
                     )
                 }
@@ -193,11 +198,17 @@ struct CSVReader {
                     throw SeriesFileError(
                         file: name,
                         line: lineNumber,
-                        reason: "expected at least two columns, timestamp and value"
+                        reason: "expected at least two columns, timestamp and value, separated by commas"
                     )
                 }
                 // A first line that is data, not a header, is read as data.
-                if NumberText.parseTimestamp(fields[timeColumn].trimmed) == nil { continue }
+                if NumberText.parseTimestamp(fields[timeColumn].trimmed) == nil {
+                    if columns > 2 && !valueNames.contains(lowered[valueColumn]) {
+                        valueHint =
+                            " (no column is named \"value\", so column \"\(fields[valueColumn].trimmed)\" is read as the value: name the one to score \"value\")"
+                    }
+                    continue
+                }
             }
             guard fields.count == columns else {
                 throw SeriesFileError(
@@ -211,7 +222,14 @@ struct CSVReader {
             let valueText = Array(fields[valueColumn].trimmed.utf8)
             let row = try timeText.withUnsafeBufferPointer { time throws(SeriesFileError) in
                 try valueText.withUnsafeBufferPointer { value throws(SeriesFileError) in
-                    try CSVSeries.row(time: time, value: value, name: name, line: lineNumber, texts: &texts)
+                    try CSVSeries.row(
+                        time: time,
+                        value: value,
+                        name: name,
+                        line: lineNumber,
+                        valueHint: valueHint,
+                        texts: &texts
+                    )
                 }
             }
             body(row)

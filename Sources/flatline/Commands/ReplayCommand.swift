@@ -238,6 +238,53 @@ struct ReplayCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
+        try Self.refuseOverwriting(
+            input: input,
+            loadState: loadState,
+            out: out,
+            alertsOut: alertsOut,
+            saveState: saveState
+        )
+    }
+
+    /// Refuses an output that is a file the replay reads, or another output: `--out` and
+    /// `--alerts-out` are opened (and truncated) before the input is read, so the input would be
+    /// lost and nothing scored; `--save-state` replaces its file at the end (saving over the
+    /// state it loaded is allowed). Compared as files (device and inode), so a symbolic link or
+    /// another spelling of the path is the same file; a path that does not exist yet is none.
+    static func refuseOverwriting(
+        input: String?,
+        loadState: String?,
+        out: String?,
+        alertsOut: String?,
+        saveState: String?
+    )
+        throws
+    {
+        func identity(_ path: String?) -> [UInt64]? {
+            guard let path else { return nil }
+            var status = stat()
+            guard stat(path, &status) == 0, status.st_mode & S_IFMT == S_IFREG else { return nil }
+            return [UInt64(truncatingIfNeeded: status.st_dev), UInt64(truncatingIfNeeded: status.st_ino)]
+        }
+        let reads = [("the input", input), ("--load-state", loadState)].compactMap { name, path in
+            path.flatMap { path in identity(path).map { (name: name, path: path, id: $0) } }
+        }
+        var written: [(name: String, path: String, id: [UInt64])] = []
+        for (name, path) in [("--out", out), ("--alerts-out", alertsOut), ("--save-state", saveState)] {
+            guard let path, let id = identity(path) else { continue }
+            for read in reads where read.id == id && !(name == "--save-state" && read.name == "--load-state") {
+                throw ValidationError(
+                    "\(name) \(path) is \(read.name) (\(read.path)): writing it would destroy what the replay reads; write to another path"
+                )
+            }
+            if let other = written.first(where: { $0.id == id }) {
+                throw ValidationError(
+                    "\(name) \(path) is the same file as \(other.name) \(other.path); give each its own path"
+                )
+            }
+            written.append((name, path, id))
+        }
     }
 
     /// What --prometheus, --query, --start, --end and --step ask for.
