@@ -302,6 +302,36 @@ struct RoutingTests {
         #expect(lines == ["30:r:firing:a"], "\(lines)")
     }
 
+    @Test("an alert told before a silence is not told again when the silence ends, nor while it lasts")
+    func silenceAfterTold() throws {
+        let yaml = """
+            route: {receiver: r, group_by: [stream], group_wait: 0s, group_interval: 10s, repeat_interval: 1h}
+            receivers: [{name: r, file_configs: [{path: '-'}]}]
+            """
+        let a = ["alertname": "X", "stream": "ORDERS", "n": "a"]
+        let b = ["alertname": "X", "stream": "ORDERS", "n": "b"]
+        let silence = Silence(id: "s1", matchers: ["stream=~\"ORD.*\""], startsAt: Self.at(5), endsAt: Self.at(25))
+        // a is told at 0; silenced from 5 to 25: nothing at 10 or 20, nothing again at 30.
+        let told = try Self.timeline(yaml, [(0, Self.alert(a, firedAt: 0))], until: 60, silences: [silence])
+        #expect(told == ["0:r:firing:a"], "\(told)")
+        // A new alert of the group after the silence is told, with the one told before.
+        let more = try Self.timeline(
+            yaml,
+            [(0, Self.alert(a, firedAt: 0)), (40, Self.alert(b, firedAt: 40))],
+            until: 60,
+            silences: [silence]
+        )
+        #expect(more == ["0:r:firing:a", "40:r:firing:a,b"], "\(more)")
+        // Resolved while silenced: the receiver is not told (it was muted), as Alertmanager does.
+        let resolved = try Self.timeline(
+            yaml,
+            [(0, Self.alert(a, firedAt: 0)), (12, Self.alert(a, firedAt: 0, resolvedAt: 12))],
+            until: 60,
+            silences: [silence]
+        )
+        #expect(resolved == ["0:r:firing:a"], "\(resolved)")
+    }
+
     @Test(
         "bad routing configurations name the key and the reason",
         arguments: [

@@ -248,7 +248,12 @@ public struct Dispatcher: Sendable {
             let firingNow = Set(visible.filter { $0.state == .firing }.map(\.fingerprint))
             let resolvedNow = Set(visible.filter { $0.state == .resolved }.map(\.fingerprint))
             let needed: Bool
-            if group.lastNotified == nil {
+            if visible.isEmpty {
+                // Every alert of the group muted: nothing is told, and what was told stays as it
+                // was (as in Alertmanager, where muted alerts never reach the notification log),
+                // so an alert told before a silence is not told again when the silence ends.
+                needed = false
+            } else if group.lastNotified == nil {
                 needed = !firingNow.isEmpty
             } else if !firingNow.isSubset(of: group.notifiedFiring) {
                 needed = true
