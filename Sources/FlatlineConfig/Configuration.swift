@@ -344,16 +344,33 @@ public struct ScrapeConfiguration: Sendable {
 extension ScrapeConfiguration {
     /// The files the job reads credentials and certificates from.
     public var files: [String] {
-        var files: [String] = []
-        switch authorization {
-        case .bearerTokenFile(let path): files.append(path)
-        case .basic(_, _, let passwordFile): files += [passwordFile].compactMap { $0 }
-        case .oauth2(let settings): files += [settings.clientSecretFile].compactMap { $0 }
-        case .none: break
-        }
-        if let tls { files += [tls.caFile, tls.certFile, tls.keyFile].compactMap { $0 } }
+        var files = authorization.files + (tls?.files ?? [])
         if kind == .natsSystem || kind == .natsEvents { files += system.files }
         return files
+    }
+}
+
+extension Authorization {
+    /// The files it reads secrets from.
+    public var files: [String] {
+        switch self {
+        case .bearerTokenFile(let path): [path]
+        case .basic(_, _, let passwordFile): [passwordFile].compactMap { $0 }
+        case .oauth2(let settings): [settings.clientSecretFile].compactMap { $0 }
+        case .none: []
+        }
+    }
+}
+
+extension TLSSettings {
+    /// The certificate authority, certificate and key files it names.
+    public var files: [String] { [caFile, certFile, keyFile].compactMap { $0 } }
+}
+
+extension WebSettings {
+    /// The files the HTTP API reads: the token, the server's certificate and key, the client CA.
+    public var files: [String] {
+        [bearerTokenFile, tls?.certFile, tls?.keyFile, tls?.clientCAFile].compactMap { $0 }
     }
 }
 

@@ -384,6 +384,32 @@ struct ConfigurationTests {
         let clusterFileCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", clusterFile.path])
         #expect(clusterFileCheck.status == 1)
         #expect(clusterFileCheck.standardError.contains("cluster: cannot read \(directory.url.path)/nats.token"))
+        // The HTTP API's token and certificates, and every receiver's secrets and certificates.
+        let web = try directory.write(
+            "web.yml",
+            """
+            web:
+              auth: {bearer_token_file: api.token}
+              tls_config: {cert_file: server.pem, key_file: server-key.pem}
+            route: {receiver: r}
+            receivers:
+              - name: r
+                webhook_configs: [{url: 'https://h/x', http_config: {basic_auth: {username: u, password_file: hook.pw}}}]
+                alertmanager_configs: [{urls: ['https://am:9093'], http_config: {tls_config: {ca_file: am-ca.pem}}}]
+
+            """
+        )
+        let webCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", web.path])
+        #expect(webCheck.status == 1)
+        for (part, file) in [
+            ("web", "api.token"), ("web", "server.pem"), ("web", "server-key.pem"), ("receiver r", "hook.pw"),
+            ("receiver r", "am-ca.pem"),
+        ] {
+            #expect(
+                webCheck.standardError.contains("\(part): cannot read \(directory.url.path)/\(file)"),
+                "\(file): \(webCheck.standardError)"
+            )
+        }
     }
 
     @Test("cluster: every key, the defaults, and the credentials and TLS files of the coordinating NATS")

@@ -69,13 +69,18 @@ struct CheckCommand: ParsableCommand {
         for file in configuration.cluster?.nats.files ?? [] where !FileManager.default.isReadableFile(atPath: file) {
             problems.append("\(config): cluster: cannot read \(file)")
         }
+        for file in configuration.web.files where !FileManager.default.isReadableFile(atPath: file) {
+            problems.append("\(config): web: cannot read \(file)")
+        }
         for receiver in configuration.alerting?.receivers ?? [] {
+            var files: [String] = []
             for webhook in receiver.webhooks {
-                var files = [webhook.signatureSecretFile].compactMap { $0 }
-                if case .bearerTokenFile(let file) = webhook.authorization { files.append(file) }
-                for file in files where !FileManager.default.isReadableFile(atPath: file) {
-                    problems.append("\(config): receiver \(receiver.name): cannot read \(file)")
-                }
+                files += [webhook.signatureSecretFile].compactMap { $0 } + webhook.authorization.files
+                files += webhook.tls?.files ?? []
+            }
+            for push in receiver.alertmanagers { files += push.authorization.files + (push.tls?.files ?? []) }
+            for file in files where !FileManager.default.isReadableFile(atPath: file) {
+                problems.append("\(config): receiver \(receiver.name): cannot read \(file)")
             }
         }
         for problem in problems { Stderr.write("check: \(problem)\n") }
