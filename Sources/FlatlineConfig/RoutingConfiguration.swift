@@ -166,14 +166,24 @@ extension Configuration {
         return AlertingSettings(route: route, receivers: receivers, inhibitRules: rules)
     }
 
+    /// Each route's receiver is defined; an error points at the route's own `receiver` line.
     private static func checkReceivers(_ route: RouteSettings, _ value: YAMLValue, _ names: Set<String>)
         throws(ConfigError)
     {
+        let m = try value.mapping(known: routeKeys)
         if let receiver = route.receiver, !names.contains(receiver) {
-            throw value.error("receiver \"\(receiver)\" is not defined in receivers")
+            throw (m["receiver"] ?? value).error("receiver \"\(receiver)\" is not defined in receivers")
         }
-        for child in route.routes { try checkReceivers(child, value, names) }
+        let children = try m["routes"]?.sequence() ?? []
+        for (k, child) in route.routes.enumerated() {
+            try checkReceivers(child, k < children.count ? children[k] : value, names)
+        }
     }
+
+    /// The keys of a route.
+    private static let routeKeys: Set<String> = [
+        "receiver", "matchers", "group_by", "group_wait", "group_interval", "repeat_interval", "continue", "routes",
+    ]
 
     private static func matchers(_ value: YAMLValue?) throws(ConfigError) -> [LabelMatcher] {
         guard let value else { return [] }
@@ -193,9 +203,7 @@ extension Configuration {
     }
 
     private static func routeSettings(_ value: YAMLValue, root: Bool) throws(ConfigError) -> RouteSettings {
-        let m = try value.mapping(known: [
-            "receiver", "matchers", "group_by", "group_wait", "group_interval", "repeat_interval", "continue", "routes",
-        ])
+        let m = try value.mapping(known: routeKeys)
         var route = RouteSettings(receiver: try m["receiver"]?.string())
         route.matchers = try matchers(m["matchers"])
         if root && !route.matchers.isEmpty { throw value.error("the root route must not have matchers") }

@@ -336,6 +336,10 @@ struct RoutingTests {
         "bad routing configurations name the key and the reason",
         arguments: [
             ("route: {receiver: nobody}\nreceivers: [{name: r}]\n", "receiver \"nobody\" is not defined"),
+            (
+                "route:\n  receiver: r\n  routes:\n    - matchers: ['a=\"b\"']\n      receiver: hookz\nreceivers: [{name: r}]\n",
+                "flatline.yml:5: route.routes[0].receiver: receiver \"hookz\" is not defined"
+            ),
             ("route: {group_by: [a]}\n", "the root route needs a receiver"),
             ("route: {receiver: r, matchers: ['a=\"b\"']}\nreceivers: [{name: r}]\n", "must not have matchers"),
             ("route: {receiver: r}\nreceivers: [{name: r}, {name: r}]\n", "used by an earlier receiver"),
