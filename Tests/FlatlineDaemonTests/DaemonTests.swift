@@ -619,7 +619,7 @@ struct DaemonAPITests {
 /// good one replaces the targets without a restart.
 @Suite("Daemon reload", .serialized)
 struct DaemonReloadTests {
-    @Test("POST /-/reload: broken refused, old kept; good one takes over")
+    @Test("POST /-/reload: broken refused, old kept; good one takes over, the targets it took out leave the list")
     func reload() async throws {
         let first = try NATSServerProcess(jetStream: false)
         defer { first.stop() }
@@ -672,6 +672,10 @@ struct DaemonReloadTests {
         let (status, body) = try await DaemonAPITests.request(.POST, "http://127.0.0.1:\(port)/-/reload")
         #expect(status == 200 && body.contains("1 targets"), "\(body)")
         #expect(try await waitFor("127.0.0.1:\(second.monitoringPort)"))
+        // The target the reload took out is no longer listed (nor listed again by a late round).
+        try await Task.sleep(for: .seconds(2))
+        let listed = try await targets()
+        #expect(!listed.contains("127.0.0.1:\(first.monitoringPort)"), "\(listed)")
         await daemon.shutdown()
         try await running.value
     }

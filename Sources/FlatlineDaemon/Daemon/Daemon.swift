@@ -375,11 +375,13 @@ public final class Daemon: Sendable {
             logger.warning("cluster changed: it takes effect at the next start")
         }
         sharedDelivery?.setWindow(Self.duplicateWindow(routing))
+        let kept = Set(configuration.targets.map(\.name))
         await pipeline.reconfigure(
             routing: routing,
             detection: Self.detection(configuration),
             notifier: notifier,
-            detector: configuration.detector
+            detector: configuration.detector,
+            removedTargets: Set(self.configuration.targets.map(\.name)).subtracting(kept)
         )
         generation.withLock { $0 = Generation(configuration: configuration, notifier: notifier) }
         reloads.advance()

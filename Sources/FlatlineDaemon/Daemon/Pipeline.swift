@@ -71,6 +71,8 @@ public actor Pipeline {
     var engine: AlertEngine { evaluation.engine }
     private var notifier: Notifier?
     private var targets: [String: TargetStatus] = [:]
+    /// Targets the last reload removed: a round of theirs still in flight is not listed again.
+    private var retiredTargets: Set<String> = []
     private var series: [LabelSet: SeriesStatus] = [:]
     /// At most this many series in `series` (for `/metrics`); new ones beyond are not kept.
     let maxExportedSeries: Int
@@ -303,6 +305,7 @@ public actor Pipeline {
                 "resolved": evaluation.engine.alerts(in: .resolved).count,
             ]
         )
+        guard !retiredTargets.contains(batch.target) else { return (events, verdicts) }
         targets[batch.target] = TargetStatus(
             target: batch.target,
             job: batch.labels["job"] ?? "",
@@ -607,11 +610,16 @@ public actor Pipeline {
     /// - Parameter detector: the reloaded `detector:`. One that learns as the running one does
     ///   (only judging parameters such as thresholds differ) runs from the next round on, every
     ///   bank going on with what it learned; another waits for the next start. Either is logged.
+    ///   - removedTargets: the targets the reload took out of the configuration: they leave
+    ///     the targets list (`/api/v1/targets`, the status page) and their detection state goes;
+    ///     a round of theirs that was in flight no longer lists them again. Their alerts resolve
+    ///     as their models' things go stale.
     public func reconfigure(
         routing: AlertingSettings,
         detection: [String: DetectionSettings],
         notifier: Notifier,
-        detector reloaded: DetectorConfiguration? = nil
+        detector reloaded: DetectorConfiguration? = nil,
+        removedTargets: Set<String> = []
     ) {
         if let reloaded, reloaded != detector {
             if let difference = reloaded.learningDifference(from: detector) {
@@ -639,6 +647,11 @@ public actor Pipeline {
             evaluation.banks[target] = nil
         }
         targets = targets.filter { Self.settings(detection, target: $0.key, job: $0.value.job) != nil }
+        for target in removedTargets {
+            targets[target] = nil
+            evaluation.banks[target] = nil
+        }
+        retiredTargets = removedTargets
     }
 
     /// Every bank judged with `configuration` from now on; `nil` when one cannot be.
