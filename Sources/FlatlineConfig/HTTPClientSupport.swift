@@ -53,4 +53,12 @@ package enum HTTPClientSupport {
         if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
         return text
     }
+
+    /// Whether `error` says the host could not be reached at all (refused, or no connection
+    /// within the connect timeout): another request to it now would fail the same way.
+    package static func isUnreachable(_ error: any Error) -> Bool {
+        if let error = error as? HTTPClientError, error == .connectTimeout { return true }
+        let text = "\(error)"
+        return text.contains("connectionRefused") || text.contains("Connection refused")
+    }
 }

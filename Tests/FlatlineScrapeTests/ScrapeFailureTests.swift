@@ -127,7 +127,7 @@ struct ScrapeFailureTests {
                     Self.job("away", port: port, base: "/away"),
                     Self.job("stall", port: port, base: "/stall"),
                     Self.job("unhealthy", port: port, base: "/unhealthy", endpoints: "healthz"),
-                    Self.job("refused", port: refused, base: "/ok"),
+                    Self.job("refused", port: refused, base: "/ok", endpoints: "varz, connz, jsz"),
                 ].joined(separator: "\n")
                     + """
 
@@ -161,6 +161,14 @@ struct ScrapeFailureTests {
         #expect(ScrapeSupport.sample(byJob["redirect"]?.samples ?? [], "gnatsd_varz_in_msgs")?.value == 5)
         #expect(failure("away").contains("redirected to another host (http://127.0.0.2)"), "\(failure("away"))")
         #expect(failure("refused").contains("refused"), "\(failure("refused"))")
+        // An unreachable target's other endpoints are not tried in the same round: each says why,
+        // instead of waiting out the timeout and reporting one.
+        for endpoint in ["connz", "jsz"] {
+            #expect(
+                failure("refused", endpoint) == "not tried: varz found the target unreachable (connection refused)",
+                "\(endpoint): \(failure("refused", endpoint))"
+            )
+        }
         for job in ["notjson", "truncated", "huge", "error", "shape", "slow", "trickle", "stall", "refused"] {
             let batch = try #require(byJob[job])
             #expect(!batch.health.up)

@@ -11,10 +11,13 @@ import NIOSSL
 /// A scrape that failed: the target, the endpoint, and why.
 public struct ScrapeError: Error, Hashable, Sendable, CustomStringConvertible {
     public var reason: String
+    /// The target could not be reached at all (its connection refused or never made).
+    public var unreachable: Bool
 
-    public init(reason: String) {
+    public init(reason: String, unreachable: Bool = false) {
         // Reasons quote what targets sent: kept short before they reach logs, the API and the page.
         self.reason = Redaction.redactingUserinfo(reason.truncated())
+        self.unreachable = unreachable
     }
 
     public var description: String { reason }
@@ -128,7 +131,10 @@ package final class HTTPFetcher: Sendable {
             } catch is DeadlineExceeded {
                 throw ScrapeError(reason: "timed out after \(job.scrapeTimeout) s (the body did not arrive in time)")
             } catch {
-                throw ScrapeError(reason: HTTPClientSupport.describe(error))
+                throw ScrapeError(
+                    reason: HTTPClientSupport.describe(error),
+                    unreachable: HTTPClientSupport.isUnreachable(error)
+                )
             }
             if response.status.code == 401, authorizer.usesOAuth2, !retriedToken {
                 // The token may have been revoked before its expiry: fetch a new one, once.

@@ -159,12 +159,24 @@ struct TargetScraper {
         case .natsEvents:
             break
         case .nats, .natsSystem:
+            // A target that cannot be reached is not asked again for its other endpoints in the
+            // same round: each would wait out the scrape timeout and report a timeout instead of
+            // the refused connection.
+            var unreachable: String?
             for endpoint in target.job.nats.endpoints {
+                if let unreachable {
+                    errors[endpoint.rawValue] = unreachable
+                    await recorder?.error(time, target, endpoint.rawValue, unreachable)
+                    continue
+                }
                 do {
                     samples += try await scrapeNATS(endpoint, deadline: deadline)
                 } catch {
                     errors[endpoint.rawValue] = error.reason
                     await recorder?.error(time, target, endpoint.rawValue, error.reason)
+                    if error.unreachable {
+                        unreachable = "not tried: \(endpoint.rawValue) found the target unreachable (\(error.reason))"
+                    }
                 }
             }
         }
