@@ -291,6 +291,12 @@ struct ReplayCommandTests {
             "\(surprise.standardError)"
         )
 
+        // A negative surprise threshold is a value, not another option.
+        let negative = try replay([Self.example, "--threshold", "-1", "--quiet", "--anomalies-only"])
+        #expect(negative.status == 0, "\(negative.standardError)")
+        let usual = try replay([Self.example, "--quiet", "--anomalies-only"])
+        #expect(negative.standardOutput.count > usual.standardOutput.count)
+
         let format = try replay([Self.example, "--input-format", "parquet"])
         #expect(format.status != 0)
         #expect(format.standardError.contains("parquet"))

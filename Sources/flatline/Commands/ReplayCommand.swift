@@ -28,7 +28,9 @@ struct ReplayCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The recording to replay (none with --prometheus).")
+    @Argument(
+        help: "The file to replay: CSV, Prometheus text, OpenMetrics or a recording (none with --prometheus)."
+    )
     var input: String?
 
     @Option(
@@ -105,9 +107,12 @@ struct ReplayCommand: AsyncParsableCommand {
     )
     var seasons: SeasonsArgument?
 
+    // (Unconditional: a surprise threshold may be negative, and `--threshold -1` is its value,
+    // not another option.)
     @Option(
+        parsing: .unconditional,
         help:
-            "When a point is anomalous: for surprise, the surprise L (-log10 of such points per hour, default 3); for the others, the calibrated score (default 0.999)."
+            "When a point is anomalous: for surprise, the surprise L (-log10 of such points per hour, from -3 to 30, default 3); for the others, the calibrated score (between 0 and 1, default 0.999)."
     )
     var threshold: Double?
 
