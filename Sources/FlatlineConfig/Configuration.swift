@@ -392,6 +392,9 @@ public struct ScrapeTarget: Sendable {
 }
 
 extension Configuration {
+    /// The largest configuration file read.
+    public static let maxFileBytes = 16 << 20
+
     /// Reads and checks a configuration file. Relative file names in it (token files,
     /// certificates) are taken relative to the configuration file's directory.
     /// - Throws: ``ConfigError`` with the file, line and key of the first problem.
@@ -405,7 +408,16 @@ extension Configuration {
         while true {
             let n = fread(&chunk, 1, chunk.count, handle)
             if n > 0 { bytes += chunk[0..<n] }
+            // A configuration is text an operator wrote: past the limit it is not one (and
+            // `/dev/zero` given by mistake is not read for ever).
+            guard bytes.count <= maxFileBytes else {
+                throw ConfigError(file: path, line: 0, key: "", reason: "larger than \(maxFileBytes / 1_048_576) MiB")
+            }
             if n < chunk.count { break }
+        }
+        if ferror(handle) != 0 {
+            // A directory, say: fopen takes it, reading it fails.
+            throw ConfigError(file: path, line: 0, key: "", reason: "cannot read: \(String(cString: strerror(errno)))")
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw ConfigError(file: path, line: 0, key: "", reason: "not UTF-8 text")

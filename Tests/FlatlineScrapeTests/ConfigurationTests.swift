@@ -384,6 +384,16 @@ struct ConfigurationTests {
         let clusterFileCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", clusterFile.path])
         #expect(clusterFileCheck.status == 1)
         #expect(clusterFileCheck.standardError.contains("cluster: cannot read \(directory.url.path)/nats.token"))
+        // A directory, and something endless, given as the configuration.
+        let folder = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", directory.url.path])
+        #expect(folder.status == 1)
+        #expect(
+            folder.standardError.contains("\(directory.url.path): cannot read: Is a directory"),
+            "\(folder.standardError)"
+        )
+        let endless = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", "/dev/zero"], timeout: 60)
+        #expect(endless.status == 1)
+        #expect(endless.standardError.contains("/dev/zero: larger than 16 MiB"), "\(endless.standardError)")
         // The HTTP API's token and certificates, and every receiver's secrets and certificates.
         let web = try directory.write(
             "web.yml",
