@@ -399,25 +399,12 @@ extension Configuration {
     /// certificates) are taken relative to the configuration file's directory.
     /// - Throws: ``ConfigError`` with the file, line and key of the first problem.
     public static func load(path: String) throws(ConfigError) -> Configuration {
-        guard let handle = fopen(path, "rb") else {
-            throw ConfigError(file: path, line: 0, key: "", reason: "cannot open: \(String(cString: strerror(errno)))")
-        }
-        defer { fclose(handle) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = fread(&chunk, 1, chunk.count, handle)
-            if n > 0 { bytes += chunk[0..<n] }
-            // A configuration is text an operator wrote: past the limit it is not one (and
-            // `/dev/zero` given by mistake is not read for ever).
-            guard bytes.count <= maxFileBytes else {
-                throw ConfigError(file: path, line: 0, key: "", reason: "larger than \(maxFileBytes / 1_048_576) MiB")
-            }
-            if n < chunk.count { break }
-        }
-        if ferror(handle) != 0 {
-            // A directory, say: fopen takes it, reading it fails.
-            throw ConfigError(file: path, line: 0, key: "", reason: "cannot read: \(String(cString: strerror(errno)))")
+        // A configuration is text an operator wrote: past the limit it is not one (and
+        // `/dev/zero` given by mistake is not read for ever); a directory cannot be read.
+        let bytes: [UInt8]
+        switch BoundedFile.read(path, limit: maxFileBytes) {
+        case .success(let read): bytes = read
+        case .failure(let error): throw ConfigError(file: path, line: 0, key: "", reason: error.reason)
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw ConfigError(file: path, line: 0, key: "", reason: "not UTF-8 text")

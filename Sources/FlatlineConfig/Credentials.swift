@@ -14,11 +14,16 @@ package final class FileSecret: Sendable {
         self.path = path
     }
 
+    /// The largest secret file read (it is read at every use).
+    package static let maxBytes = 64 << 10
+
     /// The current secret.
     /// - Throws: ``CredentialsError`` when the file cannot be read or is empty.
     package func value() throws(CredentialsError) -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw CredentialsError(reason: "cannot read \(path)")
+        let data: [UInt8]
+        switch BoundedFile.read(path, limit: Self.maxBytes) {
+        case .success(let read): data = read
+        case .failure(let error): throw CredentialsError(reason: "cannot read \(path): \(error.reason)")
         }
         let value = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard !value.isEmpty else { throw CredentialsError(reason: "\(path) is empty") }

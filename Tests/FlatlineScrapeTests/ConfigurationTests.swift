@@ -394,6 +394,14 @@ struct ConfigurationTests {
         let endless = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", "/dev/zero"], timeout: 60)
         #expect(endless.status == 1)
         #expect(endless.standardError.contains("/dev/zero: larger than 16 MiB"), "\(endless.standardError)")
+        // A secret file is read at every use, never past its limit.
+        #expect {
+            _ = try FileSecret(path: "/dev/zero").value()
+        } throws: { error in
+            "\(error)".contains("cannot read /dev/zero: larger than 64 KiB")
+        }
+        _ = try directory.write("ok.token", " s3cret\n")
+        #expect(try FileSecret(path: directory.file("ok.token").path).value() == "s3cret")
         // The HTTP API's token and certificates, and every receiver's secrets and certificates.
         let web = try directory.write(
             "web.yml",

@@ -284,8 +284,10 @@ public enum ModelDirectory {
         var seen: [String: String] = [:]
         for name in names {
             let file = path + "/" + name
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw ModelError(file: file, reason: "cannot read")
+            let data: [UInt8]
+            switch BoundedFile.read(file, limit: 1 << 20) {
+            case .success(let read): data = read
+            case .failure(let error): throw ModelError(file: file, reason: error.reason)
             }
             let model = try Model.parse(String(decoding: data, as: UTF8.self), file: file)
             if let other = seen[model.name] {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlatlineAlerting
+import FlatlineConfig
 import FlatlineCore
 import FlatlineNotify
 import Foundation
@@ -90,7 +91,7 @@ struct ReceiveCommand: AsyncParsableCommand {
     }
 
     static func verify(_ header: String, body: Data, secretFile: String) -> Bool {
-        guard let data = FileManager.default.contents(atPath: secretFile) else { return false }
+        guard case .success(let data) = BoundedFile.read(secretFile, limit: FileSecret.maxBytes) else { return false }
         let secret = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         var parts: [String: String] = [:]
         for part in header.split(separator: ",") {
