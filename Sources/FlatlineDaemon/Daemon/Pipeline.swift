@@ -607,9 +607,10 @@ public actor Pipeline {
     /// (silences kept, firing alerts routed again), the new notifier, the new targets' steps.
     /// Detection state and alert states carry on.
     ///
-    /// - Parameter detector: the reloaded `detector:`. One that learns as the running one does
-    ///   (only judging parameters such as thresholds differ) runs from the next round on, every
-    ///   bank going on with what it learned; another waits for the next start. Either is logged.
+    /// - Parameters:
+    ///   - detector: the reloaded `detector:`. One that learns as the running one does (only
+    ///     judging parameters such as thresholds differ) runs from the next round on, every bank
+    ///     going on with what it learned; another waits for the next start. Either is logged.
     ///   - removedTargets: the targets the reload took out of the configuration: they leave
     ///     the targets list (`/api/v1/targets`, the status page) and their detection state goes;
     ///     a round of theirs that was in flight no longer lists them again. Their alerts resolve
