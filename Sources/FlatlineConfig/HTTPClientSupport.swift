@@ -57,8 +57,6 @@ package enum HTTPClientSupport {
     /// Whether `error` says the host could not be reached at all (refused, or no connection
     /// within the connect timeout): another request to it now would fail the same way.
     package static func isUnreachable(_ error: any Error) -> Bool {
-        if let error = error as? HTTPClientError, error == .connectTimeout { return true }
-        let text = "\(error)"
-        return text.contains("connectionRefused") || text.contains("Connection refused")
+        ["connection refused", "connection timed out"].contains(describe(error))
     }
 }

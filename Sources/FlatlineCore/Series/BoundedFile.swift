@@ -18,7 +18,8 @@ package enum BoundedFile {
         }
         defer { fclose(handle) }
         var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        // Small: a secret is read at every request that uses it.
+        var chunk = [UInt8](repeating: 0, count: 8192)
         while true {
             let n = fread(&chunk, 1, chunk.count, handle)
             if n > 0 { bytes += chunk[0..<n] }
