@@ -125,7 +125,8 @@ struct ReplayCommandTests {
         let missing = try replay([
             fixture, "--out", "/dev/null", "--alerts-out", out, "--models", directory.file("nope").path,
         ])
-        #expect(missing.status != 0)
+        #expect(missing.status == 1)
+        #expect(!missing.standardError.contains("Usage:"), "\(missing.standardError)")
         #expect(missing.standardError.contains("nope: no such models directory"), "\(missing.standardError)")
         #expect(missing.standardError.contains("pass --models DIR"), "\(missing.standardError)")
     }

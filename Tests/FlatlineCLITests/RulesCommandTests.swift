@@ -143,7 +143,8 @@ struct RulesCommandTests {
                 directory.file("none").path,
             ]
         )
-        #expect(missing.status != 0)
+        #expect(missing.status == 1)
+        #expect(!missing.standardError.contains("Usage:"), "\(missing.standardError)")
         #expect(missing.standardError.contains("no usable saved model state"))
     }
 }

@@ -38,7 +38,9 @@ struct RunCommandTests {
         return !process.isRunning
     }
 
-    @Test("a models directory that is not there is named, with where a relative one was looked for and --models")
+    @Test(
+        "a models directory that is not there is named, with where a relative one was looked for and --models; a failure is exit status 1 without the usage, an argument error 64 with it"
+    )
     func missingModels() throws {
         let directory = try TestSupport.TemporaryDirectory()
         defer { directory.remove() }
@@ -48,7 +50,9 @@ struct RunCommandTests {
             ["run", "--models", absolute, "--data-dir", directory.file("data").path],
             timeout: 60
         )
-        #expect(result.status != 0)
+        #expect(result.status == 1)
+        #expect(result.standardError.hasPrefix("Error: "), "\(result.standardError)")
+        #expect(!result.standardError.contains("Usage:"), "\(result.standardError)")
         #expect(result.standardError.contains("\(absolute): no such models directory"), "\(result.standardError)")
         #expect(result.standardError.contains("pass --models DIR"), "\(result.standardError)")
         // The default is relative: the error says where it looked.
@@ -73,6 +77,15 @@ struct RunCommandTests {
         )
         #expect(notDirectory.status != 0)
         #expect(notDirectory.standardError.contains("\(file.path): not a directory"), "\(notDirectory.standardError)")
+        // What the arguments got wrong shows how to give them.
+        let argument = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["run", "--log-format", "xml", "--data-dir", directory.file("data").path],
+            timeout: 60
+        )
+        #expect(argument.status == 64)
+        #expect(argument.standardError.contains("--log-format must be text or json"), "\(argument.standardError)")
+        #expect(argument.standardError.contains("Usage: flatline run"), "\(argument.standardError)")
     }
 
     @Test("SIGTERM saves state and exits 0; the next start continues from it")

@@ -41,7 +41,7 @@ struct NotifyBenchmark {
         }
         yaml += "receivers: [{name: default, file_configs: [{path: '-'}]}]\n"
         guard let alerting = try Configuration.parse(yaml, file: "bench.yml").alerting else {
-            throw ValidationError("bench routing tree has no route")
+            throw CommandFailure("bench routing tree has no route")
         }
         return RoutingTree(alerting.route)
     }
@@ -107,7 +107,7 @@ struct NotifyBenchmark {
             receivers: [{name: hook, webhook_configs: [{url: "http://127.0.0.1:\(port.withLock { $0 } ?? 0)/hook"}]}]
             """
         guard let alerting = try Configuration.parse(yaml, file: "bench.yml").alerting else {
-            throw ValidationError("bench receiver has no route")
+            throw CommandFailure("bench receiver has no route")
         }
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

@@ -52,3 +52,15 @@ struct SeasonsArgument: ExpressibleByArgument, Sendable {
         seasons = result
     }
 }
+
+/// A command that failed at its work rather than at its arguments: a file it could not read or
+/// write, a configuration, model or saved state that does not load. Printed as `Error: reason`
+/// with exit status 1; an argument error (`ValidationError`) prints the usage after its reason and
+/// exits with 64.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}

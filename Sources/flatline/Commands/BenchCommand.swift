@@ -372,7 +372,7 @@ struct BenchCommand: AsyncParsableCommand {
     /// The shipped models must be where `--models` says before a part that runs them starts.
     func requireModels(part: String) throws {
         guard FileManager.default.fileExists(atPath: models + "/consumer_freeze.yml") else {
-            throw ValidationError("the \(part) part needs the shipped models: \(models) has none (--models DIR)")
+            throw CommandFailure("the \(part) part needs the shipped models: \(models) has none (--models DIR)")
         }
     }
 

@@ -45,10 +45,10 @@ struct NotifyCommand: AsyncParsableCommand {
         do {
             configuration = try Configuration.load(path: config)
         } catch {
-            throw ValidationError("\(error)")
+            throw CommandFailure("\(error)")
         }
         guard let alerting = configuration.alerting else {
-            throw ValidationError("\(config): no route: (and receivers:) to send notifications to")
+            throw CommandFailure("\(config): no route: (and receivers:) to send notifications to")
         }
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
         let logger = Logger(label: "flatline.notify") { label in
@@ -92,7 +92,7 @@ struct NotifyCommand: AsyncParsableCommand {
             data = FileHandle.standardInput.readDataToEndOfFile()
         } else {
             guard let contents = FileManager.default.contents(atPath: path) else {
-                throw ValidationError("cannot read \(path)")
+                throw CommandFailure("cannot read \(path)")
             }
             data = contents
         }
@@ -102,7 +102,7 @@ struct NotifyCommand: AsyncParsableCommand {
             do {
                 out.append(try JSONDecoder().decode(AlertEventRecord.self, from: Data(line)).event())
             } catch {
-                throw ValidationError("\(path):\(number + 1): not an alert event: \(error)")
+                throw CommandFailure("\(path):\(number + 1): not an alert event: \(error)")
             }
         }
         return out

@@ -366,7 +366,7 @@ struct ReplayCommand: AsyncParsableCommand {
                 try detector.validate()
                 configuration = loaded
             } catch {
-                throw ValidationError("\(error)")
+                throw CommandFailure("\(error)")
             }
         }
         // A recording goes through the daemon's own pipeline, rows and alerts in one read (a
@@ -464,7 +464,7 @@ struct ReplayCommand: AsyncParsableCommand {
         do {
             return try ModelDirectory.load(models)
         } catch {
-            throw ValidationError("\(error) (\(RunCommand.modelsHint))")
+            throw CommandFailure("\(error) (\(RunCommand.modelsHint))")
         }
     }
 
@@ -615,7 +615,7 @@ final class OutputSink {
         if let path {
             let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard fd >= 0 else {
-                throw ValidationError("cannot create \(path): \(String(cString: strerror(errno)))")
+                throw CommandFailure("cannot create \(path): \(String(cString: strerror(errno)))")
             }
             descriptor = fd
         } else {
@@ -670,7 +670,7 @@ final class OutputSink {
         if path != nil, Glibc.close(descriptor) != 0, failure == nil {
             failure = String(cString: strerror(errno))
         }
-        if let failure { throw ValidationError("cannot write \(path ?? "standard output"): \(failure)") }
+        if let failure { throw CommandFailure("cannot write \(path ?? "standard output"): \(failure)") }
     }
 }
 

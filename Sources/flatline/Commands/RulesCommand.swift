@@ -33,14 +33,14 @@ struct RulesCommand: ParsableCommand {
         do {
             loaded = try ModelDirectory.load(models)
         } catch {
-            throw ValidationError("\(error)")
+            throw CommandFailure("\(error)")
         }
         var learned: [RuleFiles.LearnedStall] = []
         if let fromState {
             let logger = Logger(label: "flatline.rules") { StreamLogHandler.standardError(label: $0) }
             let directory = try StateDirectory(path: fromState)
             guard let state = directory.restoreModels(logger: logger) else {
-                throw ValidationError("\(fromState): no usable saved model state (models.json)")
+                throw CommandFailure("\(fromState): no usable saved model state (models.json)")
             }
             learned = RuleFiles.learnedStalls(state, models: loaded)
             Stderr.write("rules: \(learned.count) consumer(s) with a learned stall longer than the generic window\n")
@@ -51,7 +51,7 @@ struct RulesCommand: ParsableCommand {
             do {
                 try Data(file.text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
             } catch {
-                throw ValidationError("cannot write \(path): \(error.localizedDescription)")
+                throw CommandFailure("cannot write \(path): \(error.localizedDescription)")
             }
             print(path)
         }

@@ -118,10 +118,10 @@ struct RunCommand: AsyncParsableCommand {
                 configuration = try Configuration.parse(DefaultConfiguration.yaml, file: "(built-in configuration)")
             }
         } catch {
-            throw ValidationError("\(error)")
+            throw CommandFailure("\(error)")
         }
         if clusterReplica != nil, configuration.cluster == nil {
-            throw ValidationError("--cluster.replica: the configuration has no cluster: section")
+            throw CommandFailure("--cluster.replica: the configuration has no cluster: section")
         }
         var options = DaemonOptions()
         options.clusterReplica = clusterReplica
@@ -147,9 +147,9 @@ struct RunCommand: AsyncParsableCommand {
         do {
             daemon = try Daemon(configuration: configuration, options: options, logger: logger)
         } catch let error where !FileManager.default.fileExists(atPath: models) {
-            throw ValidationError("\(error) (\(Self.modelsHint))")
+            throw CommandFailure("\(error) (\(Self.modelsHint))")
         } catch {
-            throw ValidationError("\(error)")
+            throw CommandFailure("\(error)")
         }
         try await daemon.run()
     }
