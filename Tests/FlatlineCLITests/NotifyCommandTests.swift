@@ -120,6 +120,48 @@ struct NotifyCommandTests {
         #expect(orders == [false, true])
     }
 
+    @Test("--timeout cuts a receiver that never answers: the attempt is said to be cut short, the notifications wait")
+    func timeoutCutsShort() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        // Listening, never accepting: the kernel completes the connection, nobody answers.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, length) == 0 && listen(listener, 8) == 0 && getsockname(listener, $0, &length) == 0
+            }
+        }
+        try #require(bound)
+        let port = UInt16(bigEndian: address.sin_port)
+        let config = try directory.write(
+            "flatline.yml",
+            """
+            route: {receiver: hook, group_by: [stream], group_wait: 0s}
+            receivers:
+              - name: hook
+                webhook_configs: [{url: "http://127.0.0.1:\(port)/hook", timeout: 60s}]
+            """
+        )
+        let result = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            [
+                "notify", "--config", config.path, "--data-dir", directory.file("d").path, "--timeout", "2s",
+                try Self.events(directory).path,
+            ],
+            timeout: 60
+        )
+        #expect(result.status == 1)
+        // Three notifications (two groups' firing, then ORDERS resolved): none delivered, none lost.
+        #expect(result.standardError.contains("0 delivered, 3 waiting, 0 given up"), "\(result.standardError)")
+        #expect(result.standardError.contains("attempt cut short by stopping"), "\(result.standardError)")
+        #expect(!result.standardError.contains("will retry"), "\(result.standardError)")
+    }
+
     @Test("bad input is refused with the line and the reason")
     func badEvents() throws {
         let directory = try TestSupport.TemporaryDirectory()

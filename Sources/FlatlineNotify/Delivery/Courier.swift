@@ -195,12 +195,22 @@ public final class Courier: Sendable {
             for await result in group { all.append(result) }
             return all
         }
-        record(outcomes, integration: integration.id)
+        // An attempt cut short by a shutdown (or `notify --timeout`) says so, not what the HTTP
+        // client threw when it was cancelled; the notification stays in the outbox.
+        let cut = Task.isCancelled
+        record(
+            outcomes.map { item, outcome in
+                guard cut, case .retry(let reason, _) = outcome else { return (item, outcome) }
+                return (item, .retry(reason: "attempt cut short by stopping (\(reason))", after: nil))
+            },
+            integration: integration.id,
+            cutShort: cut
+        )
         return items.count
     }
 
     /// Stores a round's outcomes in one transaction, then counts and logs them.
-    private func record(_ outcomes: [(OutboxItem, DeliveryOutcome)], integration: String) {
+    private func record(_ outcomes: [(OutboxItem, DeliveryOutcome)], integration: String, cutShort: Bool = false) {
         let time = now()
         var updates: [Outbox.Update] = []
         var notes: [(DeliveryStats.Outcome, OutboxItem, String?, Double?)] = []
@@ -262,6 +272,8 @@ public final class Courier: Sendable {
                 logger.error("notification rejected by the receiver, not retried", metadata: metadata)
             case .expired:
                 logger.error("notification given up: too old", metadata: metadata)
+            case .retried where cutShort:
+                logger.warning("notification attempt cut short by stopping, it stays queued", metadata: metadata)
             case .retried:
                 metadata["retry_in"] = "\(delay ?? 0)"
                 logger.warning("notification failed, will retry", metadata: metadata)
