@@ -590,4 +590,31 @@ extension ReplayCommandTests {
         )
         #expect(try replay([named.path, "--quiet"]).status == 0)
     }
+
+    @Test("a CSV of several value columns and none named value says which one is scored and which are not")
+    func wideCSVWarned() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let warning =
+            #"no column is named "value": column "cpu" is scored, "mem", "disk" are not (a CSV file is one series"#
+        // In time order (streamed) and not (read whole): the same warning, and the rows of `cpu`.
+        for (name, times) in [
+            ("ordered.csv", ["00:00", "00:01", "00:02"]), ("unordered.csv", ["00:02", "00:00", "00:01"]),
+        ] {
+            let rows = times.enumerated().map { k, t in "2026-01-01 \(t):00,\(k).5,\(k + 10),\(k + 20)" }
+            let file = try directory.write(name, "timestamp,cpu,mem,disk\n" + rows.joined(separator: "\n") + "\n")
+            let result = try replay([file.path, "--quiet"])
+            #expect(result.status == 0, "\(result.standardError)")
+            #expect(result.standardError.contains("\(name): \(warning)"), "\(name): \(result.standardError)")
+            let values = result.standardOutput.split(separator: "\n").dropFirst().map { $0.split(separator: ",")[1] }
+            #expect(Set(values) == ["0.5", "1.5", "2.5"], "\(result.standardOutput)")
+        }
+        // A labelled file (timestamp, value, label) replays without a word.
+        let labelled = try directory.write(
+            "labelled.csv",
+            "timestamp,value,label\n2026-01-01 00:00:00,1,0\n2026-01-01 00:01:00,2,0\n"
+        )
+        let quiet = try replay([labelled.path, "--quiet"])
+        #expect(quiet.status == 0 && quiet.standardError.isEmpty, "\(quiet.standardError)")
+    }
 }

@@ -17,7 +17,9 @@ enum CSVSeries {
         var reader = CSVReader(name: name)
         try reader.parse(bytes, 0..<bytes.count, texts: &texts) { rows.append($0) }
         guard !rows.isEmpty else { throw noRows(name) }
-        return SeriesFile(name: name, format: .csv, series: [series], rows: rows, texts: texts.bytes)
+        var file = SeriesFile(name: name, format: .csv, series: [series], rows: rows, texts: texts.bytes)
+        if let warning = reader.warning { file.warnings.append(warning) }
+        return file
     }
 
     /// The error of a file without data rows.
@@ -133,6 +135,9 @@ struct CSVReader {
     /// Said with a value that is not a number when the header named no value column, so the
     /// column after the timestamp was taken: which one, and how to choose another.
     private var valueHint = ""
+    /// When the header named no value column and has columns besides the two read: which
+    /// column is scored and which are not (a file of several series, side by side).
+    private(set) var warning: String?
 
     init(name: String) {
         self.name = name
@@ -206,6 +211,13 @@ struct CSVReader {
                     if columns > 2 && !valueNames.contains(lowered[valueColumn]) {
                         valueHint =
                             " (no column is named \"value\", so column \"\(fields[valueColumn].trimmed)\" is read as the value: name the one to score \"value\")"
+                        let unread = fields.indices.filter { $0 != timeColumn && $0 != valueColumn }
+                            .map { "\"\(fields[$0].trimmed)\"" }
+                        warning =
+                            "no column is named \"value\": column \"\(fields[valueColumn].trimmed)\" is scored, "
+                            + "\(unread.joined(separator: ", ")) \(unread.count == 1 ? "is" : "are") not (a CSV file is one "
+                            + "series: name the column to score \"value\", or give several series as Prometheus or "
+                            + "OpenMetrics text)"
                     }
                     continue
                 }

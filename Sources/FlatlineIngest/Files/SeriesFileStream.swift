@@ -436,6 +436,8 @@ public struct SeriesFileOutline: Sendable {
     public var step: Double?
     /// How the file is laid out, and so streamed.
     public var layout = Layout.seriesAfterSeries
+    /// What the reader of the file should know (a CSV's columns that are not scored).
+    public var warnings: [String] = []
 
     public enum Layout: Hashable, Sendable {
         /// Each series' samples together: blocks of whole series, each through every tick.
@@ -750,7 +752,8 @@ extension SeriesFile {
         }
         guard outliner.streamable else { return nil }
         guard rows > 0 else { throw CSVSeries.noRows(path) }
-        guard let outline = try outliner.finish(), outline.layout == .timeOrder else { return nil }
+        guard var outline = try outliner.finish(), outline.layout == .timeOrder else { return nil }
+        if let warning = reader.warning { outline.warnings.append(warning) }
         return outline
     }
 }

@@ -550,6 +550,7 @@ struct ReplayCommand: AsyncParsableCommand {
         guard let replay = try StreamingReplay(path: input, format: fileFormat, settings: settings) else {
             return false
         }
+        for warning in replay.outline.warnings { Stderr.write("replay: \(source): \(warning)\n") }
         let clock = ContinuousClock()
         var lastReport = started
         var reported = false
