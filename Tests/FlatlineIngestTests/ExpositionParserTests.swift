@@ -56,6 +56,28 @@ struct ExpositionParserTests {
         }
     }
 
+    @Test("Windows line endings are refused as Prometheus refuses them, and the error says so")
+    func carriageReturnNamed() throws {
+        for (format, body) in [
+            (ExpositionFormat.text, "x 1\r\n"), (.text, "# TYPE x counter\r\nx 1\r\n"),
+            (.openMetrics, "# TYPE x gauge\r\nx 1\r\n# EOF\r\n"),
+        ] {
+            let error = #expect(throws: ExpositionError.self) {
+                try ExpositionParser(format: format).parse(Array(body.utf8))
+            }
+            #expect(error?.line == 1, "\(body.debugDescription): \(String(describing: error))")
+            #expect(
+                error?.reason.contains("the line ends in a carriage return") == true,
+                "\(String(describing: error))"
+            )
+        }
+        // The same error without the carriage return says nothing of line endings.
+        let plain = #expect(throws: ExpositionError.self) {
+            try ExpositionParser(format: .text).parse(Array("x one\n".utf8))
+        }
+        #expect(plain?.reason.contains("carriage return") == false, "\(String(describing: plain))")
+    }
+
     @Test("series remembered by their bytes (replay) read exactly as parsed afresh, corner cases and repeats included")
     func internedSeries() throws {
         func same(_ a: [ExposedSample], _ b: [ExposedSample]) -> Bool {

@@ -102,7 +102,13 @@ public struct ExpositionParser: Sendable {
                 if state.sawEOF {
                     throw ExpositionError(line: line, reason: "unexpected data after # EOF")
                 }
-                if let sample = try state.parseLine(slice, bytes, buffer, line: line) {
+                let parsed: RawSample?
+                do throws(ExpositionError) {
+                    parsed = try state.parseLine(slice, bytes, buffer, line: line)
+                } catch {
+                    throw Self.namingLineEnding(error, slice)
+                }
+                if let sample = parsed {
                     body(sample, state.newSeries)
                     state.newSeries = nil
                 }
@@ -161,7 +167,11 @@ public struct ExpositionParser: Sendable {
             while start < offset {
                 if bytes[start] == UInt8(ascii: "#") {
                     let end = Swift.min(Self.lineEnd(bytes, from: start), offset)
-                    try state.parseComment(bytes[start..<end], 0)
+                    do throws(ExpositionError) {
+                        try state.parseComment(bytes[start..<end], 0)
+                    } catch {
+                        throw Self.namingLineEnding(error, bytes[start..<end])
+                    }
                     start = end + 1
                     continue
                 }
@@ -179,6 +189,19 @@ public struct ExpositionParser: Sendable {
             }
         }
         return state
+    }
+
+    /// `error` of `line`, saying so when the line ends in a carriage return: Windows line
+    /// endings, which the format (and Prometheus) does not take, show up only as a bad value,
+    /// name or type otherwise.
+    static func namingLineEnding(_ error: ExpositionError, _ line: Slice<UnsafeBufferPointer<UInt8>>)
+        -> ExpositionError
+    {
+        guard line.last == 0x0D else { return error }
+        var named = error
+        named.reason +=
+            " (the line ends in a carriage return: the text format takes \\n line endings, not Windows' \\r\\n)"
+        return named
     }
 
     /// The index of the next newline at or after `start`, or the end.
