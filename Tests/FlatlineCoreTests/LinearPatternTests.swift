@@ -91,4 +91,27 @@ struct LinearPatternTests {
         )
         #expect(try LabelMatcher(parsing: #"x!~"a|b""#).matches([:]))
     }
+
+    @Test("series selectors as Prometheus writes them: a metric name, braces, commas inside quotes")
+    func selectors() throws {
+        #expect(try LabelMatcher.selector("up") == [try LabelMatcher(name: "__name__", op: .equal, value: "up")])
+        #expect(try LabelMatcher.selector(#"job="nats""#) == [try LabelMatcher(name: "job", op: .equal, value: "nats")])
+        let full = try LabelMatcher.selector(#" m{reason=~"a,b|c", note="say \"x,y\"" , job!="z",} "#)
+        #expect(
+            full == [
+                try LabelMatcher(name: "__name__", op: .equal, value: "m"),
+                try LabelMatcher(name: "reason", op: .matches, value: "a,b|c"),
+                try LabelMatcher(name: "note", op: .equal, value: #"say "x,y""#),
+                try LabelMatcher(name: "job", op: .notEqual, value: "z"),
+            ],
+            "\(full)"
+        )
+        for (bad, reason) in [
+            (#"{job="a""#, "no closing }"), ("{}", "has no matcher"), (#"9m{a="b"}"#, "is not a metric name"),
+            (#"{job}"#, "has no operator"),
+        ] {
+            let error = #expect(throws: PatternError.self) { try LabelMatcher.selector(bad) }
+            #expect(error?.reason.contains(reason) == true, "\(bad): \(String(describing: error))")
+        }
+    }
 }

@@ -98,6 +98,25 @@ struct HostileDaemonTests {
                 #expect(seriesStatus == 200)
                 #expect(series.contains(#""exported_exported_job":"a""#), "\(series)")
                 #expect(series.contains(#""exported_exported_exported_instance":"x""#), "\(series)")
+                // Prometheus's selectors: braces, a metric name, several match[] as alternatives.
+                func select(_ selectors: String...) async throws -> (Int, String) {
+                    let query = selectors.map {
+                        "match%5B%5D=" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
+                    }
+                    return try await DaemonAPITests.request(
+                        .GET,
+                        base + "/api/v1/series?" + query.joined(separator: "&")
+                    )
+                }
+                let (natsStatus, nats) = try await select(#"{job="nats"}"#)
+                #expect(natsStatus == 200)
+                #expect(nats.contains(#""job":"nats""#) && !nats.contains(#""job":"prom""#), "\(nats)")
+                let (_, either) = try await select("m2", #"{job="nats",__name__=~"scrape_dur.*"}"#)
+                #expect(either.contains(#""__name__":"m2""#), "\(either)")
+                #expect(either.contains(#""__name__":"scrape_duration_seconds","instance""#), "\(either)")
+                #expect(!either.contains(#""__name__":"m""#) && !either.contains(#""__name__":"up""#), "\(either)")
+                let (badStatus, bad) = try await select(#"{job="nats""#)
+                #expect(badStatus == 400 && bad.contains("no closing }"), "\(bad)")
                 // The series' own metric/target/source_job labels do not collide with the ones
                 // /metrics gives every exported series: promtool and a strict parser accept it.
                 var exported = ""

@@ -79,6 +79,55 @@ public struct LabelMatcher: Sendable, CustomStringConvertible {
         }
     }
 
+    /// The matchers of a series selector as Prometheus's `match[]` takes it: `up`,
+    /// `{job="nats",instance=~"a.*"}`, `gnatsd_varz_in_msgs{server_name="n1"}` (a metric name is
+    /// `__name__="name"`), or one matcher without braces (`job="nats"`). Commas inside quoted
+    /// values do not split.
+    /// - Throws: ``PatternError`` naming the selector and what is wrong with it.
+    public static func selector(_ text: String) throws(PatternError) -> [LabelMatcher] {
+        let trimmed = text.trimmingWhitespace()
+        guard let open = trimmed.firstIndex(of: "{") else {
+            if !trimmed.isEmpty, trimmed.allSatisfy({ $0 != "=" && $0 != "!" }) {
+                return [try metricName(trimmed, in: text)]
+            }
+            return [try LabelMatcher(parsing: trimmed)]
+        }
+        guard trimmed.hasSuffix("}") else {
+            throw PatternError(reason: "selector \"\(text)\": no closing }")
+        }
+        var matchers: [LabelMatcher] = []
+        let name = String(trimmed[..<open]).trimmingWhitespace()
+        if !name.isEmpty { matchers.append(try metricName(name, in: text)) }
+        // The matchers between the braces, split at commas outside quotes.
+        var part = ""
+        var quoted = false
+        var escaped = false
+        for c in trimmed[trimmed.index(after: open)..<trimmed.index(before: trimmed.endIndex)] {
+            if c == "," && !quoted {
+                if !part.trimmingWhitespace().isEmpty { matchers.append(try LabelMatcher(parsing: part)) }
+                part = ""
+                continue
+            }
+            if quoted && c == "\\" && !escaped {
+                escaped = true
+            } else {
+                if c == "\"" && !escaped { quoted.toggle() }
+                escaped = false
+            }
+            part.append(c)
+        }
+        if !part.trimmingWhitespace().isEmpty { matchers.append(try LabelMatcher(parsing: part)) }
+        guard !matchers.isEmpty else { throw PatternError(reason: "selector \"\(text)\" has no matcher") }
+        return matchers
+    }
+
+    private static func metricName(_ name: String, in text: String) throws(PatternError) -> LabelMatcher {
+        guard LabelSet.isValidMetricName(name) else {
+            throw PatternError(reason: "selector \"\(text)\": \"\(name)\" is not a metric name")
+        }
+        return try LabelMatcher(name: LabelSet.metricNameLabel, op: .equal, value: name)
+    }
+
     /// Whether a label's value (`nil` when absent) satisfies the matcher.
     public func matches(_ labelValue: String?) -> Bool {
         let actual = labelValue ?? ""

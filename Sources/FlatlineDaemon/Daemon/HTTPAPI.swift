@@ -187,16 +187,24 @@ enum HTTPAPI {
             json(Envelope(data: daemon.cluster?.status ?? .alone))
         }
         router.get("/api/v1/series") { request, _ -> Response in
+            // `match`: every one holds; `match[]` (Prometheus's): any one selector holds.
             var matchers: [LabelMatcher] = []
-            for text in request.uri.queryParameters.getAll("match") {
-                do {
-                    matchers.append(try LabelMatcher(parsing: String(text)))
-                } catch {
-                    return json(Failure(error: "match: \(error)"), status: .badRequest)
+            var selectors: [[LabelMatcher]] = []
+            do {
+                // (Keys as sent: `match[]` from curl -g, `match%5B%5D` from most HTTP libraries.)
+                for (key, text) in request.uri.queryParameters {
+                    switch String(key).removingPercentEncoding ?? String(key) {
+                    case "match": matchers += try LabelMatcher.selector(String(text))
+                    case "match[]": selectors.append(try LabelMatcher.selector(String(text)))
+                    default: continue
+                    }
                 }
+            } catch {
+                return json(Failure(error: "match: \(error)"), status: .badRequest)
             }
             let series = await pipeline.seriesStatuses.filter { status in
                 matchers.allSatisfy { $0.matches(status.labels) }
+                    && (selectors.isEmpty || selectors.contains { $0.allSatisfy { $0.matches(status.labels) } })
             }
             func finite(_ x: Double) -> Double? { x.isFinite ? x : nil }
             return json(
