@@ -145,6 +145,41 @@ struct RulesCommandTests {
         )
         #expect(missing.status == 1)
         #expect(!missing.standardError.contains("Usage:"), "\(missing.standardError)")
-        #expect(missing.standardError.contains("no usable saved model state"))
+        #expect(
+            missing.standardError == "Error: --from-state: \(directory.file("none").path): no such directory\n",
+            "\(missing.standardError)"
+        )
+        // Reading a state is all it does: a missing directory is not created, an unreadable
+        // file is not moved aside (a daemon may be using it), and the reason is given.
+        #expect(!FileManager.default.fileExists(atPath: directory.file("none").path))
+        let broken = directory.file("broken")
+        try FileManager.default.createDirectory(at: broken, withIntermediateDirectories: true)
+        try Data("{\"format\":".utf8).write(to: broken.appendingPathComponent("models.json"))
+        let unreadable = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            [
+                "rules", "--out", out.path, "--models", TestSupport.repositoryFile("models").path, "--from-state",
+                broken.path,
+            ]
+        )
+        #expect(unreadable.status == 1)
+        #expect(
+            unreadable.standardError.contains("--from-state: \(broken.path)/models.json: "),
+            "\(unreadable.standardError)"
+        )
+        #expect(try FileManager.default.contentsOfDirectory(atPath: broken.path) == ["models.json"])
+        let empty = directory.file("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        let none = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            [
+                "rules", "--out", out.path, "--models", TestSupport.repositoryFile("models").path, "--from-state",
+                empty.path,
+            ]
+        )
+        #expect(
+            none.standardError.contains("models.json: no saved model state: not a daemon's --data-dir"),
+            "\(none.standardError)"
+        )
     }
 }

@@ -121,6 +121,27 @@ public struct StateDirectory: Sendable {
         }
     }
 
+    /// The model state a daemon saved in `directory`, read for another use (`flatline rules
+    /// --from-state`): nothing is created, moved or logged; what is missing or unreadable is
+    /// thrown, naming the file.
+    /// - Throws: ``StateFileError`` when the directory or its `models.json` is not there or does
+    ///   not load.
+    public static func readModels(in directory: String) throws(StateFileError) -> ModelEvaluatorState {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
+            throw StateFileError(path: directory, reason: "no such directory")
+        }
+        guard isDirectory.boolValue else { throw StateFileError(path: directory, reason: "not a directory") }
+        let file = directory + "/models.json"
+        guard FileManager.default.fileExists(atPath: file) else {
+            throw StateFileError(
+                path: file,
+                reason: "no saved model state: not a daemon's --data-dir, or the daemon has not saved yet"
+            )
+        }
+        return try StateFile.load(ModelEvaluatorState.self, format: modelsFormat, version: modelsVersion, from: file)
+    }
+
     public func save(silences: [Silence]) throws(StateFileError) {
         try StateFile.save(silences, format: Self.silencesFormat, version: Self.silencesVersion, to: silencesFile)
     }

@@ -2,7 +2,6 @@ import ArgumentParser
 import FlatlineAlerting
 import FlatlineDaemon
 import Foundation
-import Logging
 
 struct RulesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -37,10 +36,11 @@ struct RulesCommand: ParsableCommand {
         }
         var learned: [RuleFiles.LearnedStall] = []
         if let fromState {
-            let logger = Logger(label: "flatline.rules") { StreamLogHandler.standardError(label: $0) }
-            let directory = try StateDirectory(path: fromState)
-            guard let state = directory.restoreModels(logger: logger) else {
-                throw CommandFailure("\(fromState): no usable saved model state (models.json)")
+            let state: ModelEvaluatorState
+            do {
+                state = try StateDirectory.readModels(in: fromState)
+            } catch {
+                throw CommandFailure("--from-state: \(error)")
             }
             learned = RuleFiles.learnedStalls(state, models: loaded)
             Stderr.write("rules: \(learned.count) consumer(s) with a learned stall longer than the generic window\n")
