@@ -150,6 +150,13 @@ public final class NATSServerProcess: @unchecked Sendable {
 
     /// A minimal HTTP/1.0 GET on 127.0.0.1, so tests need no HTTP client.
     public static func httpGet(port: Int, path: String) throws -> Data {
+        try httpRequest(port: port, path: path).body
+    }
+
+    /// One HTTP/1.0 request to 127.0.0.1:`port`: the status and the body of the answer.
+    public static func httpRequest(port: Int, method: String = "GET", path: String, body: [UInt8] = []) throws
+        -> (status: Int, body: Data)
+    {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestError("socket() failed") }
         defer { close(fd) }
@@ -164,7 +171,10 @@ public final class NATSServerProcess: @unchecked Sendable {
         }
         guard connected == 0 else { throw TestError("cannot connect to 127.0.0.1:\(port)") }
         // Connection: close, or a keep-alive server (Hummingbird) leaves the read waiting.
-        let request = Array("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
+        let head =
+            "\(method) \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            + (body.isEmpty ? "" : "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n") + "\r\n"
+        let request = Array(head.utf8) + body
         _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
         var response: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
@@ -173,10 +183,13 @@ public final class NATSServerProcess: @unchecked Sendable {
             if n <= 0 { break }
             response.append(contentsOf: chunk[0..<n])
         }
-        guard let split = response.firstRange(of: Array("\r\n\r\n".utf8)) else {
+        guard let split = response.firstRange(of: Array("\r\n\r\n".utf8)),
+            let status = String(decoding: response[..<split.lowerBound], as: UTF8.self).split(separator: " ")
+                .dropFirst().first.flatMap({ Int($0) })
+        else {
             throw TestError("malformed HTTP response")
         }
-        return Data(response[split.upperBound...])
+        return (status, Data(response[split.upperBound...]))
     }
 }
 

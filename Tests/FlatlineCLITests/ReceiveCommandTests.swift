@@ -62,4 +62,39 @@ struct ReceiveCommandTests {
         #expect(lines.count == 1)
         #expect(lines.first?.contains("\"alertname\":\"ConsumerFreeze\"") == true)
     }
+
+    @Test("a body that is not a webhook payload is refused with what it lacks, by its JSON path")
+    func badPayload() async throws {
+        let port = try NATSServerProcess.freePort()
+        let receiver = Process()
+        receiver.executableURL = TestSupport.flatlineBinary
+        receiver.arguments = ["receive", "--listen", "127.0.0.1:\(port)", "--duration", "20s"]
+        let output = Pipe()
+        receiver.standardOutput = output
+        try receiver.run()
+        defer { if receiver.isRunning { receiver.terminate() } }
+        while !NATSServerProcess.accepts(port: port) { try await Task.sleep(for: .milliseconds(50)) }
+        let base =
+            #"{"version":"4","groupKey":"k","truncatedAlerts":0,"status":"firing","receiver":"r","groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"x","#
+        for (body, reason) in [
+            ("hello", "not JSON"),
+            (#"{"status":"firing"}"#, #"missing "#),
+            (base + #""alerts":3}"#, #""alerts" is not an array"#),
+            (base + #""alerts":[{"status":"firing","labels":[]}]}"#, #""alerts[0].labels" is not an object"#),
+        ] {
+            let answer = try NATSServerProcess.httpRequest(
+                port: port,
+                method: "POST",
+                path: "/",
+                body: Array(body.utf8)
+            )
+            let text = String(decoding: answer.body, as: UTF8.self)
+            #expect(answer.status == 400, "\(body): \(answer.status)")
+            #expect(text.contains("not an Alertmanager webhook payload: \(reason)"), "\(body): \(text)")
+        }
+        receiver.terminate()
+        receiver.waitUntilExit()
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(printed.contains(#"refused a request: not an Alertmanager webhook payload: "alerts" is not an array"#))
+    }
 }

@@ -597,8 +597,21 @@ struct DaemonAPITests {
                 #"{"matchers": ["stream=~\"(\""], "duration": "1h"}"#
             )
             #expect(badStatus == 400 && bad.contains("not a regular expression"), "\(bad)")
-            let (noEnd, _) = try await Self.request(.POST, base + "/api/v1/silences", #"{"matchers": ["a=\"b\""]}"#)
-            #expect(noEnd == 400)
+            let (noEnd, noEndText) = try await Self.request(
+                .POST,
+                base + "/api/v1/silences",
+                #"{"matchers": ["a=\"b\""]}"#
+            )
+            #expect(noEnd == 400 && noEndText.contains("give endsAt or a duration"), "\(noEndText)")
+            let (words, wordsText) = try await Self.request(
+                .POST,
+                base + "/api/v1/silences",
+                #"{"matchers": ["a=\"b\""], "duration": "2 hours"}"#
+            )
+            #expect(
+                words == 400 && wordsText.contains(#"duration \"2 hours\" is not a positive duration"#),
+                "\(wordsText)"
+            )
             let (status, created) = try await Self.request(
                 .POST,
                 base + "/api/v1/silences",

@@ -264,6 +264,11 @@ enum HTTPAPI {
                     )
                 }
                 end = later
+            } else if let text = input.duration {
+                return json(
+                    Failure(error: "duration \"\(text.prefix(40))\" is not a positive duration (e.g. 30m, 2h, 1d)"),
+                    status: .badRequest
+                )
             } else {
                 return json(Failure(error: "give endsAt or a duration (e.g. 2h)"), status: .badRequest)
             }
