@@ -52,11 +52,12 @@ package struct YAMLValue {
         } catch let error as ConfigError {
             throw error
         } catch let error as YamlError {
+            let line = Self.line(of: error)
             throw ConfigError(
                 file: file,
-                line: Self.line(of: error),
+                line: line,
                 key: "",
-                reason: "not valid YAML: \(Self.describe(error))"
+                reason: "not valid YAML: \(Self.describe(error))" + Self.tabHint(text, line: line)
             )
         } catch {
             throw ConfigError(file: file, line: 0, key: "", reason: "not valid YAML: \(error)")
@@ -72,6 +73,17 @@ package struct YAMLValue {
         default:
             return 0
         }
+    }
+
+    /// What the YAML library's words (`found character that cannot start any token`) mean when
+    /// the line is indented with a tab.
+    private static func tabHint(_ text: String, line: Int) -> String {
+        guard line > 0 else { return "" }
+        let lines = text.split(separator: "\n", maxSplits: line, omittingEmptySubsequences: false)
+        guard line <= lines.count, lines[line - 1].prefix(while: { $0 == " " || $0 == "\t" }).contains("\t") else {
+            return ""
+        }
+        return " (the line is indented with a tab: YAML indents with spaces only)"
     }
 
     private static func describe(_ error: YamlError) -> String {

@@ -254,6 +254,8 @@ struct ConfigurationTests {
             ),
             ("web:\n  tls_config: {cert_file: c, key_file: k, min_version: TLS10}\n", 2, "min_version", "not TLS12"),
             ("scrape_configs: [\n", 2, "", "not valid YAML"),
+            ("scrape_configs:\n\t- job_name: x\n", 2, "", "the line is indented with a tab"),
+            ("global:\n  scrape_interval: 15s\n \tscrape_timeout: 5s\n", 3, "", "indented with a tab: YAML indents"),
             ("detector:\n  surprise:\n    treshold: 2\n", 3, "detector.surprise.treshold", "unknown key"),
             ("detector:\n  kind: prophet\n", 2, "detector", "prophet"),
             ("detector:\n  surprise: {threshold: 40}\n", 2, "detector.surprise.threshold", "must be from -3 to 30"),
