@@ -117,6 +117,18 @@ struct DaemonTests {
                 height: 2400
             )
             let metrics = try Self.get(port, "/metrics")
+            // A silence of the flood, once both were told: the alerts list says whom it mutes.
+            let (silenced, created) = try await DaemonAPITests.request(
+                .POST,
+                "http://127.0.0.1:\(port)/api/v1/silences",
+                #"{"matchers": ["alertname=\"ProducerFlood\""], "duration": "1h"}"#
+            )
+            #expect(silenced == 200, "\(created)")
+            let silence = try #require(
+                (try JSONSerialization.jsonObject(with: Data(created.utf8)) as? [String: Any])?["data"]
+                    as? [String: Any]
+            )
+            let silenceID = try #require(silence["id"] as? String)
             let alerts = try Self.get(port, "/api/v1/alerts")
             let ready = try Self.get(port, "/readyz")
             loadgen.terminate()
@@ -126,6 +138,16 @@ struct DaemonTests {
 
             #expect(ready.contains("ready"))
             #expect(alerts.contains("\"alertname\":\"ConsumerFreeze\""), "\(alerts)")
+            let listed = try #require(
+                (try JSONSerialization.jsonObject(with: Data(alerts.utf8)) as? [String: Any])?["data"]
+                    as? [[String: Any]]
+            )
+            for alert in listed {
+                let name = (alert["labels"] as? [String: String])?["alertname"]
+                let muted = try #require(alert["silencedBy"] as? [String], "\(alert)")
+                #expect(muted == (name == "ProducerFlood" ? [silenceID] : []), "\(alert)")
+            }
+            #expect(listed.contains { ($0["labels"] as? [String: String])?["alertname"] == "ProducerFlood" })
             Self.checkStatusPage(dom: dom, screenshot: screenshot)
             // /metrics: the project's own parser reads it, promtool accepts it.
             let parsed = try ExpositionParser(format: .text).parse(Array(metrics.utf8))

@@ -18,6 +18,8 @@ enum HTTPAPI {
         var activeSince: String
         var startsAt: String?
         var endsAt: String?
+        /// The ids of the silences that mute it now (Alertmanager's `status.silencedBy`).
+        var silencedBy: [String]
     }
 
     struct SeriesView: Encodable {
@@ -167,6 +169,8 @@ enum HTTPAPI {
             )
         }
         router.get("/api/v1/alerts") { _, _ -> Response in
+            let now = Pipeline.now()
+            let silences = await pipeline.silences
             let alerts = await pipeline.alerts().map { alert in
                 AlertView(
                     fingerprint: alert.fingerprint.description,
@@ -175,7 +179,8 @@ enum HTTPAPI {
                     annotations: alert.annotations,
                     activeSince: alert.activeSince.description,
                     startsAt: alert.firedAt?.description,
-                    endsAt: alert.resolvedAt?.description
+                    endsAt: alert.resolvedAt?.description,
+                    silencedBy: silences.filter { $0.mutes(alert.labels, at: now) }.map(\.id)
                 )
             }
             return json(Envelope(data: alerts))
