@@ -162,6 +162,36 @@ struct NotifyCommandTests {
         #expect(!result.standardError.contains("will retry"), "\(result.standardError)")
     }
 
+    @Test("a receiver that refuses the connection fails each attempt at once, retried on the backoff")
+    func refusedReceiver() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let port = try NATSServerProcess.freePort()
+        let config = try directory.write(
+            "flatline.yml",
+            """
+            route: {receiver: hook, group_by: [stream], group_wait: 0s}
+            receivers:
+              - name: hook
+                webhook_configs: [{url: "http://127.0.0.1:\(port)/hook", timeout: 10s}]
+            """
+        )
+        let result = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            [
+                "notify", "--config", config.path, "--data-dir", directory.file("d").path, "--timeout", "4s",
+                try Self.events(directory).path,
+            ],
+            timeout: 60
+        )
+        #expect(result.status == 1)
+        #expect(result.standardError.contains("0 delivered, 3 waiting, 0 given up"), "\(result.standardError)")
+        // Attempts 1 s, then 2 s apart: a second attempt within the 4 s (each attempt used to wait
+        // out the client's own connection retries, ~5 s).
+        #expect(result.standardError.contains("attempt=2"), "\(result.standardError)")
+        #expect(result.standardError.contains("reason=connection refused"), "\(result.standardError)")
+    }
+
     @Test("bad input is refused with the line and the reason")
     func badEvents() throws {
         let directory = try TestSupport.TemporaryDirectory()

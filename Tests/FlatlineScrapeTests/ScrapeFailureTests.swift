@@ -185,6 +185,8 @@ struct ScrapeFailureTests {
                 }
             )
         }
+        // A refused connection is the answer at once, not retried until the 4 s timeout.
+        #expect((byJob["refused"]?.health.durationSeconds ?? 99) < 2, "\(String(describing: byJob["refused"]?.health))")
         // The timeout bounds the scrape.
         #expect((byJob["slow"]?.health.durationSeconds ?? 99) < 7)
         #expect((byJob["trickle"]?.health.durationSeconds ?? 99) < 7)

@@ -51,6 +51,9 @@ public final class WebhookIntegration: Integration {
         configuration.redirectConfiguration = .disallow
         // Groups are delivered side by side: enough connections for a burst of them.
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 32
+        // An attempt is one attempt: the courier retries on its own backoff. (The client's own
+        // retries held a refused attempt until the webhook's timeout, ~10 s, whatever the backoff.)
+        configuration.connectionPool.retryConnectionEstablishment = false
         if let tls = settings.tls { configuration.tlsConfiguration = try HTTPClientSupport.tlsConfiguration(tls) }
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         authorizer = RequestAuthorizer(settings.authorization)

@@ -25,6 +25,8 @@ public final class AlertmanagerIntegration: Integration {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.settings = settings
         var configuration = HTTPClient.Configuration()
+        // One attempt per attempt: the courier retries on its own backoff.
+        configuration.connectionPool.retryConnectionEstablishment = false
         if let tls = settings.tls { configuration.tlsConfiguration = try HTTPClientSupport.tlsConfiguration(tls) }
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         authorizer = RequestAuthorizer(settings.authorization)

@@ -48,6 +48,9 @@ package final class HTTPFetcher: Sendable {
         configuration.redirectConfiguration = .disallow
         configuration.decompression = .enabled(limit: .size(job.bodySizeLimit))
         configuration.connectionPool.idleTimeout = .seconds(Int64(saturating: max(30, job.scrapeInterval * 2)))
+        // A scrape is one attempt: a refused connection is the round's answer at once (as in
+        // Prometheus), not retried with backoff until `scrape_timeout`, which held the round.
+        configuration.connectionPool.retryConnectionEstablishment = false
         if let tls = job.tls {
             do {
                 configuration.tlsConfiguration = try HTTPClientSupport.tlsConfiguration(tls)

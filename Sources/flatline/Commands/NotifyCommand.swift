@@ -56,23 +56,31 @@ struct NotifyCommand: AsyncParsableCommand {
             handler.logLevel = .warning
             return handler
         }
+        // The events are read before any connection is made: a bad line is refused with nothing
+        // to close.
+        let recorded = try events.map { try Self.read($0) }
         let outbox = try Outbox(path: dataDir + "/outbox.sqlite")
         let notifier = try Notifier(settings: alerting, outbox: outbox, externalURL: externalURL, logger: logger)
-        if let events {
-            let recorded = try Self.read(events)
-            // The daemon's evaluation from the dispatcher on, clocked by the events.
-            var evaluation = Evaluation(models: [], routing: alerting)
-            let notifications = evaluation.notifications(for: recorded)
-            let committed = try notifier.submit(
-                notifications,
-                tree: evaluation.dispatcher.tree,
-                now: Date().timeIntervalSince1970
-            )
-            Stderr.write(
-                "notify: \(recorded.count) events, \(notifications.count) notifications, \(committed) committed to the outbox\n"
-            )
+        let failedBefore: Int
+        do {
+            if let recorded {
+                // The daemon's evaluation from the dispatcher on, clocked by the events.
+                var evaluation = Evaluation(models: [], routing: alerting)
+                let notifications = evaluation.notifications(for: recorded)
+                let committed = try notifier.submit(
+                    notifications,
+                    tree: evaluation.dispatcher.tree,
+                    now: Date().timeIntervalSince1970
+                )
+                Stderr.write(
+                    "notify: \(recorded.count) events, \(notifications.count) notifications, \(committed) committed to the outbox\n"
+                )
+            }
+            failedBefore = try outbox.failed().count
+        } catch {
+            await notifier.shutdown()
+            throw error
         }
-        let failedBefore = try outbox.failed().count
         await notifier.courier.drain(within: limit)
         await notifier.shutdown()
         let pending = try outbox.pendingCount()
