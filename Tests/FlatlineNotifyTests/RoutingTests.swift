@@ -215,6 +215,43 @@ struct RoutingTests {
     }
 
     @Test(
+        "a resolve that came just before a restart is told after it; resolves told already, or never told firing, are not"
+    )
+    func resolveAcrossRestart() throws {
+        let a = ["alertname": "X", "g": "1", "n": "a"]
+        let b = ["alertname": "X", "g": "1", "n": "b"]
+        let c = ["alertname": "X", "g": "2", "n": "c"]
+        let settings = try Self.configuration(Self.timerYAML)
+        var before = Dispatcher(tree: RoutingTree(settings.route))
+        before.update(Self.alert(a, firedAt: 0), at: Self.at(0))
+        before.update(Self.alert(b, firedAt: 0), at: Self.at(0))
+        #expect(before.flush(at: Self.at(10)).count == 1)
+        // b resolves and is told; then a resolves, and the daemon stops before the next flush.
+        before.update(Self.alert(b, firedAt: 0, resolvedAt: 20), at: Self.at(20))
+        #expect(before.flush(at: Self.at(40)).map { $0.alerts.map(\.state) } == [[.firing, .resolved]])
+        before.update(Self.alert(a, firedAt: 0, resolvedAt: 50), at: Self.at(50))
+        let log = before.notificationLog
+        // After the restart: a's resolve is told, once; b's (told) and c's (never told firing) are not.
+        var after = Dispatcher(tree: RoutingTree(settings.route))
+        after.restore(notificationLog: log, at: Self.at(60), maxAge: 3600)
+        after.readmit(
+            firing: [],
+            resolved: [
+                Self.alert(a, firedAt: 0, resolvedAt: 50), Self.alert(b, firedAt: 0, resolvedAt: 20),
+                Self.alert(c, firedAt: 5, resolvedAt: 8),
+            ],
+            at: Self.at(60)
+        )
+        var told: [[String]] = []
+        for t in stride(from: 60, through: 400, by: 1) {
+            for note in after.flush(at: Self.at(Double(t))) {
+                told.append(note.alerts.map { "\($0.labels["n"] ?? ""):\($0.state)" })
+            }
+        }
+        #expect(told == [["a:resolved"]], "\(told)")
+    }
+
+    @Test(
         "idempotency keys: the same notification made again after a crash keeps its key; the next one, a repeat or a re-formed group, gets another"
     )
     func idempotencyKeys() {

@@ -90,12 +90,13 @@ public struct Evaluation: Sendable {
     }
 
     /// A reloaded configuration's routes: silences kept, groups that keep their key keep what they
-    /// were told (up to `logAge` seconds), firing alerts routed again at `now`.
+    /// were told (up to `logAge` seconds), firing alerts (and resolves not told yet) routed again
+    /// at `now`.
     mutating func reroute(_ routing: AlertingSettings, at now: Timestamp, logAge: Double) {
         var next = Self.dispatcher(routing)
         next.silences = dispatcher.silences
         next.restore(notificationLog: dispatcher.notificationLog, at: now, maxAge: logAge)
-        for alert in engine.alerts(in: .firing) { next.update(alert, at: now) }
+        next.readmit(firing: engine.alerts(in: .firing), resolved: engine.alerts(in: .resolved), at: now)
         dispatcher = next
     }
 }

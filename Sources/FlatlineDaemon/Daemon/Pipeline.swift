@@ -154,11 +154,14 @@ public actor Pipeline {
             }
             if let saved = state.restoreAlerts(logger: logger) {
                 evaluation.engine = saved
-                // Firing alerts go back to the dispatcher; the notification log says which were
-                // told already, so a restart does not tell them again before repeat_interval.
-                for alert in evaluation.engine.alerts(in: .firing) {
-                    evaluation.dispatcher.update(alert, at: clock())
-                }
+                // Firing alerts go back to the dispatcher (the notification log says which were
+                // told already, so a restart does not tell them again before repeat_interval),
+                // and resolves not told yet.
+                evaluation.dispatcher.readmit(
+                    firing: evaluation.engine.alerts(in: .firing),
+                    resolved: evaluation.engine.alerts(in: .resolved),
+                    at: clock()
+                )
             }
         }
     }

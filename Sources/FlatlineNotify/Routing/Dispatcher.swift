@@ -196,6 +196,16 @@ public struct Dispatcher: Sendable {
         group.sequence = max(0, entry.sequence ?? 0)
     }
 
+    /// Routes the alerts of a continuing engine again, after a restart or a reload (once the
+    /// notification log is restored): the firing ones, and the resolved ones the log says were
+    /// told firing and not told resolved, so a resolve that came just before is still told.
+    /// (Resolves told already, or of alerts never told, are left out, as they would have been.)
+    public mutating func readmit(firing: [Alert], resolved: [Alert], at time: Timestamp) {
+        let toldFiring = Set(notificationLog.values.flatMap(\.firing))
+        for alert in firing { update(alert, at: time) }
+        for alert in resolved where toldFiring.contains(alert.fingerprint) { update(alert, at: time) }
+    }
+
     /// The number of aggregation groups.
     public var groupCount: Int { groups.count }
 
