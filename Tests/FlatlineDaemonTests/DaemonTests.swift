@@ -634,6 +634,37 @@ struct DaemonAPITests {
                 words == 400 && wordsText.contains(#"duration \"2 hours\" is not a positive duration"#),
                 "\(wordsText)"
             )
+            let (both, bothText) = try await Self.request(
+                .POST,
+                base + "/api/v1/silences",
+                #"{"matchers": ["a=\"b\""], "duration": "1h", "endsAt": "2030-01-01T00:00:00Z"}"#
+            )
+            #expect(both == 400 && bothText.contains("not both"), "\(bothText)")
+            // A pending silence expired: it starts and ends now, and says expired.
+            let later = Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000)
+            let (_, pendingText) = try await Self.request(
+                .POST,
+                base + "/api/v1/silences",
+                #"{"matchers": ["a=\"b\""], "duration": "1h", "startsAt": "\#(later)"}"#
+            )
+            let pending = try #require(
+                (try JSONSerialization.jsonObject(with: Data(pendingText.utf8)) as? [String: Any])?["data"]
+                    as? [String: Any],
+                "\(pendingText)"
+            )
+            #expect(pending["status"] as? String == "pending", "\(pending)")
+            let pendingID = try #require(pending["id"] as? String)
+            #expect(try await Self.request(.DELETE, base + "/api/v1/silences/\(pendingID)").0 == 200)
+            let (_, afterExpiry) = try await Self.request(.GET, base + "/api/v1/silences")
+            let expiredOne = try #require(
+                ((try JSONSerialization.jsonObject(with: Data(afterExpiry.utf8)) as? [String: Any])?["data"]
+                    as? [[String: Any]])?.first { $0["id"] as? String == pendingID }
+            )
+            #expect(expiredOne["status"] as? String == "expired", "\(expiredOne)")
+            #expect(
+                (expiredOne["startsAt"] as? String ?? "") <= (expiredOne["endsAt"] as? String ?? ""),
+                "\(expiredOne)"
+            )
             let (status, created) = try await Self.request(
                 .POST,
                 base + "/api/v1/silences",

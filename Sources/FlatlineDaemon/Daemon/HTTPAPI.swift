@@ -256,6 +256,9 @@ enum HTTPAPI {
                 return json(Failure(error: "startsAt is not an RFC 3339 time"), status: .badRequest)
             }
             let end: Timestamp
+            if input.endsAt != nil && input.duration != nil {
+                return json(Failure(error: "give endsAt or duration, not both"), status: .badRequest)
+            }
             if let text = input.endsAt {
                 guard let parsed = Timestamp(rfc3339: text) else {
                     return json(Failure(error: "endsAt is not an RFC 3339 time"), status: .badRequest)

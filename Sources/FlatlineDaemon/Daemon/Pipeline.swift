@@ -727,6 +727,8 @@ public actor Pipeline {
     public func expireSilence(id: String) -> Bool {
         guard let index = evaluation.dispatcher.silences.firstIndex(where: { $0.id == id }) else { return false }
         let now = clock()
+        // A pending silence ends before it began, as in Alertmanager: it starts and ends now.
+        if evaluation.dispatcher.silences[index].startsAt > now { evaluation.dispatcher.silences[index].startsAt = now }
         if evaluation.dispatcher.silences[index].endsAt > now { evaluation.dispatcher.silences[index].endsAt = now }
         saveSilences()
         return true
