@@ -106,6 +106,15 @@ struct LinearPatternTests {
             ],
             "\(full)"
         )
+        // PromQL's other strings: single quotes (escapes as in double quotes) and backticks (raw).
+        #expect(
+            try LabelMatcher.selector(#"up{job='nats', note='it\'s "x"', path=~`a\d+`}"#) == [
+                try LabelMatcher(name: "__name__", op: .equal, value: "up"),
+                try LabelMatcher(name: "job", op: .equal, value: "nats"),
+                try LabelMatcher(name: "note", op: .equal, value: #"it's "x""#),
+                try LabelMatcher(name: "path", op: .matches, value: #"a\d+"#),
+            ]
+        )
         for (bad, reason) in [
             (#"{job="a""#, "no closing }"), ("{}", "has no matcher"), (#"9m{a="b"}"#, "is not a metric name"),
             (#"{job}"#, "has no operator"),

@@ -115,6 +115,13 @@ struct HostileDaemonTests {
                 #expect(either.contains(#""__name__":"m2""#), "\(either)")
                 #expect(either.contains(#""__name__":"scrape_duration_seconds","instance""#), "\(either)")
                 #expect(!either.contains(#""__name__":"m""#) && !either.contains(#""__name__":"up""#), "\(either)")
+                // As curl --data-urlencode sends it (spaces as +), and in PromQL's single quotes.
+                let (spacedStatus, spaced) = try await DaemonAPITests.request(
+                    .GET,
+                    base + "/api/v1/series?match%5B%5D=%7B+job+%3D+%27nats%27+%7D"
+                )
+                #expect(spacedStatus == 200 && spaced.contains(#""job":"nats""#), "\(spaced)")
+                #expect(!spaced.contains(#""job":"prom""#), "\(spaced)")
                 let (badStatus, bad) = try await select(#"{job="nats""#)
                 #expect(badStatus == 400 && bad.contains("no closing }"), "\(bad)")
                 // The series' own metric/target/source_job labels do not collide with the ones

@@ -90,7 +90,7 @@ public struct LabelMatcher: Sendable, CustomStringConvertible {
             if !trimmed.isEmpty, trimmed.allSatisfy({ $0 != "=" && $0 != "!" }) {
                 return [try metricName(trimmed, in: text)]
             }
-            return [try LabelMatcher(parsing: trimmed)]
+            return [try promQLMatcher(trimmed)]
         }
         guard trimmed.hasSuffix("}") else {
             throw PatternError(reason: "selector \"\(text)\": no closing }")
@@ -98,27 +98,54 @@ public struct LabelMatcher: Sendable, CustomStringConvertible {
         var matchers: [LabelMatcher] = []
         let name = String(trimmed[..<open]).trimmingWhitespace()
         if !name.isEmpty { matchers.append(try metricName(name, in: text)) }
-        // The matchers between the braces, split at commas outside quotes.
+        // The matchers between the braces, split at commas outside quotes (", ' or `).
         var part = ""
-        var quoted = false
+        var quote: Character?
         var escaped = false
         for c in trimmed[trimmed.index(after: open)..<trimmed.index(before: trimmed.endIndex)] {
-            if c == "," && !quoted {
-                if !part.trimmingWhitespace().isEmpty { matchers.append(try LabelMatcher(parsing: part)) }
+            if c == "," && quote == nil {
+                if !part.trimmingWhitespace().isEmpty { matchers.append(try promQLMatcher(part)) }
                 part = ""
                 continue
             }
-            if quoted && c == "\\" && !escaped {
-                escaped = true
-            } else {
-                if c == "\"" && !escaped { quoted.toggle() }
-                escaped = false
+            if let open = quote {
+                if c == "\\" && !escaped && open != "`" {
+                    escaped = true
+                } else {
+                    if c == open && !escaped { quote = nil }
+                    escaped = false
+                }
+            } else if c == "\"" || c == "'" || c == "`" {
+                quote = c
             }
             part.append(c)
         }
-        if !part.trimmingWhitespace().isEmpty { matchers.append(try LabelMatcher(parsing: part)) }
+        if !part.trimmingWhitespace().isEmpty { matchers.append(try promQLMatcher(part)) }
         guard !matchers.isEmpty else { throw PatternError(reason: "selector \"\(text)\" has no matcher") }
         return matchers
+    }
+
+    /// One matcher of a selector: its value in double quotes, or as PromQL also writes strings,
+    /// in single quotes (the same escapes) or backticks (raw).
+    private static func promQLMatcher(_ text: String) throws(PatternError) -> LabelMatcher {
+        let trimmed = text.trimmingWhitespace()
+        guard let opEnd = trimmed.firstIndex(where: { $0 == "'" || $0 == "`" }),
+            case let head = String(trimmed[..<opEnd]).trimmingWhitespace(),
+            head.hasSuffix("=") || head.hasSuffix("~"), let last = trimmed.last,
+            last == trimmed[opEnd], trimmed.index(after: opEnd) < trimmed.endIndex
+        else {
+            return try LabelMatcher(parsing: trimmed)
+        }
+        let inner = trimmed[trimmed.index(after: opEnd)..<trimmed.index(before: trimmed.endIndex)]
+        let value: String
+        if last == "`" {
+            // Raw: as if each backslash and quote were escaped.
+            value = String(inner).replacing("\\", with: "\\\\").replacing("\"", with: "\\\"")
+        } else {
+            // Single-quoted: a \' is a quote; a " needs escaping between double quotes.
+            value = String(inner).replacing("\\'", with: "'").replacing("\"", with: "\\\"")
+        }
+        return try LabelMatcher(parsing: head + "\"" + value + "\"")
     }
 
     private static func metricName(_ name: String, in text: String) throws(PatternError) -> LabelMatcher {

@@ -22,6 +22,20 @@ enum HTTPAPI {
         var silencedBy: [String]
     }
 
+    /// The `key=value` fields of a raw query string, decoded as HTML forms encode them (what
+    /// `curl --data-urlencode` and Prometheus's clients send): `+` is a space, then `%XX`.
+    static func formFields(_ query: String?) -> [(key: String, value: String)] {
+        guard let query else { return [] }
+        func decode(_ text: Substring) -> String {
+            let spaced = text.replacingOccurrences(of: "+", with: " ")
+            return spaced.removingPercentEncoding ?? spaced
+        }
+        return query.split(separator: "&").map { field in
+            let parts = field.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return (decode(parts[0]), parts.count > 1 ? decode(parts[1]) : "")
+        }
+    }
+
     struct SeriesView: Encodable {
         var labels: [String: String]
         var time: String
@@ -197,10 +211,10 @@ enum HTTPAPI {
             var selectors: [[LabelMatcher]] = []
             do {
                 // (Keys as sent: `match[]` from curl -g, `match%5B%5D` from most HTTP libraries.)
-                for (key, text) in request.uri.queryParameters {
-                    switch String(key).removingPercentEncoding ?? String(key) {
-                    case "match": matchers += try LabelMatcher.selector(String(text))
-                    case "match[]": selectors.append(try LabelMatcher.selector(String(text)))
+                for (key, text) in Self.formFields(request.uri.query) {
+                    switch key {
+                    case "match": matchers += try LabelMatcher.selector(text)
+                    case "match[]": selectors.append(try LabelMatcher.selector(text))
                     default: continue
                     }
                 }
