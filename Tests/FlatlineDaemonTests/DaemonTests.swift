@@ -613,6 +613,16 @@ struct DaemonAPITests {
             let base = "http://127.0.0.1:\(port)"
             let (readyStatus, ready) = try await Self.request(.GET, base + "/readyz")
             #expect(readyStatus == 503 && ready.contains("no scrape done yet"))
+            // Counters exist before their first event, at 0.
+            let (_, metrics) = try await Self.request(.GET, base + "/metrics")
+            for reason in DropReason.allCases {
+                #expect(
+                    metrics.contains("flatline_samples_dropped_total{reason=\"\(reason.rawValue)\"} 0\n"),
+                    "\(reason)"
+                )
+            }
+            #expect(metrics.contains("flatline_wal_replayed_batches_total 0\n"), "\(metrics)")
+            #expect(metrics.contains("flatline_wal_cut_segments_total 0\n"), "\(metrics)")
             let (badStatus, bad) = try await Self.request(
                 .POST,
                 base + "/api/v1/silences",

@@ -43,6 +43,21 @@ public final class DaemonMetrics: Sendable {
             )
         }
         alertsByState = byState
+        // Counters are there from the start, at 0 (rate() and absent() need the series before
+        // the first event).
+        for reason in DropReason.allCases { dropped(reason).increment(by: Int64(0)) }
+        walRecovered(batches: 0, cutSegments: 0)
+    }
+
+    private func dropped(_ reason: DropReason) -> Counter {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "flatline_samples_dropped",
+                unitName: "total",
+                helpText: "Samples that never reached a detector, by reason."
+            ),
+            labels: [("reason", reason.rawValue)]
+        )
     }
 
     func scraped(job: String, target: String, seconds: Double, drops: DropCounts) {
@@ -63,14 +78,7 @@ public final class DaemonMetrics: Sendable {
             labels: [("job", job), ("target", target)]
         ).set(to: seconds)
         for reason in DropReason.allCases where drops[reason] > 0 {
-            registry.makeCounter(
-                descriptor: MetricNameDescriptor(
-                    metricName: "flatline_samples_dropped",
-                    unitName: "total",
-                    helpText: "Samples that never reached a detector, by reason."
-                ),
-                labels: [("reason", reason.rawValue)]
-            ).increment(by: Int64(drops[reason]))
+            dropped(reason).increment(by: Int64(drops[reason]))
         }
     }
 
