@@ -644,6 +644,20 @@ struct DaemonAPITests {
                 words == 400 && wordsText.contains(#"duration \"2 hours\" is not a positive duration"#),
                 "\(wordsText)"
             )
+            // Alertmanager's matcher objects read as the same texts; a body that is neither says where.
+            let (objects, objectsText) = try await Self.request(
+                .POST,
+                base + "/api/v1/silences",
+                #"{"matchers": [{"name": "stream", "value": "OR.*", "isRegex": true}, {"name": "x", "value": "a\"b", "isRegex": false, "isEqual": false}], "duration": "1h"}"#
+            )
+            #expect(objects == 200, "\(objectsText)")
+            #expect(objectsText.contains(#""matchers":["stream=~\"OR.*\"","x!=\"a\\\"b\""]"#), "\(objectsText)")
+            let (shape, shapeText) = try await Self.request(
+                .POST,
+                base + "/api/v1/silences",
+                #"{"matchers": [{"name": "stream"}], "duration": "1h"}"#
+            )
+            #expect(shape == 400 && shapeText.contains(#"missing \"matchers[0].value\""#), "\(shapeText)")
             let (both, bothText) = try await Self.request(
                 .POST,
                 base + "/api/v1/silences",

@@ -48,6 +48,8 @@ enum HTTPAPI {
     }
 
     struct SilenceRequest: Decodable {
+        /// `name="value"` texts, or Alertmanager's objects (`{"name", "value", "isRegex",
+        /// "isEqual"}`), read as the same texts.
         var matchers: [String]
         var startsAt: String?
         var endsAt: String?
@@ -55,6 +57,55 @@ enum HTTPAPI {
         var duration: String?
         var createdBy: String?
         var comment: String?
+
+        private enum CodingKeys: String, CodingKey {
+            case matchers, startsAt, endsAt, duration, createdBy, comment
+        }
+
+        /// One matcher as Alertmanager's API gives it.
+        private struct MatcherObject: Decodable {
+            var name: String
+            var value: String
+            var isRegex: Bool?
+            var isEqual: Bool?
+
+            var text: String {
+                let equal = isEqual ?? true
+                let op = isRegex == true ? (equal ? "=~" : "!~") : (equal ? "=" : "!=")
+                return name + op + "\"" + LabelSet.escape(value) + "\""
+            }
+        }
+
+        private enum Matcher: Decodable {
+            case text(String)
+            case object(MatcherObject)
+
+            init(from decoder: any Decoder) throws {
+                let single = try decoder.singleValueContainer()
+                if let text = try? single.decode(String.self) {
+                    self = .text(text)
+                } else {
+                    self = .object(try single.decode(MatcherObject.self))
+                }
+            }
+
+            var text: String {
+                switch self {
+                case .text(let text): text
+                case .object(let object): object.text
+                }
+            }
+        }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            matchers = try c.decode([Matcher].self, forKey: .matchers).map(\.text)
+            startsAt = try c.decodeIfPresent(String.self, forKey: .startsAt)
+            endsAt = try c.decodeIfPresent(String.self, forKey: .endsAt)
+            duration = try c.decodeIfPresent(String.self, forKey: .duration)
+            createdBy = try c.decodeIfPresent(String.self, forKey: .createdBy)
+            comment = try c.decodeIfPresent(String.self, forKey: .comment)
+        }
     }
 
     struct SilenceView: Encodable {
@@ -261,7 +312,10 @@ enum HTTPAPI {
                 input = try JSONDecoder().decode(SilenceRequest.self, from: Data(body.readableBytesView))
             } catch {
                 return json(
-                    Failure(error: "the body must be JSON with matchers and endsAt or duration: \(error)"),
+                    Failure(
+                        error:
+                            "the body must be JSON with matchers and endsAt or duration: \(DecodingError.describe(error))"
+                    ),
                     status: .badRequest
                 )
             }
