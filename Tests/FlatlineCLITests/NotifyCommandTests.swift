@@ -120,6 +120,32 @@ struct NotifyCommandTests {
         #expect(orders == [false, true])
     }
 
+    /// `flatline notify --timeout timeout` of ``events(_:)`` to a webhook on 127.0.0.1:`port`.
+    static func notifyEvents(
+        to port: Int,
+        webhookTimeout: String,
+        timeout: String,
+        in directory: TestSupport.TemporaryDirectory
+    ) throws -> TestSupport.ProcessResult {
+        let config = try directory.write(
+            "flatline.yml",
+            """
+            route: {receiver: hook, group_by: [stream], group_wait: 0s}
+            receivers:
+              - name: hook
+                webhook_configs: [{url: "http://127.0.0.1:\(port)/hook", timeout: \(webhookTimeout)}]
+            """
+        )
+        return try TestSupport.run(
+            TestSupport.flatlineBinary,
+            [
+                "notify", "--config", config.path, "--data-dir", directory.file("d").path, "--timeout", timeout,
+                try events(directory).path,
+            ],
+            timeout: 60
+        )
+    }
+
     @Test("--timeout cuts a receiver that never answers: the attempt is said to be cut short, the notifications wait")
     func timeoutCutsShort() throws {
         let directory = try TestSupport.TemporaryDirectory()
@@ -137,24 +163,8 @@ struct NotifyCommandTests {
             }
         }
         try #require(bound)
-        let port = UInt16(bigEndian: address.sin_port)
-        let config = try directory.write(
-            "flatline.yml",
-            """
-            route: {receiver: hook, group_by: [stream], group_wait: 0s}
-            receivers:
-              - name: hook
-                webhook_configs: [{url: "http://127.0.0.1:\(port)/hook", timeout: 60s}]
-            """
-        )
-        let result = try TestSupport.run(
-            TestSupport.flatlineBinary,
-            [
-                "notify", "--config", config.path, "--data-dir", directory.file("d").path, "--timeout", "2s",
-                try Self.events(directory).path,
-            ],
-            timeout: 60
-        )
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let result = try Self.notifyEvents(to: port, webhookTimeout: "60s", timeout: "2s", in: directory)
         #expect(result.status == 1)
         // Three notifications (two groups' firing, then ORDERS resolved): none delivered, none lost.
         #expect(result.standardError.contains("0 delivered, 3 waiting, 0 given up"), "\(result.standardError)")
@@ -167,23 +177,7 @@ struct NotifyCommandTests {
         let directory = try TestSupport.TemporaryDirectory()
         defer { directory.remove() }
         let port = try NATSServerProcess.freePort()
-        let config = try directory.write(
-            "flatline.yml",
-            """
-            route: {receiver: hook, group_by: [stream], group_wait: 0s}
-            receivers:
-              - name: hook
-                webhook_configs: [{url: "http://127.0.0.1:\(port)/hook", timeout: 10s}]
-            """
-        )
-        let result = try TestSupport.run(
-            TestSupport.flatlineBinary,
-            [
-                "notify", "--config", config.path, "--data-dir", directory.file("d").path, "--timeout", "4s",
-                try Self.events(directory).path,
-            ],
-            timeout: 60
-        )
+        let result = try Self.notifyEvents(to: port, webhookTimeout: "10s", timeout: "4s", in: directory)
         #expect(result.status == 1)
         #expect(result.standardError.contains("0 delivered, 3 waiting, 0 given up"), "\(result.standardError)")
         // Attempts 1 s, then 2 s apart: a second attempt within the 4 s (each attempt used to wait
