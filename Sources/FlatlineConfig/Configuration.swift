@@ -153,7 +153,7 @@ public struct WebSettings: Sendable, Hashable {
     /// read at each request so it can be rotated in place; `nil`: no authentication.
     public var bearerTokenFile: String?
     /// Paths open without the token (health checks and Prometheus' scrapes).
-    public var openPaths: [String] = ["/metrics", "/healthz", "/readyz"]
+    public var openPaths: [String] = ["/metrics", "/healthz", "/readyz", "/-/healthy", "/-/ready"]
     /// HTTPS instead of HTTP; read when the daemon starts.
     public var tls: WebTLSSettings?
 

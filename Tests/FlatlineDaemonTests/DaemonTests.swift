@@ -567,13 +567,47 @@ struct DaemonAPITests {
             let reload = try await Self.request(.POST, base + "/-/reload").0
             let metrics = try await Self.request(.GET, base + "/metrics").0
             let health = try await Self.request(.GET, base + "/healthz").0
-            let statuses: [Int] = [none, wrong, right, reload, metrics, health]
-            #expect(statuses == [401, 401, 200, 401, 200, 200])
+            let healthy = try await Self.request(.GET, base + "/-/healthy").0
+            let statuses: [Int] = [none, wrong, right, reload, metrics, health, healthy]
+            #expect(statuses == [401, 401, 200, 401, 200, 200, 200])
         }
         let open = try await Self.withDaemon(data: directory.file("b").path) { port in
             try await Self.request(.GET, "http://127.0.0.1:\(port)/api/v1/alerts").0
         }
         #expect(open == 200)
+    }
+
+    @Test("under /api/, no such endpoint and a body too large are answered in the JSON error shape")
+    func jsonErrors() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let answers = try await Self.withDaemon(data: directory.file("d").path) { port in
+            let base = "http://127.0.0.1:\(port)"
+            return [
+                try await Self.request(.GET, base + "/api/v1/rules"),
+                try await Self.request(.PUT, base + "/api/v1/alerts", "{}"),
+                try await Self.request(
+                    .POST,
+                    base + "/api/v1/silences",
+                    #"{"matchers": [], "comment": ""# + String(repeating: "x", count: 70_000) + #""}"#
+                ),
+                // Outside the API, Hummingbird's own answer.
+                try await Self.request(.GET, base + "/nothing"),
+                try await Self.request(.GET, base + "/-/ready"),
+                try await Self.request(.GET, base + "/-/healthy"),
+            ]
+        }
+        struct Failure: Decodable {
+            var status: String
+            var error: String
+        }
+        func failure(_ body: String) -> Failure? { try? JSONDecoder().decode(Failure.self, from: Data(body.utf8)) }
+        #expect(answers[0].0 == 404 && failure(answers[0].1)?.error.contains("no endpoint GET /api/v1/rules") == true)
+        #expect(answers[1].0 == 404 && failure(answers[1].1)?.error.contains("no endpoint PUT /api/v1/alerts") == true)
+        #expect(answers[2].0 == 413 && failure(answers[2].1)?.error.contains("too large") == true, "\(answers[2])")
+        #expect(answers[3].0 == 404 && failure(answers[3].1) == nil)
+        #expect(answers[4].0 == 503 && answers[4].1.contains("no scrape done yet"))
+        #expect(answers[5].0 == 200 && answers[5].1 == "ok\n")
     }
 
     @Test("every path of deploy/openapi.yaml is served (documentation and routes agree)")
@@ -585,7 +619,7 @@ struct DaemonAPITests {
             guard line.hasPrefix("  /"), line.hasSuffix(":") else { return nil }
             return String(line.dropFirst(2).dropLast())
         }
-        #expect(paths.count == 11)
+        #expect(paths.count == 13)
         let directory = try TestSupport.TemporaryDirectory()
         defer { directory.remove() }
         let statuses = try await Self.withDaemon(data: directory.file("d").path) { port in

@@ -202,28 +202,59 @@ enum HTTPAPI {
         }
     }
 
+    /// Under `/api/`, a request no route takes (an unknown path, a method the path does not
+    /// take) or a body over its limit is answered in the API's JSON error shape, as Prometheus's
+    /// and Alertmanager's APIs answer, with the status Hummingbird gave it.
+    struct JSONErrors: RouterMiddleware {
+        typealias Context = BasicRequestContext
+
+        func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+            async throws -> Response
+        {
+            do {
+                return try await next(request, context)
+            } catch let error as any HTTPResponseError where request.uri.path.hasPrefix("/api/") {
+                let path = String(request.uri.path.prefix(200))
+                let reason =
+                    switch error.status {
+                    case .notFound: "no endpoint \(request.method) \(path) (see deploy/openapi.yaml)"
+                    case .contentTooLarge: "the body of \(request.method) \(path) is too large"
+                    default: (error as? HTTPError)?.body ?? error.status.reasonPhrase
+                    }
+                return json(Failure(error: reason), status: error.status)
+            }
+        }
+    }
+
     static func router(_ daemon: Daemon) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: RequestGuard(daemon: daemon))
         router.add(middleware: BearerAuth(daemon: daemon))
+        router.add(middleware: JSONErrors())
         let pipeline = daemon.pipeline
         router.get("/") { _, _ -> Response in
             var snapshot = await pipeline.statusSnapshot(version: daemon.options.version)
             snapshot.cluster = daemon.cluster?.status
             return text(StatusPage.render(snapshot), type: "text/html; charset=utf-8")
         }
-        router.get("/healthz") { _, _ in text("ok\n") }
-        router.get("/readyz") { _, _ -> Response in
-            // Ready: configuration loaded (we run), a first scrape done, the outbox writable.
-            let scraped = await pipeline.firstScrapeDone
-            let outbox = (try? daemon.notifier.outbox.pendingCount()) != nil
-            guard scraped, outbox else {
-                return text(
-                    "not ready: " + (scraped ? "" : "no scrape done yet ") + (outbox ? "" : "outbox unreadable") + "\n",
-                    status: .serviceUnavailable
-                )
+        // `/-/healthy` and `/-/ready` are Prometheus's and Alertmanager's names for the same probes.
+        for path in ["/healthz", "/-/healthy"] {
+            router.get(RouterPath(path)) { _, _ in text("ok\n") }
+        }
+        for path in ["/readyz", "/-/ready"] {
+            router.get(RouterPath(path)) { _, _ -> Response in
+                // Ready: configuration loaded (we run), a first scrape done, the outbox writable.
+                let scraped = await pipeline.firstScrapeDone
+                let outbox = (try? daemon.notifier.outbox.pendingCount()) != nil
+                guard scraped, outbox else {
+                    return text(
+                        "not ready: " + (scraped ? "" : "no scrape done yet ") + (outbox ? "" : "outbox unreadable")
+                            + "\n",
+                        status: .serviceUnavailable
+                    )
+                }
+                return text("ready\n")
             }
-            return text("ready\n")
         }
         router.get("/metrics") { _, _ -> Response in
             daemon.notifier.courier.updateOutboxGauges()
