@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Foundation
 import NIOSSL
 
 /// An HTTP client's TLS files (`tls_config`) that could not be read.
@@ -19,19 +20,37 @@ package enum HTTPClientSupport {
     /// - Throws: ``TLSFilesError`` when a certificate or key cannot be loaded.
     package static func tlsConfiguration(_ tls: TLSSettings) throws(TLSFilesError) -> TLSConfiguration {
         var configuration = TLSConfiguration.makeClientConfiguration()
-        do {
-            if let ca = tls.caFile {
-                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
-            }
-            if let cert = tls.certFile, let key = tls.keyFile {
-                configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
-                configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
-            }
-        } catch {
-            throw TLSFilesError(reason: "\(error)")
+        if let ca = tls.caFile {
+            configuration.trustRoots = .certificates(
+                try load("ca_file", ca, "PEM certificates") { try NIOSSLCertificate.fromPEMFile(ca) }
+            )
+        }
+        if let cert = tls.certFile, let key = tls.keyFile {
+            configuration.certificateChain = try load("cert_file", cert, "PEM certificates") {
+                try NIOSSLCertificate.fromPEMFile(cert)
+            }.map { .certificate($0) }
+            configuration.privateKey = .privateKey(
+                try load("key_file", key, "a PEM private key") { try NIOSSLPrivateKey(file: key, format: .pem) }
+            )
         }
         if tls.insecureSkipVerify { configuration.certificateVerification = .none }
         return configuration
+    }
+
+    /// One TLS file, loaded; its failure names the key, the path and why (NIOSSL's own error
+    /// says only `failedToLoadCertificate`).
+    private static func load<T>(_ key: String, _ path: String, _ what: String, _ body: () throws -> T)
+        throws(TLSFilesError) -> T
+    {
+        do {
+            return try body()
+        } catch {
+            let why =
+                FileManager.default.isReadableFile(atPath: path)
+                ? "does not hold \(what) (\(error))"
+                : FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
+            throw TLSFilesError(reason: "\(key) \"\(path)\" \(why)")
+        }
     }
 
     /// Errors in words an operator can act on.

@@ -139,6 +139,44 @@ struct DeliveryTests {
         return policy
     }
 
+    @Test("a receiver that cannot be set up names itself; the receivers made before it close their clients")
+    func receiverThatCannotBeSetUp() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        // `hook` and `also` are set up first: in a debug build an HTTP client dropped without
+        // being shut down traps, so this test crashes if the failure leaks them.
+        let yaml = """
+            route: {receiver: hook}
+            receivers:
+              - name: hook
+                webhook_configs: [{url: "http://127.0.0.1:9/hook"}]
+              - name: also
+                alertmanager_configs: [{urls: ["http://127.0.0.1:9"]}]
+              - name: broken
+                webhook_configs:
+                  - url: https://127.0.0.1:9/hook
+                    http_config: {tls_config: {ca_file: missing-ca.pem}}
+            """
+        let settings = try #require(
+            try Configuration.parse(yaml, file: directory.file("f.yml").path, directory: directory.url.path).alerting
+        )
+        let outbox = try Outbox(path: directory.file("outbox.sqlite").path)
+        #expect {
+            _ = try Notifier(
+                settings: settings,
+                outbox: outbox,
+                externalURL: "http://flatline.test",
+                logger: TestSupport.quietLogger
+            )
+        } throws: { error in
+            let text = "\(error)"
+            return text.hasPrefix("receiver broken: ") && text.contains("ca_file")
+                && text.contains("missing-ca.pem\" does not exist")
+        }
+        // Time for the background close, before the process could end with it pending.
+        try await Task.sleep(for: .milliseconds(200))
+    }
+
     @Test("500s, then a 429 with Retry-After, then 200: all delivered, in group order, one key each")
     func retries() async throws {
         let directory = try TestSupport.TemporaryDirectory()

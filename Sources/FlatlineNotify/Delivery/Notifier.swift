@@ -43,6 +43,13 @@ public final class Notifier: Sendable {
         self.sharedKeys = sharedKeys
         var receivers: [String: [any Integration]] = [:]
         var all: [any Integration] = []
+        // A receiver that cannot be set up fails the whole: the integrations made before it
+        // close their connections (an HTTP client dropped unclosed is a leak, and traps debug
+        // builds), in the background, as closing is asynchronous.
+        func closing(_ made: [any Integration], _ error: NotifierError) -> NotifierError {
+            Task { for integration in made { await integration.shutdown() } }
+            return error
+        }
         for receiver in settings.receivers {
             var list: [any Integration] = []
             do {
@@ -67,14 +74,14 @@ public final class Notifier: Sendable {
                     }
                 }
             } catch {
-                throw NotifierError(receiver: receiver.name, reason: error.description)
+                throw closing(all + list, NotifierError(receiver: receiver.name, reason: error.description))
             }
             do {
                 for (i, nats) in receiver.nats.enumerated() {
                     list.append(try NATSIntegration(id: "\(receiver.name)/nats/\(i)", settings: nats, logger: logger))
                 }
             } catch {
-                throw NotifierError(receiver: receiver.name, reason: "\(error)")
+                throw closing(all + list, NotifierError(receiver: receiver.name, reason: "\(error)"))
             }
             for (i, file) in receiver.files.enumerated() {
                 list.append(FileIntegration(id: "\(receiver.name)/file/\(i)", settings: file))
