@@ -1,6 +1,8 @@
 import FlatlineCore
 import FlatlineIngest
 import FlatlineYAML
+import Foundation
+import Yams
 
 #if canImport(Glibc)
     import Glibc
@@ -27,6 +29,9 @@ public struct Configuration: Sendable {
     public var cluster: ClusterSettings?
     /// The file it was read from.
     public var file: String
+    /// Every file it names (the keys ending in `_file`), with the key and line that name it, in
+    /// the order they are written: what `flatline check` checks.
+    public var fileReferences: [FileReference] = []
 
     package init(
         global: GlobalSettings,
@@ -140,10 +145,30 @@ public struct NATSConnectionSettings: Sendable, Hashable {
     public init(urls: [String]) {
         self.urls = urls
     }
+}
 
-    /// The files it reads: credentials and TLS.
-    public var files: [String] {
-        credentials.files + [tls?.caFile, tls?.certFile, tls?.keyFile].compactMap { $0 }
+/// A file a configuration names: its key's path (`receivers[0].webhook_configs[0].http_config.
+/// tls_config.ca_file`), the line, and the path as the daemon opens it.
+public struct FileReference: Sendable, Hashable {
+    public var key: String
+    public var line: Int
+    public var path: String
+
+    /// Why the file cannot be used now (`config.yml:12: web.auth.bearer_token_file: "/etc/t"
+    /// does not exist`), nil when it can be read.
+    public func problem(in configurationFile: String) -> String? {
+        var isDirectory: ObjCBool = false
+        let why: String
+        if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            why = "does not exist"
+        } else if isDirectory.boolValue {
+            why = "is a directory"
+        } else if !FileManager.default.isReadableFile(atPath: path) {
+            why = "cannot be read (permissions)"
+        } else {
+            return nil
+        }
+        return ConfigError(file: configurationFile, line: line, key: key, reason: "\"\(path)\" \(why)").description
     }
 }
 
@@ -240,9 +265,6 @@ public struct NATSSystemSettings: Sendable, Hashable {
     /// Also listen to the servers' disconnect events, so a client cut off as a slow consumer is
     /// known within a second whatever the scrape interval (a second connection).
     public var events = true
-
-    /// The credentials files it names.
-    public var files: [String] { [passwordFile, tokenFile, credentialsFile, nkeySeedFile].compactMap { $0 } }
 }
 
 /// How requests authenticate.
@@ -338,39 +360,6 @@ public struct ScrapeConfiguration: Sendable {
         self.scrapeInterval = scrapeInterval
         self.scrapeTimeout = scrapeTimeout
         self.targets = targets
-    }
-}
-
-extension ScrapeConfiguration {
-    /// The files the job reads credentials and certificates from.
-    public var files: [String] {
-        var files = authorization.files + (tls?.files ?? [])
-        if kind == .natsSystem || kind == .natsEvents { files += system.files }
-        return files
-    }
-}
-
-extension Authorization {
-    /// The files it reads secrets from.
-    public var files: [String] {
-        switch self {
-        case .bearerTokenFile(let path): [path]
-        case .basic(_, _, let passwordFile): [passwordFile].compactMap { $0 }
-        case .oauth2(let settings): [settings.clientSecretFile].compactMap { $0 }
-        case .none: []
-        }
-    }
-}
-
-extension TLSSettings {
-    /// The certificate authority, certificate and key files it names.
-    public var files: [String] { [caFile, certFile, keyFile].compactMap { $0 } }
-}
-
-extension WebSettings {
-    /// The files the HTTP API reads: the token, the server's certificate and key, the client CA.
-    public var files: [String] {
-        [bearerTokenFile, tls?.certFile, tls?.keyFile, tls?.clientCAFile].compactMap { $0 }
     }
 }
 
@@ -473,7 +462,33 @@ extension Configuration {
                 }
             }
         }
+        configuration.fileReferences = fileReferences(in: root, directory: directory)
         return configuration
+    }
+
+    /// The values of the keys ending in `_file` under `value`, as ``file(_:directory:)`` reads them.
+    static func fileReferences(in value: YAMLValue, directory: String) -> [FileReference] {
+        var out: [FileReference] = []
+        func visit(_ value: YAMLValue, name: String?) {
+            switch value.node {
+            case .mapping(let mapping):
+                for (key, member) in mapping {
+                    guard let key = key.scalar?.string else { continue }
+                    visit(value.child(key, member), name: key)
+                }
+            case .sequence:
+                for element in (try? value.sequence()) ?? [] { visit(element, name: nil) }
+            case .scalar:
+                guard let name, name.hasSuffix("_file"), let path = try? file(value, directory: directory) else {
+                    return
+                }
+                out.append(FileReference(key: value.path, line: value.line, path: path))
+            default:
+                return
+            }
+        }
+        visit(value, name: nil)
+        return out
     }
 
     static func backfill(_ value: YAMLValue, directory: String) throws(ConfigError) -> BackfillSettings {

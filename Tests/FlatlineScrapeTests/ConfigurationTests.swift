@@ -104,7 +104,12 @@ struct ConfigurationTests {
         #expect(nats.relabel.count == 2)
         #expect(nats.requiredLabels.first?.applies(to: "jetstream_consumer_num_pending") == true)
         #expect(nats.requiredLabels.first?.applies(to: "xjetstream_consumer_num_pending") == false)
-        #expect(nats.files == ["/etc/flatline/secrets/client", "/etc/ca.pem"])
+        #expect(
+            configuration.fileReferences.map(\.path).filter { $0.hasPrefix("/etc/") } == [
+                "/etc/flatline/secrets/client", "/etc/ca.pem", "/etc/flatline/api.token",
+                "/etc/flatline/tls/flatline.pem", "/etc/flatline/tls/flatline-key.pem", "/etc/ca.pem",
+            ]
+        )
 
         let targets = configuration.targets
         #expect(targets.count == 3)
@@ -338,14 +343,24 @@ struct ConfigurationTests {
         )
         let unreadable = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", missing.path])
         #expect(unreadable.status == 1)
-        #expect(unreadable.standardError.contains("cannot read \(directory.url.path)/nowhere.token"))
+        #expect(
+            unreadable.standardError.contains(
+                "missing.yml:3: scrape_configs[0].bearer_token_file: \"\(directory.url.path)/nowhere.token\" does not exist"
+            ),
+            "\(unreadable.standardError)"
+        )
         let system = try directory.write(
             "system.yml",
             "scrape_configs:\n  - job_name: c\n    kind: nats_system\n    static_configs: [{targets: ['h:4222']}]\n    nats_system: {user: sys, password_file: sys.pw}\n"
         )
         let systemCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", system.path])
         #expect(systemCheck.status == 1)
-        #expect(systemCheck.standardError.contains("cannot read \(directory.url.path)/sys.pw"))
+        #expect(
+            systemCheck.standardError.contains(
+                "system.yml:5: scrape_configs[0].nats_system.password_file: \"\(directory.url.path)/sys.pw\" does not exist"
+            ),
+            "\(systemCheck.standardError)"
+        )
         let backfill = try directory.write(
             "backfill.yml",
             "scrape_configs:\n  - job_name: app\n    static_configs: [{targets: ['h:9100']}]\n"
@@ -366,7 +381,11 @@ struct ConfigurationTests {
         )
         let tokenCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", token.path])
         #expect(tokenCheck.status == 1)
-        #expect(tokenCheck.standardError.contains("backfill: cannot read \(directory.url.path)/prom.token"))
+        #expect(
+            tokenCheck.standardError.contains(
+                "backfill.bearer_token_file: \"\(directory.url.path)/prom.token\" does not exist"
+            )
+        )
         let cluster = try directory.write(
             "cluster.yml",
             "cluster: {replica: a, lease: 5s, nats: {url: 'nats://u:secret@n1:4222'}}\n"
@@ -385,7 +404,11 @@ struct ConfigurationTests {
         )
         let clusterFileCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", clusterFile.path])
         #expect(clusterFileCheck.status == 1)
-        #expect(clusterFileCheck.standardError.contains("cluster: cannot read \(directory.url.path)/nats.token"))
+        #expect(
+            clusterFileCheck.standardError.contains(
+                "cluster.nats.token_file: \"\(directory.url.path)/nats.token\" does not exist"
+            )
+        )
         // A directory, and something endless, given as the configuration.
         let folder = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", directory.url.path])
         #expect(folder.status == 1)
@@ -421,15 +444,33 @@ struct ConfigurationTests {
         )
         let webCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", web.path])
         #expect(webCheck.status == 1)
-        for (part, file) in [
-            ("web", "api.token"), ("web", "server.pem"), ("web", "server-key.pem"), ("receiver r", "hook.pw"),
-            ("receiver r", "am-ca.pem"),
+        for (line, key, file) in [
+            (2, "web.auth.bearer_token_file", "api.token"), (3, "web.tls_config.cert_file", "server.pem"),
+            (3, "web.tls_config.key_file", "server-key.pem"),
+            (7, "receivers[0].webhook_configs[0].http_config.basic_auth.password_file", "hook.pw"),
+            (8, "receivers[0].alertmanager_configs[0].http_config.tls_config.ca_file", "am-ca.pem"),
         ] {
             #expect(
-                webCheck.standardError.contains("\(part): cannot read \(directory.url.path)/\(file)"),
+                webCheck.standardError.contains(
+                    "web.yml:\(line): \(key): \"\(directory.url.path)/\(file)\" does not exist"
+                ),
                 "\(file): \(webCheck.standardError)"
             )
         }
+        // A directory where a file is named.
+        try FileManager.default.createDirectory(at: directory.file("certs"), withIntermediateDirectories: true)
+        let folderFile = try directory.write(
+            "folder-file.yml",
+            "scrape_configs:\n  - job_name: n\n    tls_config: {ca_file: certs}\n    static_configs: [{targets: ['h:1']}]\n"
+        )
+        let folderFileCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", folderFile.path])
+        #expect(folderFileCheck.status == 1)
+        #expect(
+            folderFileCheck.standardError.contains(
+                "folder-file.yml:3: scrape_configs[0].tls_config.ca_file: \"\(directory.url.path)/certs\" is a directory"
+            ),
+            "\(folderFileCheck.standardError)"
+        )
     }
 
     @Test("cluster: every key, the defaults, and the credentials and TLS files of the coordinating NATS")
@@ -457,7 +498,13 @@ struct ConfigurationTests {
         #expect(cluster.name == "prod_alerting" && cluster.replica == "east-1")
         #expect(cluster.nats.urls == ["nats://n1:4222", "nats://n2:4222"])
         #expect(cluster.nats.credentials.user == "flatline")
-        #expect(cluster.nats.files == [directory.file("nats.pw").path, directory.file("ca.pem").path])
+        #expect(cluster.nats.credentials.passwordFile == directory.file("nats.pw").path)
+        #expect(
+            configuration.fileReferences == [
+                FileReference(key: "cluster.nats.password_file", line: 7, path: directory.file("nats.pw").path),
+                FileReference(key: "cluster.nats.tls_config.ca_file", line: 8, path: directory.file("ca.pem").path),
+            ]
+        )
         #expect(cluster.lease == 30 && cluster.replicasPerShard == 1)
         let client = try cluster.nats.clientConfiguration(name: "x")
         #expect(client.servers.map(\.description) == ["n1:4222", "n2:4222"])
@@ -491,7 +538,12 @@ struct ConfigurationTests {
         )
         let missing = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", config.path])
         #expect(missing.status == 1)
-        #expect(missing.standardError.contains("receiver hook: cannot read \(directory.url.path)/hook.secret"))
+        #expect(
+            missing.standardError.contains(
+                "f.yml:4: receivers[0].webhook_configs[0].signature_secret_file: \"\(directory.url.path)/hook.secret\" does not exist"
+            ),
+            "\(missing.standardError)"
+        )
         _ = try directory.write("hook.secret", "s")
         let ok = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", config.path])
         #expect(ok.status == 0, "\(ok.standardError)")

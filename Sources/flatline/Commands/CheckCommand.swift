@@ -57,32 +57,9 @@ struct CheckCommand: ParsableCommand {
             Stderr.write("check: \(error)\n")
             throw ExitCode(1)
         }
-        var problems: [String] = []
-        for job in configuration.scrapeConfigs {
-            for file in job.files where !FileManager.default.isReadableFile(atPath: file) {
-                problems.append("\(config): job \(job.jobName): cannot read \(file)")
-            }
-        }
-        if let file = configuration.backfill?.bearerTokenFile, !FileManager.default.isReadableFile(atPath: file) {
-            problems.append("\(config): backfill: cannot read \(file)")
-        }
-        for file in configuration.cluster?.nats.files ?? [] where !FileManager.default.isReadableFile(atPath: file) {
-            problems.append("\(config): cluster: cannot read \(file)")
-        }
-        for file in configuration.web.files where !FileManager.default.isReadableFile(atPath: file) {
-            problems.append("\(config): web: cannot read \(file)")
-        }
-        for receiver in configuration.alerting?.receivers ?? [] {
-            var files: [String] = []
-            for webhook in receiver.webhooks {
-                files += [webhook.signatureSecretFile].compactMap { $0 } + webhook.authorization.files
-                files += webhook.tls?.files ?? []
-            }
-            for push in receiver.alertmanagers { files += push.authorization.files + (push.tls?.files ?? []) }
-            for file in files where !FileManager.default.isReadableFile(atPath: file) {
-                problems.append("\(config): receiver \(receiver.name): cannot read \(file)")
-            }
-        }
+        // Every file a key names (the daemon reads some only at their first use: a receiver's
+        // secret when it first sends), told by the key and line that name it.
+        let problems = configuration.fileReferences.compactMap { $0.problem(in: config) }
         for problem in problems { Stderr.write("check: \(problem)\n") }
         guard problems.isEmpty else { throw ExitCode(1) }
         var text =
