@@ -577,6 +577,55 @@ struct DaemonAPITests {
         #expect(open == 200)
     }
 
+    @Test("one daemon per data directory: a second is refused before it touches the first one's files")
+    func dataDirectoryLock() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let data = directory.file("d").path
+        @Sendable func second() throws -> Daemon {
+            var options = DaemonOptions()
+            options.dataDirectory = data
+            options.port = 0
+            options.modelsDirectory = TestSupport.repositoryFile("models").path
+            let configuration = try Configuration.parse("scrape_configs: []\n", file: "flatline.yml")
+            return try Daemon(configuration: configuration, options: options, logger: TestSupport.quietLogger)
+        }
+        try await Self.withDaemon(data: data) { _ in
+            let walBefore = try FileManager.default.contentsOfDirectory(atPath: data + "/wal")
+            #expect {
+                _ = try second()
+            } throws: { error in
+                "\(error)" == "\(data): the data directory is in use by another process (pid \(getpid())): one daemon "
+                    + "per data directory (give this one its own --data-dir; replicas share work through `cluster:`)"
+            }
+            // Its write-ahead log is the first daemon's still.
+            #expect(try FileManager.default.contentsOfDirectory(atPath: data + "/wal") == walBefore)
+        }
+        // Stopped, the first lets it go.
+        _ = try second()
+    }
+
+    @Test("a listen address in use is said before anything starts, naming it")
+    func listenInUse() async throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        try await Self.withDaemon(data: directory.file("a").path) { port in
+            var options = DaemonOptions()
+            options.dataDirectory = directory.file("b").path
+            options.port = port
+            options.modelsDirectory = TestSupport.repositoryFile("models").path
+            let configuration = try Configuration.parse("scrape_configs: []\n", file: "flatline.yml")
+            let second = try Daemon(configuration: configuration, options: options, logger: TestSupport.quietLogger)
+            await #expect {
+                try await second.run(signals: [])
+            } throws: { error in
+                "\(error)".hasPrefix("cannot listen on \(options.host):\(port): the address is in use")
+            }
+            // Nothing started: no state was saved.
+            #expect(!FileManager.default.fileExists(atPath: directory.file("b/alerts.json").path))
+        }
+    }
+
     @Test("under /api/, no such endpoint and a body too large are answered in the JSON error shape")
     func jsonErrors() async throws {
         let directory = try TestSupport.TemporaryDirectory()
@@ -595,6 +644,9 @@ struct DaemonAPITests {
                 try await Self.request(.GET, base + "/nothing"),
                 try await Self.request(.GET, base + "/-/ready"),
                 try await Self.request(.GET, base + "/-/healthy"),
+                // Reloads take POST or PUT, as Prometheus's; a GET is told so.
+                try await Self.request(.GET, base + "/-/reload"),
+                try await Self.request(.PUT, base + "/-/reload"),
             ]
         }
         struct Failure: Decodable {
@@ -608,6 +660,9 @@ struct DaemonAPITests {
         #expect(answers[3].0 == 404 && failure(answers[3].1) == nil)
         #expect(answers[4].0 == 503 && answers[4].1.contains("no scrape done yet"))
         #expect(answers[5].0 == 200 && answers[5].1 == "ok\n")
+        #expect(answers[6].0 == 405 && answers[6].1.contains("only POST (or PUT) reloads"), "\(answers[6])")
+        // (Its configuration is no file here: the handler answers, refusing the reload.)
+        #expect([200, 400].contains(answers[7].0) && answers[7].1.contains("reload"), "\(answers[7])")
     }
 
     @Test("every path of deploy/openapi.yaml is served (documentation and routes agree)")

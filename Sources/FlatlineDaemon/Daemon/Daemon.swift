@@ -10,6 +10,7 @@ import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import NIOCore
+import NIOPosix
 import NIOSSL
 import ServiceLifecycle
 import Synchronization
@@ -79,6 +80,8 @@ public final class Daemon: Sendable {
     /// Learned state through the cluster, with `cluster:`.
     public let sharedState: SharedState?
     let logger: Logger
+    /// The data directory, this process's alone while it runs.
+    private let dataLock: DataDirectoryLock
     private let outbox: Outbox
     /// Where raw scrapes are recorded (`--record`), across reloads.
     let recorder: Recorder?
@@ -121,6 +124,8 @@ public final class Daemon: Sendable {
         let state: StateDirectory
         do {
             state = try StateDirectory(path: options.dataDirectory)
+            // Before anything in it is read or written (the write-ahead log, the outbox).
+            dataLock = try DataDirectoryLock(directory: options.dataDirectory)
             outbox = try Outbox(path: options.dataDirectory + "/outbox.sqlite")
         } catch let error as StateFileError {
             throw DaemonError(reason: "\(error)")
@@ -411,6 +416,12 @@ public final class Daemon: Sendable {
     /// the write-ahead log is the scrapers' first step: the HTTP server answers `/healthz`
     /// meanwhile, and whatever needs the pipeline waits for it (one call on its actor).
     public func run(signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
+        // Stopped, it lets the data directory go: another daemon (a restart in the same
+        // process) may take it.
+        defer { dataLock.release() }
+        // A listen address that cannot be had is said before anything starts (the write-ahead
+        // log's recovery, the first scrapes, a save), in words that name it.
+        if options.port != 0 { try await Self.checkListen(host: options.host, port: options.port) }
         // Idle connections are closed after a minute, and header sizes are bounded: a client
         // that opens connections and sends nothing cannot pile them up.
         let http1 = HTTP1Channel.Configuration(
@@ -455,6 +466,29 @@ public final class Daemon: Sendable {
             ]
         )
         try await serviceGroup.run()
+    }
+
+    /// Binds `host:port` and lets it go: the HTTP server binds it again at once.
+    /// - Throws: ``DaemonError`` naming the address and why it cannot be listened on.
+    static func checkListen(host: String, port: Int) async throws(DaemonError) {
+        do {
+            let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: host, port: port)
+                .get()
+            try await channel.close()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw DaemonError(
+                reason: "cannot listen on \(host):\(port): the address is in use (by another flatline, or "
+                    + "another program: give --listen another port)"
+            )
+        } catch let error as IOError where error.errnoCode == EACCES {
+            throw DaemonError(
+                reason: "cannot listen on \(host):\(port): permission denied (ports below 1024 need privileges)"
+            )
+        } catch {
+            throw DaemonError(reason: "cannot listen on \(host):\(port): \(error)")
+        }
     }
 
     /// The generation of the configuration: ``reload()`` starts the next, and the scrapers and

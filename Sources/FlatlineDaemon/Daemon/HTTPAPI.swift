@@ -325,12 +325,20 @@ enum HTTPAPI {
                 )
             )
         }
-        router.post("/-/reload") { _, _ -> Response in
+        // POST or PUT, as Prometheus takes it; a GET is told so.
+        let reload: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in
             do {
                 return text(try await daemon.reload() + "\n")
             } catch {
                 return text("reload refused, the running configuration stays: \(error)\n", status: .badRequest)
             }
+        }
+        router.post("/-/reload", use: reload)
+        router.put("/-/reload", use: reload)
+        router.get("/-/reload") { _, _ -> Response in
+            var response = text("only POST (or PUT) reloads the configuration\n", status: .methodNotAllowed)
+            response.headers[.allow] = "POST, PUT"
+            return response
         }
         router.get("/api/v1/silences") { _, _ -> Response in
             let now = Pipeline.now()

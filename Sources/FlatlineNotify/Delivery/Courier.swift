@@ -275,7 +275,7 @@ public final class Courier: Sendable {
             case .retried where cutShort:
                 logger.warning("notification attempt cut short by stopping, it stays queued", metadata: metadata)
             case .retried:
-                metadata["retry_in"] = "\(delay ?? 0)"
+                metadata["retry_in"] = "\(DurationText.format(seconds: ((delay ?? 0) * 10).rounded() / 10))"
                 logger.warning("notification failed, will retry", metadata: metadata)
             }
         }

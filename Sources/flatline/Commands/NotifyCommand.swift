@@ -51,6 +51,14 @@ struct NotifyCommand: AsyncParsableCommand {
             throw CommandFailure("\(config): no route: (and receivers:) to send notifications to")
         }
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        // A daemon on the same directory delivers from the same outbox.
+        let lock: DataDirectoryLock
+        do {
+            lock = try DataDirectoryLock(directory: dataDir)
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+        defer { lock.release() }
         let logger = Logger(label: "flatline.notify") { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .warning

@@ -151,7 +151,11 @@ struct RunCommand: AsyncParsableCommand {
         } catch {
             throw CommandFailure("\(error)")
         }
-        try await daemon.run()
+        do {
+            try await daemon.run()
+        } catch let error as DaemonError {
+            throw CommandFailure("\(error)")
+        }
     }
 }
 
