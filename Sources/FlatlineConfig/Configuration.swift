@@ -29,8 +29,8 @@ public struct Configuration: Sendable {
     public var cluster: ClusterSettings?
     /// The file it was read from.
     public var file: String
-    /// Every file it names (the keys ending in `_file`), with the key and line that name it, in
-    /// the order they are written: what `flatline check` checks.
+    /// Every file it names (the keys ending in `_file`, and the files file receivers write), with
+    /// the key and line that name it, in the order they are written: what `flatline check` checks.
     public var fileReferences: [FileReference] = []
 
     package init(
@@ -153,18 +153,32 @@ public struct FileReference: Sendable, Hashable {
     public var key: String
     public var line: Int
     public var path: String
+    /// A file the daemon writes (a file receiver's `path`), not one it reads.
+    public var written = false
 
     /// Why the file cannot be used now (`config.yml:12: web.auth.bearer_token_file: "/etc/t"
-    /// does not exist`), nil when it can be read.
+    /// does not exist`), nil when it can be read (or, written, created or appended to).
     public func problem(in configurationFile: String) -> String? {
         var isDirectory: ObjCBool = false
         let why: String
-        if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        if written && !exists {
+            let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) || !isDirectory.boolValue {
+                why = "cannot be created: its directory \(directory) does not exist"
+            } else if !FileManager.default.isWritableFile(atPath: directory) {
+                why = "cannot be created: its directory \(directory) cannot be written (permissions)"
+            } else {
+                return nil
+            }
+        } else if !exists {
             why = "does not exist"
         } else if isDirectory.boolValue {
             why = "is a directory"
-        } else if !FileManager.default.isReadableFile(atPath: path) {
-            why = "cannot be read (permissions)"
+        } else if !(written
+            ? FileManager.default.isWritableFile(atPath: path) : FileManager.default.isReadableFile(atPath: path))
+        {
+            why = written ? "cannot be written (permissions)" : "cannot be read (permissions)"
         } else {
             return nil
         }
@@ -466,7 +480,8 @@ extension Configuration {
         return configuration
     }
 
-    /// The values of the keys ending in `_file` under `value`, as ``file(_:directory:)`` reads them.
+    /// The values of the keys ending in `_file` under `value`, and the paths file receivers write,
+    /// as ``file(_:directory:)`` reads them.
     static func fileReferences(in value: YAMLValue, directory: String) -> [FileReference] {
         var out: [FileReference] = []
         func visit(_ value: YAMLValue, name: String?) {
@@ -479,10 +494,14 @@ extension Configuration {
             case .sequence:
                 for element in (try? value.sequence()) ?? [] { visit(element, name: nil) }
             case .scalar:
-                guard let name, name.hasSuffix("_file"), let path = try? file(value, directory: directory) else {
+                // A file receiver's `path` is written; `-` is standard output.
+                let written = name == "path" && value.path.contains("file_configs[")
+                guard let name, name.hasSuffix("_file") || written, (try? value.string()) != "-",
+                    let path = try? file(value, directory: directory)
+                else {
                     return
                 }
-                out.append(FileReference(key: value.path, line: value.line, path: path))
+                out.append(FileReference(key: value.path, line: value.line, path: path, written: written))
             default:
                 return
             }

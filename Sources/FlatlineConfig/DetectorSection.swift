@@ -13,6 +13,17 @@ extension Configuration {
         do {
             configuration = try YAMLDecoder().decode(DetectorConfiguration.self, from: value.node)
         } catch let error as DecodingError {
+            // Told at the key the decoder was reading, when it has one.
+            if let context = Self.context(error), !context.codingPath.isEmpty {
+                let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+                let member = Self.member(of: value, at: context.codingPath.map(\.stringValue))
+                throw ConfigError(
+                    file: value.file,
+                    line: member?.line ?? value.line,
+                    key: value.path + "." + keys.joined(separator: ".").replacingOccurrences(of: ".[", with: "["),
+                    reason: Self.describe(error, withPath: false)
+                )
+            }
             throw value.error(Self.describe(error))
         } catch {
             throw value.error("\(error)")
@@ -25,9 +36,35 @@ extension Configuration {
         do {
             try configuration.validate()
         } catch {
-            throw ConfigError(file: value.file, line: value.line, key: "detector.\(error.key)", reason: error.rule)
+            let member = Self.member(of: value, at: error.key.split(separator: ".").map(String.init))
+            throw ConfigError(
+                file: value.file,
+                line: member?.line ?? value.line,
+                key: "detector.\(error.key)",
+                reason: error.rule
+            )
         }
         return configuration
+    }
+
+    /// The value at `keys` under `value` (mappings only), for the line of a key an error names.
+    private static func member(of value: YAMLValue, at keys: [String]) -> YAMLValue? {
+        var current = value
+        for key in keys {
+            guard let next = current.member(key) else { return nil }
+            current = next
+        }
+        return current
+    }
+
+    private static func context(_ error: DecodingError) -> DecodingError.Context? {
+        switch error {
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context),
+            .keyNotFound(_, let context):
+            return context
+        @unknown default:
+            return nil
+        }
     }
 
     /// Throws for the first key of `value` (a mapping, nested) that `known` does not have.
@@ -48,10 +85,10 @@ extension Configuration {
         }
     }
 
-    private static func describe(_ error: DecodingError) -> String {
+    private static func describe(_ error: DecodingError, withPath: Bool = true) -> String {
         func path(_ context: DecodingError.Context) -> String {
             let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
-            return keys.isEmpty ? "" : keys.joined(separator: ".") + ": "
+            return keys.isEmpty || !withPath ? "" : keys.joined(separator: ".") + ": "
         }
         switch error {
         case .typeMismatch(let type, let context):

@@ -167,8 +167,16 @@ package struct YAMLValue {
         guard let seconds = PrometheusDuration.seconds(text) else {
             throw error("\"\(text)\" is not a duration (e.g. 15s, 1m30s, 500ms, 2h)")
         }
+        // No interval, timeout, wait or window is longer: past it a target would never be
+        // scraped, a route never notify, a model never decide, and nothing would say why.
+        guard seconds <= Self.longestDuration else {
+            throw error("\"\(text.prefix(40))\" is longer than a year, the longest duration any setting takes")
+        }
         return seconds
     }
+
+    /// The longest duration a setting takes: a year (`1y`, 365 days).
+    package static let longestDuration: Double = 365 * 86_400
 
     /// A byte size: a number of bytes, or with a unit: `512KB`, `64MiB`, `1GB`.
     package func byteSize() throws(ConfigError) -> Int {

@@ -94,6 +94,31 @@ struct ModelTests {
                 "name: x\nkind: growth\ngroup_by: [a]\ngrowth: {metric: m, min_value: lots}\nalert: {}\n",
                 "m.yml:4: growth.min_value: \"lots\" is not a number or a duration"
             ),
+            // Values that would alert on every client, or never.
+            (
+                "name: x\nkind: surge\ngroup_by: [a]\nsurge: {messages: m, factor: -2}\n",
+                "m.yml:4: surge.factor: must be 1 or more"
+            ),
+            (
+                "name: x\nkind: surge\ngroup_by: [a]\nsurge: {messages: m, sigmas: -5}\n",
+                "m.yml:4: surge.sigmas: must be 0 or more"
+            ),
+            (
+                "name: x\nkind: surge\ngroup_by: [a]\nsurge: {messages: m, min_rate: -20}\n",
+                "m.yml:4: surge.min_rate: must be 0 or more"
+            ),
+            (
+                "name: x\nkind: surge\ngroup_by: [a]\nsurge: {messages: m, min_payload: -16}\n",
+                "m.yml:4: surge.min_payload: must be 0 or more"
+            ),
+            (
+                "name: x\nkind: stall\ngroup_by: [a]\nstall: {progress: p, waiting: [w], stall_after: 0}\n",
+                "m.yml:4: stall.stall_after: must be above 0"
+            ),
+            (
+                "name: x\nkind: drop\ngroup_by: [a]\ndrop: {metric: m}\nalert: {name: A, severity: warning, for: 300000y}\n",
+                "m.yml:5: alert.for: \"300000y\" is longer than a year"
+            ),
         ]
     )
     func badModels(text: String, reason: String) {

@@ -262,9 +262,22 @@ struct ConfigurationTests {
             ("scrape_configs:\n\t- job_name: x\n", 2, "", "the line is indented with a tab"),
             ("global:\n  scrape_interval: 15s\n \tscrape_timeout: 5s\n", 3, "", "indented with a tab: YAML indents"),
             ("detector:\n  surprise:\n    treshold: 2\n", 3, "detector.surprise.treshold", "unknown key"),
-            ("detector:\n  kind: prophet\n", 2, "detector", "prophet"),
+            ("detector:\n  kind: prophet\n", 2, "detector.kind", "prophet"),
             ("detector:\n  surprise: {threshold: 40}\n", 2, "detector.surprise.threshold", "must be from -3 to 30"),
-            ("detector:\n  surprise: {threshold: high}\n", 2, "detector", "surprise.threshold: expected a number"),
+            ("detector:\n  surprise: {threshold: high}\n", 2, "detector.surprise.threshold", "expected a number"),
+            // At the line of the key, not of the section.
+            (
+                "detector:\n  kind: surprise\n  surprise:\n    threshold: 99\n", 4, "detector.surprise.threshold",
+                "must be"
+            ),
+            (
+                "detector:\n  kind: ewma\n\n  ewma:\n    half_life: -3\n", 5, "detector.ewma.half_life",
+                "is not a duration"
+            ),
+            (
+                "detector:\n  calibration:\n    threshold: 3\n", 3, "detector.calibration.threshold",
+                "must be between 0 and 1"
+            ),
         ]
     )
     func errors(text: String, line: Int, key: String, reason: String) {
@@ -549,6 +562,44 @@ struct ConfigurationTests {
         #expect(ok.status == 0, "\(ok.standardError)")
         #expect(ok.standardOutput.contains("route: receiver hook, 1 child route(s), 0 inhibit rule(s)"))
         #expect(ok.standardOutput.contains("receiver hook: 1 webhook"))
+        // A file receiver's file must be creatable; `-` is standard output.
+        let files = try directory.write(
+            "files.yml",
+            """
+            route: {receiver: out}
+            receivers:
+              - name: out
+                file_configs: [{path: "-"}, {path: alerts.ndjson}, {path: nowhere/alerts.ndjson}]
+            """
+        )
+        let filesCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", files.path])
+        #expect(filesCheck.status == 1)
+        #expect(
+            filesCheck.standardError
+                == "check: \(files.path):4: receivers[0].file_configs[2].path: \"\(directory.url.path)/nowhere/alerts.ndjson\" "
+                + "cannot be created: its directory \(directory.url.path)/nowhere does not exist\n",
+            "\(filesCheck.standardError)"
+        )
+    }
+
+    @Test("a duration is at most a year: longer, a target would never be scraped and nothing would say why")
+    func longestDuration() throws {
+        for (yaml, key) in [
+            ("global: {scrape_interval: 300000y}\n", "global.scrape_interval"),
+            ("global: {scrape_interval: 99999999999999999999d}\n", "global.scrape_interval"),
+            ("route: {receiver: r, repeat_interval: 366d}\nreceivers: [{name: r}]\n", "route.repeat_interval"),
+        ] {
+            #expect {
+                _ = try Configuration.parse(yaml, file: "f.yml")
+            } throws: { error in
+                "\(error)".contains("f.yml:1: \(key): ") && "\(error)".contains("is longer than a year")
+            }
+        }
+        let year = try Configuration.parse(
+            "route: {receiver: r, repeat_interval: 1y}\nreceivers: [{name: r}]\n",
+            file: "f.yml"
+        )
+        #expect(year.alerting?.route.repeatInterval == Double(365 * 86_400))
     }
 
     @Test("flatline check --models: the shipped models pass; a typo names the file and key")

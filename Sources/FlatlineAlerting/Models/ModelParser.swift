@@ -46,8 +46,8 @@ extension Model {
                     delivered: s.optionalString("delivered"),
                     idle: s.optionalString("idle"),
                     untaken: s.optionalString("untaken"),
-                    stallAfter: try s.number("stall_after", default: 10),
-                    stallFactor: try s.number("stall_factor", default: 4),
+                    stallAfter: try s.positive("stall_after", default: 10),
+                    stallFactor: try s.nonNegative("stall_factor", default: 4),
                     stallScrapes: try s.positive("stall_scrapes", default: 1)
                 )
             )
@@ -56,15 +56,15 @@ extension Model {
                 "growth",
                 known: ["metric", "min_value", "clear_value", "min_rises", "min_duration", "min_rise"]
             )
-            let minValue = try g.number("min_value", default: 262_144)
+            let minValue = try g.nonNegative("min_value", default: 262_144)
             kind = .growth(
                 GrowthParameters(
                     metric: try g.string("metric"),
                     minValue: minValue,
-                    clearValue: try g.number("clear_value", default: minValue / 2),
+                    clearValue: try g.nonNegative("clear_value", default: minValue / 2),
                     minRises: try g.wholeNumber("min_rises", default: 2),
-                    minDuration: try g.number("min_duration", default: 3),
-                    minRise: try g.number("min_rise", default: 0)
+                    minDuration: try g.nonNegative("min_duration", default: 3),
+                    minRise: try g.nonNegative("min_rise", default: 0)
                 )
             )
         case "surge":
@@ -80,14 +80,14 @@ extension Model {
                 SurgeParameters(
                     messages: try g.string("messages"),
                     bytes: g.optionalString("bytes"),
-                    factor: try g.number("factor", default: 2.5),
-                    minRate: try g.number("min_rate", default: 20),
+                    factor: try g.atLeastOne("factor", default: 2.5),
+                    minRate: try g.nonNegative("min_rate", default: 20),
                     minRateInterval: try g.nonNegative("min_rate_interval", default: 0),
-                    sigmas: try g.number("sigmas", default: 5),
-                    minPayload: try g.number("min_payload", default: 16),
-                    minDuration: try g.number("min_duration", default: 2),
-                    halfLife: try g.number("half_life", default: 300),
-                    warmup: try g.number("warmup", default: 120),
+                    sigmas: try g.nonNegative("sigmas", default: 5),
+                    minPayload: try g.nonNegative("min_payload", default: 16),
+                    minDuration: try g.nonNegative("min_duration", default: 2),
+                    halfLife: try g.positive("half_life", default: 300),
+                    warmup: try g.nonNegative("warmup", default: 120),
                     levelHalfLife: try g.nonNegative("level_half_life", default: 0),
                     steadyFactor: try g.nonNegative("steady_factor", default: 0),
                     steadySigmas: try g.nonNegative("steady_sigmas", default: 0),
@@ -160,7 +160,7 @@ extension Model {
                     window: try f.positive("window", default: 600),
                     horizon: try f.positive("horizon", default: 1800),
                     minPoints: Int(try f.positive("min_points", default: 8)),
-                    minRise: try f.number("min_rise", default: 0.05),
+                    minRise: try f.nonNegative("min_rise", default: 0.05),
                     confirmations: try f.wholeNumber("confirmations", default: 1),
                     beyondPeak: try f.nonNegative("beyond_peak", default: 0)
                 )
@@ -180,8 +180,8 @@ extension Model {
                 AnomalyParameters(
                     metrics: metrics,
                     direction: direction,
-                    minDeviation: try a.number("min_deviation", default: 0),
-                    minRelativeDeviation: try a.number("min_relative_deviation", default: 0),
+                    minDeviation: try a.nonNegative("min_deviation", default: 0),
+                    minRelativeDeviation: try a.nonNegative("min_relative_deviation", default: 0),
                     settleAfter: try a.nonNegative("settle_after", default: 1800)
                 )
             )
@@ -216,8 +216,8 @@ extension Model {
             name: try a.string("name"),
             severity: try a.string("severity"),
             timing: AlertTiming(
-                forSeconds: try a.number("for", default: 0),
-                keepFiringFor: try a.number("keep_firing_for", default: 0),
+                forSeconds: try a.nonNegative("for", default: 0),
+                keepFiringFor: try a.nonNegative("keep_firing_for", default: 0),
                 staleAfter: try a.positive("stale_after", default: 300)
             ),
             labels: labels,
@@ -308,7 +308,15 @@ private struct Section {
         guard let member = mapping[key] else { return fallback }
         let text = try member.string()
         if let value = Double(text), value.isFinite { return value }
-        if let seconds = DurationText.parse(text) { return seconds }
+        if let seconds = DurationText.parse(text) {
+            // As in the configuration: past a year a model would never decide.
+            guard seconds <= YAMLValue.longestDuration else {
+                throw member.error(
+                    "\"\(text.prefix(40))\" is longer than a year, the longest duration any setting takes"
+                )
+            }
+            return seconds
+        }
         throw member.error("\"\(text)\" is not a number or a duration")
     }
 
@@ -324,6 +332,13 @@ private struct Section {
     func nonNegative(_ key: String, default fallback: Double) throws(ConfigError) -> Double {
         let value = try number(key, default: fallback)
         guard value >= 0 else { throw fail(key, "must be 0 or more") }
+        return value
+    }
+
+    /// A factor over a baseline: 1 or more (below it, the usual level would be a surge).
+    func atLeastOne(_ key: String, default fallback: Double) throws(ConfigError) -> Double {
+        let value = try number(key, default: fallback)
+        guard value >= 1 else { throw fail(key, "must be 1 or more (a multiple of the baseline)") }
         return value
     }
 
