@@ -1,3 +1,4 @@
+import FlatlineCore
 import Foundation
 import Yams
 
@@ -192,11 +193,14 @@ public struct Scenario: Codable, Sendable, Hashable {
 
     /// Reads a scenario file.
     public static func load(path: String) throws(ScenarioError) -> Scenario {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ScenarioError(source: path, key: "", reason: "cannot read: \(error.localizedDescription)")
+        // A scenario is text a person wrote: 1 MiB is far past any.
+        let bytes: [UInt8]
+        switch BoundedFile.read(path, limit: 1 << 20) {
+        case .success(let read): bytes = read
+        case .failure(let error): throw ScenarioError(source: path, key: "", reason: error.reason)
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ScenarioError(source: path, key: "", reason: "not UTF-8 text")
         }
         return try parse(yaml: text, source: path)
     }

@@ -51,6 +51,34 @@ struct LoadgenCommandTests {
         )
         #expect(unreachable.status != 0)
         #expect(unreachable.standardError.contains("not connected") || unreachable.standardError.contains("connect"))
+        // What would fail after the run, or at connecting, is refused before it (the default
+        // scenario's four minutes would pass the suite's time limit).
+        let noDirectory = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["loadgen", "--server", server.url, "--out", directory.file("missing/truth.json").path]
+        )
+        #expect(noDirectory.status == 1)
+        #expect(
+            noDirectory.standardError.contains("--out \(directory.file("missing/truth.json").path): the directory"),
+            "\(noDirectory.standardError)"
+        )
+        let noCreds = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["loadgen", "--server", server.url, "--creds", directory.file("user.creds").path]
+        )
+        #expect(noCreds.status == 1)
+        #expect(noCreds.standardError.contains("user.creds does not exist"), "\(noCreds.standardError)")
+        let both = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["loadgen", "--server", server.url, "--user", "a", "--token", "b"]
+        )
+        #expect(both.status == 64 && both.standardError.contains("give one of --user, --token and --creds"))
+        let missingScenario = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["loadgen", "--server", server.url, "--scenario", directory.file("nope.yml").path]
+        )
+        #expect(missingScenario.status == 1)
+        #expect(missingScenario.standardError.contains("nope.yml: cannot open: No such file or directory"))
     }
 
     @Test("Ctrl-C ends the run early: the incident in progress ends there and the ground truth says so")

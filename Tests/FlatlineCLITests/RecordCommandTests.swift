@@ -41,6 +41,15 @@ struct RecordCommandTests {
             ["record", "--config", directory.file("nope.yml").path, "--out", out]
         )
         #expect(missing.status == 1)
-        #expect(missing.standardError.contains("nope.yml: cannot open"))
+        #expect(missing.standardError.contains("Error: \(directory.file("nope.yml").path): cannot open"))
+        // Its own configuration is not an output.
+        let original = try String(contentsOf: config, encoding: .utf8)
+        let over = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["record", "--config", config.path, "--out", "\(directory.url.path)/./flatline.yml", "--rounds", "1"]
+        )
+        #expect(over.status == 64)
+        #expect(over.standardError.contains("is the configuration"), "\(over.standardError)")
+        #expect(try String(contentsOf: config, encoding: .utf8) == original)
     }
 }

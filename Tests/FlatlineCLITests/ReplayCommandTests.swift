@@ -557,6 +557,28 @@ extension ReplayCommandTests {
             "\(both.standardError)"
         )
 
+        // Paths that do not exist yet are one file too (by directory and name).
+        let new = directory.file("new.csv").path
+        for arguments in [
+            [input, "--out", new, "--alerts-out", "\(directory.url.path)/./new.csv"],
+            [input, "--out", new, "--save-state", new],
+        ] {
+            let result = try replay(arguments)
+            #expect(result.status != 0, "\(arguments)")
+            #expect(result.standardError.contains("is the same file as --out \(new)"), "\(result.standardError)")
+        }
+        // An output after the rows that cannot be written is refused before them.
+        let nowhere = directory.file("missing/state.json").path
+        let unwritable = try replay([input, "--quiet", "--out", out, "--save-state", nowhere])
+        #expect(unwritable.status == 1)
+        #expect(
+            unwritable.standardError.contains(
+                "--save-state \(nowhere): the directory \(directory.url.path)/missing does not exist"
+            ),
+            "\(unwritable.standardError)"
+        )
+        #expect(try String(contentsOfFile: out, encoding: .utf8).isEmpty, "rows written before the refusal")
+
         // Saving over the state it loaded is allowed: the state is replaced only at the end.
         let state = directory.file("state.json").path
         #expect(try replay([input, "--quiet", "--out", out, "--save-state", state]).status == 0)
@@ -565,6 +587,38 @@ extension ReplayCommandTests {
         let loaded = try replay([input, "--quiet", "--out", state, "--load-state", state])
         #expect(loaded.status != 0)
         #expect(loaded.standardError.contains("--out \(state) is --load-state"), "\(loaded.standardError)")
+    }
+
+    @Test("a pipe, standard input or a FIFO is read once and replays as the file does, whatever its format")
+    func pipes() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        let recording = TestSupport.repositoryFile(
+            "Tests/FlatlineIngestTests/Fixtures/nats/scenario-freeze-flood.ndjson.gz"
+        ).path
+        let binary = TestSupport.flatlineBinary.path
+        for file in [Self.example, recording] {
+            let direct = try replay([file, "--quiet"])
+            #expect(direct.status == 0, "\(direct.standardError)")
+            let fifo = directory.file("fifo").path
+            for script in [
+                "cat '\(file)' | '\(binary)' replay /dev/stdin --quiet",
+                "'\(binary)' replay <(cat '\(file)') --quiet",
+                "rm -f '\(fifo)'; mkfifo '\(fifo)'; cat '\(file)' > '\(fifo)' & '\(binary)' replay '\(fifo)' --quiet",
+            ] {
+                let piped = try TestSupport.run(URL(fileURLWithPath: "/bin/bash"), ["-c", script], timeout: 120)
+                #expect(piped.status == 0, "\(script): \(piped.standardError)")
+                #expect(piped.standardOutput == direct.standardOutput, "\(script)")
+            }
+        }
+        // A bad line is named as the input was given.
+        let bad = try TestSupport.run(
+            URL(fileURLWithPath: "/bin/bash"),
+            ["-c", "printf 'timestamp,value\\n1,x\\n' | '\(binary)' replay /dev/stdin"],
+            timeout: 60
+        )
+        #expect(bad.status == 1)
+        #expect(bad.standardError.contains("/dev/stdin:2: "), "\(bad.standardError)")
     }
 
     @Test("a value that is not a number names the column taken as the value when none is named value")

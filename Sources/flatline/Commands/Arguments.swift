@@ -2,6 +2,7 @@ import ArgumentParser
 import FlatlineCore
 import FlatlineDaemon
 import FlatlineIngest
+import Foundation
 
 extension DetectorKind: ExpressibleByArgument {}
 extension Direction: ExpressibleByArgument {}
@@ -62,5 +63,29 @@ struct CommandFailure: Error, CustomStringConvertible {
 
     init(_ description: String) {
         self.description = description
+    }
+}
+
+/// Output paths checked before the work that fills them: a long run (a replay, a load
+/// generation) must not end in "cannot create" after its work is done.
+enum OutputPath {
+    /// Refuses `path` (given as option `name`) when it cannot be written: a directory, a
+    /// directory that does not exist, one that cannot be written.
+    static func refuseUnwritable(_ name: String, _ path: String) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            if isDirectory.boolValue { throw CommandFailure("\(name) \(path) is a directory") }
+            if !FileManager.default.isWritableFile(atPath: path) {
+                throw CommandFailure("\(name) \(path) cannot be written (permissions)")
+            }
+            return
+        }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CommandFailure("\(name) \(path): the directory \(directory) does not exist")
+        }
+        if !FileManager.default.isWritableFile(atPath: directory) {
+            throw CommandFailure("\(name) \(path): the directory \(directory) cannot be written (permissions)")
+        }
     }
 }

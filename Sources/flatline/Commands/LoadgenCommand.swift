@@ -71,13 +71,33 @@ struct LoadgenCommand: AsyncParsableCommand {
     @Flag(help: "Log connections and errors on standard error.")
     var verbose = false
 
+    func validate() throws {
+        let ways = [user != nil, token != nil, creds != nil].filter { $0 }.count
+        if ways > 1 { throw ValidationError("give one of --user, --token and --creds") }
+        if password != nil && user == nil { throw ValidationError("--password goes with --user") }
+    }
+
     func run() async throws {
         if printScenario {
             print(Scenario.builtInYAML)
             return
         }
-        var scenario =
-            try scenario.map { path throws(ScenarioError) in try Scenario.load(path: path) } ?? Scenario.builtIn
+        var scenario: Scenario
+        do {
+            scenario =
+                try self.scenario.map { path throws(ScenarioError) in try Scenario.load(path: path) }
+                ?? Scenario.builtIn
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+        // Before the run: its ground truth is written at the end.
+        if let out { try OutputPath.refuseUnwritable("--out", out) }
+        if let creds, !FileManager.default.isReadableFile(atPath: creds) {
+            throw CommandFailure(
+                "--creds \(creds) "
+                    + (FileManager.default.fileExists(atPath: creds) ? "cannot be read" : "does not exist")
+            )
+        }
         if let seed { scenario.seed = seed }
         if let duration { scenario = scenario.scaled(toSeconds: duration.seconds) }
         var connection = try NATSClientConfiguration(urls: server)
@@ -111,7 +131,11 @@ struct LoadgenCommand: AsyncParsableCommand {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let json = try encoder.encode(truth)
         if let out {
-            try json.write(to: URL(fileURLWithPath: out), options: .atomic)
+            do {
+                try json.write(to: URL(fileURLWithPath: out), options: .atomic)
+            } catch {
+                throw CommandFailure("cannot write --out \(out): \(error.localizedDescription)")
+            }
         } else {
             FileHandle.standardOutput.write(json)
             FileHandle.standardOutput.write(Data("\n".utf8))

@@ -38,6 +38,11 @@ struct RecordCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let rounds, rounds < 1 { throw ValidationError("--rounds must be at least 1") }
+        if let written = OutputSink.identity(out), written == OutputSink.identity(config) {
+            throw ValidationError(
+                "--out \(out) is the configuration (\(config)): recording would destroy it; write to another path"
+            )
+        }
     }
 
     func run() async throws {
@@ -45,12 +50,10 @@ struct RecordCommand: AsyncParsableCommand {
         do {
             configuration = try Configuration.load(path: config)
         } catch {
-            Stderr.write("record: \(error)\n")
-            throw ExitCode(1)
+            throw CommandFailure("\(error)")
         }
         guard !configuration.targets.isEmpty else {
-            Stderr.write("record: \(config) has no targets\n")
-            throw ExitCode(1)
+            throw CommandFailure("\(config) has no targets")
         }
         var logger = Logger(label: "flatline.record")
         logger.logLevel = verbose ? .info : .error

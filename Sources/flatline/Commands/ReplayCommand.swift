@@ -60,7 +60,12 @@ struct ReplayCommand: AsyncParsableCommand {
     var bearerTokenFile: String?
 
     /// The input as messages name it.
-    var source: String { input ?? prometheus.map { Redaction.redactingUserinfo($0) } ?? "" }
+    var source: String {
+        Self.inputName ?? input ?? prometheus.map { Redaction.redactingUserinfo($0) } ?? ""
+    }
+
+    /// The name given for an input that was copied to a file first (a pipe, `/dev/stdin`).
+    @TaskLocal static var inputName: String?
 
     @Option(
         help:
@@ -256,7 +261,8 @@ struct ReplayCommand: AsyncParsableCommand {
     /// `--alerts-out` are opened (and truncated) before the input is read, so the input would be
     /// lost and nothing scored; `--save-state` replaces its file at the end (saving over the
     /// state it loaded is allowed). Compared as files (device and inode), so a symbolic link or
-    /// another spelling of the path is the same file; a path that does not exist yet is none.
+    /// another spelling of the path is the same file; paths that do not exist yet by their
+    /// directory (resolved) and name.
     static func refuseOverwriting(
         input: String?,
         loadState: String?,
@@ -266,16 +272,11 @@ struct ReplayCommand: AsyncParsableCommand {
     )
         throws
     {
-        func identity(_ path: String?) -> [UInt64]? {
-            guard let path else { return nil }
-            var status = stat()
-            guard stat(path, &status) == 0, status.st_mode & S_IFMT == S_IFREG else { return nil }
-            return [UInt64(truncatingIfNeeded: status.st_dev), UInt64(truncatingIfNeeded: status.st_ino)]
-        }
+        func identity(_ path: String?) -> String? { path.flatMap(OutputSink.identity) }
         let reads = [("the input", input), ("--load-state", loadState)].compactMap { name, path in
             path.flatMap { path in identity(path).map { (name: name, path: path, id: $0) } }
         }
-        var written: [(name: String, path: String, id: [UInt64])] = []
+        var written: [(name: String, path: String, id: String)] = []
         for (name, path) in [("--out", out), ("--alerts-out", alertsOut), ("--save-state", saveState)] {
             guard let path, let id = identity(path) else { continue }
             for read in reads where read.id == id && !(name == "--save-state" && read.name == "--load-state") {
@@ -353,6 +354,81 @@ struct ReplayCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // A pipe, a FIFO or `/dev/stdin` can be read once, and telling its format reads it: it
+        // is copied to a temporary file first, then replayed as a file (messages name it as given).
+        guard prometheus == nil, let input, Self.isStream(input) else { return try await replay() }
+        let copy = try Self.spool(input)
+        defer { unlink(copy) }
+        var command = self
+        command.input = copy
+        do {
+            try await Self.$inputName.withValue(input) { try await command.replay() }
+        } catch let error as ValidationError {
+            throw ValidationError(error.message.replacingOccurrences(of: copy, with: input))
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            throw CommandFailure("\(error)".replacingOccurrences(of: copy, with: input))
+        }
+    }
+
+    /// Whether `path` is something that can be read only once (not a regular file, not missing).
+    static func isStream(_ path: String) -> Bool {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return false }
+        let type = status.st_mode & S_IFMT
+        return type == S_IFIFO || type == S_IFCHR || type == S_IFSOCK
+    }
+
+    /// Copies what `path` gives, to its end, into a new temporary file; returns its path.
+    static func spool(_ path: String) throws -> String {
+        let directory = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+        var template = Array((directory + "/flatline-replay-XXXXXX").utf8CString)
+        let out = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.map { mkstemp($0) } ?? -1 }
+        guard out >= 0 else {
+            throw CommandFailure(
+                "cannot create a temporary file in \(directory) for \(path): \(String(cString: strerror(errno)))"
+            )
+        }
+        defer { close(out) }
+        let copy = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let input = open(path, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else {
+            unlink(copy)
+            throw CommandFailure("\(path): cannot open: \(String(cString: strerror(errno)))")
+        }
+        defer { close(input) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
+            if n == 0 { break }
+            if n < 0 {
+                if errno == EINTR { continue }
+                let reason = String(cString: strerror(errno))
+                unlink(copy)
+                throw CommandFailure("\(path): cannot read: \(reason)")
+            }
+            var written = 0
+            while written < n {
+                let m = buffer.withUnsafeBytes { bytes in
+                    bytes.baseAddress.map { write(out, $0 + written, n - written) } ?? -1
+                }
+                if m < 0 {
+                    if errno == EINTR { continue }
+                    let reason = String(cString: strerror(errno))
+                    unlink(copy)
+                    throw CommandFailure("cannot copy \(path) to \(copy): \(reason)")
+                }
+                written += m
+            }
+        }
+        return copy
+    }
+
+    func replay() async throws {
+        // Written after the rows: a path that cannot be written is said before the work.
+        if let alertsOut { try OutputPath.refuseUnwritable("--alerts-out", alertsOut) }
+        if let saveState { try OutputPath.refuseUnwritable("--save-state", saveState) }
         let clock = ContinuousClock()
         let started = clock.now
         var file: SeriesFile
@@ -600,6 +676,25 @@ struct ReplayCommand: AsyncParsableCommand {
 enum Stderr {
     static func write(_ text: String) {
         FileHandle.standardError.write(Data(text.utf8))
+    }
+}
+
+extension OutputSink {
+    /// What two paths share when they are one file: a regular file's device and inode; for a
+    /// path that does not exist yet, its directory's resolved path and its name (it will be
+    /// created there). Nil for what is neither (`/dev/null`, a pipe), which may be written twice.
+    static func identity(_ path: String) -> String? {
+        var status = stat()
+        if stat(path, &status) == 0 {
+            guard status.st_mode & S_IFMT == S_IFREG else { return nil }
+            return "file \(status.st_dev):\(status.st_ino)"
+        }
+        guard errno == ENOENT else { return nil }
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent().path
+        guard let resolved = realpath(directory, nil) else { return nil }
+        defer { free(resolved) }
+        return "new " + String(cString: resolved) + "/" + url.lastPathComponent
     }
 }
 
