@@ -567,6 +567,12 @@ extension ReplayCommandTests {
             #expect(result.status != 0, "\(arguments)")
             #expect(result.standardError.contains("is the same file as --out \(new)"), "\(result.standardError)")
         }
+        // A state that is not there, or is a directory, says so.
+        for (path, why) in [(directory.file("none.json").path, "no such file"), (directory.url.path, "a directory")] {
+            let missing = try replay([input, "--quiet", "--out", out, "--load-state", path])
+            #expect(missing.status == 1)
+            #expect(missing.standardError.contains("\(path): cannot read: \(why)"), "\(missing.standardError)")
+        }
         // An output after the rows that cannot be written is refused before them.
         let nowhere = directory.file("missing/state.json").path
         let unwritable = try replay([input, "--quiet", "--out", out, "--save-state", nowhere])

@@ -31,6 +31,17 @@ struct RulesCommandTests {
             let committed = try String(contentsOf: TestSupport.repositoryFile("rules/\(name)"), encoding: .utf8)
             #expect(fresh == committed, "rules/\(name) is stale: run `flatline rules`")
         }
+        // A file where the directory should be is named as one.
+        let file = try directory.write("not-a-directory", "")
+        let refused = try TestSupport.run(
+            TestSupport.flatlineBinary,
+            ["rules", "--models", TestSupport.repositoryFile("models").path, "--out", file.path]
+        )
+        #expect(refused.status == 1)
+        #expect(
+            refused.standardError == "Error: --out \(file.path): is a file, not a directory\n",
+            "\(refused.standardError)"
+        )
     }
 
     @Test("promtool check rules and promtool test rules pass on every committed file")

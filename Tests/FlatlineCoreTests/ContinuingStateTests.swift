@@ -55,6 +55,12 @@ struct ContinuingStateTests {
         shape.surprise.shapeWeight = 0.05
         let difference = shape.learningDifference(from: surprise)
         #expect(difference?.saved == "0.01" && difference?.now == "0.05", "\(String(describing: difference))")
+        // Seasons as `--seasons` writes them.
+        var seasonal = DetectorConfiguration(kind: .seasonal)
+        seasonal.seasonal.seasons = [Season(period: 86_400, harmonics: 2)]
+        let seasons = seasonal.learningDifference(from: DetectorConfiguration(kind: .seasonal))
+        #expect(seasons?.key == "seasonal.seasons")
+        #expect(seasons?.saved == "[1d:4, 1w:3]" && seasons?.now == "[1d:2]", "\(String(describing: seasons))")
     }
 
     @Test("the keys it names are the configuration file's keys, judging keys too")

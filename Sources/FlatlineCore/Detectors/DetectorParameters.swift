@@ -315,3 +315,8 @@ extension SurpriseParameters {
         try require(seasonMinPoints >= 2, "season_min_points", "must be at least 2")
     }
 }
+
+extension Season: CustomStringConvertible {
+    /// As `--seasons` takes it: `1d:4`.
+    public var description: String { DurationText.format(seconds: period) + ":\(harmonics)" }
+}

@@ -45,7 +45,17 @@ struct RulesCommand: ParsableCommand {
             learned = RuleFiles.learnedStalls(state, models: loaded)
             Stderr.write("rules: \(learned.count) consumer(s) with a learned stall longer than the generic window\n")
         }
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        } catch {
+            var isDirectory: ObjCBool = false
+            let exists = FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory)
+            throw CommandFailure(
+                "--out \(out): "
+                    + (exists && !isDirectory.boolValue
+                        ? "is a file, not a directory" : "cannot create the directory (\(error.localizedDescription))")
+            )
+        }
         for file in RuleFiles.files(models: loaded, learned: learned) {
             let path = out + "/" + file.name
             do {
