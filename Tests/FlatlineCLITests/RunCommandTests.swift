@@ -119,6 +119,10 @@ struct RunCommandTests {
         #expect(files.contains { $0.hasPrefix("detection-nats_") })
         let firstLog = try String(contentsOf: directory.file("first.log"), encoding: .utf8)
         #expect(firstLog.contains("state saved"), "\(firstLog)")
+        // The stop is said first, then its steps.
+        let stopping = try #require(firstLog.range(of: "stopping: "), "\(firstLog)")
+        let lastSave = firstLog.range(of: "state saved", options: .backwards)?.lowerBound ?? firstLog.startIndex
+        #expect(lastSave > stopping.lowerBound, "\(firstLog)")
 
         let second = try Self.start(arguments + ["--log-format", "json"], log: directory.file("second.log"))
         #expect(try await Self.waitReady(port))

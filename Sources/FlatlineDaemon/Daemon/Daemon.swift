@@ -450,6 +450,8 @@ public final class Daemon: Sendable {
         services.append(ScrapeService(daemon: self))
         if !signals.isEmpty { services.append(HangupService(daemon: self)) }
         services.append(app)
+        // Last in the list, first told of a shutdown.
+        services.append(StopNotice(logger: logger))
         let serviceGroup = ServiceGroup(
             configuration: .init(
                 services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },

@@ -233,3 +233,18 @@ struct HangupService: Service {
         }
     }
 }
+
+/// Says, when a graceful shutdown begins (SIGTERM, SIGINT), that the daemon is stopping and what
+/// it does before it exits: the last log lines ("state saved", ...) then read as its steps.
+struct StopNotice: Service {
+    let logger: Logger
+
+    func run() async {
+        do {
+            try await gracefulShutdown()
+        } catch {
+            return  // cancelled: the group ends without a graceful shutdown
+        }
+        logger.info("stopping: the API and the scrapers stop, the last notifications are flushed, the state is saved")
+    }
+}
