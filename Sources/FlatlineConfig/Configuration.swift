@@ -480,13 +480,22 @@ extension Configuration {
         return configuration
     }
 
-    /// The values of the keys ending in `_file` under `value`, and the paths file receivers write,
-    /// as ``file(_:directory:)`` reads them.
+    /// The keys whose value is a file to read (every one ``file(_:directory:)`` reads).
+    static let fileKeys: Set<String> = [
+        "bearer_token_file", "ca_file", "cert_file", "key_file", "client_ca_file", "client_secret_file",
+        "credentials_file", "nkey_seed_file", "password_file", "signature_secret_file", "token_file",
+    ]
+
+    /// The values of the file keys (``fileKeys``) under `value`, and the paths file receivers
+    /// write, as ``file(_:directory:)`` reads them.
     static func fileReferences(in value: YAMLValue, directory: String) -> [FileReference] {
         var out: [FileReference] = []
         func visit(_ value: YAMLValue, name: String?) {
             switch value.node {
             case .mapping(let mapping):
+                // Labels, headers and parameters are free text: a label named `config_file` is
+                // no file.
+                guard !["labels", "headers", "endpoint_params"].contains(name ?? "") else { return }
                 for (key, member) in mapping {
                     guard let key = key.scalar?.string else { continue }
                     visit(value.child(key, member), name: key)
@@ -496,7 +505,7 @@ extension Configuration {
             case .scalar:
                 // A file receiver's `path` is written; `-` is standard output.
                 let written = name == "path" && value.path.contains("file_configs[")
-                guard let name, name.hasSuffix("_file") || written, (try? value.string()) != "-",
+                guard let name, fileKeys.contains(name) || written, (try? value.string()) != "-",
                     let path = try? file(value, directory: directory)
                 else {
                     return
@@ -524,7 +533,6 @@ extension Configuration {
         if let v = m["lookback"] {
             settings.lookback = try positive(v, v.duration())
             // A year of history at a 1 s interval is 31 million steps a series: far enough.
-            guard settings.lookback <= 366 * 86_400 else { throw v.error("lookback is longer than a year") }
         }
         if let v = m["timeout"] { settings.timeout = try positive(v, v.duration()) }
         if let v = m["bearer_token_file"] { settings.bearerTokenFile = try Self.file(v, directory: directory) }

@@ -175,8 +175,8 @@ package struct YAMLValue {
         return seconds
     }
 
-    /// The longest duration a setting takes: a year (`1y`, 365 days).
-    package static let longestDuration: Double = 365 * 86_400
+    /// The longest duration a setting takes: a year (`1y` is 365 days; a leap year's 366 too).
+    package static let longestDuration: Double = 366 * 86_400
 
     /// A byte size: a number of bytes, or with a unit: `512KB`, `64MiB`, `1GB`.
     package func byteSize() throws(ConfigError) -> Int {

@@ -470,6 +470,13 @@ struct ConfigurationTests {
                 "\(file): \(webCheck.standardError)"
             )
         }
+        // A label that happens to end in `_file` names no file.
+        let labelled = try directory.write(
+            "labelled.yml",
+            "scrape_configs:\n  - job_name: n\n    static_configs: [{targets: ['h:1'], labels: {config_file: nats.conf}}]\n"
+        )
+        let labelledCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", labelled.path])
+        #expect(labelledCheck.status == 0, "\(labelledCheck.standardError)")
         // A directory where a file is named.
         try FileManager.default.createDirectory(at: directory.file("certs"), withIntermediateDirectories: true)
         let folderFile = try directory.write(
@@ -587,7 +594,7 @@ struct ConfigurationTests {
         for (yaml, key) in [
             ("global: {scrape_interval: 300000y}\n", "global.scrape_interval"),
             ("global: {scrape_interval: 99999999999999999999d}\n", "global.scrape_interval"),
-            ("route: {receiver: r, repeat_interval: 366d}\nreceivers: [{name: r}]\n", "route.repeat_interval"),
+            ("route: {receiver: r, repeat_interval: 367d}\nreceivers: [{name: r}]\n", "route.repeat_interval"),
         ] {
             #expect {
                 _ = try Configuration.parse(yaml, file: "f.yml")

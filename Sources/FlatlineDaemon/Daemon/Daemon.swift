@@ -32,6 +32,9 @@ public struct DaemonOptions: Sendable {
     public var saveEvery = 300.0
     /// Seconds a shutdown waits for the outbox to drain.
     public var shutdownGrace = 10.0
+    /// Seconds a start waits for another process to let go of the data directory (a daemon on
+    /// it still stopping) before it is refused.
+    public var dataDirectoryWait = 10.0
     /// Seconds an HTTP connection to the API may stay idle before it is closed.
     public var idleTimeout = 60.0
     /// Also write every raw scrape to this recording (the `flatline record` format; gzip when
@@ -125,7 +128,15 @@ public final class Daemon: Sendable {
         do {
             state = try StateDirectory(path: options.dataDirectory)
             // Before anything in it is read or written (the write-ahead log, the outbox).
-            dataLock = try DataDirectoryLock(directory: options.dataDirectory)
+            dataLock = try DataDirectoryLock(directory: options.dataDirectory, waiting: options.dataDirectoryWait) {
+                logger.warning(
+                    "the data directory is in use: waiting for it",
+                    metadata: [
+                        "data_dir": "\(options.dataDirectory)", "pid": "\($0 ?? "?")",
+                        "seconds": "\(options.dataDirectoryWait)",
+                    ]
+                )
+            }
             outbox = try Outbox(path: options.dataDirectory + "/outbox.sqlite")
         } catch let error as StateFileError {
             throw DaemonError(reason: "\(error)")

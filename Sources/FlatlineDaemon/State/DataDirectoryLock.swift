@@ -20,36 +20,60 @@ public final class DataDirectoryLock: Sendable {
     public let path: String
     private let descriptor: Mutex<Int32?>
 
+    /// - Parameters:
+    ///   - waiting: seconds to wait for a holder to let go (a daemon on the directory still
+    ///     stopping while its successor starts), polling every 100 ms.
+    ///   - onWait: called once, with the holder's process id when known, if it has to wait.
     /// - Throws: ``StateFileError`` when another process holds the directory, naming its process
     ///   id, or the lock file cannot be opened.
-    public init(directory: String) throws(StateFileError) {
+    public init(directory: String, waiting: Double = 0, onWait: (String?) -> Void = { _ in }) throws(StateFileError) {
         let path = directory + "/lock"
         self.path = path
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        var fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        // A lock file another user made (a `sudo flatline notify` once): locking needs only to
+        // read it.
+        let writable = fd >= 0
+        if fd < 0 && errno == EACCES { fd = open(path, O_RDONLY | O_CLOEXEC) }
         guard fd >= 0 else {
             throw StateFileError(path: path, reason: "cannot open the lock file: \(String(cString: strerror(errno)))")
         }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let failure = errno
+        let file = fd
+        func holder() -> String? {
             var bytes = [UInt8](repeating: 0, count: 32)
-            let count = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
-            close(fd)
+            let count = bytes.withUnsafeMutableBytes { pread(file, $0.baseAddress, $0.count, 0) }
+            let digits = count > 0 ? bytes[..<count].prefix { $0 >= 0x30 && $0 <= 0x39 } : []
+            return digits.isEmpty ? nil : String(decoding: digits, as: UTF8.self)
+        }
+        var locked = flock(file, LOCK_EX | LOCK_NB) == 0
+        var failure = locked ? 0 : errno
+        if !locked && failure == EWOULDBLOCK && waiting > 0 {
+            onWait(holder())
+            let deadline = ContinuousClock.now + .milliseconds(Int64(min(waiting, 3600) * 1000))
+            while !locked && failure == EWOULDBLOCK && ContinuousClock.now < deadline {
+                usleep(100_000)
+                locked = flock(file, LOCK_EX | LOCK_NB) == 0
+                failure = locked ? 0 : errno
+            }
+        }
+        guard locked else {
+            let pid = holder()
+            close(file)
             guard failure == EWOULDBLOCK else {
                 throw StateFileError(path: path, reason: "cannot lock: \(String(cString: strerror(failure)))")
             }
-            let holder = count > 0 ? bytes[..<count].prefix { $0 >= 0x30 && $0 <= 0x39 } : []
-            let who =
-                holder.isEmpty ? "another process" : "another process (pid \(String(decoding: holder, as: UTF8.self)))"
+            let who = pid.map { "another process (pid \($0))" } ?? "another process"
             throw StateFileError(
                 path: directory,
                 reason: "the data directory is in use by \(who): one daemon per data directory "
                     + "(give this one its own --data-dir; replicas share work through `cluster:`)"
             )
         }
-        let pid = Array("\(getpid())\n".utf8)
-        _ = ftruncate(fd, 0)
-        _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
-        descriptor = Mutex(fd)
+        if writable {
+            let pid = Array("\(getpid())\n".utf8)
+            _ = ftruncate(file, 0)
+            _ = pid.withUnsafeBytes { pwrite(file, $0.baseAddress, $0.count, 0) }
+        }
+        descriptor = Mutex(file)
     }
 
     /// Lets the directory go (closing the file releases the lock); later calls do nothing.

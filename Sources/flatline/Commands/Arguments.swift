@@ -70,11 +70,14 @@ struct CommandFailure: Error, CustomStringConvertible {
 /// generation) must not end in "cannot create" after its work is done.
 enum OutputPath {
     /// Refuses `path` (given as option `name`) when it cannot be written: a directory, a
-    /// directory that does not exist, one that cannot be written.
-    static func refuseUnwritable(_ name: String, _ path: String) throws {
+    /// directory that does not exist or cannot be written. `renamed`: the output is written to a
+    /// temporary file and renamed over the path (a state, a ground truth), so its directory must
+    /// be writable whether the file exists or not; otherwise an existing file is opened as it is.
+    static func refuseUnwritable(_ name: String, _ path: String, renamed: Bool) throws {
         var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-            if isDirectory.boolValue { throw CommandFailure("\(name) \(path) is a directory") }
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        if exists && isDirectory.boolValue { throw CommandFailure("\(name) \(path) is a directory") }
+        if exists && !renamed {
             if !FileManager.default.isWritableFile(atPath: path) {
                 throw CommandFailure("\(name) \(path) cannot be written (permissions)")
             }

@@ -91,7 +91,7 @@ struct LoadgenCommand: AsyncParsableCommand {
             throw CommandFailure("\(error)")
         }
         // Before the run: its ground truth is written at the end.
-        if let out { try OutputPath.refuseUnwritable("--out", out) }
+        if let out { try OutputPath.refuseUnwritable("--out", out, renamed: true) }
         if let creds, !FileManager.default.isReadableFile(atPath: creds) {
             throw CommandFailure(
                 "--creds \(creds) "

@@ -51,14 +51,6 @@ struct NotifyCommand: AsyncParsableCommand {
             throw CommandFailure("\(config): no route: (and receivers:) to send notifications to")
         }
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
-        // A daemon on the same directory delivers from the same outbox.
-        let lock: DataDirectoryLock
-        do {
-            lock = try DataDirectoryLock(directory: dataDir)
-        } catch {
-            throw CommandFailure("\(error)")
-        }
-        defer { lock.release() }
         let logger = Logger(label: "flatline.notify") { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .warning
@@ -67,6 +59,17 @@ struct NotifyCommand: AsyncParsableCommand {
         // The events are read before any connection is made: a bad line is refused with nothing
         // to close.
         let recorded = try events.map { try Self.read($0) }
+        // A daemon on the same directory delivers from the same outbox (one stopping is waited
+        // for, as a daemon waits).
+        let lock: DataDirectoryLock
+        do {
+            lock = try DataDirectoryLock(directory: dataDir, waiting: 10) { pid in
+                Stderr.write("notify: \(dataDir) is in use (pid \(pid ?? "?")): waiting up to 10 s\n")
+            }
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+        defer { lock.release() }
         let outbox = try Outbox(path: dataDir + "/outbox.sqlite")
         let notifier = try Notifier(settings: alerting, outbox: outbox, externalURL: externalURL, logger: logger)
         let failedBefore: Int

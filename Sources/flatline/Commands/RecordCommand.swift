@@ -38,7 +38,9 @@ struct RecordCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let rounds, rounds < 1 { throw ValidationError("--rounds must be at least 1") }
-        if let written = OutputSink.identity(out), written == OutputSink.identity(config) {
+        if FileManager.default.fileExists(atPath: config), let written = OutputSink.identity(out),
+            written == OutputSink.identity(config)
+        {
             throw ValidationError(
                 "--out \(out) is the configuration (\(config)): recording would destroy it; write to another path"
             )

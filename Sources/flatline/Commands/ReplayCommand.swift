@@ -356,9 +356,13 @@ struct ReplayCommand: AsyncParsableCommand {
     func run() async throws {
         // A pipe, a FIFO or `/dev/stdin` can be read once, and telling its format reads it: it
         // is copied to a temporary file first, then replayed as a file (messages name it as given).
+        // Written after the rows: a path that cannot be written is said before the work (and
+        // before a pipe is read).
+        if let alertsOut { try OutputPath.refuseUnwritable("--alerts-out", alertsOut, renamed: false) }
+        if let saveState { try OutputPath.refuseUnwritable("--save-state", saveState, renamed: true) }
         guard prometheus == nil, let input, Self.isStream(input) else { return try await replay() }
-        let copy = try Self.spool(input)
-        defer { unlink(copy) }
+        let (copy, descriptor) = try Self.spool(input)
+        defer { close(descriptor) }
         var command = self
         command.input = copy
         do {
@@ -380,8 +384,10 @@ struct ReplayCommand: AsyncParsableCommand {
         return type == S_IFIFO || type == S_IFCHR || type == S_IFSOCK
     }
 
-    /// Copies what `path` gives, to its end, into a new temporary file; returns its path.
-    static func spool(_ path: String) throws -> String {
+    /// Copies what `path` gives, to its end, into a new temporary file, removed at once (nothing
+    /// is left behind however the process ends): returns the path it is read by while the
+    /// descriptor stays open (`/proc/self/fd/N`), and the descriptor.
+    static func spool(_ path: String) throws -> (path: String, descriptor: Int32) {
         let directory = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
         var template = Array((directory + "/flatline-replay-XXXXXX").utf8CString)
         let out = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.map { mkstemp($0) } ?? -1 }
@@ -390,12 +396,12 @@ struct ReplayCommand: AsyncParsableCommand {
                 "cannot create a temporary file in \(directory) for \(path): \(String(cString: strerror(errno)))"
             )
         }
-        defer { close(out) }
-        let copy = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        unlink(String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         let input = open(path, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else {
-            unlink(copy)
-            throw CommandFailure("\(path): cannot open: \(String(cString: strerror(errno)))")
+            let reason = String(cString: strerror(errno))
+            close(out)
+            throw CommandFailure("\(path): cannot open: \(reason)")
         }
         defer { close(input) }
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
@@ -405,7 +411,7 @@ struct ReplayCommand: AsyncParsableCommand {
             if n < 0 {
                 if errno == EINTR { continue }
                 let reason = String(cString: strerror(errno))
-                unlink(copy)
+                close(out)
                 throw CommandFailure("\(path): cannot read: \(reason)")
             }
             var written = 0
@@ -416,19 +422,16 @@ struct ReplayCommand: AsyncParsableCommand {
                 if m < 0 {
                     if errno == EINTR { continue }
                     let reason = String(cString: strerror(errno))
-                    unlink(copy)
-                    throw CommandFailure("cannot copy \(path) to \(copy): \(reason)")
+                    close(out)
+                    throw CommandFailure("cannot copy \(path) to \(directory): \(reason)")
                 }
                 written += m
             }
         }
-        return copy
+        return ("/proc/self/fd/\(out)", out)
     }
 
     func replay() async throws {
-        // Written after the rows: a path that cannot be written is said before the work.
-        if let alertsOut { try OutputPath.refuseUnwritable("--alerts-out", alertsOut) }
-        if let saveState { try OutputPath.refuseUnwritable("--save-state", saveState) }
         let clock = ContinuousClock()
         let started = clock.now
         var file: SeriesFile
