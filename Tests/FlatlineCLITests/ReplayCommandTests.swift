@@ -75,6 +75,11 @@ struct ReplayCommandTests {
         #expect(small.status == 0, "\(small.standardError)")
         #expect(small.standardError.contains("n1:8222 /varz: 1 failed scrape (first at line 3: connection refused)"))
         #expect(small.standardError.contains("/bogusz: 1 line of an unknown endpoint skipped"))
+        // A byte order mark before the first line is read past, as in a CSV file.
+        let marked = try directory.write("marked.ndjson", "\u{FEFF}" + text)
+        let markedReplay = try replay([marked.path])
+        #expect(markedReplay.status == 0, "\(markedReplay.standardError)")
+        #expect(markedReplay.standardOutput == small.standardOutput)
         // A recording cut off (a crash while recording) replays up to the cut, and says so.
         let whole = try Data(contentsOf: URL(fileURLWithPath: fixture))
         let cut = directory.file("cut.ndjson.gz")

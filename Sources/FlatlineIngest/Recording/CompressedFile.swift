@@ -50,19 +50,22 @@ final class LineReader {
     func next() throws(RecordingError) -> ArraySlice<UInt8>? {
         while true {
             if let newline = buffer[Swift.max(position, searched)...].firstIndex(of: UInt8(ascii: "\n")) {
-                let line = buffer[position..<newline]
+                var line = buffer[position..<newline]
                 position = newline + 1
                 searched = position
                 lineNumber += 1
+                // A byte order mark some editors put first (CSV files are read past one too).
+                if lineNumber == 1 && line.starts(with: [0xEF, 0xBB, 0xBF]) { line = line.dropFirst(3) }
                 return line
             }
             searched = buffer.count
             if finished {
                 guard position < buffer.count else { return nil }
-                let line = buffer[position...]
+                var line = buffer[position...]
                 position = buffer.count
                 lineNumber += 1
                 unterminated = true
+                if lineNumber == 1 && line.starts(with: [0xEF, 0xBB, 0xBF]) { line = line.dropFirst(3) }
                 return line
             }
             try fill()

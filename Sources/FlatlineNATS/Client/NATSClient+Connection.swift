@@ -160,7 +160,7 @@ extension NATSClient {
                     }
                 }
         } catch {
-            throw NATSError(.connectionFailed, "cannot connect: \(error)", server: server)
+            throw NATSError(.connectionFailed, "cannot connect: \(Self.connectionReason(error))", server: server)
         }
         try await channel.executeThenClose { inbound, outbound in
             var operations = inbound.makeAsyncIterator()
@@ -444,4 +444,26 @@ final class HandshakeDeadline: Sendable {
     func fire() { state.withLock { $0 = true } }
 
     var fired: Bool { state.withLock { $0 } }
+}
+
+extension NATSClient {
+    /// Why a connection could not be made, in words (`connection refused`), not NIO's structures.
+    static func connectionReason(_ error: any Error) -> String {
+        guard let error = error as? NIOConnectionError else { return "\(error)" }
+        if let dns = error.dnsAError ?? error.dnsAAAAError {
+            return "cannot resolve \(error.host): \(dns)"
+        }
+        let codes = error.connectionErrors.compactMap { ($0.error as? IOError)?.errnoCode }
+        if let code = codes.first {
+            let words =
+                switch code {
+                case ECONNREFUSED: "connection refused"
+                case ETIMEDOUT: "connection timed out"
+                case EHOSTUNREACH, ENETUNREACH: "host unreachable"
+                default: String(cString: strerror(code))
+                }
+            return "\(error.host):\(error.port): \(words)"
+        }
+        return "\(error)"
+    }
 }
