@@ -88,6 +88,22 @@ struct RunCommandTests {
         #expect(argument.standardError.contains("Usage: flatline run"), "\(argument.standardError)")
     }
 
+    @Test("a duration option of 0s says why it is refused")
+    func zeroDurations() throws {
+        for (arguments, reason) in [
+            (["run", "--save-interval", "0s"], "--save-interval must be at least 1s"),
+            (["replay", "x.csv", "--step", "0s"], "--step must be longer than 0s"),
+            (
+                ["record", "--config", "c.yml", "--out", "r.ndjson", "--duration", "0s"],
+                "--duration must be longer than 0s"
+            ),
+        ] {
+            let result = try TestSupport.run(TestSupport.flatlineBinary, arguments, timeout: 60)
+            #expect(result.status == 64, "\(arguments)")
+            #expect(result.standardError.contains(reason), "\(arguments): \(result.standardError)")
+        }
+    }
+
     @Test("SIGTERM saves state and exits 0; the next start continues from it")
     func termAndRestart() async throws {
         let server = try NATSServerProcess(jetStream: true)

@@ -18,9 +18,16 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
         self.seconds = seconds
     }
 
+    /// Any duration, `0s` too: the command says why one is too short (an unreadable one is
+    /// refused by the argument parser as invalid).
     init?(argument: String) {
-        guard let seconds = DurationText.parse(argument), seconds > 0 else { return nil }
+        guard let seconds = DurationText.parse(argument), seconds >= 0 else { return nil }
         self.seconds = seconds
+    }
+
+    /// Refuses a duration of zero for `option`, saying so.
+    static func refuseZero(_ value: DurationArgument?, _ option: String) throws {
+        if let value, value.seconds <= 0 { throw ValidationError("\(option) must be longer than 0s") }
     }
 
     static var defaultCompletionKind: CompletionKind { .default }

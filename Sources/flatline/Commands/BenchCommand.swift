@@ -92,6 +92,7 @@ struct BenchCommand: AsyncParsableCommand {
     var step: DurationArgument = DurationArgument(seconds: 15)
 
     func validate() throws {
+        try DurationArgument.refuseZero(step, "--step")
         let known: Set<String> = [
             "estimators", "detectors", "kernels", "ingest", "replay", "nats", "notify", "daemon", "cluster",
         ]

@@ -72,6 +72,7 @@ struct LoadgenCommand: AsyncParsableCommand {
     var verbose = false
 
     func validate() throws {
+        try DurationArgument.refuseZero(duration, "--duration")
         let ways = [user != nil, token != nil, creds != nil].filter { $0 }.count
         if ways > 1 { throw ValidationError("give one of --user, --token and --creds") }
         if password != nil && user == nil { throw ValidationError("--password goes with --user") }

@@ -38,6 +38,7 @@ struct RecordCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let rounds, rounds < 1 { throw ValidationError("--rounds must be at least 1") }
+        try DurationArgument.refuseZero(duration, "--duration")
         if FileManager.default.fileExists(atPath: config), let written = OutputSink.identity(out),
             written == OutputSink.identity(config)
         {

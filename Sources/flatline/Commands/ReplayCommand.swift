@@ -228,6 +228,8 @@ struct ReplayCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let jobs, !(1...1024).contains(jobs) { throw ValidationError("--jobs must be from 1 to 1024") }
+        try DurationArgument.refuseZero(step, "--step")
+        try DurationArgument.refuseZero(maxGap, "--max-gap")
         switch (input, prometheus) {
         case (nil, nil): throw ValidationError("give a file to replay, or --prometheus URL with --query and --start")
         case (.some, .some): throw ValidationError("give a file or --prometheus, not both")
