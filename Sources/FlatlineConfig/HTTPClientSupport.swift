@@ -55,10 +55,13 @@ package enum HTTPClientSupport {
 
     /// Errors in words an operator can act on.
     package static func describe(_ error: any Error) -> String {
+        // A request the process stopped (a shutdown, Ctrl-C in `flatline record`) mid-way.
+        if error is CancellationError { return "cut short: stopping" }
         if let error = error as? HTTPClientError {
             switch error {
             case .connectTimeout: return "connection timed out"
             case .remoteConnectionClosed: return "the target closed the connection"
+            case .cancelled: return "cut short: stopping"
             default: return "\(error)"
             }
         }

@@ -1,3 +1,5 @@
+import AsyncHTTPClient
+import FlatlineConfig
 import FlatlineCore
 import FlatlineIngest
 import FlatlineTestSupport
@@ -106,6 +108,13 @@ struct ScrapeFailureTests {
             nats: {endpoints: [\(endpoints)]}
         \(extra)
         """
+    }
+
+    @Test("a scrape cut short by stopping says so (a recording's last round read `CancellationError()`)")
+    func cutShort() {
+        #expect(HTTPClientSupport.describe(CancellationError()) == "cut short: stopping")
+        #expect(HTTPClientSupport.describe(HTTPClientError.cancelled) == "cut short: stopping")
+        #expect(!HTTPClientSupport.isUnreachable(CancellationError()))
     }
 
     @Test("each bad answer is an error naming the reason, with up = 0; good ones still scrape")

@@ -201,7 +201,9 @@ public final class Courier: Sendable {
         record(
             outcomes.map { item, outcome in
                 guard cut, case .retry(let reason, _) = outcome else { return (item, outcome) }
-                return (item, .retry(reason: "attempt cut short by stopping (\(reason))", after: nil))
+                // (The HTTP client's own cancellation already says it in those words.)
+                let detail = reason == "cut short: stopping" ? "" : " (\(reason))"
+                return (item, .retry(reason: "attempt cut short by stopping" + detail, after: nil))
             },
             integration: integration.id,
             cutShort: cut
