@@ -159,28 +159,16 @@ public struct FileReference: Sendable, Hashable {
     /// Why the file cannot be used now (`config.yml:12: web.auth.bearer_token_file: "/etc/t"
     /// does not exist`), nil when it can be read (or, written, created or appended to).
     public func problem(in configurationFile: String) -> String? {
-        var isDirectory: ObjCBool = false
         let why: String
-        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-        if written && !exists {
-            let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-            if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) || !isDirectory.boolValue {
-                why = "cannot be created: its directory \(directory) does not exist"
-            } else if !FileManager.default.isWritableFile(atPath: directory) {
-                why = "cannot be created: its directory \(directory) cannot be written (permissions)"
-            } else {
-                return nil
-            }
-        } else if !exists {
-            why = "does not exist"
-        } else if isDirectory.boolValue {
-            why = "is a directory"
-        } else if !(written
-            ? FileManager.default.isWritableFile(atPath: path) : FileManager.default.isReadableFile(atPath: path))
-        {
-            why = written ? "cannot be written (permissions)" : "cannot be read (permissions)"
-        } else {
-            return nil
+        switch written ? FileAccess.writeProblem(path, replaced: false) : FileAccess.readProblem(path) {
+        case nil: return nil
+        case .missing: why = "does not exist"
+        case .directory: why = "is a directory"
+        case .unreadable: why = "cannot be read (permissions)"
+        case .unwritable: why = "cannot be written (permissions)"
+        case .noDirectory(let directory): why = "cannot be created: its directory \(directory) does not exist"
+        case .directoryUnwritable(let directory):
+            why = "cannot be created: its directory \(directory) cannot be written (permissions)"
         }
         return ConfigError(file: configurationFile, line: line, key: key, reason: "\"\(path)\" \(why)").description
     }
@@ -531,8 +519,9 @@ extension Configuration {
         }
         var settings = BackfillSettings(url: url)
         if let v = m["lookback"] {
+            // At most a year, as every duration (a year at a 1 s interval is 31 million steps a
+            // series: far enough).
             settings.lookback = try positive(v, v.duration())
-            // A year of history at a 1 s interval is 31 million steps a series: far enough.
         }
         if let v = m["timeout"] { settings.timeout = try positive(v, v.duration()) }
         if let v = m["bearer_token_file"] { settings.bearerTokenFile = try Self.file(v, directory: directory) }

@@ -167,8 +167,14 @@ package struct YAMLValue {
         guard let seconds = PrometheusDuration.seconds(text) else {
             throw error("\"\(text)\" is not a duration (e.g. 15s, 1m30s, 500ms, 2h)")
         }
-        // No interval, timeout, wait or window is longer: past it a target would never be
-        // scraped, a route never notify, a model never decide, and nothing would say why.
+        return try bounded(seconds, text: text)
+    }
+
+    /// `seconds`, the duration this value's `text` says, or the error when it is past
+    /// ``longestDuration``: no interval, timeout, wait or window is longer (past it a target
+    /// would never be scraped, a route never notify, a model never decide, and nothing would
+    /// say why).
+    package func bounded(_ seconds: Double, text: String) throws(ConfigError) -> Double {
         guard seconds <= Self.longestDuration else {
             throw error("\"\(text.prefix(40))\" is longer than a year, the longest duration any setting takes")
         }

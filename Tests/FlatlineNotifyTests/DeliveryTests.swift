@@ -95,6 +95,14 @@ struct DeliveryTests {
         )
     }
 
+    /// The routes and receivers of `yaml`, a configuration file in `directory` (relative paths
+    /// resolve there).
+    static func alerting(_ yaml: String, in directory: TestSupport.TemporaryDirectory) throws -> AlertingSettings {
+        try #require(
+            try Configuration.parse(yaml, file: directory.file("f.yml").path, directory: directory.url.path).alerting
+        )
+    }
+
     static func notifier(
         port: Int,
         directory: TestSupport.TemporaryDirectory,
@@ -112,9 +120,7 @@ struct DeliveryTests {
                     timeout: \(timeout)
             \(extra)
             """
-        let settings = try #require(
-            try Configuration.parse(yaml, file: directory.file("f.yml").path, directory: directory.url.path).alerting
-        )
+        let settings = try DeliveryTests.alerting(yaml, in: directory)
         let outbox = try Outbox(path: directory.file("outbox.sqlite").path)
         let notifier = try Notifier(
             settings: settings,
@@ -157,9 +163,7 @@ struct DeliveryTests {
                   - url: https://127.0.0.1:9/hook
                     http_config: {tls_config: {ca_file: missing-ca.pem}}
             """
-        let settings = try #require(
-            try Configuration.parse(yaml, file: directory.file("f.yml").path, directory: directory.url.path).alerting
-        )
+        let settings = try DeliveryTests.alerting(yaml, in: directory)
         let outbox = try Outbox(path: directory.file("outbox.sqlite").path)
         #expect {
             _ = try Notifier(
@@ -401,9 +405,7 @@ struct DeliveryTests {
               - name: other
                 webhook_configs: [{url: "http://127.0.0.1:\(port)/other"}]
             """
-        let settings = try #require(
-            try Configuration.parse(yaml, file: directory.file("f.yml").path, directory: directory.url.path).alerting
-        )
+        let settings = try DeliveryTests.alerting(yaml, in: directory)
         let second = try Notifier(
             settings: settings,
             outbox: try Outbox(path: directory.file("outbox.sqlite").path),
@@ -584,9 +586,7 @@ struct SubjectAndFileTests {
                 nats_configs: [{url: "nats://127.0.0.1:\(server.port)", subject: alerts.nats}]
                 file_configs: [{path: alerts.ndjson}]
             """
-        let settings = try #require(
-            try Configuration.parse(yaml, file: directory.file("f.yml").path, directory: directory.url.path).alerting
-        )
+        let settings = try DeliveryTests.alerting(yaml, in: directory)
         let notifier = try Notifier(
             settings: settings,
             outbox: try Outbox(path: directory.file("outbox.sqlite").path),
@@ -667,9 +667,7 @@ struct AlertmanagerResendTests {
               - name: bus
                 nats_configs: [{url: "nats://alice:s3cret@127.0.0.1:\(port)", subject: alerts.nats}]
             """
-        let settings = try #require(
-            try Configuration.parse(yaml, file: directory.file("f.yml").path, directory: directory.url.path).alerting
-        )
+        let settings = try DeliveryTests.alerting(yaml, in: directory)
         let notifier = try Notifier(
             settings: settings,
             outbox: try Outbox(path: directory.file("outbox.sqlite").path),

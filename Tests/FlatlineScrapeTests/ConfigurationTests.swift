@@ -334,6 +334,11 @@ struct ConfigurationTests {
         #expect(ByteSize.parse("12 parsecs") == nil)
     }
 
+    /// `flatline check --config PATH`.
+    static func check(_ path: String, timeout: Double? = nil) throws -> TestSupport.ProcessResult {
+        try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", path], timeout: timeout)
+    }
+
     @Test("flatline check: OK with a summary, or the error and status 1")
     func checkCommand() throws {
         let directory = try TestSupport.TemporaryDirectory()
@@ -342,19 +347,19 @@ struct ConfigurationTests {
             "good.yml",
             "scrape_configs:\n  - job_name: n\n    kind: nats\n    static_configs: [{targets: ['127.0.0.1:8222']}]\n"
         )
-        let ok = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", good.path])
+        let ok = try Self.check(good.path)
         #expect(ok.status == 0, "\(ok.standardError)")
         #expect(ok.standardOutput.contains("OK, 1 job"))
         #expect(ok.standardOutput.contains("n (nats, every 15s): 127.0.0.1:8222"))
         let bad = try directory.write("bad.yml", "scrape_configs:\n  - job_name: n\n    scrape_timout: 5s\n")
-        let failed = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", bad.path])
+        let failed = try Self.check(bad.path)
         #expect(failed.status == 1)
         #expect(failed.standardError.contains("bad.yml:3: scrape_configs[0].scrape_timout: unknown key"))
         let missing = try directory.write(
             "missing.yml",
             "scrape_configs:\n  - job_name: n\n    bearer_token_file: nowhere.token\n    static_configs: [{targets: ['h:1']}]\n"
         )
-        let unreadable = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", missing.path])
+        let unreadable = try Self.check(missing.path)
         #expect(unreadable.status == 1)
         #expect(
             unreadable.standardError.contains(
@@ -366,7 +371,7 @@ struct ConfigurationTests {
             "system.yml",
             "scrape_configs:\n  - job_name: c\n    kind: nats_system\n    static_configs: [{targets: ['h:4222']}]\n    nats_system: {user: sys, password_file: sys.pw}\n"
         )
-        let systemCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", system.path])
+        let systemCheck = try Self.check(system.path)
         #expect(systemCheck.status == 1)
         #expect(
             systemCheck.standardError.contains(
@@ -380,7 +385,7 @@ struct ConfigurationTests {
                 + "  - job_name: nats\n    kind: nats\n    static_configs: [{targets: ['h:8222']}]\n"
                 + "backfill: {url: 'http://prometheus:9090', lookback: 14d}\n"
         )
-        let backfillCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", backfill.path])
+        let backfillCheck = try Self.check(backfill.path)
         #expect(backfillCheck.status == 0, "\(backfillCheck.standardError)")
         #expect(
             backfillCheck.standardOutput.contains(
@@ -392,7 +397,7 @@ struct ConfigurationTests {
             "token.yml",
             "backfill: {url: 'http://prometheus:9090', bearer_token_file: prom.token}\n"
         )
-        let tokenCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", token.path])
+        let tokenCheck = try Self.check(token.path)
         #expect(tokenCheck.status == 1)
         #expect(
             tokenCheck.standardError.contains(
@@ -403,7 +408,7 @@ struct ConfigurationTests {
             "cluster.yml",
             "cluster: {replica: a, lease: 5s, nats: {url: 'nats://u:secret@n1:4222'}}\n"
         )
-        let clusterCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", cluster.path])
+        let clusterCheck = try Self.check(cluster.path)
         #expect(clusterCheck.status == 0, "\(clusterCheck.standardError)")
         #expect(
             clusterCheck.standardOutput.contains(
@@ -415,7 +420,7 @@ struct ConfigurationTests {
             "cluster-token.yml",
             "cluster: {nats: {url: 'n1:4222', token_file: nats.token}}\n"
         )
-        let clusterFileCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", clusterFile.path])
+        let clusterFileCheck = try Self.check(clusterFile.path)
         #expect(clusterFileCheck.status == 1)
         #expect(
             clusterFileCheck.standardError.contains(
@@ -423,13 +428,13 @@ struct ConfigurationTests {
             )
         )
         // A directory, and something endless, given as the configuration.
-        let folder = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", directory.url.path])
+        let folder = try Self.check(directory.url.path)
         #expect(folder.status == 1)
         #expect(
             folder.standardError.contains("\(directory.url.path): cannot read: Is a directory"),
             "\(folder.standardError)"
         )
-        let endless = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", "/dev/zero"], timeout: 60)
+        let endless = try Self.check("/dev/zero", timeout: 60)
         #expect(endless.status == 1)
         #expect(endless.standardError.contains("/dev/zero: larger than 16 MiB"), "\(endless.standardError)")
         // A secret file is read at every use, never past its limit.
@@ -455,7 +460,7 @@ struct ConfigurationTests {
 
             """
         )
-        let webCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", web.path])
+        let webCheck = try Self.check(web.path)
         #expect(webCheck.status == 1)
         for (line, key, file) in [
             (2, "web.auth.bearer_token_file", "api.token"), (3, "web.tls_config.cert_file", "server.pem"),
@@ -475,7 +480,7 @@ struct ConfigurationTests {
             "labelled.yml",
             "scrape_configs:\n  - job_name: n\n    static_configs: [{targets: ['h:1'], labels: {config_file: nats.conf}}]\n"
         )
-        let labelledCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", labelled.path])
+        let labelledCheck = try Self.check(labelled.path)
         #expect(labelledCheck.status == 0, "\(labelledCheck.standardError)")
         // A directory where a file is named.
         try FileManager.default.createDirectory(at: directory.file("certs"), withIntermediateDirectories: true)
@@ -483,7 +488,7 @@ struct ConfigurationTests {
             "folder-file.yml",
             "scrape_configs:\n  - job_name: n\n    tls_config: {ca_file: certs}\n    static_configs: [{targets: ['h:1']}]\n"
         )
-        let folderFileCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", folderFile.path])
+        let folderFileCheck = try Self.check(folderFile.path)
         #expect(folderFileCheck.status == 1)
         #expect(
             folderFileCheck.standardError.contains(
@@ -556,7 +561,7 @@ struct ConfigurationTests {
                 webhook_configs: [{url: "http://127.0.0.1:1/hook", signature_secret_file: hook.secret}]
             """
         )
-        let missing = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", config.path])
+        let missing = try Self.check(config.path)
         #expect(missing.status == 1)
         #expect(
             missing.standardError.contains(
@@ -565,7 +570,7 @@ struct ConfigurationTests {
             "\(missing.standardError)"
         )
         _ = try directory.write("hook.secret", "s")
-        let ok = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", config.path])
+        let ok = try Self.check(config.path)
         #expect(ok.status == 0, "\(ok.standardError)")
         #expect(ok.standardOutput.contains("route: receiver hook, 1 child route(s), 0 inhibit rule(s)"))
         #expect(ok.standardOutput.contains("receiver hook: 1 webhook"))
@@ -579,7 +584,7 @@ struct ConfigurationTests {
                 file_configs: [{path: "-"}, {path: alerts.ndjson}, {path: nowhere/alerts.ndjson}]
             """
         )
-        let filesCheck = try TestSupport.run(TestSupport.flatlineBinary, ["check", "--config", files.path])
+        let filesCheck = try Self.check(files.path)
         #expect(filesCheck.status == 1)
         #expect(
             filesCheck.standardError

@@ -308,15 +308,7 @@ private struct Section {
         guard let member = mapping[key] else { return fallback }
         let text = try member.string()
         if let value = Double(text), value.isFinite { return value }
-        if let seconds = DurationText.parse(text) {
-            // As in the configuration: past a year a model would never decide.
-            guard seconds <= YAMLValue.longestDuration else {
-                throw member.error(
-                    "\"\(text.prefix(40))\" is longer than a year, the longest duration any setting takes"
-                )
-            }
-            return seconds
-        }
+        if let seconds = DurationText.parse(text) { return try member.bounded(seconds, text: text) }
         throw member.error("\"\(text)\" is not a number or a duration")
     }
 

@@ -88,11 +88,10 @@ public enum StateFile {
         from path: String
     ) throws(StateFileError) -> State {
         let data: Data
-        var isDirectory: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-            throw StateFileError(path: path, reason: "cannot read: no such file")
-        } else if isDirectory.boolValue {
-            throw StateFileError(path: path, reason: "cannot read: a directory, not a state file")
+        switch FileAccess.readProblem(path) {
+        case .missing: throw StateFileError(path: path, reason: "cannot read: no such file")
+        case .directory: throw StateFileError(path: path, reason: "cannot read: a directory, not a state file")
+        default: break
         }
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))

@@ -50,26 +50,29 @@ final class LineReader {
     func next() throws(RecordingError) -> ArraySlice<UInt8>? {
         while true {
             if let newline = buffer[Swift.max(position, searched)...].firstIndex(of: UInt8(ascii: "\n")) {
-                var line = buffer[position..<newline]
+                let line = buffer[position..<newline]
                 position = newline + 1
                 searched = position
                 lineNumber += 1
-                // A byte order mark some editors put first (CSV files are read past one too).
-                if lineNumber == 1 && line.starts(with: [0xEF, 0xBB, 0xBF]) { line = line.dropFirst(3) }
-                return line
+                return withoutByteOrderMark(line)
             }
             searched = buffer.count
             if finished {
                 guard position < buffer.count else { return nil }
-                var line = buffer[position...]
+                let line = buffer[position...]
                 position = buffer.count
                 lineNumber += 1
                 unterminated = true
-                if lineNumber == 1 && line.starts(with: [0xEF, 0xBB, 0xBF]) { line = line.dropFirst(3) }
-                return line
+                return withoutByteOrderMark(line)
             }
             try fill()
         }
+    }
+
+    /// The first line without the byte order mark some editors put first (CSV files are read
+    /// past one too); other lines as they are.
+    private func withoutByteOrderMark(_ line: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        lineNumber == 1 && line.starts(with: [0xEF, 0xBB, 0xBF]) ? line.dropFirst(3) : line
     }
 
     private func fill() throws(RecordingError) {

@@ -81,21 +81,15 @@ enum OutputPath {
     /// temporary file and renamed over the path (a state, a ground truth), so its directory must
     /// be writable whether the file exists or not; otherwise an existing file is opened as it is.
     static func refuseUnwritable(_ name: String, _ path: String, renamed: Bool) throws {
-        var isDirectory: ObjCBool = false
-        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-        if exists && isDirectory.boolValue { throw CommandFailure("\(name) \(path) is a directory") }
-        if exists && !renamed {
-            if !FileManager.default.isWritableFile(atPath: path) {
-                throw CommandFailure("\(name) \(path) cannot be written (permissions)")
-            }
-            return
-        }
-        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+        switch FileAccess.writeProblem(path, replaced: renamed) {
+        case nil: return
+        case .directory: throw CommandFailure("\(name) \(path) is a directory")
+        case .noDirectory(let directory):
             throw CommandFailure("\(name) \(path): the directory \(directory) does not exist")
-        }
-        if !FileManager.default.isWritableFile(atPath: directory) {
+        case .directoryUnwritable(let directory):
             throw CommandFailure("\(name) \(path): the directory \(directory) cannot be written (permissions)")
+        case .missing, .unreadable, .unwritable:
+            throw CommandFailure("\(name) \(path) cannot be written (permissions)")
         }
     }
 }

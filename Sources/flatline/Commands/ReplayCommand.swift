@@ -356,12 +356,12 @@ struct ReplayCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        // A pipe, a FIFO or `/dev/stdin` can be read once, and telling its format reads it: it
-        // is copied to a temporary file first, then replayed as a file (messages name it as given).
         // Written after the rows: a path that cannot be written is said before the work (and
         // before a pipe is read).
         if let alertsOut { try OutputPath.refuseUnwritable("--alerts-out", alertsOut, renamed: false) }
         if let saveState { try OutputPath.refuseUnwritable("--save-state", saveState, renamed: true) }
+        // A pipe, a FIFO or `/dev/stdin` can be read once, and telling its format reads it: it
+        // is copied to a temporary file first, then replayed as a file (messages name it as given).
         guard prometheus == nil, let input, Self.isStream(input) else { return try await replay() }
         let (copy, descriptor) = try Self.spool(input)
         defer { close(descriptor) }
