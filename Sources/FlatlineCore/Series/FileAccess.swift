@@ -1,5 +1,13 @@
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Why a path cannot be read or written now: checked before the work that needs it (a daemon's
 /// start, a replay's rows), so the failure is said first and in words, not after the work.
 package enum FileAccess {
@@ -40,5 +48,31 @@ package enum FileAccess {
             return .noDirectory(directory)
         }
         return FileManager.default.isWritableFile(atPath: directory) ? nil : .directoryUnwritable(directory)
+    }
+
+    /// Whether `path` is something that can be read only once (a pipe, a character device, a
+    /// socket); false for a regular file and for what is not there.
+    package static func isStream(_ path: String) -> Bool {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return false }
+        let type = status.st_mode & S_IFMT
+        return type == S_IFIFO || type == S_IFCHR || type == S_IFSOCK
+    }
+
+    /// What two paths share when they are one file: a regular file's device and inode; for a
+    /// path that does not exist yet, its directory's resolved path and its name (it will be
+    /// created there). Nil for what is neither (`/dev/null`, a pipe), which may be written twice.
+    package static func identity(_ path: String) -> String? {
+        var status = stat()
+        if stat(path, &status) == 0 {
+            guard status.st_mode & S_IFMT == S_IFREG else { return nil }
+            return "file \(status.st_dev):\(status.st_ino)"
+        }
+        guard errno == ENOENT else { return nil }
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent().path
+        guard let resolved = realpath(directory, nil) else { return nil }
+        defer { free(resolved) }
+        return "new " + String(cString: resolved) + "/" + url.lastPathComponent
     }
 }

@@ -39,8 +39,8 @@ struct RecordCommand: AsyncParsableCommand {
     func validate() throws {
         if let rounds, rounds < 1 { throw ValidationError("--rounds must be at least 1") }
         try DurationArgument.refuseZero(duration, "--duration")
-        if FileManager.default.fileExists(atPath: config), let written = OutputSink.identity(out),
-            written == OutputSink.identity(config)
+        if FileManager.default.fileExists(atPath: config), let written = FileAccess.identity(out),
+            written == FileAccess.identity(config)
         {
             throw ValidationError(
                 "--out \(out) is the configuration (\(config)): recording would destroy it; write to another path"

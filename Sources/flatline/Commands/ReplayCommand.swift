@@ -274,7 +274,7 @@ struct ReplayCommand: AsyncParsableCommand {
     )
         throws
     {
-        func identity(_ path: String?) -> String? { path.flatMap(OutputSink.identity) }
+        func identity(_ path: String?) -> String? { path.flatMap(FileAccess.identity) }
         let reads = [("the input", input), ("--load-state", loadState)].compactMap { name, path in
             path.flatMap { path in identity(path).map { (name: name, path: path, id: $0) } }
         }
@@ -362,7 +362,7 @@ struct ReplayCommand: AsyncParsableCommand {
         if let saveState { try OutputPath.refuseUnwritable("--save-state", saveState, renamed: true) }
         // A pipe, a FIFO or `/dev/stdin` can be read once, and telling its format reads it: it
         // is copied to a temporary file first, then replayed as a file (messages name it as given).
-        guard prometheus == nil, let input, Self.isStream(input) else { return try await replay() }
+        guard prometheus == nil, let input, FileAccess.isStream(input) else { return try await replay() }
         let (copy, descriptor) = try Self.spool(input)
         defer { close(descriptor) }
         var command = self
@@ -376,14 +376,6 @@ struct ReplayCommand: AsyncParsableCommand {
         } catch {
             throw CommandFailure("\(error)".replacingOccurrences(of: copy, with: input))
         }
-    }
-
-    /// Whether `path` is something that can be read only once (not a regular file, not missing).
-    static func isStream(_ path: String) -> Bool {
-        var status = stat()
-        guard stat(path, &status) == 0 else { return false }
-        let type = status.st_mode & S_IFMT
-        return type == S_IFIFO || type == S_IFCHR || type == S_IFSOCK
     }
 
     /// Copies what `path` gives, to its end, into a new temporary file, removed at once (nothing
@@ -681,25 +673,6 @@ struct ReplayCommand: AsyncParsableCommand {
 enum Stderr {
     static func write(_ text: String) {
         FileHandle.standardError.write(Data(text.utf8))
-    }
-}
-
-extension OutputSink {
-    /// What two paths share when they are one file: a regular file's device and inode; for a
-    /// path that does not exist yet, its directory's resolved path and its name (it will be
-    /// created there). Nil for what is neither (`/dev/null`, a pipe), which may be written twice.
-    static func identity(_ path: String) -> String? {
-        var status = stat()
-        if stat(path, &status) == 0 {
-            guard status.st_mode & S_IFMT == S_IFREG else { return nil }
-            return "file \(status.st_dev):\(status.st_ino)"
-        }
-        guard errno == ENOENT else { return nil }
-        let url = URL(fileURLWithPath: path)
-        let directory = url.deletingLastPathComponent().path
-        guard let resolved = realpath(directory, nil) else { return nil }
-        defer { free(resolved) }
-        return "new " + String(cString: resolved) + "/" + url.lastPathComponent
     }
 }
 
