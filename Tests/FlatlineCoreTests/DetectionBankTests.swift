@@ -16,6 +16,43 @@ struct DetectionBankTests {
 
     static func at(_ i: Int) -> Timestamp { Timestamp(milliseconds: 1_700_000_000_000 + Int64(i) * 15000) }
 
+    @Test(
+        "values beyond ±1e150 (a gauge, a counter's jump) are dropped as out_of_range; every detector flags the next spike",
+        arguments: DetectorKind.allCases
+    )
+    func hugeValues(kind: DetectorKind) throws {
+        // Unchecked, ±1e160 or ±1e300 while a series warmed up left ewma, seasonal and ensemble
+        // with an infinite variance (or a mean of 1e287) for good: nothing was flagged again.
+        var bank = try DetectionBank(configuration: DetectorConfiguration(kind: kind), step: 15)
+        var rng = SplitMix64(seed: 21)
+        let hostile: [Int: Double] = [2: 1e300, 3: -1e160, 1500: 1e160, 1501: -1e160, 1502: -1e300, 1503: 1e151]
+        let spike = 4400
+        var flags: [Int] = []
+        var misplaced: [(Int, Double)] = []
+        var counter = 0.0
+        for i in 0..<4500 {
+            var y = 100 + 5 * rng.normal()
+            if let h = hostile[i] { y = h }
+            if i == spike { y = 160 }
+            counter += i == 1600 ? 1e160 : 1000
+            let verdicts = bank.process(
+                time: Self.at(i),
+                samples: [try Self.sample("level", y), try Self.sample("total", counter, kind: .counter)]
+            )
+            if hostile[i] != nil {
+                #expect(verdicts[0] == .dropped(.outOfRange), "\(kind) at \(i): \(verdicts[0])")
+                continue
+            }
+            let point = try #require(verdicts[0].point, "\(kind) at \(i): \(verdicts[0])")
+            if point.anomaly { flags.append(i) }
+            if i > 2000 && !(abs(point.expected - 100) < 30) { misplaced.append((i, point.expected)) }
+        }
+        #expect(bank.drops[.outOfRange] == hostile.count + 1, "\(kind): \(bank.drops.counts)")
+        #expect(misplaced.isEmpty, "\(kind): \(misplaced.count) ticks expected far off, first \(misplaced.prefix(1))")
+        #expect(flags.contains(spike), "\(kind) flags: \(flags.filter { $0 > 1600 })")
+        #expect(flags.filter { $0 > 3000 && $0 != spike }.count <= 3, "\(kind) flags: \(flags.filter { $0 > 3000 })")
+    }
+
     @Test("bad samples are dropped and counted by reason; the rest are scored")
     func drops() throws {
         var bank = try DetectionBank(configuration: DetectorConfiguration(), step: 15, maxSeries: 2)

@@ -156,7 +156,8 @@ public struct Detector: Sendable {
     /// - Parameters:
     ///   - time: seconds since the epoch; must increase from tick to tick (the caller enforces it).
     ///   - values: one value per slot, NaN where the series is absent; ``capacity`` long (grown
-    ///     first when longer). Values must be finite or NaN.
+    ///     first when longer). Values must be NaN or within ±``DetectionBank/maxMagnitude``
+    ///     (the bank drops others: a larger one's square overflows the statistics).
     ///   - output: receives the verdicts, resized to ``capacity``.
     public mutating func update(time: Double, values: [Double], into output: inout DetectorOutput) {
         if values.count > self.capacity { reserve(capacity: values.count) }

@@ -17,6 +17,9 @@ public enum DropReason: String, Hashable, Sendable, Codable, CaseIterable {
     case invalidTimestamp = "invalid_timestamp"
     /// More labels than ``LabelSet/maximumCount``, which no configuration can raise.
     case labelLimit = "label_limit"
+    /// A value (or a counter's rate) beyond ±10¹⁵⁰ (``DetectionBank/maxMagnitude``): finite, but
+    /// no detector's statistics can hold its square, and none of a real metric is that large.
+    case outOfRange = "out_of_range"
 }
 
 /// What happened to one sample of a tick.
@@ -326,16 +329,19 @@ public struct DetectionBank: Sendable {
         let kind = store.entry(at: slot)?.kind ?? sampleKind
         switch kind {
         case .gauge:
+            guard abs(value) <= Self.maxMagnitude else { return outOfRange(index, &verdicts) }
             values[slot] = value
             placed.append((index, slot))
         case .counter:
             let observation = rates.observe(value, at: time, slot: slot, restarted: reset)
             switch observation {
             case .rate(let r):
+                guard abs(r) <= Self.maxMagnitude else { return outOfRange(index, &verdicts) }
                 values[slot] = r
                 placed.append((index, slot))
             case .reset(let r):
                 counterResets += 1
+                guard abs(r) <= Self.maxMagnitude else { return outOfRange(index, &verdicts) }
                 values[slot] = r
                 placed.append((index, slot))
             case .first, .gap:
@@ -345,6 +351,16 @@ public struct DetectionBank: Sendable {
                 verdicts[index] = .dropped(.outOfOrder)
             }
         }
+    }
+
+    /// The largest magnitude a detector is given: squares and weighted sums of values up to it
+    /// stay finite (10³⁰⁰ < 1.8 × 10³⁰⁸), so a hostile `1e300` cannot leave a series' mean or
+    /// variance infinite for good. A value beyond it is dropped (``DropReason/outOfRange``).
+    public static let maxMagnitude = 1e150
+
+    private mutating func outOfRange(_ index: Int, _ verdicts: inout [SampleVerdict]) {
+        drops.add(.outOfRange)
+        verdicts[index] = .dropped(.outOfRange)
     }
 
     /// Scores the tick's placed samples.
