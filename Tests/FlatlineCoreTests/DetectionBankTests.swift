@@ -26,6 +26,8 @@ struct DetectionBankTests {
         var bank = try DetectionBank(configuration: DetectorConfiguration(kind: kind), step: 15)
         var rng = SplitMix64(seed: 21)
         let hostile: [Int: Double] = [2: 1e300, 3: -1e160, 1500: 1e160, 1501: -1e160, 1502: -1e300, 1503: 1e151]
+        // At the bound itself a value is scored.
+        let bound = try Self.sample("edge", 1e150)
         let spike = 4400
         var flags: [Int] = []
         var misplaced: [(Int, Double)] = []
@@ -37,8 +39,12 @@ struct DetectionBankTests {
             counter += i == 1600 ? 1e160 : 1000
             let verdicts = bank.process(
                 time: Self.at(i),
-                samples: [try Self.sample("level", y), try Self.sample("total", counter, kind: .counter)]
+                samples: [try Self.sample("level", y), try Self.sample("total", counter, kind: .counter), bound]
             )
+            #expect(verdicts[2].point != nil, "\(kind) at \(i): 1e150 is \(verdicts[2])")
+            if i == 1600 {
+                #expect(verdicts[1] == .dropped(.outOfRange), "\(kind): the counter's jump is \(verdicts[1])")
+            }
             if hostile[i] != nil {
                 #expect(verdicts[0] == .dropped(.outOfRange), "\(kind) at \(i): \(verdicts[0])")
                 continue

@@ -49,6 +49,22 @@ struct SampleValidatorTests {
         }
     }
 
+    @Test(
+        "values beyond ±1e150 are dropped as out_of_range (so a target's drop series and /metrics count them); 1e150 passes"
+    )
+    func outOfRange() throws {
+        var validator = SampleValidator(maxSeries: 10, futureTolerance: 300, staleAfter: 600)
+        let t = Timestamp(milliseconds: 1_700_000_000_000)
+        let values: [Double] = [1e150, -1e150, 1e151, -1e300, 42]
+        let samples = try values.enumerated().map {
+            Sample(labels: try Self.labels("m", $0.offset), value: $0.element, timestamp: t)
+        }
+        let result = validator.validate(samples, scrapeTime: t)
+        #expect(result.valid.map(\.value) == [1e150, -1e150, 42])
+        #expect(result.drops[.outOfRange] == 2 && result.drops.total == 2)
+        #expect(validator.drops[.outOfRange] == 2)
+    }
+
     @Test("non-finite, future, repeated and backwards samples and series past the limit are dropped by reason")
     func drops() throws {
         var validator = SampleValidator(maxSeries: 2, futureTolerance: 300, staleAfter: 600)

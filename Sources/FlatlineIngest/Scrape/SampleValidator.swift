@@ -73,6 +73,10 @@ public struct SampleValidator: Sendable {
                 dropped.add(.nonFinite)
                 continue
             }
+            guard abs(sample.value) <= DetectionBank.maxMagnitude else {
+                dropped.add(.outOfRange)
+                continue
+            }
             guard sample.timestamp <= horizon else {
                 dropped.add(.tooFarInFuture)
                 continue
