@@ -220,6 +220,32 @@ struct ModelTests {
     }
 
     @Test(
+        "consumer_freeze at 30 s scrapes: a freeze in a consumer's first minutes fires at the first scrape 10 s into it (two idle readings decide)"
+    )
+    func freezeEarlyInALife() throws {
+        let model = try Self.model("consumer_freeze")
+        // Two scrapes of a busy consumer, then nobody pulls from 70 s: at 90 s the floor moved
+        // (the acks of 60-70 s), 527 messages wait, nothing acked or delivered for 19.3 s; at 120
+        // s the workers are back and the floor moved again. The floor never stood still between
+        // two scrapes: only the server's clock shows the freeze.
+        var ticks: [(Int, [Sample])] = [
+            (30, try Self.consumer(30, floor: 1250, pending: 0, ackPending: 20, lastAck: 0.5, lastDelivery: 0.1)),
+            (60, try Self.consumer(60, floor: 2324, pending: 0, ackPending: 3, lastAck: 0.15, lastDelivery: 0.1)),
+            (90, try Self.consumer(90, floor: 2580, pending: 527, ackPending: 0, lastAck: 19.3, lastDelivery: 19.3)),
+            (120, try Self.consumer(120, floor: 4355, pending: 0, ackPending: 7, lastAck: 0.2, lastDelivery: 0.1)),
+        ]
+        #expect(Self.events(model, ticks) == ["90:firing", "120:resolved"])
+        // One reading is not enough to know a consumer's usual idle: seen once, then 19 s idle
+        // with work waiting while the floor moved, it may be one that acknowledges in batches.
+        ticks = [
+            (30, try Self.consumer(30, floor: 1250, pending: 0, ackPending: 20, lastAck: 0.5, lastDelivery: 0.1)),
+            (60, try Self.consumer(60, floor: 2324, pending: 527, ackPending: 0, lastAck: 19, lastDelivery: 19)),
+            (90, try Self.consumer(90, floor: 4355, pending: 0, ackPending: 7, lastAck: 0.2, lastDelivery: 0.1)),
+        ]
+        #expect(Self.events(model, ticks).isEmpty)
+    }
+
+    @Test(
         "consumer_freeze with the server's clocks: work that arrives after a quiet spell and is being taken is no freeze"
     )
     func burstAfterQuiet() throws {

@@ -33,8 +33,12 @@ struct StallWatch: Codable, Sendable {
 
     var things = Things<Thing>()
 
-    /// `idle` readings needed before they decide instead of progress between scrapes.
-    static let minIdles = 3
+    /// `idle` readings needed before they decide instead of progress between scrapes. Two: at
+    /// 30 s scrapes a third took a minute and a half of the consumer's life, and a freeze in it was
+    /// missed (the floor moved between the scrapes around it). Two are no riskier than three for
+    /// a consumer that acknowledges in batches: the usual idle is twice their median, the larger
+    /// of two, and two readings both far below the batch gap are rarer than two of three.
+    static let minIdles = 2
 
     mutating func observe(_ p: Model.StallParameters, time: Timestamp, seen: [Seen]) -> [Found] {
         var touched: [String] = []
