@@ -174,17 +174,19 @@ struct NumberTextTests {
         #expect(NumberText.parseDouble("Infinit") == nil)
     }
 
-    @Test("100,000 random decimals of every length and exponent read as the C library reads them")
+    @Test("100,000 random decimals of every length, sign, point and exponent read as the C library reads them")
     func randomDecimals() {
         var generator = SplitMix64(seed: 20_261_204)
         for _ in 0..<100_000 {
-            var text = generator.next() % 4 == 0 ? "-" : ""
+            // A sign or none; the point anywhere, before the first digit and after the last too.
+            var text = ["-", "+", "", ""][Int(generator.next() % 4)]
             let digits = Int(generator.next() % 24) + 1
-            let point = Int(generator.next() % UInt64(digits + 1))
+            let point = Int(generator.next() % UInt64(digits + 2)) - 1
             for k in 0..<digits {
-                if k == point && k > 0 { text += "." }
+                if k == point { text += "." }
                 text += String(generator.next() % 10)
             }
+            if point == digits { text += "." }
             if generator.next() % 3 == 0 { text += "e" + String(Int(generator.next() % 80) - 40) }
             #expect(NumberText.parseDouble(text)?.bitPattern == Self.reference(text), "\(text)")
         }

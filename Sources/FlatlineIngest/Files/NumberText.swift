@@ -14,6 +14,54 @@ package enum NumberText {
     /// significant digits whose value and power of ten are exact doubles (most numbers in
     /// monitoring data) are one multiplication or division; the rest go to the C library.
     package static func parseDouble(_ b: UnsafeBufferPointer<UInt8>) -> Double? {
+        // Most values: a sign, at most 19 digits with one point among them, nothing else. The
+        // mantissa cannot overflow, every digit counts (leading zeros add nothing), and the
+        // power of ten is the fraction's length: no per-digit bookkeeping, no bounds checks.
+        if let base = b.baseAddress, b.count <= 21 {
+            let count = b.count
+            var i = 0
+            var negative = false
+            if count > 0, base[0] == UInt8(ascii: "-") || base[0] == UInt8(ascii: "+") {
+                negative = base[0] == UInt8(ascii: "-")
+                i = 1
+            }
+            var mantissa: UInt64 = 0
+            let start = i
+            while i < count {
+                let d = base[i] &- UInt8(ascii: "0")
+                if d > 9 { break }
+                mantissa = mantissa &* 10 &+ UInt64(d)
+                i += 1
+            }
+            var digits = i - start
+            var fraction = 0
+            if i < count, base[i] == UInt8(ascii: ".") {
+                i += 1
+                let point = i
+                while i < count {
+                    let d = base[i] &- UInt8(ascii: "0")
+                    if d > 9 { break }
+                    mantissa = mantissa &* 10 &+ UInt64(d)
+                    i += 1
+                }
+                fraction = i - point
+                digits += fraction
+            }
+            if i == count, digits > 0, digits <= 19 {
+                if mantissa == 0 { return negative ? -0.0 : 0.0 }
+                if mantissa <= 1 << 53 {
+                    let m = Double(mantissa)
+                    let value = fraction == 0 ? m : m / powersOfTen[fraction]
+                    return negative ? -value : value
+                }
+            }
+        }
+        return parseAnyDouble(b)
+    }
+
+    /// ``parseDouble(_:)-(UnsafeBufferPointer<UInt8>)`` for any text: long mantissas, exponents,
+    /// `NaN` and `Inf`, and what is refused.
+    private static func parseAnyDouble(_ b: UnsafeBufferPointer<UInt8>) -> Double? {
         let count = b.count
         guard count > 0 else { return nil }
         var i = 0

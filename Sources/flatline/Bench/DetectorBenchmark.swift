@@ -1,4 +1,5 @@
 import FlatlineCore
+import FlatlineIngest
 
 /// Throughput of the detectors and their kernels, each next to its plain-Swift reference in the
 /// same run.
@@ -214,7 +215,50 @@ struct DetectorBenchmark {
             )
         )
         rows.append(Self.shortestDecimal())
+        rows.append(Self.decimalParse())
         return rows
+    }
+
+    /// Values read from text as replay and scrapes read them (`NumberText.parseDouble`, on the
+    /// line's bytes) against the standard library's `Double(Substring)` on the same bytes: short
+    /// decimals as files and bodies give them (`4.46667`, `3.2`, `1704067215`, `0`), one in ten
+    /// with an exponent or 17 significant digits.
+    static func decimalParse() -> Row {
+        var rng = SplitMix64(seed: 6)
+        var text: [UInt8] = []
+        var spans: [Range<Int>] = []
+        for k in 0..<200_000 {
+            let value: String =
+                switch k % 10 {
+                case 0: String(rng.normal() * 1e-7)
+                case 1: String(rng.normal() * 1_000)
+                case 2: String(Int(rng.uniform() * 2e9))
+                case 3: "0"
+                default: String(Double(Int(rng.uniform() * 1e7)) / 1e5)
+                }
+            let start = text.count
+            text.append(contentsOf: value.utf8)
+            spans.append(start..<text.count)
+            text.append(0x20)
+        }
+        let clock = ContinuousClock()
+        func rate(_ body: (UnsafeBufferPointer<UInt8>) -> Double) -> Double {
+            var best = Double.infinity
+            var sum = 0.0
+            text.withUnsafeBufferPointer { bytes in
+                for _ in 0..<5 {
+                    let start = clock.now
+                    for span in spans { sum += body(UnsafeBufferPointer(rebasing: bytes[span])) }
+                    let d = clock.now - start
+                    best = min(best, Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
+                }
+            }
+            precondition(sum.isFinite)
+            return Double(spans.count) / best
+        }
+        let fast = rate { NumberText.parseDouble($0) ?? 0 }
+        let plain = rate { Double(Substring(decoding: $0, as: UTF8.self)) ?? 0 }
+        return Row(name: "decimal text to numbers (values)", updatesPerSecond: fast, referencePerSecond: plain)
     }
 
     /// Numbers as replay writes them (`ShortestDecimal`) against `Double.description`, the same
