@@ -131,6 +131,10 @@ public struct DetectionBank: Sendable {
     /// its series in the same order tick after tick, so a sample's series is most often found
     /// where the sample at its place was last time (not saved: only a hint).
     private var lastOrder: [Int] = []
+    /// The placed samples of a tick, kept from tick to tick (taken out for the tick and put back):
+    /// a block of a replay's series is scored a handful of samples a tick, where an array
+    /// allocated per tick cost more than the samples.
+    private var placedScratch: [(index: Int, slot: Int)] = []
     /// Whether ``lastOrder`` is used (tests turn it off to compare with plain lookups).
     var placeHints = true
 
@@ -249,14 +253,16 @@ public struct DetectionBank: Sendable {
         verdicts.append(contentsOf: repeatElement(.dropped(.nonFinite), count: samples.count))
         guard begin(time, verdicts: &verdicts) else { return }
         var placed: [(index: Int, slot: Int)] = []
-        placed.reserveCapacity(samples.count)
+        swap(&placed, &placedScratch)
+        defer { swap(&placed, &placedScratch) }
+        placed.removeAll(keepingCapacity: true)
         for (index, sample) in samples.enumerated() {
             guard sample.value.isFinite else {
                 drops.add(.nonFinite)
                 continue
             }
             store.touch(slot: sample.slot, at: time)
-            let kind = store.entry(at: sample.slot)?.kind ?? .gauge
+            let kind = store.kind(at: sample.slot) ?? .gauge
             place(
                 index,
                 slot: sample.slot,
@@ -326,7 +332,7 @@ public struct DetectionBank: Sendable {
             return
         }
         marks[slot] = tickNumber
-        let kind = store.entry(at: slot)?.kind ?? sampleKind
+        let kind = store.kind(at: slot) ?? sampleKind
         switch kind {
         case .gauge:
             guard abs(value) <= Self.maxMagnitude else { return outOfRange(index, &verdicts) }

@@ -60,11 +60,16 @@ public struct SeriesStore: Sendable {
         entries.enumerated().compactMap { slot, entry in entry.map { (slot, $0) } }
     }
 
-    /// Marks the series in `slot` seen at `time` (as ``slot(for:kind:at:)`` does).
+    /// The kind of the series in `slot` (as first seen), or `nil` when the slot is free. Read in
+    /// place: ``entry(at:)`` copies the entry, its labels and key retained and released.
+    public func kind(at slot: Int) -> MetricKind? {
+        slot >= 0 && slot < entries.count ? entries[slot]?.kind : nil
+    }
+
+    /// Marks the series in `slot` seen at `time` (as ``slot(for:kind:at:)`` does), in place.
     public mutating func touch(slot: Int, at time: Timestamp) {
-        guard slot >= 0, slot < entries.count, var entry = entries[slot], entry.lastSeen < time else { return }
-        entry.lastSeen = time
-        entries[slot] = entry
+        guard slot >= 0, slot < entries.count, let last = entries[slot]?.lastSeen, last < time else { return }
+        entries[slot]?.lastSeen = time
     }
 
     /// The slot of `labels`, creating it (or reusing a free one) for a new series.
