@@ -176,7 +176,8 @@ struct ReplayCommandTests {
         #expect(lines[1].hasPrefix(#""gnatsd_varz_in_msgs_total{server_id=""NDEMO""}",1793577600,,"#))
         let rate = try #require(Double(lines[2].split(separator: ",")[2]))
         #expect(rate > 50 && rate < 500, "a per-second rate, not a running total: \(rate)")
-        #expect(result.standardError.contains("1 awaiting a rate"))
+        // The first counter sample and the one after the counter's reset.
+        #expect(result.standardError.contains("2 awaiting a rate"), "\(result.standardError)")
         #expect(result.standardError.contains("1 counter resets"))
         let flagged = lines.filter { $0.hasSuffix(",1") }
         #expect(flagged.contains { $0.contains("num_pending") }, "the consumer freeze is found")

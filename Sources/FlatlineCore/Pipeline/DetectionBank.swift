@@ -26,8 +26,9 @@ public enum DropReason: String, Hashable, Sendable, Codable, CaseIterable {
 public enum SampleVerdict: Hashable, Sendable {
     /// The sample was scored.
     case scored(PointVerdict)
-    /// The sample was accepted but gives no signal yet: the first observation of a counter, or the
-    /// first after a gap longer than the maximum (a rate needs two observations).
+    /// The sample was accepted but gives no signal yet: the first observation of a counter, the
+    /// first after a gap longer than the maximum (a rate needs two observations), or the first
+    /// after the counter restarted (its interval's increase is unknown).
     case pending(slot: Int)
     /// The sample was dropped and counted.
     case dropped(DropReason)
@@ -345,11 +346,13 @@ public struct DetectionBank: Sendable {
                 guard abs(r) <= Self.maxMagnitude else { return outOfRange(index, &verdicts) }
                 values[slot] = r
                 placed.append((index, slot))
-            case .reset(let r):
+            case .reset:
+                // Counted, not scored: the source restarted somewhere in the interval, so the new
+                // value is only part of its increase (Prometheus's `rate()` takes it as the whole),
+                // and the rate it gives is as low as the restart was late; scored, every detector
+                // flagged it. The counter's rates go on from this value.
                 counterResets += 1
-                guard abs(r) <= Self.maxMagnitude else { return outOfRange(index, &verdicts) }
-                values[slot] = r
-                placed.append((index, slot))
+                verdicts[index] = .pending(slot: slot)
             case .first, .gap:
                 verdicts[index] = .pending(slot: slot)
             case .notNewer:
