@@ -98,6 +98,7 @@ struct DetectionBankTests {
             total = i == 400 ? increase / 3 : total + increase
             let v = bank.process(time: Self.at(i), samples: [try Self.sample("in_msgs", total, kind: .counter)])
             if i == 400 { verdictAtRestart = v[0] }
+            if i == 401 { #expect(v[0].point != nil, "\(kind): the rate after the restart is \(v[0])") }
             if v[0].point?.anomaly == true { flags.append(i) }
         }
         #expect(bank.counterResets == 1)

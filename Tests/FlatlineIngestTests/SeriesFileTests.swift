@@ -151,7 +151,7 @@ struct NumberTextTests {
             ("123456789012345678901234", true), ("0.1234567890123456789012", true), ("1e400", true),
             ("1e-400", true), ("00000000000000000000001.5", true), ("1e", false), ("1e+", false),
             ("--1", false), ("0x10", false), ("1_0", false), ("", false), (".", false), ("1.2.3", false),
-            ("e5", false),
+            ("e5", false), ("-", false), ("+", false), ("-.", false), ("+.", false), ("-0.000", true),
         ] as [(String, Bool)]
     )
     func decimals(text: String, valid: Bool) {

@@ -3,7 +3,9 @@ public enum CounterObservation: Hashable, Sendable {
     /// The per-second rate since the previous observation.
     case rate(Double)
     /// The counter went down, so its source restarted: the new value is the increase since the
-    /// restart (as Prometheus's `rate()` assumes), and this is the per-second rate.
+    /// restart (as Prometheus's `rate()` assumes), and this is the per-second rate. A lower bound
+    /// of the interval's rate (the restart fell somewhere in it): the detection bank counts the
+    /// reset and does not score it.
     case reset(rate: Double)
     /// The first observation of the counter: there is nothing to take a rate against yet.
     case first

@@ -9,7 +9,7 @@ public struct ReplayPoint: Hashable, Sendable {
     public enum Status: Hashable, Sendable {
         /// Scored by the detector.
         case scored
-        /// Accepted, but no signal yet (a counter's first sample, or the first after a gap).
+        /// Accepted, but no signal yet (a counter's first sample, the first after a gap or after a reset).
         case pending
         /// The row had no value.
         case missing
@@ -34,7 +34,8 @@ public struct ReplayPoint: Hashable, Sendable {
 
 extension ReplayPoint {
     /// What the bank's `verdict` on a sample of `value` (its raw value) makes of it: the point
-    /// when scored; a counter's first sample (no rate yet) with no value; a dropped sample with
+    /// when scored; a counter's first sample, or its first after a gap or a reset (no rate), with no
+    /// value; a dropped sample with
     /// its raw value.
     init(_ verdict: SampleVerdict, value: Double) {
         switch verdict {

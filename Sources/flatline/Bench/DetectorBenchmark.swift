@@ -222,7 +222,7 @@ struct DetectorBenchmark {
     /// Values read from text as replay and scrapes read them (`NumberText.parseDouble`, on the
     /// line's bytes) against the standard library's `Double(Substring)` on the same bytes: short
     /// decimals as files and bodies give them (`4.46667`, `3.2`, `1704067215`, `0`), one in ten
-    /// with an exponent or 17 significant digits.
+    /// with an exponent and one in ten with 17 significant digits.
     static func decimalParse() -> Row {
         var rng = SplitMix64(seed: 6)
         var text: [UInt8] = []
