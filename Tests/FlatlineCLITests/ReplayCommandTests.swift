@@ -75,6 +75,26 @@ struct ReplayCommandTests {
         #expect(small.status == 0, "\(small.standardError)")
         #expect(small.standardError.contains("n1:8222 /varz: 1 failed scrape (first at line 3: connection refused)"))
         #expect(small.standardError.contains("/bogusz: 1 line of an unknown endpoint skipped"))
+        // The round the recorder's own stop cut short (Ctrl-C while scraping; older recordings
+        // say CancellationError()) is no failure of the target: one line says so.
+        let stopped = try directory.write(
+            "stopped.ndjson",
+            text + "\n"
+                + [
+                    #"{"ts":"2026-01-01T00:00:04Z","target":"n1:8222","endpoint":"varz","error":"cut short: stopping"}"#,
+                    #"{"ts":"2026-01-01T00:00:04Z","target":"n1:8222","endpoint":"connz","error":"CancellationError()"}"#,
+                ].joined(separator: "\n")
+        )
+        for arguments in [[stopped.path], [stopped.path, "--alerts-out", directory.file("stopped-alerts").path]] {
+            let run = try replay(arguments)
+            #expect(run.status == 0, "\(run.standardError)")
+            #expect(run.standardError.contains("n1:8222 /varz: 1 failed scrape (first at line 3: connection refused)"))
+            #expect(
+                run.standardError.contains("2 scrapes were cut short when the recording stopped"),
+                "\(run.standardError)"
+            )
+            #expect(!run.standardError.contains("/connz: 1 failed"), "\(run.standardError)")
+        }
         // A byte order mark before the first line is read past, as in a CSV file.
         let marked = try directory.write("marked.ndjson", "\u{FEFF}" + text)
         let markedReplay = try replay([marked.path])

@@ -20,7 +20,7 @@ public enum DaemonReplay {
         /// Lines of endpoints this version does not know, by endpoint.
         public var skipped: [String: Int] = [:]
         /// Scrapes recorded as failed or whose body could not be read, by `TARGET /ENDPOINT`.
-        public var failures: [String: RecordedRounds.Failure] = [:]
+        public var failures = RecordingFailures()
         /// Samples the checks dropped before detection, by reason (as the live scraper counts them).
         public var drops = DropCounts()
         /// Counter resets the detection banks saw.

@@ -24,7 +24,7 @@ public enum RecordingReplay {
         /// the checks dropped, lines of unknown endpoints, a cut-off end.
         public var warnings: [String] {
             SeriesFile.recordingWarnings(
-                failures: daemon.failures.map { ($0.key, $0.value.count, $0.value.firstLine, $0.value.reason) },
+                failures: daemon.failures,
                 drops: daemon.drops,
                 skipped: daemon.skipped,
                 truncation: daemon.truncation

@@ -24,15 +24,12 @@ extension SeriesFile {
         var index: [LabelSet: Int] = [:]
         var rows: [Row] = []
         var texts = TextArena()
-        var failures: [String: (count: Int, first: Int, reason: String)] = [:]
+        var failures = RecordingFailures()
         var source = try RecordingSource(path: path, options: options, relabel: relabel)
         source.jobs = jobs
         while let batch = try source.next() {
             if let error = batch.error {
-                let key = "\(batch.target ?? "-") /\(batch.endpoint)"
-                var entry = failures[key] ?? (0, batch.line, error)
-                entry.count += 1
-                failures[key] = entry
+                failures.add(target: batch.target, endpoint: batch.endpoint, line: batch.line, reason: error)
             }
             for sample in batch.samples {
                 let slot: Int
@@ -57,9 +54,7 @@ extension SeriesFile {
             }
         }
         let warnings = Self.recordingWarnings(
-            failures: failures.map {
-                (key: $0.key, count: $0.value.count, firstLine: $0.value.first, reason: $0.value.reason)
-            },
+            failures: failures,
             drops: source.drops,
             skipped: source.skipped,
             truncation: source.truncation
@@ -79,16 +74,22 @@ extension SeriesFile {
     }
 
     /// What a user is told about a recording besides its rows: failed scrapes (by target and
-    /// endpoint, with the first one's line and reason), samples the checks dropped, lines of
-    /// unknown endpoints, a cut-off end.
+    /// endpoint, with the first one's line and reason), scrapes the recorder's stop cut short,
+    /// samples the checks dropped, lines of unknown endpoints, a cut-off end.
     public static func recordingWarnings(
-        failures: [(key: String, count: Int, firstLine: Int, reason: String)],
+        failures: RecordingFailures,
         drops: DropCounts,
         skipped: [String: Int],
         truncation: RecordingError?
     ) -> [String] {
-        var out = failures.sorted { $0.firstLine < $1.firstLine }.map { failure in
-            "\(failure.key): \(failure.count) failed scrape\(failure.count == 1 ? "" : "s") (first at line \(failure.firstLine): \(failure.reason))"
+        var out = failures.failed.sorted { $0.value.firstLine < $1.value.firstLine }.map { key, failure in
+            "\(key): \(failure.count) failed scrape\(failure.count == 1 ? "" : "s") (first at line \(failure.firstLine): \(failure.reason))"
+        }
+        let stopped = failures.stopped.values.reduce(0, +)
+        if stopped > 0 {
+            out.append(
+                "\(stopped) scrape\(stopped == 1 ? " was" : "s were") cut short when the recording stopped (its last round; not a failure of the targets)"
+            )
         }
         if drops.total > 0 {
             let reasons = DropReason.allCases.filter { drops[$0] > 0 }.map { "\($0.rawValue)=\(drops[$0])" }
@@ -101,5 +102,40 @@ extension SeriesFile {
             out.append("line \(truncation.line): \(truncation.reason); replayed what came before")
         }
         return out
+    }
+}
+
+/// The failed scrapes of a recording by `TARGET /ENDPOINT`, apart from the scrapes the
+/// recorder's own stop cut short: `flatline record` stopped by Ctrl-C or SIGTERM writes the round
+/// in flight with `cut short: stopping` (`CancellationError()` in recordings made before that
+/// text), which says nothing about the targets.
+public struct RecordingFailures: Sendable, Hashable {
+    /// The failed scrapes of one target's endpoint.
+    public struct Failure: Sendable, Hashable {
+        public var count: Int
+        /// The recording's line of the first, and why it failed.
+        public var firstLine: Int
+        public var reason: String
+    }
+
+    public private(set) var failed: [String: Failure] = [:]
+    /// Scrapes cut short by the recorder stopping, by `TARGET /ENDPOINT`.
+    public private(set) var stopped: [String: Int] = [:]
+
+    /// The reasons a recorder's stop writes.
+    static let stopping: Set<String> = ["cut short: stopping", "CancellationError()"]
+
+    public init() {}
+
+    /// Counts a failed scrape of `endpoint` of `target` at `line`.
+    public mutating func add(target: String?, endpoint: String, line: Int, reason: String) {
+        let key = "\(target ?? "-") /\(endpoint)"
+        if Self.stopping.contains(reason) {
+            stopped[key, default: 0] += 1
+        } else if failed[key] != nil {
+            failed[key]?.count += 1
+        } else {
+            failed[key] = Failure(count: 1, firstLine: line, reason: reason)
+        }
     }
 }

@@ -22,15 +22,7 @@ public struct RecordedRounds {
     /// Lines of endpoints this version does not know, by endpoint; skipped, and counted here.
     public private(set) var skipped: [String: Int] = [:]
     /// Scrapes recorded as failed or whose body could not be read, by `TARGET /ENDPOINT`.
-    public private(set) var failures: [String: Failure] = [:]
-
-    /// The failed scrapes of one target's endpoint.
-    public struct Failure: Sendable, Hashable {
-        public var count: Int
-        /// The recording's line of the first, and why it failed.
-        public var firstLine: Int
-        public var reason: String
-    }
+    public private(set) var failures = RecordingFailures()
 
     private struct Round {
         var time: Timestamp
@@ -147,12 +139,7 @@ public struct RecordedRounds {
 
     /// Counts a failed scrape.
     private mutating func fail(_ line: RecordedScrape, _ reason: String) {
-        let key = "\(line.target ?? "-") /\(line.endpoint)"
-        if failures[key] != nil {
-            failures[key]?.count += 1
-        } else {
-            failures[key] = Failure(count: 1, firstLine: line.line, reason: reason)
-        }
+        failures.add(target: line.target, endpoint: line.endpoint, line: line.line, reason: reason)
     }
 
     /// Ends a target's round as the live scraper does, with the recorded health when there is one.
