@@ -88,15 +88,26 @@ struct RunCommandTests {
         #expect(argument.standardError.contains("Usage: flatline run"), "\(argument.standardError)")
     }
 
-    @Test("a duration option of 0s says why it is refused")
+    @Test("a duration option of 0s or less, or a negative number, says why it is refused")
     func zeroDurations() throws {
+        // A negative value is the option's value, not a short flag (it read "Missing value").
         for (arguments, reason) in [
             (["run", "--save-interval", "0s"], "--save-interval must be at least 1s"),
+            (["run", "--save-interval", "-5m"], "--save-interval must be at least 1s"),
             (["replay", "x.csv", "--step", "0s"], "--step must be longer than 0s"),
+            (["replay", "x.csv", "--step", "-5m"], "--step must be longer than 0s"),
+            (["replay", "x.csv", "--max-gap", "-1s"], "--max-gap must be longer than 0s"),
+            (["replay", "x.csv", "--jobs", "-2"], "--jobs must be from 1 to 1024"),
+            (["replay", "x.csv", "--min-z", "-3"], "calibration.min_z must not be negative"),
             (
                 ["record", "--config", "c.yml", "--out", "r.ndjson", "--duration", "0s"],
                 "--duration must be longer than 0s"
             ),
+            (
+                ["record", "--config", "c.yml", "--out", "r.ndjson", "--duration", "-1s"],
+                "--duration must be longer than 0s"
+            ),
+            (["loadgen", "--duration", "-1s"], "--duration must be longer than 0s"),
         ] {
             let result = try TestSupport.run(TestSupport.flatlineBinary, arguments, timeout: 60)
             #expect(result.status == 64, "\(arguments)")

@@ -18,14 +18,18 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
         self.seconds = seconds
     }
 
-    /// Any duration, `0s` too: the command says why one is too short (an unreadable one is
-    /// refused by the argument parser as invalid).
+    /// Any duration, `0s` and negative ones (`-5m`) too: the command says why one is too short
+    /// (an unreadable one is refused by the argument parser as invalid). Options that take one
+    /// parse their next argument unconditionally, so `--step -5m` reaches this instead of reading
+    /// as a short flag.
     init?(argument: String) {
-        guard let seconds = DurationText.parse(argument), seconds >= 0 else { return nil }
-        self.seconds = seconds
+        let negative = argument.hasPrefix("-")
+        guard let seconds = DurationText.parse(negative ? String(argument.dropFirst()) : argument), seconds >= 0
+        else { return nil }
+        self.seconds = negative ? -seconds : seconds
     }
 
-    /// Refuses a duration of zero for `option`, saying so.
+    /// Refuses a duration of zero or less for `option`, saying so.
     static func refuseZero(_ value: DurationArgument?, _ option: String) throws {
         if let value, value.seconds <= 0 { throw ValidationError("\(option) must be longer than 0s") }
     }

@@ -88,7 +88,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "The Python interpreter that runs --python-bench (make bench uses a venv with nats-py).")
     var python: String = "python3"
 
-    @Option(help: "Sampling interval the detectors assume, e.g. 15s.")
+    @Option(parsing: .unconditional, help: "Sampling interval the detectors assume, e.g. 15s.")
     var step: DurationArgument = DurationArgument(seconds: 15)
 
     func validate() throws {

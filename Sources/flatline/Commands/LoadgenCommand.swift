@@ -41,10 +41,13 @@ struct LoadgenCommand: AsyncParsableCommand {
     @Option(help: "A scenario file (YAML). Default: the built-in scenario.")
     var scenario: String?
 
-    @Option(help: "Run the whole scenario in this time instead, scaling every time in it (e.g. 60s).")
+    @Option(
+        parsing: .unconditional,
+        help: "Run the whole scenario in this time instead, scaling every time in it (e.g. 60s)."
+    )
     var duration: DurationArgument?
 
-    @Option(help: "Seed for the traffic pattern (default: the scenario's).")
+    @Option(parsing: .unconditional, help: "Seed for the traffic pattern (default: the scenario's).")
     var seed: UInt64?
 
     @Option(help: "Write the ground truth JSON here instead of standard output.")

@@ -27,10 +27,10 @@ struct RecordCommand: AsyncParsableCommand {
     @Option(help: "The recording to write (.ndjson, or .ndjson.gz for gzip).")
     var out: String
 
-    @Option(help: "Stop after this long, e.g. 5m (default: until Ctrl-C).")
+    @Option(parsing: .unconditional, help: "Stop after this long, e.g. 5m (default: until Ctrl-C).")
     var duration: DurationArgument?
 
-    @Option(help: "Stop after this many rounds of every target.")
+    @Option(parsing: .unconditional, help: "Stop after this many rounds of every target.")
     var rounds: Int?
 
     @Flag(help: "Log scrape failures and recoveries on standard error.")

@@ -95,6 +95,7 @@ struct ReplayCommand: AsyncParsableCommand {
     var kind: MetricKind?
 
     @Option(
+        parsing: .unconditional,
         help:
             "Nominal sampling interval, e.g. 15s or 5m (default: inferred from the timestamps); with --prometheus, the query's step (default 15s)."
     )
@@ -102,6 +103,7 @@ struct ReplayCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("max-gap"),
+        parsing: .unconditional,
         help: "Take no counter rate across a gap longer than this, e.g. 5m (default: no limit)."
     )
     var maxGap: DurationArgument?
@@ -128,10 +130,13 @@ struct ReplayCommand: AsyncParsableCommand {
     )
     var perHour: Double?
 
-    @Option(name: .customLong("min-z"), help: "Raw |z| a point needs as well (default 4).")
+    @Option(name: .customLong("min-z"), parsing: .unconditional, help: "Raw |z| a point needs as well (default 4).")
     var minZ: Double?
 
-    @Option(help: "How far beyond its own threshold quantile of |z| a point must go (default 1.3).")
+    @Option(
+        parsing: .unconditional,
+        help: "How far beyond its own threshold quantile of |z| a point must go (default 1.3)."
+    )
     var margin: Double?
 
     @Option(help: "Which deviations count: above, below or both (default both).")
@@ -165,7 +170,10 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(name: .customLong("save-state"), help: "Save the detection state after the last row, to continue later.")
     var saveState: String?
 
-    @Option(help: "How many cores to use (default: all). The output is the same bytes whatever the count.")
+    @Option(
+        parsing: .unconditional,
+        help: "How many cores to use (default: all). The output is the same bytes whatever the count."
+    )
     var jobs: Int?
 
     /// The cores to use.

@@ -41,6 +41,7 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("save-interval"),
+        parsing: .unconditional,
         help: "How often learned state is saved (a shutdown saves too); a save truncates the write-ahead log."
     )
     var saveInterval = DurationArgument(seconds: 300)
