@@ -26,25 +26,11 @@ package enum NumberText {
                 i = 1
             }
             var mantissa: UInt64 = 0
-            let start = i
-            while i < count {
-                let d = base[i] &- UInt8(ascii: "0")
-                if d > 9 { break }
-                mantissa = mantissa &* 10 &+ UInt64(d)
-                i += 1
-            }
-            var digits = i - start
+            var digits = appendDigits(base, from: &i, to: count, onto: &mantissa)
             var fraction = 0
             if i < count, base[i] == UInt8(ascii: ".") {
                 i += 1
-                let point = i
-                while i < count {
-                    let d = base[i] &- UInt8(ascii: "0")
-                    if d > 9 { break }
-                    mantissa = mantissa &* 10 &+ UInt64(d)
-                    i += 1
-                }
-                fraction = i - point
+                fraction = appendDigits(base, from: &i, to: count, onto: &mantissa)
                 digits += fraction
             }
             if i == count, digits > 0, digits <= 19 {
@@ -57,6 +43,26 @@ package enum NumberText {
             }
         }
         return parseAnyDouble(b)
+    }
+
+    /// Appends the decimal digits from `i` on (up to `count` or the first other byte) to
+    /// `mantissa`, wrapping past 2⁶⁴ (the caller refuses more than 19 digits); `i` ends after them.
+    /// Returns how many there were.
+    @inline(__always)
+    private static func appendDigits(
+        _ base: UnsafePointer<UInt8>,
+        from i: inout Int,
+        to count: Int,
+        onto mantissa: inout UInt64
+    ) -> Int {
+        let start = i
+        while i < count {
+            let d = base[i] &- UInt8(ascii: "0")
+            if d > 9 { break }
+            mantissa = mantissa &* 10 &+ UInt64(d)
+            i += 1
+        }
+        return i - start
     }
 
     /// ``parseDouble(_:)-(UnsafeBufferPointer<UInt8>)`` for any text: long mantissas, exponents,
