@@ -82,14 +82,19 @@ struct StreamingReplayTests {
         format: ReplayOutputFormat = .csv,
         threads: Int,
         chunkBytes: Int,
-        blockRows: Int
+        blockRows: Int,
+        keepSamples: Bool = true
     ) throws -> ([UInt8], ReplaySummary)? {
         var settings = StreamingReplay.Settings(configuration: configuration)
         settings.threads = threads
         settings.chunkBytes = chunkBytes
         settings.blockRows = blockRows
+        settings.keepSamples = keepSamples
         let fileFormat = try #require(SeriesFile.streamableFormat(path: path, format: nil))
         guard let replay = try StreamingReplay(path: path, format: fileFormat, settings: settings) else { return nil }
+        if fileFormat != .csv {
+            #expect(replay.outline.isSpilled == keepSamples, "the first pass keeps the samples when asked")
+        }
         var bytes: [UInt8] = []
         let summary = try replay.run(writer: ReplayWriter(format: format)) { bytes += $0 }
         return (bytes, summary)
@@ -117,17 +122,23 @@ struct StreamingReplayTests {
             #expect(String(decoding: expected, as: UTF8.self).contains(",1\n"), "something is flagged")
             // Chunks and blocks far smaller than a series or a tick, a few of each, and the defaults.
             let sizes = openMetrics ? [(2, 4096, 700)] : [(1, 4096, 37), (2, 4096, 700), (3, 1 << 24, 1 << 18)]
-            for (threads, chunkBytes, blockRows) in sizes {
+            // The second pass reads the samples the first kept; and (the first size again) parses
+            // the text.
+            for ((threads, chunkBytes, blockRows), keep) in sizes.map({ ($0, true) }) + [(sizes[0], false)] {
                 let (bytes, summary) = try #require(
                     try Self.streamed(
                         path,
                         configuration,
                         threads: threads,
                         chunkBytes: chunkBytes,
-                        blockRows: blockRows
+                        blockRows: blockRows,
+                        keepSamples: keep
                     )
                 )
-                #expect(bytes == expected, "\(kind) \(layout) \(openMetrics) \(threads) \(chunkBytes) \(blockRows)")
+                #expect(
+                    bytes == expected,
+                    "\(kind) \(layout) \(openMetrics) \(threads) \(chunkBytes) \(blockRows) kept: \(keep)"
+                )
                 // The cores that scored (a round held one block more than that).
                 #expect(summary.parts == (layout == .time ? 1 : Swift.min(threads, 2)))
                 #expect(summary.rows == totals.rows && summary.series == totals.series)
@@ -237,6 +248,82 @@ struct StreamingReplayTests {
             #expect(rows.count == whole.rows.count)
             #expect(rows.map(\.0) == whole.rows.map { whole.series[$0.series] })
             #expect(rows.map(\.1) == whole.rows.map(\.timestamp.milliseconds))
+        }
+    }
+
+    @Test(
+        "the samples the first pass kept come back as the text gives them; without a spill (a full disk), or read a second time, the text is parsed"
+    )
+    func spill() throws {
+        let directory = try TestSupport.TemporaryDirectory()
+        defer { directory.remove() }
+        for layout in [Layout.series, .time] {
+            let path = try directory.write(
+                "file.om",
+                Self.file(series: 30, points: 120, openMetrics: true, layout: layout)
+            ).path
+            func blocks(_ source: SeriesFileBlocks) throws -> [SeriesFile] {
+                var all: [SeriesFile] = []
+                while let block = try source.next() { all.append(block) }
+                return all
+            }
+            /// Whether two lists of blocks are the same, NaN values included (a row's value by its
+            /// bits); an issue says where they first differ (the blocks are too long to print).
+            func same(_ a: [SeriesFile], _ b: [SeriesFile]) -> Bool {
+                func rows(_ file: SeriesFile) -> [String] {
+                    file.rows.map {
+                        "\($0.series) \($0.timestamp.milliseconds) \($0.text) \($0.value.map(\.bitPattern) ?? 0) "
+                            + "\($0.kind) \($0.counterReset) \($0.line)"
+                    }
+                }
+                guard a.count == b.count else {
+                    Issue.record("\(a.count) blocks against \(b.count)")
+                    return false
+                }
+                for (k, (x, y)) in zip(a, b).enumerated() {
+                    let (xRows, yRows) = (rows(x), rows(y))
+                    guard x.series == y.series, xRows == yRows, x.texts == y.texts, x.name == y.name else {
+                        let i = xRows.indices.first { $0 >= yRows.count || xRows[$0] != yRows[$0] }
+                        Issue.record("block \(k) differs; rows first at \(i.map { "\($0): \(xRows[$0])" } ?? "none")")
+                        return false
+                    }
+                }
+                return true
+            }
+            let parsed = try blocks(
+                SeriesFileBlocks(
+                    path: path,
+                    format: .openmetrics,
+                    layout: layout == .series ? .seriesAfterSeries : .timeOrder,
+                    chunkBytes: 4096,
+                    blockRows: 500
+                )
+            )
+            #expect(parsed.count > 5)
+            let outline = try #require(
+                try SeriesFile.outline(
+                    path: path,
+                    format: .openmetrics,
+                    chunkBytes: 4096,
+                    threads: 2,
+                    keepSamples: true
+                )
+            )
+            #expect(outline.isSpilled && outline.labels.count == outline.series)
+            let first = try blocks(SeriesFileBlocks(outline: outline, chunkBytes: 4096, blockRows: 500))
+            #expect(same(first, parsed), "read back: \(layout)")
+            // Read once: a second reader of the same outline parses the text.
+            let second = try blocks(SeriesFileBlocks(outline: outline, chunkBytes: 4096, blockRows: 500))
+            #expect(same(second, parsed))
+
+            // A device that refuses every write: the outline has no spill and the blocks are parsed.
+            let full = try #require(SampleSpill.open(path: "/dev/full"))
+            let refused = try #require(
+                try SeriesFile.outline(path: path, format: .openmetrics, chunkBytes: 4096, threads: 2, spill: full)
+            )
+            #expect(full.failed && !refused.isSpilled && refused.labels.isEmpty)
+            #expect(refused.rows == outline.rows && refused.times == outline.times && refused.step == outline.step)
+            #expect(same(try blocks(SeriesFileBlocks(outline: refused, chunkBytes: 4096, blockRows: 500)), parsed))
         }
     }
 

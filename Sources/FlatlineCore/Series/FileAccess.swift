@@ -75,4 +75,32 @@ package enum FileAccess {
         defer { free(resolved) }
         return "new " + String(cString: resolved) + "/" + url.lastPathComponent
     }
+
+    /// The directory temporary files go in: `TMPDIR`, else `/tmp`.
+    package static var temporaryDirectory: String {
+        ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    }
+
+    /// A new file in ``temporaryDirectory``, open for reading and writing and already removed
+    /// (nothing is left behind however the process ends): its descriptor, or why it could not be
+    /// made (`strerror`'s words).
+    package static func anonymousTemporaryFile(prefix: String) -> Result<Int32, TemporaryFileError> {
+        let directory = temporaryDirectory
+        var template = Array((directory + "/" + prefix + "-XXXXXX").utf8CString)
+        let descriptor = template.withUnsafeMutableBufferPointer { buffer in
+            buffer.baseAddress.map { mkstemp($0) } ?? -1
+        }
+        guard descriptor >= 0 else {
+            return .failure(TemporaryFileError(directory: directory, reason: String(cString: strerror(errno))))
+        }
+        unlink(String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        // Not inherited by a process this one starts.
+        _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+        return .success(descriptor)
+    }
+
+    package struct TemporaryFileError: Error, Hashable, Sendable {
+        package var directory: String
+        package var reason: String
+    }
 }

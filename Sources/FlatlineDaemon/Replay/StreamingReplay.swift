@@ -30,6 +30,9 @@ public struct StreamingReplay: Sendable {
         /// Bytes read at a time, and samples in a block (a longer series is a block of its own).
         public var chunkBytes = 1 << 24
         public var blockRows = 1 << 17
+        /// The first pass keeps the samples it parsed in a temporary file for the second to read
+        /// back (``SeriesFileOutline/spill``); false: the second parses the text again.
+        public var keepSamples = true
 
         public init(configuration: DetectorConfiguration) {
             self.configuration = configuration
@@ -64,7 +67,8 @@ public struct StreamingReplay: Sendable {
                     path: path,
                     format: format,
                     chunkBytes: settings.chunkBytes,
-                    threads: settings.threads
+                    threads: settings.threads,
+                    keepSamples: settings.keepSamples
                 )
             }
             guard let read = first else { return nil }
@@ -105,9 +109,7 @@ public struct StreamingReplay: Sendable {
                 )
             } else {
                 blocks = try SeriesFileBlocks(
-                    path: outline.name,
-                    format: outline.format,
-                    layout: outline.layout,
+                    outline: outline,
                     kind: settings.kind,
                     chunkBytes: settings.chunkBytes,
                     blockRows: settings.blockRows

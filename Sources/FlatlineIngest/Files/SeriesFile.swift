@@ -383,7 +383,7 @@ package struct TextArena: Sendable {
     package private(set) var bytes: [UInt8] = []
     private var recent = [(time: Int64, span: SeriesFile.TextSpan)](
         repeating: (Int64.min, SeriesFile.TextSpan(offset: 0, count: 0)),
-        count: 1 << 13
+        count: recentSlots
     )
 
     package init() {}
@@ -407,10 +407,37 @@ package struct TextArena: Sendable {
         return add(time.description, time: time)
     }
 
+    /// Whether `count` bytes at `a` and `b` are the same: a timestamp's text (up to 16 bytes)
+    /// compared in place, not through a call.
+    @inline(__always)
+    private static func same(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ count: Int) -> Bool {
+        guard count <= 16 else { return memcmp(a, b, count) == 0 }
+        var k = 0
+        while k + 8 <= count {
+            guard
+                UnsafeRawPointer(a + k).loadUnaligned(as: UInt64.self)
+                    == UnsafeRawPointer(b + k).loadUnaligned(as: UInt64.self)
+            else { return false }
+            k += 8
+        }
+        while k < count {
+            guard a[k] == b[k] else { return false }
+            k += 1
+        }
+        return true
+    }
+
+    /// A time's place in the recent table: its second, plus its milliseconds. Times on a grid of
+    /// whole seconds come in order to places in order (one series' samples, series after series
+    /// through the same ticks), which the processor fetches ahead: a hash scattered them, and
+    /// finding a text cost a miss of the cache per sample.
     @inline(__always)
     private static func slot(_ time: Timestamp) -> Int {
-        Int(truncatingIfNeeded: (UInt64(bitPattern: time.milliseconds) &* 0x9E37_79B9_7F4A_7C15) >> 51)
+        let ms = time.milliseconds
+        return Int(truncatingIfNeeded: (ms / 1000) &+ (ms % 1000)) & (recentSlots - 1)
     }
+
+    private static let recentSlots = 1 << 13
 
     package mutating func add(_ text: UnsafeBufferPointer<UInt8>, time: Timestamp) -> SeriesFile.TextSpan {
         let ms = time.milliseconds
@@ -419,7 +446,7 @@ package struct TextArena: Sendable {
         if known.time == ms, known.span.count == text.count,
             bytes.withUnsafeBufferPointer({ b in
                 guard let base = b.baseAddress, let other = text.baseAddress else { return text.isEmpty }
-                return memcmp(base + known.span.offset, other, text.count) == 0
+                return Self.same(base + known.span.offset, other, text.count)
             })
         {
             return known.span

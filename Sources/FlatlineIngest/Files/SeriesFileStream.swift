@@ -191,7 +191,8 @@ final class ExpositionChunks {
 }
 
 /// What one chunk of a file holds, for ``SeriesFile/outline(path:format:chunkBytes:)``: each
-/// sample's series (by the chunk's number) and time, in file order.
+/// sample's series (by the chunk's number) and time, in file order; with `keepsSamples`, also
+/// what the second pass needs of each (for a ``SampleSpill``).
 struct ChunkOutline: Sendable {
     /// The chunk's series by number, in order of first appearance.
     var labels: [LabelSet] = []
@@ -199,16 +200,38 @@ struct ChunkOutline: Sendable {
     var times: [Int64] = []
     var usable = false
     var missingTimestamp: Int?
+    /// Whether the columns below are filled.
+    let keepsSamples: Bool
+    var values: [Double] = []
+    var lines: [Int] = []
+    /// ``kindCode(_:)`` of each.
+    var kinds: [UInt8] = []
+    /// Where each sample's timestamp text is in `texts`.
+    var textOffsets: [UInt32] = []
+    var textCounts: [UInt32] = []
+    var texts = TextArena()
+    /// A timestamp's text too long to keep (past 4 GiB of text in a chunk): the samples are not
+    /// kept (the second pass parses the text again).
+    var textOverflow = false
 
-    init() {}
-
-    /// Room for `samples` without growing (a chunk holds about as many as the one before).
-    init(reserving samples: Int) {
-        numbers.reserveCapacity(samples)
-        times.reserveCapacity(samples)
+    init(keepsSamples: Bool = false) {
+        self.keepsSamples = keepsSamples
     }
 
-    mutating func add(_ sample: RawSample, _ new: ParsedSeries?) {
+    /// Room for `samples` without growing (a chunk holds about as many as the one before).
+    init(reserving samples: Int, keepsSamples: Bool) {
+        self.keepsSamples = keepsSamples
+        numbers.reserveCapacity(samples)
+        times.reserveCapacity(samples)
+        guard keepsSamples else { return }
+        values.reserveCapacity(samples)
+        lines.reserveCapacity(samples)
+        kinds.reserveCapacity(samples)
+        textOffsets.reserveCapacity(samples)
+        textCounts.reserveCapacity(samples)
+    }
+
+    mutating func add(_ sample: RawSample, _ new: ParsedSeries?, bytes: [UInt8]) {
         if let new { labels.append(new.labels) }
         guard let timestamp = sample.timestamp else {
             if missingTimestamp == nil { missingTimestamp = sample.line }
@@ -218,7 +241,23 @@ struct ChunkOutline: Sendable {
         numbers.append(Int32(truncatingIfNeeded: sample.series))
         times.append(timestamp.milliseconds)
         if !usable && sample.value.isFinite { usable = true }
+        guard keepsSamples else { return }
+        let span = texts.add(bytes, sample.timestampBytes ?? 0..<0, time: timestamp)
+        values.append(sample.value)
+        lines.append(sample.line)
+        kinds.append(Self.kindCode(sample.kind))
+        guard let offset = UInt32(exactly: span.offset), let count = UInt32(exactly: span.count) else {
+            textOverflow = true
+            textOffsets.append(0)
+            textCounts.append(0)
+            return
+        }
+        textOffsets.append(offset)
+        textCounts.append(count)
     }
+
+    static func kindCode(_ kind: MetricKind) -> UInt8 { kind == .counter ? 1 : 0 }
+    static func kind(code: UInt8) -> MetricKind { code == 1 ? .counter : .gauge }
 }
 
 /// One series' spacings between distinct times that come in order: a count per spacing (a
@@ -287,15 +326,22 @@ struct Outliner {
     /// millisecond, over many series) the file is read whole.
     static let maxDistinctSpacings = 1 << 21
 
-    init(name: String, format: SeriesFile.Format) {
+    /// Whether the outline keeps every series' labels (``SeriesFileOutline/labels``).
+    let keepsLabels: Bool
+
+    init(name: String, format: SeriesFile.Format, keepsLabels: Bool = false) {
         outline = SeriesFileOutline(name: name, format: format)
+        self.keepsLabels = keepsLabels
     }
 
     /// Whether the file may still be streamed.
     var streamable: Bool { seriesMajor || timeOrdered }
 
-    mutating func merge(_ chunk: ChunkOutline) {
-        guard streamable else { return }
+    /// Joins the next chunk; returns the file's number of each of its series (by the chunk's
+    /// number), empty once the file cannot be streamed.
+    @discardableResult
+    mutating func merge(_ chunk: ChunkOutline) -> [Int] {
+        guard streamable else { return [] }
         var ids: [Int] = []
         ids.reserveCapacity(chunk.labels.count)
         for labels in chunk.labels {
@@ -304,6 +350,7 @@ struct Outliner {
             } else {
                 index[labels] = outline.series
                 ids.append(outline.series)
+                if keepsLabels { outline.labels.append(labels) }
                 outline.series += 1
                 if timeOrdered { spacings.append(SpacingCounts()) }
             }
@@ -338,11 +385,12 @@ struct Outliner {
                     if spacings[id].add(time) { distinctSpacings += 1 }
                 }
             }
-            if !streamable { return }
+            if !streamable { return [] }
         }
         outline.rows += chunk.numbers.count
         usable = usable || chunk.usable
         if missingTimestamp == nil { missingTimestamp = chunk.missingTimestamp }
+        return ids
     }
 
     /// The series just ended: its spacing, and its times among the file's (each schedule that
@@ -438,6 +486,15 @@ public struct SeriesFileOutline: Sendable {
     public var layout = Layout.seriesAfterSeries
     /// What the reader of the file should know (a CSV's columns that are not scored).
     public var warnings: [String] = []
+    /// The samples as the first pass parsed them, for the second to read back instead of the
+    /// text (``SeriesFileBlocks``); nil when the first pass was not asked to keep them or could
+    /// not (no temporary file, a full disk).
+    package var spill: SampleSpill?
+    /// Every series' labels by the file's number, when `spill` is there.
+    package var labels: [LabelSet] = []
+
+    /// Whether the second pass reads the samples back from a temporary file (not the text).
+    public var isSpilled: Bool { spill != nil }
 
     public enum Layout: Hashable, Sendable {
         /// Each series' samples together: blocks of whole series, each through every tick.
@@ -486,19 +543,42 @@ extension SeriesFile {
     /// - Throws: ``SeriesFileError`` as ``load(path:format:kind:threads:)`` would for the same
     ///   file: the first bad line, a sample without a timestamp, no usable data.
     ///
-    /// - Parameter threads: with more than one, two chunks are parsed at a time side by side.
+    /// - Parameters:
+    ///   - threads: with more than one, two chunks are parsed at a time side by side.
+    ///   - keepSamples: keep the parsed samples in a temporary file (``SampleSpill``) for the
+    ///     second pass to read back instead of parsing the text again; without a temporary file
+    ///     (none can be made, the disk fills) the outline has none and the second pass parses.
     public static func outline(
         path: String,
         format: Format,
         chunkBytes: Int = 1 << 24,
-        threads: Int = 2
+        threads: Int = 2,
+        keepSamples: Bool = false
+    ) throws(SeriesFileError) -> SeriesFileOutline? {
+        try outline(
+            path: path,
+            format: format,
+            chunkBytes: chunkBytes,
+            threads: threads,
+            spill: keepSamples ? SampleSpill.create() : nil
+        )
+    }
+
+    /// The first pass, keeping the samples in `spill` (none: not kept).
+    package static func outline(
+        path: String,
+        format: Format,
+        chunkBytes: Int,
+        threads: Int,
+        spill: SampleSpill?
     ) throws(SeriesFileError) -> SeriesFileOutline? {
         let chunks = try ExpositionChunks(
             path: path,
             format: format == .openmetrics ? .openMetrics : .text,
             chunkBytes: chunkBytes
         )
-        var outline = Outliner(name: path, format: format)
+        var spill = spill
+        var outline = Outliner(name: path, format: format, keepsLabels: spill != nil)
         // The most samples a chunk held so far: room the next chunks' outlines start with.
         var samplesPerChunk = 0
         // Two chunks at a time, side by side: the second from the declarations the first's
@@ -526,18 +606,20 @@ extension SeriesFile {
             let work = consume pair
             let begin = starts
             let reserve = samplesPerChunk
+            let keeping = spill != nil
             results.withUnsafeMutableBufferPointer { results in
                 let out = UnsafeSendablePointer(results)
                 DispatchQueue.concurrentPerform(iterations: work.count) { k in
                     var state = begin[k].0
-                    var chunk = ChunkOutline(reserving: reserve)
+                    var chunk = ChunkOutline(reserving: reserve, keepsSamples: keeping)
+                    let bytes = work[k].bytes
                     do throws(SeriesFileError) {
                         let count = try parsing.parse(
-                            work[k].bytes,
+                            bytes,
                             last: work[k].last,
                             state: &state,
                             firstLine: begin[k].1
-                        ) { sample, new in chunk.add(sample, new) }
+                        ) { sample, new in chunk.add(sample, new, bytes: bytes) }
                         out.value[k] = .success((chunk, state, count))
                     } catch {
                         out.value[k] = .failure(error)
@@ -549,13 +631,22 @@ extension SeriesFile {
                 guard let result else { continue }
                 let (chunk, after, count) = try result.get()
                 samplesPerChunk = Swift.max(samplesPerChunk, chunk.numbers.count)
-                outline.merge(chunk)
+                let ids = outline.merge(chunk)
+                if let kept = spill {
+                    if chunk.textOverflow || !outline.streamable { spill = nil } else { kept.append(chunk, ids: ids) }
+                }
                 state = after
                 lines += count
             }
             chunks.position = (state, lines)
         }
-        return try outline.finish()
+        guard var result = try outline.finish() else { return nil }
+        if let spill, spill.finishWriting() {
+            result.spill = spill
+        } else {
+            result.labels = []
+        }
+        return result
     }
 
     /// The median spacing between distinct sorted `times` (sorted in place); nil for fewer than
@@ -574,8 +665,10 @@ extension SeriesFile {
 /// found streamable: blocks of about `blockRows` samples, each a ``SeriesFile`` of its own, in
 /// file order. Series after series, a block holds whole series (a longer series is a block of its
 /// own); in time order, whole ticks. The errors the file could throw were thrown by the outline.
+/// The samples come from the outline's ``SampleSpill`` when it has one, else from parsing the
+/// text again: the same blocks either way.
 public final class SeriesFileBlocks {
-    private let chunks: ExpositionChunks
+    private let source: Source
     private let format: SeriesFile.Format
     private let layout: SeriesFileOutline.Layout
     private let kind: MetricKind?
@@ -585,12 +678,25 @@ public final class SeriesFileBlocks {
     /// Nil only while a chunk fills it.
     private var filling: Filling?
 
+    private enum Source {
+        case text(ExpositionChunks)
+        /// The spill, every series' labels by the file's number, and the chunk read into.
+        case spill(SampleSpill, [LabelSet], Box)
+    }
+
+    /// A spilled chunk's arrays, read into again chunk after chunk.
+    private final class Box {
+        var chunk = SpilledChunk()
+    }
+
     /// The block being filled: its series, rows and texts; its last series and time. A value, so
     /// that parsing a chunk fills a local copy (a class's stored properties would be checked for
     /// exclusive access at run time, on every sample).
     private struct Filling {
         let name: String
         let format: SeriesFile.Format
+        let layout: SeriesFileOutline.Layout
+        let kind: MetricKind?
         let blockRows: Int
         var series: [LabelSet] = []
         var rows: [SeriesFile.Row] = []
@@ -600,12 +706,85 @@ public final class SeriesFileBlocks {
         /// In time order: the block's series by labels, and by the chunk's numbers (-1: not yet).
         var indexInBlock: [LabelSet: Int] = [:]
         var indexOfNumber: [Int] = []
+        /// The chunk's series by its numbers.
+        var labelsOfNumber: [LabelSet] = []
+        /// The chunk's number of the series of the last sample: labels are compared only where
+        /// the number changes (two spellings of one label set are one series).
+        var currentNumber = -1
         var done: [SeriesFile] = []
 
-        init(name: String, format: SeriesFile.Format, blockRows: Int) {
+        init(
+            name: String,
+            format: SeriesFile.Format,
+            layout: SeriesFileOutline.Layout,
+            kind: MetricKind?,
+            blockRows: Int
+        ) {
             self.name = name
             self.format = format
+            self.layout = layout
+            self.kind = kind
             self.blockRows = blockRows
+        }
+
+        /// A new chunk begins: its series are numbered from 0 (`labels`, or as they come).
+        mutating func startChunk(labels: [LabelSet] = []) {
+            labelsOfNumber = labels
+            currentNumber = -1
+            indexOfNumber.removeAll(keepingCapacity: true)
+            indexOfNumber.append(contentsOf: repeatElement(-1, count: labels.count))
+        }
+
+        /// The next sample of the chunk, its timestamp's text in `bytes`; `new` its series, the
+        /// first time it comes in the chunk.
+        mutating func add(_ bytes: [UInt8], _ sample: RawSample, _ new: ParsedSeries?) {
+            if let new {
+                labelsOfNumber.append(new.labels)
+                indexOfNumber.append(-1)
+            }
+            guard sample.series < labelsOfNumber.count, let timestamp = sample.timestamp,
+                let text = sample.timestampBytes
+            else { return }
+            let index: Int
+            switch layout {
+            case .seriesAfterSeries:
+                if sample.series != currentNumber {
+                    currentNumber = sample.series
+                    let labels = labelsOfNumber[sample.series]
+                    if labels != currentLabels {
+                        if rows.count >= blockRows { complete() }
+                        series.append(labels)
+                        currentLabels = labels
+                    }
+                }
+                index = series.count - 1
+            case .timeOrder:
+                if rows.count >= blockRows, timestamp != lastTime { complete() }
+                lastTime = timestamp
+                if indexOfNumber[sample.series] >= 0 {
+                    index = indexOfNumber[sample.series]
+                } else {
+                    let labels = labelsOfNumber[sample.series]
+                    if let known = indexInBlock[labels] {
+                        index = known
+                    } else {
+                        index = series.count
+                        indexInBlock[labels] = index
+                        series.append(labels)
+                    }
+                    indexOfNumber[sample.series] = index
+                }
+            }
+            rows.append(
+                SeriesFile.Row(
+                    series: index,
+                    timestamp: timestamp,
+                    text: texts.add(bytes, text, time: timestamp),
+                    value: sample.value,
+                    kind: kind ?? sample.kind,
+                    line: sample.line
+                )
+            )
         }
 
         mutating func complete() {
@@ -621,7 +800,7 @@ public final class SeriesFileBlocks {
 
     /// - Parameters:
     ///   - kind: force every series to be a counter or a gauge (as ``SeriesFile/load(path:format:kind:threads:)``).
-    public init(
+    public convenience init(
         path: String,
         format: SeriesFile.Format,
         layout: SeriesFileOutline.Layout = .seriesAfterSeries,
@@ -629,25 +808,66 @@ public final class SeriesFileBlocks {
         chunkBytes: Int = 1 << 24,
         blockRows: Int = 1 << 17
     ) throws(SeriesFileError) {
-        chunks = try ExpositionChunks(
+        try self.init(
             path: path,
-            format: format == .openmetrics ? .openMetrics : .text,
-            chunkBytes: chunkBytes
+            format: format,
+            outline: nil,
+            layout: layout,
+            kind: kind,
+            chunkBytes: chunkBytes,
+            blockRows: blockRows
         )
+    }
+
+    /// The blocks of the file `outline` describes, read back from its spill when it has one (a
+    /// spill is read once: the blocks of a second reader are parsed from the text).
+    public convenience init(
+        outline: SeriesFileOutline,
+        kind: MetricKind? = nil,
+        chunkBytes: Int = 1 << 24,
+        blockRows: Int = 1 << 17
+    ) throws(SeriesFileError) {
+        try self.init(
+            path: outline.name,
+            format: outline.format,
+            outline: outline,
+            layout: outline.layout,
+            kind: kind,
+            chunkBytes: chunkBytes,
+            blockRows: blockRows
+        )
+    }
+
+    private init(
+        path: String,
+        format: SeriesFile.Format,
+        outline: SeriesFileOutline?,
+        layout: SeriesFileOutline.Layout,
+        kind: MetricKind?,
+        chunkBytes: Int,
+        blockRows: Int
+    ) throws(SeriesFileError) {
+        if let outline, let spill = outline.spill, spill.claim() {
+            source = .spill(spill, outline.labels, Box())
+        } else {
+            source = .text(
+                try ExpositionChunks(
+                    path: path,
+                    format: format == .openmetrics ? .openMetrics : .text,
+                    chunkBytes: chunkBytes
+                )
+            )
+        }
         self.format = format
         self.layout = layout
         self.kind = kind
         self.blockRows = Swift.max(1, blockRows)
-        filling = Filling(name: chunks.name, format: format, blockRows: self.blockRows)
+        filling = Filling(name: path, format: format, layout: layout, kind: kind, blockRows: self.blockRows)
     }
 
     /// The next block; nil after the last.
     public func next() throws(SeriesFileError) -> SeriesFile? {
         while ready.isEmpty && !ended {
-            var labelsOfNumber: [LabelSet] = []
-            // The chunk's number of the series of the last sample: labels are compared only
-            // where the number changes (two spellings of one label set are one series).
-            var currentNumber = -1
             // Taken out for the chunk and put back after it, never copied (its arrays stay unique).
             guard var block = filling.take() else { return nil }
             defer {
@@ -655,58 +875,14 @@ public final class SeriesFileBlocks {
                 block.done = []
                 filling = block
             }
-            block.indexOfNumber.removeAll(keepingCapacity: true)
-            let layout = layout
-            let kind = kind
-            let blockRows = blockRows
-            let more = try chunks.next { bytes, sample, new in
-                if let new {
-                    labelsOfNumber.append(new.labels)
-                    block.indexOfNumber.append(-1)
-                }
-                guard sample.series < labelsOfNumber.count, let timestamp = sample.timestamp,
-                    let text = sample.timestampBytes
-                else { return }
-                let index: Int
-                switch layout {
-                case .seriesAfterSeries:
-                    if sample.series != currentNumber {
-                        currentNumber = sample.series
-                        let labels = labelsOfNumber[sample.series]
-                        if labels != block.currentLabels {
-                            if block.rows.count >= blockRows { block.complete() }
-                            block.series.append(labels)
-                            block.currentLabels = labels
-                        }
-                    }
-                    index = block.series.count - 1
-                case .timeOrder:
-                    if block.rows.count >= blockRows, timestamp != block.lastTime { block.complete() }
-                    block.lastTime = timestamp
-                    if block.indexOfNumber[sample.series] >= 0 {
-                        index = block.indexOfNumber[sample.series]
-                    } else {
-                        let labels = labelsOfNumber[sample.series]
-                        if let known = block.indexInBlock[labels] {
-                            index = known
-                        } else {
-                            index = block.series.count
-                            block.indexInBlock[labels] = index
-                            block.series.append(labels)
-                        }
-                        block.indexOfNumber[sample.series] = index
-                    }
-                }
-                block.rows.append(
-                    SeriesFile.Row(
-                        series: index,
-                        timestamp: timestamp,
-                        text: block.texts.add(bytes, text, time: timestamp),
-                        value: sample.value,
-                        kind: kind ?? sample.kind,
-                        line: sample.line
-                    )
-                )
+            let more: Bool
+            switch source {
+            case .text(let chunks):
+                block.startChunk()
+                more = try chunks.next { bytes, sample, new in block.add(bytes, sample, new) }
+            case .spill(let spill, let labels, let box):
+                more = try spill.next(into: &box.chunk, file: block.name)
+                if more { Self.replay(box.chunk, labels: labels, into: &block) }
             }
             if !more {
                 ended = true
@@ -714,6 +890,24 @@ public final class SeriesFileBlocks {
             }
         }
         return ready.isEmpty ? nil : ready.removeFirst()
+    }
+
+    /// A spilled chunk's samples into `block`, as parsing the chunk would give them.
+    private static func replay(_ chunk: SpilledChunk, labels: [LabelSet], into block: inout Filling) {
+        block.startChunk(labels: chunk.ids.map { $0 < labels.count ? labels[$0] : LabelSet() })
+        for k in chunk.numbers.indices {
+            let offset = Int(chunk.textOffsets[k])
+            let sample = RawSample(
+                series: Int(chunk.numbers[k]),
+                value: chunk.values[k],
+                type: .unknown,
+                kind: ChunkOutline.kind(code: chunk.kinds[k]),
+                timestamp: Timestamp(milliseconds: chunk.times[k]),
+                timestampBytes: offset..<(offset + Int(chunk.textCounts[k])),
+                line: chunk.lines[k]
+            )
+            block.add(chunk.texts, sample, nil)
+        }
     }
 }
 

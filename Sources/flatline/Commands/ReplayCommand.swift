@@ -390,15 +390,13 @@ struct ReplayCommand: AsyncParsableCommand {
     /// is left behind however the process ends): returns the path it is read by while the
     /// descriptor stays open (`/proc/self/fd/N`), and the descriptor.
     static func spool(_ path: String) throws -> (path: String, descriptor: Int32) {
-        let directory = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
-        var template = Array((directory + "/flatline-replay-XXXXXX").utf8CString)
-        let out = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.map { mkstemp($0) } ?? -1 }
-        guard out >= 0 else {
-            throw CommandFailure(
-                "cannot create a temporary file in \(directory) for \(path): \(String(cString: strerror(errno)))"
-            )
+        let directory = FileAccess.temporaryDirectory
+        let out: Int32
+        switch FileAccess.anonymousTemporaryFile(prefix: "flatline-replay") {
+        case .success(let descriptor): out = descriptor
+        case .failure(let error):
+            throw CommandFailure("cannot create a temporary file in \(error.directory) for \(path): \(error.reason)")
         }
-        unlink(String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         let input = open(path, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else {
             let reason = String(cString: strerror(errno))
