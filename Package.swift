@@ -39,10 +39,12 @@ let package = Package(
         ),
         // A cache prefetch hint (a compiler builtin, header only), for walks over remembered series.
         .systemLibrary(name: "CPrefetch"),
+        // The file system a file is on (statfs, header only): temporary files are kept off tmpfs.
+        .systemLibrary(name: "CFileSystem"),
         // Series identity, counters to rates, numeric kernels, detectors and their state.
         .target(
             name: "FlatlineCore",
-            dependencies: ["CLAPACK", "CPrefetch"]
+            dependencies: ["CLAPACK", "CPrefetch", "CFileSystem"]
         ),
         // Data entering Flatline: exposition formats, CSV series, NATS monitoring JSON, scrapes
         // and recordings.

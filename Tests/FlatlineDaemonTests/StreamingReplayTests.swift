@@ -93,7 +93,12 @@ struct StreamingReplayTests {
         let fileFormat = try #require(SeriesFile.streamableFormat(path: path, format: nil))
         guard let replay = try StreamingReplay(path: path, format: fileFormat, settings: settings) else { return nil }
         if fileFormat != .csv {
-            #expect(replay.outline.isSpilled == keepSamples, "the first pass keeps the samples when asked")
+            // Where the temporary directory is held in memory, nothing is kept.
+            let possible = SampleSpill.create() != nil
+            #expect(
+                replay.outline.isSpilled == (keepSamples && possible),
+                "the first pass keeps the samples when asked"
+            )
         }
         var bytes: [UInt8] = []
         let summary = try replay.run(writer: ReplayWriter(format: format)) { bytes += $0 }
@@ -300,13 +305,15 @@ struct StreamingReplayTests {
                 )
             )
             #expect(parsed.count > 5)
+            // In a directory on disk (the temporary directory may be held in memory).
+            let onDisk = FileManager.default.currentDirectoryPath + "/.build"
             let outline = try #require(
                 try SeriesFile.outline(
                     path: path,
                     format: .openmetrics,
                     chunkBytes: 4096,
                     threads: 2,
-                    keepSamples: true
+                    spill: try #require(SampleSpill.create(in: onDisk))
                 )
             )
             #expect(outline.isSpilled && outline.labels.count == outline.series)
@@ -324,6 +331,17 @@ struct StreamingReplayTests {
             #expect(full.failed && !refused.isSpilled && refused.labels.isEmpty)
             #expect(refused.rows == outline.rows && refused.times == outline.times && refused.step == outline.step)
             #expect(same(try blocks(SeriesFileBlocks(outline: refused, chunkBytes: 4096, blockRows: 500)), parsed))
+        }
+        // Not in a file system held in memory: the samples would take memory, not disk.
+        if case .success(let descriptor) = FileAccess.anonymousTemporaryFile(prefix: "flatline-test", in: "/dev/shm") {
+            #expect(FileAccess.isInMemory(descriptor: descriptor))
+            close(descriptor)
+            #expect(SampleSpill.create(in: "/dev/shm") == nil)
+        }
+        let disk = FileManager.default.currentDirectoryPath + "/.build"
+        if case .success(let descriptor) = FileAccess.anonymousTemporaryFile(prefix: "flatline-test", in: disk) {
+            #expect(!FileAccess.isInMemory(descriptor: descriptor))
+            close(descriptor)
         }
     }
 

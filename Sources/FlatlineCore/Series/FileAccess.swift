@@ -1,3 +1,4 @@
+import CFileSystem
 import Foundation
 
 #if canImport(Glibc)
@@ -81,11 +82,13 @@ package enum FileAccess {
         ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
     }
 
-    /// A new file in ``temporaryDirectory``, open for reading and writing and already removed
+    /// A new file in `directory` (``temporaryDirectory``), open for reading and writing and already removed
     /// (nothing is left behind however the process ends): its descriptor, or why it could not be
     /// made (`strerror`'s words).
-    package static func anonymousTemporaryFile(prefix: String) -> Result<Int32, TemporaryFileError> {
-        let directory = temporaryDirectory
+    package static func anonymousTemporaryFile(
+        prefix: String,
+        in directory: String = temporaryDirectory
+    ) -> Result<Int32, TemporaryFileError> {
         var template = Array((directory + "/" + prefix + "-XXXXXX").utf8CString)
         let descriptor = template.withUnsafeMutableBufferPointer { buffer in
             buffer.baseAddress.map { mkstemp($0) } ?? -1
@@ -94,9 +97,17 @@ package enum FileAccess {
             return .failure(TemporaryFileError(directory: directory, reason: String(cString: strerror(errno))))
         }
         unlink(String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-        // Not inherited by a process this one starts.
+        // Not inherited by a process this one starts from now on.
         _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
         return .success(descriptor)
+    }
+
+    /// Whether the file open at `descriptor` is in a file system held in memory (tmpfs, ramfs):
+    /// what is written there takes memory, not disk.
+    package static func isInMemory(descriptor: Int32) -> Bool {
+        // TMPFS_MAGIC and RAMFS_MAGIC (linux/magic.h).
+        let type = flatline_filesystem_type(descriptor)
+        return type == 0x0102_1994 || type == 0x8584_58F6
     }
 
     package struct TemporaryFileError: Error, Hashable, Sendable {

@@ -68,7 +68,8 @@ public struct StreamingReplay: Sendable {
                     format: format,
                     chunkBytes: settings.chunkBytes,
                     threads: settings.threads,
-                    keepSamples: settings.keepSamples
+                    keepSamples: settings.keepSamples,
+                    keepOnlyInTimeOrder: !Self.canSplit(settings.configuration)
                 )
             }
             guard let read = first else { return nil }

@@ -1,4 +1,5 @@
 import FlatlineCore
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -10,27 +11,36 @@ import FlatlineCore
 
 /// The samples a streamed replay's first pass parsed, kept in binary in a temporary file (already
 /// removed: nothing is left behind) so that the second pass reads them back instead of parsing
-/// the text again. Memory holds a chunk's samples at a time; the disk about 37 bytes a sample.
+/// the text again. Memory holds the columns of the chunks being parsed; the disk about 37 bytes
+/// a sample. Made only in a directory on a disk: in a file system held in memory (tmpfs) it would
+/// make the replay's memory grow with the file.
 ///
 /// Written chunk by chunk in file order while the first pass reads, then read back in the same
-/// order, once. One thread at a time uses it (the first pass, then the task of the second that
-/// reads the blocks): hence `@unchecked Sendable`.
+/// order, once, by the one reader that claims it (``claim()``). One thread at a time writes it
+/// (the first pass) and one reads it (the task of the second pass that reads the blocks): hence
+/// `@unchecked Sendable`.
 package final class SampleSpill: @unchecked Sendable {
     private let handle: UnsafeMutablePointer<FILE>
     /// A write failed (a full disk): the spill is not used, the second pass parses the text.
     package private(set) var failed = false
     private var reading = false
-    private var claimed = false
+    private let claimed = Atomic<Bool>(false)
     /// Chunks written, and left to read.
     private var chunks = 0
     private var left = 0
 
-    /// A spill in ``FileAccess/temporaryDirectory``; nil when no file can be made there (the
-    /// replay then parses the text twice, as it would without).
-    package static func create() -> SampleSpill? {
-        guard case .success(let descriptor) = FileAccess.anonymousTemporaryFile(prefix: "flatline-samples"),
-            let handle = fdopen(descriptor, "w+b")
-        else { return nil }
+    /// A spill in `directory` (``FileAccess/temporaryDirectory``); nil when no file can be made there, or the
+    /// directory is held in memory (the replay then parses the text twice, as it would without).
+    package static func create(in directory: String = FileAccess.temporaryDirectory) -> SampleSpill? {
+        guard
+            case .success(let descriptor) = FileAccess.anonymousTemporaryFile(prefix: "flatline-samples", in: directory)
+        else {
+            return nil
+        }
+        guard !FileAccess.isInMemory(descriptor: descriptor), let handle = fdopen(descriptor, "w+b") else {
+            close(descriptor)
+            return nil
+        }
         return SampleSpill(handle: handle)
     }
 
@@ -74,15 +84,17 @@ package final class SampleSpill: @unchecked Sendable {
     /// Takes the spill for one reading: false when it was taken before (it is read once; a
     /// second reader parses the text).
     func claim() -> Bool {
-        guard reading, !claimed else { return false }
-        claimed = true
-        return true
+        reading && claimed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
     }
 
-    /// The next chunk read back into `chunk` (its arrays reused); false after the last.
+    /// The next chunk read back into `chunk`; false after the last (the file's space is then
+    /// given back). `series`: how many series the file has (the chunk's are among them).
     /// - Throws: ``SeriesFileError`` (naming `file`) when it cannot be read back as written.
-    func next(into chunk: inout SpilledChunk, file: String) throws(SeriesFileError) -> Bool {
-        guard reading, left > 0 else { return false }
+    func next(into chunk: inout SpilledChunk, file: String, series fileSeries: Int) throws(SeriesFileError) -> Bool {
+        guard reading, left > 0 else {
+            if reading { _ = ftruncate(fileno(handle), 0) }
+            return false
+        }
         var header: [Int] = []
         guard read(&header, count: 3) else { throw lost(file) }
         let (rows, series, textBytes) = (header[0], header[1], header[2])
@@ -95,6 +107,7 @@ package final class SampleSpill: @unchecked Sendable {
             read(&chunk.textOffsets, count: rows), read(&chunk.textCounts, count: rows),
             read(&chunk.texts, count: textBytes)
         else { throw lost(file) }
+        guard chunk.ids.allSatisfy({ (0..<fileSeries).contains($0) }) else { throw lost(file) }
         for k in 0..<rows {
             guard (0..<series).contains(Int(chunk.numbers[k])),
                 Int(chunk.textOffsets[k]) + Int(chunk.textCounts[k]) <= textBytes

@@ -327,7 +327,7 @@ struct Outliner {
     static let maxDistinctSpacings = 1 << 21
 
     /// Whether the outline keeps every series' labels (``SeriesFileOutline/labels``).
-    let keepsLabels: Bool
+    private(set) var keepsLabels: Bool
 
     init(name: String, format: SeriesFile.Format, keepsLabels: Bool = false) {
         outline = SeriesFileOutline(name: name, format: format)
@@ -336,6 +336,15 @@ struct Outliner {
 
     /// Whether the file may still be streamed.
     var streamable: Bool { seriesMajor || timeOrdered }
+
+    /// Whether the file may still be streamed in time order.
+    var inTimeOrder: Bool { timeOrdered }
+
+    /// The labels are no longer needed (the spill was dropped).
+    mutating func stopKeepingLabels() {
+        keepsLabels = false
+        outline.labels = []
+    }
 
     /// Joins the next chunk; returns the file's number of each of its series (by the chunk's
     /// number), empty once the file cannot be streamed.
@@ -547,20 +556,25 @@ extension SeriesFile {
     ///   - threads: with more than one, two chunks are parsed at a time side by side.
     ///   - keepSamples: keep the parsed samples in a temporary file (``SampleSpill``) for the
     ///     second pass to read back instead of parsing the text again; without a temporary file
-    ///     (none can be made, the disk fills) the outline has none and the second pass parses.
+    ///     (none can be made, it would be held in memory, the disk fills) the outline has none and
+    ///     the second pass parses.
+    ///   - keepOnlyInTimeOrder: keep them only while the file is in time order (for a detector
+    ///     whose series cannot be split, series after series is read whole).
     public static func outline(
         path: String,
         format: Format,
         chunkBytes: Int = 1 << 24,
         threads: Int = 2,
-        keepSamples: Bool = false
+        keepSamples: Bool = false,
+        keepOnlyInTimeOrder: Bool = false
     ) throws(SeriesFileError) -> SeriesFileOutline? {
         try outline(
             path: path,
             format: format,
             chunkBytes: chunkBytes,
             threads: threads,
-            spill: keepSamples ? SampleSpill.create() : nil
+            spill: keepSamples ? SampleSpill.create() : nil,
+            timeOrderOnly: keepOnlyInTimeOrder
         )
     }
 
@@ -570,7 +584,8 @@ extension SeriesFile {
         format: Format,
         chunkBytes: Int,
         threads: Int,
-        spill: SampleSpill?
+        spill: SampleSpill?,
+        timeOrderOnly: Bool = false
     ) throws(SeriesFileError) -> SeriesFileOutline? {
         let chunks = try ExpositionChunks(
             path: path,
@@ -633,7 +648,18 @@ extension SeriesFile {
                 samplesPerChunk = Swift.max(samplesPerChunk, chunk.numbers.count)
                 let ids = outline.merge(chunk)
                 if let kept = spill {
-                    if chunk.textOverflow || !outline.streamable { spill = nil } else { kept.append(chunk, ids: ids) }
+                    // Kept only while it may be read back: not for a file that cannot be streamed,
+                    // nor series after series for a detector that is not split (`keepSamples`
+                    // asked only in time order), nor after a failed write (its space given back).
+                    if !chunk.textOverflow && outline.streamable && (!timeOrderOnly || outline.inTimeOrder) {
+                        kept.append(chunk, ids: ids)
+                    }
+                    if kept.failed || chunk.textOverflow || !outline.streamable
+                        || (timeOrderOnly && !outline.inTimeOrder)
+                    {
+                        spill = nil
+                        outline.stopKeepingLabels()
+                    }
                 }
                 state = after
                 lines += count
@@ -666,7 +692,8 @@ extension SeriesFile {
 /// file order. Series after series, a block holds whole series (a longer series is a block of its
 /// own); in time order, whole ticks. The errors the file could throw were thrown by the outline.
 /// The samples come from the outline's ``SampleSpill`` when it has one, else from parsing the
-/// text again: the same blocks either way.
+/// text again: the same blocks either way. (Reading the spill back can fail: a read error of the
+/// temporary file.)
 public final class SeriesFileBlocks {
     private let source: Source
     private let format: SeriesFile.Format
@@ -684,7 +711,7 @@ public final class SeriesFileBlocks {
         case spill(SampleSpill, [LabelSet], Box)
     }
 
-    /// A spilled chunk's arrays, read into again chunk after chunk.
+    /// The spilled chunk last read.
     private final class Box {
         var chunk = SpilledChunk()
     }
@@ -881,7 +908,7 @@ public final class SeriesFileBlocks {
                 block.startChunk()
                 more = try chunks.next { bytes, sample, new in block.add(bytes, sample, new) }
             case .spill(let spill, let labels, let box):
-                more = try spill.next(into: &box.chunk, file: block.name)
+                more = try spill.next(into: &box.chunk, file: block.name, series: labels.count)
                 if more { Self.replay(box.chunk, labels: labels, into: &block) }
             }
             if !more {
@@ -894,7 +921,8 @@ public final class SeriesFileBlocks {
 
     /// A spilled chunk's samples into `block`, as parsing the chunk would give them.
     private static func replay(_ chunk: SpilledChunk, labels: [LabelSet], into block: inout Filling) {
-        block.startChunk(labels: chunk.ids.map { $0 < labels.count ? labels[$0] : LabelSet() })
+        // The ids are the file's (checked as read).
+        block.startChunk(labels: chunk.ids.map { labels[$0] })
         for k in chunk.numbers.indices {
             let offset = Int(chunk.textOffsets[k])
             let sample = RawSample(
