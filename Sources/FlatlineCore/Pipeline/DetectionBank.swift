@@ -250,13 +250,28 @@ public struct DetectionBank: Sendable {
         slotted samples: [SlottedSample],
         into verdicts: inout [SampleVerdict]
     ) {
-        verdicts.removeAll(keepingCapacity: true)
-        verdicts.append(contentsOf: repeatElement(.dropped(.nonFinite), count: samples.count))
+        samples.withUnsafeBufferPointer { process(time: time, slotted: $0, into: &verdicts) }
+    }
+
+    /// ``process(time:slotted:into:)`` from a buffer (a replay's tick, filled in place).
+    public mutating func process(
+        time: Timestamp,
+        slotted samples: UnsafeBufferPointer<SlottedSample>,
+        into verdicts: inout [SampleVerdict]
+    ) {
+        // Overwritten in place when the count is the same (a replay's ticks mostly are): no
+        // range replaced per tick.
+        if verdicts.count == samples.count {
+            for k in verdicts.indices { verdicts[k] = .dropped(.nonFinite) }
+        } else {
+            verdicts.removeAll(keepingCapacity: true)
+            verdicts.append(contentsOf: repeatElement(.dropped(.nonFinite), count: samples.count))
+        }
         guard begin(time, verdicts: &verdicts) else { return }
         var placed: [(index: Int, slot: Int)] = []
         swap(&placed, &placedScratch)
         defer { swap(&placed, &placedScratch) }
-        placed.removeAll(keepingCapacity: true)
+        if !placed.isEmpty { placed.removeAll(keepingCapacity: true) }
         for (index, sample) in samples.enumerated() {
             guard sample.value.isFinite else {
                 drops.add(.nonFinite)

@@ -364,14 +364,21 @@ public enum Replayer {
         // Each series' slot once it has one (-1: not yet), or why its samples are dropped.
         var slots = [Int](repeating: -1, count: file.series.count)
         var refused: [Int: DropReason] = [:]
-        var batch: [DetectionBank.SlottedSample] = []
-        var rowsOfBatch: [Int] = []
+        // A tick's samples and their rows, filled in place (no array's uniqueness checked, no
+        // range replaced, per tick): room for the widest tick.
+        var widest = 0
+        for t in ticks.times.indices { widest = Swift.max(widest, ticks.starts[t + 1] - ticks.starts[t]) }
+        let batch = UnsafeMutableBufferPointer<DetectionBank.SlottedSample>.allocate(capacity: Swift.max(1, widest))
+        let rowsOfBatch = UnsafeMutableBufferPointer<Int>.allocate(capacity: Swift.max(1, widest))
+        defer {
+            batch.deallocate()
+            rowsOfBatch.deallocate()
+        }
         var samples: [Sample] = []
         var verdicts: [SampleVerdict] = []
         for (t, time) in ticks.times.enumerated() {
-            batch.removeAll(keepingCapacity: true)
-            rowsOfBatch.removeAll(keepingCapacity: true)
-            samples.removeAll(keepingCapacity: true)
+            var count = 0
+            if !samples.isEmpty { samples.removeAll(keepingCapacity: true) }
             for position in ticks.starts[t]..<ticks.starts[t + 1] {
                 let index = Int(ticks.order[position])
                 let row = file.rows[index]
@@ -399,8 +406,12 @@ public enum Replayer {
                         continue
                     }
                 }
-                batch.append(DetectionBank.SlottedSample(slot: slot, value: value, counterReset: row.counterReset))
-                rowsOfBatch.append(index)
+                batch.initializeElement(
+                    at: count,
+                    to: DetectionBank.SlottedSample(slot: slot, value: value, counterReset: row.counterReset)
+                )
+                rowsOfBatch.initializeElement(at: count, to: index)
+                count += 1
                 if !models.isEmpty {
                     samples.append(
                         Sample(
@@ -413,7 +424,7 @@ public enum Replayer {
                     )
                 }
             }
-            bank.process(time: time, slotted: batch, into: &verdicts)
+            bank.process(time: time, slotted: UnsafeBufferPointer(rebasing: batch[..<count]), into: &verdicts)
             if !models.isEmpty {
                 alertEvents += evaluation.evaluate(time: time, samples: samples, verdicts: verdicts, now: time)
             }
