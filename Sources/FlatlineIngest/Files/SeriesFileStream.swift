@@ -651,12 +651,9 @@ extension SeriesFile {
                     // Kept only while it may be read back: not for a file that cannot be streamed,
                     // nor series after series for a detector that is not split (`keepSamples`
                     // asked only in time order), nor after a failed write (its space given back).
-                    if !chunk.textOverflow && outline.streamable && (!timeOrderOnly || outline.inTimeOrder) {
-                        kept.append(chunk, ids: ids)
-                    }
-                    if kept.failed || chunk.textOverflow || !outline.streamable
-                        || (timeOrderOnly && !outline.inTimeOrder)
-                    {
+                    let readable = !chunk.textOverflow && outline.streamable && (!timeOrderOnly || outline.inTimeOrder)
+                    if readable { kept.append(chunk, ids: ids) }
+                    if !readable || kept.failed {
                         spill = nil
                         outline.stopKeepingLabels()
                     }
@@ -704,16 +701,13 @@ public final class SeriesFileBlocks {
     private var ended = false
     /// Nil only while a chunk fills it.
     private var filling: Filling?
+    /// The spilled chunk last read.
+    private var spilled = SpilledChunk()
 
     private enum Source {
         case text(ExpositionChunks)
-        /// The spill, every series' labels by the file's number, and the chunk read into.
-        case spill(SampleSpill, [LabelSet], Box)
-    }
-
-    /// The spilled chunk last read.
-    private final class Box {
-        var chunk = SpilledChunk()
+        /// The spill, and every series' labels by the file's number.
+        case spill(SampleSpill, [LabelSet])
     }
 
     /// The block being filled: its series, rows and texts; its last series and time. A value, so
@@ -875,7 +869,7 @@ public final class SeriesFileBlocks {
         blockRows: Int
     ) throws(SeriesFileError) {
         if let outline, let spill = outline.spill, spill.claim() {
-            source = .spill(spill, outline.labels, Box())
+            source = .spill(spill, outline.labels)
         } else {
             source = .text(
                 try ExpositionChunks(
@@ -907,9 +901,9 @@ public final class SeriesFileBlocks {
             case .text(let chunks):
                 block.startChunk()
                 more = try chunks.next { bytes, sample, new in block.add(bytes, sample, new) }
-            case .spill(let spill, let labels, let box):
-                more = try spill.next(into: &box.chunk, file: block.name, series: labels.count)
-                if more { Self.replay(box.chunk, labels: labels, into: &block) }
+            case .spill(let spill, let labels):
+                more = try spill.next(into: &spilled, file: block.name, series: labels.count)
+                if more { Self.replay(spilled, labels: labels, into: &block) }
             }
             if !more {
                 ended = true
